@@ -1,0 +1,1 @@
+"""Loading data into PostGIS: readers, mappings, validation, staging and merge, synthetic data."""

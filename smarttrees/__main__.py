@@ -1,0 +1,3 @@
+from smarttrees.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""``smarttrees db``: the managed local PostGIS and the schema."""
+
+from __future__ import annotations
+
+import typer
+
+from smarttrees import schema
+from smarttrees.database import database_url, managed_cluster
+from smarttrees.settings import get_settings
+
+app = typer.Typer(
+    help="The database: the managed local PostGIS and the schema.", no_args_is_help=True
+)
+
+
+def _refuse_when_external(action: str) -> bool:
+    settings = get_settings()
+    if settings.database_url:
+        typer.echo(f"SMARTTREES_DATABASE_URL is set: nothing local to {action}.")
+        return True
+    return False
+
+
+@app.command()
+def start() -> None:
+    """Start the local PostGIS (initialising it on first use); a no-op when it runs."""
+    if _refuse_when_external("start"):
+        return
+    cluster = managed_cluster()
+    cluster.start()
+    typer.echo(cluster.status())
+
+
+@app.command()
+def stop() -> None:
+    """Stop the local PostGIS; the data stay."""
+    if _refuse_when_external("stop"):
+        return
+    managed_cluster().stop()
+    typer.echo("stopped")
+
+
+@app.command()
+def status() -> None:
+    """Say where the database is and whether it runs."""
+    settings = get_settings()
+    if settings.database_url:
+        typer.echo("external server (SMARTTREES_DATABASE_URL)")
+        return
+    typer.echo(managed_cluster().status())
+
+
+@app.command()
+def url() -> None:
+    """Print the database URL (starting the local PostGIS if needed)."""
+    typer.echo(database_url())
+
+
+@app.command()
+def upgrade() -> None:
+    """Apply pending schema migrations; running it twice changes nothing."""
+    from etl.species import load_species
+    from smarttrees.database import connect
+
+    url_ = database_url()
+    applied = schema.upgrade(url_)
+    if applied:
+        typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        typer.echo("schema up to date")
+    with connect(url_) as conn:
+        typer.echo(f"species catalogue: {load_species(conn)} species")

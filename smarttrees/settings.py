@@ -1,0 +1,65 @@
+"""Settings, read from the environment (prefix ``SMARTTREES_``) when asked for, never at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything SmartTrees can be told from outside.
+
+    With ``database_url`` unset, SmartTrees runs its own PostgreSQL + PostGIS cluster in
+    ``data_dir`` (see :mod:`smarttrees.cluster`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SMARTTREES_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        None, description="postgresql:// URL of an existing PostGIS; unset = the managed cluster"
+    )
+    data_dir: Path = Field(
+        Path(".smarttrees"), description="folder of the managed cluster and other local state"
+    )
+    db_port: int | None = Field(
+        None, ge=1024, le=65535, description="TCP port of the managed cluster; unset = derived"
+    )
+    db_name: str = Field("smarttrees", description="database name in the managed cluster")
+    pool_min_size: int = Field(1, ge=0)
+    pool_max_size: int = Field(8, ge=1)
+
+    host: str = Field("127.0.0.1", description="address `smarttrees serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="port `smarttrees serve` listens on")
+    public_url: str | None = Field(
+        None, description="URL clients see the server at; unset = http://host:port"
+    )
+    basemap_url: str | None = Field(
+        None, description="XYZ raster tile URL for the web map; none by default (works offline)"
+    )
+    default_page_size: int = Field(100, ge=1)
+    max_page_size: int = Field(10_000, ge=1)
+    exact_count_max: int = Field(
+        100_000, ge=0, description="count exactly up to this many matches, estimate above"
+    )
+    tile_min_zoom_points: int = Field(
+        13, ge=0, le=22, description="zoom from which tiles carry individual trees"
+    )
+    tile_max_features: int = Field(20_000, ge=1, description="cap of features in one tile")
+
+    gs1_company_prefix: str | None = Field(
+        None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
+    )
+
+    @property
+    def server_url(self) -> str:
+        """Base URL of the HTTP server as clients reach it."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read on first use."""
+    return Settings()
