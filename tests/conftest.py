@@ -22,6 +22,8 @@ from smarttrees import schema
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
 
+pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server"]
+
 TEMPLATE = "smarttrees_template"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 _counter = itertools.count()
