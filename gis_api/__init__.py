@@ -1,0 +1,1 @@
+"""The SmartTrees HTTP server: OGC APIs (through pygeoapi and our fast providers) and our routes."""

@@ -1,0 +1,240 @@
+"""The published collections: one typed record per layer.
+
+Adding a layer is one entry in ``COLLECTIONS``. Only the properties listed here are ever
+served, so personal columns (``stands.owner_name`` of a household) and the ``restricted`` schema
+never reach a public layer. ``query`` is a fixed SELECT (no parameters) for layers that join or
+aggregate; it is used as a sub-select, so filters and paging apply to its output columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Property:
+    """One published attribute.
+
+    Example: ``Property("dbh_cm", "number", "trunk diameter at breast height, cm")``.
+    """
+
+    name: str
+    type: str  # JSON Schema type: string, integer, number, boolean
+    description: str = ""
+    format: str | None = None  # JSON Schema format: date, date-time
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A layer served by OGC API Features (and listed by pygeoapi)."""
+
+    id: str
+    title: str
+    description: str
+    properties: tuple[Property, ...]
+    table: str | None = None  # a table or view of schema smarttrees
+    query: str | None = None  # or a fixed SELECT; exactly one of the two
+    id_column: str = "id"
+    id_type: str = "integer"  # integer or string
+    geometry_column: str | None = "geom"
+    geometry_type: str | None = "Point"
+    writable: bool = False  # OGC API Features Part 4 (create, replace, update, delete)
+    keywords: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.table is None) == (self.query is None):
+            raise ValueError(f"collection {self.id}: give exactly one of table and query")
+
+    @property
+    def property_names(self) -> tuple[str, ...]:
+        """Names of the published properties, in order."""
+        return tuple(p.name for p in self.properties)
+
+    def property(self, name: str) -> Property | None:
+        """The published property called ``name``, if any."""
+        return next((p for p in self.properties if p.name == name), None)
+
+
+def _p(name: str, type_: str, description: str = "", format_: str | None = None) -> Property:
+    return Property(name, type_, description, format_)
+
+
+_DATE = "date"
+_TIME = "date-time"
+
+TREES = Collection(
+    id="trees",
+    title="Trees",
+    description="Every managed tree: urban, scattered rural and plantation trees.",
+    query=(
+        "SELECT t.*, s.scientific_name AS species_name, s.vietnamese_name AS species_vi "
+        "FROM smarttrees.trees t LEFT JOIN smarttrees.species s ON s.id = t.species_id"
+    ),
+    writable=True,
+    keywords=("trees", "urban green", "forestry"),
+    properties=(
+        _p("tree_code", "string", "code on the tree's label"),
+        _p("category", "string", "urban, scattered or plantation"),
+        _p("species_id", "integer", "species catalogue id"),
+        _p("species_name", "string", "scientific name (read only)"),
+        _p("species_vi", "string", "Vietnamese name (read only)"),
+        _p("dbh_cm", "number", "trunk diameter at breast height, cm"),
+        _p("height_m", "number", "height, m"),
+        _p("crown_m", "number", "crown diameter, m"),
+        _p("condition", "string", "good, fair, poor, dead or removed"),
+        _p("planted_on", "string", "planting date", _DATE),
+        _p("commune_code", "string", "commune code"),
+        _p("stand_id", "integer", "plantation stand id"),
+        _p("source", "string", "where the record came from"),
+        _p("updated_at", "string", "last change", _TIME),
+    ),
+)
+
+COLLECTIONS: tuple[Collection, ...] = (
+    TREES,
+    Collection(
+        id="stands",
+        title="Plantation stands",
+        description="Concentrated plantation stands (owner names are not published).",
+        table="stands",
+        geometry_type="MultiPolygon",
+        keywords=("plantation", "forestry"),
+        properties=(
+            _p("stand_code", "string", "stand code"),
+            _p("species_id", "integer", "main species"),
+            _p("planting_year", "integer"),
+            _p("area_ha", "number", "area, ha"),
+            _p("planted_count", "integer"),
+            _p("owner_type", "string", "state, company, cooperative, household or community"),
+            _p("forest_function", "string", "production, protection or special_use"),
+            _p("harvest_allowed_m3", "number", "harvest allowed, m³"),
+            _p("commune_code", "string"),
+        ),
+    ),
+    Collection(
+        id="nurseries",
+        title="Nurseries",
+        description="Registered forestry seedling nurseries.",
+        table="nurseries",
+        keywords=("seedlings", "nurseries"),
+        properties=(
+            _p("nursery_code", "string"),
+            _p("name", "string"),
+            _p("operator", "string"),
+            _p("certificate_no", "string"),
+            _p("capacity", "integer", "seedlings a year"),
+            _p("commune_code", "string"),
+        ),
+    ),
+    Collection(
+        id="seedling_lots",
+        title="Seedling lots",
+        description="Seedling lots, located at their nursery.",
+        query=(
+            "SELECT l.*, n.nursery_code, s.scientific_name AS species_name, n.geom "
+            "FROM smarttrees.seedling_lots l "
+            "JOIN smarttrees.nurseries n ON n.id = l.nursery_id "
+            "LEFT JOIN smarttrees.species s ON s.id = l.species_id"
+        ),
+        keywords=("seedlings",),
+        properties=(
+            _p("lot_code", "string"),
+            _p("nursery_id", "integer"),
+            _p("nursery_code", "string"),
+            _p("species_id", "integer"),
+            _p("species_name", "string"),
+            _p("seed_source", "string"),
+            _p("quantity", "integer"),
+            _p("quantity_dispatched", "integer"),
+            _p("quantity_planted", "integer"),
+            _p("certificate_no", "string"),
+            _p("sown_on", "string", "", _DATE),
+            _p("ready_on", "string", "", _DATE),
+            _p("status", "string", "registered, certified, ready, dispatched or planted"),
+        ),
+    ),
+    Collection(
+        id="timber_logs",
+        title="Timber logs",
+        description="Felled logs with barcodes, where each was last seen.",
+        table="timber_logs",
+        keywords=("timber",),
+        properties=(
+            _p("log_code", "string"),
+            _p("stand_id", "integer"),
+            _p("species_id", "integer"),
+            _p("felled_on", "string", "", _DATE),
+            _p("length_m", "number"),
+            _p("diameter_cm", "number"),
+            _p("volume_m3", "number"),
+            _p("status", "string", "felled, at_landing, loaded, received, processed or sold"),
+            _p("load_id", "integer"),
+        ),
+    ),
+    Collection(
+        id="communes",
+        title="Communes",
+        description="Communes in force today (after the 2025 reorganisation).",
+        table="communes",
+        id_column="code",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("administrative units",),
+        properties=(
+            _p("code", "string", "commune code"),
+            _p("name", "string"),
+            _p("name_ascii", "string"),
+            _p("unit_type", "string"),
+            _p("parent_code", "string"),
+            _p("valid_from", "string", "", _DATE),
+        ),
+    ),
+    Collection(
+        id="documents_by_commune",
+        title="Electronic documents per commune",
+        description="IOC: document flows per commune (counts only).",
+        query=(
+            "SELECT c.code AS commune_code, c.name AS commune_name, "
+            "coalesce(a.documents, 0) AS documents, coalesce(a.electronic, 0) AS electronic, "
+            "coalesce(a.courier_saving_vnd, 0) AS courier_saving_vnd, c.geom "
+            "FROM smarttrees.communes c LEFT JOIN ("
+            "SELECT commune_code, count(*) AS documents, "
+            "count(*) FILTER (WHERE electronic) AS electronic, "
+            "sum(courier_saving_vnd) AS courier_saving_vnd "
+            "FROM smarttrees.documents GROUP BY commune_code) a ON a.commune_code = c.code"
+        ),
+        id_column="commune_code",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("IOC", "documents"),
+        properties=(
+            _p("commune_code", "string"),
+            _p("commune_name", "string"),
+            _p("documents", "integer", "documents recorded"),
+            _p("electronic", "integer", "documents sent electronically"),
+            _p("courier_saving_vnd", "integer", "courier cost saved, VND"),
+        ),
+    ),
+    Collection(
+        id="citizen_support_by_commune",
+        title="Citizen support per commune",
+        description="IOC: support paid per commune; fewer than 5 people → figures withheld.",
+        table="citizen_support_by_commune",
+        id_column="commune_code",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("IOC", "citizen support"),
+        properties=(
+            _p("commune_code", "string"),
+            _p("commune_name", "string"),
+            _p("people", "integer", "people supported (withheld below 5)"),
+            _p("amount_vnd", "integer", "amount paid, VND (withheld below 5 people)"),
+            _p("suppressed", "boolean", "figures withheld to protect privacy"),
+        ),
+    ),
+)
+
+
+def get(collection_id: str) -> Collection | None:
+    """The published collection ``collection_id``, or ``None``."""
+    return next((c for c in COLLECTIONS if c.id == collection_id), None)

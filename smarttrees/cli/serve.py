@@ -1,0 +1,34 @@
+"""``smarttrees serve``: run the HTTP server."""
+
+from __future__ import annotations
+
+import typer
+
+
+def run_server(host: str, port: int) -> None:
+    """Serve the SmartTrees app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(
+        "gis_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command."""
+
+    @app.command()
+    def serve(
+        host: str | None = typer.Option(None, help="Address to listen on (settings: host)."),
+        port: int | None = typer.Option(None, help="Port to listen on (settings: port)."),
+    ) -> None:
+        """Serve the OGC APIs, the web map and the scan API over HTTP."""
+        from smarttrees.settings import get_settings
+
+        settings = get_settings()
+        run_server(host or settings.host, port or settings.port)
