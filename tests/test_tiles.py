@@ -1,0 +1,256 @@
+"""OGC API – Tiles: vector tiles of trees, stands and communes, decoded with a real MVT decoder.
+
+One database and one server for the module: a town of a few thousand trees (seeded random
+positions), two communes and a stand. Tiles are checked against SQL counts over the same
+envelopes, so the assertions hold whatever the random positions turn out to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import mapbox_vector_tile
+import psycopg
+import pytest
+
+from gis_api.tiles import TileAddress, tile_bounds_lonlat
+from tests.fixtures.server import serve_database
+
+TOWN = (105.84, 21.59)  # Thái Nguyên city
+EXTENT = 4096
+
+
+def _seed(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT setseed(0.42)")
+        conn.execute(
+            """
+            INSERT INTO smarttrees.admin_units (level, code, name, valid_from, geom)
+            VALUES ('commune', '05500', 'Phường Phan Đình Phùng', '2025-07-01',
+                    ST_Multi(ST_MakeEnvelope(105.70, 21.45, 105.84, 21.75, 4326))),
+                   ('commune', '05501', 'Xã Tân Cương', '2025-07-01',
+                    ST_Multi(ST_MakeEnvelope(105.84, 21.45, 106.00, 21.75, 4326)))
+            """
+        )
+        conn.execute(
+            """
+            INSERT INTO smarttrees.stands (stand_code, species_id, planting_year, area_ha,
+                                           owner_type, owner_name, commune_code, geom)
+            VALUES ('ST-0001', 1, 2019, 12.5, 'household', 'Nguyễn Văn A', '05501',
+                    ST_Multi(ST_MakeEnvelope(105.86, 21.60, 105.87, 21.61, 4326)))
+            """
+        )
+        # 4000 trees in a 0.1° square around the town centre, 1000 in a dense 300 m block.
+        conn.execute(
+            """
+            INSERT INTO smarttrees.trees (tree_code, category, species_id, dbh_cm, condition,
+                                          commune_code, geom)
+            SELECT format('TN-%%s', lpad(g::text, 6, '0')),
+                   (ARRAY['urban', 'scattered', 'plantation'])[1 + g %% 3],
+                   1 + g %% 5,
+                   10 + (g %% 40),
+                   (ARRAY['good', 'fair', 'poor', 'dead'])[1 + g %% 4],
+                   CASE WHEN x < 105.84 THEN '05500' ELSE '05501' END,
+                   ST_SetSRID(ST_MakePoint(x, y), 4326)
+            FROM (
+                SELECT g,
+                       CASE WHEN g <= 1000 THEN %(lon)s + random() * 0.003 ELSE %(lon)s - 0.05 + random() * 0.1 END AS x,
+                       CASE WHEN g <= 1000 THEN %(lat)s + random() * 0.003 ELSE %(lat)s - 0.05 + random() * 0.1 END AS y
+                FROM generate_series(1, 4000) g
+            ) p
+            """,
+            {"lon": TOWN[0], "lat": TOWN[1]},
+        )
+        conn.execute("ANALYZE smarttrees.trees")
+
+
+@pytest.fixture(scope="module")
+def tiles_server(module_db_url: str) -> Iterator[str]:
+    _seed(module_db_url)
+    # A small feature cap so that the dense block shows how a crowded tile is aggregated.
+    with serve_database(module_db_url, tile_max_features="400") as base:
+        yield base
+
+
+def tile_of(lon: float, lat: float, z: int) -> TileAddress:
+    import math
+
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return TileAddress(z, y, x)
+
+
+def get_tile(base: str, collection: str, tile: TileAddress, query: str = "") -> httpx.Response:
+    url = f"{base}/collections/{collection}/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
+    return httpx.get(url + (f"?{query}" if query else ""), timeout=30)
+
+
+def decode(body: bytes) -> dict:
+    return mapbox_vector_tile.decode(body) if body else {}
+
+
+def inside(feature: dict) -> bool:
+    """Whether a decoded point lies in the tile proper (not in its edge buffer)."""
+    x, y = feature["geometry"]["coordinates"]
+    return 0 <= x < EXTENT and 0 <= y < EXTENT
+
+
+def sql_trees_in(url: str, tile: TileAddress, where: str = "TRUE") -> list[tuple[int, str]]:
+    west, south, east, north = tile_bounds_lonlat(tile)
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            f"SELECT id, category FROM smarttrees.trees WHERE {where} AND "
+            "ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) ORDER BY id",
+            [west, south, east, north],
+        ).fetchall()
+
+
+def test_point_tile_carries_exactly_the_trees_inside_it(
+    tiles_server: str, module_db_url: str
+) -> None:
+    tile = tile_of(TOWN[0] - 0.03, TOWN[1] - 0.03, 15)  # sparse part of town: points
+    response = get_tile(tiles_server, "trees", tile)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    layers = decode(response.content)
+    assert set(layers) == {"trees"}
+    features = [f for f in layers["trees"]["features"] if inside(f)]
+    expected = sql_trees_in(module_db_url, tile)
+    assert len(expected) > 5
+    assert sorted(f["id"] for f in features) == [row[0] for row in expected]
+    props = features[0]["properties"]
+    assert set(props) == {"tree_code", "category", "species", "condition", "dbh"}
+    assert props["tree_code"].startswith("TN-")
+
+
+def test_low_zoom_tile_counts_add_up_to_the_trees_inside_it(
+    tiles_server: str, module_db_url: str
+) -> None:
+    tile = tile_of(*TOWN, 8)
+    response = get_tile(tiles_server, "trees", tile)
+    assert response.status_code == 200
+    layers = decode(response.content)
+    assert set(layers) == {"trees_grid"}
+    cells = layers["trees_grid"]["features"]
+    expected = sql_trees_in(module_db_url, tile)
+    assert sum(c["properties"]["count"] for c in cells) == len(expected) == 4000
+    for category in ("urban", "scattered", "plantation"):
+        assert sum(c["properties"][category] for c in cells) == sum(
+            1 for _, cat in expected if cat == category
+        )
+    for cell in cells:
+        p = cell["properties"]
+        assert p["count"] == p["urban"] + p["scattered"] + p["plantation"]
+
+
+def test_a_tile_over_the_feature_cap_is_aggregated(tiles_server: str, module_db_url: str) -> None:
+    tile = tile_of(TOWN[0] + 0.001, TOWN[1] + 0.001, 14)  # the dense block: over the cap of 400
+    expected = sql_trees_in(module_db_url, tile)
+    assert len(expected) > 400
+    layers = decode(get_tile(tiles_server, "trees", tile).content)
+    assert set(layers) == {"trees_grid"}
+    assert sum(c["properties"]["count"] for c in layers["trees_grid"]["features"]) == len(expected)
+
+
+def test_filters_apply_to_points_and_to_counts(tiles_server: str, module_db_url: str) -> None:
+    low = tile_of(*TOWN, 9)
+    cells = decode(get_tile(tiles_server, "trees", low, "category=urban&commune=05500").content)
+    expected = sql_trees_in(module_db_url, low, "category = 'urban' AND commune_code = '05500'")
+    assert sum(c["properties"]["count"] for c in cells["trees_grid"]["features"]) == len(expected)
+    assert all(c["properties"]["scattered"] == 0 for c in cells["trees_grid"]["features"])
+
+    high = tile_of(TOWN[0] - 0.03, TOWN[1] - 0.03, 15)
+    layers = decode(get_tile(tiles_server, "trees", high, "species=2").content)
+    ids = sorted(f["id"] for f in layers.get("trees", {}).get("features", []) if inside(f))
+    assert ids == [r[0] for r in sql_trees_in(module_db_url, high, "species_id = 2")]
+
+
+def test_stand_and_commune_tiles_carry_public_attributes_only(tiles_server: str) -> None:
+    tile = tile_of(105.865, 21.605, 12)
+    stands = decode(get_tile(tiles_server, "stands", tile).content)["stands"]["features"]
+    assert [f["properties"]["stand_code"] for f in stands] == ["ST-0001"]
+    assert "owner_name" not in stands[0]["properties"]
+    assert "Nguyễn" not in str(stands)
+    communes = decode(get_tile(tiles_server, "communes", tile_of(*TOWN, 10)).content)
+    assert sorted(f["properties"]["code"] for f in communes["communes"]["features"]) == [
+        "05500",
+        "05501",
+    ]
+
+
+def test_empty_tile_is_an_empty_200(tiles_server: str) -> None:
+    response = get_tile(tiles_server, "trees", tile_of(0.0, 0.0, 14))
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_cache_headers_and_conditional_requests(tiles_server: str) -> None:
+    tile = tile_of(*TOWN, 11)
+    first = get_tile(tiles_server, "trees", tile)
+    assert "max-age=" in first.headers["cache-control"]
+    etag = first.headers["etag"]
+    url = f"{tiles_server}/collections/trees/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
+    again = httpx.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_an_edited_tree_shows_in_the_next_tile(tiles_server: str, module_db_url: str) -> None:
+    tile = tile_of(TOWN[0] - 0.03, TOWN[1] - 0.03, 15)
+    before = decode(get_tile(tiles_server, "trees", tile).content)["trees"]["features"]
+    victim = next(f for f in before if inside(f))
+    with psycopg.connect(module_db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE smarttrees.trees SET condition = 'removed' WHERE id = %s", [victim["id"]]
+        )
+    after = decode(get_tile(tiles_server, "trees", tile).content)["trees"]["features"]
+    assert next(f for f in after if f["id"] == victim["id"])["properties"]["condition"] == "removed"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("trees/tiles/WebMercatorQuad/25/0/0", 404, "tile matrix 25"),
+        ("trees/tiles/WebMercatorQuad/3/8/0", 404, "outside tile matrix 3"),
+        ("trees/tiles/WebMercatorQuad/3/0/-1", 400, "tileCol"),
+        ("trees/tiles/WebMercatorQuad/abc/0/0", 400, "tileMatrix"),
+        ("trees/tiles/WebMercatorQuad/99999999999/0/0", 400, "tileMatrix"),
+        ("trees/tiles/WorldCRS84Quad/3/0/0", 404, "WorldCRS84Quad"),
+        ("nosuch/tiles/WebMercatorQuad/3/0/0", 404, "nosuch"),
+        ("trees/tiles/WebMercatorQuad/3/0/0?category=palm", 400, "category"),
+        ("trees/tiles/WebMercatorQuad/3/0/0?species=keo", 400, "species"),
+        ("trees/tiles/WebMercatorQuad/3/0/0?commune=x'--", 400, "commune"),
+    ],
+)
+def test_bad_tile_requests_get_ogc_errors(
+    tiles_server: str, path: str, status: int, words: str
+) -> None:
+    response = httpx.get(f"{tiles_server}/collections/{path}")
+    assert response.status_code == status
+    body = response.json()
+    assert body["code"] in {"InvalidParameterValue", "NotFound"}
+    assert words in body["description"]
+
+
+def test_tileset_metadata_links_to_templated_tiles(tiles_server: str) -> None:
+    listing = httpx.get(f"{tiles_server}/collections/trees/tiles").json()
+    meta_url = next(
+        link["href"] for ts in listing["tilesets"] for link in ts["links"] if link["rel"] == "self"
+    )
+    meta = httpx.get(meta_url).json()
+    assert meta["dataType"] == "vector"
+    assert {layer["id"] for layer in meta["layers"]} == {"trees", "trees_grid"}
+    west, south, east, north = meta["bounds"]
+    assert west < TOWN[0] < east and south < TOWN[1] < north
+    item = next(link for link in meta["links"] if link["rel"] == "item")
+    assert item["templated"] is True
+    tile = tile_of(*TOWN, 10)
+    href = item["href"].format(tileMatrix=tile.z, tileRow=tile.y, tileCol=tile.x)
+    assert httpx.get(href).status_code == 200
+    scheme = next(link["href"] for link in meta["links"] if link["rel"].endswith("tiling-scheme"))
+    tms = httpx.get(scheme).json()
+    assert tms["id"] == "WebMercatorQuad"
+    assert len(tms["tileMatrices"]) == 25
+    assert tms["tileMatrices"][0]["matrixWidth"] == 1
