@@ -1,0 +1,485 @@
+"""The synthetic province: generate every table family from one seed and load it at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from etl.synthetic import forestry, geography, ioc, trees
+from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
+from etl.synthetic.load import (
+    Progress,
+    copy_columns,
+    ids_by_code,
+    indexes_rebuilt,
+    nullable_ids,
+    point_ewkb_hex,
+    polygons_ewkb_hex,
+)
+from etl.synthetic.species_mix import PLANTATION, SCATTERED, URBAN, resolve
+from smarttrees.database import connect
+from smarttrees.domain import fold
+from smarttrees.errors import SmartTreesError
+
+DATASET = "province"
+SOURCE = "generator"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a province to make."""
+
+    communes: int
+    urban_communes: int
+    villages_per_commune: int
+    urban_trees: int
+    scattered_trees: int
+    plantation_trees: int
+    stands: int
+    nurseries: int
+    seedling_lots: int
+    timber_logs: int
+    departments: int
+    documents: int
+    support_cases: int
+    support_total_vnd: int
+
+    @property
+    def trees(self) -> int:
+        """All tree points."""
+        return self.urban_trees + self.scattered_trees + self.plantation_trees
+
+
+SCALES = {
+    "small": Scale(
+        communes=12,
+        urban_communes=3,
+        villages_per_commune=3,
+        urban_trees=2_000,
+        scattered_trees=1_500,
+        plantation_trees=1_500,
+        stands=30,
+        nurseries=5,
+        seedling_lots=20,
+        timber_logs=200,
+        departments=3,
+        documents=10_000,
+        support_cases=300,
+        support_total_vnd=600_000_000,
+    ),
+    "full": Scale(
+        communes=92,
+        urban_communes=15,
+        villages_per_commune=8,
+        urban_trees=160_000,
+        scattered_trees=320_000,
+        plantation_trees=650_000,
+        stands=4_000,
+        nurseries=40,
+        seedling_lots=1_200,
+        timber_logs=50_000,
+        departments=12,
+        documents=1_900_000,
+        support_cases=11_669,
+        support_total_vnd=23_300_000_000,
+    ),
+}
+
+
+class ProvinceAlreadyLoaded(SmartTreesError):
+    """The database already holds a generated province."""
+
+
+@dataclass(frozen=True)
+class ProvinceSummary:
+    """What a generated province holds (row counts per table) and where its densest town is."""
+
+    scale: str
+    seed: int
+    communes_source: str
+    communes: int
+    urban_communes: int
+    trees: int
+    trees_by_category: dict[str, int]
+    stands: int
+    harvest_stands: int
+    nurseries: int
+    seedling_lots: int
+    timber_logs: int
+    agencies: int
+    documents: int
+    support_cases: int
+    support_total_vnd: int
+    densest_town_commune: str
+    densest_town_bbox: tuple[float, float, float, float]  # lon/lat min, max
+    seconds: float = field(default=0.0, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProvinceSummary:
+        """A summary back from :meth:`as_json`."""
+        data = dict(data)
+        data["densest_town_bbox"] = tuple(data["densest_town_bbox"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Province:
+    """Every generated table family, in memory."""
+
+    communes: Communes
+    urban_boxes: list[tuple[str, tuple[float, float, float, float]]]
+    stands: forestry.Stands
+    trees: trees.Trees
+    nurseries: forestry.Nurseries
+    lots: forestry.SeedlingLots
+    logs: forestry.TimberLogs
+    agencies: ioc.Agencies
+    documents: ioc.Documents
+    cases: ioc.SupportCases
+
+
+def _rng(seed: int, family: int) -> np.random.Generator:
+    """One generator per table family: changing one family leaves the others as they were."""
+    return np.random.default_rng([seed, family])
+
+
+def build(
+    scale: Scale, seed: int, catalogue: dict[str, int], communes_file: Path | None = None
+) -> Province:
+    """Generate the whole province in memory (deterministic for a seed)."""
+    if communes_file is None:
+        communes = geography.synthetic_communes(scale.communes, scale.urban_communes, _rng(seed, 1))
+    else:
+        communes = geography.read_communes(communes_file)
+    village_points = geography.villages(communes, scale.villages_per_commune, _rng(seed, 2))
+    road_network = geography.roads(communes, village_points)
+    plantation_mix = resolve(PLANTATION, catalogue)
+    stands = forestry.stands(communes, scale.stands, plantation_mix, _rng(seed, 3))
+    urban_trees, boxes = trees.urban(
+        communes, scale.urban_trees, resolve(URBAN, catalogue), _rng(seed, 4)
+    )
+    scattered = trees.scattered(
+        communes,
+        scale.scattered_trees,
+        village_points,
+        road_network,
+        resolve(SCATTERED, catalogue),
+        _rng(seed, 5),
+    )
+    plantation = trees.plantation(stands, scale.plantation_trees, plantation_mix, _rng(seed, 6))
+    nurseries = forestry.nurseries(communes, village_points, scale.nurseries, _rng(seed, 7))
+    agencies = ioc.agencies(communes, scale.departments)
+    return Province(
+        communes=communes,
+        urban_boxes=boxes,
+        stands=stands,
+        trees=trees.concat([urban_trees, scattered, plantation]),
+        nurseries=nurseries,
+        lots=forestry.seedling_lots(
+            scale.nurseries, scale.seedling_lots, plantation_mix, _rng(seed, 8)
+        ),
+        logs=forestry.timber_logs(stands, scale.timber_logs, plantation_mix, _rng(seed, 9)),
+        agencies=agencies,
+        documents=ioc.documents(agencies, scale.documents, _rng(seed, 10)),
+        cases=ioc.support_cases(
+            communes, scale.support_cases, scale.support_total_vnd, _rng(seed, 11)
+        ),
+    )
+
+
+def summarise(province: Province, scale: str, seed: int, seconds: float) -> ProvinceSummary:
+    """Counts of what :func:`build` made."""
+    categories, counts = np.unique(province.trees.category, return_counts=True)
+    code, box = province.urban_boxes[0]
+    return ProvinceSummary(
+        scale=scale,
+        seed=seed,
+        communes_source=province.communes.source,
+        communes=len(province.communes),
+        urban_communes=int(province.communes.urban.sum()),
+        trees=len(province.trees),
+        trees_by_category={str(c): int(n) for c, n in zip(categories, counts, strict=True)},
+        stands=len(province.stands),
+        harvest_stands=int(np.isfinite(province.stands.harvest_allowed_m3).sum()),
+        nurseries=len(province.nurseries.codes),
+        seedling_lots=len(province.lots.codes),
+        timber_logs=len(province.logs.codes),
+        agencies=len(province.agencies.codes),
+        documents=len(province.documents.agency),
+        support_cases=len(province.cases.case_no),
+        support_total_vnd=int(province.cases.amount_vnd.sum()),
+        densest_town_commune=code,
+        densest_town_bbox=tuple(round(float(v), 5) for v in box),  # type: ignore[arg-type]
+        seconds=round(seconds, 1),
+    )
+
+
+def species_catalogue(conn: psycopg.Connection) -> dict[str, int]:
+    """Scientific name → id of the loaded species catalogue."""
+    return dict(conn.execute("SELECT scientific_name, id FROM smarttrees.species").fetchall())
+
+
+def loaded_province(url: str) -> ProvinceSummary | None:
+    """The summary of the province already generated into the database, if any."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT counts FROM smarttrees.datasets WHERE name = %s", [DATASET]
+        ).fetchone()
+    return ProvinceSummary.from_json(row[0]) if row else None
+
+
+def generate_province(
+    url: str,
+    scale: str = "small",
+    seed: int = 2025,
+    communes: Path | None = None,
+    progress: Progress | None = None,
+) -> ProvinceSummary:
+    """Generate a province and load it into the database at ``url``, all or nothing.
+
+    Parameters
+    ----------
+    url
+        PostgreSQL URL of a migrated database with the species catalogue loaded.
+    scale
+        ``small`` (about 5,000 trees, for tests) or ``full`` (1,130,000 trees).
+    seed
+        The same seed gives the same province, to the last coordinate.
+    communes
+        A boundary file (GeoJSON, GeoPackage, shapefile…) to use instead of synthetic
+        communes; it needs a code column, and may have name and type (phường/xã) columns.
+    progress
+        Called as ``progress(step, done, total)`` while loading.
+
+    Raises
+    ------
+    ProvinceAlreadyLoaded
+        When the database already holds a generated province.
+
+    """
+    if scale not in SCALES:
+        raise SmartTreesError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    started = time.perf_counter()
+    with connect(url) as conn:
+        if conn.execute("SELECT 1 FROM datasets WHERE name = %s", [DATASET]).fetchone():
+            raise ProvinceAlreadyLoaded("a province is already loaded in this database")
+        if progress:
+            progress("generate", 0, 1)
+        province = build(SCALES[scale], seed, species_catalogue(conn), communes)
+        if progress:
+            progress("generate", 1, 1)
+        _load(conn, province, progress)
+        summary = summarise(province, scale, seed, time.perf_counter() - started)
+        conn.execute(
+            "INSERT INTO datasets (name, params, counts) VALUES (%s, %s, %s)",
+            [
+                DATASET,
+                Jsonb({"scale": scale, "seed": seed, "communes": province.communes.source}),
+                Jsonb(json.loads(json.dumps(summary.as_json()))),
+            ],
+        )
+    return summary
+
+
+def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT set_config('smarttrees.source', %s, true), "
+            "set_config('smarttrees.actor', 'smarttrees generate', true)",
+            [SOURCE],
+        )
+        _load_admin_units(cur, p.communes)
+        agency_ids = _load_agencies(cur, p.agencies)
+        stand_ids = _load_stands(cur, p.stands)
+        _load_trees(cur, p.trees, stand_ids, progress)
+        _load_forestry(cur, p, stand_ids)
+        _load_ioc(cur, p, agency_ids, progress)
+        cur.execute("ANALYZE")
+
+
+def _load_admin_units(cur: psycopg.Cursor[Any], communes: Communes) -> None:
+    n = len(communes)
+    province = geography.as_multipolygon(communes.province)
+    copy_columns(
+        cur,
+        "smarttrees.admin_units",
+        {
+            "level": ["province"] + ["commune"] * n,
+            "code": [PROVINCE_CODE] + communes.codes,
+            "name": [PROVINCE_NAME] + communes.names,
+            "name_ascii": [fold(PROVINCE_NAME)] + [fold(name) for name in communes.names],
+            "unit_type": ["tỉnh"] + communes.unit_types,
+            "parent_code": [None] + [PROVINCE_CODE] * n,
+            "valid_from": [VALID_FROM] * (n + 1),
+            "source": [communes.source] * (n + 1),
+            "geom": polygons_ewkb_hex(np.array([province, *communes.geoms], dtype=object)),
+        },
+    )
+
+
+def _load_agencies(cur: psycopg.Cursor[Any], a: ioc.Agencies) -> np.ndarray:
+    copy_columns(
+        cur,
+        "smarttrees.agencies",
+        {
+            "code": a.codes,
+            "name": a.names,
+            "level": a.levels,
+            "commune_code": a.commune,
+            "geom": point_ewkb_hex(a.lon, a.lat),
+        },
+    )
+    return ids_by_code(cur, "smarttrees.agencies", "code", a.codes)
+
+
+def _load_stands(cur: psycopg.Cursor[Any], s: forestry.Stands) -> np.ndarray:
+    copy_columns(
+        cur,
+        "smarttrees.stands",
+        {
+            "stand_code": s.codes,
+            "species_id": s.species_id,
+            "planting_year": s.planting_year,
+            "area_ha": s.area_ha,
+            "planted_count": s.planted_count,
+            "owner_type": s.owner_type,
+            "owner_name": s.owner_name,
+            "forest_function": s.forest_function,
+            "harvest_allowed_m3": s.harvest_allowed_m3,
+            "commune_code": s.commune,
+            "source": np.full(len(s), SOURCE),
+            "geom": polygons_ewkb_hex(s.geoms),
+        },
+    )
+    return ids_by_code(cur, "smarttrees.stands", "stand_code", s.codes.tolist())
+
+
+def _load_trees(
+    cur: psycopg.Cursor[Any], t: trees.Trees, stand_ids: np.ndarray, progress: Progress | None
+) -> None:
+    with indexes_rebuilt(cur, "smarttrees.trees"), indexes_rebuilt(cur, "smarttrees.tree_history"):
+        copy_columns(
+            cur,
+            "smarttrees.trees",
+            {
+                "tree_code": t.codes,
+                "category": t.category,
+                "species_id": t.species_id,
+                "dbh_cm": t.dbh_cm,
+                "height_m": t.height_m,
+                "crown_m": t.crown_m,
+                "condition": t.condition,
+                "planted_on": t.planted_on,
+                "commune_code": t.commune,
+                "stand_id": nullable_ids(stand_ids, t.stand),
+                "source": np.full(len(t), SOURCE),
+                "geom": point_ewkb_hex(t.lon, t.lat),
+            },
+            progress,
+        )
+        if progress:
+            progress("indexes", 0, 1)
+    if progress:
+        progress("indexes", 1, 1)
+
+
+def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray) -> None:
+    n = p.nurseries
+    copy_columns(
+        cur,
+        "smarttrees.nurseries",
+        {
+            "nursery_code": n.codes,
+            "name": n.names,
+            "operator": n.operators,
+            "certificate_no": n.certificates,
+            "capacity": n.capacity,
+            "commune_code": n.commune,
+            "source": np.full(len(n.codes), SOURCE),
+            "geom": point_ewkb_hex(n.lon, n.lat),
+        },
+    )
+    nursery_ids = ids_by_code(cur, "smarttrees.nurseries", "nursery_code", n.codes.tolist())
+    lots = p.lots
+    copy_columns(
+        cur,
+        "smarttrees.seedling_lots",
+        {
+            "lot_code": lots.codes,
+            "nursery_id": nursery_ids[lots.nursery],
+            "species_id": lots.species_id,
+            "seed_source": lots.seed_source,
+            "quantity": lots.quantity,
+            "quantity_dispatched": lots.dispatched,
+            "quantity_planted": lots.planted,
+            "certificate_no": lots.certificate,
+            "sown_on": lots.sown_on,
+            "ready_on": lots.ready_on,
+            "status": lots.status,
+            "source": np.full(len(lots.codes), SOURCE),
+        },
+    )
+    logs = p.logs
+    copy_columns(
+        cur,
+        "smarttrees.timber_logs",
+        {
+            "log_code": logs.codes,
+            "stand_id": stand_ids[logs.stand],
+            "species_id": logs.species_id,
+            "felled_on": logs.felled_on,
+            "length_m": logs.length_m,
+            "diameter_cm": logs.diameter_cm,
+            "volume_m3": logs.volume_m3,
+            "status": logs.status,
+            "source": np.full(len(logs.codes), SOURCE),
+            "geom": point_ewkb_hex(logs.lon, logs.lat),
+        },
+    )
+
+
+def _load_ioc(
+    cur: psycopg.Cursor[Any], p: Province, agency_ids: np.ndarray, progress: Progress | None
+) -> None:
+    d = p.documents
+    with indexes_rebuilt(cur, "smarttrees.documents"):
+        copy_columns(
+            cur,
+            "smarttrees.documents",
+            {
+                "agency_id": agency_ids[d.agency],
+                "doc_type": d.doc_type,
+                "direction": d.direction,
+                "electronic": d.electronic,
+                "sent_on": d.sent_on,
+                "commune_code": d.commune,
+                "courier_saving_vnd": d.courier_saving_vnd,
+            },
+            progress,
+        )
+    c = p.cases
+    copy_columns(
+        cur,
+        "restricted.citizen_support_cases",
+        {
+            "case_no": c.case_no,
+            "full_name": c.full_name,
+            "national_id": c.national_id,
+            "birth_year": c.birth_year,
+            "commune_code": c.commune,
+            "support_type": c.support_type,
+            "amount_vnd": c.amount_vnd,
+            "paid_on": c.paid_on,
+        },
+    )
