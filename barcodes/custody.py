@@ -1,0 +1,289 @@
+"""The chain-of-custody rules as data: which event may follow which state, and the totals.
+
+Seedling lot: registered → certified → ready → dispatched (partial dispatches, never more than
+the lot holds) → planted (never more than was dispatched). Timber log: felled → at_landing (the
+log leaves its stand: the stand's harvest allowance must cover it) → loaded (on a transport,
+with its forest-product list number) → received (mill or yard) → processed or sold. Every item
+type may be ``inspected`` at any time, which records where it was seen and changes nothing.
+
+:func:`apply` checks one event against an item's state held in memory and updates that state;
+:mod:`barcodes.store` loads the states under row locks, applies a whole batch, and writes back
+only when every event passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from barcodes.codes import ItemType
+from barcodes.events import ScanEvent
+from smarttrees.errors import SmartTreesError
+
+# Event fields that only some events use; anything else given is refused, so a phone that
+# sends a quantity with the wrong event hears about it instead of having it silently dropped.
+OPTIONAL_FIELDS = (
+    "quantity",
+    "volume_m3",
+    "to_commune",
+    "to_stand",
+    "certificate_no",
+    "fpl_number",
+    "load_code",
+    "vehicle_plate",
+    "destination_kind",
+    "destination",
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An event type of one item type: the states it may follow and the state it leads to.
+
+    ``from_states`` empty means any state; ``to_state`` ``None`` leaves the state as it is.
+    """
+
+    event_type: str
+    from_states: frozenset[str]
+    to_state: str | None
+    needs: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+
+
+def _t(event: str, sources: str, target: str | None, needs: str = "", uses: str = "") -> Transition:
+    return Transition(
+        event, frozenset(sources.split()), target, tuple(needs.split()), tuple(uses.split())
+    )
+
+
+INSPECTED = _t("inspected", "", None)
+STATES: dict[ItemType, tuple[str, ...]] = {
+    ItemType.SEEDLING_LOT: ("registered", "certified", "ready", "dispatched", "planted"),
+    ItemType.TIMBER_LOG: ("felled", "at_landing", "loaded", "received", "processed", "sold"),
+    ItemType.TRANSPORT_LOAD: (),
+    ItemType.TREE: (),
+}
+MACHINES: dict[ItemType, dict[str, Transition]] = {
+    ItemType.SEEDLING_LOT: {
+        t.event_type: t
+        for t in (
+            _t("certified", "registered", "certified", uses="certificate_no"),
+            _t("ready", "certified", "ready"),
+            # Partial dispatches: a lot keeps being dispatched until it is empty.
+            _t(
+                "dispatched",
+                "ready dispatched planted",
+                "dispatched",
+                "quantity",
+                "to_commune to_stand",
+            ),
+            _t("planted", "dispatched planted", "planted", "quantity"),
+            INSPECTED,
+        )
+    },
+    ItemType.TIMBER_LOG: {
+        t.event_type: t
+        for t in (
+            _t("felled", "felled", "felled", uses="volume_m3"),
+            _t("at_landing", "felled", "at_landing"),
+            _t("loaded", "at_landing", "loaded", "fpl_number", "load_code vehicle_plate"),
+            _t("received", "loaded", "received", "destination_kind destination"),
+            _t("processed", "received", "processed"),
+            _t("sold", "received", "sold"),
+            INSPECTED,
+        )
+    },
+    ItemType.TRANSPORT_LOAD: {"inspected": INSPECTED},
+    ItemType.TREE: {"inspected": INSPECTED},
+}
+
+# HTTP status of each rule a scan can break (the API answers with it).
+RULE_STATUS = {
+    "invalid_event": 422,
+    "bad_code": 422,
+    "wrong_item_type": 422,
+    "missing_field": 422,
+    "field_not_used": 422,
+    "future_time": 422,
+    "before_previous_event": 422,
+    "outside_province": 422,
+    "unknown_destination": 422,
+    "unknown_load": 422,
+    "unknown_code": 404,
+    "transition": 409,
+    "lot_quantity": 409,
+    "planted_quantity": 409,
+    "harvest_allowance": 409,
+    "client_event_id_reused": 409,
+}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """Why one event of a request was refused; ``rule`` is a stable name a client can test."""
+
+    index: int  # position of the event in the request
+    client_event_id: str | None
+    code: str | None
+    rule: str
+    message: str
+
+    @property
+    def status(self) -> int:
+        """The HTTP status this problem calls for."""
+        return RULE_STATUS.get(self.rule, 422)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {**asdict(self), "status": self.status}
+
+
+@dataclass
+class StandState:
+    """A stand's harvest allowance and the volume that has left it so far (m³)."""
+
+    code: str
+    allowed_m3: Decimal | None
+    out_m3: Decimal
+
+
+@dataclass
+class ItemState:
+    """What the rules need to know of one item, loaded under a row lock."""
+
+    item_type: ItemType
+    item_id: int
+    status: str | None = None
+    last_at: datetime | None = None
+    quantity: int = 0  # seedling lot: seedlings in the lot
+    dispatched: int = 0
+    planted: int = 0
+    volume_m3: Decimal = Decimal(0)  # timber log
+    stand_id: int | None = None
+    changed: bool = field(default=False, compare=False)
+
+
+def transition_for(item_type: ItemType, event_type: str) -> Transition | None:
+    """The transition ``event_type`` names for ``item_type``, if that item type has it."""
+    return MACHINES[item_type].get(event_type)
+
+
+def check_shape(event: ScanEvent, item_type: ItemType) -> tuple[str, str] | None:
+    """(rule, message) when the event type or its fields do not fit the item type, else None."""
+    transition = transition_for(item_type, event.event_type)
+    if transition is None:
+        owners = [t.value for t, m in MACHINES.items() if event.event_type in m]
+        allowed = ", ".join(MACHINES[item_type])
+        if owners:
+            return (
+                "wrong_item_type",
+                f"event {event.event_type!r} is for {' or '.join(owners)}, but {event.code} is "
+                f"a {item_type.value} (its events: {allowed})",
+            )
+        return ("invalid_event", f"unknown event type {event.event_type!r}: use one of {allowed}")
+    for name in transition.needs:
+        if getattr(event, name) is None:
+            return ("missing_field", f"{event.event_type} needs {name}")
+    if event.event_type == "dispatched" and (event.to_commune is None) == (event.to_stand is None):
+        return ("missing_field", "dispatched needs exactly one of to_commune and to_stand")
+    allowed_fields = set(transition.needs) | set(transition.uses)
+    for name in OPTIONAL_FIELDS:
+        if getattr(event, name) is not None and name not in allowed_fields:
+            return ("field_not_used", f"{name} is not used by a {event.event_type} event")
+    return None
+
+
+def apply(
+    event: ScanEvent, item: ItemState, stands: dict[int, StandState]
+) -> tuple[str, str] | None:
+    """Check ``event`` against the item's state and, when it passes, update that state.
+
+    Returns (rule, message) when a custody rule is broken; the state is then left untouched.
+    The shape was checked before (:func:`check_shape`).
+    """
+    transition = MACHINES[item.item_type][event.event_type]
+    if item.last_at is not None and event.occurred_at < item.last_at:
+        return (
+            "before_previous_event",
+            f"{event.code}: {event.occurred_at.isoformat()} is before its previous event "
+            f"({item.last_at.isoformat()})",
+        )
+    if transition.from_states and item.status not in transition.from_states:
+        expected = " or ".join(sorted(transition.from_states))
+        return (
+            "transition",
+            f"{event.code} is {item.status}: {event.event_type} needs it to be {expected}",
+        )
+    broken = _check_totals(event, item, stands)
+    if broken:
+        return broken
+    _update(event, item, transition, stands)
+    return None
+
+
+def _check_totals(
+    event: ScanEvent, item: ItemState, stands: dict[int, StandState]
+) -> tuple[str, str] | None:
+    if event.event_type == "dispatched":
+        left = item.quantity - item.dispatched
+        if event.quantity is not None and event.quantity > left:
+            return (
+                "lot_quantity",
+                f"{event.code}: cannot dispatch {event.quantity} seedlings, only {left} of "
+                f"{item.quantity} are left in the lot",
+            )
+    if event.event_type == "planted":
+        left = item.dispatched - item.planted
+        if event.quantity is not None and event.quantity > left:
+            return (
+                "planted_quantity",
+                f"{event.code}: cannot plant {event.quantity} seedlings, only {left} dispatched "
+                "seedlings are not yet planted",
+            )
+    if event.event_type == "at_landing" and item.stand_id is not None:
+        stand = stands[item.stand_id]
+        allowed = stand.allowed_m3 if stand.allowed_m3 is not None else Decimal(0)
+        after = stand.out_m3 + item.volume_m3
+        if after > allowed:
+            return (
+                "harvest_allowance",
+                f"{event.code}: taking {item.volume_m3} m³ out of stand {stand.code} would make "
+                f"{after} m³, more than its harvest allowance of {allowed} m³",
+            )
+    return None
+
+
+def _update(
+    event: ScanEvent, item: ItemState, transition: Transition, stands: dict[int, StandState]
+) -> None:
+    item.last_at = event.occurred_at
+    if transition.to_state is not None:
+        order = STATES[item.item_type]
+        # A lot dispatched again after some planting stays "planted": states never go back.
+        if item.status is None or order.index(transition.to_state) > order.index(item.status):
+            item.status = transition.to_state
+        item.changed = True
+    if event.event_type == "dispatched" and event.quantity:
+        item.dispatched += event.quantity
+    elif event.event_type == "planted" and event.quantity:
+        item.planted += event.quantity
+    elif event.event_type == "felled" and event.volume_m3 is not None:
+        item.volume_m3 = Decimal(str(event.volume_m3)).quantize(Decimal("0.0001"))
+    elif event.event_type == "at_landing" and item.stand_id is not None:
+        stands[item.stand_id].out_m3 += item.volume_m3
+
+
+class ScanRejected(SmartTreesError):
+    """A request's events were refused; nothing of it was stored. ``problems`` says why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"event {first.index}: {first.rule}: {first.message}{more}")
+
+    @property
+    def status(self) -> int:
+        """HTTP status: that of the first problem."""
+        return self.problems[0].status

@@ -1,0 +1,755 @@
+"""SQL of tags and scan events: issue tags, look up labels, record scans, trace an item.
+
+Recording a batch is one transaction: the tags of every scanned item are locked
+(``SELECT … FOR UPDATE``, in code order so that two batches never deadlock), then the item rows
+and, for logs leaving their stand, the stand rows. Two phones scanning the same item at the same
+moment are therefore served one after the other: the first wins, the second sees the new state
+and gets a clear conflict if its scan no longer fits. The idempotency check runs under the same
+locks, so a batch replayed while the original is still being written is recorded once.
+Everything is set-based (``unnest`` of arrays): a thousand events cost about a dozen statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from barcodes.codes import Code, CodeError, ItemType, make_code, parse
+from barcodes.custody import (
+    ItemState,
+    Problem,
+    ScanRejected,
+    StandState,
+    apply,
+    check_shape,
+)
+from barcodes.events import ScanEvent, utc_text
+from barcodes.labels import LabelInfo
+from smarttrees.errors import SmartTreesError
+
+# Phones' clocks drift; a scan up to this far ahead of the server's clock is still "now".
+CLOCK_SKEW = timedelta(minutes=5)
+_TABLES = {
+    ItemType.SEEDLING_LOT: "seedling_lots",
+    ItemType.TIMBER_LOG: "timber_logs",
+    ItemType.TRANSPORT_LOAD: "transport_loads",
+    ItemType.TREE: "trees",
+}
+
+
+class TagError(SmartTreesError):
+    """Tags cannot be issued (unknown items, unknown stand)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags and labels (synchronous: the CLI and scripts)
+
+
+def issue_tags(
+    conn: psycopg.Connection, item_type: ItemType | str, ids: Sequence[int]
+) -> dict[int, str]:
+    """Give each item a tag (once: an item keeps its code) and return {item id: code}.
+
+    Raises
+    ------
+    TagError
+        Some ids are not rows of the item type's table (the message lists a few).
+
+    """
+    item_type = ItemType(item_type)
+    wanted = sorted(set(ids))
+    table = psycopg.sql.Identifier("smarttrees", _TABLES[item_type])
+    found = {
+        r[0]
+        for r in conn.execute(
+            psycopg.sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(table), [wanted]
+        )
+    }
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise TagError(
+            f"no {item_type.value} with id {', '.join(map(str, missing[:5]))}"
+            + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+        )
+    conn.execute(
+        "INSERT INTO smarttrees.tags (code, item_type, item_id) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[]) "
+        "ON CONFLICT (item_type, item_id) DO NOTHING",
+        [[make_code(item_type, i) for i in wanted], [item_type.value] * len(wanted), wanted],
+    )
+    rows = conn.execute(
+        "SELECT item_id, code FROM smarttrees.tags WHERE item_type = %s AND item_id = ANY(%s)",
+        [item_type.value, wanted],
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows}
+
+
+def lot_ids(conn: psycopg.Connection, lot_codes: Sequence[str]) -> list[int]:
+    """Ids of seedling lots given by lot code or tag code, in the order given."""
+    ids: list[int] = []
+    for text in lot_codes:
+        row = conn.execute(
+            "SELECT id FROM smarttrees.seedling_lots WHERE lot_code = %s", [text]
+        ).fetchone()
+        if row is None:
+            try:
+                code = parse(text)
+            except CodeError:
+                raise TagError(f"no seedling lot {text!r}") from None
+            if code.item_type is not ItemType.SEEDLING_LOT:
+                raise TagError(f"{text} is a {code.item_type.value}, not a seedling lot")
+            row = (code.number,)
+        ids.append(int(row[0]))
+    return ids
+
+
+def stand_log_ids(conn: psycopg.Connection, stand_code: str) -> list[int]:
+    """Ids of the timber logs of a stand, by id."""
+    stand = conn.execute(
+        "SELECT id FROM smarttrees.stands WHERE stand_code = %s", [stand_code]
+    ).fetchone()
+    if stand is None:
+        raise TagError(f"no stand {stand_code!r}")
+    rows = conn.execute(
+        "SELECT id FROM smarttrees.timber_logs WHERE stand_id = %s ORDER BY id", [stand[0]]
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+LABEL_SQL = """
+SELECT t.code, t.item_type, t.item_id,
+       coalesce(sl.vietnamese_name || ' (' || sl.scientific_name || ')',
+                sg.vietnamese_name || ' (' || sg.scientific_name || ')',
+                st.vietnamese_name || ' (' || st.scientific_name || ')') AS species,
+       coalesce(n.name, s.stand_code || coalesce(' · ' || cs.name, ''),
+                tr.commune_code || coalesce(' · ' || ct.name, ''),
+                'FPL ' || lo.fpl_number) AS origin,
+       coalesce(l.sown_on, g.felled_on, tr.planted_on, lo.created_at::date) AS day
+FROM smarttrees.tags t
+LEFT JOIN smarttrees.seedling_lots l ON t.item_type = 'seedling_lot' AND l.id = t.item_id
+LEFT JOIN smarttrees.species sl ON sl.id = l.species_id
+LEFT JOIN smarttrees.nurseries n ON n.id = l.nursery_id
+LEFT JOIN smarttrees.timber_logs g ON t.item_type = 'timber_log' AND g.id = t.item_id
+LEFT JOIN smarttrees.species sg ON sg.id = g.species_id
+LEFT JOIN smarttrees.stands s ON s.id = g.stand_id
+LEFT JOIN smarttrees.communes cs ON cs.code = s.commune_code
+LEFT JOIN smarttrees.trees tr ON t.item_type = 'tree' AND tr.id = t.item_id
+LEFT JOIN smarttrees.species st ON st.id = tr.species_id
+LEFT JOIN smarttrees.communes ct ON ct.code = tr.commune_code
+LEFT JOIN smarttrees.transport_loads lo ON t.item_type = 'transport_load' AND lo.id = t.item_id
+WHERE t.code = ANY(%s)
+"""
+
+
+def _label(row: Sequence[Any], server_url: str | None) -> LabelInfo:
+    url = None
+    if row[1] == ItemType.TREE.value and server_url:
+        url = f"{server_url.rstrip('/')}/collections/trees/items/{row[2]}"
+    return LabelInfo(row[0], row[3], row[4], row[5], url)
+
+
+def label_infos(
+    conn: psycopg.Connection, codes: Sequence[str], server_url: str | None = None
+) -> list[LabelInfo]:
+    """What to print on the tags ``codes`` (issued codes only), in the order given."""
+    rows = {r[0]: r for r in conn.execute(LABEL_SQL, [list(codes)])}
+    return [_label(rows[c], server_url) for c in codes if c in rows]
+
+
+async def label_info(
+    conn: AsyncConnection, code: str, server_url: str | None = None
+) -> LabelInfo | None:
+    """What to print on one issued tag, or ``None`` when the code was never issued."""
+    cur = await conn.execute(LABEL_SQL, [[code]])
+    row = await cur.fetchone()
+    return _label(row, server_url) if row else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording scans
+
+
+def _answer(
+    event_id: int,
+    device_id: str,
+    client_event_id: str,
+    code: str,
+    item_type: str,
+    event_type: str,
+    occurred_at: datetime,
+    status: str | None,
+) -> dict[str, Any]:
+    """The answer for one recorded event: the same whether it was new or replayed."""
+    return {
+        "event_id": event_id,
+        "device_id": device_id,
+        "client_event_id": client_event_id,
+        "code": code,
+        "item_type": item_type,
+        "event_type": event_type,
+        "occurred_at": utc_text(occurred_at),
+        "status": status,
+    }
+
+
+def _first_checks(events: Sequence[ScanEvent], now: datetime) -> tuple[list[Code], list[Problem]]:
+    """Checks that need no database: code and check character, event shape, clock."""
+    codes: list[Code] = []
+    problems: list[Problem] = []
+    firsts: dict[tuple[str, str], ScanEvent] = {}
+    for i, event in enumerate(events):
+
+        def problem(rule: str, message: str, i: int = i, event: ScanEvent = event) -> None:
+            problems.append(Problem(i, event.client_event_id, event.code, rule, message))
+
+        try:
+            code = parse(event.code)
+        except CodeError as exc:
+            problem("bad_code", str(exc))
+            codes.append(Code(ItemType.TREE, -1))
+            continue
+        codes.append(code)
+        shape = check_shape(event, code.item_type)
+        if shape:
+            problem(*shape)
+        if event.occurred_at > now + CLOCK_SKEW:
+            problem("future_time", f"{event.occurred_at.isoformat()} is in the future")
+        first = firsts.setdefault(event.key, event)
+        if first is not event and first != event:
+            problem("client_event_id_reused", "this client_event_id is used twice in the batch")
+    return codes, problems
+
+
+async def record_events(
+    conn: AsyncConnection,
+    events: Sequence[ScanEvent],
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Record scan events all-or-nothing and return one answer per event, in order.
+
+    An event whose ``(device_id, client_event_id)`` is already stored is not recorded again;
+    its answer is the stored one.
+
+    Raises
+    ------
+    ScanRejected
+        Any event breaks a rule: nothing of the batch is stored; every problem is listed.
+
+    """
+    now = now or datetime.now(UTC)
+    codes, problems = _first_checks(events, now)
+    if problems:
+        raise ScanRejected(problems)
+    canonical = [str(c) for c in codes]
+    async with conn.transaction():
+        tags = await _lock_tags(conn, sorted(set(canonical)))
+        unknown = [
+            Problem(i, e.client_event_id, c, "unknown_code", f"no tag {c} has been issued")
+            for i, (e, c) in enumerate(zip(events, canonical, strict=True))
+            if c not in tags
+        ]
+        if unknown:
+            raise ScanRejected(unknown)
+        stored = await _stored(conn, events)
+        answers: dict[tuple[str, str], dict[str, Any]] = {}
+        reused: list[Problem] = []
+        for i, event in enumerate(events):
+            row = stored.get(event.key)
+            if row is None:
+                continue
+            if (row["code"], row["event_type"], row["occurred_at"]) != (
+                canonical[i],
+                event.event_type,
+                event.occurred_at,
+            ):
+                reused.append(
+                    Problem(
+                        i,
+                        event.client_event_id,
+                        event.code,
+                        "client_event_id_reused",
+                        f"device {event.device_id} already used client_event_id "
+                        f"{event.client_event_id} for {row['event_type']} of {row['code']}",
+                    )
+                )
+            answers[event.key] = row["answer"]
+        if reused:
+            raise ScanRejected(reused)
+        # An event repeated inside the batch (same key, same content) is recorded once.
+        firsts: dict[tuple[str, str], int] = {}
+        for i, event in enumerate(events):
+            firsts.setdefault(event.key, i)
+        new = [(i, e) for i, e in enumerate(events) if e.key not in answers and firsts[e.key] == i]
+        if new:
+            answers.update(await _record_new(conn, new, canonical, tags, actor))
+    return [answers[e.key] for e in events]
+
+
+async def _lock_tags(conn: AsyncConnection, codes: list[str]) -> dict[str, tuple[ItemType, int]]:
+    cur = await conn.execute(
+        "SELECT code, item_type, item_id FROM smarttrees.tags WHERE code = ANY(%s) "
+        "ORDER BY code FOR UPDATE",
+        [codes],
+    )
+    return {r[0]: (ItemType(r[1]), int(r[2])) for r in await cur.fetchall()}
+
+
+async def _stored(
+    conn: AsyncConnection, events: Sequence[ScanEvent]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT e.id, e.device_id, e.client_event_id, e.code, e.item_type, e.event_type, "
+        "e.occurred_at, e.details ->> 'status_after' "
+        "FROM smarttrees.scan_events e "
+        "JOIN unnest(%s::text[], %s::text[]) k(device_id, client_event_id) "
+        "USING (device_id, client_event_id)",
+        [[e.device_id for e in events], [e.client_event_id for e in events]],
+    )
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in await cur.fetchall():
+        stored[(r[1], r[2])] = {
+            "code": r[3],
+            "event_type": r[5],
+            "occurred_at": r[6],
+            "answer": _answer(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]),
+        }
+    return stored
+
+
+async def _record_new(
+    conn: AsyncConnection,
+    new: list[tuple[int, ScanEvent]],
+    canonical: list[str],
+    tags: dict[str, tuple[ItemType, int]],
+    actor: str | None,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    problems = await _outside_province(conn, new)
+    problems += await _unknown_destinations(conn, new)
+    items = await _lock_items(conn, {tags[canonical[i]] for i, _ in new})
+    stands = await _lock_stands(
+        conn, items, [(i, e) for i, e in new if e.event_type == "at_landing"], canonical, tags
+    )
+    statuses: dict[int, str | None] = {}
+    for i, event in new:
+        item = items[tags[canonical[i]]]
+        broken = apply(event, item, stands)
+        if broken:
+            problems.append(Problem(i, event.client_event_id, event.code, *broken))
+        statuses[i] = item.status
+    loads, load_problems = await _loads(conn, new)
+    problems += load_problems
+    if problems:
+        raise ScanRejected(sorted(problems))
+    ids = await _insert_events(conn, new, canonical, tags, statuses, loads, actor)
+    await _write_items(conn, items, new, canonical, tags, loads)
+    return {
+        event.key: _answer(
+            ids[i],
+            event.device_id,
+            event.client_event_id,
+            canonical[i],
+            tags[canonical[i]][0].value,
+            event.event_type,
+            event.occurred_at,
+            statuses[i],
+        )
+        for i, event in new
+    }
+
+
+async def _outside_province(
+    conn: AsyncConnection, new: list[tuple[int, ScanEvent]]
+) -> list[Problem]:
+    cur = await conn.execute(
+        "SELECT p.o FROM unnest(%s::float8[], %s::float8[], %s::int[]) p(lon, lat, o) "
+        "CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) AS pt) g "
+        "WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a "
+        "  WHERE a.valid_to IS NULL AND a.level IN ('commune', 'province') "
+        "  AND a.geom && g.pt AND ST_Intersects(a.geom, g.pt))",
+        [[e.location.lon for _, e in new], [e.location.lat for _, e in new], [i for i, _ in new]],
+    )
+    outside = {r[0] for r in await cur.fetchall()}
+    return [
+        Problem(
+            i,
+            e.client_event_id,
+            e.code,
+            "outside_province",
+            f"location [{e.location.lon}, {e.location.lat}] is outside the province",
+        )
+        for i, e in new
+        if i in outside
+    ]
+
+
+async def _unknown_destinations(
+    conn: AsyncConnection, new: list[tuple[int, ScanEvent]]
+) -> list[Problem]:
+    communes = sorted({e.to_commune for _, e in new if e.to_commune})
+    stands = sorted({e.to_stand for _, e in new if e.to_stand})
+    known: set[tuple[str, str]] = set()
+    if communes:
+        cur = await conn.execute(
+            "SELECT code FROM smarttrees.communes WHERE code = ANY(%s)", [communes]
+        )
+        known |= {("commune", r[0]) for r in await cur.fetchall()}
+    if stands:
+        cur = await conn.execute(
+            "SELECT stand_code FROM smarttrees.stands WHERE stand_code = ANY(%s)", [stands]
+        )
+        known |= {("stand", r[0]) for r in await cur.fetchall()}
+    problems = []
+    for i, e in new:
+        for kind, value in (("commune", e.to_commune), ("stand", e.to_stand)):
+            if value and (kind, value) not in known:
+                problems.append(
+                    Problem(
+                        i, e.client_event_id, e.code, "unknown_destination", f"no {kind} {value!r}"
+                    )
+                )
+    return problems
+
+
+async def _lock_items(
+    conn: AsyncConnection, keys: set[tuple[ItemType, int]]
+) -> dict[tuple[ItemType, int], ItemState]:
+    items = {key: ItemState(key[0], key[1]) for key in keys}
+    lots = sorted(i for t, i in keys if t is ItemType.SEEDLING_LOT)
+    logs = sorted(i for t, i in keys if t is ItemType.TIMBER_LOG)
+    if lots:
+        cur = await conn.execute(
+            "SELECT id, status, quantity, quantity_dispatched, quantity_planted "
+            "FROM smarttrees.seedling_lots WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            [lots],
+        )
+        for r in await cur.fetchall():
+            item = items[(ItemType.SEEDLING_LOT, int(r[0]))]
+            item.status, item.quantity, item.dispatched, item.planted = r[1], r[2], r[3], r[4]
+    if logs:
+        cur = await conn.execute(
+            "SELECT id, status, volume_m3, stand_id FROM smarttrees.timber_logs "
+            "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            [logs],
+        )
+        for r in await cur.fetchall():
+            item = items[(ItemType.TIMBER_LOG, int(r[0]))]
+            item.status, item.volume_m3, item.stand_id = r[1], Decimal(r[2]), r[3]
+    cur = await conn.execute(
+        "SELECT e.item_type, e.item_id, max(e.occurred_at) FROM smarttrees.scan_events e "
+        "JOIN unnest(%s::text[], %s::int8[]) k(item_type, item_id) USING (item_type, item_id) "
+        "GROUP BY 1, 2",
+        [[t.value for t, _ in keys], [i for _, i in keys]],
+    )
+    for r in await cur.fetchall():
+        items[(ItemType(r[0]), int(r[1]))].last_at = r[2]
+    return items
+
+
+async def _lock_stands(
+    conn: AsyncConnection,
+    items: dict[tuple[ItemType, int], ItemState],
+    leaving: list[tuple[int, ScanEvent]],
+    canonical: list[str],
+    tags: dict[str, tuple[ItemType, int]],
+) -> dict[int, StandState]:
+    ids = sorted({items[tags[canonical[i]]].stand_id for i, _ in leaving} - {None})  # type: ignore[type-var]
+    if not ids:
+        return {}
+    cur = await conn.execute(
+        "SELECT id, stand_code, harvest_allowed_m3 FROM smarttrees.stands "
+        "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        [ids],
+    )
+    stands = {int(r[0]): StandState(r[1], r[2], Decimal(0)) for r in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT stand_id, sum(volume_m3) FROM smarttrees.timber_logs "
+        "WHERE stand_id = ANY(%s) AND status <> 'felled' GROUP BY stand_id",
+        [ids],
+    )
+    for r in await cur.fetchall():
+        stands[int(r[0])].out_m3 = Decimal(r[1])
+    return stands
+
+
+async def _loads(
+    conn: AsyncConnection, new: list[tuple[int, ScanEvent]]
+) -> tuple[dict[int, tuple[int, str]], list[Problem]]:
+    """Transport loads of ``loaded`` events: {event index: (load id, load tag code)}.
+
+    A load named by its tag must exist and carry the event's forest-product list number; without
+    a tag, the list number names the load, which is created on its first log.
+    """
+    loaded = [(i, e) for i, e in new if e.event_type == "loaded" and e.fpl_number]
+    if not loaded:
+        return {}, []
+    problems: list[Problem] = []
+    result: dict[int, tuple[int, str]] = {}
+    by_tag = [(i, e) for i, e in loaded if e.load_code]
+    for i, e in by_tag:
+        try:
+            code = parse(e.load_code or "")
+        except CodeError as exc:
+            problems.append(Problem(i, e.client_event_id, e.code, "unknown_load", str(exc)))
+            continue
+        cur = await conn.execute(
+            "SELECT l.id, l.fpl_number FROM smarttrees.tags t "
+            "JOIN smarttrees.transport_loads l ON l.id = t.item_id "
+            "WHERE t.code = %s AND t.item_type = 'transport_load'",
+            [str(code)],
+        )
+        row = await cur.fetchone()
+        if row is None or (row[1] is not None and row[1] != e.fpl_number):
+            why = "no such transport load" if row is None else f"it carries list {row[1]}"
+            problems.append(
+                Problem(i, e.client_event_id, e.code, "unknown_load", f"load {code}: {why}")
+            )
+            continue
+        result[i] = (int(row[0]), str(code))
+    by_fpl = [(i, e) for i, e in loaded if not e.load_code]
+    if by_fpl:
+        fpls = sorted({e.fpl_number for _, e in by_fpl if e.fpl_number})
+        plates = {e.fpl_number: e.vehicle_plate for _, e in by_fpl}
+        cur = await conn.execute(
+            "INSERT INTO smarttrees.transport_loads (load_code, fpl_number, vehicle_plate) "
+            "SELECT 'FPL ' || f, f, p FROM unnest(%s::text[], %s::text[]) u(f, p) "
+            "ON CONFLICT (fpl_number) WHERE fpl_number IS NOT NULL "
+            "DO UPDATE SET vehicle_plate = "
+            "  coalesce(transport_loads.vehicle_plate, EXCLUDED.vehicle_plate) "
+            "RETURNING id, fpl_number",
+            [fpls, [plates[f] for f in fpls]],
+        )
+        ids = {r[1]: int(r[0]) for r in await cur.fetchall()}
+        await conn.execute(
+            "INSERT INTO smarttrees.tags (code, item_type, item_id) "
+            "SELECT c, 'transport_load', i FROM unnest(%s::text[], %s::int8[]) u(c, i) "
+            "ON CONFLICT (item_type, item_id) DO NOTHING",
+            [[make_code(ItemType.TRANSPORT_LOAD, n) for n in ids.values()], list(ids.values())],
+        )
+        for i, e in by_fpl:
+            load_id = ids[e.fpl_number or ""]
+            result[i] = (load_id, make_code(ItemType.TRANSPORT_LOAD, load_id))
+    return result, problems
+
+
+async def _insert_events(
+    conn: AsyncConnection,
+    new: list[tuple[int, ScanEvent]],
+    canonical: list[str],
+    tags: dict[str, tuple[ItemType, int]],
+    statuses: dict[int, str | None],
+    loads: dict[int, tuple[int, str]],
+    actor: str | None,
+) -> dict[int, int]:
+    details = []
+    for i, e in new:
+        extra = e.details() | {"status_after": statuses[i]}
+        if e.event_type == "dispatched":
+            extra["destination"] = e.to_commune or e.to_stand
+        if i in loads:
+            extra["load_id"], extra["load_code"] = loads[i]
+        details.append(json.dumps(extra, ensure_ascii=False))
+    cur = await conn.execute(
+        "INSERT INTO smarttrees.scan_events (device_id, client_event_id, code, item_type, item_id, "
+        "  event_type, occurred_at, actor, quantity, volume_m3, details, geom) "
+        "SELECT d, c, code, t, item, ev, at, %s, q, v, det::jsonb, "
+        "       ST_SetSRID(ST_MakePoint(lon, lat), 4326) "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::text[], "
+        "  %s::timestamptz[], %s::int4[], %s::numeric[], %s::text[], %s::float8[], %s::float8[], "
+        "  %s::int[]) AS u(d, c, code, t, item, ev, at, q, v, det, lon, lat, o) "
+        "ORDER BY o RETURNING id, device_id, client_event_id",
+        [
+            actor,
+            [e.device_id for _, e in new],
+            [e.client_event_id for _, e in new],
+            [canonical[i] for i, _ in new],
+            [tags[canonical[i]][0].value for i, _ in new],
+            [tags[canonical[i]][1] for i, _ in new],
+            [e.event_type for _, e in new],
+            [e.occurred_at for _, e in new],
+            [e.quantity for _, e in new],
+            [e.volume_m3 for _, e in new],
+            details,
+            [e.location.lon for _, e in new],
+            [e.location.lat for _, e in new],
+            [i for i, _ in new],
+        ],
+    )
+    by_key = {(r[1], r[2]): int(r[0]) for r in await cur.fetchall()}
+    return {i: by_key[e.key] for i, e in new}
+
+
+async def _write_items(
+    conn: AsyncConnection,
+    items: dict[tuple[ItemType, int], ItemState],
+    new: list[tuple[int, ScanEvent]],
+    canonical: list[str],
+    tags: dict[str, tuple[ItemType, int]],
+    loads: dict[int, tuple[int, str]],
+) -> None:
+    lots = [s for s in items.values() if s.item_type is ItemType.SEEDLING_LOT and s.changed]
+    if lots:
+        certificates = {tags[canonical[i]][1]: e.certificate_no for i, e in new if e.certificate_no}
+        await conn.execute(
+            "UPDATE smarttrees.seedling_lots l SET status = u.s, quantity_dispatched = u.d, "
+            "  quantity_planted = u.p, certificate_no = coalesce(u.c, l.certificate_no) "
+            "FROM unnest(%s::int8[], %s::text[], %s::int4[], %s::int4[], %s::text[]) "
+            "  u(id, s, d, p, c) WHERE l.id = u.id",
+            [
+                [s.item_id for s in lots],
+                [s.status for s in lots],
+                [s.dispatched for s in lots],
+                [s.planted for s in lots],
+                [certificates.get(s.item_id) for s in lots],
+            ],
+        )
+    # A log's position is where it was last seen: the last of its events in this batch.
+    seen: dict[int, ScanEvent] = {}
+    load_of: dict[int, int] = {}
+    for i, e in new:
+        item_type, item_id = tags[canonical[i]]
+        if item_type is ItemType.TIMBER_LOG:
+            seen[item_id] = e
+            if i in loads:
+                load_of[item_id] = loads[i][0]
+    if seen:
+        ids = sorted(seen)
+        await conn.execute(
+            "UPDATE smarttrees.timber_logs g SET status = u.s, volume_m3 = u.v, "
+            "  load_id = coalesce(u.l, g.load_id), geom = ST_SetSRID(ST_MakePoint(u.x, u.y), 4326) "
+            "FROM unnest(%s::int8[], %s::text[], %s::numeric[], %s::int8[], %s::float8[], "
+            "  %s::float8[]) u(id, s, v, l, x, y) WHERE g.id = u.id",
+            [
+                ids,
+                [items[(ItemType.TIMBER_LOG, i)].status for i in ids],
+                [items[(ItemType.TIMBER_LOG, i)].volume_m3 for i in ids],
+                [load_of.get(i) for i in ids],
+                [seen[i].location.lon for i in ids],
+                [seen[i].location.lat for i in ids],
+            ],
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace
+
+_ITEM_SQL = {
+    ItemType.SEEDLING_LOT: (
+        "SELECT jsonb_build_object('lot_code', l.lot_code, 'status', l.status, "
+        "  'quantity', l.quantity, 'quantity_dispatched', l.quantity_dispatched, "
+        "  'quantity_planted', l.quantity_planted, 'species', s.scientific_name, "
+        "  'nursery', n.name, 'seed_source', l.seed_source), "
+        "  ST_X(n.geom), ST_Y(n.geom) "
+        "FROM smarttrees.seedling_lots l JOIN smarttrees.nurseries n ON n.id = l.nursery_id "
+        "LEFT JOIN smarttrees.species s ON s.id = l.species_id WHERE l.id = %s"
+    ),
+    ItemType.TIMBER_LOG: (
+        "SELECT jsonb_build_object('log_code', g.log_code, 'status', g.status, "
+        "  'volume_m3', g.volume_m3, 'species', s.scientific_name, 'stand_code', st.stand_code, "
+        "  'felled_on', g.felled_on, 'load_code', lt.code), "
+        "  ST_X(ST_PointOnSurface(st.geom)), ST_Y(ST_PointOnSurface(st.geom)) "
+        "FROM smarttrees.timber_logs g JOIN smarttrees.stands st ON st.id = g.stand_id "
+        "LEFT JOIN smarttrees.species s ON s.id = g.species_id "
+        "LEFT JOIN smarttrees.tags lt "
+        "  ON lt.item_type = 'transport_load' AND lt.item_id = g.load_id "
+        "WHERE g.id = %s"
+    ),
+    ItemType.TRANSPORT_LOAD: (
+        "SELECT jsonb_build_object('load_code', lo.load_code, 'fpl_number', lo.fpl_number, "
+        "  'vehicle_plate', lo.vehicle_plate, 'destination', lo.destination, "
+        "  'logs', (SELECT coalesce(jsonb_agg(t.code ORDER BY t.code), '[]') "
+        "           FROM smarttrees.timber_logs g JOIN smarttrees.tags t "
+        "           ON t.item_type = 'timber_log' AND t.item_id = g.id WHERE g.load_id = lo.id)), "
+        "  NULL::float8, NULL::float8 "
+        "FROM smarttrees.transport_loads lo WHERE lo.id = %s"
+    ),
+    ItemType.TREE: (
+        "SELECT jsonb_build_object('tree_code', t.tree_code, 'category', t.category, "
+        "  'species', s.scientific_name, 'commune_code', t.commune_code), "
+        "  ST_X(t.geom), ST_Y(t.geom) "
+        "FROM smarttrees.trees t LEFT JOIN smarttrees.species s ON s.id = t.species_id "
+        "WHERE t.id = %s"
+    ),
+}
+
+
+async def trace(conn: AsyncConnection, code: Code) -> dict[str, Any] | None:
+    """Every event of an item in order, with the item and its origin; ``None`` if never tagged.
+
+    The origin is where the item's story starts: a lot's nursery, a log's stand (a point on its
+    surface), a tree's own position; transport loads have none.
+    """
+    cur = await conn.execute(
+        "SELECT item_type, item_id FROM smarttrees.tags WHERE code = %s", [str(code)]
+    )
+    tag = await cur.fetchone()
+    if tag is None:
+        return None
+    item_type, item_id = ItemType(tag[0]), int(tag[1])
+    cur = await conn.execute(_ITEM_SQL[item_type], [item_id])
+    row = await cur.fetchone()
+    item, origin = (row[0], [row[1], row[2]] if row[1] is not None else None) if row else ({}, None)
+    cur = await conn.execute(
+        "SELECT id, event_type, occurred_at, device_id, quantity, volume_m3, details, "
+        "  ST_X(geom), ST_Y(geom) "
+        "FROM smarttrees.scan_events WHERE item_type = %s AND item_id = %s "
+        "ORDER BY occurred_at, id",
+        [item_type.value, item_id],
+    )
+    events = [
+        {
+            "event_id": r[0],
+            "event_type": r[1],
+            "occurred_at": utc_text(r[2]),
+            "device_id": r[3],
+            "quantity": r[4],
+            "volume_m3": float(r[5]) if r[5] is not None else None,
+            "status": r[6].get("status_after"),
+            "details": {k: v for k, v in r[6].items() if k != "status_after"},
+            "location": [r[7], r[8]] if r[7] is not None else None,
+        }
+        for r in await cur.fetchall()
+    ]
+    return {
+        "code": str(code),
+        "item_type": item_type.value,
+        "item": item,
+        "origin": origin,
+        "events": events,
+    }
+
+
+def trace_geojson(result: dict[str, Any]) -> dict[str, Any]:
+    """A trace as one GeoJSON Feature: the line from the origin through every scan location.
+
+    With a single known position the geometry is a Point; with none it is ``null``.
+    """
+    path: list[list[float]] = []
+    for position in [result["origin"]] + [e["location"] for e in result["events"]]:
+        if position is not None and (not path or path[-1] != position):
+            path.append(position)
+    geometry: dict[str, Any] | None = None
+    if len(path) >= 2:
+        geometry = {"type": "LineString", "coordinates": path}
+    elif path:
+        geometry = {"type": "Point", "coordinates": path[0]}
+    return {
+        "type": "Feature",
+        "id": result["code"],
+        "geometry": geometry,
+        "properties": {
+            "code": result["code"],
+            "item_type": result["item_type"],
+            "status": result["item"].get("status"),
+            "events": [
+                {k: e[k] for k in ("event_type", "occurred_at", "quantity", "status")}
+                for e in result["events"]
+            ],
+        },
+    }
