@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gis_api import ogc
 from gis_api.errors import Unavailable, exception_handlers
 from smarttrees.database import SEARCH_PATH, database_url
 from smarttrees.settings import Settings, get_settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await pool.open()
         app.state.pool = pool
         try:
+            await ogc.start(app, settings, url)
             yield
         finally:
             await pool.close()
@@ -99,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"], name="readyz"),
     ]
     routes += optional_routes()
-    routes += _ogc_routes(settings)
+    routes += ogc.routes(settings)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -108,14 +110,3 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     return app
 
-
-def _ogc_routes(settings: Settings) -> list[BaseRoute]:
-    """OGC API routes: our fast features endpoints, then pygeoapi for the rest."""
-    try:
-        ogc = importlib.import_module("gis_api.ogc")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gis_api.ogc":
-            raise
-        return []
-    routes: list[BaseRoute] = ogc.routes(settings)
-    return routes

@@ -38,12 +38,23 @@ class Collection:
     id_type: str = "integer"  # integer or string
     geometry_column: str | None = "geom"
     geometry_type: str | None = "Point"
-    writable: bool = False  # OGC API Features Part 4 (create, replace, update, delete)
+    write_table: str | None = None  # OGC API Features Part 4 writes go to this table
+    read_only: tuple[str, ...] = ()  # published properties a write may not set
     keywords: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
             raise ValueError(f"collection {self.id}: give exactly one of table and query")
+
+    @property
+    def writable(self) -> bool:
+        """True when features can be created, replaced, updated and deleted (Part 4)."""
+        return self.write_table is not None
+
+    @property
+    def writable_properties(self) -> tuple[str, ...]:
+        """Properties a write may set."""
+        return tuple(n for n in self.property_names if n not in self.read_only)
 
     @property
     def property_names(self) -> tuple[str, ...]:
@@ -70,7 +81,8 @@ TREES = Collection(
         "SELECT t.*, s.scientific_name AS species_name, s.vietnamese_name AS species_vi "
         "FROM smarttrees.trees t LEFT JOIN smarttrees.species s ON s.id = t.species_id"
     ),
-    writable=True,
+    write_table="trees",
+    read_only=("species_name", "species_vi", "updated_at"),
     keywords=("trees", "urban green", "forestry"),
     properties=(
         _p("tree_code", "string", "code on the tree's label"),

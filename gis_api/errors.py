@@ -58,6 +58,12 @@ class Forbidden(ApiError):
     code = "Forbidden"
 
 
+class NotAllowed(ApiError):
+    """The method is not offered on this resource (a write to a read-only collection)."""
+
+    code = "MethodNotAllowed"
+
+
 class Conflict(ApiError):
     """The request clashes with stored data (a duplicate code, say)."""
 
@@ -83,6 +89,7 @@ STATUS: dict[type[ApiError], int] = {
     NotFound: 404,
     Unauthorized: 401,
     Forbidden: 403,
+    NotAllowed: 405,
     Conflict: 409,
     NotAcceptable: 406,
     Unavailable: 503,

@@ -7,8 +7,16 @@ import typer
 
 def run_server(host: str, port: int) -> None:
     """Serve the SmartTrees app with uvicorn until interrupted."""
+    import os
+
     import uvicorn
 
+    from smarttrees.settings import get_settings
+
+    # The app factory reads the settings: tell it where it listens, for the links it writes.
+    os.environ["SMARTTREES_HOST"] = host
+    os.environ["SMARTTREES_PORT"] = str(port)
+    get_settings.cache_clear()
     uvicorn.run(
         "gis_api.app:create_app",
         factory=True,

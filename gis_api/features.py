@@ -1,0 +1,238 @@
+"""Features SQL: one statement per page, GeoJSON built by PostGIS.
+
+Each feature leaves the database as finished GeoJSON text (``json_build_object`` with
+``ST_AsGeoJSON``); Python only joins the rows into a FeatureCollection, so no geometry is ever
+walked in Python. Pages are ordered by the id column and continue from the last id seen (keyset
+pagination), so page 5,000 costs what page 1 costs; ``offset`` is still honoured.
+
+``numberMatched`` is exact when it is free (the whole result fits in the first page) or cheap
+(the planner estimates at most ``exact_count_max`` matches: a capped count runs); above that it
+is omitted, which OGC API Features allows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from gis_api import cql2
+from gis_api.collections import Collection
+from gis_api.crs import CRS84, Crs, from_input, parse_crs, to_output
+from gis_api.errors import InvalidParameter
+
+Fragment = tuple[sql.Composable, list[Any]]
+Statement = tuple[sql.Composed, list[Any]]
+
+# Query parameters of the items endpoint besides property=value filters.
+ITEMS_PARAMETERS = frozenset({
+    "f", "lang", "limit", "offset", "after", "bbox", "bbox-crs", "crs", "filter", "filter-lang",
+    "filter-crs", "datetime", "skipGeometry", "properties", "sortby", "resulttype", "q",
+})
+
+
+@dataclass
+class ItemsQuery:
+    """A validated items request.
+
+    Example: ``ItemsQuery(TREES, limit=100, bbox=(105.8, 21.5, 105.9, 21.6))``.
+    """
+
+    collection: Collection
+    limit: int
+    offset: int = 0
+    after: str | int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: Crs = CRS84
+    crs: Crs = CRS84
+    filter: Fragment | None = None
+    equals: dict[str, str] = field(default_factory=dict)
+    skip_geometry: bool = False
+
+    @property
+    def first_page(self) -> bool:
+        """True when the page starts at the first match."""
+        return self.offset == 0 and self.after is None
+
+
+def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name}: {raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise InvalidParameter(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    """A ``bbox`` parameter: four (or six, with heights) finite numbers, low before high."""
+    try:
+        numbers = [float(v) for v in raw.split(",")]
+    except ValueError:
+        raise InvalidParameter(f"bbox: {raw!r} is not a list of numbers") from None
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
+        raise InvalidParameter(f"bbox: {raw!r} needs 4 or 6 finite numbers")
+    x1, y1, x2, y2 = numbers
+    if x1 > x2 or y1 > y2:
+        raise InvalidParameter(f"bbox: {raw!r} has a lower corner above its upper corner")
+    return x1, y1, x2, y2
+
+
+def _after(collection: Collection, raw: str | None) -> str | int | None:
+    if raw is None or raw == "":
+        return None
+    if collection.id_type == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidParameter(f"after: {raw!r} is not an id of {collection.id}") from None
+    return raw
+
+
+def parse_items(
+    collection: Collection, params: Mapping[str, str], default_limit: int, max_limit: int
+) -> ItemsQuery:
+    """Validate the query parameters of an items request.
+
+    Raises
+    ------
+    InvalidParameter
+        A malformed or out-of-range value, an unknown parameter, a limit above the cap (400).
+
+    """
+    for name in params:
+        if name not in ITEMS_PARAMETERS and name not in collection.property_names:
+            raise InvalidParameter(f"unknown query parameter {name!r} for {collection.id}")
+    if params.get("sortby"):
+        raise InvalidParameter("sortby: sorting is not supported; items come in id order")
+    if params.get("q"):
+        raise InvalidParameter("q: free-text search is not supported; use filter")
+    query = ItemsQuery(
+        collection,
+        limit=_int(params, "limit", min(default_limit, max_limit), 1, max_limit),
+        offset=_int(params, "offset", 0, 0, 10**9),
+        after=_after(collection, params.get("after")),
+        bbox=parse_bbox(params["bbox"]) if params.get("bbox") else None,
+        bbox_crs=parse_crs(params.get("bbox-crs"), "bbox-crs"),
+        crs=parse_crs(params.get("crs"), "crs"),
+        equals={k: v for k, v in params.items() if k in collection.property_names},
+        skip_geometry=params.get("skipGeometry", "false").lower() == "true",
+    )
+    if params.get("filter"):
+        tree = cql2.parse(params["filter"], params.get("filter-lang"))
+        filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
+        query.filter = cql2.Translator(collection, filter_crs).where(tree)
+    if query.bbox and not collection.geometry_column:
+        raise InvalidParameter(f"bbox: {collection.id} has no geometry")
+    return query
+
+
+def relation(collection: Collection) -> sql.Composable:
+    """The FROM item of a collection, aliased ``t``."""
+    if collection.query is not None:
+        return sql.SQL("({}) AS t").format(sql.SQL(collection.query))  # fixed text, no input
+    return sql.SQL("smarttrees.{} AS t").format(sql.Identifier(collection.table or ""))
+
+
+def feature_json(collection: Collection, crs: Crs, skip_geometry: bool = False) -> sql.Composable:
+    """SQL for one row as GeoJSON Feature text."""
+    props = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p))
+        for p in collection.property_names
+    )
+    geometry: sql.Composable = sql.SQL("NULL")
+    if collection.geometry_column and not skip_geometry:
+        geom = to_output(sql.Identifier("t", collection.geometry_column), crs)
+        geometry = sql.SQL("ST_AsGeoJSON({}, {})::json").format(geom, sql.Literal(crs.decimals))
+    return sql.SQL(
+        "json_build_object('type', 'Feature', 'id', {}, 'geometry', {}, "
+        "'properties', json_build_object({}))::text"
+    ).format(sql.Identifier("t", collection.id_column), geometry, props)
+
+
+def _conditions(query: ItemsQuery, with_after: bool) -> Fragment:
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    c = query.collection
+    if query.bbox and c.geometry_column:
+        envelope = from_input(sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 4326)"), query.bbox_crs)
+        parts.append(
+            sql.SQL("ST_Intersects({}, {})").format(
+                sql.Identifier("t", c.geometry_column), envelope
+            )
+        )
+        params += list(query.bbox)
+    for name, value in query.equals.items():
+        parts.append(sql.SQL("{}::text = %s").format(sql.Identifier("t", name)))
+        params.append(value)
+    if query.filter is not None:
+        parts.append(query.filter[0])
+        params += query.filter[1]
+    if with_after and query.after is not None:
+        parts.append(sql.SQL("{} > %s").format(sql.Identifier("t", c.id_column)))
+        params.append(query.after)
+    if not parts:
+        return sql.SQL("TRUE"), []
+    return sql.SQL(" AND ").join(parts), params
+
+
+def page_sql(query: ItemsQuery) -> Statement:
+    """SQL of one page: rows (feature text, id); one row more than the limit, to see a next."""
+    where, params = _conditions(query, with_after=True)
+    c = query.collection
+    statement = sql.SQL(
+        "SELECT {feature}, {id} FROM {rel} WHERE {where} ORDER BY {id} LIMIT %s OFFSET %s"
+    ).format(
+        feature=feature_json(c, query.crs, query.skip_geometry),
+        id=sql.Identifier("t", c.id_column),
+        rel=relation(c),
+        where=where,
+    )
+    return statement, [*params, query.limit + 1, query.offset]
+
+
+def estimate_sql(query: ItemsQuery) -> Statement:
+    """EXPLAIN of the matching rows: the planner's estimate of numberMatched."""
+    where, params = _conditions(query, with_after=False)
+    statement = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(
+        relation(query.collection), where
+    )
+    return statement, params
+
+
+def count_sql(query: ItemsQuery, cap: int) -> Statement:
+    """Exact count of matching rows, stopping after ``cap + 1``."""
+    where, params = _conditions(query, with_after=False)
+    statement = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) AS m").format(
+        relation(query.collection), where
+    )
+    return statement, [*params, cap + 1]
+
+
+def item_sql(collection: Collection, crs: Crs) -> sql.Composed:
+    """SQL of one feature by id (one parameter)."""
+    return sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+        feature_json(collection, crs),
+        relation(collection),
+        sql.Identifier("t", collection.id_column),
+    )
+
+
+def parse_id(collection: Collection, raw: str) -> str | int | None:
+    """An item id in its column's type, or ``None`` when it cannot be one (so: not found)."""
+    if collection.id_type != "integer":
+        return raw
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if -(2**63) <= value < 2**63 else None

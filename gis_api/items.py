@@ -1,0 +1,182 @@
+"""The hot paths of OGC API Features: items and one item as GeoJSON, straight from PostGIS.
+
+HTML (``f=html`` or a browser's Accept header) and other formats go to pygeoapi; the writes
+(POST, PUT, PATCH, DELETE) go to :mod:`gis_api.transactions`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gis_api import collections, features, transactions
+from gis_api.collections import Collection
+from gis_api.crs import content_crs_header, parse_crs
+from gis_api.errors import InvalidParameter, NotFound
+
+GEOJSON = "application/geo+json"
+_JSON_FORMATS = (None, "", "json", "geojson")
+
+
+def collection_or_404(request: Request) -> Collection:
+    """The collection named in the path, or a 404."""
+    cid = request.path_params["collection_id"]
+    found = collections.get(cid)
+    if found is None:
+        raise NotFound(f"no collection {cid!r}")
+    return found
+
+
+def wants_pygeoapi(request: Request) -> bool:
+    """True for HTML and the formats pygeoapi renders (everything but GeoJSON)."""
+    f = request.query_params.get("f")
+    if f not in _JSON_FORMATS:
+        return True
+    if f is None:
+        accept = request.headers.get("accept", "")
+        return "text/html" in accept and "json" not in accept
+    return False
+
+
+def _params(request: Request) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in params:
+            raise InvalidParameter(f"{key}: given more than once")
+        params[key] = value
+    return params
+
+
+def _link(href: str, rel: str, type_: str, title: str) -> dict[str, str]:
+    return {"href": href, "rel": rel, "type": type_, "title": title}
+
+
+def _page_links(
+    request: Request, params: dict[str, str], last_id: Any, has_more: bool
+) -> list[dict[str, str]]:
+    base = str(request.url.replace(query=""))
+    collection_url = base.rsplit("/items", 1)[0]
+    self_q = urlencode({**params, "f": "json"})
+    links = [
+        _link(f"{base}?{self_q}", "self", GEOJSON, "this page"),
+        _link(f"{base}?{urlencode({**params, 'f': 'html'})}", "alternate", "text/html", "as HTML"),
+        _link(collection_url, "collection", "application/json", "the collection"),
+    ]
+    if has_more:
+        nxt = {k: v for k, v in params.items() if k != "offset"}
+        nxt.update({"after": str(last_id), "f": "json"})
+        links.append(_link(f"{base}?{urlencode(nxt)}", "next", GEOJSON, "next page"))
+    return links
+
+
+async def _number_matched(conn: Any, query: features.ItemsQuery, returned: int, more: bool,
+                          cap: int) -> int | None:
+    if query.first_page and not more:
+        return returned  # the whole result is on this page: exact at no cost
+    statement, params = features.estimate_sql(query)
+    plan = (await (await conn.execute(statement, params)).fetchone())[0]
+    estimate = plan[0]["Plan"]["Plan Rows"]
+    if estimate > cap:
+        return None
+    statement, params = features.count_sql(query, cap)
+    count = int((await (await conn.execute(statement, params)).fetchone())[0])
+    return count if count <= cap else None
+
+
+async def items(request: Request) -> Response:
+    """GET: a page of features as GeoJSON; POST: create a feature (Part 4)."""
+    collection = collection_or_404(request)
+    if request.method == "POST":
+        return await transactions.create(request, collection)
+    if wants_pygeoapi(request):
+        return await _pygeoapi_items(request, collection.id)
+    settings = request.app.state.settings
+    params = _params(request)
+    query = features.parse_items(
+        collection, params, settings.default_page_size, settings.max_page_size
+    )
+    statement, args = features.page_sql(query)
+    async with request.app.state.pool.connection() as conn:
+        rows = await (await conn.execute(statement, args)).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        matched = await _number_matched(
+            conn, query, len(rows), more, settings.exact_count_max
+        )
+    links = _page_links(request, params, rows[-1][1] if rows else None, more)
+    head: dict[str, Any] = {"numberReturned": len(rows)}
+    if matched is not None:
+        head["numberMatched"] = matched
+    head["timeStamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    head["links"] = links
+    # The features are finished JSON text from PostGIS: join them, never re-parse them.
+    body = b"".join((
+        b'{"type":"FeatureCollection","features":[',
+        ",".join(r[0] for r in rows).encode(),
+        b"],",
+        orjson.dumps(head)[1:],
+    ))
+    return Response(body, 200, media_type=GEOJSON, headers=content_crs_header(query.crs))
+
+
+async def item(request: Request) -> Response:
+    """GET one feature; PUT replace, PATCH update, DELETE remove it (Part 4)."""
+    collection = collection_or_404(request)
+    raw_id = request.path_params["item_id"]
+    if request.method != "GET":
+        return await transactions.change(request, collection, raw_id)
+    if wants_pygeoapi(request):
+        return await _pygeoapi_item(request, collection.id, raw_id)
+    params = _params(request)
+    for name in params:
+        if name not in ("f", "crs", "lang"):
+            raise InvalidParameter(f"unknown query parameter {name!r} for one item")
+    crs = parse_crs(params.get("crs"))
+    key = features.parse_id(collection, raw_id)
+    row = None
+    if key is not None:
+        async with request.app.state.pool.connection() as conn:
+            cur = await conn.execute(features.item_sql(collection, crs), [key])
+            row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no item {raw_id!r} in {collection.id}")
+    base = str(request.url.replace(query=""))
+    links = [
+        _link(f"{base}?f=json", "self", GEOJSON, "this feature"),
+        _link(f"{base}?f=html", "alternate", "text/html", "as HTML"),
+        _link(base.rsplit("/items/", 1)[0], "collection", "application/json", "the collection"),
+    ]
+    body = row[0].encode()[:-1] + b',"links":' + orjson.dumps(links) + b"}"
+    return Response(body, 200, media_type=GEOJSON, headers=content_crs_header(crs))
+
+
+async def _pygeoapi_items(request: Request, cid: str) -> Response:
+    import pygeoapi.api.itemtypes as itemtypes
+
+    return await request.app.state.pygeoapi.call(
+        request, itemtypes.get_collection_items, cid
+    )
+
+
+async def _pygeoapi_item(request: Request, cid: str, item_id: str) -> Response:
+    import pygeoapi.api.itemtypes as itemtypes
+
+    return await request.app.state.pygeoapi.call(
+        request, itemtypes.get_collection_item, cid, item_id
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """The items routes, to register before pygeoapi's."""
+    return [
+        Route("/collections/{collection_id}/items", items, methods=["GET", "POST"],
+              name="items"),
+        Route("/collections/{collection_id}/items/{item_id}", item,
+              methods=["GET", "PUT", "PATCH", "DELETE"], name="item"),
+    ]

@@ -1,0 +1,339 @@
+"""OGC API Features: pygeoapi for the documents it renders, our own routes for the hot paths.
+
+pygeoapi is configured from our settings and the collections registry (never a hand-edited
+YAML file) when the app starts, with its OpenAPI document generated from that configuration.
+It serves the landing page, conformance, collections, queryables, schemas, HTML and the
+OpenAPI document. Items as GeoJSON, one item, and the transactions are ours
+(:mod:`gis_api.items`): they are registered before pygeoapi's routes and read from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gis_api import collections
+from gis_api.crs import CRS84, URIS
+from gis_api.features import relation
+from smarttrees.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What pygeoapi does not list itself: CQL2 filtering (Part 3) is ours.
+EXTRA_CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+)
+WORLD = [-180.0, -90.0, 180.0, 90.0]
+PROVIDER = "gis_api.provider.SmartTreesProvider"
+
+
+def pygeoapi_config(
+    settings: Settings, database_url: str, extents: dict[str, list[float]]
+) -> dict[str, Any]:
+    """The pygeoapi configuration for our settings and every registry collection."""
+    resources = {
+        c.id: _resource(c, settings, database_url, extents) for c in collections.COLLECTIONS
+    }
+    return {
+        "server": {
+            "bind": {"host": settings.host, "port": settings.port},
+            "url": settings.server_url,
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "languages": ["en-US"],
+            "cors": True,
+            "pretty_print": False,
+            "limits": {
+                "default_items": settings.default_page_size,
+                "max_items": settings.max_page_size,
+                "on_exceed": "error",
+            },
+            "map": {
+                "url": settings.basemap_url or "",
+                "attribution": "",
+            },
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": "SmartTrees",
+                "description": "Trees, plantations, nurseries, timber and IOC layers",
+                "keywords": ["trees", "forestry", "OGC API"],
+                "keywords_type": "theme",
+                "terms_of_service": "",
+                "url": settings.server_url,
+            },
+            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": "SmartTrees", "url": settings.server_url},
+            "contact": {"name": "Forestry department", "position": "", "email": ""},
+        },
+        "resources": resources,
+    }
+
+
+def _resource(
+    c: collections.Collection, settings: Settings, url: str, extents: dict[str, list[float]]
+) -> dict[str, Any]:
+    return {
+        "type": "collection",
+        "title": c.title,
+        "description": c.description,
+        "keywords": list(c.keywords) or [c.id],
+        "extents": {"spatial": {"bbox": extents.get(c.id, WORLD), "crs": CRS84.uri}},
+        "providers": [
+            {
+                "type": "feature",
+                "name": PROVIDER,
+                "data": url,
+                "table": c.id,
+                "id_field": c.id_column,
+                "geom_field": c.geometry_column,
+                "crs": list(URIS),
+                "storage_crs": CRS84.uri,
+                "editable": c.writable,
+                "max_limit": settings.max_page_size,
+            }
+        ],
+    }
+
+
+async def collection_extents(pool: AsyncConnectionPool) -> dict[str, list[float]]:
+    """The bounding box of each collection with geometry (the world when empty)."""
+    extents: dict[str, list[float]] = {}
+    async with pool.connection() as conn:
+        for c in collections.COLLECTIONS:
+            if not c.geometry_column:
+                continue
+            statement = sql.SQL(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                "FROM (SELECT ST_Extent({}) AS e FROM {}) AS x"
+            ).format(sql.Identifier("t", c.geometry_column), collections_relation(c))
+            row = await (await conn.execute(statement)).fetchone()
+            if row and row[0] is not None:
+                extents[c.id] = [float(v) for v in row]
+    return extents
+
+
+def collections_relation(c: collections.Collection) -> sql.Composable:
+    """The FROM item of a collection (see :func:`gis_api.features.relation`)."""
+    return relation(c)
+
+
+def openapi_document(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Pygeoapi's OpenAPI document, made self-contained and completed with our parameters.
+
+    pygeoapi refers to schemas on schemas.opengis.net; clients (and the fuzzer) without network
+    access could not resolve them, so those references become local, generic definitions.
+    """
+    from pygeoapi.openapi import get_oas
+
+    doc: dict[str, Any] = get_oas(copy.deepcopy(config))
+    doc = _localise_refs(doc)
+    for name, path in doc["paths"].items():
+        if name.endswith("/items") and "get" in path:
+            _complete_items_parameters(path["get"], settings)
+    return doc
+
+
+def _localise_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("http"):
+            if "/responses/" in ref:
+                return {
+                    "description": ref.rsplit("/", 1)[-1],
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            if "/parameters/" in ref:
+                return None  # e.g. records' sortby and q: not offered here
+            return {"type": "object"}
+        return {k: _localise_refs(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [v for v in (_localise_refs(i) for i in node) if v is not None]
+    return node
+
+
+def _query_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "style": "form",
+        "explode": False,
+    }
+
+
+def _complete_items_parameters(operation: dict[str, Any], settings: Settings) -> None:
+    parameters = operation.setdefault("parameters", [])
+    for p in parameters:
+        if p.get("name") == "limit":
+            p["schema"] = {
+                "type": "integer", "minimum": 1, "maximum": settings.max_page_size,
+                "default": settings.default_page_size,
+            }
+    parameters.extend([
+        _query_parameter("filter", "CQL2 filter (see filter-lang)", {"type": "string"}),
+        _query_parameter("filter-lang", "language of filter", {
+            "type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}),
+        _query_parameter("filter-crs", "CRS of filter geometries", {
+            "type": "string", "enum": list(URIS)}),
+        _query_parameter("after", "continue after this id (keyset paging; see the next link)",
+                         {"type": "string"}),
+    ])
+
+
+class Pygeoapi:
+    """A pygeoapi ``API`` built from our configuration, and a way to call it from Starlette."""
+
+    def __init__(self, config: dict[str, Any], openapi: dict[str, Any]) -> None:
+        from pygeoapi.api import API
+
+        self.api = API(config, openapi)
+
+    async def call(self, request: Request, function: Any, *args: Any) -> Response:
+        """Run a pygeoapi API function in a worker thread and wrap its answer."""
+        from pygeoapi.api import APIRequest
+
+        api_request = await APIRequest.from_starlette(request, self.api.locales)
+        if not api_request.is_valid():
+            headers, status, content = self.api.get_format_exception(api_request)
+        else:
+            headers, status, content = await asyncio.to_thread(
+                function, self.api, api_request, *args
+            )
+        return _response(headers, status, content)
+
+
+def _response(headers: dict[str, str], status: int, content: Any) -> Response:
+    if isinstance(content, dict):
+        content = orjson.dumps(content)
+    if headers.get("Content-Type", "").startswith("text/html"):
+        response: Response = HTMLResponse(content, status)
+    else:
+        response = Response(content, status)
+    response.headers.update(headers)
+    return response
+
+
+async def start(app: Any, settings: Settings, database_url: str) -> None:
+    """Build pygeoapi for this app (after the pool opened): extents come from the database."""
+    extents = await collection_extents(app.state.pool)
+    config = pygeoapi_config(settings, database_url, extents)
+    openapi = await asyncio.to_thread(openapi_document, config, settings)
+    app.state.pygeoapi = await asyncio.to_thread(Pygeoapi, config, openapi)
+
+
+def _bridge(request: Request) -> Pygeoapi:
+    bridge: Pygeoapi = request.app.state.pygeoapi
+    return bridge
+
+
+async def landing(request: Request) -> Response:
+    """Landing page (pygeoapi)."""
+    import pygeoapi.api as core
+
+    return await _bridge(request).call(request, core.landing_page)
+
+
+async def openapi(request: Request) -> Response:
+    """OpenAPI 3.0 document (pygeoapi, from our configuration)."""
+    import pygeoapi.api as core
+
+    return await _bridge(request).call(request, core.openapi_)
+
+
+async def conformance(request: Request) -> Response:
+    """Conformance classes: pygeoapi's and our CQL2 filtering."""
+    import pygeoapi.api as core
+
+    response = await _bridge(request).call(request, core.conformance)
+    if response.status_code == 200 and response.media_type != "text/html" and not _is_html(
+        response
+    ):
+        body = orjson.loads(response.body)
+        body["conformsTo"] = sorted(set(body["conformsTo"]) | set(EXTRA_CONFORMANCE))
+        response = Response(orjson.dumps(body), 200, media_type="application/json")
+    return response
+
+
+def _is_html(response: Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/html")
+
+
+async def collections_list(request: Request) -> Response:
+    """All collections (pygeoapi)."""
+    import pygeoapi.api as core
+
+    return await _bridge(request).call(request, core.describe_collections)
+
+
+async def collection(request: Request) -> Response:
+    """One collection (pygeoapi)."""
+    import pygeoapi.api as core
+
+    return await _bridge(request).call(
+        request, core.describe_collections, request.path_params["collection_id"]
+    )
+
+
+async def queryables(request: Request) -> Response:
+    """Queryables of a collection (pygeoapi, from the registry)."""
+    import pygeoapi.api.itemtypes as itemtypes
+
+    return await _bridge(request).call(
+        request, itemtypes.get_collection_queryables, request.path_params["collection_id"]
+    )
+
+
+async def schema(request: Request) -> Response:
+    """Schema of a collection (pygeoapi, from the registry)."""
+    import pygeoapi.api as core
+
+    return await _bridge(request).call(
+        request, core.get_collection_schema, request.path_params["collection_id"]
+    )
+
+
+def _pygeoapi_static() -> Path:
+    import pygeoapi
+
+    return Path(pygeoapi.__file__).parent / "static"
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """Our features routes first, then pygeoapi's documents."""
+    from gis_api import items
+
+    return [
+        *items.routes(),
+        Route("/", landing, methods=["GET"], name="landing"),
+        Route("/openapi", openapi, methods=["GET"], name="openapi"),
+        Route("/conformance", conformance, methods=["GET"], name="conformance"),
+        Route("/collections", collections_list, methods=["GET"], name="collections"),
+        Route("/collections/{collection_id}", collection, methods=["GET"], name="collection"),
+        Route("/collections/{collection_id}/queryables", queryables, methods=["GET"]),
+        Route("/collections/{collection_id}/schema", schema, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=_pygeoapi_static()), name="pygeoapi_static"),
+    ]
