@@ -184,6 +184,27 @@ COLLECTIONS: tuple[Collection, ...] = (
         ),
     ),
     Collection(
+        id="custody_events",
+        title="Chain-of-custody events",
+        description="Every scan of a seedling lot, timber log, load or tree tag, where it happened "
+        "(who scanned is not published).",
+        table="custody_events",
+        keywords=("timber", "seedlings", "chain of custody", "barcodes"),
+        properties=(
+            _p("code", "string", "tag code, e.g. TL-00000042-Y"),
+            _p("item_type", "string", "seedling_lot, timber_log, transport_load or tree"),
+            _p("event_type", "string", "dispatched, planted, at_landing, loaded, received, …"),
+            _p("occurred_at", "string", "", _TIME),
+            _p("quantity", "integer", "seedlings dispatched or planted"),
+            _p("volume_m3", "number", "log volume measured at felling, m³"),
+            _p("status_after", "string", "the item's custody state after the event"),
+            _p("destination", "string", "commune, stand, mill or yard"),
+            _p("fpl_number", "string", "forest-product list number of the load"),
+            _p("species_name", "string", "scientific name"),
+            _p("stand_code", "string", "stand a log comes from"),
+        ),
+    ),
+    Collection(
         id="communes",
         title="Communes",
         description="Communes in force today (after the 2025 reorganisation).",
