@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
@@ -94,3 +97,50 @@ def test_sheet_refuses_bad_grid_and_empty_input(tmp_path: Path) -> None:
         Grid.parse("30x8")
     with pytest.raises(SheetError, match="no labels"):
         render_sheet([], tmp_path / "empty.pdf")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smarttrees", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_issues_tags_and_prints_sheets_and_files(
+    settings_env: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from tests.test_custody import build_world
+
+    world = build_world(conn)
+    sheet = tmp_path / "lots.pdf"
+    done = _cli(
+        "labels",
+        "seedlings",
+        "--lot",
+        "LOT-T1",
+        "--lot",
+        "LOT-T2",
+        "--out",
+        str(sheet),
+        "--grid",
+        "2x5",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 2 labels" in done.stdout
+    page = pdfium.PdfDocument(sheet)[0].render(scale=300 / 72).to_pil()
+    assert _texts(page) == sorted([world["lot"], world["fresh_lot"]])
+
+    folder = tmp_path / "logs"
+    done = _cli(
+        "labels", "timber", "--stand", "ST-90001-0001", "--out", str(folder), "--format", "png"
+    )
+    assert done.returncode == 0, done.stderr
+    files = sorted(folder.glob("*.png"))
+    assert [f.stem for f in files] == sorted(world["logs"])
+    decoded = _cli("scan", "decode", *map(str, files))
+    assert decoded.returncode == 0, decoded.stderr
+    assert [line.split("\t")[1] for line in decoded.stdout.splitlines()] == sorted(world["logs"])
+
+    missing = _cli("labels", "timber", "--stand", "ST-NOPE", "--out", str(tmp_path / "x.pdf"))
+    assert missing.returncode == 1 and "no stand 'ST-NOPE'" in missing.stderr
+    unreadable = _cli("scan", "decode", str(sheet))
+    assert unreadable.returncode == 1 and "not a readable image" in unreadable.stderr
