@@ -1,0 +1,296 @@
+// SmartTrees web map: MapLibre GL JS over the server's OGC API vector tiles.
+// Plain script, no build step. Configuration comes from the page (window.SMARTTREES).
+"use strict";
+
+(function () {
+  const config = window.SMARTTREES;
+  const base = config.base;
+  const tilesUrl = (collection) =>
+    `${base}/collections/${collection}/tiles/WebMercatorQuad/{z}/{y}/{x}`;
+
+  const COLOURS = {
+    category: { urban: "#1f78b4", scattered: "#ff7f00", plantation: "#33a02c" },
+    condition: {
+      good: "#1a9641", fair: "#a6d96a", poor: "#fdae61", dead: "#d7191c", removed: "#7b7b7b",
+    },
+  };
+  let colourBy = "category";
+
+  // --- style -----------------------------------------------------------------------------
+
+  function matchColour(property) {
+    const pairs = Object.entries(COLOURS[property]).flat();
+    return ["match", ["get", property], ...pairs, "#999999"];
+  }
+
+  // The colour of a grid cell: that of the category with the most trees in it.
+  const gridColour = [
+    "case",
+    ["all", [">=", ["get", "urban"], ["get", "scattered"]], [">=", ["get", "urban"], ["get", "plantation"]]],
+    COLOURS.category.urban,
+    [">=", ["get", "scattered"], ["get", "plantation"]],
+    COLOURS.category.scattered,
+    COLOURS.category.plantation,
+  ];
+
+  function style() {
+    const sources = {
+      trees: { type: "vector", tiles: [tilesUrl("trees")], minzoom: 0, maxzoom: 16 },
+      stands: { type: "vector", tiles: [tilesUrl("stands")], minzoom: 0, maxzoom: 15 },
+      communes: { type: "vector", tiles: [tilesUrl("communes")], minzoom: 0, maxzoom: 14 },
+      nurseries: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      found: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+    };
+    const layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1ea" } }];
+    if (config.basemapUrl) {
+      sources.basemap = { type: "raster", tiles: [config.basemapUrl], tileSize: 256 };
+      layers.push({ id: "basemap", type: "raster", source: "basemap" });
+    }
+    layers.push(
+      { id: "communes-fill", type: "fill", source: "communes", "source-layer": "communes",
+        paint: { "fill-color": "#ffffff", "fill-opacity": 0.35 } },
+      { id: "stands-fill", type: "fill", source: "stands", "source-layer": "stands",
+        paint: { "fill-color": "#7fbf7b", "fill-opacity": 0.45 } },
+      { id: "stands-line", type: "line", source: "stands", "source-layer": "stands",
+        paint: { "line-color": "#2d7a35", "line-width": 0.8 } },
+      { id: "communes-line", type: "line", source: "communes", "source-layer": "communes",
+        paint: { "line-color": "#6b5b95", "line-width": 1.2, "line-dasharray": [3, 2] } },
+      { id: "tree-cells", type: "circle", source: "trees", "source-layer": "trees_grid",
+        paint: {
+          "circle-color": gridColour,
+          "circle-opacity": 0.7,
+          "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "count"]], 1, 3, 10, 8, 100, 20],
+          "circle-stroke-color": "#ffffff",
+          "circle-stroke-width": 1,
+        } },
+      { id: "trees", type: "circle", source: "trees", "source-layer": "trees",
+        paint: {
+          "circle-color": matchColour("category"),
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 13, 2.5, 17, 6, 20, 10],
+          "circle-stroke-color": "#ffffff",
+          "circle-stroke-width": ["interpolate", ["linear"], ["zoom"], 13, 0.3, 17, 1],
+        } },
+      { id: "nurseries", type: "circle", source: "nurseries",
+        paint: {
+          "circle-color": "#8c510a", "circle-radius": 7,
+          "circle-stroke-color": "#ffffff", "circle-stroke-width": 2,
+        } },
+      { id: "found", type: "circle", source: "found",
+        paint: {
+          "circle-color": "rgba(0,0,0,0)", "circle-radius": 14,
+          "circle-stroke-color": "#e31a1c", "circle-stroke-width": 3,
+        } },
+    );
+    return { version: 8, sources, layers };
+  }
+
+  const map = new maplibregl.Map({
+    container: "map",
+    style: style(),
+    center: [105.84, 21.59],
+    zoom: 8,
+    attributionControl: false,
+    preserveDrawingBuffer: true, // lets a test (or a user) read the canvas back
+  });
+  map.addControl(new maplibregl.NavigationControl(), "top-right");
+  map.addControl(new maplibregl.ScaleControl(), "bottom-right");
+  window.smarttreesMap = map; // for the browser test and the console
+
+  document.getElementById("point-zoom").textContent = config.pointZoom;
+  const showZoom = () => { document.getElementById("zoom-now").textContent = map.getZoom().toFixed(1); };
+  map.on("zoomend", showZoom);
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  async function getJson(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      let message = `${response.status}`;
+      try { message = (await response.json()).description || message; } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return response.json();
+  }
+
+  function element(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+    children.forEach((c) => node.append(c));
+    return node;
+  }
+
+  // --- filters ---------------------------------------------------------------------------
+
+  const selects = {
+    category: document.getElementById("filter-category"),
+    species: document.getElementById("filter-species"),
+    commune: document.getElementById("filter-commune"),
+  };
+
+  function fillSelect(select, items) {
+    items.forEach(([value, label]) => select.append(element("option", { value }, label)));
+  }
+
+  // Filters go to the server as query parameters, so the low-zoom counts obey them too.
+  function applyFilters() {
+    const query = new URLSearchParams();
+    Object.entries(selects).forEach(([name, select]) => { if (select.value) query.set(name, select.value); });
+    const suffix = query.toString() ? `?${query}` : "";
+    map.getSource("trees").setTiles([tilesUrl("trees") + suffix]);
+  }
+
+  async function loadOptions() {
+    const options = await getJson(`${base}/map/options.json`);
+    fillSelect(selects.category, options.categories.map((c) => [c, c]));
+    fillSelect(selects.species, options.species.map((s) => [s.id, `${s.name} (${s.scientific_name})`]));
+    fillSelect(selects.commune, options.communes.map((c) => [c.code, c.name]));
+    Object.values(selects).forEach((s) => s.addEventListener("change", applyFilters));
+    selects.commune.addEventListener("change", () => {
+      const commune = options.communes.find((c) => c.code === selects.commune.value);
+      if (commune && commune.bbox[0] !== null) map.fitBounds(commune.bbox, { padding: 30 });
+    });
+    // Leave room for the panel on the left.
+    if (options.bounds) map.fitBounds(options.bounds, { padding: { top: 20, bottom: 20, left: 280, right: 20 }, animate: false });
+    showZoom();
+  }
+
+  // Nurseries are few: one GeoJSON request to the features API.
+  async function loadNurseries() {
+    try {
+      const data = await getJson(`${base}/collections/nurseries/items?f=json&limit=1000`);
+      map.getSource("nurseries").setData(data);
+    } catch (error) {
+      console.warn("nurseries not shown:", error.message);
+    }
+  }
+
+  // --- colouring and legend --------------------------------------------------------------
+
+  function drawLegend() {
+    const legend = document.getElementById("legend");
+    legend.replaceChildren(...Object.entries(COLOURS[colourBy]).map(([name, colour]) => {
+      const swatch = element("span", { class: "swatch", style: `background:${colour}` });
+      return element("li", {}, swatch, name);
+    }));
+  }
+
+  document.querySelectorAll("input[name=colour-by]").forEach((radio) => {
+    radio.addEventListener("change", () => {
+      colourBy = radio.value;
+      map.setPaintProperty("trees", "circle-color", matchColour(colourBy));
+      drawLegend();
+    });
+  });
+
+  document.querySelectorAll("input[data-layers]").forEach((box) => {
+    box.addEventListener("change", () => {
+      box.dataset.layers.split(",").forEach((id) =>
+        map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none"));
+    });
+  });
+
+  // --- popups ----------------------------------------------------------------------------
+
+  const FIELDS = [
+    ["category", "Category"], ["species_vi", "Species"], ["species_name", "Scientific name"],
+    ["species", "Species"], ["condition", "Condition"], ["dbh_cm", "DBH (cm)"], ["dbh", "DBH (cm)"],
+    ["height_m", "Height (m)"], ["crown_m", "Crown (m)"], ["planted_on", "Planted"],
+    ["commune_code", "Commune"], ["area_ha", "Area (ha)"],
+  ];
+
+  function attributeTable(props) {
+    const rows = FIELDS.filter(([key]) => props[key] !== undefined && props[key] !== null)
+      .map(([key, label]) => element("tr", {}, element("th", {}, label), element("td", {}, String(props[key]))));
+    return element("table", {}, ...rows);
+  }
+
+  function historyList(history) {
+    const items = history.map((h) => {
+      const when = h.changed_at.slice(0, 16).replace("T", " ");
+      const fields = h.changes && h.change === "update" ? `: ${Object.keys(h.changes).join(", ")}` : "";
+      return element("li", {}, `${when} ${h.change}${fields}${h.source ? ` (${h.source})` : ""}`);
+    });
+    return element("ol", { class: "history" }, ...items);
+  }
+
+  // Show what the tile knows at once, then the full record and its history.
+  async function openTreePopup(id, lngLat, tileProps) {
+    const box = element("div", { class: "tree-popup" },
+      element("h3", {}, tileProps.tree_code || `tree ${id}`), attributeTable(tileProps));
+    const popup = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(lngLat).setDOMContent(box).addTo(map);
+    try {
+      const item = await getJson(`${base}/collections/trees/items/${id}?f=json`);
+      box.replaceChild(attributeTable(item.properties || {}), box.querySelector("table"));
+    } catch (error) {
+      console.warn("tree record not loaded:", error.message);
+    }
+    try {
+      const history = await getJson(`${base}/api/trees/${id}/history`);
+      box.append(element("strong", {}, "History"), historyList(history.history));
+    } catch (error) {
+      box.append(element("p", {}, `History unavailable: ${error.message}`));
+    }
+    return popup;
+  }
+
+  map.on("click", "trees", (event) => {
+    const feature = event.features[0];
+    openTreePopup(feature.id, feature.geometry.coordinates, feature.properties);
+  });
+
+  map.on("click", "tree-cells", (event) => {
+    const p = event.features[0].properties;
+    new maplibregl.Popup()
+      .setLngLat(event.lngLat)
+      .setDOMContent(element("div", { class: "cell-popup" },
+        `${p.count} trees: ${p.urban} urban, ${p.scattered} scattered, ${p.plantation} plantation`))
+      .addTo(map);
+    map.easeTo({ center: event.lngLat, zoom: Math.min(map.getZoom() + 2, config.pointZoom) });
+  });
+
+  map.on("click", "stands-fill", (event) => {
+    if (map.queryRenderedFeatures(event.point, { layers: ["trees", "tree-cells", "nurseries"] }).length) return;
+    const p = event.features[0].properties;
+    new maplibregl.Popup().setLngLat(event.lngLat)
+      .setDOMContent(element("div", {}, element("strong", {}, `Stand ${p.stand_code}`),
+        attributeTable({ species: p.species, planted_on: p.planting_year, area_ha: p.area_ha })))
+      .addTo(map);
+  });
+
+  map.on("click", "nurseries", (event) => {
+    const p = event.features[0].properties;
+    new maplibregl.Popup().setLngLat(event.features[0].geometry.coordinates)
+      .setDOMContent(element("div", {}, element("strong", {}, `Nursery ${p.name || p.nursery_code}`)))
+      .addTo(map);
+  });
+
+  ["trees", "tree-cells", "nurseries"].forEach((id) => {
+    map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
+  });
+
+  // --- search by tree code ---------------------------------------------------------------
+
+  document.getElementById("search").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const message = document.getElementById("search-message");
+    const code = document.getElementById("search-code").value.trim();
+    message.textContent = "";
+    try {
+      const tree = await getJson(`${base}/map/search.json?code=${encodeURIComponent(code)}`);
+      const position = [tree.lon, tree.lat];
+      map.getSource("found").setData({ type: "Feature", geometry: { type: "Point", coordinates: position }, properties: {} });
+      // Listen first: without animation (reduced motion) flyTo ends before it returns.
+      map.once("moveend", () => openTreePopup(tree.id, position, { tree_code: tree.tree_code, category: tree.category }));
+      map.flyTo({ center: position, zoom: Math.max(map.getZoom(), 17) });
+    } catch (error) {
+      message.textContent = error.message;
+    }
+  });
+
+  map.on("load", () => {
+    drawLegend();
+    loadOptions().catch((error) => console.error("options not loaded:", error));
+    loadNurseries();
+  });
+})();

@@ -1,0 +1,179 @@
+"""The web map (``/map``): a MapLibre GL JS page over our vector tiles, and its small JSON API.
+
+The page and MapLibre itself are served from ``gis_api/static`` (MapLibre vendored from its npm
+package: nothing is fetched from a CDN). With no ``basemap_url`` setting the map has a plain
+background, so it works offline.
+
+Routes
+------
+- ``/map``: the page, with its configuration inlined.
+- ``/map/static/...``: the page's script and style, and the vendored MapLibre.
+- ``/map/options.json``: what the filter selects offer (species, categories, conditions, communes)
+  and the extent of the trees.
+- ``/map/search.json?code=``: a tree by its code (for "search by tree code").
+- ``/api/trees/{id}/history``: a tree's change history (no actor names: personal data).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import orjson
+from psycopg.rows import dict_row
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gis_api.errors import InvalidParameter, NotFound
+from gis_api.tiles import base_url
+from smarttrees.domain import Category, Condition
+from smarttrees.settings import Settings
+
+MAX_CODE_LENGTH = 64
+_TREE_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def _json(doc: Any, max_age: int = 0) -> Response:
+    cache = f"public, max-age={max_age}" if max_age else "no-cache"
+    return Response(
+        orjson.dumps(doc), media_type="application/json", headers={"Cache-Control": cache}
+    )
+
+
+def page_config(settings: Settings, base: str) -> dict[str, Any]:
+    """What the page's script needs to know: where things are and the point zoom."""
+    return {
+        "base": base,
+        "basemapUrl": settings.basemap_url,
+        "pointZoom": settings.tile_min_zoom_points,
+    }
+
+
+async def map_page(request: Request) -> Response:
+    """The web map page."""
+    settings: Settings = request.app.state.settings
+    template = resources.files("gis_api").joinpath("static/map.html").read_text(encoding="utf-8")
+    config = orjson.dumps(page_config(settings, base_url(request, settings))).decode()
+    # Inlined in a <script> block: "</" must not close it.
+    page = template.replace("__CONFIG__", config.replace("</", "<\\/"))
+    page = page.replace("__BASE__", html.escape(base_url(request, settings)))
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+async def map_options(request: Request) -> Response:
+    """Choices for the filters, and the trees' extent to open the map on."""
+    async with request.app.state.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT id, vietnamese_name AS name, scientific_name FROM smarttrees.species"
+            " ORDER BY vietnamese_ascii, id"
+        )
+        species = await cur.fetchall()
+        await cur.execute(
+            "SELECT code, name, ARRAY[ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)]"
+            " AS bbox FROM smarttrees.communes ORDER BY coalesce(name_ascii, name), code"
+        )
+        communes = await cur.fetchall()
+        await cur.execute(
+            "SELECT ARRAY[ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)] AS bounds"
+            " FROM (SELECT ST_Extent(geom) AS b FROM smarttrees.communes) e"
+        )
+        row = await cur.fetchone()
+        bounds = row["bounds"] if row and row["bounds"] and row["bounds"][0] is not None else None
+        if bounds is None:
+            bounds = await _trees_bounds(conn)
+    return _json(
+        {
+            "categories": [c.value for c in Category],
+            "conditions": [c.value for c in Condition],
+            "species": species,
+            "communes": communes,
+            "bounds": bounds,
+        },
+        max_age=60,
+    )
+
+
+async def _trees_bounds(conn: Any) -> list[float] | None:
+    # Only used when there are no communes (a bare database): the trees are few then.
+    cur = await conn.execute(
+        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)"
+        " FROM (SELECT ST_Extent(geom) AS b FROM smarttrees.trees) e"
+    )
+    row = await cur.fetchone()
+    return list(row) if row and row[0] is not None else None
+
+
+async def search_tree(request: Request) -> Response:
+    """A tree by its exact code (case and surrounding spaces ignored): id, code and position."""
+    code = (request.query_params.get("code") or "").strip()
+    if not code:
+        raise InvalidParameter("give a tree code: /map/search.json?code=...")
+    if len(code) > MAX_CODE_LENGTH:
+        raise InvalidParameter(f"a tree code has at most {MAX_CODE_LENGTH} characters")
+    async with request.app.state.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT id, tree_code, category, ST_X(geom) AS lon, ST_Y(geom) AS lat"
+            " FROM smarttrees.trees WHERE tree_code = ANY(%s) ORDER BY tree_code = %s DESC LIMIT 1",
+            [[code, code.upper()], code],
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no tree has the code {code!r}")
+    return _json(row)
+
+
+async def tree_history(request: Request) -> Response:
+    """The changes recorded for one tree, oldest first (who made them is not published)."""
+    text = request.path_params["tree_id"]
+    if not _TREE_ID.fullmatch(text):
+        raise InvalidParameter(f"a tree id is a positive integer, got {text!r}")
+    tree_id = int(text)
+    async with request.app.state.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT change, changed_at, source, changes FROM smarttrees.tree_history"
+            " WHERE tree_id = %s ORDER BY changed_at, id",
+            [tree_id],
+        )
+        rows = await cur.fetchall()
+        await cur.execute("SELECT tree_code FROM smarttrees.trees WHERE id = %s", [tree_id])
+        tree = await cur.fetchone()
+    if tree is None and not rows:
+        raise NotFound(f"no tree with id {tree_id}")
+    return _json(
+        {
+            "tree_id": tree_id,
+            "tree_code": tree["tree_code"] if tree else None,
+            "exists": tree is not None,
+            "history": [_history_row(r) for r in rows],
+        }
+    )
+
+
+def _history_row(row: dict[str, Any]) -> dict[str, Any]:
+    changed_at: datetime = row["changed_at"]
+    return {
+        "change": row["change"],
+        "changed_at": changed_at.isoformat(),
+        "source": row["source"],
+        "changes": row["changes"],
+    }
+
+
+def routes() -> list[BaseRoute]:
+    """The web map's routes."""
+    static = StaticFiles(packages=[("gis_api", "static")])
+    return [
+        Route("/map", map_page, methods=["GET"], name="map"),
+        Route("/map/options.json", map_options, methods=["GET"], name="map_options"),
+        Route("/map/search.json", search_tree, methods=["GET"], name="map_search"),
+        Route("/api/trees/{tree_id}/history", tree_history, methods=["GET"], name="tree_history"),
+        Mount("/map/static", static, name="map_static"),
+    ]

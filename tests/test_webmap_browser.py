@@ -1,0 +1,149 @@
+"""The web map in headless Chromium: it draws, a click on a tree opens its popup, search works.
+
+Runs Debian's Chromium through Playwright against a live server over the small province.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BACKGROUND = (0xEE, 0xF1, 0xEA)  # the map's background colour (map.js)
+SCREENSHOTS = Path(os.environ.get("SMARTTREES_SCREENSHOTS", tempfile.gettempdir()))
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
+]
+
+
+@pytest.fixture
+def page(live_server: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        # Reduced motion: MapLibre then jumps instead of animating (software WebGL draws slowly).
+        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{live_server}/map")
+        page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
+        wait_idle(page)
+        yield page
+        browser.close()
+        assert errors == []
+
+
+def wait_idle(page: Any) -> None:
+    """Wait until the map has loaded every tile of the current view and drawn it."""
+    page.wait_for_function(
+        "smarttreesMap.loaded() && smarttreesMap.areTilesLoaded() && !smarttreesMap.isMoving()",
+        timeout=30_000,
+    )
+    page.evaluate(
+        "new Promise(done => { smarttreesMap.once('idle', done); smarttreesMap.triggerRepaint(); })"
+    )
+
+
+def drawn_pixels(page: Any) -> int:
+    """Pixels of the map canvas that differ clearly from the plain background."""
+    data_url = page.evaluate("smarttreesMap.getCanvas().toDataURL('image/png')")
+    image = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+    distance = np.abs(np.asarray(image, dtype=np.int16) - np.array(BACKGROUND)).sum(axis=2)
+    return int((distance > 40).sum())
+
+
+def lonely_tree(url: str, offset: int = 0) -> tuple[int, str, float, float]:
+    """A tree with no other within about 15 m, so a click on it can hit nothing else."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            """
+            SELECT t.id, t.tree_code, ST_X(t.geom), ST_Y(t.geom)
+            FROM smarttrees.trees t
+            WHERE NOT EXISTS (
+                SELECT 1 FROM smarttrees.trees o
+                WHERE o.id <> t.id AND ST_DWithin(o.geom, t.geom, 0.00015)  -- about 15 m
+            )
+            ORDER BY t.id
+            OFFSET %s LIMIT 1
+            """,
+            [offset],
+        ).fetchone()
+    assert row is not None, "the province has no isolated tree to click"
+    return row
+
+
+def test_map_draws_and_a_clicked_tree_shows_its_popup(page: Any, province_url: str) -> None:
+    assert drawn_pixels(page) > 2_000
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-overview.png"))
+    assert page.locator("#filter-species option").count() > 1  # filled from /map/options.json
+
+    tree_id, code, lon, lat = lonely_tree(province_url)
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 18}})")
+    wait_idle(page)
+    point = page.evaluate(f"smarttreesMap.project([{lon}, {lat}])")
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    popup = page.locator(".tree-popup")
+    popup.locator("h3").wait_for()
+    assert popup.locator("h3").inner_text() == code
+    popup.locator(".history li").first.wait_for()
+    assert "insert" in popup.locator(".history").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-popup.png"))
+
+
+def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> None:
+    tree_id, code, lon, lat = lonely_tree(province_url, offset=1)
+    page.fill("#search-code", code.lower())
+    page.click("#search button")
+    page.locator(".tree-popup h3").wait_for()
+    assert page.locator(".tree-popup h3").inner_text() == code
+    center = page.evaluate("smarttreesMap.getCenter().toArray()")
+    assert center == pytest.approx([lon, lat], abs=1e-5)
+
+    page.fill("#search-code", "NO-SUCH-TREE")
+    page.click("#search button")
+    page.wait_for_function("document.getElementById('search-message').textContent !== ''")
+    assert "NO-SUCH-TREE" in page.inner_text("#search-message")
+
+    with psycopg.connect(province_url) as conn:
+        lon, lat = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees WHERE category = 'plantation'"
+            " ORDER BY id LIMIT 1"
+        ).fetchone()
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 15}})")
+    wait_idle(page)
+    page.select_option("#filter-category", "plantation")
+    wait_idle(page)
+    shown = page.evaluate(
+        "smarttreesMap.queryRenderedFeatures({layers: ['trees']}).map(f => f.properties.category)"
+    )
+    cells = page.evaluate(
+        "smarttreesMap.queryRenderedFeatures({layers: ['tree-cells']})"
+        ".map(f => f.properties.urban + f.properties.scattered)"
+    )
+    assert shown or cells
+    assert set(shown) <= {"plantation"}
+    assert set(cells) <= {0}
