@@ -175,7 +175,7 @@ def test_same_seed_same_province_other_seed_other(db_url):
         catalogue = dict(conn.execute("SELECT scientific_name, id FROM species").fetchall())
     a, b = build(SMALL, 7, catalogue), build(SMALL, 7, catalogue)
     c = build(SMALL, 8, catalogue)
-    assert (a.trees.codes == b.trees.codes).all()
+    assert (a.tree_codes == b.tree_codes).all()
     assert (a.trees.lon == b.trees.lon).all() and (a.trees.lat == b.trees.lat).all()
     assert (a.cases.amount_vnd == b.cases.amount_vnd).all()
     assert not (a.trees.lon[:100] == c.trees.lon[:100]).all()

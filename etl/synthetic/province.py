@@ -16,10 +16,10 @@ from etl.synthetic import forestry, geography, ioc, trees
 from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
 from etl.synthetic.load import (
     Progress,
+    bulk_load,
+    copy_binary,
     copy_columns,
     ids_by_code,
-    indexes_rebuilt,
-    nullable_ids,
     point_ewkb_hex,
     polygons_ewkb_hex,
 )
@@ -141,6 +141,7 @@ class Province:
     urban_boxes: list[tuple[str, tuple[float, float, float, float]]]
     stands: forestry.Stands
     trees: trees.Trees
+    tree_codes: np.ndarray
     nurseries: forestry.Nurseries
     lots: forestry.SeedlingLots
     logs: forestry.TimberLogs
@@ -180,11 +181,13 @@ def build(
     plantation = trees.plantation(stands, scale.plantation_trees, plantation_mix, _rng(seed, 6))
     nurseries = forestry.nurseries(communes, village_points, scale.nurseries, _rng(seed, 7))
     agencies = ioc.agencies(communes, scale.departments)
+    all_trees, tree_codes = trees.numbered(trees.concat([urban_trees, scattered, plantation]))
     return Province(
         communes=communes,
         urban_boxes=boxes,
         stands=stands,
-        trees=trees.concat([urban_trees, scattered, plantation]),
+        trees=all_trees,
+        tree_codes=tree_codes,
         nurseries=nurseries,
         lots=forestry.seedling_lots(
             scale.nurseries, scale.seedling_lots, plantation_mix, _rng(seed, 8)
@@ -302,7 +305,7 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
         _load_admin_units(cur, p.communes)
         agency_ids = _load_agencies(cur, p.agencies)
         stand_ids = _load_stands(cur, p.stands)
-        _load_trees(cur, p.trees, stand_ids, progress)
+        _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress)
         _load_forestry(cur, p, stand_ids)
         _load_ioc(cur, p, agency_ids, progress)
         cur.execute("ANALYZE")
@@ -366,25 +369,30 @@ def _load_stands(cur: psycopg.Cursor[Any], s: forestry.Stands) -> np.ndarray:
 
 
 def _load_trees(
-    cur: psycopg.Cursor[Any], t: trees.Trees, stand_ids: np.ndarray, progress: Progress | None
+    cur: psycopg.Cursor[Any],
+    t: trees.Trees,
+    codes: np.ndarray,
+    stand_ids: np.ndarray,
+    progress: Progress | None,
 ) -> None:
-    with indexes_rebuilt(cur, "smarttrees.trees"), indexes_rebuilt(cur, "smarttrees.tree_history"):
-        copy_columns(
+    with bulk_load(cur, "smarttrees.trees"), bulk_load(cur, "smarttrees.tree_history"):
+        stand_id = np.where(t.stand >= 0, stand_ids[np.maximum(t.stand, 0)], -1)
+        copy_binary(
             cur,
             "smarttrees.trees",
             {
-                "tree_code": t.codes,
-                "category": t.category,
-                "species_id": t.species_id,
-                "dbh_cm": t.dbh_cm,
-                "height_m": t.height_m,
-                "crown_m": t.crown_m,
-                "condition": t.condition,
-                "planted_on": t.planted_on,
-                "commune_code": t.commune,
-                "stand_id": nullable_ids(stand_ids, t.stand),
-                "source": np.full(len(t), SOURCE),
-                "geom": point_ewkb_hex(t.lon, t.lat),
+                "tree_code": ("text", codes),
+                "category": ("text", t.category),
+                "species_id": ("int4", t.species_id),
+                "dbh_cm": ("float4", t.dbh_cm),
+                "height_m": ("float4", t.height_m),
+                "crown_m": ("float4", t.crown_m),
+                "condition": ("text", t.condition),
+                "planted_on": ("date", t.planted_on),
+                "commune_code": ("text", t.commune),
+                "stand_id": ("int8", stand_id),
+                "source": ("text", np.full(len(t), SOURCE)),
+                "geom": ("geometry", np.column_stack([t.lon, t.lat])),
             },
             progress,
         )
@@ -453,18 +461,18 @@ def _load_ioc(
     cur: psycopg.Cursor[Any], p: Province, agency_ids: np.ndarray, progress: Progress | None
 ) -> None:
     d = p.documents
-    with indexes_rebuilt(cur, "smarttrees.documents"):
-        copy_columns(
+    with bulk_load(cur, "smarttrees.documents"):
+        copy_binary(
             cur,
             "smarttrees.documents",
             {
-                "agency_id": agency_ids[d.agency],
-                "doc_type": d.doc_type,
-                "direction": d.direction,
-                "electronic": d.electronic,
-                "sent_on": d.sent_on,
-                "commune_code": d.commune,
-                "courier_saving_vnd": d.courier_saving_vnd,
+                "agency_id": ("int4", agency_ids[d.agency]),
+                "doc_type": ("text", d.doc_type),
+                "direction": ("text", d.direction),
+                "electronic": ("bool", d.electronic),
+                "sent_on": ("date", d.sent_on),
+                "commune_code": ("text", d.commune),
+                "courier_saving_vnd": ("int4", d.courier_saving_vnd),
             },
             progress,
         )

@@ -43,17 +43,23 @@ class Trees:
     def __len__(self) -> int:
         return len(self.lon)
 
-    @property
-    def codes(self) -> np.ndarray:
-        """``<commune>-<U|S|P><nnnnnn>``: numbered within commune and category, in row order."""
-        letters = np.select(
-            [self.category == "urban", self.category == "scattered"], ["U", "S"], default="P"
-        )
-        key = np.strings.add(self.commune.astype(str), letters)
-        seq = (_rank_within(key) + 1).astype(str)
-        return np.strings.add(
-            np.strings.add(self.commune.astype(str), "-"), letters + np.strings.zfill(seq, 6)
-        )
+
+def numbered(trees: Trees) -> tuple[Trees, np.ndarray]:
+    """The trees ordered by their codes, and the codes.
+
+    Codes are ``<commune>-<U|S|P><nnnnnn>``, numbered within commune and category in generation
+    order (street by street, stand by stand). Rows go to the database in code order: the
+    unique index then grows by appending, and trees of a commune sit together on disk.
+    """
+    letters = np.select(
+        [trees.category == "urban", trees.category == "scattered"], ["U", "S"], default="P"
+    )
+    prefix = np.strings.add(np.strings.add(trees.commune.astype(str), "-"), letters)
+    seq = (_rank_within(prefix) + 1).astype(str)
+    codes = np.strings.add(prefix, np.strings.zfill(seq, 6))
+    order = np.argsort(codes, kind="stable")
+    fields = Trees.__dataclass_fields__
+    return Trees(**{name: getattr(trees, name)[order] for name in fields}), codes[order]
 
 
 def concat(parts: list[Trees]) -> Trees:
@@ -161,8 +167,9 @@ def _town_trees(
     communes: Communes, town: int, need: int, mix: Mix, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     centre = communes.centres[town]
-    # About 200 spots per street-km; a town of `need` trees needs roughly this radius.
-    radius = max(400.0, np.sqrt(need * 9.0))
+    # Four rows of trees per street spacing (~170 m), one every ~10 m, about half of them kept
+    # by the fall-off: a town of `need` trees needs roughly this radius.
+    radius = max(300.0, np.sqrt(need * 300.0))
     for _attempt in range(8):
         x, y, street, distance = _street_candidates(centre, radius, rng)
         keep = rng.uniform(0, 1, len(x)) < np.exp(-((distance / radius) ** 2) * 1.5)
