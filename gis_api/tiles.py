@@ -7,9 +7,10 @@ or where a tile would carry more than ``settings.tile_max_features`` trees, the 
 grid counts by category instead (layer ``trees_grid``), so a tile over the whole province stays
 small.
 
-Rendered tiles are kept in an in-process LRU cache (per app), keyed by the tile, its filters and
-the trees' data version (the newest ``tree_history`` id, which every change to a tree advances),
-so an edited tree never shows stale; stands and communes entries expire after a few minutes.
+Rendered tiles are kept in an in-process LRU cache (per app, ``settings.tile_cache_mb``), keyed
+by the tile, its filters and the trees' data version (the newest ``tree_history`` id, which
+every change to a tree advances), so an edited tree never shows stale; stands and communes
+entries expire after a few minutes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ EXTENT = 4096  # MVT tile extent in tile units
 BUFFER = 64  # units kept beyond the tile edge, so symbols on an edge are drawn whole
 GRID_CELLS = 32  # cells per tile side for aggregated trees below the point zoom
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
-CACHE_MAX_BYTES = 64 * 1024 * 1024
 CACHE_SECONDS = 300  # entries not keyed by a data version expire after this
 BROWSER_MAX_AGE = 60  # Cache-Control max-age sent to clients
 _HALF_WORLD = 20037508.342789244
@@ -286,7 +286,7 @@ async def trees_version(conn: AsyncConnection) -> int:
 class TileCache:
     """A byte-bounded LRU of rendered tiles; entries expire after ``ttl`` seconds."""
 
-    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, ttl: float = CACHE_SECONDS) -> None:
+    def __init__(self, max_bytes: int, ttl: float = CACHE_SECONDS) -> None:
         self.max_bytes = max_bytes
         self.ttl = ttl
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, bytes, str]] = OrderedDict()
@@ -306,7 +306,7 @@ class TileCache:
 
     def put(self, key: tuple[Any, ...], body: bytes, etag: str) -> None:
         """Keep a tile, evicting the least recently used ones beyond the byte budget."""
-        if len(body) > self.max_bytes // 4:
+        if self.max_bytes == 0 or len(body) > self.max_bytes // 4:
             return
         if key in self._entries:
             self._drop(key)
@@ -474,7 +474,13 @@ class TileEndpoints:
     """The tile routes of one app, sharing its tile cache."""
 
     def __init__(self) -> None:
-        self.cache = TileCache()
+        self._cache: TileCache | None = None  # made on first use: the settings size it
+
+    def cache(self, settings: Settings) -> TileCache:
+        """The app's tile cache (``settings.tile_cache_mb``; 0 keeps nothing)."""
+        if self._cache is None:
+            self._cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+        return self._cache
 
     @staticmethod
     def _collection(request: Request) -> TileCollection:
@@ -553,14 +559,14 @@ class TileEndpoints:
         async with request.app.state.pool.connection() as conn:
             if collection.versioned:
                 key += (await trees_version(conn),)
-            cached = self.cache.get(key)
+            cached = self.cache(settings).get(key)
             if cached is None:
                 if collection.id == "trees":
                     body = await render_trees(conn, tile, filters, settings)
                 else:
                     body = await render_polygons(conn, collection.id, tile, settings)
                 cached = (body, etag_of(body))
-                self.cache.put(key, *cached)
+                self.cache(settings).put(key, *cached)
         body, etag = cached
         headers = {"Cache-Control": f"public, max-age={BROWSER_MAX_AGE}", "ETag": etag}
         if etag in _etags(request.headers.get("if-none-match", "")):

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         13, ge=0, le=22, description="zoom from which tiles carry individual trees"
     )
     tile_max_features: int = Field(20_000, ge=1, description="cap of features in one tile")
+    tile_cache_mb: int = Field(64, ge=0, description="in-process cache of rendered tiles; 0 = off")
 
     gs1_company_prefix: str | None = Field(
         None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
