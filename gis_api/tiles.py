@@ -42,7 +42,7 @@ TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
 MAX_ZOOM = 24  # WebMercatorQuad defines tile matrices 0..24
 EXTENT = 4096  # MVT tile extent in tile units
-BUFFER = 64  # units kept beyond the tile edge, so symbols on an edge are drawn whole
+BUFFER = 32  # units kept beyond the tile edge (4 px of a 512 px tile): edge circles drawn whole
 GRID_CELLS = 32  # cells per tile side for aggregated trees below the point zoom
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
 CACHE_SECONDS = 300  # entries not keyed by a data version expire after this
@@ -228,7 +228,8 @@ def _query(name: str, filters: sql.Composable | None = None) -> sql.Composed:
 
 
 async def _fetch_bytes(conn: AsyncConnection, query: sql.Composed, params: dict[str, Any]) -> bytes:
-    cur = await conn.execute(query, params)
+    # Not prepared: a generic plan would lose the row estimate the constant envelope gives.
+    cur = await conn.execute(query, params, prepare=False)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
@@ -249,7 +250,15 @@ async def render_trees(
             params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
             return await _fetch_bytes(conn, _query("tiles_trees_points", where), params)
         cells = DENSE_GRID_CELLS
-    return await _fetch_bytes(conn, _query("tiles_trees_grid", where), base | {"cells": cells})
+    x0, y0, size = _tile_origin(tile)
+    params = base | {"cells": cells, "x0": x0, "y0": y0, "size": size / cells}
+    return await _fetch_bytes(conn, _query("tiles_trees_grid", where), params)
+
+
+def _tile_origin(tile: TileAddress) -> tuple[float, float, float]:
+    """West and south edges of a tile in EPSG:3857 metres, and its width."""
+    size = 2 * _HALF_WORLD / 2**tile.z
+    return -_HALF_WORLD + tile.x * size, _HALF_WORLD - (tile.y + 1) * size, size
 
 
 async def _fetch_count(conn: AsyncConnection, params: dict[str, Any], where: sql.Composable) -> int:

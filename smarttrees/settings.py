@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     tile_min_zoom_points: int = Field(
         13, ge=0, le=22, description="zoom from which tiles carry individual trees"
     )
-    tile_max_features: int = Field(20_000, ge=1, description="cap of features in one tile")
+    tile_max_features: int = Field(
+        8_000,
+        ge=1,
+        description="cap of features in one tile; a trees tile over it carries grid counts"
+        " (8,000 trees with their attributes make about 400 KB)",
+    )
     tile_cache_mb: int = Field(64, ge=0, description="in-process cache of rendered tiles; 0 = off")
 
     gs1_company_prefix: str | None = Field(
