@@ -161,15 +161,19 @@ def copy_binary(
     table: str,
     columns: dict[str, tuple[str, np.ndarray]],
     progress: Progress | None = None,
+    *,
+    freeze: bool = False,
 ) -> int:
     """COPY typed numpy columns (name → (kind, array)) into ``table`` in binary form.
 
     Rows are encoded by numpy in chunks: no Python object is made per value, which is what
-    keeps a million-row load in seconds. See :func:`_field_bytes` for the kinds.
+    keeps a million-row load in seconds. See :func:`_field_bytes` for the kinds. ``freeze``
+    writes the rows frozen: only for a table created or truncated in this transaction.
     """
     schema, _, name = table.rpartition(".")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns)), options
     )
     total = len(next(iter(columns.values()))[1])
     with cur.copy(statement) as copy:
@@ -184,15 +188,33 @@ def copy_binary(
 
 
 @contextmanager
-def bulk_load(cur: psycopg.Cursor[Any], table: str) -> Iterator[None]:
+def step(progress: Progress | None, name: str) -> Iterator[None]:
+    """Report a step without a row count as 0 of 1, then 1 of 1 when done."""
+    if progress:
+        progress(name, 0, 1)
+    yield
+    if progress:
+        progress(name, 1, 1)
+
+
+@contextmanager
+def bulk_load(
+    cur: psycopg.Cursor[Any], table: str, progress: Progress | None = None
+) -> Iterator[bool]:
     """Drop ``table``'s secondary indexes and foreign keys for a bulk load, restore them after.
 
     Building an index once is much cheaper than maintaining it row by row, and one foreign-key
     validation (a single join) much cheaper than a check per row. Indexes backing primary-key
     and unique constraints stay: they guard the load itself. Everything happens inside the
     caller's transaction, so a failed load leaves the table as it was.
+
+    An empty table is also truncated: its storage is then new in this transaction, which lets
+    PostgreSQL skip the write-ahead log for it (``wal_level = minimal``, as in the managed
+    cluster) and lets COPY write frozen rows. Yields whether that happened (COPY FREEZE ok).
     """
     schema, _, name = table.rpartition(".")
+    target = sql.Identifier(schema, name)
+    fresh = _truncate_if_empty(cur, target)
     indexes = cur.execute(
         """
         SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x
@@ -207,23 +229,23 @@ def bulk_load(cur: psycopg.Cursor[Any], table: str) -> Iterator[None]:
         "WHERE conrelid = %s::regclass AND contype = 'f'",
         [table],
     ).fetchall()
-    target = sql.Identifier(schema, name)
     for constraint, _ in foreign_keys:
         cur.execute(
             sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(constraint))
         )
     for index, _ in indexes:
         cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, index)))
-    yield
-    # The definitions come from the catalogue, exactly as the migrations created them.
-    for _, definition in indexes:
-        cur.execute(sql.SQL(definition))
-    for constraint, definition in foreign_keys:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition).format(
-                target, sql.Identifier(constraint)
+    yield fresh
+    with step(progress, f"{name} indexes and keys"):
+        # The definitions come from the catalogue, exactly as the migrations created them.
+        for _, definition in indexes:
+            cur.execute(sql.SQL(definition))
+        for constraint, definition in foreign_keys:
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition).format(
+                    target, sql.Identifier(constraint)
+                )
             )
-        )
 
 
 def ids_by_code(
@@ -239,3 +261,15 @@ def ids_by_code(
     ).fetchall()
     found = dict(rows)
     return np.array([found[c] for c in codes], dtype=np.int64)
+
+
+def _truncate_if_empty(cur: psycopg.Cursor[Any], target: sql.Identifier) -> bool:
+    """TRUNCATE the table if it holds no row; False when it has rows or cannot be truncated."""
+    if cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(target)).fetchone() != (False,):
+        return False
+    try:
+        with cur.connection.transaction():  # a savepoint: a refusal must not end the load
+            cur.execute(sql.SQL("TRUNCATE {}").format(target))
+    except psycopg.errors.FeatureNotSupported:  # another table's foreign key points at it
+        return False
+    return True

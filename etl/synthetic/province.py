@@ -22,6 +22,7 @@ from etl.synthetic.load import (
     ids_by_code,
     point_ewkb_hex,
     polygons_ewkb_hex,
+    step,
 )
 from etl.synthetic.species_mix import PLANTATION, SCATTERED, URBAN, resolve
 from smarttrees.database import connect
@@ -277,11 +278,8 @@ def generate_province(
     with connect(url) as conn:
         if conn.execute("SELECT 1 FROM datasets WHERE name = %s", [DATASET]).fetchone():
             raise ProvinceAlreadyLoaded("a province is already loaded in this database")
-        if progress:
-            progress("generate", 0, 1)
-        province = build(SCALES[scale], seed, species_catalogue(conn), communes)
-        if progress:
-            progress("generate", 1, 1)
+        with step(progress, "generate"):
+            province = build(SCALES[scale], seed, species_catalogue(conn), communes)
         _load(conn, province, progress)
         summary = summarise(province, scale, seed, time.perf_counter() - started)
         conn.execute(
@@ -308,7 +306,8 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
         _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress)
         _load_forestry(cur, p, stand_ids)
         _load_ioc(cur, p, agency_ids, progress)
-        cur.execute("ANALYZE")
+        with step(progress, "analyze"):
+            cur.execute("ANALYZE")
 
 
 def _load_admin_units(cur: psycopg.Cursor[Any], communes: Communes) -> None:
@@ -375,7 +374,10 @@ def _load_trees(
     stand_ids: np.ndarray,
     progress: Progress | None,
 ) -> None:
-    with bulk_load(cur, "smarttrees.trees"), bulk_load(cur, "smarttrees.tree_history"):
+    with (
+        bulk_load(cur, "smarttrees.trees", progress) as fresh,
+        bulk_load(cur, "smarttrees.tree_history", progress),
+    ):
         stand_id = np.where(t.stand >= 0, stand_ids[np.maximum(t.stand, 0)], -1)
         copy_binary(
             cur,
@@ -395,11 +397,8 @@ def _load_trees(
                 "geom": ("geometry", np.column_stack([t.lon, t.lat])),
             },
             progress,
+            freeze=fresh,
         )
-        if progress:
-            progress("indexes", 0, 1)
-    if progress:
-        progress("indexes", 1, 1)
 
 
 def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray) -> None:
@@ -461,7 +460,7 @@ def _load_ioc(
     cur: psycopg.Cursor[Any], p: Province, agency_ids: np.ndarray, progress: Progress | None
 ) -> None:
     d = p.documents
-    with bulk_load(cur, "smarttrees.documents"):
+    with bulk_load(cur, "smarttrees.documents", progress) as fresh:
         copy_binary(
             cur,
             "smarttrees.documents",
@@ -475,6 +474,7 @@ def _load_ioc(
                 "courier_saving_vnd": ("int4", d.courier_saving_vnd),
             },
             progress,
+            freeze=fresh,
         )
     c = p.cases
     copy_columns(

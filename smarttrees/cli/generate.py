@@ -19,7 +19,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from etl.synthetic import ProvinceSummary
 
-out = Console()
+out = Console(soft_wrap=True)  # one line per message: logs and tests read whole lines
 
 
 class ScaleName(StrEnum):
@@ -72,6 +72,19 @@ def _describe(summary: ProvinceSummary) -> str:
     )
 
 
+def prepare_database(url: str) -> None:
+    """Apply pending migrations and load the species catalogue: both are no-ops when done."""
+    from etl.species import load_species
+    from smarttrees import schema
+    from smarttrees.database import connect
+
+    applied = schema.upgrade(url)
+    if applied:
+        out.print(f"applied migrations: {', '.join(applied)}", highlight=False)
+    with connect(url) as conn:
+        load_species(conn)
+
+
 def ensure_province(url: str, scale: str, seed: int, communes: Path | None) -> bool:
     """Generate the province unless one is loaded; True when it was generated now."""
     from etl.synthetic import generate_province, loaded_province
@@ -112,10 +125,15 @@ def generate(
         ),
     ] = None,
 ) -> None:
-    """Generate the synthetic province into the database; a no-op when one is loaded."""
+    """Generate the synthetic province into the database (migrating it first if needed).
+
+    A no-op when a province is already loaded.
+    """
     from smarttrees.database import database_url
 
-    ensure_province(database_url(), scale.value, seed, communes)
+    url = database_url()
+    prepare_database(url)
+    ensure_province(url, scale.value, seed, communes)
 
 
 def demo(
@@ -127,18 +145,12 @@ def demo(
     ] = None,
 ) -> None:
     """Start the local PostGIS, migrate, load the full province once, and serve it."""
-    from etl.species import load_species
-    from smarttrees import schema
-    from smarttrees.database import connect, database_url
+    from smarttrees.database import database_url
     from smarttrees.settings import get_settings
 
     settings = get_settings()
     url = database_url()  # starts the managed cluster when no URL is configured
-    applied = schema.upgrade(url)
-    if applied:
-        out.print(f"applied migrations: {', '.join(applied)}")
-    with connect(url) as conn:
-        load_species(conn)
+    prepare_database(url)
     ensure_province(url, "full", 2025, None)
     try:
         from smarttrees.cli.serve import run_server
