@@ -137,6 +137,9 @@ def generate(
 
 
 def demo(
+    scale: Annotated[
+        ScaleName, typer.Option("--scale", help="full (the demo) or small (a quick look).")
+    ] = ScaleName.FULL,
     host: Annotated[
         str | None, typer.Option(help="Address to listen on (default: settings host).")
     ] = None,
@@ -151,7 +154,7 @@ def demo(
     settings = get_settings()
     url = database_url()  # starts the managed cluster when no URL is configured
     prepare_database(url)
-    ensure_province(url, "full", 2025, None)
+    ensure_province(url, scale.value, 2025, None)
     try:
         from smarttrees.cli.serve import run_server
     except ImportError as exc:
