@@ -130,8 +130,9 @@ def province_outline(rng: np.random.Generator) -> Polygon:
     """A smooth, lobed province outline around :data:`PROVINCE_CENTRE`."""
     theta = np.linspace(0.0, 2 * np.pi, 240, endpoint=False)
     radius = np.ones_like(theta)
-    for k in range(2, 6):
-        radius += rng.uniform(0.02, 0.08) / k * 2 * np.sin(k * theta + rng.uniform(0, 2 * np.pi))
+    for k in range(2, 12):
+        radius += rng.uniform(0.03, 0.12) / np.sqrt(k) * np.sin(k * theta + rng.uniform(0, 6.3))
+    radius = np.maximum(radius, 0.55)
     x = PROVINCE_CENTRE[0] + PROVINCE_HALF_AXES[0] * radius * np.cos(theta)
     y = PROVINCE_CENTRE[1] + PROVINCE_HALF_AXES[1] * radius * np.sin(theta)
     return Polygon(np.column_stack([x, y]))

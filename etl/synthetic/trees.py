@@ -169,11 +169,12 @@ def _town_trees(
     centre = communes.centres[town]
     # Four rows of trees per street spacing (~170 m), one every ~10 m, about half of them kept
     # by the fall-off: a town of `need` trees needs roughly this radius.
-    radius = max(300.0, np.sqrt(need * 300.0))
+    radius = max(250.0, np.sqrt(need * 170.0))
     for _attempt in range(8):
-        x, y, street, distance = _street_candidates(centre, radius, rng)
-        keep = rng.uniform(0, 1, len(x)) < np.exp(-((distance / radius) ** 2) * 1.5)
-        keep &= distance <= radius
+        x, y, street, distance = _street_candidates(centre, 1.6 * radius, rng)
+        # Dense in the centre, thinning out towards the edge of town.
+        keep = rng.uniform(0, 1, len(x)) < np.exp(-((distance / radius) ** 2))
+        keep &= distance <= 1.6 * radius
         dlon, dlat = offset_degrees(centre[1], x[keep], y[keep])
         lon, lat = centre[0] + dlon, centre[1] + dlat
         inside = _keep_inside(communes.geoms[town], lon, lat)
