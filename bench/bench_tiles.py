@@ -18,6 +18,7 @@ minutes) and stopped at the end; delete the folder to start afresh.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -82,9 +83,21 @@ def full_province(url: str | None) -> Iterator[str]:
             log("full province already loaded")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE smarttrees.trees")
+        started = time.perf_counter()
+        asyncio.run(refresh_grid(url))  # what a loader does after a bulk load
+        log(f"tree_grid refreshed in {time.perf_counter() - started:.1f} s")
         yield url
     finally:
         cluster.stop()
+
+
+async def refresh_grid(url: str) -> None:
+    from psycopg import AsyncConnection
+
+    from gis_api.tiles import refresh_tree_grid
+
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        await refresh_tree_grid(conn)
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
@@ -211,8 +224,7 @@ def tipg(url: str) -> Iterator[str]:
         os.environ,
         DATABASE_URL=url,
         TIPG_DB_SCHEMAS='["smarttrees"]',
-        TIPG_DB_TABLES='["trees"]',
-        TIPG_DB_EXCLUDE_FUNCTIONS="true",
+        TIPG_DB_TABLES='["smarttrees.trees"]',
         TIPG_DB_MAX_CONN_SIZE=str(CONNECTIONS),
     )
     cmd = [

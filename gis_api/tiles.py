@@ -11,11 +11,18 @@ Rendered tiles are kept in an in-process LRU cache (per app, ``settings.tile_cac
 by the tile, its filters and the trees' data version (the newest ``tree_history`` id, which
 every change to a tree advances), so an edited tree never shows stale; stands and communes
 entries expire after a few minutes.
+
+Low-zoom grid tiles add up the level-17 cells of the materialised view ``smarttrees.tree_grid``
+(migration 0006) while it is current (its recorded version equals the trees' version); when the
+trees have changed since, tiles are computed from the trees and the view is refreshed in the
+background (one refresh at a time, readers never blocked).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import math
 import re
 import time
@@ -28,6 +35,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -35,6 +43,8 @@ from starlette.routing import BaseRoute, Route
 from gis_api.errors import InvalidParameter, NotFound
 from smarttrees.domain import Category
 from smarttrees.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TMS_ID = "WebMercatorQuad"
@@ -44,6 +54,8 @@ MAX_ZOOM = 24  # WebMercatorQuad defines tile matrices 0..24
 EXTENT = 4096  # MVT tile extent in tile units
 BUFFER = 32  # units kept beyond the tile edge (4 px of a 512 px tile): edge circles drawn whole
 GRID_CELLS = 32  # cells per tile side for aggregated trees below the point zoom
+GRID_SHIFT = 5  # log2(GRID_CELLS)
+GRID_LEVEL = 17  # zoom level of the cells precomputed in smarttrees.tree_grid (0006)
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
 CACHE_SECONDS = 300  # entries not keyed by a data version expire after this
 BROWSER_MAX_AGE = 60  # Cache-Control max-age sent to clients
@@ -235,9 +247,31 @@ async def _fetch_bytes(conn: AsyncConnection, query: sql.Composed, params: dict[
 
 
 async def render_trees(
-    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters, settings: Settings
+    conn: AsyncConnection,
+    tile: TileAddress,
+    filters: TreeFilters,
+    settings: Settings,
+    grid_table: bool = False,
 ) -> bytes:
-    """The trees tile: points from the point zoom up, unless too many; grid counts otherwise."""
+    """The trees tile: points from the point zoom up, unless too many; grid counts otherwise.
+
+    Parameters
+    ----------
+    conn
+        A connection (autocommit) to the database.
+    tile
+        The tile to make.
+    filters
+        Category, species and commune filters (``None`` fields: no filter).
+    settings
+        Point zoom and feature cap come from here.
+    grid_table
+        True when ``smarttrees.tree_grid`` is up to date: grid counts of low zooms are then
+        added up from it rather than from the trees.
+
+    """
+    if grid_table and _grid_table_serves(tile, filters, settings):
+        return await _render_grid_from_table(conn, tile, filters)
     where, fparams = _tree_filter_sql(filters)
     base = {"z": tile.z, "x": tile.x, "y": tile.y, **fparams}
     cells = GRID_CELLS
@@ -253,6 +287,48 @@ async def render_trees(
     x0, y0, size = _tile_origin(tile)
     params = base | {"cells": cells, "x0": x0, "y0": y0, "size": size / cells}
     return await _fetch_bytes(conn, _query("tiles_trees_grid", where), params)
+
+
+def _grid_table_serves(tile: TileAddress, filters: TreeFilters, settings: Settings) -> bool:
+    """Whether tree_grid's level-17 cells can make this tile (a grid tile, coarse enough)."""
+    coarse = tile.z < settings.tile_min_zoom_points and tile.z + GRID_SHIFT <= GRID_LEVEL
+    return coarse and filters.species is None and filters.commune is None
+
+
+async def _render_grid_from_table(
+    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters
+) -> bytes:
+    span = 1 << (GRID_LEVEL - tile.z)
+    params: dict[str, Any] = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "i0": tile.x * span,
+        "j0": tile.y * span,
+        "span": span,
+        "shift": GRID_LEVEL - tile.z - GRID_SHIFT,
+    }
+    where: sql.Composable = sql.SQL("")
+    if filters.category is not None:
+        where = sql.SQL("AND g.category = %(category)s")
+        params["category"] = filters.category
+    return await _fetch_bytes(conn, _query("tiles_trees_grid_table", where), params)
+
+
+async def grid_version(conn: AsyncConnection) -> int | None:
+    """The tree data version smarttrees.tree_grid was computed at."""
+    cur = await conn.execute("SELECT version FROM smarttrees.tree_grid_version")
+    row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
+async def refresh_tree_grid(conn: AsyncConnection) -> None:
+    """Recompute smarttrees.tree_grid and its version together; readers are not blocked."""
+    async with conn.transaction():
+        # One snapshot for both views, so the version names exactly the trees counted.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid")
+        await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_version")
 
 
 def _tile_origin(tile: TileAddress) -> tuple[float, float, float]:
@@ -484,6 +560,7 @@ class TileEndpoints:
 
     def __init__(self) -> None:
         self._cache: TileCache | None = None  # made on first use: the settings size it
+        self._refreshing: asyncio.Task[None] | None = None
 
     def cache(self, settings: Settings) -> TileCache:
         """The app's tile cache (``settings.tile_cache_mb``; 0 keeps nothing)."""
@@ -571,7 +648,10 @@ class TileEndpoints:
             cached = self.cache(settings).get(key)
             if cached is None:
                 if collection.id == "trees":
-                    body = await render_trees(conn, tile, filters, settings)
+                    current = await grid_version(conn) == key[-1]
+                    body = await render_trees(conn, tile, filters, settings, grid_table=current)
+                    if not current:
+                        self._refresh_grid(request.app.state.pool)
                 else:
                     body = await render_polygons(conn, collection.id, tile, settings)
                 cached = (body, etag_of(body))
@@ -581,6 +661,22 @@ class TileEndpoints:
         if etag in _etags(request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
         return Response(body, 200, media_type=MVT_MEDIA_TYPE, headers=headers)
+
+    def _refresh_grid(self, pool: AsyncConnectionPool) -> None:
+        """Start recomputing tree_grid in the background, unless that is already under way."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(_refresh_in_background(pool))
+
+
+async def _refresh_in_background(pool: AsyncConnectionPool) -> None:
+    started = time.monotonic()
+    try:
+        async with pool.connection() as conn:
+            await refresh_tree_grid(conn)
+    except Exception:  # the tiles stay right without it (computed from the trees), only slower
+        log.exception("refreshing smarttrees.tree_grid failed")
+    else:
+        log.info("smarttrees.tree_grid refreshed in %.1f s", time.monotonic() - started)
 
 
 def _etags(header: str) -> set[str]:

@@ -254,3 +254,38 @@ def test_tileset_metadata_links_to_templated_tiles(tiles_server: str) -> None:
     assert tms["id"] == "WebMercatorQuad"
     assert len(tms["tileMatrices"]) == 25
     assert tms["tileMatrices"][0]["matrixWidth"] == 1
+
+
+def wait_for_grid(url: str, timeout: float = 30) -> None:
+    """Wait until the server's background refresh has brought tree_grid up to date."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            current = conn.execute(
+                "SELECT (SELECT version FROM smarttrees.tree_grid_version)"
+                " = (SELECT coalesce(max(id), 0) FROM smarttrees.tree_history)"
+            ).fetchone()[0]
+            if current:
+                return
+            time.sleep(0.2)
+    raise AssertionError("tree_grid was not refreshed")
+
+
+@pytest.mark.parametrize("z", [6, 9, 12])
+@pytest.mark.parametrize("query", ["", "category=plantation"])
+def test_precomputed_grid_counts_add_up(
+    tiles_server: str, module_db_url: str, z: int, query: str
+) -> None:
+    get_tile(tiles_server, "trees", tile_of(*TOWN, 5))  # a low-zoom request starts the refresh
+    wait_for_grid(module_db_url)
+    tile = tile_of(TOWN[0] - 0.02, TOWN[1] + 0.01, z)
+    cells = decode(get_tile(tiles_server, "trees", tile, query).content)["trees_grid"]["features"]
+    where = "category = 'plantation'" if query else "TRUE"
+    expected = sql_trees_in(module_db_url, tile, where)
+    assert sum(c["properties"]["count"] for c in cells) == len(expected) > 0
+    assert sum(c["properties"]["plantation"] for c in cells) == sum(
+        1 for _, category in expected if category == "plantation"
+    )
+    assert all(inside(c) for c in cells)
