@@ -45,7 +45,7 @@ def parse(text: str, lang: str | None) -> ast.AstType:
         if lang == "cql2-json":
             from pygeofilter.parsers.cql2_json import parse as parse_json
 
-            return parse_json(_bbox_to_polygon(orjson.loads(text)))
+            return parse_json(_normalise_json(orjson.loads(text)))
         if lang == "cql2-text":
             from pygeofilter.parsers.cql2_text import parse as parse_text
 
@@ -56,20 +56,24 @@ def parse(text: str, lang: str | None) -> ast.AstType:
     raise InvalidFilter(f"filter-lang: {lang!r} is not supported; use cql2-text or cql2-json")
 
 
-def _bbox_to_polygon(node: Any) -> Any:
-    """Rewrite CQL2-JSON ``{"bbox": [...]}`` as a GeoJSON polygon.
+def _normalise_json(node: Any) -> Any:
+    """Rewrite the CQL2-JSON forms pygeofilter 0.4 misreads.
 
-    pygeofilter 0.4 reads the JSON bbox array in the wrong order, so it never sees one.
+    It reads a ``{"bbox": [...]}`` array in the wrong order (so it becomes a GeoJSON polygon),
+    and expects the draft ``between`` form ``[x, [low, high]]`` instead of ``[x, low, high]``.
     """
     if isinstance(node, dict):
+        args = node.get("args")
+        if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
+            node = {**node, "args": [args[0], [args[1], args[2]]]}
         box = node.get("bbox")
         if set(node) == {"bbox"} and isinstance(box, list) and len(box) in (4, 6):
             x1, y1, x2, y2 = (box[0], box[1], box[3], box[4]) if len(box) == 6 else box
             ring = [[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]
             return {"type": "Polygon", "coordinates": [ring]}
-        return {k: _bbox_to_polygon(v) for k, v in node.items()}
+        return {k: _normalise_json(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_bbox_to_polygon(v) for v in node]
+        return [_normalise_json(v) for v in node]
     return node
 
 

@@ -55,7 +55,7 @@ def parse_crs(value: str | None, parameter: str = "crs") -> Crs:
     """
     if value is None or value == "":
         return CRS84
-    text = value.strip().strip("[]")
+    text = value.strip().strip("[]<>")
     for crs in SUPPORTED:
         short = crs.uri.rsplit("/", 1)[-1]
         if text in (crs.uri, crs.authority, short) or text == f"EPSG:{short}":

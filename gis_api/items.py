@@ -94,13 +94,14 @@ async def items(request: Request) -> Response:
     collection = collection_or_404(request)
     if request.method == "POST":
         return await transactions.create(request, collection)
-    if wants_pygeoapi(request):
-        return await _pygeoapi_items(request, collection.id)
     settings = request.app.state.settings
     params = _params(request)
+    # Validated here for every format, so HTML and GeoJSON refuse the same requests alike.
     query = features.parse_items(
         collection, params, settings.default_page_size, settings.max_page_size
     )
+    if wants_pygeoapi(request):
+        return await _pygeoapi_items(request, collection.id)
     statement, args = features.page_sql(query)
     async with request.app.state.pool.connection() as conn:
         rows = await (await conn.execute(statement, args)).fetchall()

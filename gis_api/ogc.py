@@ -73,7 +73,7 @@ def pygeoapi_config(
                 "attribution": "",
             },
         },
-        "logging": {"level": "ERROR"},
+        "logging": {"level": "CRITICAL"},  # pygeoapi logs every 4xx as an ERROR
         "metadata": {
             "identification": {
                 "title": "SmartTrees",
