@@ -51,6 +51,7 @@ class ItemsQuery:
     filter: Fragment | None = None
     equals: dict[str, str] = field(default_factory=dict)
     skip_geometry: bool = False
+    properties: tuple[str, ...] | None = None  # None: every published property
 
     @property
     def first_page(self) -> bool:
@@ -98,6 +99,16 @@ def _after(collection: Collection, raw: str | None) -> str | int | None:
     return raw
 
 
+def _selected(collection: Collection, raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in collection.property_names]
+    if unknown:
+        raise InvalidParameter(f"properties: unknown {', '.join(unknown)} of {collection.id}")
+    return names
+
+
 def parse_items(
     collection: Collection, params: Mapping[str, str], default_limit: int, max_limit: int
 ) -> ItemsQuery:
@@ -126,6 +137,7 @@ def parse_items(
         crs=parse_crs(params.get("crs"), "crs"),
         equals={k: v for k, v in params.items() if k in collection.property_names},
         skip_geometry=params.get("skipGeometry", "false").lower() == "true",
+        properties=_selected(collection, params.get("properties")),
     )
     if params.get("filter"):
         tree = cql2.parse(params["filter"], params.get("filter-lang"))
@@ -143,11 +155,16 @@ def relation(collection: Collection) -> sql.Composable:
     return sql.SQL("smarttrees.{} AS t").format(sql.Identifier(collection.table or ""))
 
 
-def feature_json(collection: Collection, crs: Crs, skip_geometry: bool = False) -> sql.Composable:
-    """SQL for one row as GeoJSON Feature text."""
+def feature_json(
+    collection: Collection,
+    crs: Crs,
+    skip_geometry: bool = False,
+    properties: tuple[str, ...] | None = None,
+) -> sql.Composable:
+    """SQL for one row as GeoJSON Feature text (``properties``: a subset to include)."""
+    names = collection.property_names if properties is None else properties
     props = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p))
-        for p in collection.property_names
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in names
     )
     geometry: sql.Composable = sql.SQL("NULL")
     if collection.geometry_column and not skip_geometry:
@@ -192,7 +209,7 @@ def page_sql(query: ItemsQuery) -> Statement:
     statement = sql.SQL(
         "SELECT {feature}, {id} FROM {rel} WHERE {where} ORDER BY {id} LIMIT %s OFFSET %s"
     ).format(
-        feature=feature_json(c, query.crs, query.skip_geometry),
+        feature=feature_json(c, query.crs, query.skip_geometry, query.properties),
         id=sql.Identifier("t", c.id_column),
         rel=relation(c),
         where=where,

@@ -148,3 +148,10 @@ def _refs(node):
     elif isinstance(node, list):
         for v in node:
             yield from _refs(v)
+
+
+def test_properties_and_skip_geometry_trim_the_features(api_server):
+    body = get(api_server, "/collections/trees/items", limit=2, properties="tree_code,dbh_cm",
+               skipGeometry="true").json()
+    assert [set(f["properties"]) for f in body["features"]] == [{"tree_code", "dbh_cm"}] * 2
+    assert body["features"][0]["geometry"] is None
