@@ -7,23 +7,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from etl.synthetic import SCALES, ProvinceAlreadyLoaded, generate_province, loaded_province
 from etl.synthetic.ioc import split_total
 from etl.synthetic.province import build
 from smarttrees.database import connect
+from tests.fixtures.province import PROVINCE_TEMPLATE, clone_database
 
 SMALL = SCALES["small"]
+
+
+@pytest.fixture(scope="module")
+def province_db(province_template, cluster):
+    """One copy of the small province shared by this module's read-only tests."""
+    admin = cluster.url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        clone_database(conn, PROVINCE_TEMPLATE, "synthetic_readonly")
+    yield cluster.url("synthetic_readonly")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "synthetic_readonly" WITH (FORCE)')
 
 
 def _count(conn, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def test_counts_match_the_summary(province_template, province_url):
+def test_counts_match_the_summary(province_template, province_db):
     s = province_template
-    with connect(province_url) as conn:
+    with connect(province_db) as conn:
         assert _count(conn, "communes") == s.communes == SMALL.communes
         assert _count(conn, "admin_units WHERE level = 'province'") == 1
         assert _count(conn, "communes WHERE unit_type = 'phường'") == s.urban_communes >= 2
@@ -47,11 +60,11 @@ def test_counts_match_the_summary(province_template, province_url):
         assert _count(conn, "timber_logs") == s.timber_logs
         assert _count(conn, "agencies") == s.agencies
         assert _count(conn, "documents") == s.documents == SMALL.documents
-        assert loaded_province(province_url) == s
+        assert loaded_province(province_db) == s
 
 
-def test_every_tree_lies_in_its_commune_and_stand(province_url):
-    with connect(province_url) as conn:
+def test_every_tree_lies_in_its_commune_and_stand(province_db):
+    with connect(province_db) as conn:
         outside = conn.execute(
             "SELECT count(*) FROM trees t LEFT JOIN communes c ON c.code = t.commune_code "
             "WHERE c.geom IS NULL OR NOT ST_Within(t.geom, c.geom)"
@@ -74,9 +87,9 @@ def test_every_tree_lies_in_its_commune_and_stand(province_url):
         assert overlapping == 0
 
 
-def test_densest_town_bbox_holds_its_street_trees(province_template, province_url):
+def test_densest_town_bbox_holds_its_street_trees(province_template, province_db):
     xmin, ymin, xmax, ymax = province_template.densest_town_bbox
-    with connect(province_url) as conn:
+    with connect(province_db) as conn:
         inside = conn.execute(
             "SELECT count(*) FROM trees WHERE category = 'urban' AND commune_code = %s "
             "AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
@@ -85,8 +98,8 @@ def test_densest_town_bbox_holds_its_street_trees(province_template, province_ur
     assert inside >= SMALL.urban_trees // 3
 
 
-def test_sizes_are_plausible_and_conditions_mostly_good(province_url):
-    with connect(province_url) as conn:
+def test_sizes_are_plausible_and_conditions_mostly_good(province_db):
+    with connect(province_db) as conn:
         good, total = conn.execute(
             "SELECT count(*) FILTER (WHERE condition = 'good'), count(*) FROM trees"
         ).fetchone()
@@ -107,8 +120,8 @@ def test_sizes_are_plausible_and_conditions_mostly_good(province_url):
         assert keo > 0.3 * SMALL.plantation_trees
 
 
-def test_tree_codes_are_unique_and_well_formed(province_url):
-    with connect(province_url) as conn:
+def test_tree_codes_are_unique_and_well_formed(province_db):
+    with connect(province_db) as conn:
         bad = conn.execute(
             r"SELECT count(*) FROM trees WHERE tree_code !~ ('^' || commune_code || '-[USP]\d{6}$')"
         ).fetchone()[0]
@@ -117,8 +130,8 @@ def test_tree_codes_are_unique_and_well_formed(province_url):
     assert distinct == SMALL.trees
 
 
-def test_timber_volumes_stay_within_the_harvest_allowance(province_url):
-    with connect(province_url) as conn:
+def test_timber_volumes_stay_within_the_harvest_allowance(province_db):
+    with connect(province_db) as conn:
         over = conn.execute(
             "SELECT count(*) FROM (SELECT s.id, s.harvest_allowed_m3, sum(l.volume_m3) AS felled "
             "FROM timber_logs l JOIN stands s ON s.id = l.stand_id GROUP BY s.id) x "
@@ -132,8 +145,8 @@ def test_timber_volumes_stay_within_the_harvest_allowance(province_url):
     assert logs_outside == 0
 
 
-def test_citizen_support_adds_up_exactly(province_url):
-    with connect(province_url) as conn:
+def test_citizen_support_adds_up_exactly(province_db):
+    with connect(province_db) as conn:
         count, total, smallest = conn.execute(
             "SELECT count(*), sum(amount_vnd), min(amount_vnd) FROM restricted.citizen_support_cases"
         ).fetchone()
@@ -148,8 +161,8 @@ def test_citizen_support_adds_up_exactly(province_url):
     assert fake_ids == count
 
 
-def test_documents_cover_nine_months_and_count_courier_savings(province_url):
-    with connect(province_url) as conn:
+def test_documents_cover_nine_months_and_count_courier_savings(province_db):
+    with connect(province_db) as conn:
         first, last, electronic, saved = conn.execute(
             "SELECT min(sent_on), max(sent_on), count(*) FILTER (WHERE electronic), "
             "sum(courier_saving_vnd) FROM documents"
@@ -246,3 +259,21 @@ def test_cli_generate_rejects_an_unknown_scale(db_url):
     result = _cli(["generate", "--scale", "huge"], db_url)
     assert result.returncode != 0
     assert "huge" in result.stderr + result.stdout
+
+
+def test_materialised_views_are_fresh_after_the_load(province_db):
+    with connect(province_db) as conn:
+        views = [
+            r[0]
+            for r in conn.execute(
+                "SELECT matviewname FROM pg_matviews WHERE schemaname = 'smarttrees'"
+            )
+        ]
+        if "tree_grid" not in views:
+            pytest.skip("no tree_grid view in this schema")
+        counted = conn.execute("SELECT sum(n) FROM tree_grid").fetchone()[0]
+        version, newest = conn.execute(
+            "SELECT (SELECT version FROM tree_grid_version), (SELECT max(id) FROM tree_history)"
+        ).fetchone()
+    assert counted == SMALL.trees
+    assert version == newest

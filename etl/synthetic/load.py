@@ -273,3 +273,12 @@ def _truncate_if_empty(cur: psycopg.Cursor[Any], target: sql.Identifier) -> bool
     except psycopg.errors.FeatureNotSupported:  # another table's foreign key points at it
         return False
     return True
+
+
+def refresh_materialised_views(cur: psycopg.Cursor[Any], schema: str = "smarttrees") -> None:
+    """Recompute the schema's materialised views (e.g. tile grids) after a bulk load."""
+    names = cur.execute(
+        "SELECT matviewname FROM pg_matviews WHERE schemaname = %s ORDER BY 1", [schema]
+    ).fetchall()
+    for (name,) in names:
+        cur.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))

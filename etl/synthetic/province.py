@@ -22,6 +22,7 @@ from etl.synthetic.load import (
     ids_by_code,
     point_ewkb_hex,
     polygons_ewkb_hex,
+    refresh_materialised_views,
     step,
 )
 from etl.synthetic.species_mix import PLANTATION, SCATTERED, URBAN, resolve
@@ -308,6 +309,8 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
         _load_ioc(cur, p, agency_ids, progress)
         with step(progress, "analyze"):
             cur.execute("ANALYZE")
+        with step(progress, "materialised views"):
+            refresh_materialised_views(cur)
 
 
 def _load_admin_units(cur: psycopg.Cursor[Any], communes: Communes) -> None:

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -34,11 +36,23 @@ def _interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
 
 
+def _log_steps() -> Callable[[str, int, int], None]:
+    """Off a terminal: one debug log line per finished step, with the time since the start."""
+    started = time.perf_counter()
+    log = logging.getLogger("smarttrees.generate")
+
+    def report(step: str, done: int, total: int) -> None:
+        if done == total:
+            log.debug("%s: %s done at %.1f s", step, f"{total:,}", time.perf_counter() - started)
+
+    return report
+
+
 @contextmanager
 def _progress() -> Iterator[object]:
     """A ``progress(step, done, total)`` callback drawing rich bars, or None when not a TTY."""
     if not _interactive():
-        yield None
+        yield _log_steps()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
