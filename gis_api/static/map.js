@@ -58,8 +58,12 @@
       { id: "tree-cells", type: "circle", source: "trees", "source-layer": "trees_grid",
         paint: {
           "circle-color": gridColour,
-          "circle-opacity": 0.7,
-          "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "count"]], 1, 3, 10, 8, 100, 20],
+          "circle-opacity": 0.8,
+          // Grid cells are 16 px apart below the point zoom and 8 px apart above it (dense
+          // tiles): keep circles within their cell, larger for more trees.
+          "circle-radius": ["interpolate", ["linear"], ["zoom"],
+            config.pointZoom - 1, ["interpolate", ["linear"], ["log10", ["get", "count"]], 0, 2.5, 4, 8],
+            config.pointZoom, ["interpolate", ["linear"], ["log10", ["get", "count"]], 0, 1.5, 3, 4]],
           "circle-stroke-color": "#ffffff",
           "circle-stroke-width": 1,
         } },
