@@ -1,7 +1,8 @@
 """Vector tile benchmark: our app against tipg on the same full-scale trees table.
 
-Measures, with wrk (bounded runs, 8 connections), a z14 tile over the densest town and the z8
-tile over the province centre: requests/s, p50, p99 and the tile size in bytes, for
+Measures, with wrk (bounded runs, 8 connections), the z14 and z15 tiles holding the most trees
+(the densest town) and the z8 tile over the province centre: requests/s, p50, p99 and the tile
+size in bytes, for
 - our app with its in-process tile cache (the default),
 - our app with the cache off (``SMARTTREES_TILE_CACHE_MB=0``: every request renders in PostGIS),
 - tipg (installed by this script into bench/.venv-tipg).
@@ -298,9 +299,10 @@ def main() -> None:
     args = parser.parse_args()
     with full_province(args.url) as url:
         dense, dense_n = densest_tile(url, 14)
+        dense15, dense15_n = densest_tile(url, 15)
         z8, z8_n, total = province_tile(url, 8)
         log(f"densest z14 tile {dense}: {dense_n} trees; z8 tile {z8}: {z8_n} of {total} trees")
-        tiles = {"z14 densest town": dense, "z8 province": z8}
+        tiles = {"z14 densest town": dense, "z15 densest town": dense15, "z8 province": z8}
         results: list[dict[str, object]] = []
         for label, cache_mb in (("ours (cache on)", 64), ("ours (cache off)", 0)):
             with our_app(url, cache_mb) as base:
@@ -319,6 +321,7 @@ def main() -> None:
             postgres = conn.execute("SHOW server_version").fetchone()[0]
     print(
         f"trees: {total}; densest z14 tile {dense[0]}/{dense[2]}/{dense[1]} holds {dense_n};"
+        f" densest z15 tile {dense15[0]}/{dense15[2]}/{dense15[1]} holds {dense15_n};"
         f" z8 tile {z8[0]}/{z8[2]}/{z8[1]} holds {z8_n}"
     )
     print(
