@@ -14,6 +14,7 @@ from etl.synthetic import SCALES, ProvinceAlreadyLoaded, generate_province, load
 from etl.synthetic.ioc import split_total
 from etl.synthetic.province import build
 from smarttrees.database import connect
+from smarttrees.errors import SmartTreesError
 from tests.fixtures.province import PROVINCE_TEMPLATE, clone_database
 
 SMALL = SCALES["small"]
@@ -277,3 +278,17 @@ def test_materialised_views_are_fresh_after_the_load(province_db):
         ).fetchone()
     assert counted == SMALL.trees
     assert version == newest
+
+
+def test_communes_already_in_force_stop_the_load_cleanly(db_url):
+    with connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO admin_units (level, code, name, valid_from) "
+            "VALUES ('commune', '90003', 'Xã Có Sẵn', '2025-07-01')"
+        )
+    with pytest.raises(SmartTreesError, match=r"admin_units"):
+        generate_province(db_url, scale="small")
+    with connect(db_url) as conn:
+        assert _count(conn, "admin_units") == 1
+        assert _count(conn, "trees") == 0
+        assert _count(conn, "datasets") == 0

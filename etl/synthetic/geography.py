@@ -143,12 +143,15 @@ def _spread_seeds(outline: Polygon, n: int, rng: np.random.Generator) -> np.ndar
     spacing = 0.75 * np.sqrt(outline.area / n)
     while True:
         candidates = random_points_in(outline, 60 * n, rng)
-        chosen: list[np.ndarray] = []
+        chosen = np.empty((n, 2))
+        count = 0
         for xy in candidates:
-            if all(np.hypot(*(xy - c)) >= spacing for c in chosen):
-                chosen.append(xy)
-                if len(chosen) == n:
-                    return np.array(chosen)
+            distance = np.hypot(*(chosen[:count] - xy).T)
+            if count == 0 or distance.min() >= spacing:
+                chosen[count] = xy
+                count += 1
+                if count == n:
+                    return chosen
         spacing *= 0.9
 
 

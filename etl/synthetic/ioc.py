@@ -159,7 +159,7 @@ def support_cases(
     paid_on = DOCUMENTS_FROM + rng.integers(0, DOCUMENT_DAYS, n).astype("timedelta64[D]")
     return SupportCases(
         case_no=np.strings.add("HT-2025-", np.strings.zfill(np.arange(1, n + 1).astype(str), 6)),
-        full_name=person_names(n, rng),
+        full_name=person_names(n, rng, female),
         national_id=national_ids(birth_year, female, rng),
         birth_year=birth_year,
         commune=commune,

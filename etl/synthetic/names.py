@@ -100,9 +100,10 @@ PLACES = [
 ]
 
 
-def person_names(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` invented full names (family, middle, given)."""
-    female = rng.uniform(0, 1, n) < 0.5
+def person_names(n: int, rng: np.random.Generator, female: np.ndarray | None = None) -> np.ndarray:
+    """``n`` invented full names (family, middle, given), female where ``female`` says so."""
+    if female is None:
+        female = rng.uniform(0, 1, n) < 0.5
     family = np.array(FAMILY)[rng.integers(0, len(FAMILY), n)]
     middle = np.where(
         female,

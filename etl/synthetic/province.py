@@ -281,7 +281,14 @@ def generate_province(
             raise ProvinceAlreadyLoaded("a province is already loaded in this database")
         with step(progress, "generate"):
             province = build(SCALES[scale], seed, species_catalogue(conn), communes)
-        _load(conn, province, progress)
+        try:
+            _load(conn, province, progress)
+        except psycopg.errors.IntegrityError as exc:
+            # E.g. communes with the same codes already in force: nothing is written.
+            raise SmartTreesError(
+                f"cannot load the province into {exc.diag.table_name or 'the database'}: "
+                f"{exc.diag.message_primary} {exc.diag.message_detail or ''}".strip()
+            ) from exc
         summary = summarise(province, scale, seed, time.perf_counter() - started)
         conn.execute(
             "INSERT INTO datasets (name, params, counts) VALUES (%s, %s, %s)",
