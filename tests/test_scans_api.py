@@ -199,6 +199,10 @@ def test_labels_over_http(module_server: str, world: dict[str, Any], field_token
         f"{module_server}/api/labels/{make_code(ItemType.TREE, 999)}.png", headers=auth(field_token)
     )
     assert unknown.status_code == 404 and "no tag" in unknown.json()["description"]
+    gs1 = httpx.get(
+        f"{module_server}/api/labels/{lot}.png?symbology=gs1", headers=auth(field_token)
+    )
+    assert gs1.status_code == 400 and "SMARTTREES_GS1_COMPANY_PREFIX" in gs1.json()["description"]
     bad = httpx.get(f"{module_server}/api/labels/{lot[:-1]}Q.svg", headers=auth(field_token))
     assert bad.status_code == 400 and "check character" in bad.json()["description"]
 
@@ -236,6 +240,8 @@ def test_two_clients_dispatching_at_the_same_moment(
     for t in threads:
         t.join()
     assert sorted(r.status_code for r in results) == [200, 409]
+    winner = next(r for r in results if r.status_code == 200).json()
+    assert (winner["event_type"], winner["status"]) == ("dispatched", "dispatched")
     loser = next(r for r in results if r.status_code == 409).json()
     assert loser["code"] == "Conflict" and loser["problems"][0]["rule"] == "lot_quantity"
     assert "only 300 of 1000 are left" in loser["description"]
@@ -260,6 +266,7 @@ def test_two_clients_dispatching_at_the_same_moment(
         "outside",
         "missing_field",
         "not_list",
+        "too_many",
     ],
 )
 def test_bad_scans_get_a_clear_4xx_and_store_nothing(
@@ -284,6 +291,7 @@ def test_bad_scans_get_a_clear_4xx_and_store_nothing(
             "location: Field required",
         ),
         "not_list": ({"events": "nope"}, 422, "'events' must be a list"),
+        "too_many": ([event(lot, "inspected") for _ in range(5001)], 413, "at most 5,000"),
     }
     body, status, words = bodies[case]
     before = count_events(module_db_url)
