@@ -1,0 +1,118 @@
+"""Benchmark: `smarttrees load trees` against GDAL's ogr2ogr on one synthetic survey CSV.
+
+Run: .venv/bin/python bench/bench_load.py [--rows 1130000] [--keep]
+
+Makes a deterministic survey CSV (Vietnamese headers, WGS 84 lon/lat), starts a throwaway
+PostGIS cluster in a temporary folder, then times, in this order:
+  1. ogr2ogr -f PostgreSQL … --config PG_USE_COPY YES (its default GIST index included)
+  2. smarttrees load trees (full validation, species resolution, history) on an empty table
+  3. the same load again, file unchanged (nothing to write)
+and prints the times, the ratio, and the peak RSS of each child (from /usr/bin/time -v).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from etl.species import load_species  # noqa: E402
+from etl.survey_writer import make_survey, write_survey  # noqa: E402
+from smarttrees import schema  # noqa: E402
+from smarttrees.cluster import Cluster  # noqa: E402
+from smarttrees.database import connect  # noqa: E402
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run a command under /usr/bin/time -v: (seconds, peak RSS in kB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
+                          env=env, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return elapsed, rss, proc.stdout
+
+
+def line(what: str, seconds: float, rss_kb: int) -> None:
+    print(f"{what:36s} {seconds:7.2f} s   peak RSS {rss_kb / 1024:6.0f} MB")
+
+
+def write_csv(path: Path, rows: int) -> None:
+    step = 200_000
+    for start in range(0, rows, step):
+        frame = make_survey(min(step, rows - start), start=start + 1, seed=start + 1)
+        if start == 0:
+            write_survey(frame, path)
+        else:
+            with path.open("a", encoding="utf-8", newline="") as handle:
+                frame.to_csv(handle, index=False, header=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_130_000)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="smarttrees-bench-load-"))
+    folder.chmod(0o755)
+    csv_path = folder / "survey.csv"
+    t = time.perf_counter()
+    write_csv(csv_path, args.rows)
+    print(f"survey: {args.rows:,} rows, {csv_path.stat().st_size / 1e6:.0f} MB "
+          f"(written in {time.perf_counter() - t:.1f} s)")
+
+    cluster = Cluster(folder / "db", dbname="bench")
+    (folder / "db").mkdir()
+    (folder / "db").chmod(0o755)
+    try:
+        cluster.start()
+        url = cluster.url()
+        schema.upgrade(url)
+        with connect(url) as conn:
+            load_species(conn)
+            pg = conn.execute("SHOW server_version").fetchone()[0]
+            postgis = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+        gdal = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout
+        print(f"versions: {gdal.strip()}; PostgreSQL {pg}; PostGIS {postgis}; "
+              f"Python {sys.version.split()[0]}")
+
+        pg_conn = f"PG:host=127.0.0.1 port={cluster.port} user=smarttrees dbname=bench"
+        ogr_s, ogr_rss, _ = timed([
+            "ogr2ogr", "-f", "PostgreSQL", pg_conn, str(csv_path), "-nln", "public.ogr_trees",
+            "-oo", "X_POSSIBLE_NAMES=Kinh độ", "-oo", "Y_POSSIBLE_NAMES=Vĩ độ",
+            "-oo", "KEEP_GEOM_COLUMNS=NO", "-a_srs", "EPSG:4326", "-gt", "65536",
+            "--config", "PG_USE_COPY", "YES",
+        ])
+        line("ogr2ogr (COPY + GIST index)", ogr_s, ogr_rss)
+
+        env = {**os.environ, "SMARTTREES_DATABASE_URL": url}
+        cli = str(REPO / ".venv" / "bin" / "smarttrees")
+        ours_s, ours_rss, out = timed([cli, "load", "trees", str(csv_path)], env)
+        line("smarttrees load trees (first)", ours_s, ours_rss)
+        print("   ", out.strip().splitlines()[0])
+        again_s, again_rss, out = timed([cli, "load", "trees", str(csv_path)], env)
+        line("smarttrees load trees (unchanged)", again_s, again_rss)
+        print("   ", out.strip().splitlines()[0])
+        print(f"ratio ours/ogr2ogr: {ours_s / ogr_s:.2f} (goal <= 1.0); "
+              f"first/unchanged: {ours_s / again_s:.1f}x (goal >= 3); "
+              f"peak {max(ours_rss, again_rss) / 1024:.0f} MB (goal < 1536)")
+    finally:
+        cluster.stop()
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

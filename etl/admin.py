@@ -1,0 +1,166 @@
+"""Versioned administrative units: a new version closes the one in force, never deletes it.
+
+``load_admin(url, file, level="commune", valid_from=date(2025, 7, 1))`` reads polygons, keeps
+units that did not change, closes (``valid_to``) those that changed or vanished, inserts the new
+versions, and — for communes — moves each tree to the commune now containing it, so the tree's
+history records the reform while ``smarttrees.commune_at(geom, date)`` still answers for any date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl.errors import InputError
+from etl.merge import set_provenance
+from smarttrees.database import connect
+from smarttrees.domain import fold
+
+LEVELS = ("province", "district", "commune")
+CODE_FIELDS = ("code", "{level}_code", "ma", "ma_{vi}", "ma_dvhc")
+NAME_FIELDS = ("name", "name_vi", "{level}_name", "ten", "ten_{vi}")
+TYPE_FIELDS = ("division_type", "unit_type", "type", "{level}_type", "loai")
+PARENT = {"commune": ("district_code", "province_code", "parent_code"),
+          "district": ("province_code", "parent_code"), "province": ()}
+VI = {"commune": "xa", "district": "huyen", "province": "tinh"}
+
+STAGE = """
+CREATE TEMP TABLE load_admin (code text, name text, unit_type text, parent_code text,
+                              geom geometry) ON COMMIT DROP
+"""
+
+CLOSE = """
+UPDATE smarttrees.admin_units a SET valid_to = %(from)s
+WHERE a.level = %(level)s AND a.valid_to IS NULL AND a.valid_from < %(from)s
+  AND NOT EXISTS (SELECT 1 FROM load_admin n WHERE n.code = a.code AND n.name = a.name
+                  AND n.unit_type IS NOT DISTINCT FROM a.unit_type
+                  AND n.parent_code IS NOT DISTINCT FROM a.parent_code
+                  AND ST_Equals(n.geom, a.geom))
+"""
+
+INSERT = """
+INSERT INTO smarttrees.admin_units (level, code, name, name_ascii, unit_type, parent_code,
+                                    valid_from, source, geom)
+SELECT %(level)s, n.code, n.name, n.name_ascii, n.unit_type, n.parent_code, %(from)s, %(source)s,
+       n.geom
+FROM (SELECT l.*, NULL::text AS name_ascii FROM load_admin l) n
+WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a
+                  WHERE a.level = %(level)s AND a.code = n.code AND a.valid_to IS NULL)
+"""
+
+# Trees follow their commune: only rows whose commune changed are touched (and so historied).
+REASSIGN_TREES = """
+UPDATE smarttrees.trees t SET commune_code = x.code, updated_at = now()
+FROM (
+    SELECT t.id, (SELECT c.code FROM smarttrees.communes c WHERE ST_Intersects(c.geom, t.geom)
+                  ORDER BY c.code LIMIT 1) AS code
+    FROM smarttrees.trees t
+) x
+WHERE x.id = t.id AND t.commune_code IS DISTINCT FROM x.code
+"""
+
+
+@dataclass
+class AdminResult:
+    """What a load did to the units of one level."""
+
+    level: str
+    valid_from: dt.date
+    inserted: int = 0
+    closed: int = 0
+    unchanged: int = 0
+    trees_moved: int = 0
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        return (f"{self.level} units from {self.valid_from}: {self.inserted} new version(s), "
+                f"{self.closed} closed, {self.unchanged} unchanged; "
+                f"{self.trees_moved} tree(s) moved to their new commune")
+
+
+def _pick(columns: list[str], candidates: tuple[str, ...], level: str,
+          given: str | None, path: Path, what: str) -> str | None:
+    if given:
+        if given not in columns:
+            raise InputError(path, f"no column {given!r} (columns: {', '.join(columns)})",
+                             field=given)
+        return given
+    folded = {fold(c): c for c in columns}
+    for pattern in candidates:
+        name = pattern.format(level=level, vi=VI[level])
+        if name in folded:
+            return folded[name]
+    if what == "optional":
+        return None
+    raise InputError(path, f"no {what} column: name it with --{what}-field "
+                     f"(columns: {', '.join(columns)})")
+
+
+def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
+               code_field: str | None = None, name_field: str | None = None,
+               actor: str | None = None) -> AdminResult:
+    """Load one version of the units of ``level`` in force from ``valid_from``; all or nothing."""
+    import geopandas as gpd
+    import shapely
+
+    if level not in LEVELS:
+        raise InputError(path, f"unknown level {level!r}: one of {', '.join(LEVELS)}")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise InputError(path, f"not a readable GIS file: {exc}") from exc
+    if frame.empty:
+        raise InputError(path, "the layer holds no features")
+    if frame.crs is None:
+        raise InputError(path, "declares no CRS (a Shapefile without .prj?)")
+    frame = frame.to_crs(4326)
+    columns = [str(c) for c in frame.columns if c != "geometry"]
+    code_col = _pick(columns, CODE_FIELDS, level, code_field, path, "code")
+    name_col = _pick(columns, NAME_FIELDS, level, name_field, path, "name")
+    type_col = _pick(columns, TYPE_FIELDS, level, None, path, "optional")
+    parent_col = next((c for c in PARENT[level] if c in columns), None)
+    rows = []
+    for i, rec in enumerate(frame.itertuples(index=False), start=1):
+        data = rec._asdict()
+        code = str(data[code_col] or "").strip()
+        geom = data["geometry"]
+        if not code.isdigit():
+            raise InputError(path, f"unit code {code!r} is not digits", row=i, field=code_col)
+        if geom is None or geom.geom_type not in ("Polygon", "MultiPolygon"):
+            kind = "no geometry" if geom is None else geom.geom_type
+            raise InputError(path, f"{kind} where a polygon was expected", row=i, field="geometry")
+        rows.append((code, str(data[name_col]).strip(),
+                     str(data[type_col]) if type_col and data[type_col] else None,
+                     str(data[parent_col]) if parent_col and data[parent_col] else None,
+                     shapely.to_wkb(geom)))
+    codes = [r[0] for r in rows]
+    if len(set(codes)) != len(codes):
+        dup = next(c for c in codes if codes.count(c) > 1)
+        raise InputError(path, f"unit code {dup} appears twice", field=code_col)
+    result = AdminResult(level, valid_from)
+    with connect(url) as conn:
+        conn.execute(STAGE)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO load_admin VALUES (%s, %s, %s, %s, "
+                "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SetSRID(%s::geometry, 4326)), 3)))",
+                rows)
+        later = conn.execute(
+            "SELECT max(valid_from) FROM smarttrees.admin_units WHERE level = %s "
+            "AND valid_to IS NULL", (level,)).fetchone()
+        if later and later[0] and later[0] > valid_from:
+            raise InputError(path, f"units of level {level} in force since {later[0]} are newer "
+                             f"than --valid-from {valid_from}")
+        params = {"level": level, "from": valid_from, "source": path.name}
+        result.closed = conn.execute(CLOSE, params).rowcount
+        cur2 = conn.execute(INSERT, params)
+        result.inserted = cur2.rowcount
+        for code, name, *_ in rows:
+            conn.execute("UPDATE smarttrees.admin_units SET name_ascii = %s WHERE level = %s "
+                         "AND code = %s AND valid_from = %s", (fold(name), level, code, valid_from))
+        result.unchanged = len(rows) - result.inserted
+        if level == "commune":
+            set_provenance(conn, actor or "load:admin", path.name)
+            result.trees_moved = conn.execute(REASSIGN_TREES).rowcount
+    return result

@@ -1,0 +1,306 @@
+"""Readers: every input kind becomes a header list and chunks of text cells.
+
+Cells stay text here (what the person typed); parsing, units and checks happen in SQL on the
+staged rows, so a bad cell is reported with its original value. Files are streamed in chunks,
+never held whole in memory: CSV through pandas' C parser, XLSX through openpyxl's read-only
+mode, GIS formats through pyogrio in feature windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from etl import encodings
+from etl.errors import InputError
+
+CHUNK_ROWS = 50_000
+VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip"}
+
+
+@dataclass
+class Chunk:
+    """A run of rows: text cells, their row numbers, and point geometry when the file has one."""
+
+    cells: pd.DataFrame                    # one text column per header, "" for empty
+    row_no: np.ndarray                     # 1-based row (header = 1) or feature number
+    x: np.ndarray | None = None            # geometry X/Y in the file's CRS
+    y: np.ndarray | None = None
+    geom_problem: list[str | None] | None = None
+
+
+@dataclass
+class Table:
+    """An opened input: what it holds and how to read it."""
+
+    path: Path
+    kind: str                              # csv, xlsx or vector
+    headers: list[str]
+    crs: CRS | None = None                 # declared by the file (vector formats)
+    geometry_type: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    layer: str | None = None
+    size: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        """The rows, a chunk at a time."""
+        if self.kind == "csv":
+            return _csv_chunks(self, rows)
+        if self.kind == "xlsx":
+            return _xlsx_chunks(self, rows)
+        return _vector_chunks(self, rows)
+
+
+def open_table(path: Path, encoding: str | None = None, layer: str | None = None) -> Table:
+    """Open any supported file and read its headers; raise :class:`InputError` if unusable."""
+    if not path.exists():
+        raise InputError(path, "no such file")
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise InputError(path, "the file is empty")
+    if suffix in (".csv", ".txt", ".tsv"):
+        return _open_csv(path, encoding)
+    if suffix in (".xlsx", ".xlsm"):
+        return _open_xlsx(path)
+    if suffix in VECTOR_SUFFIXES:
+        return _open_vector(path, layer)
+    raise InputError(
+        path, f"unsupported file type {suffix!r}: CSV, XLSX, GeoJSON, GPKG, SHP or FGB expected"
+    )
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+
+def _open_csv(path: Path, encoding: str | None) -> Table:
+    encodings.register()
+    encoding = encoding or encodings.detect(path)
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            first = handle.readline()
+            while first and not first.strip():
+                first = handle.readline()
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InputError(path, f"cannot be read as {encoding}: {exc}; try --encoding", row=1) \
+            from exc
+    first = first.lstrip("\ufeff")
+    if not first.strip():
+        raise InputError(path, "the file is empty (no header row)")
+    delimiter = max((",", ";", "\t", "|"), key=lambda d: first.count(d))
+    headers = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+    if len(headers) < 2:
+        raise InputError(path, f"only one column ({headers[0]!r}): not a delimited table", row=1)
+    _check_headers(path, headers)
+    return Table(path, "csv", headers, encoding=encoding, delimiter=delimiter,
+                 size=path.stat().st_size)
+
+
+def _check_headers(path: Path, headers: list[str]) -> None:
+    seen: set[str] = set()
+    for i, h in enumerate(headers):
+        if h in seen:
+            raise InputError(path, f"column {h!r} appears twice in the header", row=1, field=h)
+        seen.add(h)
+        if not h:
+            raise InputError(path, f"column {i + 1} has no name in the header", row=1)
+
+
+def _csv_chunks(table: Table, rows: int) -> Iterator[Chunk]:
+    _check_encoding(table)
+    reader = pd.read_csv(
+        table.path, sep=table.delimiter, dtype=str, keep_default_na=False, na_filter=False,
+        encoding=table.encoding, chunksize=rows, header=0, names=table.headers,
+        skip_blank_lines=True, quotechar='"', on_bad_lines="error", engine="c",
+    )
+    start = 2
+    try:
+        for frame in reader:
+            # pandas skips blank lines, so row numbers count records, as spreadsheets do.
+            yield Chunk(frame.reset_index(drop=True), np.arange(start, start + len(frame)))
+            start += len(frame)
+    except pd.errors.ParserError as exc:
+        raise InputError(table.path, f"malformed CSV: {exc}") from exc
+
+
+def _check_encoding(table: Table) -> None:
+    """Decode the whole file once so that a bad byte is reported with its line."""
+    with table.path.open("rb") as handle:
+        decoder = __import__("codecs").getincrementaldecoder(table.encoding)()
+        line = 1
+        for raw in handle:
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    table.path,
+                    f"byte 0x{raw[exc.start]:02x} is not valid {table.encoding}: wrong encoding? "
+                    "try --encoding tcvn3, vni or cp1258",
+                    row=line,
+                ) from exc
+            line += 1
+
+
+# -- XLSX ------------------------------------------------------------------------------------
+
+
+def _open_xlsx(path: Path) -> Table:
+    headers, _ = _xlsx_header(path)
+    _check_headers(path, headers)
+    return Table(path, "xlsx", headers, size=path.stat().st_size)
+
+
+def _xlsx_header(path: Path) -> tuple[list[str], int]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        raise InputError(path, f"not a readable XLSX workbook: {exc}") from exc
+    try:
+        sheet = book.worksheets[0]
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell_text(v) for v in values]
+            if any(cells):
+                while cells and not cells[-1]:
+                    cells.pop()
+                return [c.strip() for c in cells], number
+    finally:
+        book.close()
+    raise InputError(path, "the first sheet is empty (no header row)")
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "date") and hasattr(value, "hour"):
+        return value.date().isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
+    import openpyxl
+
+    _, header_row = _xlsx_header(table.path)
+    width = len(table.headers)
+    book = openpyxl.load_workbook(table.path, read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        buffer: list[list[str]] = []
+        numbers: list[int] = []
+        for number, values in enumerate(
+            sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1
+        ):
+            cells = [_cell_text(v) for v in values[:width]]
+            if not any(cells):
+                continue
+            buffer.append(cells + [""] * (width - len(cells)))
+            numbers.append(number)
+            if len(buffer) >= rows:
+                yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
+                buffer, numbers = [], []
+        if buffer:
+            yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
+    finally:
+        book.close()
+
+
+# -- GIS formats -----------------------------------------------------------------------------
+
+
+def _open_vector(path: Path, layer: str | None) -> Table:
+    import pyogrio
+
+    try:
+        info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:  # pyogrio.errors.DataSourceError and friends
+        raise InputError(path, f"not a readable GIS file: {exc}") from exc
+    headers = [str(f) for f in info["fields"]]
+    crs = CRS.from_user_input(info["crs"]) if info.get("crs") else None
+    table = Table(path, "vector", headers, crs=crs, geometry_type=info.get("geometry_type"),
+                  layer=layer, size=int(info.get("features") or 0))
+    if table.size == 0:
+        raise InputError(path, "the layer holds no features")
+    return table
+
+
+def _vector_chunks(table: Table, rows: int) -> Iterator[Chunk]:
+    import shapely
+    from pyogrio.raw import read
+
+    done = 0
+    while done < table.size:
+        meta, _, wkb, columns = read(
+            table.path, layer=table.layer, skip_features=done, max_features=rows
+        )
+        count = len(wkb) if wkb is not None else len(columns[0])
+        if count == 0:
+            break
+        names = [str(n) for n in meta["fields"]]
+        cells = pd.DataFrame({n: _text_array(c) for n, c in zip(names, columns, strict=True)})
+        geoms = shapely.from_wkb(wkb) if wkb is not None else np.full(count, None)
+        x, y, problems = _points(geoms)
+        yield Chunk(cells, np.arange(done + 1, done + count + 1), x, y, problems)
+        done += count
+
+
+def _text_array(values: np.ndarray) -> list[str]:
+    if values.dtype.kind == "f":
+        out = pd.Series(values).map(lambda v: "" if np.isnan(v) else (
+            str(int(v)) if float(v).is_integer() else repr(float(v))))
+        return list(out)
+    if values.dtype.kind == "M":
+        return ["" if pd.isna(v) else str(v)[:10] for v in values]
+    return ["" if v is None else str(v) for v in values]
+
+
+def _points(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """X/Y of point geometries; a problem text where a feature is not a usable point."""
+    import shapely
+
+    types = shapely.get_type_id(geoms)
+    is_point = types == 0
+    multi = types == 4  # a MultiPoint of one point is common in Shapefiles
+    single = multi & (shapely.get_num_geometries(geoms) == 1)
+    pts = np.where(single, shapely.get_geometry(geoms, 0), geoms)
+    usable = (is_point | single) & ~shapely.is_empty(pts)
+    kept = pts.copy()
+    kept[~usable] = None
+    x = np.where(usable, shapely.get_x(kept), np.nan)
+    y = np.where(usable, shapely.get_y(kept), np.nan)
+    problems: list[str | None] = []
+    names = shapely.get_type_id(geoms)
+    for i in range(len(geoms)):
+        if usable[i]:
+            problems.append(None)
+        elif geoms[i] is None:
+            problems.append("geometry: missing")
+        elif shapely.is_empty(geoms[i]):
+            problems.append("geometry: empty")
+        else:
+            problems.append(f"geometry: {_TYPE_NAMES.get(int(names[i]), 'geometry')} "
+                            "where a point was expected")
+    return x.astype("float64"), y.astype("float64"), problems
+
+
+_TYPE_NAMES = {1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",
+               5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """A frame as CSV text without header, the form COPY … (FORMAT csv) reads."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, header=False, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,48 @@
+"""The rejects file: each refused row as it came in, plus its row number and the reasons."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from etl.stage import cell, raw_table
+
+REJECTS = """
+SELECT {cells}, c.row_no, array_to_string(c.problems, '; ')
+FROM load_checked c JOIN {raw} r USING (row_no)
+WHERE c.file_no = %s AND cardinality(c.problems) > 0
+ORDER BY c.row_no
+"""
+
+
+def default_path(source: Path) -> Path:
+    """``survey.csv`` → ``survey.rejects.csv`` beside it."""
+    return source.with_name(f"{source.stem}.rejects.csv")
+
+
+def write_rejects(conn: psycopg.Connection, file_no: int, headers: list[str], path: Path) -> int:
+    """Write the refused rows of one file (UTF-8 with BOM, opens in Excel); return how many."""
+    query = sql.SQL(REJECTS).format(
+        cells=sql.SQL(", ").join(sql.SQL("r.{}").format(cell(i)) for i in range(len(headers))),
+        raw=raw_table(file_no),
+    )
+    count = 0
+    with conn.cursor() as cur:
+        cur.execute(query, (file_no,))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([*headers, _free("row", headers), _free("reason", headers)])
+            for row in cur:
+                writer.writerow(["" if v is None else v for v in row])
+                count += 1
+    return count
+
+
+def _free(name: str, headers: list[str]) -> str:
+    while name in headers:
+        name = f"_{name}"
+    return name

@@ -1,0 +1,266 @@
+"""Load tree surveys: read, stage, check, report, merge — all in one transaction.
+
+>>> from etl.trees import LoadOptions, load_trees       # doctest: +SKIP
+>>> load_trees(url, [Path("survey.csv")], LoadOptions(crs="vn2000-thai-nguyen"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from etl import crs as crsmod
+from etl import merge, report, stage, validate
+from etl.errors import InputError
+from etl.mappings import Mapping, load_mapping
+from etl.readers import Table, open_table
+from smarttrees.database import connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadOptions:
+    """How to load: the options of ``smarttrees load trees``."""
+
+    mapping: str | Path | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    dry_run: bool = False
+    strict: bool = False
+    rejects: Path | None = None
+    source_name: str | None = None
+    actor: str | None = None
+    bounds: tuple[float, float, float, float] = crsmod.PROVINCE_BOUNDS
+    layer: str | None = None
+
+
+@dataclass
+class FileResult:
+    """Counts for one input file."""
+
+    path: Path
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    rejects_path: Path | None = None
+    source_crs: str = ""
+
+
+@dataclass
+class LoadResult:
+    """Counts for a whole run; ``written`` is false for a dry run or a strict refusal."""
+
+    files: list[FileResult] = field(default_factory=list)
+    written: bool = False
+
+    def total(self, name: str) -> int:
+        """Sum of one count over the files."""
+        return sum(getattr(f, name) for f in self.files)
+
+
+Progress = Callable[[str, int, int], None]   # phase, done, total
+
+
+def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None = None,
+               progress: Progress | None = None) -> LoadResult:
+    """Load survey files into ``smarttrees.trees``; all or nothing.
+
+    Parameters
+    ----------
+    url:
+        Database URL; ``None`` for the configured one.
+    paths:
+        Input files (CSV, XLSX, GeoJSON, GPKG, SHP, FGB).
+    options:
+        Mapping, CRS, encoding, dry run, strict mode, rejects path.
+    progress:
+        Called with (phase, done, total) as work advances.
+
+    Returns
+    -------
+    LoadResult
+        Inserted, updated, unchanged and refused counts per file.
+
+    Raises
+    ------
+    InputError
+        A file cannot be loaded at all (empty, unreadable, missing columns…); nothing is written.
+
+    """
+    options = options or LoadOptions()
+    mapping = load_mapping(options.mapping)
+    tables = [open_table(p, options.encoding, options.layer) for p in paths]
+    result = LoadResult()
+    with connect(url) as conn:
+        conn.execute("SET LOCAL application_name = 'smarttrees-load'")
+        conn.execute(validate.CREATE_SHARED)
+        species = validate.SpeciesIndex.from_db(conn)
+        communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
+        plans = []
+        for file_no, table in enumerate(tables):
+            plan = _stage(conn, file_no, table, mapping, options, progress)
+            if progress:
+                progress("checking", 0, 0)
+            validate.resolve_lookups(conn, plan, species)
+            # Temporary tables get no statistics unless asked: without them the planner
+            # guesses a handful of rows and picks nested loops.
+            conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(file_no)))
+            conn.execute(validate.check_sql(plan, communes == (True,)))
+            plans.append(plan)
+        conn.execute("ANALYZE load_checked")
+        validate.cross_checks(conn)
+        for plan, table in zip(plans, tables, strict=True):
+            result.files.append(_counts(conn, plan, table, options, len(tables)))
+        refused = result.total("refused")
+        write = not options.dry_run and not (options.strict and refused)
+        actor = options.actor or f"load:{getpass.getuser()}"
+        for plan, res in zip(plans, result.files, strict=True):
+            if progress:
+                progress("writing", 0, 0)
+            if write:
+                merge.set_provenance(conn, actor, options.source_name or plan.name)
+            res.inserted, res.updated = merge.merge_file(
+                conn, plan.file_no, dry_run=not write)
+            if options.strict and refused:
+                res.inserted = res.updated = 0
+            res.unchanged = res.rows - res.refused - res.inserted - res.updated
+        if not write:
+            conn.rollback()
+        result.written = write
+    return result
+
+
+def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,
+           options: LoadOptions, progress: Progress | None) -> validate.FilePlan:
+    columns = mapping.match(table.headers)
+    source_crs = _source_crs(table, columns, mapping, options)
+    _require(table, columns, mapping)
+    name = table.path.name
+    conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)", (file_no, name, "", ""))
+    stage.create_raw(conn, file_no, len(table.headers))
+    plan = validate.FilePlan(file_no, name, table.headers, columns, mapping,
+                             crsmod.label(source_crs), options.bounds)
+    conn.execute("UPDATE load_files SET code_label = %s, position_label = %s WHERE file_no = %s",
+                 (plan.label("tree_code"), plan.position_label, file_no))
+    tick = _ticker(progress, f"reading {name}", table.size)
+    fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
+            and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
+    if fast:
+        conn.execute("SAVEPOINT fast_copy")
+        try:
+            stage.copy_csv_bytes(conn, table, file_no, tick)
+            conn.execute("RELEASE SAVEPOINT fast_copy")
+            return plan
+        except psycopg.errors.DataError as exc:
+            # Ragged rows, blank lines, a bad byte: the chunked reader explains them row by row.
+            log.info("%s: server-side CSV parse failed (%s); reading in Python", name, exc)
+            conn.execute("ROLLBACK TO SAVEPOINT fast_copy")
+            tick = _ticker(progress, f"reading {name}", table.size)
+    if table.kind == "vector" and table.geometry_type and "Point" not in table.geometry_type \
+            and table.geometry_type != "Unknown":
+        raise InputError(table.path, f"the layer holds {table.geometry_type} geometries: "
+                         "trees need points", field="geometry")
+    where = stage.Coordinates(
+        source_crs,
+        x=columns.get("x", columns.get("lon")) if "lon" not in columns or "x" in columns
+        else columns["lon"],
+        y=columns.get("y", columns.get("lat")) if "lat" not in columns or "y" in columns
+        else columns["lat"],
+        from_geometry=table.kind == "vector", bounds=options.bounds)
+    where = _prefer_columns(where, columns, source_crs)
+    stage.copy_chunks(conn, table, file_no, where, tick)
+    return plan
+
+
+def _prefer_columns(where: stage.Coordinates, columns: dict[str, int],
+                    source_crs: object) -> stage.Coordinates:
+    """Lon/lat columns in WGS 84 are parsed in SQL; other coordinates are reprojected here."""
+    if where.from_geometry:
+        return where
+    if "x" in columns and "y" in columns:
+        return stage.Coordinates(where.crs, columns["x"], columns["y"], bounds=where.bounds)
+    if "lon" in columns and "lat" in columns and where.crs.to_epsg() != 4326:
+        return stage.Coordinates(where.crs, columns["lon"], columns["lat"], bounds=where.bounds)
+    return stage.Coordinates(where.crs, bounds=where.bounds)
+
+
+def _source_crs(table: Table, columns: dict[str, int], mapping: Mapping,
+                options: LoadOptions) -> crsmod.CRS:
+    if options.crs:
+        return crsmod.resolve(options.crs)
+    if table.kind == "vector":
+        if table.crs is None:
+            what = "has no .prj file" if table.path.suffix.lower() == ".shp" else "declares no CRS"
+            raise InputError(table.path, f"{what}: its coordinate system is unknown; "
+                             "give it with --crs (e.g. --crs vn2000-thai-nguyen)")
+        return table.crs
+    if mapping.crs:
+        return crsmod.resolve(mapping.crs)
+    if "x" in columns and "y" in columns and not ("lon" in columns and "lat" in columns):
+        raise InputError(table.path, "has projected X/Y columns but no CRS: give it with --crs "
+                         "(e.g. --crs vn2000-thai-nguyen, vn2000-utm48, utm48)")
+    return crsmod.resolve(4326)
+
+
+def _require(table: Table, columns: dict[str, int], mapping: Mapping) -> None:
+    """Refuse the whole file when a required column is absent, naming what was looked for."""
+    needed = [("tree_code",), ("species",)]
+    for (name,) in needed:
+        if name not in columns and name not in mapping.fixed:
+            aliases = mapping.fields[name].columns if name in mapping.fields else ()
+            raise InputError(
+                table.path,
+                f"no column for {name.replace('_', ' ')}: expected one of "
+                f"{', '.join(repr(a) for a in aliases[:5])}…; the file has "
+                f"{', '.join(repr(h) for h in table.headers)} (or give a --mapping)",
+                row=1)
+    has_position = table.kind == "vector" or ("lon" in columns and "lat" in columns) or (
+        "x" in columns and "y" in columns)
+    if not has_position:
+        raise InputError(
+            table.path, "no coordinates: expected longitude/latitude columns (Kinh độ/Vĩ độ, "
+            f"lon/lat) or X/Y; the file has {', '.join(repr(h) for h in table.headers)}", row=1)
+
+
+def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
+            options: LoadOptions, files: int) -> FileResult:
+    row = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) FROM load_checked "
+        "WHERE file_no = %s", (plan.file_no,)).fetchone()
+    assert row is not None
+    res = FileResult(table.path, rows=int(row[0]), refused=int(row[1]),
+                     source_crs=plan.source_crs)
+    if res.rows == 0:
+        raise InputError(table.path, "has a header but no data rows")
+    if res.refused:
+        if options.rejects is None:
+            target = report.default_path(table.path)
+        elif files == 1:
+            target = options.rejects
+        else:
+            target = options.rejects / report.default_path(table.path).name
+        report.write_rejects(conn, plan.file_no, table.headers, target)
+        res.rejects_path = target
+    return res
+
+
+def _ticker(progress: Progress | None, phase: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(phase, done, total)
+
+    return tick
