@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -175,13 +176,24 @@ def test_documents_cover_nine_months_and_count_courier_savings(province_db):
 
 
 def test_the_full_total_splits_exactly():
-    import numpy as np
-
     amounts = split_total(23_300_000_000, np.random.default_rng(1).lognormal(0, 0.5, 11_669))
     assert len(amounts) == 11_669
     assert int(amounts.sum()) == 23_300_000_000
     assert amounts.min() >= 1_000
     assert not (amounts % 1_000).any()
+
+
+def test_the_database_holds_exactly_what_the_seed_generates(province_db):
+    with connect(province_db) as conn:
+        catalogue = dict(conn.execute("SELECT scientific_name, id FROM species").fetchall())
+        rows = conn.execute(
+            "SELECT tree_code, ST_X(geom), ST_Y(geom), dbh_cm FROM trees ORDER BY id"
+        ).fetchall()
+    again = build(SMALL, 2025, catalogue)
+    assert [r[0] for r in rows] == again.tree_codes.tolist()
+    assert [r[1] for r in rows] == again.trees.lon.tolist()
+    assert [r[2] for r in rows] == again.trees.lat.tolist()
+    assert (np.array([r[3] for r in rows], dtype=np.float32) == again.trees.dbh_cm).all()
 
 
 def test_same_seed_same_province_other_seed_other(db_url):
