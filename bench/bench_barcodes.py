@@ -132,7 +132,7 @@ def province(scale: str) -> tuple[Any, str]:
 def plan_events(url: str, batches: int) -> tuple[list[list[dict[str, Any]]], str]:
     """Batches of 1,000 events: half logs leaving their stand, a quarter loaded, a quarter
     inspections of tagged trees; each event moves a different item."""
-    from barcodes.store import issue_tags
+    from barcodes.tags import issue_tags
     from smarttrees import accounts
     from smarttrees.database import connect
 

@@ -142,7 +142,7 @@ async def get_trace(request: Request) -> Response:
         code = parse(text)
     except CodeError as exc:
         return error_response(400, "InvalidParameterValue", str(exc))
-    from barcodes.store import trace, trace_geojson
+    from barcodes.trace import trace, trace_geojson
 
     async with request.app.state.pool.connection() as conn:
         result = await trace(conn, code)
@@ -176,7 +176,7 @@ async def get_label(request: Request) -> Response:
             400, "InvalidParameterValue", "GS1-128 needs SMARTTREES_GS1_COMPANY_PREFIX to be set"
         )
     from barcodes.labels import render_label
-    from barcodes.store import label_info
+    from barcodes.tags import label_info
 
     async with request.app.state.pool.connection() as conn:
         info = await label_info(conn, str(code), settings.server_url)

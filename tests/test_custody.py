@@ -15,7 +15,9 @@ from psycopg import AsyncConnection
 from barcodes.codes import ItemType, make_code, parse
 from barcodes.custody import ScanRejected
 from barcodes.events import ScanEvent
-from barcodes.store import issue_tags, label_infos, record_events, trace, trace_geojson
+from barcodes.store import record_events
+from barcodes.tags import issue_tags, label_infos
+from barcodes.trace import trace, trace_geojson
 from smarttrees.database import SEARCH_PATH
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -137,7 +139,7 @@ def test_tags_are_issued_once_and_carry_the_item_id(
     assert parse(world["lot"]) == (ItemType.SEEDLING_LOT, world["lot_id"])
     again = issue_tags(conn, ItemType.SEEDLING_LOT, [world["lot_id"]])
     assert again == {world["lot_id"]: world["lot"]}
-    from barcodes.store import TagError
+    from barcodes.tags import TagError
 
     with pytest.raises(TagError, match="no seedling_lot with id 999999"):
         issue_tags(conn, ItemType.SEEDLING_LOT, [999999])

@@ -15,7 +15,7 @@ from PIL import Image
 
 from barcodes.codes import ItemType, make_code
 from barcodes.labels import render_label
-from barcodes.store import issue_tags, label_infos
+from barcodes.tags import issue_tags, label_infos
 from smarttrees.database import connect
 from tests.test_barcodes_decode import phone_photo
 from tests.test_custody import build_world

@@ -27,7 +27,7 @@ def _write(codes: list[str], out: Path, grid: str, fmt: str, gs1: bool) -> None:
     """Render the labels of issued ``codes`` to a PDF sheet or a folder of files."""
     from barcodes.labels import render_label
     from barcodes.sheets import Grid, render_sheet
-    from barcodes.store import label_infos
+    from barcodes.tags import label_infos
     from smarttrees.database import connect
     from smarttrees.errors import SmartTreesError
     from smarttrees.settings import get_settings
@@ -64,7 +64,7 @@ def seedlings(
 ) -> None:
     """Labels for seedling lots (tags are issued for lots that have none yet)."""
     from barcodes.codes import ItemType
-    from barcodes.store import issue_tags, lot_ids
+    from barcodes.tags import issue_tags, lot_ids
     from smarttrees.database import connect
     from smarttrees.errors import SmartTreesError
 
@@ -92,7 +92,7 @@ def timber(
 ) -> None:
     """Labels for every timber log of a stand (tags are issued for logs that have none yet)."""
     from barcodes.codes import ItemType
-    from barcodes.store import issue_tags, stand_log_ids
+    from barcodes.tags import issue_tags, stand_log_ids
     from smarttrees.database import connect
     from smarttrees.errors import SmartTreesError
 

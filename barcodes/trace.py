@@ -1,0 +1,125 @@
+"""Trace an item: every custody event in order, as JSON or as a GeoJSON line of where it went."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from barcodes.codes import Code, ItemType
+from barcodes.events import utc_text
+
+_ITEM_SQL = {
+    ItemType.SEEDLING_LOT: (
+        "SELECT jsonb_build_object('lot_code', l.lot_code, 'status', l.status, "
+        "  'quantity', l.quantity, 'quantity_dispatched', l.quantity_dispatched, "
+        "  'quantity_planted', l.quantity_planted, 'species', s.scientific_name, "
+        "  'nursery', n.name, 'seed_source', l.seed_source), "
+        "  ST_X(n.geom), ST_Y(n.geom) "
+        "FROM smarttrees.seedling_lots l JOIN smarttrees.nurseries n ON n.id = l.nursery_id "
+        "LEFT JOIN smarttrees.species s ON s.id = l.species_id WHERE l.id = %s"
+    ),
+    ItemType.TIMBER_LOG: (
+        "SELECT jsonb_build_object('log_code', g.log_code, 'status', g.status, "
+        "  'volume_m3', g.volume_m3, 'species', s.scientific_name, 'stand_code', st.stand_code, "
+        "  'felled_on', g.felled_on, 'load_code', lt.code), "
+        "  ST_X(ST_PointOnSurface(st.geom)), ST_Y(ST_PointOnSurface(st.geom)) "
+        "FROM smarttrees.timber_logs g JOIN smarttrees.stands st ON st.id = g.stand_id "
+        "LEFT JOIN smarttrees.species s ON s.id = g.species_id "
+        "LEFT JOIN smarttrees.tags lt "
+        "  ON lt.item_type = 'transport_load' AND lt.item_id = g.load_id "
+        "WHERE g.id = %s"
+    ),
+    ItemType.TRANSPORT_LOAD: (
+        "SELECT jsonb_build_object('load_code', lo.load_code, 'fpl_number', lo.fpl_number, "
+        "  'vehicle_plate', lo.vehicle_plate, 'destination', lo.destination, "
+        "  'logs', (SELECT coalesce(jsonb_agg(t.code ORDER BY t.code), '[]') "
+        "           FROM smarttrees.timber_logs g JOIN smarttrees.tags t "
+        "           ON t.item_type = 'timber_log' AND t.item_id = g.id WHERE g.load_id = lo.id)), "
+        "  NULL::float8, NULL::float8 "
+        "FROM smarttrees.transport_loads lo WHERE lo.id = %s"
+    ),
+    ItemType.TREE: (
+        "SELECT jsonb_build_object('tree_code', t.tree_code, 'category', t.category, "
+        "  'species', s.scientific_name, 'commune_code', t.commune_code), "
+        "  ST_X(t.geom), ST_Y(t.geom) "
+        "FROM smarttrees.trees t LEFT JOIN smarttrees.species s ON s.id = t.species_id "
+        "WHERE t.id = %s"
+    ),
+}
+
+
+async def trace(conn: AsyncConnection, code: Code) -> dict[str, Any] | None:
+    """Every event of an item in order, with the item and its origin; ``None`` if never tagged.
+
+    The origin is where the item's story starts: a lot's nursery, a log's stand (a point on its
+    surface), a tree's own position; transport loads have none.
+    """
+    cur = await conn.execute(
+        "SELECT item_type, item_id FROM smarttrees.tags WHERE code = %s", [str(code)]
+    )
+    tag = await cur.fetchone()
+    if tag is None:
+        return None
+    item_type, item_id = ItemType(tag[0]), int(tag[1])
+    cur = await conn.execute(_ITEM_SQL[item_type], [item_id])
+    row = await cur.fetchone()
+    item, origin = (row[0], [row[1], row[2]] if row[1] is not None else None) if row else ({}, None)
+    cur = await conn.execute(
+        "SELECT id, event_type, occurred_at, device_id, quantity, volume_m3, details, "
+        "  ST_X(geom), ST_Y(geom) "
+        "FROM smarttrees.scan_events WHERE item_type = %s AND item_id = %s "
+        "ORDER BY occurred_at, id",
+        [item_type.value, item_id],
+    )
+    events = [
+        {
+            "event_id": r[0],
+            "event_type": r[1],
+            "occurred_at": utc_text(r[2]),
+            "device_id": r[3],
+            "quantity": r[4],
+            "volume_m3": float(r[5]) if r[5] is not None else None,
+            "status": r[6].get("status_after"),
+            "details": {k: v for k, v in r[6].items() if k != "status_after"},
+            "location": [r[7], r[8]] if r[7] is not None else None,
+        }
+        for r in await cur.fetchall()
+    ]
+    return {
+        "code": str(code),
+        "item_type": item_type.value,
+        "item": item,
+        "origin": origin,
+        "events": events,
+    }
+
+
+def trace_geojson(result: dict[str, Any]) -> dict[str, Any]:
+    """A trace as one GeoJSON Feature: the line from the origin through every scan location.
+
+    With a single known position the geometry is a Point; with none it is ``null``.
+    """
+    path: list[list[float]] = []
+    for position in [result["origin"]] + [e["location"] for e in result["events"]]:
+        if position is not None and (not path or path[-1] != position):
+            path.append(position)
+    geometry: dict[str, Any] | None = None
+    if len(path) >= 2:
+        geometry = {"type": "LineString", "coordinates": path}
+    elif path:
+        geometry = {"type": "Point", "coordinates": path[0]}
+    return {
+        "type": "Feature",
+        "id": result["code"],
+        "geometry": geometry,
+        "properties": {
+            "code": result["code"],
+            "item_type": result["item_type"],
+            "status": result["item"].get("status"),
+            "events": [
+                {k: e[k] for k in ("event_type", "occurred_at", "quantity", "status")}
+                for e in result["events"]
+            ],
+        },
+    }
