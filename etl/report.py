@@ -46,3 +46,13 @@ def _free(name: str, headers: list[str]) -> str:
     while name in headers:
         name = f"_{name}"
     return name
+
+
+def write_rows(path: Path, headers: list[str], rows: list[tuple[list[str], int, str]]) -> None:
+    """Write refused rows held in memory (small seed files): cells, row number, reasons."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*headers, _free("row", headers), _free("reason", headers)])
+        for cells, row_no, reason in rows:
+            writer.writerow([*cells, row_no, reason])

@@ -1,0 +1,378 @@
+"""Forestry seed data: nurseries (points), seedling lots, plantation stands (polygons).
+
+These files are small (hundreds to thousands of rows), so rows are checked in Python; the rules
+are those of the tree loader: every refused row goes to a rejects file with its reasons, the
+write is one transaction keyed on the code, unchanged rows are not touched, ``--strict`` refuses
+all when one row is bad. Stand areas are computed in VN-2000 / TM-3 106°30' (EPSG:9213), an
+equal-scale projection for the province, not on the sphere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from etl import crs as crsmod
+from etl import report
+from etl.errors import InputError
+from etl.readers import open_table
+from etl.validate import SpeciesIndex, _parse_date
+from smarttrees.database import connect
+from smarttrees.domain import fold
+
+AREA_CRS = 9213
+
+OWNER_TYPES = {"nha nuoc": "state", "state": "state", "doanh nghiep": "company",
+               "cong ty": "company", "company": "company", "hop tac xa": "cooperative",
+               "cooperative": "cooperative",
+               "ho gia dinh": "household", "household": "household", "cong dong": "community",
+               "community": "community"}
+FUNCTIONS = {"san xuat": "production", "production": "production", "phong ho": "protection",
+             "protection": "protection", "dac dung": "special_use", "special use": "special_use",
+             "special_use": "special_use"}
+
+
+@dataclass(frozen=True)
+class Col:
+    """One target column: headers that feed it, its kind, whether it is required."""
+
+    name: str
+    aliases: tuple[str, ...]
+    kind: str = "text"           # text, int, date, year, species, nursery, choice
+    required: bool = False
+    choices: dict[str, str] | None = None
+    minimum: int | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A seed table: its key, columns and geometry."""
+
+    table: str
+    key: str
+    columns: tuple[Col, ...]
+    geometry: str | None         # point, polygon or None
+
+
+SPECS = {
+    "nurseries": Spec("nurseries", "nursery_code", (
+        Col("nursery_code", ("nursery_code", "Mã vườn ươm", "code"), required=True),
+        Col("name", ("name", "Tên vườn ươm", "Tên"), required=True),
+        Col("operator", ("operator", "Chủ vườn ươm", "Đơn vị quản lý", "Chủ sở hữu")),
+        Col("certificate_no", ("certificate_no", "Số giấy chứng nhận", "Giấy chứng nhận")),
+        Col("capacity", ("capacity", "Công suất (cây/năm)", "Công suất"), "int", minimum=0),
+    ), "point"),
+    "lots": Spec("seedling_lots", "lot_code", (
+        Col("lot_code", ("lot_code", "Mã lô", "Mã lô cây giống"), required=True),
+        Col("nursery_id", ("nursery_code", "Mã vườn ươm"), "nursery", required=True),
+        Col("species_id", ("species", "Loài", "Tên cây", "Loài cây"), "species", required=True),
+        Col("seed_source", ("seed_source", "Nguồn giống")),
+        Col("quantity", ("quantity", "Số lượng", "Số lượng (cây)"), "int", required=True,
+            minimum=1),
+        Col("certificate_no", ("certificate_no", "Số giấy chứng nhận", "Chứng chỉ")),
+        Col("sown_on", ("sown_on", "Ngày gieo"), "date"),
+        Col("ready_on", ("ready_on", "Ngày xuất vườn", "Ngày đủ tiêu chuẩn"), "date"),
+    ), None),
+    "stands": Spec("stands", "stand_code", (
+        Col("stand_code", ("stand_code", "Mã lô rừng", "Mã lô", "code"), required=True),
+        Col("species_id", ("species", "Loài cây", "Loài", "Tên cây"), "species"),
+        Col("planting_year", ("planting_year", "Năm trồng"), "year"),
+        Col("planted_count", ("planted_count", "Số cây trồng", "Mật độ trồng"), "int", minimum=0),
+        Col("owner_type", ("owner_type", "Loại chủ rừng"), "choice", choices=OWNER_TYPES),
+        Col("owner_name", ("owner_name", "Chủ rừng")),
+        Col("forest_function", ("forest_function", "Chức năng", "Loại rừng"), "choice",
+            choices=FUNCTIONS),
+    ), "polygon"),
+}
+
+
+@dataclass
+class SeedResult:
+    """Counts of one seed load."""
+
+    kind: str
+    path: Path
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    rejects_path: Path | None = None
+    written: bool = False
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        text = (f"{self.path.name}: {self.rows} {self.kind}: inserted {self.inserted}, updated "
+                f"{self.updated}, unchanged {self.unchanged}, refused {self.refused}")
+        if self.rejects_path:
+            text += f"\n  refused rows and reasons: {self.rejects_path}"
+        return text
+
+
+def _match(headers: list[str], spec: Spec) -> dict[str, int]:
+    folded = {fold(h): i for i, h in enumerate(headers)}
+    found = {}
+    for col in spec.columns:
+        for alias in col.aliases:
+            if fold(alias) in folded:
+                found[col.name] = folded[fold(alias)]
+                break
+    return found
+
+
+def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
+         dry_run: bool = False, strict: bool = False, rejects: Path | None = None,
+         source_name: str | None = None) -> SeedResult:
+    """Load nurseries, seedling lots or plantation stands from one file; all or nothing."""
+    spec = SPECS[kind]
+    result = SeedResult(kind, path)
+    headers, records = _read(spec, path, crs)
+    columns = _match(headers, spec)
+    for col in spec.columns:
+        if col.required and col.name not in columns:
+            raise InputError(path, f"no column for {col.name}: expected one of "
+                             f"{', '.join(repr(a) for a in col.aliases)}", row=1)
+    refused: list[tuple[list[str], int, str]] = []
+    good: list[dict[str, Any]] = []
+    with connect(url) as conn:
+        species = SpeciesIndex.from_db(conn)
+        nurseries = dict(conn.execute(
+            "SELECT nursery_code, id FROM smarttrees.nurseries").fetchall())
+        seen: dict[str, int] = {}
+        for row_no, cells, geom, geom_problem in records:
+            values, problems = _check(spec, headers, columns, cells, species, nurseries)
+            if geom_problem:
+                problems.append(geom_problem)
+            code = values.get(spec.key)
+            if code in seen:
+                problems.append(f"{headers[columns[spec.key]]}: {code} already appears in "
+                                f"row {seen[code]}")
+            elif code:
+                seen[code] = row_no
+            if problems:
+                refused.append((cells, row_no, "; ".join(problems)))
+            else:
+                values["geom"] = geom
+                good.append(values)
+            if kind == "nurseries" and code and not problems:
+                nurseries.setdefault(code, -1)
+        result.rows = len(records)
+        result.refused = len(refused)
+        if refused:
+            result.rejects_path = rejects or report.default_path(path)
+            report.write_rows(result.rejects_path, headers, refused)
+        write = not dry_run and not (strict and refused)
+        if good and (write or dry_run):
+            result.inserted, result.updated = _upsert(conn, spec, good, source_name or path.name)
+        result.unchanged = len(good) - result.inserted - result.updated
+        if not write:
+            conn.rollback()
+            if strict and refused:
+                result.inserted = result.updated = 0
+                result.unchanged = 0
+        result.written = write
+    return result
+
+
+def _read(spec: Spec, path: Path, crs: str | None) -> tuple[list[str], list[tuple[int, list[str],
+                                                                                 bytes | None,
+                                                                                 str | None]]]:
+    """Rows as (row number, text cells, WKB geometry in WGS 84, geometry problem)."""
+    if spec.geometry == "polygon":
+        return _read_polygons(path, crs)
+    table = open_table(path)
+    records: list[tuple[int, list[str], bytes | None, str | None]] = []
+    import shapely
+
+    source = crsmod.resolve(crs) if crs else (table.crs or crsmod.resolve(4326))
+    for chunk in table.chunks():
+        cells = chunk.cells.astype(str).values.tolist()
+        if spec.geometry == "point":
+            x, y = _point_columns(table.headers, chunk)
+            lon, lat = crsmod.to_wgs84(source, x, y)
+        for i, row_no in enumerate(chunk.row_no):
+            geom = problem = None
+            if spec.geometry == "point":
+                if chunk.geom_problem and chunk.geom_problem[i]:
+                    problem = chunk.geom_problem[i]
+                elif np.isnan(lon[i]) or np.isnan(lat[i]):
+                    problem = "position: missing or not a number"
+                elif not crsmod.inside(lon[i:i + 1], lat[i:i + 1], crsmod.PROVINCE_BOUNDS)[0]:
+                    problem = f"position: {lon[i]:.6f}, {lat[i]:.6f} is outside the province"
+                else:
+                    geom = shapely.to_wkb(shapely.Point(lon[i], lat[i]))
+            records.append((int(row_no), cells[i], geom, problem))
+    return table.headers, records
+
+
+def _point_columns(headers: list[str], chunk: Any) -> tuple[np.ndarray, np.ndarray]:
+    if chunk.x is not None:
+        return chunk.x, chunk.y
+    folded = [fold(h) for h in headers]
+    for a, b in (("kinh do", "vi do"), ("lon", "lat"), ("longitude", "latitude"), ("x", "y")):
+        if a in folded and b in folded:
+            def num(i: int) -> np.ndarray:
+                col = chunk.cells.iloc[:, i].str.replace(",", ".", regex=False)
+                import pandas as pd
+
+                return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+            return num(folded.index(a)), num(folded.index(b))
+    nan = np.full(len(chunk.cells), np.nan)
+    return nan, nan
+
+
+def _read_polygons(path: Path, crs: str | None) -> tuple[list[str], list[tuple[int, list[str],
+                                                                              bytes | None,
+                                                                              str | None]]]:
+    import geopandas as gpd
+    import shapely
+
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise InputError(path, f"not a readable GIS file: {exc}") from exc
+    if frame.empty:
+        raise InputError(path, "the layer holds no features")
+    if crs:
+        frame = frame.set_crs(crsmod.resolve(crs), allow_override=True)
+    if frame.crs is None:
+        raise InputError(path, "declares no CRS (a Shapefile without .prj?): give --crs")
+    frame = frame.to_crs(4326)
+    headers = [str(c) for c in frame.columns if c != "geometry"]
+    records = []
+    for i, (geom, cells) in enumerate(zip(frame.geometry, frame[headers].astype(str).values,
+                                          strict=True), start=1):
+        problem = None
+        wkb = None
+        if geom is None or geom.is_empty:
+            problem = "geometry: missing"
+        elif geom.geom_type not in ("Polygon", "MultiPolygon"):
+            problem = f"geometry: {geom.geom_type} where a polygon was expected"
+        elif not geom.is_valid:
+            problem = f"geometry: invalid polygon ({shapely.is_valid_reason(geom)})"
+        else:
+            wkb = shapely.to_wkb(geom)
+        cells_list = ["" if c in ("None", "nan") else c for c in cells]
+        records.append((i, cells_list, wkb, problem))
+    return headers, records
+
+
+def _check(spec: Spec, headers: list[str], columns: dict[str, int], cells: list[str],
+           species: SpeciesIndex, nurseries: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for col in spec.columns:
+        if col.name not in columns:
+            continue
+        label = headers[columns[col.name]]
+        raw = cells[columns[col.name]].strip()
+        if raw in ("", "nan", "None"):
+            if col.required:
+                problems.append(f"{label}: missing")
+            continue
+        value, problem = _convert(col, raw, species, nurseries)
+        if problem:
+            problems.append(f"{label}: {raw!r} {problem}")
+        values[col.name] = value
+    if values.get("sown_on") and values.get("ready_on") and values["ready_on"] < values["sown_on"]:
+        problems.append("ready_on: before the sowing date")
+    return values, problems
+
+
+def _convert(col: Col, raw: str, species: SpeciesIndex,
+             nurseries: dict[str, int]) -> tuple[Any, str | None]:
+    if col.kind == "text":
+        return raw, None
+    if col.kind in ("int", "year"):
+        try:
+            number = float(raw.replace(",", "."))
+        except ValueError:
+            return None, "is not a number"
+        if not number.is_integer():
+            return None, "is not a whole number"
+        if col.kind == "year" and not 1900 <= number <= dt.date.today().year:
+            return None, "is not a plausible year"
+        if col.minimum is not None and number < col.minimum:
+            return None, f"is below {col.minimum}"
+        return int(number), None
+    if col.kind == "date":
+        day, problem = _parse_date(raw)
+        return (dt.date.fromisoformat(day) if day else None), problem
+    if col.kind == "species":
+        sid = species.resolve(raw)
+        if sid is None:
+            close = species.suggest(raw)
+            return None, "is not in the species catalogue" + (
+                f"; closest: {', '.join(close)}" if close else "")
+        return sid, None
+    if col.kind == "nursery":
+        if raw not in nurseries:
+            return None, "is not a known nursery (load nurseries first)"
+        return nurseries[raw], None
+    assert col.choices is not None
+    value = col.choices.get(fold(raw))
+    if value is None:
+        return None, f"is not one of {', '.join(sorted(set(col.choices.values())))}"
+    return value, None
+
+
+def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str) -> tuple[int, int]:
+    """Insert or update the good rows, skipping unchanged ones; return (inserted, updated)."""
+    from psycopg import sql
+
+    cols = [c.name for c in spec.columns] + ["source"]
+    exprs = ["%s"] * len(cols)
+    data = [[r.get(c.name) for c in spec.columns] + [source] for r in rows]
+    if spec.geometry == "point":
+        cols += ["geom", "source_crs"]
+        exprs += ["ST_SetSRID(%s::geometry, 4326)", "%s"]
+        data = [[*d, r["geom"], "EPSG:4326"] for d, r in zip(data, rows, strict=True)]
+    elif spec.geometry == "polygon":
+        srid = _area_srid(conn)
+        cols += ["geom", "area_ha", "source_crs"]
+        # Area on the ground, in the province's own transverse Mercator zone.
+        exprs += ["ST_Multi(ST_SetSRID(%s::geometry, 4326))",
+                  f"round((ST_Area(ST_Transform(ST_SetSRID(%s::geometry, 4326), {srid:d}))"
+                  " / 10000)::numeric, 4)", "%s"]
+        data = [[*d, r["geom"], r["geom"], "EPSG:4326"] for d, r in zip(data, rows, strict=True)]
+    compared = [c for c in cols if c not in (spec.key, "source", "source_crs")]
+    ident = sql.Identifier
+    statement = sql.SQL(
+        "INSERT INTO smarttrees.{t} AS t ({cols}) VALUES ({ph}) ON CONFLICT ({key}) DO UPDATE "
+        "SET {sets} WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING (xmax = 0)"
+    ).format(
+        t=ident(spec.table), cols=sql.SQL(", ").join(map(ident, cols)),
+        ph=sql.SQL(", ").join(sql.SQL(e) for e in exprs), key=ident(spec.key),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c))
+                                for c in cols if c != spec.key),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in compared),
+        new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(c)) for c in compared),
+    )
+    inserted = updated = 0
+    with conn.cursor() as cur:
+        for d in data:
+            cur.execute(statement, d)
+            got = cur.fetchone()
+            if got is not None:
+                inserted += int(got[0])
+                updated += int(not got[0])
+    return inserted, updated
+
+
+def _area_srid(conn: Any) -> int:
+    """An SRID PostGIS knows for the area projection: EPSG:9213 is registered on first use."""
+    known = conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (AREA_CRS,)).fetchone()
+    if not known:
+        from pyproj import CRS
+
+        crs = CRS.from_epsg(AREA_CRS)
+        conn.execute(
+            "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
+            "VALUES (%s, 'EPSG', %s, %s, %s) ON CONFLICT DO NOTHING",
+            (AREA_CRS, AREA_CRS, crs.to_wkt("WKT1_GDAL"), crs.to_proj4()))
+    return AREA_CRS
