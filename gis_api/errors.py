@@ -124,6 +124,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+async def _pool_timeout(request: Request, exc: Exception) -> Response:
+    log.warning("no database connection free for %s %s", request.method, request.url.path)
+    return error_response(503, "ServiceUnavailable", "the server is busy; retry shortly")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "ServerError", "internal error; see the server log")
@@ -134,4 +139,11 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 def exception_handlers() -> Mapping[type[Exception] | int, Handler]:
     """The handlers to give ``Starlette(exception_handlers=...)``."""
-    return {ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected}
+    from psycopg_pool import PoolTimeout
+
+    return {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+        PoolTimeout: _pool_timeout,
+        Exception: _unexpected,
+    }

@@ -6,6 +6,7 @@ HTML (``f=html`` or a browser's Accept header) and other formats go to pygeoapi;
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -75,14 +76,28 @@ def _page_links(
     return links
 
 
+# Planner estimates of unfiltered collections, kept a minute: (time, rows) per collection id.
+_UNFILTERED: dict[str, tuple[float, float]] = {}
+
+
+async def _estimate(conn: Any, query: features.ItemsQuery) -> float:
+    unfiltered = query.is_unfiltered
+    cached = _UNFILTERED.get(query.collection.id)
+    if unfiltered and cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    statement, params = features.estimate_sql(query)
+    plan = (await (await conn.execute(statement, params)).fetchone())[0]
+    estimate = float(plan[0]["Plan"]["Plan Rows"])
+    if unfiltered:
+        _UNFILTERED[query.collection.id] = (time.monotonic(), estimate)
+    return estimate
+
+
 async def _number_matched(conn: Any, query: features.ItemsQuery, returned: int, more: bool,
                           cap: int) -> int | None:
     if query.first_page and not more:
         return returned  # the whole result is on this page: exact at no cost
-    statement, params = features.estimate_sql(query)
-    plan = (await (await conn.execute(statement, params)).fetchone())[0]
-    estimate = plan[0]["Plan"]["Plan Rows"]
-    if estimate > cap:
+    if await _estimate(conn, query) > cap:
         return None
     statement, params = features.count_sql(query, cap)
     count = int((await (await conn.execute(statement, params)).fetchone())[0])
