@@ -102,14 +102,19 @@ def documents(agencies_: Agencies, n: int, rng: np.random.Generator) -> Document
     sent_on = days[rng.choice(len(days), n, p=day_weight / day_weight.sum())]
     electronic = rng.uniform(0, 1, n) < 0.98
     commune = np.array([c or "" for c in agencies_.commune])[agency]
+    doc_type = rng.choice(len(DOC_TYPES), n, p=DOC_TYPE_SHARES)
+    direction = rng.choice(3, n, p=[0.5, 0.35, 0.15])
+    # Stored in the order of the (commune, date) index, provincial ones (no commune) last: the
+    # index build then sorts presorted input, and a commune's documents sit together on disk.
+    order = np.lexsort((sent_on, commune, commune == ""))
     return Documents(
-        agency=agency,
-        doc_type=DOC_TYPES[rng.choice(len(DOC_TYPES), n, p=DOC_TYPE_SHARES)],
-        direction=DIRECTIONS[rng.choice(3, n, p=[0.5, 0.35, 0.15])],
-        electronic=electronic,
-        sent_on=sent_on,
-        commune=commune,
-        courier_saving_vnd=np.where(electronic, COURIER_SAVING_VND, 0).astype(np.int32),
+        agency=agency[order],
+        doc_type=DOC_TYPES[doc_type[order]],
+        direction=DIRECTIONS[direction[order]],
+        electronic=electronic[order],
+        sent_on=sent_on[order],
+        commune=commune[order],
+        courier_saving_vnd=np.where(electronic[order], COURIER_SAVING_VND, 0).astype(np.int32),
     )
 
 
