@@ -119,15 +119,27 @@ class _VniIncremental(codecs.BufferedIncrementalDecoder):
         return _vni_decode(input[:cut])[0], cut
 
 
+class _Tcvn3Encoder(codecs.IncrementalEncoder):
+    def encode(self, input: str, final: bool = False) -> bytes:  # noqa: A002 - codecs API
+        return _tcvn3_encode(input, self.errors)[0]
+
+
+class _VniEncoder(codecs.IncrementalEncoder):
+    def encode(self, input: str, final: bool = False) -> bytes:  # noqa: A002 - codecs API
+        return _vni_encode(input, self.errors)[0]
+
+
 def _search(name: str) -> codecs.CodecInfo | None:
     key = name.lower().replace("-", "").replace("_", "")
     if key in ("tcvn3", "tcvn", "abc", "tcvn5712"):
         return codecs.CodecInfo(
-            _tcvn3_encode, _tcvn3_decode, name="tcvn3", incrementaldecoder=_Tcvn3Incremental
+            _tcvn3_encode, _tcvn3_decode, name="tcvn3", incrementaldecoder=_Tcvn3Incremental,
+            incrementalencoder=_Tcvn3Encoder,
         )
     if key in ("vni", "vniwindows", "vniwin"):
         return codecs.CodecInfo(
-            _vni_encode, _vni_decode, name="vni", incrementaldecoder=_VniIncremental
+            _vni_encode, _vni_decode, name="vni", incrementaldecoder=_VniIncremental,
+            incrementalencoder=_VniEncoder,
         )
     return None
 
