@@ -304,3 +304,9 @@ def test_communes_already_in_force_stop_the_load_cleanly(db_url):
         assert _count(conn, "admin_units") == 1
         assert _count(conn, "trees") == 0
         assert _count(conn, "datasets") == 0
+
+
+def test_rank_within_numbers_each_group_in_order():
+    from etl.synthetic.arrays import rank_within
+
+    assert rank_within(np.array(["b", "a", "b", "a", "b"])).tolist() == [0, 0, 1, 1, 2]

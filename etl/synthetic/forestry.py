@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from etl.synthetic.arrays import rank_within
 from etl.synthetic.geography import Communes, offset_degrees, random_points_in
 from etl.synthetic.names import organisation_names, person_names
 from etl.synthetic.species_mix import (
@@ -189,23 +190,11 @@ def _areas_ha(geoms: np.ndarray) -> np.ndarray:
 
 def _stand_codes(commune_codes: np.ndarray) -> np.ndarray:
     """``ST-<commune>-<nnnn>``, numbered within each commune."""
-    seq = _rank_within(commune_codes) + 1
+    seq = rank_within(commune_codes) + 1
     return np.strings.add(
         np.strings.add("ST-", commune_codes.astype(str)),
         np.strings.add("-", np.strings.zfill(seq.astype(str), 4)),
     )
-
-
-def _rank_within(groups: np.ndarray) -> np.ndarray:
-    """0, 1, 2… within each run of equal values, in the order given."""
-    order = np.argsort(groups, kind="stable")
-    sorted_groups = groups[order]
-    starts = np.r_[0, np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1]
-    lengths = np.diff(np.r_[starts, len(groups)])
-    rank_sorted = np.arange(len(groups)) - np.repeat(starts, lengths)
-    rank = np.empty(len(groups), dtype=np.int64)
-    rank[order] = rank_sorted
-    return rank
 
 
 def _owner_names(owner_type: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPoint, Point, Polygon
+from shapely.geometry import MultiPoint, Polygon
 
 from smarttrees.domain import fold
 from smarttrees.errors import SmartTreesError
@@ -310,8 +310,3 @@ def roads(communes: Communes, village_points: list[np.ndarray]) -> shapely.Geome
     for points in village_points:
         lines.extend(shapely.LineString([points[0], p]) for p in points[1:])
     return shapely.MultiLineString(lines)
-
-
-def town_point(communes: Communes, index: int) -> Point:
-    """The seat of a commune as a point."""
-    return Point(communes.centres[index])

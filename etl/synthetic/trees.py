@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from etl.synthetic.forestry import SURVEY_YEAR, Stands, _rank_within, local_to_lonlat
+from etl.synthetic.arrays import rank_within
+from etl.synthetic.forestry import SURVEY_YEAR, Stands, local_to_lonlat
 from etl.synthetic.geography import Communes, offset_degrees
 from etl.synthetic.species_mix import Mix, conditions, sizes
-
-CATEGORY_LETTER = {"urban": "U", "scattered": "S", "plantation": "P"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def numbered(trees: Trees) -> tuple[Trees, np.ndarray]:
         [trees.category == "urban", trees.category == "scattered"], ["U", "S"], default="P"
     )
     prefix = np.strings.add(np.strings.add(trees.commune.astype(str), "-"), letters)
-    seq = (_rank_within(prefix) + 1).astype(str)
+    seq = (rank_within(prefix) + 1).astype(str)
     codes = np.strings.add(prefix, np.strings.zfill(seq, 6))
     order = np.argsort(codes, kind="stable")
     fields = Trees.__dataclass_fields__
