@@ -1,0 +1,98 @@
+"""The web map's page and JSON endpoints over HTTP (the browser test drives the page itself)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from tests.fixtures.province import PROVINCE_TEMPLATE, clone_database
+from tests.fixtures.server import serve_database
+
+
+@pytest.fixture(scope="module")
+def map_db(province_template, cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A copy of the small province shared by this module."""
+    admin = cluster.url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        clone_database(conn, PROVINCE_TEMPLATE, "webmap_module")
+    yield cluster.url("webmap_module")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "webmap_module" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def map_server(map_db: str) -> Iterator[str]:
+    with serve_database(map_db) as base:
+        yield base
+
+
+def test_page_loads_only_our_own_scripts_and_styles(map_server: str) -> None:
+    page = httpx.get(f"{map_server}/map")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith(f"{map_server}/map/static/") for a in assets)
+    assert '"basemapUrl":null' in page.text  # no basemap unless configured: works offline
+    for asset in assets:
+        assert httpx.get(asset).status_code == 200, asset
+
+
+def test_basemap_comes_from_the_settings(map_db: str) -> None:
+    url = "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png"
+    with serve_database(map_db, basemap_url=url) as base:
+        assert url in httpx.get(f"{base}/map").text
+
+
+def test_options_list_species_and_communes(map_server: str, map_db: str) -> None:
+    options = httpx.get(f"{map_server}/map/options.json").json()
+    with psycopg.connect(map_db) as conn:
+        species = conn.execute("SELECT count(*) FROM smarttrees.species").fetchone()[0]
+        communes = conn.execute("SELECT code FROM smarttrees.communes ORDER BY code").fetchall()
+    assert len(options["species"]) == species
+    assert sorted(c["code"] for c in options["communes"]) == [c[0] for c in communes]
+    assert options["categories"] == ["urban", "scattered", "plantation"]
+    west, south, east, north = options["bounds"]
+    assert west < east and south < north
+
+
+def test_search_finds_a_tree_by_code_in_any_case(map_server: str, map_db: str) -> None:
+    with psycopg.connect(map_db) as conn:
+        tree_id, code, lon, lat = conn.execute(
+            "SELECT id, tree_code, ST_X(geom), ST_Y(geom) FROM smarttrees.trees ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    found = httpx.get(f"{map_server}/map/search.json", params={"code": f" {code.lower()} "}).json()
+    assert (found["id"], found["tree_code"]) == (tree_id, code)
+    assert (found["lon"], found["lat"]) == pytest.approx((lon, lat))
+
+    missing = httpx.get(f"{map_server}/map/search.json", params={"code": "90001-U999999"})
+    assert missing.status_code == 404
+    assert "90001-U999999" in missing.json()["description"]
+    assert httpx.get(f"{map_server}/map/search.json").status_code == 400
+
+
+def test_history_lists_changes_without_who_made_them(map_server: str, map_db: str) -> None:
+    with psycopg.connect(map_db) as conn:
+        tree_id, old = conn.execute(
+            "SELECT id, condition FROM smarttrees.trees ORDER BY id LIMIT 1"
+        ).fetchone()
+        new = "fair" if old == "poor" else "poor"
+        conn.execute("SELECT set_config('smarttrees.actor', 'Nguyễn Thị B', true)")
+        conn.execute("UPDATE smarttrees.trees SET condition = %s WHERE id = %s", [new, tree_id])
+    body = httpx.get(f"{map_server}/api/trees/{tree_id}/history").json()
+    assert [h["change"] for h in body["history"]] == ["insert", "update"]
+    assert body["history"][1]["changes"]["condition"] == {"old": old, "new": new}
+    assert "Nguyễn" not in str(body)
+    assert "actor" not in body["history"][0]
+
+
+@pytest.mark.parametrize(("tree", "status"), [("0", 404), ("99999999", 404), ("abc", 400)])
+def test_history_of_an_unknown_tree_is_an_ogc_error(
+    map_server: str, tree: str, status: int
+) -> None:
+    response = httpx.get(f"{map_server}/api/trees/{tree}/history")
+    assert response.status_code == status
+    assert response.json()["code"] in {"NotFound", "InvalidParameterValue"}
