@@ -87,7 +87,9 @@ def load_mapping(name_or_path: str | Path | None) -> Mapping:
     headers.
     """
     if name_or_path is None:
-        return merge([load_mapping(p) for p in sorted(PRESETS.glob("*.toml"))], "auto")
+        # The Vietnamese form first: its aliases are the ones error messages name.
+        presets = sorted(PRESETS.glob("*.toml"), key=lambda p: (p.stem != "vi_field_survey", p))
+        return merge([load_mapping(p) for p in presets], "auto")
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS / f"{name_or_path}.toml"

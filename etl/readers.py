@@ -84,14 +84,18 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
 def _open_csv(path: Path, encoding: str | None) -> Table:
     encodings.register()
     encoding = encoding or encodings.detect(path)
+    # The header alone, read as bytes: a bad byte further down is reported with its own row.
+    with path.open("rb") as raw:
+        line = raw.readline()
+        while line and not line.strip():
+            line = raw.readline()
     try:
-        with path.open(encoding=encoding, newline="") as handle:
-            first = handle.readline()
-            while first and not first.strip():
-                first = handle.readline()
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise InputError(path, f"cannot be read as {encoding}: {exc}; try --encoding", row=1) \
-            from exc
+        first = line.decode(encoding)
+    except LookupError as exc:
+        raise InputError(path, f"unknown encoding {encoding!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"the header is not valid {encoding}: try --encoding tcvn3, vni "
+                         "or cp1258", row=1) from exc
     first = first.lstrip("\ufeff")
     if not first.strip():
         raise InputError(path, "the file is empty (no header row)")
