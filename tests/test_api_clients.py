@@ -56,3 +56,16 @@ def test_owslib_features_client(api_server):
     assert page["numberReturned"] == 10
     assert api.collection_item("communes", "00001")["properties"]["name"] == "Phường Một"
     assert "dbh_cm" in api.collection_queryables("trees")["properties"]
+
+
+def test_gdal_reads_every_layer_of_the_generated_province(province_url):
+    from tests.fixtures.server import serve_database
+
+    with serve_database(province_url) as base:
+        for collection in COLLECTIONS:
+            df = pyogrio.read_dataframe(f"OAPIF:{base}/collections/{collection.id}",
+                                        PAGE_SIZE=1000, fid_as_index=True)
+            ids = table_ids(province_url, collection)
+            got = (sorted(df[collection.id_column].astype(str)) if collection.id_type == "string"
+                   else sorted(str(v) for v in df.index))
+            assert got == ids, collection.id
