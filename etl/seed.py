@@ -25,6 +25,7 @@ from smarttrees.database import connect
 from smarttrees.domain import fold
 
 AREA_CRS = 9213
+AREAS: dict[bytes, float] = {}   # polygon WKB → area in hectares, filled while reading
 
 OWNER_TYPES = {"nha nuoc": "state", "state": "state", "doanh nghiep": "company",
                "cong ty": "company", "company": "company", "hop tac xa": "cooperative",
@@ -168,7 +169,8 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
             report.write_rows(result.rejects_path, headers, refused)
         write = not dry_run and not (strict and refused)
         if good and (write or dry_run):
-            result.inserted, result.updated = _upsert(conn, spec, good, source_name or path.name)
+            result.inserted, result.updated = _upsert(conn, spec, good, source_name or path.name,
+                                                      set(columns))
         result.unchanged = len(good) - result.inserted - result.updated
         if not write:
             conn.rollback()
@@ -242,6 +244,9 @@ def _read_polygons(path: Path, crs: str | None) -> tuple[list[str], list[tuple[i
         frame = frame.set_crs(crsmod.resolve(crs), allow_override=True)
     if frame.crs is None:
         raise InputError(path, "declares no CRS (a Shapefile without .prj?): give --crs")
+    AREAS.clear()
+    # Area on the ground, in the province's own transverse Mercator zone (pyproj).
+    areas = frame.geometry.to_crs(AREA_CRS).area.to_numpy() / 10_000
     frame = frame.to_crs(4326)
     headers = [str(c) for c in frame.columns if c != "geometry"]
     records = []
@@ -257,6 +262,7 @@ def _read_polygons(path: Path, crs: str | None) -> tuple[list[str], list[tuple[i
             problem = f"geometry: invalid polygon ({shapely.is_valid_reason(geom)})"
         else:
             wkb = shapely.to_wkb(geom)
+            AREAS[wkb] = round(float(areas[i - 1]), 4)
         cells_list = ["" if c in ("None", "nan") else c for c in cells]
         records.append((i, cells_list, wkb, problem))
     return headers, records
@@ -321,25 +327,27 @@ def _convert(col: Col, raw: str, species: SpeciesIndex,
     return value, None
 
 
-def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str) -> tuple[int, int]:
-    """Insert or update the good rows, skipping unchanged ones; return (inserted, updated)."""
+def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str,
+            present: set[str]) -> tuple[int, int]:
+    """Insert or update the good rows, skipping unchanged ones; return (inserted, updated).
+
+    Only the columns the file has are written: the others keep their defaults or values.
+    """
     from psycopg import sql
 
-    cols = [c.name for c in spec.columns] + ["source"]
+    given = [c.name for c in spec.columns if c.name in present]
+    cols = [*given, "source"]
     exprs = ["%s"] * len(cols)
-    data = [[r.get(c.name) for c in spec.columns] + [source] for r in rows]
+    data = [[r.get(name) for name in given] + [source] for r in rows]
     if spec.geometry == "point":
         cols += ["geom", "source_crs"]
         exprs += ["ST_SetSRID(%s::geometry, 4326)", "%s"]
         data = [[*d, r["geom"], "EPSG:4326"] for d, r in zip(data, rows, strict=True)]
     elif spec.geometry == "polygon":
-        srid = _area_srid(conn)
         cols += ["geom", "area_ha", "source_crs"]
-        # Area on the ground, in the province's own transverse Mercator zone.
-        exprs += ["ST_Multi(ST_SetSRID(%s::geometry, 4326))",
-                  f"round((ST_Area(ST_Transform(ST_SetSRID(%s::geometry, 4326), {srid:d}))"
-                  " / 10000)::numeric, 4)", "%s"]
-        data = [[*d, r["geom"], r["geom"], "EPSG:4326"] for d, r in zip(data, rows, strict=True)]
+        exprs += ["ST_Multi(ST_SetSRID(%s::geometry, 4326))", "%s", "%s"]
+        data = [[*d, r["geom"], AREAS[r["geom"]], "EPSG:4326"]
+                for d, r in zip(data, rows, strict=True)]
     compared = [c for c in cols if c not in (spec.key, "source", "source_crs")]
     ident = sql.Identifier
     statement = sql.SQL(
@@ -362,17 +370,3 @@ def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str) -> t
                 inserted += int(got[0])
                 updated += int(not got[0])
     return inserted, updated
-
-
-def _area_srid(conn: Any) -> int:
-    """An SRID PostGIS knows for the area projection: EPSG:9213 is registered on first use."""
-    known = conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (AREA_CRS,)).fetchone()
-    if not known:
-        from pyproj import CRS
-
-        crs = CRS.from_epsg(AREA_CRS)
-        conn.execute(
-            "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
-            "VALUES (%s, 'EPSG', %s, %s, %s) ON CONFLICT DO NOTHING",
-            (AREA_CRS, AREA_CRS, crs.to_wkt("WKT1_GDAL"), crs.to_proj4()))
-    return AREA_CRS
