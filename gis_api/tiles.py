@@ -281,6 +281,7 @@ async def render_trees(
             conn, base | {"margin": BUFFER / EXTENT, "limit": cap + 1}, where
         )
         if counted <= cap:
+            await _serial(conn)
             params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
             return await _fetch_bytes(conn, _query("tiles_trees_points", where), params)
         cells = DENSE_GRID_CELLS
@@ -308,6 +309,7 @@ async def _render_grid_from_table(
         "span": span,
         "shift": GRID_LEVEL - tile.z - GRID_SHIFT,
     }
+    await _serial(conn)
     where: sql.Composable = sql.SQL("")
     if filters.category is not None:
         where = sql.SQL("AND g.category = %(category)s")
@@ -355,7 +357,19 @@ async def render_polygons(
         "buffer": BUFFER,
         "limit": settings.tile_max_features,
     }
+    await _serial(conn)
     return await _fetch_bytes(conn, _query(f"tiles_{collection}"), params)
+
+
+async def _serial(conn: AsyncConnection) -> None:
+    """No parallel workers for the rest of this transaction.
+
+    A points, polygons or precomputed-grid tile query takes milliseconds: starting a parallel
+    worker (~30 ms) costs more than it saves, yet PostGIS's declared function costs lead the
+    planner to one. Grid counts over the trees themselves (hundreds of thousands of rows) keep
+    their parallel plan.
+    """
+    await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 async def trees_version(conn: AsyncConnection) -> int:
@@ -647,13 +661,14 @@ class TileEndpoints:
                 key += (await trees_version(conn),)
             cached = self.cache(settings).get(key)
             if cached is None:
-                if collection.id == "trees":
-                    current = await grid_version(conn) == key[-1]
-                    body = await render_trees(conn, tile, filters, settings, grid_table=current)
-                    if not current:
-                        self._refresh_grid(request.app.state.pool)
-                else:
-                    body = await render_polygons(conn, collection.id, tile, settings)
+                async with conn.transaction():  # for the SET LOCAL of _serial
+                    if collection.id == "trees":
+                        current = await grid_version(conn) == key[-1]
+                        body = await render_trees(conn, tile, filters, settings, current)
+                        if not current:
+                            self._refresh_grid(request.app.state.pool)
+                    else:
+                        body = await render_polygons(conn, collection.id, tile, settings)
                 cached = (body, etag_of(body))
                 self.cache(settings).put(key, *cached)
         body, etag = cached
