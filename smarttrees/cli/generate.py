@@ -176,7 +176,7 @@ def demo(
         raise typer.Exit(1) from exc
     host = host or settings.host
     port = port or settings.port
-    base = f"http://{host}:{port}"
+    base = (settings.public_url or f"http://{host}:{port}").rstrip("/")
     out.print(
         f"SmartTrees is serving the province:\n"
         f"  landing page   {base}/\n"
