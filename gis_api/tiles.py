@@ -276,15 +276,13 @@ async def render_trees(
     base = {"z": tile.z, "x": tile.x, "y": tile.y, **fparams}
     cells = GRID_CELLS
     if tile.z >= settings.tile_min_zoom_points:
+        await _serial(conn)
         cap = settings.tile_max_features
-        counted = await _fetch_count(
-            conn, base | {"margin": BUFFER / EXTENT, "limit": cap + 1}, where
-        )
-        if counted <= cap:
-            await _serial(conn)
-            params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
-            return await _fetch_bytes(conn, _query("tiles_trees_points", where), params)
-        cells = DENSE_GRID_CELLS
+        params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
+        points = await _fetch_optional(conn, _query("tiles_trees_points", where), params)
+        if points is not None:
+            return points
+        cells = DENSE_GRID_CELLS  # more trees than the cap: counts on a finer grid
     x0, y0, size = _tile_origin(tile)
     params = base | {"cells": cells, "x0": x0, "y0": y0, "size": size / cells}
     return await _fetch_bytes(conn, _query("tiles_trees_grid", where), params)
@@ -339,10 +337,12 @@ def _tile_origin(tile: TileAddress) -> tuple[float, float, float]:
     return -_HALF_WORLD + tile.x * size, _HALF_WORLD - (tile.y + 1) * size, size
 
 
-async def _fetch_count(conn: AsyncConnection, params: dict[str, Any], where: sql.Composable) -> int:
-    cur = await conn.execute(_query("tiles_trees_count", where), params)
+async def _fetch_optional(
+    conn: AsyncConnection, query: sql.Composed, params: dict[str, Any]
+) -> bytes | None:
+    cur = await conn.execute(query, params, prepare=False)
     row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return None if row is None or row[0] is None else bytes(row[0])
 
 
 async def render_polygons(
