@@ -92,12 +92,15 @@ def test_every_tree_lies_in_its_commune_and_stand(province_db):
 def test_densest_town_bbox_holds_its_street_trees(province_template, province_db):
     xmin, ymin, xmax, ymax = province_template.densest_town_bbox
     with connect(province_db) as conn:
-        inside = conn.execute(
-            "SELECT count(*) FROM trees WHERE category = 'urban' AND commune_code = %s "
-            "AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
-            [province_template.densest_town_commune, xmin, ymin, xmax, ymax],
-        ).fetchone()[0]
-    assert inside >= SMALL.urban_trees // 3
+        inside, town, busiest = conn.execute(
+            "SELECT count(*) FILTER (WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)), "
+            "count(*), (SELECT max(n) FROM (SELECT count(*) AS n FROM trees "
+            "  WHERE category = 'urban' GROUP BY commune_code) x) "
+            "FROM trees WHERE category = 'urban' AND commune_code = %s",
+            [xmin, ymin, xmax, ymax, province_template.densest_town_commune],
+        ).fetchone()
+    assert inside == town == busiest
+    assert town >= SMALL.urban_trees // 3
 
 
 def test_sizes_are_plausible_and_conditions_mostly_good(province_db):
@@ -310,3 +313,14 @@ def test_rank_within_numbers_each_group_in_order():
     from etl.synthetic.arrays import rank_within
 
     assert rank_within(np.array(["b", "a", "b", "a", "b"])).tolist() == [0, 0, 1, 1, 2]
+
+
+def test_street_trees_spill_over_from_full_wards():
+    from etl.synthetic.trees import share_within
+
+    rng = np.random.default_rng(0)
+    shares = share_within(100, np.array([10.0, 1.0, 1.0]), np.array([20, 100, 100]), rng)
+    assert shares.tolist()[0] == 20
+    assert shares.sum() == 100
+    with pytest.raises(SmartTreesError, match=r"too small for 500 street trees"):
+        share_within(500, np.array([1.0, 1.0, 1.0]), np.array([20, 100, 100]), rng)

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 
 from etl.synthetic.arrays import rank_within
-from etl.synthetic.geography import Communes, offset_degrees, random_points_in
+from etl.synthetic.geography import Communes, areas_m2, offset_degrees, random_points_in
 from etl.synthetic.names import organisation_names, person_names
 from etl.synthetic.species_mix import (
     DEFAULT_DENSITY,
@@ -152,7 +152,7 @@ def stands(communes: Communes, n: int, mix: Mix, rng: np.random.Generator) -> St
         [np.isin(genus, ["Acacia", "Eucalyptus"]), genus == "Pinus"], [12, 35], default=25
     )
     planting_year = SURVEY_YEAR - 1 - np.floor(rng.uniform(0, 1, count) * oldest).astype(int)
-    area_ha = np.round(_areas_ha(geoms), 4)
+    area_ha = np.round(areas_m2(geoms) / 10_000, 4)
     density = np.array([PLANTING_DENSITY.get(g, DEFAULT_DENSITY) for g in genus])
     owner_type = OWNER_TYPES[rng.choice(len(OWNER_TYPES), count, p=OWNER_SHARES)]
     function = FUNCTIONS[rng.choice(len(FUNCTIONS), count, p=FUNCTION_SHARES)]
@@ -175,17 +175,6 @@ def stands(communes: Communes, n: int, mix: Mix, rng: np.random.Generator) -> St
         forest_function=function,
         harvest_allowed_m3=_harvest_allowance(genus, planting_year, area_ha, function, rng),
     )
-
-
-def _areas_ha(geoms: np.ndarray) -> np.ndarray:
-    """Areas in hectares, computed in UTM zone 48N (EPSG:32648) where the province lies."""
-    from pyproj import Transformer
-
-    to_utm = Transformer.from_crs(4326, 32648, always_xy=True)
-    projected = shapely.transform(
-        geoms, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))
-    )
-    return shapely.area(projected) / 10_000
 
 
 def _stand_codes(commune_codes: np.ndarray) -> np.ndarray:

@@ -104,6 +104,17 @@ def offset_degrees(lat: np.ndarray | float, dx_m: np.ndarray, dy_m: np.ndarray) 
     return dx_m / (M_PER_DEG_LON_EQUATOR * cos_lat), dy_m / M_PER_DEG_LAT
 
 
+def areas_m2(geoms: np.ndarray) -> np.ndarray:
+    """Areas in square metres, computed in UTM zone 48N (EPSG:32648) where the province lies."""
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs(4326, 32648, always_xy=True)
+    projected = shapely.transform(
+        geoms, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))
+    )
+    return np.asarray(shapely.area(projected))
+
+
 def as_multipolygon(geom: shapely.Geometry) -> shapely.Geometry:
     """The polygonal parts of a geometry as one valid MultiPolygon."""
     geom = shapely.make_valid(geom)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,7 +141,6 @@ class Province:
     """Every generated table family, in memory."""
 
     communes: Communes
-    urban_boxes: list[tuple[str, tuple[float, float, float, float]]]
     stands: forestry.Stands
     trees: trees.Trees
     tree_codes: np.ndarray
@@ -169,9 +169,7 @@ def build(
     road_network = geography.roads(communes, village_points)
     plantation_mix = resolve(PLANTATION, catalogue)
     stands = forestry.stands(communes, scale.stands, plantation_mix, _rng(seed, 3))
-    urban_trees, boxes = trees.urban(
-        communes, scale.urban_trees, resolve(URBAN, catalogue), _rng(seed, 4)
-    )
+    urban_trees = trees.urban(communes, scale.urban_trees, resolve(URBAN, catalogue), _rng(seed, 4))
     scattered = trees.scattered(
         communes,
         scale.scattered_trees,
@@ -186,7 +184,6 @@ def build(
     all_trees, tree_codes = trees.numbered(trees.concat([urban_trees, scattered, plantation]))
     return Province(
         communes=communes,
-        urban_boxes=boxes,
         stands=stands,
         trees=all_trees,
         tree_codes=tree_codes,
@@ -203,10 +200,29 @@ def build(
     )
 
 
+def densest_town(t: trees.Trees) -> tuple[str, tuple[float, float, float, float]]:
+    """The commune with the most street trees, and the bounding box of those trees."""
+    street = t.category == "urban"
+    if not street.any():
+        return "", (0.0, 0.0, 0.0, 0.0)
+    codes, counts = np.unique(t.commune[street], return_counts=True)
+    code = str(codes[np.argmax(counts)])
+    mine = street & (t.commune == code)
+    lon, lat = t.lon[mine], t.lat[mine]
+    return code, (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+
+
+def _outward(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """The box rounded outwards to 5 decimals (about a metre): it still holds every point."""
+    xmin, ymin, xmax, ymax = box
+    down, up = (lambda v: math.floor(v * 1e5) / 1e5), (lambda v: math.ceil(v * 1e5) / 1e5)
+    return down(xmin), down(ymin), up(xmax), up(ymax)
+
+
 def summarise(province: Province, scale: str, seed: int, seconds: float) -> ProvinceSummary:
     """Counts of what :func:`build` made."""
     categories, counts = np.unique(province.trees.category, return_counts=True)
-    code, box = province.urban_boxes[0]
+    code, box = densest_town(province.trees)
     return ProvinceSummary(
         scale=scale,
         seed=seed,
@@ -225,7 +241,7 @@ def summarise(province: Province, scale: str, seed: int, seconds: float) -> Prov
         support_cases=len(province.cases.case_no),
         support_total_vnd=int(province.cases.amount_vnd.sum()),
         densest_town_commune=code,
-        densest_town_bbox=tuple(round(float(v), 5) for v in box),  # type: ignore[arg-type]
+        densest_town_bbox=_outward(box),
         seconds=round(seconds, 1),
     )
 

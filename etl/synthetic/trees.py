@@ -19,8 +19,9 @@ import shapely
 
 from etl.synthetic.arrays import rank_within
 from etl.synthetic.forestry import SURVEY_YEAR, Stands, local_to_lonlat
-from etl.synthetic.geography import Communes, offset_degrees
+from etl.synthetic.geography import Communes, areas_m2, offset_degrees
 from etl.synthetic.species_mix import Mix, conditions, sizes
+from smarttrees.errors import SmartTreesError
 
 
 @dataclass(frozen=True)
@@ -131,15 +132,38 @@ def _street_candidates(
     return xr, yr, np.concatenate(streets), np.hypot(xr, yr)
 
 
-def urban(
-    communes: Communes, n: int, mix: Mix, rng: np.random.Generator
-) -> tuple[Trees, list[tuple[str, tuple[float, float, float, float]]]]:
-    """``n`` street trees in the urban communes; also each town's bounding box (lon/lat)."""
+# Four rows of trees per street spacing (~170 m), one every ~10 m: one spot per ~425 m².
+SQUARE_METRES_PER_SPOT = 425.0
+
+
+def share_within(
+    n: int, weights: np.ndarray, capacity: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Split ``n`` by ``weights`` without exceeding any ``capacity``: overflow goes elsewhere."""
+    if n > capacity.sum():
+        raise SmartTreesError(
+            f"the {len(capacity)} urban communes are too small for {n:,} street trees "
+            f"(room for about {int(capacity.sum()):,})"
+        )
+    shares = np.zeros(len(weights), dtype=np.int64)
+    left = n
+    while left > 0:
+        room = capacity - shares
+        open_weights = np.where(room > 0, weights, 0.0)
+        shares += np.minimum(rng.multinomial(left, open_weights / open_weights.sum()), room)
+        left = n - int(shares.sum())
+    return shares
+
+
+def urban(communes: Communes, n: int, mix: Mix, rng: np.random.Generator) -> Trees:
+    """``n`` street trees in the urban communes, about half of them in the capital."""
     towns = np.flatnonzero(communes.urban)
     weights = rng.uniform(0.6, 1.4, len(towns))
     weights[0] = weights[1:].sum() if len(towns) > 1 else 1.0  # the capital: half of them
-    per_town = rng.multinomial(n, weights / weights.sum())
-    parts, boxes = [], []
+    # A ward holds at most about a fifth of the spots a street grid over all of it would give.
+    capacity = (areas_m2(communes.geoms[towns]) / SQUARE_METRES_PER_SPOT / 5).astype(np.int64)
+    per_town = share_within(n, weights, capacity, rng)
+    parts = []
     for town, need in zip(towns, per_town, strict=True):
         if need == 0:
             continue
@@ -158,17 +182,16 @@ def urban(
                 rng,
             )
         )
-        boxes.append((code, (lon.min(), lat.min(), lon.max(), lat.max())))
-    return concat(parts), boxes
+    return concat(parts)
 
 
 def _town_trees(
     communes: Communes, town: int, need: int, mix: Mix, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     centre = communes.centres[town]
-    # Four rows of trees per street spacing (~170 m), one every ~10 m, about half of them kept
-    # by the fall-off: a town of `need` trees needs roughly this radius.
-    radius = max(250.0, np.sqrt(need * 170.0))
+    # About half the spots within the radius survive the fall-off: a town of `need` trees
+    # needs roughly this radius.
+    radius = max(250.0, np.sqrt(need * SQUARE_METRES_PER_SPOT / np.pi / 0.92))
     for _attempt in range(8):
         x, y, street, distance = _street_candidates(centre, 1.6 * radius, rng)
         # Dense in the centre, thinning out towards the edge of town.
