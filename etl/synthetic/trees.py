@@ -160,8 +160,8 @@ def urban(communes: Communes, n: int, mix: Mix, rng: np.random.Generator) -> Tre
     towns = np.flatnonzero(communes.urban)
     weights = rng.uniform(0.6, 1.4, len(towns))
     weights[0] = weights[1:].sum() if len(towns) > 1 else 1.0  # the capital: half of them
-    # A ward holds at most about a fifth of the spots a street grid over all of it would give.
-    capacity = (areas_m2(communes.geoms[towns]) / SQUARE_METRES_PER_SPOT / 5).astype(np.int64)
+    # A ward holds at most about half the spots a street grid over all of it would give.
+    capacity = (areas_m2(communes.geoms[towns]) / SQUARE_METRES_PER_SPOT / 2).astype(np.int64)
     per_town = share_within(n, weights, capacity, rng)
     parts = []
     for town, need in zip(towns, per_town, strict=True):
