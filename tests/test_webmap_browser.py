@@ -113,6 +113,11 @@ def test_map_draws_and_a_clicked_tree_shows_its_popup(page: Any, province_url: s
     assert "insert" in popup.locator(".history").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-popup.png"))
 
+    page.check("input[name=colour-by][value=condition]")
+    assert "dead" in page.inner_text("#legend")
+    colour = page.evaluate("smarttreesMap.getPaintProperty('trees', 'circle-color')")
+    assert colour[1] == ["get", "condition"]
+
 
 def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> None:
     tree_id, code, lon, lat = lonely_tree(province_url, offset=1)
