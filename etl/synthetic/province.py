@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -311,7 +310,7 @@ def generate_province(
             [
                 DATASET,
                 Jsonb({"scale": scale, "seed": seed, "communes": province.communes.source}),
-                Jsonb(json.loads(json.dumps(summary.as_json()))),
+                Jsonb(summary.as_json()),
             ],
         )
     return summary
