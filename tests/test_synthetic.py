@@ -324,3 +324,14 @@ def test_street_trees_spill_over_from_full_wards():
     assert shares.sum() == 100
     with pytest.raises(SmartTreesError, match=r"too small for 500 street trees"):
         share_within(500, np.array([1.0, 1.0, 1.0]), np.array([20, 100, 100]), rng)
+
+
+def test_cli_names_the_bad_communes_file_without_a_traceback(db_url, tmp_path):
+    bad = tmp_path / "wards.geojson"
+    bad.write_text("this is not GeoJSON")
+    result = _cli(["generate", "--communes", str(bad)], db_url)
+    assert result.returncode == 1
+    assert "wards.geojson" in result.stderr
+    assert "Traceback" not in result.stderr
+    with connect(db_url) as conn:
+        assert _count(conn, "admin_units") == 0
