@@ -1,7 +1,7 @@
 """The write: checked rows into ``smarttrees.trees``, touching only what changed.
 
-``INSERT … ON CONFLICT (tree_code) DO UPDATE … WHERE <row differs>``: new codes are inserted,
-changed rows updated, identical rows left alone (no new row version, no history). The history
+Changed rows are updated, new codes inserted, identical rows left alone (no new row version,
+no history); the whole run is one transaction, so it is all or nothing. The history
 triggers of 0001_core record who (``smarttrees.actor``) and from which file
 (``smarttrees.source``), both set for the transaction only.
 """
@@ -9,35 +9,40 @@ triggers of 0001_core record who (``smarttrees.actor``) and from which file
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 # The columns a survey sets; source and source_crs follow a change but are no change by themselves.
 COMPARED = ("category", "species_id", "dbh_cm", "height_m", "crown_m", "condition", "planted_on",
             "commune_code", "geom")
 _OLD = ", ".join(f"t.{c}" for c in COMPARED)
-_NEW = ", ".join(f"EXCLUDED.{c}" for c in COMPARED)
-_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*COMPARED, "source", "source_crs"))
+_STAGED = ", ".join(f"c.{c}" for c in COMPARED)
 
-MERGE = f"""
-WITH m AS (
-    INSERT INTO smarttrees.trees AS t (tree_code, {", ".join(COMPARED)}, source, source_crs)
-    SELECT c.tree_code, {", ".join(f"c.{col}" for col in COMPARED)}, c.source, c.source_crs
-    FROM load_checked c LEFT JOIN smarttrees.trees t USING (tree_code)
-    -- Unchanged rows are left out here, not only by the WHERE below: ON CONFLICT would still
-    -- lock (and so rewrite) every row it skips.
-    WHERE c.file_no = %(file_no)s AND cardinality(c.problems) = 0
-      AND (t.id IS NULL OR ({_OLD}) IS DISTINCT FROM ({", ".join(f"c.{col}" for col in COMPARED)}))
-    ON CONFLICT (tree_code) DO UPDATE SET {_SET}, updated_at = now()
-    WHERE ({_OLD}) IS DISTINCT FROM ({_NEW})
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM m
+_CHANGED = f"({_OLD}) IS DISTINCT FROM ({_STAGED})"
+_GOOD = "c.file_no = %(file_no)s AND cardinality(c.problems) = 0"
+
+# New codes: a plain INSERT (no speculative insertion); a code inserted meanwhile by another
+# session fails the load as a whole, which is then simply run again.
+INSERT_NEW = f"""
+INSERT INTO smarttrees.trees (tree_code, {", ".join(COMPARED)}, source, source_crs)
+SELECT c.tree_code, {_STAGED}, c.source, c.source_crs
+FROM load_checked c
+WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code = c.tree_code)
+"""
+
+# Known codes: only rows that differ are updated, so unchanged trees keep their row version
+# and get no history.
+UPDATE_CHANGED = f"""
+UPDATE smarttrees.trees t
+SET {", ".join(f"{col} = c.{col}" for col in (*COMPARED, "source", "source_crs"))},
+    updated_at = now()
+FROM load_checked c
+WHERE {_GOOD} AND t.tree_code = c.tree_code AND {_CHANGED}
 """
 
 # What the merge would do, without doing it (for --dry-run).
 PREVIEW = f"""
 SELECT count(*) FILTER (WHERE t.id IS NULL),
-       count(*) FILTER (WHERE t.id IS NOT NULL AND ({_OLD}) IS DISTINCT FROM
-                        ({", ".join(f"c.{col}" for col in COMPARED)}))
+       count(*) FILTER (WHERE t.id IS NOT NULL AND {_CHANGED})
 FROM load_checked c LEFT JOIN smarttrees.trees t USING (tree_code)
 WHERE c.file_no = %(file_no)s AND cardinality(c.problems) = 0
 """
@@ -51,6 +56,57 @@ def set_provenance(conn: psycopg.Connection, actor: str, source: str) -> None:
 
 def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tuple[int, int]:
     """Write one file's good rows; return (inserted, updated)."""
-    row = conn.execute(PREVIEW if dry_run else MERGE, {"file_no": file_no}).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+    params = {"file_no": file_no}
+    if dry_run:
+        row = conn.execute(PREVIEW, params).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+    updated = conn.execute(UPDATE_CHANGED, params).rowcount
+    inserted = conn.execute(INSERT_NEW, params).rowcount
+    return inserted, updated
+
+
+# Secondary indexes of trees that a bulk load drops and rebuilds: unique ones stay (they guard
+# the key), the others are cheaper to build once, sorted, than to grow row by row.
+SECONDARY_INDEXES = """
+SELECT c.relname, pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = 'smarttrees.trees'::regclass AND NOT i.indisunique AND NOT i.indisprimary
+ORDER BY c.relname
+"""
+# Foreign keys of trees: checked row by row by triggers on insert; a bulk load re-adds them after,
+# which checks every row in one join.
+FOREIGN_KEYS = """
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = 'smarttrees.trees'::regclass AND contype = 'f' ORDER BY conname
+"""
+BULK_MIN_ROWS = 50_000
+
+
+def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int) -> list[str]:
+    """Drop trees' secondary indexes when the load outweighs the table; return their definitions.
+
+    Inside the load's transaction, so a failure restores them; readers wait for the lock meanwhile.
+    """
+    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+                       "WHERE oid = 'smarttrees.trees'::regclass").fetchone()
+    existing = int(row[0]) if row else 0
+    if good_rows < BULK_MIN_ROWS or good_rows <= existing:
+        return []
+    definitions = conn.execute(SECONDARY_INDEXES).fetchall()
+    for name, _ in definitions:
+        conn.execute(sql.SQL("DROP INDEX smarttrees.{}").format(sql.Identifier(name)))
+    restore = [definition for _, definition in definitions]
+    for name, definition in conn.execute(FOREIGN_KEYS).fetchall():
+        conn.execute(sql.SQL("ALTER TABLE smarttrees.trees DROP CONSTRAINT {}").format(
+            sql.Identifier(name)))
+        restore.append(f"ALTER TABLE smarttrees.trees ADD CONSTRAINT \"{name}\" {definition}")
+    return restore
+
+
+def rebuild_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
+    """Recreate the indexes and constraints dropped for a bulk load (catalogue definitions)."""
+    for definition in definitions:
+        conn.execute(sql.SQL(definition))  # type: ignore[arg-type,unused-ignore]  # catalogue DDL
+    if definitions:
+        conn.execute("ANALYZE smarttrees.trees")

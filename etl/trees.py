@@ -102,6 +102,11 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     result = LoadResult()
     with connect(url) as conn:
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
+        # Staged rows live in temporary tables; with the default 8 MB of local buffers every page
+        # of them goes to disk and back. Only takes effect before the session's first temp table.
+        conn.execute("SET temp_buffers = '512MB'")
+        # The staged tables need row counts and rough distributions, not fine histograms.
+        conn.execute("SET LOCAL default_statistics_target = 10")
         conn.execute(validate.CREATE_SHARED)
         species = validate.SpeciesIndex.from_db(conn)
         communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
@@ -123,6 +128,8 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
         actor = options.actor or f"load:{getpass.getuser()}"
+        good = sum(r.rows - r.refused for r in result.files)
+        dropped = merge.drop_indexes_for_bulk(conn, good) if write else []
         for plan, res in zip(plans, result.files, strict=True):
             if progress:
                 progress("writing", 0, 0)
@@ -133,6 +140,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
             if options.strict and refused:
                 res.inserted = res.updated = 0
             res.unchanged = res.rows - res.refused - res.inserted - res.updated
+        merge.rebuild_indexes(conn, dropped)
         if not write:
             conn.rollback()
         result.written = write
