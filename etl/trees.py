@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from etl import crs as crsmod
-from etl import merge, report, stage, validate
+from etl import merge, report, runs, stage, validate
 from etl.errors import InputError
 from etl.mappings import Mapping, load_mapping
 from etl.readers import Table, open_table
@@ -108,6 +108,19 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         # The staged tables need row counts and rough distributions, not fine histograms.
         conn.execute("SET LOCAL default_statistics_target = 10")
         conn.execute(validate.CREATE_SHARED)
+        actor = options.actor or f"load:{getpass.getuser()}"
+        digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
+        print_ = runs.fingerprint(conn, digests, options, repr(mapping))
+        earlier = runs.previous_clean_run(conn, print_)
+        if earlier is not None:
+            # The same bytes were loaded cleanly and no tree changed since: nothing can change.
+            result.files = [FileResult(t.path, rows=f["rows"], unchanged=f["rows"] - f["refused"],
+                                       source_crs=f.get("source_crs", ""))
+                            for t, f in zip(tables, earlier["files"], strict=True)]
+            if not options.dry_run:
+                runs.record(conn, print_, _files_record(result, digests), actor, skipped=True)
+            result.written = not options.dry_run
+            return result
         species = validate.SpeciesIndex.from_db(conn)
         communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
         plans = []
@@ -127,7 +140,6 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
             result.files.append(_counts(conn, plan, table, options, len(tables)))
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
-        actor = options.actor or f"load:{getpass.getuser()}"
         good = sum(r.rows - r.refused for r in result.files)
         dropped = merge.drop_indexes_for_bulk(conn, good) if write else []
         for plan, res in zip(plans, result.files, strict=True):
@@ -141,10 +153,19 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
                 res.inserted = res.updated = 0
             res.unchanged = res.rows - res.refused - res.inserted - res.updated
         merge.rebuild_indexes(conn, dropped)
+        if write:
+            runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
         if not write:
             conn.rollback()
         result.written = write
     return result
+
+
+def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[dict[str, object]]:
+    return [{"name": name, "sha256": sha, "rows": f.rows, "inserted": f.inserted,
+             "updated": f.updated, "unchanged": f.unchanged, "refused": f.refused,
+             "source_crs": f.source_crs}
+            for f, (name, sha) in zip(result.files, digests, strict=True)]
 
 
 def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,

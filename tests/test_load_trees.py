@@ -94,6 +94,20 @@ def test_second_load_changes_nothing_and_changed_rows_update_with_history(
     assert rows[0][2]["dbh_cm"] == {"old": float(survey.loc[4, "Đường kính (cm)"]), "new": 77.7}
 
 
+def test_a_rerun_is_known_unchanged_until_a_tree_changes(db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    path = write_survey(make_survey(30), tmp_path / "survey.csv")
+    load_trees(db_url, [path])
+    assert load_trees(db_url, [path]).files[0].unchanged == 30
+    assert conn.execute("SELECT skipped FROM smarttrees.load_runs ORDER BY id").fetchall() == [(False,), (True,)]
+    # Someone edits a tree: the same file must now put it back, row checks and all.
+    conn.execute("UPDATE smarttrees.trees SET dbh_cm = 1 WHERE tree_code = 'TN-0000003'")
+    conn.commit()
+    res = load_trees(db_url, [path]).files[0]
+    assert (res.inserted, res.updated, res.unchanged) == (0, 1, 29)
+    conn.commit()
+    assert conn.execute("SELECT skipped FROM smarttrees.load_runs ORDER BY id DESC LIMIT 1").fetchone() == (False,)
+
+
 def test_new_code_at_an_occupied_spot_is_refused(db_url: str, tmp_path: Path) -> None:
     load_trees(db_url, [write_survey(make_survey(10), tmp_path / "a.csv")])
     moved = make_survey(10, prefix="HN")  # same positions, other codes
