@@ -25,16 +25,15 @@ def _yoyo_url(url: str) -> str:
 
 def pending_migrations(url: str) -> list[str]:
     """Ids of the migrations not yet applied to the database."""
-    backend = get_backend(_yoyo_url(url))
     migrations = read_migrations(str(files("smarttrees") / "migrations"))
-    return [m.id for m in backend.to_apply(migrations)]
+    with get_backend(_yoyo_url(url)) as backend:  # closes its connection on exit
+        return [m.id for m in backend.to_apply(migrations)]
 
 
 def upgrade(url: str) -> list[str]:
     """Apply every pending migration, each in its own transaction; return the ids applied."""
-    backend = get_backend(_yoyo_url(url))
     migrations = read_migrations(str(files("smarttrees") / "migrations"))
-    with backend.lock():
+    with get_backend(_yoyo_url(url)) as backend, backend.lock():
         todo = backend.to_apply(migrations)
         backend.apply_migrations(todo)
     return [m.id for m in todo]

@@ -7,7 +7,6 @@ catalogue; each test that asks for ``db_url`` gets its own copy, dropped afterwa
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import shutil
@@ -41,7 +40,6 @@ def cluster() -> Iterator[Cluster]:
     schema.upgrade(url)
     with connect(url) as conn:
         load_species(conn)
-    gc.collect()  # closes yoyo's lingering connection: a template must be idle to be copied
     yield cluster
     cluster.destroy()
     shutil.rmtree(folder, ignore_errors=True)
