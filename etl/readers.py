@@ -129,6 +129,9 @@ def _csv_chunks(table: Table, rows: int) -> Iterator[Chunk]:
     try:
         for frame in reader:
             # pandas skips blank lines, so row numbers count records, as spreadsheets do.
+            if table.encoding.replace("-", "").lower() == "cp1258":
+                # Windows-1258 spells tones as combining marks: compose them as Unicode does.
+                frame = frame.apply(lambda col: col.str.normalize("NFC"))
             yield Chunk(frame.reset_index(drop=True), np.arange(start, start + len(frame)))
             start += len(frame)
     except pd.errors.ParserError as exc:

@@ -198,28 +198,24 @@ def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mappin
             and table.geometry_type != "Unknown":
         raise InputError(table.path, f"the layer holds {table.geometry_type} geometries: "
                          "trees need points", field="geometry")
-    where = stage.Coordinates(
-        source_crs,
-        x=columns.get("x", columns.get("lon")) if "lon" not in columns or "x" in columns
-        else columns["lon"],
-        y=columns.get("y", columns.get("lat")) if "lat" not in columns or "y" in columns
-        else columns["lat"],
-        from_geometry=table.kind == "vector", bounds=options.bounds)
-    where = _prefer_columns(where, columns, source_crs)
+    where = _coordinates(table, columns, source_crs, options.bounds)
     stage.copy_chunks(conn, table, file_no, where, tick)
     return plan
 
 
-def _prefer_columns(where: stage.Coordinates, columns: dict[str, int],
-                    source_crs: object) -> stage.Coordinates:
-    """Lon/lat columns in WGS 84 are parsed in SQL; other coordinates are reprojected here."""
-    if where.from_geometry:
-        return where
+def _coordinates(table: Table, columns: dict[str, int], source_crs: crsmod.CRS,
+                 bounds: tuple[float, float, float, float]) -> stage.Coordinates:
+    """Where points come from: geometry, or X/Y or lon/lat columns reprojected with pyproj.
+
+    Lon/lat columns already in WGS 84 are left to SQL, which parses and checks them.
+    """
+    if table.kind == "vector":
+        return stage.Coordinates(source_crs, from_geometry=True, bounds=bounds)
     if "x" in columns and "y" in columns:
-        return stage.Coordinates(where.crs, columns["x"], columns["y"], bounds=where.bounds)
-    if "lon" in columns and "lat" in columns and where.crs.to_epsg() != 4326:
-        return stage.Coordinates(where.crs, columns["lon"], columns["lat"], bounds=where.bounds)
-    return stage.Coordinates(where.crs, bounds=where.bounds)
+        return stage.Coordinates(source_crs, columns["x"], columns["y"], bounds=bounds)
+    if "lon" in columns and "lat" in columns and source_crs.to_epsg() != 4326:
+        return stage.Coordinates(source_crs, columns["lon"], columns["lat"], bounds=bounds)
+    return stage.Coordinates(source_crs, bounds=bounds)
 
 
 def _source_crs(table: Table, columns: dict[str, int], mapping: Mapping,

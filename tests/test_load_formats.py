@@ -119,6 +119,7 @@ def test_english_mapping_with_unit_conversions(db_url: str, conn: psycopg.Connec
     assert (res.inserted, res.refused) == (1, 1)
     with res.rejects_path.open(encoding="utf-8-sig") as handle:
         assert next(csv.DictReader(handle))["reason"].startswith("H class: 'Z' is not a height class")
-    row = conn.execute("SELECT round(dbh_cm::numeric, 2), height_m, round(crown_m::numeric, 3), category, source "
-                       "FROM smarttrees.trees").fetchone()
-    assert row == (pytest.approx(25.4, abs=0.01), 10.0, pytest.approx(3.048, abs=0.001), "plantation", "contractor 2026")
+    dbh, height, crown, category, source = conn.execute(
+        "SELECT dbh_cm::float8, height_m::float8, crown_m::float8, category, source FROM smarttrees.trees").fetchone()
+    assert dbh == pytest.approx(25.4, abs=0.01) and crown == pytest.approx(3.048, abs=0.001)
+    assert (height, category, source) == (10.0, "plantation", "contractor 2026")
