@@ -147,8 +147,6 @@ async def item(request: Request) -> Response:
     raw_id = request.path_params["item_id"]
     if request.method != "GET":
         return await transactions.change(request, collection, raw_id)
-    if wants_pygeoapi(request):
-        return await _pygeoapi_item(request, collection.id, raw_id)
     params = _params(request)
     for name in params:
         if name not in ("f", "crs", "lang"):
@@ -160,8 +158,10 @@ async def item(request: Request) -> Response:
         async with request.app.state.pool.connection() as conn:
             cur = await conn.execute(features.item_sql(collection, crs), [key])
             row = await cur.fetchone()
-    if row is None:
+    if row is None:  # checked here for HTML too: pygeoapi answers a missing item with a 400
         raise NotFound(f"no item {raw_id!r} in {collection.id}")
+    if wants_pygeoapi(request):
+        return await _pygeoapi_item(request, collection.id, raw_id)
     base = str(request.url.replace(query=""))
     links = [
         _link(f"{base}?f=json", "self", GEOJSON, "this feature"),

@@ -11,6 +11,7 @@ BAD_READS = [
     ("/collections/trees/items/999999", 404, "999999"),
     ("/collections/trees/items/not-a-number", 404, "not-a-number"),
     ("/collections/communes/items/99999", 404, "99999"),
+    ("/collections/communes/items/99999?f=html", 404, "99999"),
     ("/collections/trees/items?filter=dbh_cm%20%3E", 400, "filter"),
     ("/collections/trees/items?filter=height%20%3E%203", 400, "unknown property 'height'"),
     ("/collections/trees/items?colour=red", 400, "colour"),
