@@ -155,3 +155,28 @@ def test_properties_and_skip_geometry_trim_the_features(api_server):
                skipGeometry="true").json()
     assert [set(f["properties"]) for f in body["features"]] == [{"tree_code", "dbh_cm"}] * 2
     assert body["features"][0]["geometry"] is None
+
+
+def test_serve_command_runs_the_app(settings_env):
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "smarttrees", "serve", "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/collections", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert r.status_code == 200
+        # the links name the address the server was told to listen on
+        assert f"http://127.0.0.1:{port}/collections" in r.text
+    finally:
+        proc.terminate()
+        proc.wait(15)
