@@ -45,6 +45,8 @@ EXTRA_CONFORMANCE = (
 )
 WORLD = [-180.0, -90.0, 180.0, 90.0]
 PROVIDER = "gis_api.provider.SmartTreesProvider"
+TEMPLATES = Path(__file__).parent / "templates"
+VENDOR = Path(__file__).parent / "static" / "vendor"
 
 
 def pygeoapi_config(
@@ -72,6 +74,9 @@ def pygeoapi_config(
                 "url": settings.basemap_url or "",
                 "attribution": "",
             },
+            # Our copies of the templates that loaded Leaflet/Bootstrap from CDNs (the rest are
+            # pygeoapi's own); their assets are served from /static/vendor.
+            "templates": {"path": str(TEMPLATES), "static": str(_pygeoapi_static())},
         },
         "logging": {"level": "CRITICAL"},  # pygeoapi logs every 4xx as an ERROR
         "metadata": {
@@ -335,5 +340,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/collections/{collection_id}", collection, methods=["GET"], name="collection"),
         Route("/collections/{collection_id}/queryables", queryables, methods=["GET"]),
         Route("/collections/{collection_id}/schema", schema, methods=["GET"]),
+        # Web assets vendored from npm for pygeoapi's pages (no CDN), then pygeoapi's own.
+        Mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor_static"),
         Mount("/static", StaticFiles(directory=_pygeoapi_static()), name="pygeoapi_static"),
     ]
