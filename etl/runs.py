@@ -23,6 +23,8 @@ SELECT md5(coalesce((SELECT string_agg(concat_ws('|', id, scientific_name, vietn
                      FROM smarttrees.admin_units WHERE level = 'commune'), ''))
 """
 TREE_VERSION = "SELECT coalesce(max(id), 0) FROM smarttrees.tree_history"
+# TRUNCATE leaves no history: the number of trees guards against it.
+TREE_COUNT = "SELECT count(*) FROM smarttrees.trees"
 
 
 def file_digest(path: Path) -> str:
@@ -62,12 +64,17 @@ def previous_clean_run(conn: psycopg.Connection, print_: str) -> dict[str, Any] 
     current = conn.execute(TREE_VERSION).fetchone()
     if current is None or current[0] != version or any(f["refused"] for f in files):
         return None
+    count = conn.execute(TREE_COUNT).fetchone()
+    if count is None or any(f.get("trees_after") != count[0] for f in files):
+        return None
     return {"files": files}
 
 
 def record(conn: psycopg.Connection, print_: str, files: list[dict[str, Any]], actor: str,
            *, skipped: bool) -> None:
     """Write the run's record, in the load's own transaction."""
+    count = conn.execute(TREE_COUNT).fetchone()
+    files = [{**f, "trees_after": count[0] if count else None} for f in files]
     conn.execute(
         "INSERT INTO smarttrees.load_runs (kind, fingerprint, files, actor, tree_version, skipped) "
         f"VALUES ('trees', %s, %s, %s, ({TREE_VERSION}), %s)",

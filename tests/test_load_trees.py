@@ -106,6 +106,10 @@ def test_a_rerun_is_known_unchanged_until_a_tree_changes(db_url: str, conn: psyc
     assert (res.inserted, res.updated, res.unchanged) == (0, 1, 29)
     conn.commit()
     assert conn.execute("SELECT skipped FROM smarttrees.load_runs ORDER BY id DESC LIMIT 1").fetchone() == (False,)
+    # TRUNCATE leaves no history behind; the loader still notices the trees are gone.
+    conn.execute("TRUNCATE smarttrees.trees")
+    conn.commit()
+    assert load_trees(db_url, [path]).files[0].inserted == 30
 
 
 def test_new_code_at_an_occupied_spot_is_refused(db_url: str, tmp_path: Path) -> None:
