@@ -112,6 +112,14 @@ def test_a_rerun_is_known_unchanged_until_a_tree_changes(db_url: str, conn: psyc
     assert load_trees(db_url, [path]).files[0].inserted == 30
 
 
+def test_source_name_and_actor_are_recorded(db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    path = write_survey(make_survey(3), tmp_path / "upload_7f3a.csv")
+    load_trees(db_url, [path], LoadOptions(source_name="Phiếu điều tra phường Quang Trung 2026",
+                                           actor="nguyen.van.a"))
+    assert conn.execute("SELECT DISTINCT source, actor FROM smarttrees.tree_history").fetchall() == [
+        ("Phiếu điều tra phường Quang Trung 2026", "nguyen.van.a")]
+
+
 def test_new_code_at_an_occupied_spot_is_refused(db_url: str, tmp_path: Path) -> None:
     load_trees(db_url, [write_survey(make_survey(10), tmp_path / "a.csv")])
     moved = make_survey(10, prefix="HN")  # same positions, other codes
