@@ -143,17 +143,26 @@ def _parse_year(raw: str) -> tuple[str | None, str | None]:
 def resolve_lookups(conn: psycopg.Connection, plan: FilePlan, species: SpeciesIndex) -> None:
     """Resolve each distinct value of the lookup fields and stage the answers."""
     rows: list[tuple[int, str, str, str | None, str | None]] = []
-    for name in LOOKUP_FIELDS:
-        if name not in plan.columns:
+    names = [n for n in LOOKUP_FIELDS if n in plan.columns]
+    if not names:
+        return
+    # One scan for all fields: a grouping set per field, tagged by its position.
+    sets = [sql.SQL("btrim({})").format(cell(plan.columns[n])) for n in names]
+    tag = sql.SQL(" ").join(
+        sql.SQL("WHEN GROUPING({e}) = 0 THEN {i}").format(e=e, i=sql.Literal(i))
+        for i, e in enumerate(sets))
+    distinct = conn.execute(sql.SQL(
+        "SELECT CASE {tag} END, coalesce({values}) FROM {t} "
+        "GROUP BY GROUPING SETS ({sets})"
+    ).format(tag=tag, values=sql.SQL(", ").join(sets), t=raw_table(plan.file_no),
+             sets=sql.SQL(", ").join(sql.SQL("({})").format(e) for e in sets))).fetchall()
+    for index, raw in distinct:
+        if not raw:
             continue
-        label = plan.label(name)
-        distinct = conn.execute(sql.SQL(
-            "SELECT DISTINCT btrim({c}) FROM {t} WHERE nullif(btrim({c}), '') IS NOT NULL"
-        ).format(c=cell(plan.columns[name]), t=raw_table(plan.file_no))).fetchall()
-        for (raw,) in distinct:
-            value, problem = _resolve_one(name, raw, plan.mapping, species)
-            rows.append((plan.file_no, name, raw,
-                         value, f"{label}: {raw!r} {problem}" if problem else None))
+        name = names[index]
+        value, problem = _resolve_one(name, raw, plan.mapping, species)
+        rows.append((plan.file_no, name, raw,
+                     value, f"{plan.label(name)}: {raw!r} {problem}" if problem else None))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO load_lookup VALUES (%s, %s, %s, %s, %s)", rows)
 
