@@ -19,7 +19,7 @@ import orjson
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -43,6 +43,20 @@ EXTRA_CONFORMANCE = (
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
     "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
 )
+# OGC API – Tiles classes that gis_api.tiles implements: /collections/{id}/tiles lists a
+# collection's tilesets (tilesets-list, geodata-tilesets), each with its metadata (tileset) and
+# MVT tiles (core, mvt); /tileMatrixSets serves WebMercatorQuad as a TMS 2.0 JSON document.
+TILES_CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+)
+TILESETS_VECTOR_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+TILING_SCHEMES_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
 WORLD = [-180.0, -90.0, 180.0, 90.0]
 PROVIDER = "gis_api.provider.SmartTreesProvider"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -256,10 +270,25 @@ def _bridge(request: Request) -> Pygeoapi:
 
 
 async def landing(request: Request) -> Response:
-    """Landing page (pygeoapi)."""
+    """Landing page (pygeoapi), linking to the tile matrix sets of OGC API – Tiles too."""
     import pygeoapi.api as core
 
-    return await _bridge(request).call(request, core.landing_page)
+    response = await _bridge(request).call(request, core.landing_page)
+    base = request.app.state.settings.server_url
+
+    def amend(body: dict[str, Any]) -> None:
+        # pygeoapi links to its own /TileMatrixSets, which it does not serve here: ours instead.
+        body["links"] = [
+            link for link in body.get("links", []) if link.get("rel") != TILING_SCHEMES_REL
+        ]
+        body["links"].append({
+            "rel": TILING_SCHEMES_REL,
+            "type": "application/json",
+            "title": "Tile matrix sets (tiling schemes) of the vector tiles",
+            "href": f"{base}/tileMatrixSets",
+        })
+
+    return _amend_json(response, amend)
 
 
 async def openapi(request: Request) -> Response:
@@ -270,37 +299,73 @@ async def openapi(request: Request) -> Response:
 
 
 async def conformance(request: Request) -> Response:
-    """Conformance classes: pygeoapi's and our CQL2 filtering."""
+    """Conformance classes: pygeoapi's, our CQL2 filtering and OGC API – Tiles."""
     import pygeoapi.api as core
 
     response = await _bridge(request).call(request, core.conformance)
-    if response.status_code == 200 and response.media_type != "text/html" and not _is_html(
-        response
+
+    def amend(body: dict[str, Any]) -> None:
+        extra = set(EXTRA_CONFORMANCE) | set(TILES_CONFORMANCE)
+        body["conformsTo"] = sorted(set(body["conformsTo"]) | extra)
+
+    return _amend_json(response, amend)
+
+
+def _amend_json(response: Response, amend: Any) -> Response:
+    """Apply ``amend`` to the body of a successful JSON answer (HTML and errors pass through)."""
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+        "application/json"
     ):
-        body = orjson.loads(response.body)
-        body["conformsTo"] = sorted(set(body["conformsTo"]) | set(EXTRA_CONFORMANCE))
-        response = Response(orjson.dumps(body), 200, media_type="application/json")
-    return response
+        return response
+    body = orjson.loads(response.body)
+    amend(body)
+    amended = Response(orjson.dumps(body), 200, media_type="application/json")
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "content-type"):
+            amended.headers[name] = value
+    return amended
 
 
-def _is_html(response: Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/html")
+def _tiled_collections(request: Request) -> set[str]:
+    from gis_api import tiles
+
+    return set(tiles.tile_collections(request.app.state.settings))
+
+
+def _add_tilesets_link(collection: dict[str, Any], request: Request) -> None:
+    """Link a collection document to its vector tilesets (OGC API – Tiles, geodata-tilesets)."""
+    if collection.get("id") not in _tiled_collections(request):
+        return
+    base = request.app.state.settings.server_url
+    collection.setdefault("links", []).append({
+        "rel": TILESETS_VECTOR_REL,
+        "type": "application/json",
+        "title": "Vector tilesets (Mapbox vector tiles, WebMercatorQuad)",
+        "href": f"{base}/collections/{collection['id']}/tiles",
+    })
 
 
 async def collections_list(request: Request) -> Response:
-    """All collections (pygeoapi)."""
+    """All collections (pygeoapi), those with vector tiles linked to their tilesets."""
     import pygeoapi.api as core
 
-    return await _bridge(request).call(request, core.describe_collections)
+    response = await _bridge(request).call(request, core.describe_collections)
+
+    def amend(body: dict[str, Any]) -> None:
+        for c in body.get("collections", []):
+            _add_tilesets_link(c, request)
+
+    return _amend_json(response, amend)
 
 
 async def collection(request: Request) -> Response:
-    """One collection (pygeoapi)."""
+    """One collection (pygeoapi), linked to its vector tilesets if it has any."""
     import pygeoapi.api as core
 
-    return await _bridge(request).call(
+    response = await _bridge(request).call(
         request, core.describe_collections, request.path_params["collection_id"]
     )
+    return _amend_json(response, lambda body: _add_tilesets_link(body, request))
 
 
 async def queryables(request: Request) -> Response:
@@ -327,6 +392,10 @@ def _pygeoapi_static() -> Path:
     return Path(pygeoapi.__file__).parent / "static"
 
 
+async def _to_tile_matrix_sets(request: Request) -> Response:
+    return RedirectResponse(request.app.state.settings.server_url + "/tileMatrixSets", 308)
+
+
 def routes(settings: Settings) -> list[BaseRoute]:
     """Our features routes first, then pygeoapi's documents."""
     from gis_api import items
@@ -341,6 +410,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/collections/{collection_id}/queryables", queryables, methods=["GET"]),
         Route("/collections/{collection_id}/schema", schema, methods=["GET"]),
         # Web assets vendored from npm for pygeoapi's pages (no CDN), then pygeoapi's own.
+        # pygeoapi's landing page (HTML) links to its /TileMatrixSets: the same as ours.
+        Route("/TileMatrixSets", _to_tile_matrix_sets, methods=["GET"]),
         Mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor_static"),
         Mount("/static", StaticFiles(directory=_pygeoapi_static()), name="pygeoapi_static"),
     ]

@@ -289,3 +289,40 @@ def test_precomputed_grid_counts_add_up(
         1 for _, category in expected if category == "plantation"
     )
     assert all(inside(c) for c in cells)
+
+
+TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+
+
+def test_tiles_are_discovered_from_the_collection_documents(tiles_server: str) -> None:
+    # What a generic OGC API client does: conformance, then links only, no hard-coded paths.
+    conforms = set(httpx.get(f"{tiles_server}/conformance").json()["conformsTo"])
+    tiles_conf = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+    assert {tiles_conf + c for c in ("core", "tileset", "tilesets-list", "geodata-tilesets",
+                                     "mvt")} <= conforms
+    landing = httpx.get(f"{tiles_server}/").json()
+    schemes = next(link["href"] for link in landing["links"] if link["rel"].endswith("tiling-schemes"))
+    assert [t["id"] for t in httpx.get(schemes).json()["tileMatrixSets"]] == ["WebMercatorQuad"]
+
+    listed = httpx.get(f"{tiles_server}/collections", params={"f": "json"}).json()["collections"]
+    with_tiles = {c["id"] for c in listed if any(link["rel"] == TILESETS_REL for link in c["links"])}
+    assert with_tiles == {"trees", "stands", "communes"}  # nurseries etc. have no tiles
+
+    town = tile_of(*TOWN, 12)
+    for collection in ("trees", "stands", "communes"):
+        doc = httpx.get(f"{tiles_server}/collections/{collection}", params={"f": "json"}).json()
+        link = next(link for link in doc["links"] if link["rel"] == TILESETS_REL)
+        assert link["type"] == "application/json"
+        tilesets = httpx.get(link["href"]).json()["tilesets"]
+        tileset = next(t for t in tilesets if t["tileMatrixSetURI"].endswith("/WebMercatorQuad"))
+        meta = httpx.get(next(x["href"] for x in tileset["links"] if x["rel"] == "self")).json()
+        item = next(x for x in meta["links"] if x["rel"] == "item")
+        assert item["type"] == "application/vnd.mapbox-vector-tile"
+        href = item["href"].format(tileMatrix=town.z, tileRow=town.y, tileCol=town.x)
+        response = httpx.get(href, timeout=30)
+        assert response.status_code == 200
+        layers = decode(response.content)
+        assert layers and all(layer["features"] for layer in layers.values()), collection
+
+    nurseries = httpx.get(f"{tiles_server}/collections/nurseries", params={"f": "json"}).json()
+    assert not [link for link in nurseries["links"] if link["rel"] == TILESETS_REL]
