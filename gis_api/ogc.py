@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gis_api import collections
+from gis_api import collections, openapi_paths
 from gis_api.crs import CRS84, URIS
 from gis_api.features import relation
 from smarttrees.settings import Settings
@@ -171,6 +171,7 @@ def openapi_document(config: dict[str, Any], settings: Settings) -> dict[str, An
     for name, path in doc["paths"].items():
         if name.endswith("/items") and "get" in path:
             _complete_items_parameters(path["get"], settings)
+    openapi_paths.add_paths(doc, settings)
     return doc
 
 
