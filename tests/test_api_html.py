@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -50,6 +52,7 @@ PAGES = [
     "/collections/trees/items/{tree_id}",
     "/collections/trees/queryables",
     "/map",
+    "/openapi",
 ]
 
 
@@ -85,3 +88,57 @@ def test_leaflet_pages_use_the_vendored_leaflet(api_server: str, tree_id: str) -
         assert f"{api_server}/static/vendor/leaflet/leaflet.js" in scripts, path
     # The marker images Leaflet's stylesheet points at are served too.
     assert httpx.get(f"{api_server}/static/vendor/leaflet/images/marker-icon.png").status_code == 200
+
+
+def test_openapi_pages_use_the_vendored_swagger_ui(api_server: str) -> None:
+    page = httpx.get(f"{api_server}/openapi", params={"f": "html"}).text
+    scripts = [u for tag, _, u in references(page) if tag == "script"]
+    assert f"{api_server}/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in scripts
+    assert "validatorUrl: null" in page  # Swagger UI would otherwise show validator.swagger.io
+    # ReDoc cannot run without fetching from other hosts: ?ui=redoc leads to Swagger UI.
+    redoc = httpx.get(f"{api_server}/openapi", params={"f": "html", "ui": "redoc"})
+    assert redoc.status_code == 200
+    assert not [u for tag, _, u in references(redoc.text) if tag == "script"]
+    assert "/openapi?f=html" in redoc.text
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+def test_items_page_works_with_only_this_server_reachable(api_server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    here = urlsplit(api_server).netloc
+    elsewhere: list[str] = []
+    errors: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if urlsplit(route.request.url).netloc == here:
+            route.continue_()
+        else:  # the network is closed beyond this server
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route("**/*", only_here)
+            page.goto(f"{api_server}/collections/trees/items?f=html&limit=20",
+                      wait_until="networkidle")
+            assert page.evaluate("typeof L !== 'undefined' && typeof L.markerClusterGroup")
+            page.wait_for_selector(".leaflet-marker-icon, .marker-cluster", timeout=10_000)
+            bootstrap_rules = page.evaluate(
+                "[...document.styleSheets].filter(s => (s.href || '').endsWith('bootstrap.min.css'))"
+                ".map(s => s.cssRules.length)"
+            )
+        finally:
+            browser.close()
+    assert elsewhere == []
+    assert errors == []
+    assert len(bootstrap_rules) == 1 and bootstrap_rules[0] > 1000  # the stylesheet loaded
