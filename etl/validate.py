@@ -35,7 +35,7 @@ CREATE TEMP TABLE load_checked (
     file_no int NOT NULL, row_no bigint NOT NULL, tree_code text, category text,
     species_id integer, dbh_cm real, height_m real, crown_m real, condition text,
     planted_on date, commune_code text, source text, source_crs text,
-    geom geometry(Point, 4326), problems text[] NOT NULL) ON COMMIT DROP;
+    geom geometry(Point, 4326), gx bigint, gy bigint, problems text[] NOT NULL) ON COMMIT DROP;
 CREATE TEMP TABLE load_files (file_no int PRIMARY KEY, name text, code_label text,
                               position_label text) ON COMMIT DROP;
 """
@@ -245,10 +245,15 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     )
     lookups = [sql.Identifier(f"lp_{n}") for n in LOOKUP_FIELDS
                if n in plan.columns and n not in m.fixed]
+    # Only fields the file has are looked up; the others resolve to nothing, and a subquery
+    # without FROM is folded into constants by the planner (no join at all).
     joins = sql.SQL(" ").join(
         sql.SQL("LEFT JOIN load_lookup {a} ON {a}.file_no = {fn} AND {a}.field = {n} "
                 "AND {a}.raw = q.t_{c}").format(
             a=sql.Identifier(f"l_{n}"), fn=lit(plan.file_no), n=lit(n), c=sql.SQL(n))
+        if n in plan.columns else
+        sql.SQL("CROSS JOIN (SELECT NULL::text AS value, NULL::text AS problem) {a}").format(
+            a=sql.Identifier(f"l_{n}"))
         for n in LOOKUP_FIELDS
     )
     category = sql.SQL("coalesce({fixed}, l_category.value, {default})").format(
@@ -297,10 +302,12 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
         if communes else "NULL::text")
     return sql.SQL("""
 INSERT INTO load_checked (file_no, row_no, tree_code, category, species_id, dbh_cm, height_m,
-    crown_m, condition, planted_on, commune_code, source, source_crs, geom, problems)
+    crown_m, condition, planted_on, commune_code, source, source_crs, geom, gx, gy, problems)
 SELECT {fn}, row_no, t_tree_code, category, species_id, v_dbh, v_height, v_crown, condition,
        planted_on, CASE WHEN ok_position THEN {commune} END, source, {crs},
-       CASE WHEN ok_position THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END, problems
+       CASE WHEN ok_position THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
+       CASE WHEN ok_position THEN round(lon * 1e6)::bigint END,
+       CASE WHEN ok_position THEN round(lat * 1e6)::bigint END, problems
 FROM (
     SELECT w.*, array_remove(ARRAY[{problems}], NULL) AS problems,
            (lon IS NOT NULL AND lat IS NOT NULL AND {inside}) AS ok_position
@@ -360,9 +367,8 @@ WHERE c.file_no = d.file_no AND c.row_no = d.row_no
 # Distinct codes at one spot (within about 10 cm): the later row is refused.
 SAME_SPOT_IN_RUN = """
 WITH spots AS (
-    SELECT file_no, row_no, tree_code,
-           round(ST_X(geom) * 1e6)::bigint AS gx, round(ST_Y(geom) * 1e6)::bigint AS gy
-    FROM load_checked WHERE geom IS NOT NULL AND cardinality(problems) = 0
+    SELECT file_no, row_no, tree_code, gx, gy
+    FROM load_checked WHERE gx IS NOT NULL AND cardinality(problems) = 0
 ), shared AS (
     SELECT gx, gy FROM spots GROUP BY gx, gy HAVING count(*) > 1
 ), ranked AS (
@@ -400,9 +406,23 @@ WHERE h.other IS NOT NULL AND c.file_no = h.file_no AND c.row_no = h.row_no
 """
 
 
+# Cheap tests first: one hashed pass each (gx, gy: the point on the 1e-6 degree grid, kept by
+# the check); the ranking updates above only run when there is something to report.
+ANY_DUPLICATE_CODE = """
+SELECT EXISTS (SELECT FROM load_checked WHERE tree_code IS NOT NULL
+               GROUP BY tree_code HAVING count(*) > 1)
+"""
+ANY_SHARED_SPOT = """
+SELECT EXISTS (SELECT FROM load_checked WHERE gx IS NOT NULL AND cardinality(problems) = 0
+               GROUP BY gx, gy HAVING count(*) > 1)
+"""
+
+
 def cross_checks(conn: psycopg.Connection) -> None:
     """Duplicate codes and shared spots within the run, and spots taken in the database."""
-    conn.execute(DUPLICATE_CODES)
-    conn.execute(SAME_SPOT_IN_RUN)
+    if conn.execute(ANY_DUPLICATE_CODE).fetchone() == (True,):
+        conn.execute(DUPLICATE_CODES)
+    if conn.execute(ANY_SHARED_SPOT).fetchone() == (True,):
+        conn.execute(SAME_SPOT_IN_RUN)
     if conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.trees)").fetchone() == (True,):
         conn.execute(SAME_SPOT_IN_DB)
