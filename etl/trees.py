@@ -109,7 +109,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         conn.execute("SET LOCAL default_statistics_target = 10")
         # Grouping the whole run by code and by spot must stay in memory (a million codes
         # outgrow the default hash memory and spill to disk), and so must the index rebuilds.
-        conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute("SET LOCAL work_mem = '512MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute(validate.CREATE_SHARED)
         actor = options.actor or f"load:{getpass.getuser()}"
