@@ -68,10 +68,12 @@ def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tupl
 
 # Secondary indexes of trees that a bulk load drops and rebuilds: unique ones stay (they guard
 # the key), the others are cheaper to build once, sorted, than to grow row by row.
+# The same for tree_history, whose rows the insert trigger writes one per new tree, when the
+# load outweighs the history too (readers of the history then wait for the commit).
 SECONDARY_INDEXES = """
 SELECT c.relname, pg_get_indexdef(i.indexrelid)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-WHERE i.indrelid = 'smarttrees.trees'::regclass AND NOT i.indisunique AND NOT i.indisprimary
+WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary
 ORDER BY c.relname
 """
 # Foreign keys of trees: checked row by row by triggers on insert; a bulk load re-adds them after,
@@ -88,15 +90,17 @@ def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int) -> list[str]
 
     Inside the load's transaction, so a failure restores them; readers wait for the lock meanwhile.
     """
-    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class "
-                       "WHERE oid = 'smarttrees.trees'::regclass").fetchone()
-    existing = int(row[0]) if row else 0
-    if good_rows < BULK_MIN_ROWS or good_rows <= existing:
+    if good_rows < BULK_MIN_ROWS or good_rows <= _rows(conn, "smarttrees.trees"):
         return []
-    definitions = conn.execute(SECONDARY_INDEXES).fetchall()
-    for name, _ in definitions:
-        conn.execute(sql.SQL("DROP INDEX smarttrees.{}").format(sql.Identifier(name)))
-    restore = [definition for _, definition in definitions]
+    tables = ["smarttrees.trees"]
+    if good_rows > _rows(conn, "smarttrees.tree_history"):
+        tables.append("smarttrees.tree_history")
+    restore = []
+    for table in tables:
+        definitions = conn.execute(SECONDARY_INDEXES, (table,)).fetchall()
+        for name, _ in definitions:
+            conn.execute(sql.SQL("DROP INDEX smarttrees.{}").format(sql.Identifier(name)))
+        restore += [definition for _, definition in definitions]
     for name, definition in conn.execute(FOREIGN_KEYS).fetchall():
         conn.execute(sql.SQL("ALTER TABLE smarttrees.trees DROP CONSTRAINT {}").format(
             sql.Identifier(name)))
@@ -104,9 +108,16 @@ def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int) -> list[str]
     return restore
 
 
+def _rows(conn: psycopg.Connection, table: str) -> int:
+    """The planner's row count of a table (0 when never analysed)."""
+    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+                       "WHERE oid = %s::regclass", (table,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def rebuild_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
     """Recreate the indexes and constraints dropped for a bulk load (catalogue definitions)."""
     for definition in definitions:
         conn.execute(sql.SQL(definition))  # type: ignore[arg-type,unused-ignore]  # catalogue DDL
     if definitions:
-        conn.execute("ANALYZE smarttrees.trees")
+        conn.execute("ANALYZE smarttrees.trees, smarttrees.tree_history")
