@@ -176,7 +176,7 @@ def server(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[None]:
 
 
 @contextmanager
-def our_app(url: str, cache_mb: int) -> Iterator[str]:
+def our_app(url: str, cache_mb: int, workers: int = 1) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(
@@ -199,6 +199,8 @@ def our_app(url: str, cache_mb: int) -> Iterator[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     with server(cmd, env, f"{base}/readyz"):
         yield base

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address `smarttrees serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `smarttrees serve` listens on")
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes of `smarttrees serve` (one per core)"
+    )
     public_url: str | None = Field(
         None, description="URL clients see the server at; unset = http://host:port"
     )

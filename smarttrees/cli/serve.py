@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 
-def run_server(host: str, port: int) -> None:
-    """Serve the SmartTrees app with uvicorn until interrupted."""
+def run_server(host: str, port: int, workers: int = 1) -> None:
+    """Serve the SmartTrees app with uvicorn until interrupted (``workers`` processes)."""
     import os
 
     import uvicorn
@@ -24,6 +24,7 @@ def run_server(host: str, port: int) -> None:
         port=port,
         proxy_headers=True,
         log_level="info",
+        workers=workers,
     )
 
 
@@ -34,9 +35,12 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str | None = typer.Option(None, help="Address to listen on (settings: host)."),
         port: int | None = typer.Option(None, help="Port to listen on (settings: port)."),
+        workers: int | None = typer.Option(
+            None, min=1, help="Server processes, e.g. one per core (settings: workers)."
+        ),
     ) -> None:
         """Serve the OGC APIs, the web map and the scan API over HTTP."""
         from smarttrees.settings import get_settings
 
         settings = get_settings()
-        run_server(host or settings.host, port or settings.port)
+        run_server(host or settings.host, port or settings.port, workers or settings.workers)
