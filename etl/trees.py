@@ -53,6 +53,7 @@ class FileResult:
     refused: int = 0
     rejects_path: Path | None = None
     source_crs: str = ""
+    typed: bool = False     # staged by the optimistic typed COPY (see ``_stage``)
 
 
 @dataclass
@@ -70,8 +71,15 @@ class LoadResult:
 Progress = Callable[[str, int, int], None]   # phase, done, total
 
 
+class _RetryChecked(Exception):
+    """A typed-path run refused rows: rerun on the checked path.
+
+    Its rejects file then keeps every cell as the file wrote it.
+    """
+
+
 def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None = None,
-               progress: Progress | None = None) -> LoadResult:
+               progress: Progress | None = None, *, typed: bool = True) -> LoadResult:
     """Load survey files into ``smarttrees.trees``; all or nothing.
 
     Parameters
@@ -84,6 +92,8 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         Mapping, CRS, encoding, dry run, strict mode, rejects path.
     progress:
         Called with (phase, done, total) as work advances.
+    typed:
+        Try the optimistic typed COPY for clean CSV number columns (see Notes).
 
     Returns
     -------
@@ -95,7 +105,23 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     InputError
         A file cannot be loaded at all (empty, unreadable, missing columns…); nothing is written.
 
+    Notes
+    -----
+    ``typed=False`` turns off the optimistic typed COPY of clean CSV number columns (tests
+    compare both paths). When a typed run refuses any row, the transaction is rolled back and
+    the run repeated on the checked path, so reports are the same either way.
+
     """
+    if typed:
+        try:
+            return _load(url, paths, options, progress, typed=True)
+        except _RetryChecked:
+            log.info("rows refused on the typed path: checking again cell by cell")
+    return _load(url, paths, options, progress, typed=False)
+
+
+def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
+          progress: Progress | None, *, typed: bool) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     tables = [open_table(p, options.encoding, options.layer) for p in paths]
@@ -129,7 +155,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
         plans = []
         for file_no, table in enumerate(tables):
-            plan = _stage(conn, file_no, table, mapping, options, progress)
+            plan = _stage(conn, file_no, table, mapping, options, progress, typed)
             if progress:
                 progress("checking", 0, 0)
             validate.resolve_lookups(conn, plan, species)
@@ -140,8 +166,13 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
             plans.append(plan)
         conn.execute("ANALYZE load_checked")
         validate.cross_checks(conn)
+        if any(p.typed for p in plans) and conn.execute(
+                "SELECT EXISTS (SELECT FROM load_checked WHERE cardinality(problems) > 0)"
+        ).fetchone() == (True,):
+            raise _RetryChecked
         for plan, table in zip(plans, tables, strict=True):
             result.files.append(_counts(conn, plan, table, options, len(tables)))
+            result.files[-1].typed = bool(plan.typed)
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
         good = sum(r.rows - r.refused for r in result.files)
@@ -173,13 +204,13 @@ def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[di
 
 
 def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,
-           options: LoadOptions, progress: Progress | None) -> validate.FilePlan:
+           options: LoadOptions, progress: Progress | None,
+           typed: bool = False) -> validate.FilePlan:
     columns = mapping.match(table.headers)
     source_crs = _source_crs(table, columns, mapping, options)
     _require(table, columns, mapping)
     name = table.path.name
     conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)", (file_no, name, "", ""))
-    stage.create_raw(conn, file_no, len(table.headers))
     plan = validate.FilePlan(file_no, name, table.headers, columns, mapping,
                              crsmod.label(source_crs), options.bounds)
     conn.execute("UPDATE load_files SET code_label = %s, position_label = %s WHERE file_no = %s",
@@ -187,6 +218,9 @@ def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mappin
     tick = _ticker(progress, f"reading {name}", table.size)
     fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
             and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
+    if fast and typed and _copy_typed(conn, plan, table, tick):
+        return plan
+    stage.create_raw(conn, file_no, len(table.headers))
     if fast:
         conn.execute("SAVEPOINT fast_copy")
         try:
@@ -205,6 +239,42 @@ def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mappin
     where = _coordinates(table, columns, source_crs, options.bounds)
     stage.copy_chunks(conn, table, file_no, where, tick)
     return plan
+
+
+def _copy_typed(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
+                tick: Callable[[int], None] | None) -> bool:
+    """Stage a CSV with its number columns typed by COPY; false (nothing staged) on a bad cell.
+
+    A clean file then skips the per-cell number checks; any cell COPY cannot read as a number
+    (decimal comma, text, blank) fails the COPY, and the file is staged as text and checked
+    cell by cell as before. Values the checked path would not turn into a finite float8
+    (NaN, infinities, huge or tiny exponents) are sent there too.
+    """
+    names = [n for n in validate.TYPED_FIELDS
+             if n in plan.columns and n not in plan.mapping.fixed]
+    if not names:
+        return False
+    cols = [plan.columns[n] for n in names]
+    conn.execute("SAVEPOINT typed_copy")
+    try:
+        stage.create_raw(conn, plan.file_no, len(table.headers), frozenset(cols))
+        stage.copy_csv_bytes(conn, table, plan.file_no, tick)
+    except psycopg.errors.DataError as exc:
+        log.info("%s: typed COPY failed (%s); checking every cell", plan.name,
+                 str(exc).splitlines()[0])
+        conn.execute("ROLLBACK TO SAVEPOINT typed_copy")
+        return False
+    odd = sql.SQL(" OR ").join(
+        sql.SQL("{c} IN ('NaN', 'Infinity', '-Infinity') OR abs({c}) > 1e15 "
+                "OR ({c} <> 0 AND abs({c}) < 1e-15)").format(c=stage.cell(i)) for i in cols)
+    if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE {})").format(
+            stage.raw_table(plan.file_no), odd)).fetchone() == (True,):
+        log.info("%s: non-finite or extreme numbers; checking every cell", plan.name)
+        conn.execute("ROLLBACK TO SAVEPOINT typed_copy")
+        return False
+    conn.execute("RELEASE SAVEPOINT typed_copy")
+    plan.typed = frozenset(names)
+    return True
 
 
 def _coordinates(table: Table, columns: dict[str, int], source_crs: crsmod.CRS,
