@@ -22,8 +22,9 @@ from etl.stage import cell, raw_table
 from smarttrees.domain import Category, Condition, fold
 
 # Non-capturing groups: PostgreSQL matches them a third faster than capturing ones.
-# An exponent of up to two digits is accepted, as the typed fast path (numeric input) does;
-# longer ones could overflow float8.
+# An exponent of up to two digits is accepted, as the typed fast path (float8 input) does;
+# longer ones could overflow float8. (float8 input also reads hexadecimal and longer exponents:
+# a clean file holding such cells is loaded by the typed path where this one would refuse.)
 NUMBER_RE = r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]{1,2})?$"
 # The number fields a clean CSV may carry typed from COPY (see ``etl.stage.create_raw``).
 TYPED_FIELDS = ("dbh", "circumference", "height", "crown", "lon", "lat")
@@ -58,7 +59,7 @@ class FilePlan:
     source_crs: str
     bounds: tuple[float, float, float, float]
     labels: dict[str, str] = field(default_factory=dict)
-    typed: frozenset[str] = frozenset()   # number fields staged as numeric by COPY
+    typed: frozenset[str] = frozenset()   # number fields staged as float8 by COPY
 
     def label(self, name: str) -> str:
         """How a field is named in messages: the file's own header when it has one."""
@@ -205,7 +206,7 @@ def _resolve_one(name: str, raw: str, mapping: Mapping,
 
 def _text(plan: FilePlan, name: str) -> sql.Composable:
     if name in plan.typed and name in plan.columns:
-        return cell(plan.columns[name])          # numeric already, parsed by COPY
+        return cell(plan.columns[name])          # float8 already, parsed by COPY
     if name in plan.mapping.fixed:
         return sql.Literal(plan.mapping.fixed[name])
     if name in plan.columns:
@@ -216,6 +217,12 @@ def _text(plan: FilePlan, name: str) -> sql.Composable:
 def _num(expr: sql.Composable) -> sql.Composable:
     return sql.SQL("CASE WHEN {e} ~ {re} THEN replace({e}, ',', '.')::float8 END").format(
         e=expr, re=sql.Literal(NUMBER_RE))
+
+
+def _typed_num(expr: sql.Composable) -> sql.Composable:
+    # NaN and infinities (x - x is NaN for both) become "not a number" problems, so the run
+    # is repeated on the checked path, which words them as before.
+    return sql.SQL("CASE WHEN {e} - {e} = 0 THEN {e} END").format(e=expr)
 
 
 def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
@@ -229,7 +236,7 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     f = {name: m.fields[name].factor if name in m.fields else 1.0 for name in NUMBER_FIELDS}
     numbers = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(
-            sql.SQL("t_{}::float8").format(sql.SQL(n)) if n in plan.typed
+            _typed_num(sql.Identifier(f"t_{n}")) if n in plan.typed
             else _num(sql.Identifier(f"t_{n}")), sql.Identifier(f"n_{n}"))
         for n in NUMBER_FIELDS
     )
@@ -237,7 +244,7 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
         sql.SQL("CASE WHEN t_{n} IS NOT NULL AND n_{n} IS NULL "
                 "THEN format('%s: %L is not a number', {lab}, t_{n}) END").format(
             n=sql.SQL(n), lab=lit(plan.label(n)))
-        for n in NUMBER_FIELDS if n in plan.columns and n not in plan.typed
+        for n in NUMBER_FIELDS if n in plan.columns
     ]
     ranges = [
         sql.SQL("CASE WHEN {v} IS NOT NULL AND NOT ({v} > {lo} AND {v} <= {hi}) "
@@ -300,7 +307,7 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     ])
     coord_bad = sql.SQL(" OR ").join(
         [sql.SQL("(t_{n} IS NOT NULL AND n_{n} IS NULL)").format(n=sql.SQL(n))
-         for n in ("lon", "lat", "x", "y") if n in plan.columns and n not in plan.typed]
+         for n in ("lon", "lat", "x", "y") if n in plan.columns]
         or [sql.Composed([sql.SQL("false")])])
     height = sql.SQL("coalesce(n_height * {}, l_height_class.value::float8)").format(
         lit(f["height"]))
