@@ -14,6 +14,7 @@ from pathlib import Path
 
 from etl.errors import InputError
 from etl.merge import set_provenance
+from etl.readers import read_gis_frame
 from smarttrees.database import connect
 from smarttrees.domain import fold
 
@@ -101,17 +102,11 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                code_field: str | None = None, name_field: str | None = None,
                actor: str | None = None) -> AdminResult:
     """Load one version of the units of ``level`` in force from ``valid_from``; all or nothing."""
-    import geopandas as gpd
     import shapely
 
     if level not in LEVELS:
         raise InputError(path, f"unknown level {level!r}: one of {', '.join(LEVELS)}")
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as exc:  # pyogrio's DataSourceError and friends
-        raise InputError(path, f"not a readable GIS file: {exc}") from exc
-    if frame.empty:
-        raise InputError(path, "the layer holds no features")
+    frame = read_gis_frame(path)
     if frame.crs is None:
         raise InputError(path, "declares no CRS (a Shapefile without .prj?)")
     frame = frame.to_crs(4326)

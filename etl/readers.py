@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from pyproj import CRS
 
 from etl import encodings
 from etl.errors import InputError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 CHUNK_ROWS = 50_000
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip"}
@@ -241,6 +245,26 @@ def _open_vector(path: Path, layer: str | None) -> Table:
     if table.size == 0:
         raise InputError(path, "the layer holds no features")
     return table
+
+
+def read_gis_frame(path: Path) -> gpd.GeoDataFrame:
+    """A whole GIS layer as a GeoDataFrame (for small layers: admin units, stands).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read or its layer holds no features.
+
+    """
+    import geopandas as gpd
+
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise InputError(path, f"not a readable GIS file: {exc}") from exc
+    if frame.empty:
+        raise InputError(path, "the layer holds no features")
+    return frame
 
 
 def _vector_chunks(table: Table, rows: int) -> Iterator[Chunk]:

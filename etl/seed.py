@@ -19,7 +19,7 @@ import numpy as np
 from etl import crs as crsmod
 from etl import report
 from etl.errors import InputError
-from etl.readers import open_table
+from etl.readers import open_table, read_gis_frame
 from etl.validate import SpeciesIndex, _parse_date
 from smarttrees.database import connect
 from smarttrees.domain import fold
@@ -231,15 +231,9 @@ def _point_columns(headers: list[str], chunk: Any) -> tuple[np.ndarray, np.ndarr
 def _read_polygons(path: Path, crs: str | None) -> tuple[list[str], list[tuple[int, list[str],
                                                                               bytes | None,
                                                                               str | None]]]:
-    import geopandas as gpd
     import shapely
 
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as exc:  # pyogrio's DataSourceError and friends
-        raise InputError(path, f"not a readable GIS file: {exc}") from exc
-    if frame.empty:
-        raise InputError(path, "the layer holds no features")
+    frame = read_gis_frame(path)
     if crs:
         frame = frame.set_crs(crsmod.resolve(crs), allow_override=True)
     if frame.crs is None:
