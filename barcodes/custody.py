@@ -18,23 +18,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from barcodes.codes import ItemType
-from barcodes.events import ScanEvent
+from barcodes.events import DETAIL_FIELDS, ScanEvent
 from smarttrees.errors import SmartTreesError
 
 # Event fields that only some events use; anything else given is refused, so a phone that
 # sends a quantity with the wrong event hears about it instead of having it silently dropped.
-OPTIONAL_FIELDS = (
-    "quantity",
-    "volume_m3",
-    "to_commune",
-    "to_stand",
-    "certificate_no",
-    "fpl_number",
-    "load_code",
-    "vehicle_plate",
-    "destination_kind",
-    "destination",
-)
+OPTIONAL_FIELDS = ("quantity", "volume_m3", *DETAIL_FIELDS)
 
 
 @dataclass(frozen=True)

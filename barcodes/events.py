@@ -42,6 +42,19 @@ class Point(BaseModel):
         return self.coordinates[1]
 
 
+# Fields only some event types use (the custody rules say which); kept in scan_events.details.
+DETAIL_FIELDS = (
+    "to_commune",
+    "to_stand",
+    "certificate_no",
+    "fpl_number",
+    "load_code",
+    "vehicle_plate",
+    "destination_kind",
+    "destination",
+)
+
+
 class ScanEvent(BaseModel):
     """One scan of a tag.
 
@@ -84,17 +97,7 @@ class ScanEvent(BaseModel):
 
     def details(self) -> dict[str, Any]:
         """The event-specific fields, as stored in ``scan_events.details``."""
-        fields = (
-            "to_commune",
-            "to_stand",
-            "certificate_no",
-            "fpl_number",
-            "load_code",
-            "vehicle_plate",
-            "destination_kind",
-            "destination",
-            "note",
-        )
+        fields = (*DETAIL_FIELDS, "note")
         return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
