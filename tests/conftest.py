@@ -7,8 +7,6 @@ catalogue; each test that asks for ``db_url`` gets its own copy, dropped afterwa
 
 from __future__ import annotations
 
-import itertools
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,12 +19,11 @@ from etl.species import load_species
 from smarttrees import schema
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
+from tests.fixtures.databases import TEMPLATE, copied_database
 
 pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server"]
 
-TEMPLATE = "smarttrees_template"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -48,13 +45,8 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def db_url(cluster: Cluster) -> Iterator[str]:
     """URL of a fresh database (schema + species) for one test, dropped afterwards."""
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    admin = cluster.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    yield cluster.url(name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with copied_database(cluster, TEMPLATE) as url:
+        yield url
 
 
 @pytest.fixture

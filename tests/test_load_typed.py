@@ -6,26 +6,20 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from etl.survey_writer import make_survey, write_survey
 from etl.trees import load_trees
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
-from tests.conftest import TEMPLATE
+from tests.fixtures.databases import TEMPLATE, copied_database
 
 
 @pytest.fixture
-def other_url(cluster: Cluster, db_url: str) -> Iterator[str]:
+def other_url(cluster: Cluster) -> Iterator[str]:
     """A second fresh database beside the test's own, to load the same file twice."""
-    name = db_url.rsplit("/", 1)[1].split("?")[0] + "_b"
-    admin = cluster.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    yield cluster.url(name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with copied_database(cluster, TEMPLATE, "typed") as url:
+        yield url
 
 
 def stored(url: str) -> tuple[list[tuple], list[tuple]]:

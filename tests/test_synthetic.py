@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 
 from etl.synthetic import SCALES, ProvinceAlreadyLoaded, generate_province, loaded_province
@@ -16,7 +15,8 @@ from etl.synthetic.ioc import split_total
 from etl.synthetic.province import build
 from smarttrees.database import connect
 from smarttrees.errors import SmartTreesError
-from tests.fixtures.province import PROVINCE_TEMPLATE, clone_database
+from tests.fixtures.databases import copied_database
+from tests.fixtures.province import PROVINCE_TEMPLATE
 
 SMALL = SCALES["small"]
 
@@ -24,12 +24,8 @@ SMALL = SCALES["small"]
 @pytest.fixture(scope="module")
 def province_db(province_template, cluster):
     """One copy of the small province shared by this module's read-only tests."""
-    admin = cluster.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        clone_database(conn, PROVINCE_TEMPLATE, "synthetic_readonly")
-    yield cluster.url("synthetic_readonly")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "synthetic_readonly" WITH (FORCE)')
+    with copied_database(cluster, PROVINCE_TEMPLATE, "synthetic_readonly") as url:
+        yield url
 
 
 def _count(conn, table: str) -> int:

@@ -9,19 +9,16 @@ import httpx
 import psycopg
 import pytest
 
-from tests.fixtures.province import PROVINCE_TEMPLATE, clone_database
+from tests.fixtures.databases import copied_database
+from tests.fixtures.province import PROVINCE_TEMPLATE
 from tests.fixtures.server import serve_database
 
 
 @pytest.fixture(scope="module")
 def map_db(province_template, cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A copy of the small province shared by this module."""
-    admin = cluster.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        clone_database(conn, PROVINCE_TEMPLATE, "webmap_module")
-    yield cluster.url("webmap_module")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "webmap_module" WITH (FORCE)')
+    with copied_database(cluster, PROVINCE_TEMPLATE, "webmap_module") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
