@@ -1,13 +1,14 @@
 """Write a generated province into PostGIS: COPY per table, all in one transaction.
 
-Geometries travel as EWKB (built with numpy for points, shapely for polygons). The big tables'
-secondary indexes are dropped before their COPY and rebuilt after it, inside the same
-transaction: building an index once is much cheaper than maintaining it row by row.
+Geometries travel as EWKB (built with numpy for points, shapely for polygons). The big tables
+go by binary COPY (:mod:`etl.binary_copy`), the others as text. The big tables' secondary
+indexes are dropped before their COPY and rebuilt after it, inside the same transaction:
+building an index once is much cheaper than maintaining it row by row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,22 +17,15 @@ import psycopg
 import shapely
 from psycopg import sql
 
-Progress = Callable[[str, int, int], None]
-CHUNK = 50_000
+from etl.binary_copy import POINT_EWKB, Progress, ewkb_points
 
-_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")])
+CHUNK = 50_000
 
 
 def point_ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Hex EWKB of SRID 4326 points, built in one pass (no shapely objects)."""
-    record = np.empty(len(lon), dtype=_POINT)
-    record["order"] = 1  # little endian
-    record["type"] = 0x20000001  # Point, with SRID
-    record["srid"] = 4326
-    record["x"] = lon
-    record["y"] = lat
-    hexed = record.tobytes().hex().encode("ascii")
-    return np.frombuffer(hexed, dtype=f"S{2 * _POINT.itemsize}").astype(str)
+    hexed = ewkb_points(lon, lat).tobytes().hex().encode("ascii")
+    return np.frombuffer(hexed, dtype=f"S{2 * POINT_EWKB.itemsize}").astype(str)
 
 
 def polygons_ewkb_hex(geoms: np.ndarray) -> list[str]:
@@ -74,116 +68,6 @@ def copy_columns(
                 copy.write_row(row)
             if progress:
                 progress(name, min(start + CHUNK, total), total)
-    return total
-
-
-# PostgreSQL's binary COPY: a signature, flags and header-extension length, then per row a
-# field count and per field its length (-1: NULL) and bytes; a field count of -1 ends the data.
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
-COPY_TRAILER = b"\xff\xff"
-POSTGRES_EPOCH_DAYS = 10_957  # 2000-01-01 counted from 1970-01-01
-_FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8"}
-
-
-def _utf8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of a string array as an (n, width) matrix, and each value's byte length.
-
-    ASCII columns (codes) are converted by a cast of their code points; others (Vietnamese
-    words) have few distinct values, each encoded once.
-    """
-    n, width = len(values), max(values.dtype.itemsize // 4, 1)
-    points = np.ascontiguousarray(values.astype(f"<U{width}")).view(np.uint32).reshape(n, width)
-    if n == 0 or points.max() < 128:
-        return points.astype(np.uint8), (points > 0).sum(axis=1)
-    distinct, inverse = np.unique(values, return_inverse=True)
-    encoded = [v.encode("utf-8") for v in distinct.tolist()]
-    size = max(len(e) for e in encoded) or 1
-    table = np.zeros((len(encoded), size), dtype=np.uint8)
-    for i, e in enumerate(encoded):
-        table[i, : len(e)] = np.frombuffer(e, dtype=np.uint8)
-    lengths = np.array([len(e) for e in encoded])
-    return table[inverse], lengths[inverse]
-
-
-def _field_bytes(kind: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One column in binary COPY form: (n, width) bytes (length prefix + data) and row widths.
-
-    ``kind`` is ``text``, ``int2/4/8``, ``float4/8``, ``date``, ``bool`` or ``geometry``
-    (points as lon/lat pairs, sent as EWKB). Empty text and negative ``int8`` become NULL.
-    """
-    n = len(values)
-    if kind == "text":
-        body, lengths = _utf8(np.asarray(values).astype(str))
-        null = lengths == 0
-    elif kind == "geometry":
-        record = np.empty(n, dtype=_POINT)
-        record["order"], record["type"], record["srid"] = 1, 0x20000001, 4326
-        record["x"], record["y"] = values[:, 0], values[:, 1]
-        body = record.view(np.uint8).reshape(n, _POINT.itemsize)
-        lengths, null = np.full(n, _POINT.itemsize), np.zeros(n, dtype=bool)
-    else:
-        if kind == "date":
-            numbers = values.astype("datetime64[D]").astype(np.int64) - POSTGRES_EPOCH_DAYS
-            fixed = numbers.astype(">i4")
-        elif kind == "bool":
-            fixed = values.astype(np.uint8)
-        else:
-            fixed = values.astype(_FIXED[kind])
-        null = values < 0 if kind == "int8" else np.zeros(n, dtype=bool)
-        body = np.ascontiguousarray(fixed).view(np.uint8).reshape(n, fixed.dtype.itemsize)
-        lengths = np.full(n, fixed.dtype.itemsize)
-    lengths = np.where(null, 0, lengths)
-    prefix = np.where(null, -1, lengths).astype(">i4").view(np.uint8).reshape(n, 4)
-    return np.hstack([prefix, body]), lengths + 4
-
-
-def binary_rows(columns: list[tuple[str, np.ndarray]]) -> bytes:
-    """Rows of a binary COPY (without signature and trailer), built column by column."""
-    fields = [_field_bytes(kind, values) for kind, values in columns]
-    row_length = np.full(len(columns[0][1]), 2, dtype=np.int64)
-    for _, lengths in fields:
-        row_length += lengths
-    row_start = np.cumsum(row_length) - row_length
-    buffer = np.zeros(int(row_length.sum()), dtype=np.uint8)
-    count = np.array([len(columns)], dtype=">i2").view(np.uint8)
-    buffer[row_start[:, None] + np.arange(2)] = count
-    offset = row_start + 2
-    for body, lengths in fields:
-        span = np.arange(body.shape[1])
-        mask = span[None, :] < lengths[:, None]
-        buffer[(offset[:, None] + span)[mask]] = body[mask]
-        offset = offset + lengths
-    return buffer.tobytes()
-
-
-def copy_binary(
-    cur: psycopg.Cursor[Any],
-    table: str,
-    columns: dict[str, tuple[str, np.ndarray]],
-    progress: Progress | None = None,
-    *,
-    freeze: bool = False,
-) -> int:
-    """COPY typed numpy columns (name → (kind, array)) into ``table`` in binary form.
-
-    Rows are encoded by numpy in chunks: no Python object is made per value, which is what
-    keeps a million-row load in seconds. See :func:`_field_bytes` for the kinds. ``freeze``
-    writes the rows frozen: only for a table created or truncated in this transaction.
-    """
-    schema, _, name = table.rpartition(".")
-    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
-        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns)), options
-    )
-    total = len(next(iter(columns.values()))[1])
-    with cur.copy(statement) as copy:
-        copy.write(COPY_SIGNATURE)
-        for start in range(0, total, CHUNK):
-            chunk = [(kind, values[start : start + CHUNK]) for kind, values in columns.values()]
-            copy.write(binary_rows(chunk))
-            if progress:
-                progress(name, min(start + CHUNK, total), total)
-        copy.write(COPY_TRAILER)
     return total
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from etl.binary_copy import copy_binary
 from etl.synthetic import forestry, geography, ioc, trees
 from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
 from etl.synthetic.load import (
     Progress,
     bulk_load,
-    copy_binary,
     copy_columns,
     ids_by_code,
     point_ewkb_hex,
