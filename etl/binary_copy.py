@@ -100,9 +100,16 @@ def _utf8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _text(values: np.ndarray) -> _Field:
-    """A text column; empty strings (and ``None`` in object arrays) are NULL."""
+    """A text column; empty strings (and ``None`` in object arrays) are NULL.
+
+    ``S`` arrays are taken as UTF-8 bytes already (e.g. straight from an Arrow buffer).
+    """
     null = _null_mask(values)
     values = np.ma.getdata(values)
+    if values.dtype.kind == "S":
+        lengths = np.strings.str_len(values).astype(np.int64)
+        lengths[null] = 0
+        return _Field(values, np.where(lengths == 0, -1, lengths), int(lengths.max(initial=0)))
     if values.dtype.kind != "U":
         if values.dtype == object:
             values = np.where(np.equal(values, np.array(None)), "", values)

@@ -82,20 +82,38 @@ FOREIGN_KEYS = """
 SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid = 'smarttrees.trees'::regclass AND contype = 'f' ORDER BY conname
 """
+# Primary and unique keys of a table, unless a foreign key elsewhere depends on them.
+KEYS = """
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint k
+WHERE conrelid = %s::regclass AND contype IN ('p', 'u')
+  AND NOT EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
+ORDER BY contype, conname
+"""
 BULK_MIN_ROWS = 50_000
 
 
-def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int) -> list[str]:
+def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int | None, *,
+                          keys: bool = False) -> list[str]:
     """Drop trees' secondary indexes when the load outweighs the table; return their definitions.
 
+    ``good_rows=None`` drops them whatever the sizes. ``keys`` drops the primary and unique
+    keys of ``trees`` and ``tree_history`` too: only for a load into an empty ``trees``, whose
+    rows were checked distinct beforehand (the rebuild checks them again).
     Inside the load's transaction, so a failure restores them; readers wait for the lock meanwhile.
     """
-    if good_rows < BULK_MIN_ROWS or good_rows <= _rows(conn, "smarttrees.trees"):
+    if good_rows is not None and (good_rows < BULK_MIN_ROWS
+                                  or good_rows <= _rows(conn, "smarttrees.trees")):
         return []
     tables = ["smarttrees.trees"]
-    if good_rows > _rows(conn, "smarttrees.tree_history"):
+    if good_rows is None or good_rows > _rows(conn, "smarttrees.tree_history"):
         tables.append("smarttrees.tree_history")
     restore = []
+    if keys:
+        for table in tables:
+            for name, definition in conn.execute(KEYS, (table,)).fetchall():
+                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.SQL(table), sql.Identifier(name)))
+                restore.append(f"ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}")
     for table in tables:
         definitions = conn.execute(SECONDARY_INDEXES, (table,)).fetchall()
         for name, _ in definitions:

@@ -16,7 +16,8 @@ import psycopg
 from psycopg import sql
 
 from etl import crs as crsmod
-from etl import merge, report, runs, stage, validate
+from etl import direct, merge, report, runs, stage, validate
+from etl.direct import NotClean
 from etl.errors import InputError
 from etl.mappings import Mapping, load_mapping
 from etl.readers import Table, open_table
@@ -54,6 +55,7 @@ class FileResult:
     rejects_path: Path | None = None
     source_crs: str = ""
     typed: bool = False     # staged by the optimistic typed COPY (see ``_stage``)
+    direct: bool = False    # loaded by the direct path (``etl.direct``)
 
 
 @dataclass
@@ -79,7 +81,8 @@ class _RetryChecked(Exception):
 
 
 def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None = None,
-               progress: Progress | None = None, *, typed: bool = True) -> LoadResult:
+               progress: Progress | None = None, *, direct: bool = True,
+               typed: bool = True) -> LoadResult:
     """Load survey files into ``smarttrees.trees``; all or nothing.
 
     Parameters
@@ -92,6 +95,8 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         Mapping, CRS, encoding, dry run, strict mode, rejects path.
     progress:
         Called with (phase, done, total) as work advances.
+    direct:
+        Try the direct path for clean CSVs loaded into an empty inventory (see Notes).
     typed:
         Try the optimistic typed COPY for clean CSV number columns (see Notes).
 
@@ -107,11 +112,21 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
 
     Notes
     -----
-    ``typed=False`` turns off the optimistic typed COPY of clean CSV number columns (tests
-    compare both paths). When a typed run refuses any row, the transaction is rolled back and
-    the run repeated on the checked path, so reports are the same either way.
+    Two optimistic paths are tried before the checked one, and give way to it at the first
+    row it would refuse, so reports are the same whichever path ran:
+
+    - ``direct``: UTF-8 CSVs with WGS 84 coordinates, loaded into an empty ``trees``, are
+      checked in Python and COPYed typed (``etl.direct``);
+    - ``typed``: the same files loaded into a non-empty ``trees`` have their number columns
+      typed by COPY; when that run refuses any row, it is rolled back and repeated on the
+      checked path.
 
     """
+    if direct:
+        try:
+            return _load(url, paths, options, progress, typed=typed, direct=True)
+        except NotClean as exc:
+            log.info("checking on the staged path instead: %s", exc)
     if typed:
         try:
             return _load(url, paths, options, progress, typed=True)
@@ -121,7 +136,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
 
 
 def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
-          progress: Progress | None, *, typed: bool) -> LoadResult:
+          progress: Progress | None, *, typed: bool, direct: bool = False) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     tables = [open_table(p, options.encoding, options.layer) for p in paths]
@@ -152,18 +167,26 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
             result.written = not options.dry_run
             return result
         species = validate.SpeciesIndex.from_db(conn)
+        plans = [_plan(conn, file_no, table, mapping, options)
+                 for file_no, table in enumerate(tables)]
+        if direct:
+            _load_direct(conn, plans, tables, options, species, actor, progress, result)
+            result.written = not options.dry_run
+            if result.written:
+                runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
+            else:
+                conn.rollback()
+            return result
         communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
-        plans = []
-        for file_no, table in enumerate(tables):
-            plan = _stage(conn, file_no, table, mapping, options, progress, typed)
+        for plan, table in zip(plans, tables, strict=True):
+            _stage(conn, plan, table, options, progress, typed)
             if progress:
                 progress("checking", 0, 0)
             validate.resolve_lookups(conn, plan, species)
             # Temporary tables get no statistics unless asked: without them the planner
             # guesses a handful of rows and picks nested loops.
-            conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(file_no)))
+            conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(plan.file_no)))
             conn.execute(validate.check_sql(plan, communes == (True,)))
-            plans.append(plan)
         conn.execute("ANALYZE load_checked")
         validate.cross_checks(conn)
         if any(p.typed for p in plans) and conn.execute(
@@ -203,30 +226,59 @@ def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[di
             for f, (name, sha) in zip(result.files, digests, strict=True)]
 
 
-def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,
-           options: LoadOptions, progress: Progress | None,
-           typed: bool = False) -> validate.FilePlan:
+def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,
+          options: LoadOptions) -> validate.FilePlan:
+    """Which columns feed which fields, in which CRS; refuses a file missing a needed column."""
     columns = mapping.match(table.headers)
     source_crs = _source_crs(table, columns, mapping, options)
     _require(table, columns, mapping)
-    name = table.path.name
-    conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)", (file_no, name, "", ""))
-    plan = validate.FilePlan(file_no, name, table.headers, columns, mapping,
-                             crsmod.label(source_crs), options.bounds)
-    conn.execute("UPDATE load_files SET code_label = %s, position_label = %s WHERE file_no = %s",
-                 (plan.label("tree_code"), plan.position_label, file_no))
+    plan = validate.FilePlan(file_no, table.path.name, table.headers, columns, mapping,
+                             crsmod.label(source_crs), options.bounds, crs=source_crs)
+    conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)",
+                 (file_no, plan.name, plan.label("tree_code"), plan.position_label))
+    return plan
+
+
+def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: list[Table],
+                 options: LoadOptions, species: validate.SpeciesIndex, actor: str,
+                 progress: Progress | None, result: LoadResult) -> None:
+    """Load clean CSVs into an empty inventory by the direct path, or raise ``NotClean``."""
+    if not all(direct.eligible(t, p.columns, p.mapping, p.crs.to_epsg())
+               for t, p in zip(tables, plans, strict=True)):
+        raise NotClean("not every file is a UTF-8 CSV with WGS 84 longitude/latitude")
+    if not direct.claim_empty_inventory(conn, write=not options.dry_run):
+        raise NotClean("the inventory already holds trees")
+    lookups = direct.Lookups(plans[0].mapping, species)
+    communes = direct.Communes(conn)
+    files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
+                              direct.read_batches(table, plan.columns),
+                              options.source_name or plan.name,
+                              _ticker(progress, f"loading {plan.name}", table.size))
+             for plan, table in zip(plans, tables, strict=True)]
+    counts = direct.load_into_empty(conn, files, actor, dry_run=options.dry_run)
+    for plan, table, rows in zip(plans, tables, counts, strict=True):
+        if rows == 0:
+            raise InputError(table.path, "has a header but no data rows")
+        result.files.append(FileResult(table.path, rows=rows, inserted=rows,
+                                       source_crs=plan.source_crs, direct=True))
+
+
+def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
+           options: LoadOptions, progress: Progress | None, typed: bool = False) -> None:
+    """Stage one file's rows as text (or typed numbers) in its temporary table."""
+    columns, source_crs, name, file_no = plan.columns, plan.crs, plan.name, plan.file_no
     tick = _ticker(progress, f"reading {name}", table.size)
     fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
             and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
     if fast and typed and _copy_typed(conn, plan, table, tick):
-        return plan
+        return
     stage.create_raw(conn, file_no, len(table.headers))
     if fast:
         conn.execute("SAVEPOINT fast_copy")
         try:
             stage.copy_csv_bytes(conn, table, file_no, tick)
             conn.execute("RELEASE SAVEPOINT fast_copy")
-            return plan
+            return
         except psycopg.errors.DataError as exc:
             # Ragged rows, blank lines, a bad byte: the chunked reader explains them row by row.
             log.info("%s: server-side CSV parse failed (%s); reading in Python", name, exc)
@@ -238,7 +290,6 @@ def _stage(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mappin
                          "trees need points", field="geometry")
     where = _coordinates(table, columns, source_crs, options.bounds)
     stage.copy_chunks(conn, table, file_no, where, tick)
-    return plan
 
 
 def _copy_typed(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
+from pyproj import CRS
 
 from etl.mappings import Mapping
 from etl.stage import cell, raw_table
@@ -58,6 +59,7 @@ class FilePlan:
     mapping: Mapping
     source_crs: str
     bounds: tuple[float, float, float, float]
+    crs: CRS = field(default_factory=lambda: CRS.from_epsg(4326))   # of the coordinates
     labels: dict[str, str] = field(default_factory=dict)
     typed: frozenset[str] = frozenset()   # number fields staged as float8 by COPY
 
@@ -167,15 +169,16 @@ def resolve_lookups(conn: psycopg.Connection, plan: FilePlan, species: SpeciesIn
         if not raw:
             continue
         name = names[index]
-        value, problem = _resolve_one(name, raw, plan.mapping, species)
+        value, problem = resolve_one(name, raw, plan.mapping, species)
         rows.append((plan.file_no, name, raw,
                      value, f"{plan.label(name)}: {raw!r} {problem}" if problem else None))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO load_lookup VALUES (%s, %s, %s, %s, %s)", rows)
 
 
-def _resolve_one(name: str, raw: str, mapping: Mapping,
-                 species: SpeciesIndex) -> tuple[str | None, str | None]:
+def resolve_one(name: str, raw: str, mapping: Mapping,
+                species: SpeciesIndex) -> tuple[str | None, str | None]:
+    """(stored value, problem) of one trimmed raw value of a lookup field."""
     if name == "species":
         sid = species.resolve(raw)
         if sid is not None:

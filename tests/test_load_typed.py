@@ -1,4 +1,4 @@
-"""The optimistic typed path: a clean CSV's number columns typed by COPY, the same result."""
+"""The optimistic typed path (a clean CSV into a non-empty inventory): the same result."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def rejects(path: Path) -> list[dict[str, str]]:
 def test_clean_file_takes_the_typed_path_with_the_same_rows_and_history(
         db_url: str, other_url: str, tmp_path: Path) -> None:
     path = write_survey(make_survey(300), tmp_path / "survey.csv")
-    fast = load_trees(db_url, [path])
-    checked = load_trees(other_url, [path], typed=False)
+    fast = load_trees(db_url, [path], direct=False)
+    checked = load_trees(other_url, [path], direct=False, typed=False)
     assert fast.files[0].typed and not checked.files[0].typed
     assert (fast.files[0].inserted, fast.files[0].refused) == (300, 0)
     assert (checked.files[0].inserted, checked.files[0].refused) == (300, 0)
@@ -57,7 +57,7 @@ def test_one_bad_number_is_reported_as_on_the_checked_path(db_url: str, tmp_path
     frame = make_survey(50).astype(object)
     frame.loc[6, "Chiều cao (m)"] = "cao"                               # row 8
     path = write_survey(frame, tmp_path / "survey.csv")
-    result = load_trees(db_url, [path])
+    result = load_trees(db_url, [path], direct=False)
     f = result.files[0]
     assert not f.typed
     assert (f.rows, f.inserted, f.refused) == (50, 49, 1)
@@ -70,7 +70,7 @@ def test_a_range_reject_keeps_the_cells_as_written(db_url: str, tmp_path: Path) 
     frame = make_survey(50).astype(object)
     frame.loc[3, "Đường kính (cm)"] = "900.50"                          # row 5: typed, too big
     path = write_survey(frame, tmp_path / "survey.csv")
-    f = load_trees(db_url, [path]).files[0]
+    f = load_trees(db_url, [path], direct=False).files[0]
     assert (f.inserted, f.refused) == (49, 1)
     got = rejects(f.rejects_path)
     assert [(r["row"], r["reason"]) for r in got] == [
@@ -82,6 +82,6 @@ def test_not_a_number_spelled_as_numeric_input_is_still_refused(db_url: str, tmp
     frame = make_survey(50).astype(object)
     frame.loc[0, "Đường kính tán (m)"] = "NaN"                                     # row 2
     path = write_survey(frame, tmp_path / "survey.csv")
-    f = load_trees(db_url, [path]).files[0]
+    f = load_trees(db_url, [path], direct=False).files[0]
     assert (f.inserted, f.refused) == (49, 1)
     assert rejects(f.rejects_path)[0]["reason"] == "Đường kính tán (m): 'NaN' is not a number"

@@ -1,0 +1,452 @@
+"""The direct path: a clean survey CSV checked in Python, column by column, and COPYed typed.
+
+Most surveys that reach the loader are clean. For them the checked path (``etl.validate``:
+every cell staged as text, typed and checked in SQL, then copied again into ``trees``) costs
+three passes over the rows on the database's one core. Here the file is parsed by Arrow, each
+batch is checked with numpy in this process while the server stores the previous one, and the
+typed rows go straight to their table by binary COPY.
+
+This path only says *clean* or *not clean*. At the first row the checked path would refuse, or
+at anything it does not take (an encoding other than UTF-8, projected coordinates, a number
+Arrow cannot read…), it raises :class:`NotClean` and the load is run again on the checked
+path, which words the problems and writes the rejects file. The rules are those of
+``etl.validate`` and share its constants and its resolution of names, dates and vocabularies;
+``tests/test_load_direct.py`` runs the messy surveys of the test suite both ways.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import shapely
+from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
+
+from etl import binary_copy, merge, validate
+from etl.mappings import Mapping
+from etl.readers import Table
+
+BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
+# How resolved lookup values are typed, and the empty value of each kind.
+TYPES: dict[str, tuple[Callable[[str], object], object]] = {
+    "text": (str, ""), "id": (int, -1), "number": (float, np.nan),
+    "date": (np.datetime64, np.datetime64("NaT", "D")),
+}
+LOOKUP_COLUMNS = ("species", "category", "condition", "planted_on", "planted_year",
+                  "height_class")
+TEXT_COLUMNS = ("tree_code", "source")
+# Fixed values the direct path applies itself; any other fixed field goes the checked way.
+FIXABLE = frozenset({"category", "source"})
+
+
+class NotClean(Exception):
+    """The file needs the checked path: a row would be refused, or the input is not plain."""
+
+
+def eligible(table: Table, columns: dict[str, int], mapping: Mapping, epsg: int | None) -> bool:
+    """True for a UTF-8 CSV with WGS 84 longitude/latitude columns and a mapping we apply."""
+    return (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
+            and "lon" in columns and "lat" in columns and epsg == 4326
+            and set(mapping.fixed) <= FIXABLE)
+
+
+@dataclass
+class Rows:
+    """One batch of checked rows, typed as stored (NaN, NaT and '' stand for NULL)."""
+
+    tree_code: np.ndarray
+    category: np.ndarray
+    species_id: np.ndarray
+    dbh_cm: np.ndarray
+    height_m: np.ndarray
+    crown_m: np.ndarray
+    condition: np.ndarray
+    planted_on: np.ndarray
+    commune_code: np.ndarray
+    source: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tree_code)
+
+
+@dataclass
+class Lookups:
+    """Each distinct raw value of a lookup field resolved once, for the whole run."""
+
+    mapping: Mapping
+    species: validate.SpeciesIndex
+    seen: dict[tuple[str, str], tuple[str | None, str | None]] = field(default_factory=dict)
+
+    def resolve(self, name: str, raw: str) -> tuple[str | None, str | None]:
+        """(value, problem) of one raw value, as ``etl.validate.resolve_lookups`` stages it."""
+        key = (name, raw)
+        if key not in self.seen:
+            self.seen[key] = validate.resolve_one(name, raw, self.mapping, self.species)
+        return self.seen[key]
+
+
+class Communes:
+    """The communes in force, for assigning each point its commune as the checked path does."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        rows = conn.execute("SELECT code, ST_AsBinary(geom) FROM smarttrees.communes "
+                            "ORDER BY code").fetchall()
+        self.codes = np.array([r[0] for r in rows] + [""])
+        self.tree = shapely.STRtree(shapely.from_wkb([r[1] for r in rows])) if rows else None
+
+    def of(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Code of the first commune (by code) each point intersects; '' where none."""
+        found = np.full(len(lon), len(self.codes) - 1)
+        if self.tree is not None and len(lon):
+            points, polygons = self.tree.query(shapely.points(lon, lat), predicate="intersects")
+            # Polygons are indexed in code order: the smallest index per point is the first code.
+            np.minimum.at(found, points, polygons)
+        return self.codes[found]
+
+
+def read_batches(table: Table, columns: dict[str, int]) -> Iterator[pa.RecordBatch]:
+    """The file's rows in Arrow batches: number columns typed, the others as text."""
+    names = [f"c{i}" for i in range(len(table.headers))]
+    numbers = {columns[n] for n in validate.NUMBER_FIELDS if n in columns}
+    lookups = {columns[n] for n in LOOKUP_COLUMNS if n in columns}
+    types = {name: pa.float64() if i in numbers
+             else pa.dictionary(pa.int32(), pa.string()) if i in lookups else pa.string()
+             for i, name in enumerate(names)}
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                          block_size=BLOCK_BYTES),
+        "parse_options": pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True,
+                                            ignore_empty_lines=False),
+        # Only an empty cell is empty: "NA" or "null" in a number column is not a number.
+        "convert_options": pacsv.ConvertOptions(column_types=types, null_values=[""],
+                                                strings_can_be_null=False),
+    }
+    try:
+        yield from pacsv.open_csv(table.path, **options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise NotClean(f"{table.path.name}: {exc}") from exc
+
+
+@dataclass
+class Checker:
+    """Checks one file's batches, as ``etl.validate.check_sql`` does, and types their rows."""
+
+    plan: validate.FilePlan
+    lookups: Lookups
+    communes: Communes | None
+    rows_before: int = 0
+
+    def check(self, batch: pa.RecordBatch) -> Rows:
+        """The batch's rows typed as stored; :class:`NotClean` at the first problem."""
+        n = batch.num_rows
+        code = self._text(batch, "tree_code")
+        if code is None:
+            self._refuse("no tree code")
+        self._require(~pc.is_null(code).to_numpy(zero_copy_only=False), "tree code missing")
+        self._require(pc.less_equal(pc.utf8_length(code), 64).to_numpy(zero_copy_only=False),
+                      "tree code longer than 64 characters")
+        species = self._lookup(batch, "species", "id")
+        self._require(species >= 0, "species missing")
+        category = self._category(batch, n)
+        condition = self._lookup(batch, "condition")
+        planted = self._lookup(batch, "planted_on", "date")
+        planted = np.where(np.isnat(planted), self._lookup(batch, "planted_year", "date"),
+                           planted)
+        lon, lat = self._number(batch, "lon"), self._number(batch, "lat")
+        self._require(~np.isnan(lon) & ~np.isnan(lat), "position missing")
+        xmin, ymin, xmax, ymax = self.plan.bounds
+        self._require((lon >= xmin) & (lon <= xmax) & (lat >= ymin) & (lat <= ymax),
+                      "position outside the province")
+        sizes = self._sizes(batch)
+        source = self._text(batch, "source")
+        fixed_source = self.plan.mapping.fixed.get("source")
+        if fixed_source is not None or source is None:
+            sources = np.full(n, fixed_source or self.plan.name)
+        else:
+            sources = utf8_bytes(pc.fill_null(source, self.plan.name))
+        self.rows_before += n
+        return Rows(
+            tree_code=utf8_bytes(code), category=category,
+            species_id=species,
+            dbh_cm=sizes["dbh"], height_m=sizes["height"], crown_m=sizes["crown"],
+            condition=condition, planted_on=planted,
+            commune_code=(self.communes.of(lon, lat) if self.communes else np.full(n, "")),
+            source=sources, lon=lon, lat=lat)
+
+    # -- one kind of field each --------------------------------------------------------------
+
+    def _column(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
+        index = self.plan.columns.get(name)
+        return None if index is None else batch.column(index)
+
+    def _text(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
+        """Trimmed text of a column, empty → null (``nullif(btrim(cell), '')``)."""
+        column = self._column(batch, name)
+        if column is None:
+            return None
+        trimmed = pc.utf8_trim(column, characters=" ")
+        return pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+
+    def _lookup(self, batch: pa.RecordBatch, name: str, kind: str = "text") -> np.ndarray:
+        """Resolved values of a lookup field, typed; refuses an unknown value.
+
+        Empty cells give the kind's empty value ('' for text, -1 for ids, NaN, NaT). Each
+        distinct value of the batch is resolved and typed once, then spread over the rows.
+        """
+        convert, empty = TYPES[kind]
+        column = self._column(batch, name)
+        if column is None:
+            return np.full(batch.num_rows, empty)
+        dictionary = column.dictionary.to_pylist()
+        values = [empty] * (len(dictionary) + 1)              # the last: a null cell
+        for i, raw in enumerate(dictionary):
+            raw = raw.strip(" ")
+            if not raw:
+                continue
+            value, problem = self.lookups.resolve(name, raw)
+            if problem is not None or value is None:
+                self._refuse(f"{self.plan.label(name)}: {raw!r} {problem}")
+            values[i] = convert(value)
+        return np.array(values)[pc.fill_null(column.indices, len(dictionary)).to_numpy()]
+
+    def _category(self, batch: pa.RecordBatch, n: int) -> np.ndarray:
+        fixed = self.plan.mapping.fixed.get("category")
+        if fixed is not None:
+            return np.full(n, fixed)
+        category = self._lookup(batch, "category")
+        default = self.plan.mapping.defaults.get("category")
+        if default is not None:
+            category = np.where(category == "", default, category)
+        self._require(category != "", "category missing")
+        return category
+
+    def _number(self, batch: pa.RecordBatch, name: str) -> np.ndarray:
+        """A number column as float64 (NaN: empty); refuses NaN and infinities written out."""
+        column = self._column(batch, name)
+        if column is None:
+            return np.full(batch.num_rows, np.nan)
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        self._require(np.isfinite(values) | pc.is_null(column).to_numpy(zero_copy_only=False),
+                      f"{self.plan.label(name)} not a finite number")
+        return values
+
+    def _sizes(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        """Diameter, height and crown in stored units (float4), each within its range."""
+        m = self.plan.mapping
+
+        def factor(name: str) -> float:
+            return m.fields[name].factor if name in m.fields else 1.0
+
+        dbh = self._number(batch, "dbh") * factor("dbh")
+        around = self._number(batch, "circumference") * factor("circumference") / math.pi
+        height = self._number(batch, "height") * factor("height")
+        by_class = self._lookup(batch, "height_class", "number")
+        sizes = {"dbh": np.where(np.isnan(dbh), around, dbh).astype(np.float32),
+                 "height": np.where(np.isnan(height), by_class, height).astype(np.float32),
+                 "crown": (self._number(batch, "crown") * factor("crown")).astype(np.float32)}
+        for name, (low, high, _unit) in validate.RANGES.items():
+            value = sizes[name]
+            self._require(np.isnan(value) | ((value > low) & (value <= high)),
+                          f"{name} outside its plausible range")
+        return sizes
+
+    def _require(self, good: np.ndarray, what: str) -> None:
+        if not good.all():
+            row = self.rows_before + int(np.flatnonzero(~good)[0]) + 2
+            self._refuse(f"row {row}: {what}")
+
+    def _refuse(self, why: str) -> NoReturn:
+        raise NotClean(f"{self.plan.name}: {why}")
+
+
+def utf8_bytes(text: pa.Array) -> np.ndarray:
+    """An Arrow text column as a numpy ``S`` array of its UTF-8 bytes (null: empty).
+
+    Read from the column's offsets and data buffers: no Python string per value.
+    """
+    text = pc.fill_null(text, "")
+    n = len(text)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=n + 1, offset=text.offset * 4)
+    data = np.frombuffer(text.buffers()[2] or b"\0", dtype=np.uint8)
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max(initial=0)), 1)
+    span = np.arange(width)
+    at = np.minimum(offsets[:-1, None] + span, len(data) - 1)
+    matrix = np.where(span < lengths[:, None], data[at], 0).astype(np.uint8)
+    return np.ascontiguousarray(matrix).view(f"S{width}").reshape(n)
+
+
+def spot_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """A point on the 1e-6 degree grid as one integer (the checked path's gx, gy)."""
+    return np.round(lon * 1e6).astype(np.int64) * 1_000_000_000 + np.round(lat * 1e6).astype(
+        np.int64)
+
+
+def require_distinct_spots(keys: list[np.ndarray]) -> None:
+    """Distinct codes at one spot are refused by the checked path: send them there."""
+    every = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    if len(np.unique(every)) != len(every):
+        raise NotClean("two rows at the same spot")
+
+
+# -- the write into an empty inventory ----------------------------------------------------------
+
+Tick = Callable[[int], None]
+COLUMNS = ("id", "tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m",
+           "condition", "planted_on", "commune_code", "source", "source_crs", "geom")
+# The next value of a table's identity, without taking it.
+NEXT_ID = """
+SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')) + 1, 1)
+"""
+SEQUENCES = ("smarttrees.trees", "smarttrees.tree_history")
+HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
+
+
+@dataclass
+class FileInput:
+    """One file to load directly: its plan and checker, its batches, its history source."""
+
+    plan: validate.FilePlan
+    checker: Checker
+    batches: Iterator[pa.RecordBatch]
+    source: str
+    tick: Tick | None = None
+
+
+def claim_empty_inventory(conn: psycopg.Connection, *, write: bool) -> bool:
+    """Lock ``trees`` for the load and say whether it is empty (then a direct load may go).
+
+    A load that writes takes the lock its index rebuilds need anyway; a dry run only keeps
+    others from writing meanwhile.
+    """
+    mode = "ACCESS EXCLUSIVE" if write else "SHARE"
+    # Readers in the middle of a transaction hold the inventory: rather than wait for them,
+    # give way to the staged path, which does not need the table to itself.
+    conn.execute("SET LOCAL lock_timeout = '1s'")
+    try:
+        conn.execute(f"LOCK TABLE smarttrees.trees IN {mode} MODE")
+        if write:
+            conn.execute("LOCK TABLE smarttrees.tree_history IN ACCESS EXCLUSIVE MODE")
+    except psycopg.errors.LockNotAvailable as exc:
+        raise NotClean("the inventory is in use by another session") from exc
+    conn.execute("SET LOCAL lock_timeout = 0")
+    return conn.execute("SELECT NOT EXISTS (SELECT FROM smarttrees.trees)").fetchone() == (True,)
+
+
+def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str,
+                    *, dry_run: bool) -> list[int]:
+    """Check every file and COPY its rows into the empty ``trees``; return rows per file.
+
+    The caller holds the lock of :func:`claim_empty_inventory`. Raises :class:`NotClean`
+    (the transaction is then to be rolled back) at the first row the checked path would refuse.
+    """
+    if dry_run:
+        return [sum(len(f.checker.check(b)) for b in f.batches) for f in files]
+    restore = _prepare_empty(conn)
+    # Ids of trees and history rows are given here, from where each identity stands (COPY may
+    # set a GENERATED ALWAYS column); the identities are moved past them at the end: sequences
+    # ignore rollbacks, and a run that gives way must not leave a gap.
+    ids = {table: _next_id(conn, table) for table in SEQUENCES}
+    spots: list[np.ndarray] = []
+    history: list[bytes] = []
+    counts = []
+    next_id = ids["smarttrees.trees"]
+    offset = ids["smarttrees.tree_history"] - next_id      # history id of a tree's insert row
+    for f in files:
+        start = next_id
+        next_id = _copy_file(conn, f, next_id, offset, spots, history, actor)
+        counts.append(next_id - start)
+    require_distinct_spots(spots)
+    _copy_rows(conn, "tree_history", HISTORY_COLUMNS, history)
+    conn.execute("ALTER TABLE smarttrees.trees ENABLE TRIGGER trees_history_insert")
+    try:
+        merge.rebuild_indexes(conn, restore)
+    except psycopg.errors.UniqueViolation as exc:
+        raise NotClean(f"a tree code appears twice ({exc.diag.message_detail})") from exc
+    if sum(counts):
+        for table, first in ids.items():
+            conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
+                         (table, first + sum(counts) - 1))
+    return counts
+
+
+def _next_id(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(NEXT_ID, (table,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _prepare_empty(conn: psycopg.Connection) -> list[str]:
+    """Make the empty inventory ready for one bulk COPY; return what to restore after it.
+
+    TRUNCATE gives ``trees`` (and an empty history) new files, which with ``wal_level =
+    minimal`` (the managed cluster's) are written without WAL and may take frozen rows. Keys
+    and indexes are rebuilt once after the COPY, and the insert trigger is off meanwhile: the
+    history rows it would write are COPYed too, in this same transaction.
+    """
+    tables = "smarttrees.trees"
+    if conn.execute("SELECT NOT EXISTS (SELECT FROM smarttrees.tree_history)").fetchone() \
+            == (True,):
+        tables += ", smarttrees.tree_history"
+    conn.execute(f"TRUNCATE {tables}")
+    restore = merge.drop_indexes_for_bulk(conn, None, keys=True)
+    conn.execute("ALTER TABLE smarttrees.trees DISABLE TRIGGER trees_history_insert")
+    return restore
+
+
+def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int,
+               spots: list[np.ndarray], history: list[bytes], actor: str) -> int:
+    """COPY one file's checked batches into ``trees``; return the next free tree id.
+
+    The insert history of each batch (row ids: tree id + ``offset``) is encoded meanwhile
+    and appended to ``history``.
+    """
+    statement = sql.SQL("COPY smarttrees.trees ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
+        # The queued writer sends from a thread: the server stores a batch while this
+        # process reads and checks the next one.
+        copy.write(binary_copy.COPY_SIGNATURE)
+        for batch in f.batches:
+            rows = f.checker.check(batch)
+            n = len(rows)
+            ids = np.arange(next_id, next_id + n, dtype=np.int64)
+            next_id += n
+            spots.append(spot_keys(rows.lon, rows.lat))
+            copy.write(binary_copy.binary_rows([
+                ("int8", ids), ("text", rows.tree_code), ("text", rows.category),
+                ("int4", rows.species_id), ("float4", rows.dbh_cm), ("float4", rows.height_m),
+                ("float4", rows.crown_m), ("text", rows.condition), ("date", rows.planted_on),
+                ("text", rows.commune_code), ("text", rows.source),
+                ("text", np.full(n, f.plan.source_crs)),
+                ("geometry", np.column_stack([rows.lon, rows.lat]))]))
+            history.append(binary_copy.binary_rows([
+                ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
+                ("text", np.full(n, "insert")),
+                ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
+            if f.tick:
+                f.tick(batch.nbytes)
+        copy.write(binary_copy.COPY_TRAILER)
+    return next_id
+
+
+def _copy_rows(conn: psycopg.Connection, table: str, columns: tuple[str, ...],
+               chunks: list[bytes]) -> None:
+    """COPY rows already encoded by :func:`etl.binary_copy.binary_rows`."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+        sql.Identifier("smarttrees", table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(binary_copy.COPY_SIGNATURE)
+        for chunk in chunks:
+            copy.write(chunk)
+        copy.write(binary_copy.COPY_TRAILER)

@@ -1,0 +1,234 @@
+"""The direct path (clean CSV into an empty inventory) against the checked path, file by file.
+
+Each survey is loaded twice into two fresh databases: once as ``smarttrees load trees`` does
+(direct path first), once on the checked path only. Counts, rejects files, stored trees and
+history must be the same; a survey with any refused row must not be loaded directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+
+from etl.mappings import PRESETS
+from etl.survey_writer import make_survey, write_survey
+from etl.trees import LoadOptions, LoadResult, load_trees
+from smarttrees.cluster import Cluster
+from smarttrees.database import connect
+from tests.fixtures.databases import TEMPLATE, copied_database
+
+Edit = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+@pytest.fixture
+def other_url(cluster: Cluster) -> Iterator[str]:
+    """A second fresh database beside the test's own, for the checked path."""
+    with copied_database(cluster, TEMPLATE, "direct") as url:
+        yield url
+
+
+def stored(url: str) -> tuple[list[tuple], list[tuple]]:
+    """Every tree (without clocks) and every history row (without id and clock)."""
+    with connect(url) as conn:
+        trees = conn.execute(
+            "SELECT id, tree_code, category, species_id, dbh_cm, height_m, crown_m, condition, "
+            "planted_on, commune_code, source, source_crs, stand_id, ST_AsEWKT(geom) "
+            "FROM smarttrees.trees ORDER BY id").fetchall()
+        history = conn.execute(
+            "SELECT tree_id, tree_code, change, actor, source, changes FROM smarttrees.tree_history "
+            "ORDER BY tree_id, id").fetchall()
+    return trees, history
+
+
+def counts(result: LoadResult) -> list[tuple[int, int, int, int, int]]:
+    return [(f.rows, f.inserted, f.updated, f.unchanged, f.refused) for f in result.files]
+
+
+def both_ways(db_url: str, other_url: str, paths: list[Path], tmp_path: Path,
+              options: LoadOptions | None = None) -> tuple[LoadResult, LoadResult]:
+    """Load ``paths`` as the command does and on the checked path only; compare everything."""
+    options = options or LoadOptions(actor="load:test")
+    first = load_trees(db_url, paths, options)
+    rejects_first = {f.path.name: f.rejects_path.read_bytes() for f in first.files
+                     if f.rejects_path}
+    for f in first.files:
+        if f.rejects_path:
+            f.rejects_path.unlink()
+    checked = load_trees(other_url, paths, options, direct=False, typed=False)
+    assert counts(first) == counts(checked)
+    assert rejects_first == {f.path.name: f.rejects_path.read_bytes() for f in checked.files
+                             if f.rejects_path}
+    assert stored(db_url) == stored(other_url)
+    return first, checked
+
+
+def survey(tmp_path: Path, edit: Edit | None = None, n: int = 60, **kwargs: object) -> Path:
+    frame = make_survey(n).astype(object)
+    return write_survey(edit(frame) if edit else frame, tmp_path / "survey.csv", **kwargs)
+
+
+def put(row: int, column: str, value: object) -> Edit:
+    """An edit setting one cell; ``row`` counts as the file does (header = 1)."""
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[row - 2, column] = value
+        return frame
+    return edit
+
+
+def test_a_clean_survey_is_loaded_directly_with_the_same_trees_and_history(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    first, _ = both_ways(db_url, other_url, [survey(tmp_path, n=500)], tmp_path)
+    assert first.files[0].direct
+    assert counts(first) == [(500, 500, 0, 0, 0)]
+    trees, history = stored(db_url)
+    assert len(trees) == 500
+    assert [h[2:5] for h in history[:1]] == [("insert", "load:test", "survey.csv")]
+
+
+REFUSED = {
+    "text in a number column": put(5, "Đường kính (cm)", "abc"),
+    "NA in a number column": put(5, "Chiều cao (m)", "NA"),
+    "NaN written out": put(6, "Đường kính tán (m)", "NaN"),
+    "an infinite number": put(6, "Đường kính (cm)", "inf"),
+    "a diameter out of range": put(7, "Đường kính (cm)", "900"),
+    "a zero height": put(7, "Chiều cao (m)", "0"),
+    "an unknown species": put(8, "Tên cây", "Keo la trm"),
+    "a missing species": put(8, "Tên cây", ""),
+    "an unknown condition": put(9, "Tình trạng", "Tuyệt vời"),
+    "an unknown category": put(9, "Loại cây", "Cây cảnh"),
+    "no such day": put(10, "Ngày trồng", "31/02/2015"),
+    "a day in the future": put(10, "Ngày trồng", "2099-01-01"),
+    "a missing code": put(11, "Mã cây", ""),
+    "a code of 65 characters": put(11, "Mã cây", "X" * 65),
+    "a repeated code": put(12, "Mã cây", "TN-0000001"),
+    "a missing longitude": put(13, "Kinh độ", ""),
+    "swapped coordinates": lambda f: put(13, "Kinh độ", f.loc[11, "Vĩ độ"])(
+        put(13, "Vĩ độ", f.loc[11, "Kinh độ"])(f)),
+    "a point in Hanoi": put(14, "Vĩ độ", 21.03),
+    "two codes at one spot": lambda f: put(15, "Kinh độ", f.loc[12, "Kinh độ"])(
+        put(15, "Vĩ độ", f.loc[12, "Vĩ độ"])(f)),
+}
+
+
+@pytest.mark.parametrize("edit", REFUSED.values(), ids=REFUSED.keys())
+def test_a_survey_with_a_refused_row_is_reported_as_on_the_checked_path(
+        db_url: str, other_url: str, tmp_path: Path, edit: Edit) -> None:
+    first, _ = both_ways(db_url, other_url, [survey(tmp_path, edit)], tmp_path)
+    assert not first.files[0].direct
+    assert first.files[0].refused == 1
+
+
+ACCEPTED = {
+    "a decimal comma": put(5, "Đường kính (cm)", "12,5"),
+    "cells padded with spaces": lambda f: put(6, "Tên cây", "  Keo lá tràm ")(
+        put(6, "Mã cây", " TN-X1 ")(f)),
+    "a name without diacritics": put(7, "Tên cây", "Keo la tram"),
+    "a synonym": put(8, "Tên cây", "Acacia hybrid"),
+    "an empty height": put(9, "Chiều cao (m)", ""),
+    "a day written DD/MM/YYYY": put(10, "Ngày trồng", "15/03/2015"),
+    "an exponent": put(11, "Đường kính (cm)", "1.25e1"),
+    "a quoted line break in the code": put(12, "Mã cây", "TN\nX2"),
+}
+
+
+@pytest.mark.parametrize("edit", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_quirks_the_checked_path_accepts_give_the_same_trees(
+        db_url: str, other_url: str, tmp_path: Path, edit: Edit) -> None:
+    first, _ = both_ways(db_url, other_url, [survey(tmp_path, edit)], tmp_path)
+    assert first.files[0].refused == 0 and first.files[0].inserted == 60
+
+
+def test_byte_order_mark_and_semicolons(db_url: str, other_url: str, tmp_path: Path) -> None:
+    path = survey(tmp_path, encoding="utf-8-sig", delimiter=";")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert first.files[0].direct and first.files[0].inserted == 60
+
+
+def test_english_form_with_a_mapping_of_fixed_values(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    mapping = tmp_path / "contractor.toml"
+    mapping.write_text((PRESETS / "en_survey.toml").read_text(encoding="utf-8")
+                       + '\n[fixed]\ncategory = "plantation"\nsource = "contract 12/2026"\n',
+                       encoding="utf-8")
+    frame = make_survey(80, lang="en").drop(columns=["category"])
+    path = write_survey(frame, tmp_path / "contract.csv")
+    options = LoadOptions(mapping=mapping, actor="load:test")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path, options)
+    assert first.files[0].direct
+    with connect(db_url) as conn:
+        assert conn.execute("SELECT DISTINCT category, source FROM smarttrees.trees").fetchall() \
+            == [("plantation", "contract 12/2026")]
+
+
+def test_two_files_repeating_a_code_are_checked_together(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    a = write_survey(make_survey(40), tmp_path / "a.csv")
+    b = write_survey(make_survey(40, start=40, seed=2), tmp_path / "b.csv")   # TN-0000040 twice
+    first, _ = both_ways(db_url, other_url, [a, b], tmp_path)
+    assert not any(f.direct for f in first.files)
+    assert [f.refused for f in first.files] == [0, 1]
+
+
+def test_trees_get_the_first_commune_they_touch(db_url: str, other_url: str,
+                                                tmp_path: Path) -> None:
+    # Two square communes sharing the meridian 105.703: a point on it touches both.
+    for url in (db_url, other_url):
+        with connect(url) as conn:
+            conn.execute(
+                "INSERT INTO smarttrees.admin_units (level, code, name, valid_from, geom) "
+                "SELECT 'commune', code, 'Xã ' || code, '2025-07-01', ST_Multi(ST_MakeEnvelope("
+                "x0, 21.49, x0 + 0.003, 21.51, 4326)) "
+                "FROM (VALUES ('00002', 105.700), ('00001', 105.703)) v(code, x0)")
+    path = survey(tmp_path, lambda f: put(3, "Kinh độ", 105.703)(put(4, "Vĩ độ", 21.6)(f)), n=40)
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert first.files[0].direct
+    with connect(db_url) as conn:
+        got = dict(conn.execute("SELECT tree_code, commune_code FROM smarttrees.trees").fetchall())
+    assert got["TN-0000002"] == "00001"                 # on the shared edge: the first code
+    assert got["TN-0000003"] is None                    # in the province, in neither commune
+    assert set(got.values()) == {"00001", "00002", None}
+
+
+def test_a_loaded_inventory_is_merged_on_the_staged_path(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    path = survey(tmp_path)
+    assert load_trees(db_url, [path]).files[0].direct
+    again = write_survey(make_survey(60, start=31), tmp_path / "again.csv")
+    second = load_trees(db_url, [again]).files[0]
+    assert not second.direct
+    assert second.inserted == 30 and second.updated + second.unchanged == 30
+
+
+def test_the_schema_is_whole_after_a_direct_load(db_url: str, conn: psycopg.Connection,
+                                                 tmp_path: Path) -> None:
+    shape = """
+        SELECT (SELECT array_agg(indexdef ORDER BY indexdef) FROM pg_indexes
+                WHERE schemaname = 'smarttrees' AND tablename IN ('trees', 'tree_history')),
+               (SELECT array_agg(pg_get_constraintdef(oid) ORDER BY conname) FROM pg_constraint
+                WHERE conrelid IN ('smarttrees.trees'::regclass,
+                                   'smarttrees.tree_history'::regclass)),
+               (SELECT array_agg(tgname || tgenabled::text ORDER BY tgname) FROM pg_trigger
+                WHERE tgrelid = 'smarttrees.trees'::regclass AND NOT tgisinternal)"""
+    before = conn.execute(shape).fetchone()
+    conn.commit()
+    assert load_trees(db_url, [survey(tmp_path, n=200)]).files[0].direct
+    assert conn.execute(shape).fetchone() == before
+    # The identity carries on after the ids the load gave, and the trigger writes history.
+    conn.execute("INSERT INTO smarttrees.trees (tree_code, category, geom) "
+                 "VALUES ('NEW-1', 'urban', ST_SetSRID(ST_MakePoint(105.9, 21.6), 4326))")
+    new = conn.execute("SELECT t.id, h.change FROM smarttrees.trees t "
+                       "JOIN smarttrees.tree_history h ON h.tree_id = t.id "
+                       "WHERE t.tree_code = 'NEW-1'").fetchone()
+    assert new == (conn.execute("SELECT max(id) FROM smarttrees.trees").fetchone()[0], "insert")
+    assert new[0] > 200
+
+
+def test_a_dry_run_of_a_clean_survey_writes_nothing(db_url: str, conn: psycopg.Connection,
+                                                    tmp_path: Path) -> None:
+    result = load_trees(db_url, [survey(tmp_path)], LoadOptions(dry_run=True))
+    assert counts(result) == [(60, 60, 0, 0, 0)] and not result.written
+    assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
