@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,11 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     """
     if direct:
         try:
-            return _load(url, paths, options, progress, typed=typed, direct=True)
+            start = time.perf_counter()
+            result = _load(url, paths, options, progress, typed=typed, direct=True)
+            log.debug("direct: whole load, commit included, in %.2f s",
+                      time.perf_counter() - start)
+            return result
         except NotClean as exc:
             log.info("checking on the staged path instead: %s", exc)
     if typed:
@@ -255,6 +260,7 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
                               options.source_name or plan.name,
                               _ticker(progress, f"loading {plan.name}", table.size))
              for plan, table in zip(plans, tables, strict=True)]
+    log.debug("direct: ready to copy")
     counts = direct.load_into_empty(conn, files, actor, dry_run=options.dry_run)
     for plan, table, rows in zip(plans, tables, counts, strict=True):
         if rows == 0:
