@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import psycopg
 from psycopg import sql
 from pyproj import CRS
@@ -20,6 +20,9 @@ from pyproj import CRS
 from etl import crs as crsmod
 from etl.errors import InputError
 from etl.readers import Chunk, Table, csv_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BLOCK = 1 << 20
 Progress = Callable[[int], None]
@@ -95,11 +98,15 @@ def copy_chunks(conn: psycopg.Connection, table: Table, file_no: int, where: Coo
 
 
 def _numbers(column: pd.Series) -> np.ndarray:
+    import pandas as pd  # here, not at import: the direct path (etl.direct) never needs it
+
     text = column.str.strip().str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
 
 
 def _staged_frame(chunk: Chunk, where: Coordinates) -> pd.DataFrame:
+    import pandas as pd
+
     cells = chunk.cells
     lon = lat = None
     x: np.ndarray | None = None
