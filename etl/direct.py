@@ -313,6 +313,10 @@ COLUMNS = ("id", "tree_code", "category", "species_id", "dbh_cm", "height_m", "c
 NEXT_ID = """
 SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')) + 1, 1)
 """
+# Rows checked here have no problems: load_checked's ``problems`` keeps its default, '{}'.
+STAGED_COLUMNS = ("file_no", "row_no", "tree_code", "category", "species_id", "dbh_cm",
+                  "height_m", "crown_m", "condition", "planted_on", "commune_code", "source",
+                  "source_crs", "geom", "gx", "gy")
 SEQUENCES = ("smarttrees.trees", "smarttrees.tree_history")
 HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
@@ -328,35 +332,34 @@ class FileInput:
     tick: Tick | None = None
 
 
-def claim_empty_inventory(conn: psycopg.Connection, *, write: bool) -> bool:
-    """Lock ``trees`` for the load and say whether it is empty (then a direct load may go).
+def claim_empty_inventory(conn: psycopg.Connection) -> bool:
+    """True when ``trees`` is empty and now locked, with its history, for :func:`load_into_empty`.
 
-    A load that writes takes the lock its index rebuilds need anyway; a dry run only keeps
-    others from writing meanwhile.
+    False when it holds trees, or when other sessions keep it busy for a second: the rows are
+    then staged for the merge, which does not need the table to itself.
     """
-    mode = "ACCESS EXCLUSIVE" if write else "SHARE"
-    # Readers in the middle of a transaction hold the inventory: rather than wait for them,
-    # give way to the staged path, which does not need the table to itself.
+    empty = "SELECT NOT EXISTS (SELECT FROM smarttrees.trees)"
+    if conn.execute(empty).fetchone() != (True,):
+        return False
+    conn.execute("SAVEPOINT claim")
     conn.execute("SET LOCAL lock_timeout = '1s'")
     try:
-        conn.execute(f"LOCK TABLE smarttrees.trees IN {mode} MODE")
-        if write:
-            conn.execute("LOCK TABLE smarttrees.tree_history IN ACCESS EXCLUSIVE MODE")
-    except psycopg.errors.LockNotAvailable as exc:
-        raise NotClean("the inventory is in use by another session") from exc
+        conn.execute("LOCK TABLE smarttrees.trees, smarttrees.tree_history "
+                     "IN ACCESS EXCLUSIVE MODE")
+    except psycopg.errors.LockNotAvailable:
+        conn.execute("ROLLBACK TO SAVEPOINT claim")
+        return False
+    conn.execute("RELEASE SAVEPOINT claim")
     conn.execute("SET LOCAL lock_timeout = 0")
-    return conn.execute("SELECT NOT EXISTS (SELECT FROM smarttrees.trees)").fetchone() == (True,)
+    return conn.execute(empty).fetchone() == (True,)
 
 
-def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str,
-                    *, dry_run: bool) -> list[int]:
+def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str) -> list[int]:
     """Check every file and COPY its rows into the empty ``trees``; return rows per file.
 
     The caller holds the lock of :func:`claim_empty_inventory`. Raises :class:`NotClean`
     (the transaction is then to be rolled back) at the first row the checked path would refuse.
     """
-    if dry_run:
-        return [sum(len(f.checker.check(b)) for b in f.batches) for f in files]
     restore = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
     # set a GENERATED ALWAYS column); the identities are moved past them at the end: sequences
@@ -395,6 +398,32 @@ def _lap(clock: list[float]) -> float:
     now = time.perf_counter()
     seconds, clock[0] = now - clock[0], now
     return seconds
+
+
+def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
+    """COPY one file's checked rows into ``load_checked``, for the merge into the inventory."""
+    statement = sql.SQL("COPY load_checked ({}) FROM STDIN (FORMAT binary)").format(
+        sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS)))
+    row_no = 2
+    with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
+        copy.write(binary_copy.COPY_SIGNATURE)
+        for batch in f.batches:
+            rows = f.checker.check(batch)
+            n = len(rows)
+            grid = [np.round(v * 1e6).astype(np.int64) for v in (rows.lon, rows.lat)]
+            copy.write(binary_copy.binary_rows([
+                ("int4", np.full(n, f.plan.file_no, dtype=np.int32)),
+                ("int8", np.arange(row_no, row_no + n, dtype=np.int64)),
+                ("text", rows.tree_code), ("text", rows.category), ("int4", rows.species_id),
+                ("float4", rows.dbh_cm), ("float4", rows.height_m), ("float4", rows.crown_m),
+                ("text", rows.condition), ("date", rows.planted_on), ("text", rows.commune_code),
+                ("text", rows.source), ("text", np.full(n, f.plan.source_crs)),
+                ("geometry", np.column_stack([rows.lon, rows.lat])),
+                ("int8", grid[0]), ("int8", grid[1])]))
+            row_no += n
+            if f.tick:
+                f.tick(batch.nbytes)
+        copy.write(binary_copy.COPY_TRAILER)
 
 
 def _next_id(conn: psycopg.Connection, table: str) -> int:

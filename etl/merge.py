@@ -8,8 +8,13 @@ triggers of 0001_core record who (``smarttrees.actor``) and from which file
 
 from __future__ import annotations
 
+import logging
+import time
+
 import psycopg
 from psycopg import sql
+
+log = logging.getLogger(__name__)
 
 # The columns a survey sets; source and source_crs follow a change but are no change by themselves.
 COMPARED = ("category", "species_id", "dbh_cm", "height_m", "crown_m", "condition", "planted_on",
@@ -136,6 +141,8 @@ def _rows(conn: psycopg.Connection, table: str) -> int:
 def rebuild_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
     """Recreate the indexes and constraints dropped for a bulk load (catalogue definitions)."""
     for definition in definitions:
+        start = time.perf_counter()
         conn.execute(sql.SQL(definition))  # type: ignore[arg-type,unused-ignore]  # catalogue DDL
+        log.debug("%.2f s: %s", time.perf_counter() - start, definition)
     if definitions:
         conn.execute("ANALYZE smarttrees.trees, smarttrees.tree_history")

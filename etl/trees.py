@@ -55,8 +55,7 @@ class FileResult:
     refused: int = 0
     rejects_path: Path | None = None
     source_crs: str = ""
-    typed: bool = False     # staged by the optimistic typed COPY (see ``_stage``)
-    direct: bool = False    # loaded by the direct path (``etl.direct``)
+    direct: bool = False    # checked on the direct path (``etl.direct``)
 
 
 @dataclass
@@ -74,16 +73,8 @@ class LoadResult:
 Progress = Callable[[str, int, int], None]   # phase, done, total
 
 
-class _RetryChecked(Exception):
-    """A typed-path run refused rows: rerun on the checked path.
-
-    Its rejects file then keeps every cell as the file wrote it.
-    """
-
-
 def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None = None,
-               progress: Progress | None = None, *, direct: bool = True,
-               typed: bool = True) -> LoadResult:
+               progress: Progress | None = None, *, direct: bool = True) -> LoadResult:
     """Load survey files into ``smarttrees.trees``; all or nothing.
 
     Parameters
@@ -97,9 +88,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     progress:
         Called with (phase, done, total) as work advances.
     direct:
-        Try the direct path for clean CSVs loaded into an empty inventory (see Notes).
-    typed:
-        Try the optimistic typed COPY for clean CSV number columns (see Notes).
+        Try the direct path first (see Notes); ``False`` runs the checked path only.
 
     Returns
     -------
@@ -113,35 +102,27 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
 
     Notes
     -----
-    Two optimistic paths are tried before the checked one, and give way to it at the first
-    row it would refuse, so reports are the same whichever path ran:
-
-    - ``direct``: UTF-8 CSVs with WGS 84 coordinates, loaded into an empty ``trees``, are
-      checked in Python and COPYed typed (``etl.direct``);
-    - ``typed``: the same files loaded into a non-empty ``trees`` have their number columns
-      typed by COPY; when that run refuses any row, it is rolled back and repeated on the
-      checked path.
+    UTF-8 CSVs with WGS 84 coordinates are first tried on the direct path (``etl.direct``):
+    checked in Python, COPYed typed, straight into ``trees`` when the inventory is empty.
+    At the first row it would refuse it gives way: the transaction is rolled back and the run
+    repeated on the checked path (every cell staged as text and checked in SQL), which words
+    the problems and writes the rejects file. Reports are the same whichever path ran.
 
     """
     if direct:
         try:
             start = time.perf_counter()
-            result = _load(url, paths, options, progress, typed=typed, direct=True)
+            result = _load(url, paths, options, progress, direct=True)
             log.debug("direct: whole load, commit included, in %.2f s",
                       time.perf_counter() - start)
             return result
         except NotClean as exc:
             log.info("checking on the staged path instead: %s", exc)
-    if typed:
-        try:
-            return _load(url, paths, options, progress, typed=True)
-        except _RetryChecked:
-            log.info("rows refused on the typed path: checking again cell by cell")
-    return _load(url, paths, options, progress, typed=False)
+    return _load(url, paths, options, progress, direct=False)
 
 
 def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
-          progress: Progress | None, *, typed: bool, direct: bool = False) -> LoadResult:
+          progress: Progress | None, *, direct: bool) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     tables = [open_table(p, options.encoding, options.layer) for p in paths]
@@ -174,33 +155,22 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         species = validate.SpeciesIndex.from_db(conn)
         plans = [_plan(conn, file_no, table, mapping, options)
                  for file_no, table in enumerate(tables)]
-        if direct:
-            _load_direct(conn, plans, tables, options, species, actor, progress, result)
-            result.written = not options.dry_run
-            if result.written:
-                runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
-            else:
-                conn.rollback()
+        if direct and _load_direct(conn, plans, tables, options, species, actor, progress,
+                                   result):
+            runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
+            result.written = True
             return result
-        communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
-        for plan, table in zip(plans, tables, strict=True):
-            _stage(conn, plan, table, options, progress, typed)
-            if progress:
-                progress("checking", 0, 0)
-            validate.resolve_lookups(conn, plan, species)
-            # Temporary tables get no statistics unless asked: without them the planner
-            # guesses a handful of rows and picks nested loops.
-            conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(plan.file_no)))
-            conn.execute(validate.check_sql(plan, communes == (True,)))
+        if not direct:
+            _stage_and_check(conn, plans, tables, options, species, progress)
         conn.execute("ANALYZE load_checked")
         validate.cross_checks(conn)
-        if any(p.typed for p in plans) and conn.execute(
+        if direct and conn.execute(
                 "SELECT EXISTS (SELECT FROM load_checked WHERE cardinality(problems) > 0)"
         ).fetchone() == (True,):
-            raise _RetryChecked
+            raise NotClean("a row repeats a code or a spot of the run or of the inventory")
         for plan, table in zip(plans, tables, strict=True):
             result.files.append(_counts(conn, plan, table, options, len(tables)))
-            result.files[-1].typed = bool(plan.typed)
+            result.files[-1].direct = direct
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
         good = sum(r.rows - r.refused for r in result.files)
@@ -246,13 +216,15 @@ def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping
 
 def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: list[Table],
                  options: LoadOptions, species: validate.SpeciesIndex, actor: str,
-                 progress: Progress | None, result: LoadResult) -> None:
-    """Load clean CSVs into an empty inventory by the direct path, or raise ``NotClean``."""
+                 progress: Progress | None, result: LoadResult) -> bool:
+    """Check the files on the direct path; ``NotClean`` at the first row it would refuse.
+
+    Into an empty inventory the rows are written at once (true is returned, the counts are in
+    ``result``); otherwise they are staged in ``load_checked`` for the merge (false).
+    """
     if not all(direct.eligible(t, p.columns, p.mapping, p.crs.to_epsg())
                for t, p in zip(tables, plans, strict=True)):
         raise NotClean("not every file is a UTF-8 CSV with WGS 84 longitude/latitude")
-    if not direct.claim_empty_inventory(conn, write=not options.dry_run):
-        raise NotClean("the inventory already holds trees")
     lookups = direct.Lookups(plans[0].mapping, species)
     communes = direct.Communes(conn)
     files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
@@ -260,24 +232,43 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
                               options.source_name or plan.name,
                               _ticker(progress, f"loading {plan.name}", table.size))
              for plan, table in zip(plans, tables, strict=True)]
+    if options.dry_run or not direct.claim_empty_inventory(conn):
+        for f in files:
+            direct.stage_checked(conn, f)
+        return False
     log.debug("direct: ready to copy")
-    counts = direct.load_into_empty(conn, files, actor, dry_run=options.dry_run)
+    counts = direct.load_into_empty(conn, files, actor)
     for plan, table, rows in zip(plans, tables, counts, strict=True):
         if rows == 0:
             raise InputError(table.path, "has a header but no data rows")
         result.files.append(FileResult(table.path, rows=rows, inserted=rows,
                                        source_crs=plan.source_crs, direct=True))
+    return True
+
+
+def _stage_and_check(conn: psycopg.Connection, plans: list[validate.FilePlan],
+                     tables: list[Table], options: LoadOptions, species: validate.SpeciesIndex,
+                     progress: Progress | None) -> None:
+    """The checked path: stage each file as text, then type and check it in SQL."""
+    communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
+    for plan, table in zip(plans, tables, strict=True):
+        _stage(conn, plan, table, options, progress)
+        if progress:
+            progress("checking", 0, 0)
+        validate.resolve_lookups(conn, plan, species)
+        # Temporary tables get no statistics unless asked: without them the planner
+        # guesses a handful of rows and picks nested loops.
+        conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(plan.file_no)))
+        conn.execute(validate.check_sql(plan, communes == (True,)))
 
 
 def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
-           options: LoadOptions, progress: Progress | None, typed: bool = False) -> None:
-    """Stage one file's rows as text (or typed numbers) in its temporary table."""
+           options: LoadOptions, progress: Progress | None) -> None:
+    """Stage one file's rows as text in its temporary table."""
     columns, source_crs, name, file_no = plan.columns, plan.crs, plan.name, plan.file_no
     tick = _ticker(progress, f"reading {name}", table.size)
     fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
             and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
-    if fast and typed and _copy_typed(conn, plan, table, tick):
-        return
     stage.create_raw(conn, file_no, len(table.headers))
     if fast:
         conn.execute("SAVEPOINT fast_copy")
@@ -296,34 +287,6 @@ def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
                          "trees need points", field="geometry")
     where = _coordinates(table, columns, source_crs, options.bounds)
     stage.copy_chunks(conn, table, file_no, where, tick)
-
-
-def _copy_typed(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
-                tick: Callable[[int], None] | None) -> bool:
-    """Stage a CSV with its number columns typed by COPY; false (nothing staged) on a bad cell.
-
-    A clean file then skips the per-cell number checks; any cell COPY cannot read as a number
-    (decimal comma, text, blank) fails the COPY, and the file is staged as text and checked
-    cell by cell as before. Values the checked path would not read (NaN, infinities, huge or
-    tiny exponents) become problems of the typed check, which sends the run there too.
-    """
-    names = [n for n in validate.TYPED_FIELDS
-             if n in plan.columns and n not in plan.mapping.fixed]
-    if not names:
-        return False
-    cols = [plan.columns[n] for n in names]
-    conn.execute("SAVEPOINT typed_copy")
-    try:
-        stage.create_raw(conn, plan.file_no, len(table.headers), frozenset(cols))
-        stage.copy_csv_bytes(conn, table, plan.file_no, tick)
-    except psycopg.errors.DataError as exc:
-        log.info("%s: typed COPY failed (%s); checking every cell", plan.name,
-                 str(exc).splitlines()[0])
-        conn.execute("ROLLBACK TO SAVEPOINT typed_copy")
-        return False
-    conn.execute("RELEASE SAVEPOINT typed_copy")
-    plan.typed = frozenset(names)
-    return True
 
 
 def _coordinates(table: Table, columns: dict[str, int], source_crs: crsmod.CRS,

@@ -23,12 +23,10 @@ from etl.stage import cell, raw_table
 from smarttrees.domain import Category, Condition, fold
 
 # Non-capturing groups: PostgreSQL matches them a third faster than capturing ones.
-# An exponent of up to two digits is accepted, as the typed fast path (float8 input) does;
-# longer ones could overflow float8. (float8 input also reads hexadecimal and longer exponents:
-# a clean file holding such cells is loaded by the typed path where this one would refuse.)
-NUMBER_RE = r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]{1,2})?$"
-# The number fields a clean CSV may carry typed from COPY (see ``etl.stage.create_raw``).
-TYPED_FIELDS = ("dbh", "circumference", "height", "crown", "lon", "lat")
+# Exponents of up to two digits, or three with a leading zero as printf writes them (1.5e+001);
+# longer ones could overflow float8. The direct path (Arrow's parser) reads more, but what it
+# reads beyond this is out of every plausible range, so such a file comes here all the same.
+NUMBER_RE = r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?0?[0-9]{1,2})?$"
 RANGES = {"dbh": (0.0, 500.0, "cm"), "height": (0.0, 120.0, "m"), "crown": (0.0, 80.0, "m")}
 TEXT_FIELDS = ("tree_code", "species", "category", "condition", "planted_on", "planted_year",
                "height_class", "source")
@@ -42,7 +40,8 @@ CREATE TEMP TABLE load_checked (
     file_no int NOT NULL, row_no bigint NOT NULL, tree_code text, category text,
     species_id integer, dbh_cm real, height_m real, crown_m real, condition text,
     planted_on date, commune_code text, source text, source_crs text,
-    geom geometry(Point, 4326), gx bigint, gy bigint, problems text[] NOT NULL) ON COMMIT DROP;
+    geom geometry(Point, 4326), gx bigint, gy bigint,
+    problems text[] NOT NULL DEFAULT '{}') ON COMMIT DROP;
 CREATE TEMP TABLE load_files (file_no int PRIMARY KEY, name text, code_label text,
                               position_label text) ON COMMIT DROP;
 """
@@ -61,7 +60,6 @@ class FilePlan:
     bounds: tuple[float, float, float, float]
     crs: CRS = field(default_factory=lambda: CRS.from_epsg(4326))   # of the coordinates
     labels: dict[str, str] = field(default_factory=dict)
-    typed: frozenset[str] = frozenset()   # number fields staged as float8 by COPY
 
     def label(self, name: str) -> str:
         """How a field is named in messages: the file's own header when it has one."""
@@ -208,8 +206,6 @@ def resolve_one(name: str, raw: str, mapping: Mapping,
 
 
 def _text(plan: FilePlan, name: str) -> sql.Composable:
-    if name in plan.typed and name in plan.columns:
-        return cell(plan.columns[name])          # float8 already, parsed by COPY
     if name in plan.mapping.fixed:
         return sql.Literal(plan.mapping.fixed[name])
     if name in plan.columns:
@@ -222,12 +218,6 @@ def _num(expr: sql.Composable) -> sql.Composable:
         e=expr, re=sql.Literal(NUMBER_RE))
 
 
-def _typed_num(expr: sql.Composable) -> sql.Composable:
-    # NaN and infinities (x - x is NaN for both) become "not a number" problems, so the run
-    # is repeated on the checked path, which words them as before.
-    return sql.SQL("CASE WHEN {e} - {e} = 0 THEN {e} END").format(e=expr)
-
-
 def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     """The ``INSERT INTO load_checked … SELECT`` that types and checks one staged file."""
     m = plan.mapping
@@ -238,9 +228,7 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     )
     f = {name: m.fields[name].factor if name in m.fields else 1.0 for name in NUMBER_FIELDS}
     numbers = sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(
-            _typed_num(sql.Identifier(f"t_{n}")) if n in plan.typed
-            else _num(sql.Identifier(f"t_{n}")), sql.Identifier(f"n_{n}"))
+        sql.SQL("{} AS {}").format(_num(sql.Identifier(f"t_{n}")), sql.Identifier(f"n_{n}"))
         for n in NUMBER_FIELDS
     )
     not_number = [

@@ -1,8 +1,8 @@
-"""The direct path (clean CSV into an empty inventory) against the checked path, file by file.
+"""The direct path (clean CSVs checked in Python) against the checked path, file by file.
 
-Each survey is loaded twice into two fresh databases: once as ``smarttrees load trees`` does
-(direct path first), once on the checked path only. Counts, rejects files, stored trees and
-history must be the same; a survey with any refused row must not be loaded directly.
+Each survey is loaded twice into two databases in the same state: once as ``smarttrees load
+trees`` does (direct path first), once on the checked path only. Counts, rejects files, stored
+trees and history must be the same; a survey with any refused row must not be loaded directly.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def both_ways(db_url: str, other_url: str, paths: list[Path], tmp_path: Path,
     for f in first.files:
         if f.rejects_path:
             f.rejects_path.unlink()
-    checked = load_trees(other_url, paths, options, direct=False, typed=False)
+    checked = load_trees(other_url, paths, options, direct=False)
     assert counts(first) == counts(checked)
     assert rejects_first == {f.path.name: f.rejects_path.read_bytes() for f in checked.files
                              if f.rejects_path}
@@ -131,6 +131,7 @@ ACCEPTED = {
     "an empty height": put(9, "Chiều cao (m)", ""),
     "a day written DD/MM/YYYY": put(10, "Ngày trồng", "15/03/2015"),
     "an exponent": put(11, "Đường kính (cm)", "1.25e1"),
+    "an exponent as printf writes it": put(11, "Kinh độ", "1.05700123e+002"),
     "a quoted line break in the code": put(12, "Mã cây", "TN\nX2"),
 }
 
@@ -193,14 +194,31 @@ def test_trees_get_the_first_commune_they_touch(db_url: str, other_url: str,
     assert set(got.values()) == {"00001", "00002", None}
 
 
-def test_a_loaded_inventory_is_merged_on_the_staged_path(
-        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
-    path = survey(tmp_path)
-    assert load_trees(db_url, [path]).files[0].direct
-    again = write_survey(make_survey(60, start=31), tmp_path / "again.csv")
-    second = load_trees(db_url, [again]).files[0]
-    assert not second.direct
-    assert second.inserted == 30 and second.updated + second.unchanged == 30
+def test_into_a_loaded_inventory_new_changed_and_same_rows_are_merged(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    base = write_survey(make_survey(60), tmp_path / "base.csv")
+    for url in (db_url, other_url):
+        load_trees(url, [base], direct=False)
+    frame = make_survey(60).astype(object).iloc[30:]                 # TN-0000031 … 60, same
+    frame.loc[35, "Chiều cao (m)"] = 31.5                             # TN-0000036 changed
+    more = make_survey(20, start=61)                                  # TN-0000061 … 80, new
+    path = write_survey(pd.concat([frame, more]), tmp_path / "again.csv")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert first.files[0].direct
+    assert counts(first) == [(50, 20, 1, 29, 0)]
+
+
+def test_a_new_code_at_a_spot_taken_in_the_inventory_is_reported(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    base = write_survey(make_survey(30), tmp_path / "base.csv")
+    for url in (db_url, other_url):
+        load_trees(url, [base], direct=False)
+    frame = make_survey(10, start=31).astype(object)
+    frame.loc[4, ["Kinh độ", "Vĩ độ"]] = make_survey(30).loc[7, ["Kinh độ", "Vĩ độ"]].to_numpy()
+    first, _ = both_ways(db_url, other_url, [write_survey(frame, tmp_path / "new.csv")],
+                         tmp_path)
+    assert not first.files[0].direct
+    assert counts(first) == [(10, 9, 0, 0, 1)]
 
 
 def test_the_schema_is_whole_after_a_direct_load(db_url: str, conn: psycopg.Connection,
@@ -231,4 +249,5 @@ def test_a_dry_run_of_a_clean_survey_writes_nothing(db_url: str, conn: psycopg.C
                                                     tmp_path: Path) -> None:
     result = load_trees(db_url, [survey(tmp_path)], LoadOptions(dry_run=True))
     assert counts(result) == [(60, 60, 0, 0, 0)] and not result.written
+    assert result.files[0].direct
     assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
