@@ -51,6 +51,9 @@ TEXT_COLUMNS = ("tree_code", "source")
 FIXABLE = frozenset({"category", "source"})
 
 
+Tick = Callable[[int], None]
+
+
 class NotClean(Exception):
     """The file needs the checked path: a row would be refused, or the input is not plain."""
 
@@ -118,8 +121,12 @@ class Communes:
         return self.codes[found]
 
 
-def read_batches(table: Table, columns: dict[str, int]) -> Iterator[pa.RecordBatch]:
-    """The file's rows in Arrow batches: number columns typed, the others as text."""
+def read_batches(table: Table, columns: dict[str, int],
+                 tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's rows in Arrow batches: number columns typed, the others as text.
+
+    ``tick`` is told how many bytes of the file each batch took (for a progress bar).
+    """
     names = [f"c{i}" for i in range(len(table.headers))]
     numbers = {columns[n] for n in validate.NUMBER_FIELDS if n in columns}
     lookups = {columns[n] for n in LOOKUP_COLUMNS if n in columns}
@@ -137,7 +144,13 @@ def read_batches(table: Table, columns: dict[str, int]) -> Iterator[pa.RecordBat
                                                 strings_can_be_null=False),
     }
     try:
-        yield from pacsv.open_csv(table.path, **options)
+        with table.path.open("rb") as handle:
+            done = 0
+            for batch in pacsv.open_csv(handle, **options):
+                yield batch
+                if tick:
+                    tick(handle.tell() - done)
+                    done = handle.tell()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise NotClean(f"{table.path.name}: {exc}") from exc
 
@@ -306,7 +319,6 @@ def require_distinct_spots(keys: list[np.ndarray]) -> None:
 
 # -- the write into an empty inventory ----------------------------------------------------------
 
-Tick = Callable[[int], None]
 COLUMNS = ("id", "tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m",
            "condition", "planted_on", "commune_code", "source", "source_crs", "geom")
 # The next value of a table's identity, without taking it.
@@ -323,13 +335,12 @@ HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
 @dataclass
 class FileInput:
-    """One file to load directly: its plan and checker, its batches, its history source."""
+    """One file on the direct path: its plan and checker, its batches, its history source."""
 
     plan: validate.FilePlan
     checker: Checker
     batches: Iterator[pa.RecordBatch]
     source: str
-    tick: Tick | None = None
 
 
 def claim_empty_inventory(conn: psycopg.Connection) -> bool:
@@ -421,8 +432,6 @@ def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
                 ("geometry", np.column_stack([rows.lon, rows.lat])),
                 ("int8", grid[0]), ("int8", grid[1])]))
             row_no += n
-            if f.tick:
-                f.tick(batch.nbytes)
         copy.write(binary_copy.COPY_TRAILER)
 
 
@@ -480,8 +489,6 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
                 ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
                 ("text", np.full(n, "insert")),
                 ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
-            if f.tick:
-                f.tick(batch.nbytes)
         copy.write(binary_copy.COPY_TRAILER)
     return next_id
 

@@ -228,9 +228,9 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
     lookups = direct.Lookups(plans[0].mapping, species)
     communes = direct.Communes(conn)
     files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
-                              direct.read_batches(table, plan.columns),
-                              options.source_name or plan.name,
-                              _ticker(progress, f"loading {plan.name}", table.size))
+                              direct.read_batches(table, plan.columns, _ticker(
+                                  progress, f"loading {plan.name}", table.size)),
+                              options.source_name or plan.name)
              for plan, table in zip(plans, tables, strict=True)]
     if options.dry_run or not direct.claim_empty_inventory(conn):
         for f in files:
