@@ -3,7 +3,9 @@
 Run: .venv/bin/python bench/bench_load.py [--rows 1130000] [--rounds 3] [--keep]
 
 Makes a deterministic survey CSV (Vietnamese headers, WGS 84 lon/lat), starts a throwaway
-PostGIS cluster in a temporary folder, migrates it, then in each round times, in this order,
+PostGIS cluster in a temporary folder, migrates it, loads the species catalogue and (when
+../shared/data is there, unless --no-communes) the province's 92 communes of 2025, so that each
+tree is given its commune as in production; then in each round times, in this order,
 each load into its own fresh copy of the migrated database:
   1. ogr2ogr -f PostgreSQL … --config PG_USE_COPY YES (its default GIST index included)
   2. smarttrees load trees (full validation, species resolution, history) on an empty table
@@ -16,6 +18,7 @@ starts on a quiet server; single runs of either tool vary by ±15 % on this mach
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import shutil
@@ -27,8 +30,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The 2025 communes from the shared reference data, when it sits beside the repository.
+COMMUNES = REPO.parent / "shared" / "data" / "admin" / "communes_2025_approx.geojson"
 sys.path.insert(0, str(REPO))
 
+from etl.admin import load_admin  # noqa: E402
 from etl.species import load_species  # noqa: E402
 from etl.survey_writer import make_survey, write_survey  # noqa: E402
 from smarttrees import schema  # noqa: E402
@@ -119,6 +125,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_130_000)
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the three timed steps; medians are compared")
+    parser.add_argument("--no-communes", action="store_true",
+                        help=f"do not load the province's communes ({COMMUNES.name})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
@@ -141,6 +149,12 @@ def main() -> None:
             load_species(conn)
             pg = conn.execute("SHOW server_version").fetchone()[0]
             postgis = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+        if COMMUNES.exists() and not args.no_communes:
+            # Each loaded tree is then given its commune, as in the province's own database.
+            added = load_admin(url, COMMUNES, level="commune", valid_from=dt.date(2025, 7, 1))
+            print(f"communes in force: {added.inserted} ({COMMUNES.name})")
+        else:
+            print("communes in force: none (no commune is assigned)")
         gdal = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout
         print(f"versions: {gdal.strip()}; PostgreSQL {pg}; PostGIS {postgis}; "
               f"Python {sys.version.split()[0]}")
