@@ -376,7 +376,7 @@ WHERE c.file_no = d.file_no AND c.row_no = d.row_no
 SAME_SPOT_IN_RUN = """
 WITH spots AS (
     SELECT file_no, row_no, tree_code, gx, gy
-    FROM load_checked WHERE gx IS NOT NULL AND cardinality(problems) = 0
+    FROM load_checked WHERE gx IS NOT NULL AND problems = '{}'
 ), shared AS (
     SELECT gx, gy FROM spots GROUP BY gx, gy HAVING count(*) > 1
 ), ranked AS (
@@ -397,7 +397,7 @@ SAME_SPOT_IN_DB = """
 WITH new_rows AS MATERIALIZED (
     SELECT n.file_no, n.row_no, n.tree_code, n.geom
     FROM load_checked n
-    WHERE n.geom IS NOT NULL AND cardinality(n.problems) = 0
+    WHERE n.geom IS NOT NULL AND n.problems = '{}'
       AND NOT EXISTS (SELECT 1 FROM smarttrees.trees e WHERE e.tree_code = n.tree_code)
 ), hits AS MATERIALIZED (
     SELECT r.file_no, r.row_no,
@@ -421,7 +421,7 @@ SELECT EXISTS (SELECT FROM load_checked WHERE tree_code IS NOT NULL
                GROUP BY tree_code HAVING count(*) > 1)
 """
 ANY_SHARED_SPOT = """
-SELECT EXISTS (SELECT FROM load_checked WHERE gx IS NOT NULL AND cardinality(problems) = 0
+SELECT EXISTS (SELECT FROM load_checked WHERE gx IS NOT NULL AND problems = '{}'
                GROUP BY gx, gy HAVING count(*) > 1)
 """
 
