@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import IO, NoReturn
 
 import numpy as np
 import psycopg
@@ -39,6 +40,7 @@ from etl.readers import Table
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
+HISTORY_IN_MEMORY = 256 << 20   # encoded history rows kept in memory; beyond, a temporary file
 # How resolved lookup values are typed, and the empty value of each kind.
 TYPES: dict[str, tuple[Callable[[str], object], object]] = {
     "text": (str, ""), "id": (int, -1), "number": (float, np.nan),
@@ -383,21 +385,8 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     # set a GENERATED ALWAYS column); the identities are moved past them at the end: sequences
     # ignore rollbacks, and a run that gives way must not leave a gap.
     ids = {table: _next_id(conn, table) for table in SEQUENCES}
-    spots: list[np.ndarray] = []
-    history: list[bytes] = []
-    counts = []
-    next_id = ids["smarttrees.trees"]
-    offset = ids["smarttrees.tree_history"] - next_id      # history id of a tree's insert row
     clock = [time.perf_counter()]
-    for f in files:
-        start = next_id
-        next_id = _copy_file(conn, f, next_id, offset, spots, history, actor)
-        counts.append(next_id - start)
-    log.debug("direct: %d trees checked and copied in %.2f s", sum(counts), _lap(clock))
-    require_distinct_spots(spots)
-    log.debug("direct: spots checked in %.2f s", _lap(clock))
-    _copy_rows(conn, "tree_history", HISTORY_COLUMNS, history)
-    log.debug("direct: history copied in %.2f s", _lap(clock))
+    counts = _copy_trees_and_history(conn, files, ids, actor, clock)
     conn.execute("ALTER TABLE smarttrees.trees ENABLE TRIGGER trees_history_insert")
     try:
         merge.rebuild_indexes(conn, restore)
@@ -408,6 +397,28 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
         for table, first in ids.items():
             conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
                          (table, first + sum(counts) - 1))
+    return counts
+
+
+def _copy_trees_and_history(conn: psycopg.Connection, files: list[FileInput],
+                            ids: dict[str, int], actor: str, clock: list[float]) -> list[int]:
+    """COPY every file's trees, then their insert history; return rows per file."""
+    spots: list[np.ndarray] = []
+    counts = []
+    next_id = ids["smarttrees.trees"]
+    offset = ids["smarttrees.tree_history"] - next_id      # history id of a tree's insert row
+    # History rows are encoded while the trees are sent and COPYed after them: a province-sized
+    # survey's stay in memory (75 MB per million trees), a bigger one's spill to a file.
+    with tempfile.SpooledTemporaryFile(max_size=HISTORY_IN_MEMORY) as history:
+        for f in files:
+            start = next_id
+            next_id = _copy_file(conn, f, next_id, offset, spots, history, actor)
+            counts.append(next_id - start)
+        log.debug("direct: %d trees checked and copied in %.2f s", sum(counts), _lap(clock))
+        require_distinct_spots(spots)
+        log.debug("direct: spots checked in %.2f s", _lap(clock))
+        _copy_rows(conn, "tree_history", HISTORY_COLUMNS, history)
+    log.debug("direct: history copied in %.2f s", _lap(clock))
     return counts
 
 
@@ -467,11 +478,11 @@ def _prepare_empty(conn: psycopg.Connection) -> list[str]:
 
 
 def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int,
-               spots: list[np.ndarray], history: list[bytes], actor: str) -> int:
+               spots: list[np.ndarray], history: IO[bytes], actor: str) -> int:
     """COPY one file's checked batches into ``trees``; return the next free tree id.
 
     The insert history of each batch (row ids: tree id + ``offset``) is encoded meanwhile
-    and appended to ``history``.
+    and written to ``history``.
     """
     statement = sql.SQL("COPY smarttrees.trees ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
@@ -492,7 +503,7 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
                 ("text", rows.commune_code), ("text", rows.source),
                 ("text", np.full(n, f.plan.source_crs)),
                 ("geometry", np.column_stack([rows.lon, rows.lat]))]))
-            history.append(binary_copy.binary_rows([
+            history.write(binary_copy.binary_rows([
                 ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
                 ("text", np.full(n, "insert")),
                 ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
@@ -501,12 +512,13 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
 
 
 def _copy_rows(conn: psycopg.Connection, table: str, columns: tuple[str, ...],
-               chunks: list[bytes]) -> None:
-    """COPY rows already encoded by :func:`etl.binary_copy.binary_rows`."""
+               rows: IO[bytes]) -> None:
+    """COPY rows encoded by :func:`etl.binary_copy.binary_rows`, read back from ``rows``."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
         sql.Identifier("smarttrees", table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    rows.seek(0)
     with conn.cursor() as cur, cur.copy(statement) as copy:
         copy.write(binary_copy.COPY_SIGNATURE)
-        for chunk in chunks:
-            copy.write(chunk)
+        while block := rows.read(BLOCK_BYTES):
+            copy.write(block)
         copy.write(binary_copy.COPY_TRAILER)

@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from etl import direct
 from etl.mappings import PRESETS
 from etl.survey_writer import make_survey, write_survey
 from etl.trees import LoadOptions, LoadResult, load_trees
@@ -87,6 +88,13 @@ def test_a_clean_survey_is_loaded_directly_with_the_same_trees_and_history(
     trees, history = stored(db_url)
     assert len(trees) == 500
     assert [h[2:5] for h in history[:1]] == [("insert", "load:test", "survey.csv")]
+
+
+def test_history_bigger_than_its_memory_spills_to_a_file(
+        db_url: str, other_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(direct, "HISTORY_IN_MEMORY", 4096)        # a few dozen rows
+    first, _ = both_ways(db_url, other_url, [survey(tmp_path, n=500)], tmp_path)
+    assert first.files[0].direct and first.files[0].inserted == 500
 
 
 REFUSED = {
