@@ -59,11 +59,11 @@ class NotClean(Exception):
     """The file needs the checked path: a row would be refused, or the input is not plain."""
 
 
-def eligible(table: Table, columns: dict[str, int], mapping: Mapping, epsg: int | None) -> bool:
+def eligible(table: Table, plan: validate.FilePlan) -> bool:
     """True for a UTF-8 CSV with WGS 84 longitude/latitude columns and a mapping we apply."""
     return (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
-            and "lon" in columns and "lat" in columns and epsg == 4326
-            and set(mapping.fixed) <= FIXABLE)
+            and "lon" in plan.columns and "lat" in plan.columns and plan.crs.to_epsg() == 4326
+            and set(plan.mapping.fixed) <= FIXABLE)
 
 
 @dataclass

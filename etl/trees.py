@@ -112,17 +112,17 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     if direct:
         try:
             start = time.perf_counter()
-            result = _load(url, paths, options, progress, direct=True)
+            result = _load(url, paths, options, progress, try_direct=True)
             log.debug("direct: whole load, commit included, in %.2f s",
                       time.perf_counter() - start)
             return result
         except NotClean as exc:
             log.info("checking on the staged path instead: %s", exc)
-    return _load(url, paths, options, progress, direct=False)
+    return _load(url, paths, options, progress, try_direct=False)
 
 
 def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
-          progress: Progress | None, *, direct: bool) -> LoadResult:
+          progress: Progress | None, *, try_direct: bool) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     tables = [open_table(p, options.encoding, options.layer) for p in paths]
@@ -139,6 +139,10 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         conn.execute("SET LOCAL work_mem = '512MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute(validate.CREATE_SHARED)
+        plans = [_plan(conn, file_no, table, mapping, options)
+                 for file_no, table in enumerate(tables)]
+        if try_direct and not all(map(direct.eligible, tables, plans)):
+            raise NotClean("not every file is a UTF-8 CSV with WGS 84 longitude/latitude")
         actor = options.actor or f"load:{getpass.getuser()}"
         digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
         print_ = runs.fingerprint(conn, digests, options, repr(mapping))
@@ -153,24 +157,22 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
             result.written = not options.dry_run
             return result
         species = validate.SpeciesIndex.from_db(conn)
-        plans = [_plan(conn, file_no, table, mapping, options)
-                 for file_no, table in enumerate(tables)]
-        if direct and _load_direct(conn, plans, tables, options, species, actor, progress,
-                                   result):
+        if not try_direct:
+            _stage_and_check(conn, plans, tables, options, species, progress)
+        elif _load_direct(conn, plans, tables, options, species, actor, progress, result):
+            # Written straight into the empty inventory: nothing to merge.
             runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
             result.written = True
             return result
-        if not direct:
-            _stage_and_check(conn, plans, tables, options, species, progress)
         conn.execute("ANALYZE load_checked")
         validate.cross_checks(conn)
-        if direct and conn.execute(
+        if try_direct and conn.execute(
                 "SELECT EXISTS (SELECT FROM load_checked WHERE cardinality(problems) > 0)"
         ).fetchone() == (True,):
             raise NotClean("a row repeats a code or a spot of the run or of the inventory")
         for plan, table in zip(plans, tables, strict=True):
             result.files.append(_counts(conn, plan, table, options, len(tables)))
-            result.files[-1].direct = direct
+            result.files[-1].direct = try_direct
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
         good = sum(r.rows - r.refused for r in result.files)
@@ -222,9 +224,6 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
     Into an empty inventory the rows are written at once (true is returned, the counts are in
     ``result``); otherwise they are staged in ``load_checked`` for the merge (false).
     """
-    if not all(direct.eligible(t, p.columns, p.mapping, p.crs.to_epsg())
-               for t, p in zip(tables, plans, strict=True)):
-        raise NotClean("not every file is a UTF-8 CSV with WGS 84 longitude/latitude")
     lookups = direct.Lookups(plans[0].mapping, species)
     communes = direct.Communes(conn)
     files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
