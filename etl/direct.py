@@ -86,6 +86,15 @@ class Rows:
     def __len__(self) -> int:
         return len(self.tree_code)
 
+    def stored(self, source_crs: str) -> list[binary_copy.Column]:
+        """The columns of :data:`STORED`, as ``etl.binary_copy`` encodes them."""
+        return [("text", self.tree_code), ("text", self.category), ("int4", self.species_id),
+                ("float4", self.dbh_cm), ("float4", self.height_m), ("float4", self.crown_m),
+                ("text", self.condition), ("date", self.planted_on),
+                ("text", self.commune_code), ("text", self.source),
+                ("text", np.full(len(self), source_crs)),
+                ("geometry", np.column_stack([self.lon, self.lat]))]
+
 
 @dataclass
 class Lookups:
@@ -328,16 +337,16 @@ def require_distinct_spots(keys: list[np.ndarray]) -> None:
 
 # -- the write into an empty inventory ----------------------------------------------------------
 
-COLUMNS = ("id", "tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m",
-           "condition", "planted_on", "commune_code", "source", "source_crs", "geom")
+# The columns of a tree the direct path writes (see Rows.stored), with the id in trees and
+# the file, row and spot key in load_checked (whose problems keep their default, '{}').
+STORED = ("tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m", "condition",
+          "planted_on", "commune_code", "source", "source_crs", "geom")
+COLUMNS = ("id", *STORED)
+STAGED_COLUMNS = ("file_no", "row_no", *STORED, "gx", "gy")
 # The next value of a table's identity, without taking it.
 NEXT_ID = """
 SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')) + 1, 1)
 """
-# Rows checked here have no problems: load_checked's ``problems`` keeps its default, '{}'.
-STAGED_COLUMNS = ("file_no", "row_no", "tree_code", "category", "species_id", "dbh_cm",
-                  "height_m", "crown_m", "condition", "planted_on", "commune_code", "source",
-                  "source_crs", "geom", "gx", "gy")
 SEQUENCES = ("smarttrees.trees", "smarttrees.tree_history")
 HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
@@ -443,12 +452,7 @@ def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
             copy.write(binary_copy.binary_rows([
                 ("int4", np.full(n, f.plan.file_no, dtype=np.int32)),
                 ("int8", np.arange(row_no, row_no + n, dtype=np.int64)),
-                ("text", rows.tree_code), ("text", rows.category), ("int4", rows.species_id),
-                ("float4", rows.dbh_cm), ("float4", rows.height_m), ("float4", rows.crown_m),
-                ("text", rows.condition), ("date", rows.planted_on), ("text", rows.commune_code),
-                ("text", rows.source), ("text", np.full(n, f.plan.source_crs)),
-                ("geometry", np.column_stack([rows.lon, rows.lat])),
-                ("int8", grid[0]), ("int8", grid[1])]))
+                *rows.stored(f.plan.source_crs), ("int8", grid[0]), ("int8", grid[1])]))
             row_no += n
         copy.write(binary_copy.COPY_TRAILER)
 
@@ -496,13 +500,7 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
             ids = np.arange(next_id, next_id + n, dtype=np.int64)
             next_id += n
             spots.append(spot_keys(rows.lon, rows.lat))
-            copy.write(binary_copy.binary_rows([
-                ("int8", ids), ("text", rows.tree_code), ("text", rows.category),
-                ("int4", rows.species_id), ("float4", rows.dbh_cm), ("float4", rows.height_m),
-                ("float4", rows.crown_m), ("text", rows.condition), ("date", rows.planted_on),
-                ("text", rows.commune_code), ("text", rows.source),
-                ("text", np.full(n, f.plan.source_crs)),
-                ("geometry", np.column_stack([rows.lon, rows.lat]))]))
+            copy.write(binary_copy.binary_rows([("int8", ids), *rows.stored(f.plan.source_crs)]))
             history.write(binary_copy.binary_rows([
                 ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
                 ("text", np.full(n, "insert")),
