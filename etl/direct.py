@@ -198,6 +198,8 @@ class Checker:
         planted = self._lookup(batch, "planted_on", "date")
         planted = np.where(np.isnat(planted), self._lookup(batch, "planted_year", "date"),
                            planted)
+        for name in ("x", "y"):      # beside longitude/latitude: unused, but still numbers
+            self._number(batch, name)
         lon, lat = self._number(batch, "lon"), self._number(batch, "lat")
         self._require(~np.isnan(lon) & ~np.isnan(lat), "position missing")
         xmin, ymin, xmax, ymax = self.plan.bounds

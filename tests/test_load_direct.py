@@ -117,6 +117,8 @@ REFUSED = {
     "swapped coordinates": lambda f: put(13, "Kinh độ", f.loc[11, "Vĩ độ"])(
         put(13, "Vĩ độ", f.loc[11, "Kinh độ"])(f)),
     "a point in Hanoi": put(14, "Vĩ độ", 21.03),
+    "an infinite X beside longitude/latitude": lambda f: put(16, "X (m)", "inf")(
+        f.assign(**{"X (m)": "1"})),
     "two codes at one spot": lambda f: put(15, "Kinh độ", f.loc[12, "Kinh độ"])(
         put(15, "Vĩ độ", f.loc[12, "Vĩ độ"])(f)),
 }
