@@ -109,6 +109,18 @@ def to_wgs84(crs: CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
 
 
+def easting_first(crs: CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A survey's projected coordinate columns as (easting, northing), whichever order they are in.
+
+    VN-2000 surveying calls the northing X: a pair whose first value is a northing (over
+    1,000 km) and second an easting is swapped, as fits Vietnam. Geographic pairs are kept.
+    """
+    if crs.is_geographic:
+        return x, y
+    north_first = (x > 1_000_000) & (y < 1_000_000)
+    return np.where(north_first, y, x), np.where(north_first, x, y)
+
+
 def inside(
     lon: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]
 ) -> np.ndarray:

@@ -34,6 +34,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from etl import binary_copy, merge, validate
+from etl import crs as crsmod
 from etl.mappings import Mapping
 from etl.readers import Table
 
@@ -60,10 +61,20 @@ class NotClean(Exception):
 
 
 def eligible(table: Table, plan: validate.FilePlan) -> bool:
-    """True for a UTF-8 CSV with WGS 84 longitude/latitude columns and a mapping we apply."""
+    """True for a UTF-8 CSV with coordinate columns and a mapping whose fixed values we apply."""
     return (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
-            and "lon" in plan.columns and "lat" in plan.columns and plan.crs.to_epsg() == 4326
-            and set(plan.mapping.fixed) <= FIXABLE)
+            and bool(position_columns(plan)) and set(plan.mapping.fixed) <= FIXABLE)
+
+
+def position_columns(plan: validate.FilePlan) -> tuple[str, str] | None:
+    """The fields that place a tree: X/Y when the file has them, else longitude/latitude.
+
+    The same choice as the checked path's (``etl.trees._coordinates``).
+    """
+    for pair in (("x", "y"), ("lon", "lat")):
+        if all(name in plan.columns for name in pair):
+            return pair
+    return None
 
 
 @dataclass
@@ -198,13 +209,7 @@ class Checker:
         planted = self._lookup(batch, "planted_on", "date")
         planted = np.where(np.isnat(planted), self._lookup(batch, "planted_year", "date"),
                            planted)
-        for name in ("x", "y"):      # beside longitude/latitude: unused, but still numbers
-            self._number(batch, name)
-        lon, lat = self._number(batch, "lon"), self._number(batch, "lat")
-        self._require(~np.isnan(lon) & ~np.isnan(lat), "position missing")
-        xmin, ymin, xmax, ymax = self.plan.bounds
-        self._require((lon >= xmin) & (lon <= xmax) & (lat >= ymin) & (lat <= ymax),
-                      "position outside the province")
+        lon, lat = self._position(batch)
         sizes = self._sizes(batch)
         source = self._text(batch, "source")
         fixed_source = self.plan.mapping.fixed.get("source")
@@ -277,6 +282,20 @@ class Checker:
         self._require(np.isfinite(values) | pc.is_null(column).to_numpy(zero_copy_only=False),
                       f"{self.plan.label(name)} not a finite number")
         return values
+
+    def _position(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """WGS 84 longitude and latitude of each row, reprojected as the checked path does."""
+        x_name, y_name = position_columns(self.plan) or ("lon", "lat")
+        for name in ("x", "y", "lon", "lat"):   # the pair not used must still hold numbers
+            if name not in (x_name, y_name):
+                self._number(batch, name)
+        x, y = self._number(batch, x_name), self._number(batch, y_name)
+        self._require(~np.isnan(x) & ~np.isnan(y), "position missing")
+        lon, lat = crsmod.to_wgs84(self.plan.crs, *crsmod.easting_first(self.plan.crs, x, y))
+        xmin, ymin, xmax, ymax = self.plan.bounds
+        self._require((lon >= xmin) & (lon <= xmax) & (lat >= ymin) & (lat <= ymax),
+                      "position outside the province")
+        return lon, lat
 
     def _sizes(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         """Diameter, height and crown in stored units (float4), each within its range."""

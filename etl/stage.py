@@ -108,11 +108,8 @@ def _staged_frame(chunk: Chunk, where: Coordinates) -> pd.DataFrame:
     if where.from_geometry and chunk.x is not None and chunk.y is not None:
         x, y = chunk.x, chunk.y
     elif where.x is not None and where.y is not None:
-        x, y = _numbers(cells.iloc[:, where.x]), _numbers(cells.iloc[:, where.y])
-        if not where.crs.is_geographic:
-            # VN-2000 surveying calls the northing X: take whichever order fits Vietnam.
-            north_first = (x > 1_000_000) & (y < 1_000_000)
-            x, y = np.where(north_first, y, x), np.where(north_first, x, y)
+        x, y = crsmod.easting_first(where.crs, _numbers(cells.iloc[:, where.x]),
+                                    _numbers(cells.iloc[:, where.y]))
     if x is not None and y is not None:
         lon, lat = crsmod.to_wgs84(where.crs, x, y)
         outside = ~crsmod.inside(lon, lat, where.bounds) & ~np.isnan(lon)

@@ -175,6 +175,29 @@ def test_english_form_with_a_mapping_of_fixed_values(
             == [("plantation", "contract 12/2026")]
 
 
+@pytest.mark.parametrize("crs", ["vn2000-thai-nguyen", "utm48", "vn2000-utm48"])
+def test_projected_surveys_are_reprojected_as_on_the_checked_path(
+        db_url: str, other_url: str, tmp_path: Path, crs: str) -> None:
+    frame = make_survey(60, crs=crs)
+    # Surveyors' VN-2000 order, northing first, on some rows: both orders are read.
+    swap = frame.index % 3 == 0
+    frame.loc[swap, ["X (m)", "Y (m)"]] = frame.loc[swap, ["Y (m)", "X (m)"]].to_numpy()
+    path = write_survey(frame, tmp_path / "survey.csv")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path,
+                         LoadOptions(crs=crs, actor="load:test"))
+    assert first.files[0].direct and first.files[0].inserted == 60
+
+
+def test_a_point_in_the_wrong_zone_is_reported_with_its_hint(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    frame = make_survey(30, crs="vn2000-utm48").astype(object)
+    frame.loc[4, "X (m)"] = float(frame.loc[4, "X (m)"]) + 500_000      # row 6: far east
+    path = write_survey(frame, tmp_path / "survey.csv")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path,
+                         LoadOptions(crs="vn2000-utm48", actor="load:test"))
+    assert not first.files[0].direct and first.files[0].refused == 1
+
+
 def test_two_files_repeating_a_code_are_checked_together(
         db_url: str, other_url: str, tmp_path: Path) -> None:
     a = write_survey(make_survey(40), tmp_path / "a.csv")
