@@ -102,7 +102,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
 
     Notes
     -----
-    UTF-8 CSVs with WGS 84 coordinates are first tried on the direct path (``etl.direct``):
+    UTF-8 CSVs with coordinate columns are first tried on the direct path (``etl.direct``):
     checked in Python, COPYed typed, straight into ``trees`` when the inventory is empty.
     At the first row it would refuse it gives way: the transaction is rolled back and the run
     repeated on the checked path (every cell staged as text and checked in SQL), which words
@@ -142,7 +142,7 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         plans = [_plan(conn, file_no, table, mapping, options)
                  for file_no, table in enumerate(tables)]
         if try_direct and not all(map(direct.eligible, tables, plans)):
-            raise NotClean("not every file is a UTF-8 CSV with WGS 84 longitude/latitude")
+            raise NotClean("not every file is a UTF-8 CSV with coordinate columns")
         actor = options.actor or f"load:{getpass.getuser()}"
         digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
         print_ = runs.fingerprint(conn, digests, options, repr(mapping))
