@@ -4,14 +4,17 @@ Most surveys that reach the loader are clean. For them the checked path (``etl.v
 every cell staged as text, typed and checked in SQL, then copied again into ``trees``) costs
 three passes over the rows on the database's one core. Here the file is parsed by Arrow, each
 batch is checked with numpy in this process while the server stores the previous one, and the
-typed rows go straight to their table by binary COPY.
+typed rows go by binary COPY straight into ``trees`` when the inventory is empty
+(:func:`load_into_empty`), otherwise into the staging table the merge reads
+(:func:`stage_checked`).
 
 This path only says *clean* or *not clean*. At the first row the checked path would refuse, or
-at anything it does not take (an encoding other than UTF-8, projected coordinates, a number
-Arrow cannot read…), it raises :class:`NotClean` and the load is run again on the checked
-path, which words the problems and writes the rejects file. The rules are those of
-``etl.validate`` and share its constants and its resolution of names, dates and vocabularies;
-``tests/test_load_direct.py`` runs the messy surveys of the test suite both ways.
+at anything it does not take (an encoding other than UTF-8, a GIS file, a number Arrow cannot
+read, a fixed value other than category or source…), it raises :class:`NotClean` and the load
+is run again on the checked path, which words the problems and writes the rejects file. The
+rules are those of ``etl.validate`` and share its constants and its resolution of names, dates
+and vocabularies; ``tests/test_load_direct.py`` loads clean and messy surveys both ways and
+compares everything stored and reported.
 """
 
 from __future__ import annotations
