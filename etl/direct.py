@@ -407,11 +407,13 @@ def claim_empty_inventory(conn: psycopg.Connection) -> bool:
     return conn.execute(empty).fetchone() == (True,)
 
 
-def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str) -> list[int]:
+def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str,
+                    phase: Callable[[str], None] | None = None) -> list[int]:
     """Check every file and COPY its rows into the empty ``trees``; return rows per file.
 
     The caller holds the lock of :func:`claim_empty_inventory`. Raises :class:`NotClean`
     (the transaction is then to be rolled back) at the first row the checked path would refuse.
+    ``phase`` is told when the steps after the COPY begin (for a progress display).
     """
     restore = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
@@ -420,6 +422,8 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     ids = {table: _next_id(conn, table) for table in SEQUENCES}
     clock = [time.perf_counter()]
     counts = _copy_trees_and_history(conn, files, ids, actor, clock)
+    if phase:
+        phase("building keys and indexes")
     conn.execute("ALTER TABLE smarttrees.trees ENABLE TRIGGER trees_history_insert")
     try:
         merge.rebuild_indexes(conn, restore)

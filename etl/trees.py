@@ -236,7 +236,8 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
             direct.stage_checked(conn, f)
         return False
     log.debug("direct: ready to copy")
-    counts = direct.load_into_empty(conn, files, actor)
+    counts = direct.load_into_empty(
+        conn, files, actor, (lambda name: progress(name, 0, 0)) if progress else None)
     for plan, table, rows in zip(plans, tables, counts, strict=True):
         if rows == 0:
             raise InputError(table.path, "has a header but no data rows")

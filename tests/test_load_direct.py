@@ -284,3 +284,12 @@ def test_a_dry_run_of_a_clean_survey_writes_nothing(db_url: str, conn: psycopg.C
     assert counts(result) == [(60, 60, 0, 0, 0)] and not result.written
     assert result.files[0].direct
     assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
+
+
+def test_progress_counts_the_file_then_names_the_index_build(db_url: str, tmp_path: Path) -> None:
+    path = survey(tmp_path, n=300)
+    seen: list[tuple[str, int, int]] = []
+    load_trees(db_url, [path], progress=lambda phase, done, total: seen.append((phase, done, total)))
+    loading = [s for s in seen if s[0] == "loading survey.csv"]
+    assert loading and loading[-1][1:] == (path.stat().st_size, path.stat().st_size)
+    assert seen[-1][0] == "building keys and indexes"
