@@ -117,7 +117,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
                       time.perf_counter() - start)
             return result
         except NotClean as exc:
-            log.info("checking on the staged path instead: %s", exc)
+            log.info("loading on the checked path instead: %s", exc)
     return _load(url, paths, options, progress, try_direct=False)
 
 
