@@ -20,13 +20,15 @@ against 1.3 s for the former scatter of each field's bytes to per-row offsets; s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 Progress = Callable[[str, int, int], None]
 Column = tuple[str, np.ndarray]
@@ -155,7 +157,8 @@ def binary_rows(columns: Sequence[Column], *, keep_order: bool = True) -> bytes:
         ``(kind, values)`` per field, in the COPY's column order, all of the same length.
         The kinds, and what is sent as NULL:
 
-        - ``text``: str arrays (``<U``) or object arrays of str; ``""`` or ``None`` is NULL.
+        - ``text``: str arrays (``<U``), object arrays of str, or ``S`` arrays of UTF-8 bytes
+          (e.g. from an Arrow buffer); ``""`` or ``None`` is NULL.
         - ``int2``, ``int4``: integers; NULL only where a numpy masked array is masked.
         - ``int8``: integers; negative values (ids not known) are NULL.
         - ``float4``, ``float8``: NaN is NULL.
@@ -324,6 +327,25 @@ def _in_input_order(fields: Sequence[_Field], groups: _Groups, records: np.ndarr
     return out
 
 
+@contextmanager
+def open_copy(cur: psycopg.Cursor[Any], table: sql.Composable, columns: Sequence[str], *,
+              freeze: bool = False, queued: bool = False) -> Iterator[psycopg.Copy]:
+    """A binary ``COPY table (columns) FROM STDIN``, its signature and trailer written.
+
+    Write :func:`binary_rows` output to it. ``freeze`` writes the rows frozen: only for a
+    table created or truncated in this transaction. ``queued`` sends from a thread (psycopg's
+    queued writer), so the server stores one chunk while the caller builds the next.
+    """
+    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns)), options)
+    writer = QueuedLibpqWriter(cur) if queued else None
+    with cur.copy(statement, writer=writer) as copy:
+        copy.write(COPY_SIGNATURE)
+        yield copy
+        copy.write(COPY_TRAILER)
+
+
 def copy_binary(
     cur: psycopg.Cursor[Any],
     table: str,
@@ -340,19 +362,12 @@ def copy_binary(
     in this transaction. ``keep_order=False`` lets rows of a chunk arrive in any order.
     """
     schema, _, name = table.rpartition(".")
-    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
-        sql.Identifier(schema or "smarttrees", name),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        options,
-    )
+    target = sql.Identifier(schema or "smarttrees", name)
     total = len(next(iter(columns.values()))[1])
-    with cur.copy(statement) as copy:
-        copy.write(COPY_SIGNATURE)
+    with open_copy(cur, target, list(columns), freeze=freeze) as copy:
         for start in range(0, total, CHUNK):
             chunk = [(kind, values[start : start + CHUNK]) for kind, values in columns.values()]
             copy.write(binary_rows(chunk, keep_order=keep_order))
             if progress:
                 progress(name, min(start + CHUNK, total), total)
-        copy.write(COPY_TRAILER)
     return total

@@ -34,7 +34,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from etl import binary_copy, merge, validate
 from etl import crs as crsmod
@@ -346,10 +345,15 @@ def utf8_bytes(text: pa.Array) -> np.ndarray:
     return np.ascontiguousarray(matrix).view(f"S{width}").reshape(n)
 
 
+def spot_grid(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the 1e-6 degree grid: the checked path's gx, gy ("the same spot")."""
+    return np.round(lon * 1e6).astype(np.int64), np.round(lat * 1e6).astype(np.int64)
+
+
 def spot_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """A point on the 1e-6 degree grid as one integer (the checked path's gx, gy)."""
-    return np.round(lon * 1e6).astype(np.int64) * 1_000_000_000 + np.round(lat * 1e6).astype(
-        np.int64)
+    """A point on the 1e-6 degree grid as one integer."""
+    gx, gy = spot_grid(lon, lat)
+    return gx * 1_000_000_000 + gy
 
 
 def require_distinct_spots(keys: list[np.ndarray]) -> None:
@@ -468,21 +472,18 @@ def _lap(clock: list[float]) -> float:
 
 def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
     """COPY one file's checked rows into ``load_checked``, for the merge into the inventory."""
-    statement = sql.SQL("COPY load_checked ({}) FROM STDIN (FORMAT binary)").format(
-        sql.SQL(", ").join(map(sql.Identifier, STAGED_COLUMNS)))
     row_no = 2
-    with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
-        copy.write(binary_copy.COPY_SIGNATURE)
+    with conn.cursor() as cur, binary_copy.open_copy(
+            cur, sql.Identifier("load_checked"), STAGED_COLUMNS, queued=True) as copy:
         for batch in f.batches:
             rows = f.checker.check(batch)
             n = len(rows)
-            grid = [np.round(v * 1e6).astype(np.int64) for v in (rows.lon, rows.lat)]
+            gx, gy = spot_grid(rows.lon, rows.lat)
             copy.write(binary_copy.binary_rows([
                 ("int4", np.full(n, f.plan.file_no, dtype=np.int32)),
                 ("int8", np.arange(row_no, row_no + n, dtype=np.int64)),
-                *rows.stored(f.plan.source_crs), ("int8", grid[0]), ("int8", grid[1])]))
+                *rows.stored(f.plan.source_crs), ("int8", gx), ("int8", gy)]))
             row_no += n
-        copy.write(binary_copy.COPY_TRAILER)
 
 
 def _next_id(conn: psycopg.Connection, table: str) -> int:
@@ -516,12 +517,10 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
     The insert history of each batch (row ids: tree id + ``offset``) is encoded meanwhile
     and written to ``history``.
     """
-    statement = sql.SQL("COPY smarttrees.trees ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
-        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-    with conn.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
-        # The queued writer sends from a thread: the server stores a batch while this
-        # process reads and checks the next one.
-        copy.write(binary_copy.COPY_SIGNATURE)
+    # Queued: the server stores a batch while this process reads and checks the next one.
+    with conn.cursor() as cur, binary_copy.open_copy(
+            cur, sql.Identifier("smarttrees", "trees"), COLUMNS, freeze=True,
+            queued=True) as copy:
         for batch in f.batches:
             rows = f.checker.check(batch)
             n = len(rows)
@@ -533,18 +532,14 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
                 ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
                 ("text", np.full(n, "insert")),
                 ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
-        copy.write(binary_copy.COPY_TRAILER)
     return next_id
 
 
 def _copy_rows(conn: psycopg.Connection, table: str, columns: tuple[str, ...],
                rows: IO[bytes]) -> None:
     """COPY rows encoded by :func:`etl.binary_copy.binary_rows`, read back from ``rows``."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier("smarttrees", table), sql.SQL(", ").join(map(sql.Identifier, columns)))
     rows.seek(0)
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(binary_copy.COPY_SIGNATURE)
+    with conn.cursor() as cur, binary_copy.open_copy(
+            cur, sql.Identifier("smarttrees", table), columns) as copy:
         while block := rows.read(BLOCK_BYTES):
             copy.write(block)
-        copy.write(binary_copy.COPY_TRAILER)
