@@ -3,9 +3,9 @@
 Cells stay text here (what the person typed); parsing, units and checks happen in SQL on the
 staged rows, so a bad cell is reported with its original value. Files are streamed in chunks,
 never held whole in memory: CSV through pandas' C parser, XLSX through openpyxl's read-only
-mode, GIS formats through pyogrio in feature windows. pandas and the GIS libraries are
-imported by the readers that use them: the direct path (``etl.direct``) needs none of them,
-and they cost a quarter of a second at every start.
+mode, GIS formats through pyogrio in feature windows. pandas and geopandas are imported by
+the readers that use them: the direct path (``etl.direct``, which reads CSVs with Arrow) needs
+neither, and they cost a quarter of a second at every start.
 """
 
 from __future__ import annotations
