@@ -1,14 +1,24 @@
+"""``smarttrees.layers.read_layer``, the alias kept over the analyst API."""
+
 import pytest
 
+from smarttrees import catalog
+from smarttrees.errors import ArgumentError
 from smarttrees.layers import LAYERS, read_layer
 
 
-def test_every_layer_reads_as_a_geodataframe(province_url):
+def test_every_layer_reads(province_url):
     for name in LAYERS:
         frame = read_layer(name, url=province_url, limit=50)
-        assert frame.crs.to_epsg() == 4326, name
-        assert len(frame) > 0, name
-        assert frame.geometry.notna().all(), name
+        layer = catalog.get(name)
+        assert [c for c in frame.columns if c != "geometry"][-len(layer.field_names):] == list(
+            layer.field_names
+        ), name
+        if layer.geometry is not None:
+            assert frame.crs.to_epsg() == 4326, name
+            assert frame.geometry.notna().all(), name
+        if name not in ("custody_events",):  # the generator records no scans
+            assert len(frame) > 0, name
 
 
 def test_bbox_keeps_only_trees_inside(province_url):
@@ -22,11 +32,11 @@ def test_bbox_keeps_only_trees_inside(province_url):
 
 def test_no_personal_data_leaves_through_layers(province_url):
     stands = read_layer("stands", url=province_url)
-    assert stands.loc[stands.owner_type == "household", "owner_name"].isna().all()
+    assert "owner_name" not in stands.columns
     support = read_layer("citizen_support_by_commune", url=province_url)
     assert not {"full_name", "national_id"} & set(support.columns)
 
 
 def test_unknown_layer_names_the_choices(province_url):
-    with pytest.raises(KeyError, match="trees"):
+    with pytest.raises(ArgumentError, match="trees"):
         read_layer("citizens", url=province_url)

@@ -1,0 +1,752 @@
+"""The analyst API: every public layer as a GeoDataFrame or DataFrame, read through Arrow.
+
+>>> import smarttrees
+>>> db = smarttrees.connect()                                   # doctest: +SKIP
+>>> town = db.trees(bbox=(105.758, 21.507, 105.775, 21.523))   # doctest: +SKIP
+>>> town.to_arrow()   # GeoArrow, for DuckDB or lonboard           doctest: +SKIP
+
+Rows come from PostgreSQL through the ADBC PostgreSQL driver, which reads a query's binary COPY
+output straight into Arrow columns (C++, no Python object per value); geometry comes as
+coordinates (points) or WKB (polygons) and becomes shapely geometries in one vectorised call.
+``bench/bench_analyst.py`` measures it against ``geopandas.read_postgis``.
+
+What a layer holds is described once, in :mod:`smarttrees.catalog`; only its public fields are
+read. Filters become SQL with bound parameters; a filter value that names nothing (an unknown
+commune, species or category, a bbox in the wrong order, a date before any commune version)
+raises :class:`~smarttrees.errors.ArgumentError` naming the argument and the valid values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from psycopg import sql
+
+from smarttrees import catalog
+from smarttrees.domain import Category, fold
+from smarttrees.errors import ArgumentError, SmartTreesError
+
+BBox = Sequence[float]
+
+_X, _Y, _WKB = "__x", "__y", "__wkb"  # helper columns of the geometry, dropped after reading
+
+
+def connect(url: str | None = None) -> Database:
+    """Open the SmartTrees database for analysis.
+
+    Parameters
+    ----------
+    url:
+        A ``postgresql://`` URL. Default: ``SMARTTREES_DATABASE_URL`` when set, otherwise the
+        managed local PostGIS (started if it is not running).
+
+    Returns
+    -------
+    Database
+        Reads layers on demand; close it with :meth:`Database.close` or use it in ``with``.
+
+    """
+    if url is None:
+        from smarttrees.database import database_url
+
+        url = database_url()
+    return Database(url)
+
+
+class Database:
+    """The public layers of one SmartTrees database.
+
+    Every method returns a new (Geo)DataFrame in EPSG:4326 whose columns are the layer's
+    public fields, named as in the OGC API (``smarttrees.catalog``), with the layer's key
+    (``id``, or ``code`` for communes) first.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+        self._vocabulary: dict[str, Any] = {}
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database connection (a later read opens a new one)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<smarttrees.Database {_redacted(self.url)}>"
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            import adbc_driver_postgresql.dbapi as adbc
+
+            try:
+                self._conn = adbc.connect(self.url, autocommit=True)
+            except Exception as exc:  # the driver's errors carry no stable type
+                raise SmartTreesError(
+                    f"cannot connect to {_redacted(self.url)}: {exc}".strip()
+                ) from None
+        return self._conn
+
+    def query_arrow(self, query: sql.Composable, params: Sequence[object] = ()) -> pa.Table:
+        """Run one SELECT and return its result as an Arrow table.
+
+        Parameters
+        ----------
+        query:
+            A :mod:`psycopg.sql` composition whose values are ``sql.Placeholder()`` (``%s``).
+        params:
+            The values, in order; they are bound, never written into the SQL text.
+
+        """
+        text = _numbered(query.as_string(None))
+        with self._connection().cursor() as cur:
+            cur.execute(text, parameters=tuple(params) if params else None)
+            return cur.fetch_arrow_table()
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def trees(
+        self,
+        *,
+        bbox: BBox | None = None,
+        commune: str | Iterable[str] | None = None,
+        species: str | int | Iterable[str | int] | None = None,
+        category: str | Iterable[str] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Trees of the inventory (points).
+
+        Parameters
+        ----------
+        bbox:
+            ``(min_lon, min_lat, max_lon, max_lat)`` in degrees (WGS 84): trees inside it.
+        commune:
+            One commune code or name (or several): trees in the commune(s) in force today.
+        species:
+            Scientific or Vietnamese name (diacritics optional), synonym or catalogue id, or
+            several.
+        category:
+            ``urban``, ``scattered`` or ``plantation``, or several.
+        columns:
+            Public fields to read (default all); ``id`` and the geometry always come.
+        limit:
+            At most this many trees.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``id``, ``tree_code``, ``category``, ``species_id``, ``species_name``,
+            ``species_vi``, ``dbh_cm`` (cm), ``height_m`` (m), ``crown_m`` (m), ``condition``,
+            ``planted_on``, ``commune_code``, ``stand_id``, ``source``, ``updated_at``, and
+            ``geometry`` (EPSG:4326).
+
+        """
+        where = _Where()
+        self._filter_bbox(where, bbox)
+        self._filter_communes(where, commune)
+        self._filter_species(where, species)
+        self._filter_categories(where, category)
+        return self.read("trees", where=where, columns=columns, limit=limit)
+
+    def stands(
+        self,
+        *,
+        bbox: BBox | None = None,
+        commune: str | Iterable[str] | None = None,
+        species: str | int | Iterable[str | int] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Plantation stands (multipolygons); owner names are personal and never read.
+
+        Parameters
+        ----------
+        bbox, commune, species, columns:
+            As for :meth:`trees` (``species``: the stand's main species).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``id``, ``stand_code``, ``species_id``, ``planting_year``, ``area_ha`` (ha),
+            ``planted_count`` (trees), ``owner_type``, ``forest_function``,
+            ``harvest_allowed_m3`` (m³), ``commune_code``, ``geometry``.
+
+        """
+        where = _Where()
+        self._filter_bbox(where, bbox)
+        self._filter_communes(where, commune)
+        self._filter_species(where, species)
+        return self.read("stands", where=where, columns=columns)
+
+    def nurseries(
+        self, *, commune: str | Iterable[str] | None = None, columns: Sequence[str] | None = None
+    ) -> gpd.GeoDataFrame:
+        """Registered seedling nurseries (points); ``capacity`` in seedlings a year."""
+        where = _Where()
+        self._filter_communes(where, commune)
+        return self.read("nurseries", where=where, columns=columns)
+
+    def lots(
+        self,
+        *,
+        species: str | int | Iterable[str | int] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Seedling lots, located at their nursery.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``quantity``, ``quantity_dispatched`` and ``quantity_planted`` count seedlings;
+            ``status`` is the lot's custody state.
+
+        """
+        where = _Where()
+        self._filter_species(where, species)
+        return self.read("seedling_lots", where=where, columns=columns)
+
+    def logs(
+        self, *, stand: str | None = None, columns: Sequence[str] | None = None
+    ) -> gpd.GeoDataFrame:
+        """Felled timber logs, where each was last seen.
+
+        Parameters
+        ----------
+        stand:
+            A stand code (``ST-90001-0001``): only the logs felled in it.
+        columns:
+            Public fields to read (default all).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``length_m`` (m), ``diameter_cm`` (cm), ``volume_m3`` (m³), ``status``…
+
+        """
+        where = _Where()
+        if stand is not None:
+            ids = self._vocab("stands", "SELECT stand_code, id FROM smarttrees.stands")
+            if stand not in ids:
+                raise ArgumentError(
+                    "stand", f"no stand {stand!r}", _sample(sorted(ids), "stand codes")
+                )
+            where.add("stand_id = %s", ids[stand])
+        return self.read("timber_logs", where=where, columns=columns)
+
+    def communes(
+        self,
+        *,
+        date: dt.date | str | None = None,
+        bbox: BBox | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Communes (multipolygons) in force at a date.
+
+        Parameters
+        ----------
+        date:
+            A date (or ``YYYY-MM-DD``); default today. Communes are versioned: the 2025 reform
+            merged many, and each version keeps its ``valid_from`` / ``valid_to``.
+        bbox, columns:
+            As for :meth:`trees`.
+
+        """
+        day = _as_date("date", date) if date is not None else dt.date.today()
+        versions = self._commune_versions()
+        if not versions or day < versions[0]:
+            raise ArgumentError(
+                "date",
+                f"{day.isoformat()} is before the first version of the communes",
+                tuple(f"from {v.isoformat()}" for v in versions) or ("no communes loaded",),
+            )
+        where = _Where()
+        where.add("valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)", day, day)
+        return self.read("communes", bbox=bbox, where=where, columns=columns)
+
+    def history(
+        self,
+        *,
+        tree_code: str | None = None,
+        since: dt.datetime | dt.date | str | None = None,
+    ) -> pd.DataFrame:
+        """Changes to trees: inserts, updates (``changes``: field → old, new) and deletes.
+
+        Parameters
+        ----------
+        tree_code:
+            One tree's history (also after it was deleted).
+        since:
+            Only changes at or after this time (a date means its midnight, UTC).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``id``, ``tree_id``, ``tree_code``, ``change``, ``changed_at`` (UTC), ``source``,
+            ``changes`` (a dict, or None), oldest first. Who made a change is not published.
+
+        """
+        if tree_code is None and since is None:
+            raise ArgumentError(
+                "tree_code", "give tree_code or since (the full history is millions of rows)"
+            )
+        where = _Where()
+        if tree_code is not None:
+            where.add("tree_code = %s", str(tree_code))
+        if since is not None:
+            where.add("changed_at >= %s", _as_datetime("since", since))
+        frame = self.read("tree_history", where=where, order_by=("changed_at", "id"))
+        if tree_code is not None and frame.empty:
+            raise ArgumentError("tree_code", f"no tree {tree_code!r} in the inventory's history")
+        return frame
+
+    def custody(self, *, code: str | None = None) -> gpd.GeoDataFrame:
+        """Chain-of-custody scans (who scanned is not published), oldest first.
+
+        Parameters
+        ----------
+        code:
+            A tag code (``TL-00000042-Y``): only that item's events. Default: every event.
+
+        """
+        where = _Where()
+        if code is not None:
+            where.add("code = %s", str(code).strip().upper())
+        frame = self.read("custody_events", where=where, order_by=("occurred_at", "id"))
+        if code is not None and frame.empty:
+            tags = self.query_arrow(
+                sql.SQL("SELECT 1 FROM smarttrees.tags WHERE code = %s"), [code.strip().upper()]
+            )
+            if tags.num_rows == 0:
+                raise ArgumentError("code", f"no tag {code!r} was issued")
+        return frame
+
+    def species(self) -> pd.DataFrame:
+        """The species catalogue: names, family, use, wood density (g/cm³) and its source."""
+        return self.read("species", order_by=("id",))
+
+    # -- the generic reader -------------------------------------------------------------------
+
+    def read(
+        self,
+        layer_id: str,
+        *,
+        bbox: BBox | None = None,
+        where: _Where | None = None,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Read any layer of :mod:`smarttrees.catalog` (what the named methods call).
+
+        Parameters
+        ----------
+        layer_id:
+            A catalogue id (``trees``, ``stands``, ``seedling_lots``, ``communes``…).
+        bbox:
+            ``(min_lon, min_lat, max_lon, max_lat)``, degrees: features intersecting it.
+        where:
+            Conditions on the layer's columns (built by the named methods).
+        columns:
+            Public fields to read (default all).
+        order_by:
+            Columns to sort by.
+        limit:
+            At most this many rows.
+
+        """
+        layer = catalog.get(layer_id)
+        if layer is None:
+            raise ArgumentError(
+                "layer", f"no layer {layer_id!r}", tuple(x.id for x in catalog.LAYERS)
+            )
+        where = where or _Where()
+        if bbox is not None:
+            if layer.geometry is None:
+                raise ArgumentError("bbox", f"layer {layer_id} has no geometry")
+            self._filter_bbox(where, bbox, column=layer.geometry)
+        fields = _chosen_fields(layer, columns)
+        query, params = _select(layer, fields, where, order_by, limit)
+        table = self.query_arrow(query, params)
+        return self._frame(layer, fields, table)
+
+    # -- building frames ----------------------------------------------------------------------
+
+    def _frame(
+        self, layer: catalog.Layer, fields: Sequence[catalog.Field], table: pa.Table
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """The fetched table as a (Geo)DataFrame: columns in catalogue order, lookups mapped."""
+        geometry = _geometry(layer, table)
+        data: dict[str, Any] = {}
+        for name in _output_names(layer, fields):
+            field = layer.field(name)
+            if field is not None and field.lookup is not None:
+                data[name] = self._lookup(field.lookup, table.column(field.lookup.key))
+            else:
+                data[name] = _column(table.column(name), field)
+        frame = pd.DataFrame(data, copy=False)
+        if layer.geometry is None:
+            return frame
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326", copy=False)
+
+    def _lookup(self, lookup: catalog.Lookup, keys: pa.ChunkedArray) -> pd.Categorical:
+        """Values of a reference table for a key column, as a categorical."""
+        table = self._vocab(
+            f"{lookup.table}.{lookup.column}",
+            sql.SQL("SELECT id, {col} FROM {tab} ORDER BY id").format(
+                col=sql.Identifier(lookup.column), tab=sql.Identifier("smarttrees", lookup.table)
+            ),
+        )
+        ids = np.fromiter(table.keys(), dtype=np.int64, count=len(table))
+        position = np.full(int(ids.max(initial=0)) + 2, -1, dtype=np.int64)
+        position[ids] = np.arange(len(ids))
+        codes = pc.fill_null(keys.cast(pa.int64()), -1).to_numpy()
+        known = (codes >= 0) & (codes < len(position) - 1)
+        out = np.full(len(codes), -1, dtype=np.int64)
+        out[known] = position[codes[known]]
+        return pd.Categorical.from_codes(out, categories=pd.Index(list(table.values())))
+
+    # -- filters ------------------------------------------------------------------------------
+
+    def _filter_bbox(self, where: _Where, bbox: BBox | None, column: str = "geom") -> None:
+        if bbox is None:
+            return
+        box = _checked_bbox(bbox)
+        where.parts.append(
+            sql.SQL("{} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)").format(sql.Identifier(column))
+        )
+        where.params.extend(box)
+
+    def _filter_communes(self, where: _Where, commune: str | Iterable[str] | None) -> None:
+        if commune is None:
+            return
+        known = self._vocab(
+            "communes", "SELECT code, name FROM smarttrees.communes ORDER BY code"
+        )
+        by_name = {fold(name): code for code, name in known.items()}
+        codes = []
+        for value in _as_list(commune):
+            text = str(value).strip()
+            code = text if text in known else by_name.get(fold(text))
+            if code is None:
+                raise ArgumentError(
+                    "commune",
+                    f"no commune {text!r} in force{_closest(text, by_name)}",
+                    tuple(f"{c} ({n})" for c, n in known.items()),
+                )
+            codes.append(code)
+        where.add_in("commune_code", codes)
+
+    def _filter_species(
+        self, where: _Where, species: str | int | Iterable[str | int] | None
+    ) -> None:
+        if species is None:
+            return
+        names = self._species_names()
+        ids = []
+        for value in _as_list(species):
+            found = names.get(fold(str(value)))
+            if found is None:
+                labels = {row["id"]: _species_label(row) for row in self._species_rows()}
+                close = _closest(str(value), names, labels.__getitem__)
+                raise ArgumentError(
+                    "species",
+                    f"no species {value!r} in the catalogue{close}",
+                    tuple(sorted(self._vocab_species_scientific())),
+                )
+            ids.append(found)
+        where.add_in("species_id", ids)
+
+    def _filter_categories(self, where: _Where, category: str | Iterable[str] | None) -> None:
+        if category is None:
+            return
+        valid = tuple(c.value for c in Category)
+        values = [str(v).strip().lower() for v in _as_list(category)]
+        for value in values:
+            if value not in valid:
+                raise ArgumentError("category", f"no category {value!r}", valid)
+        where.add_in("category", values)
+
+    # -- vocabularies (small, read once per Database) -------------------------------------------
+
+    def _vocab(self, name: str, query: str | sql.Composable) -> dict[Any, Any]:
+        """A two-column lookup read once: first column → second column."""
+        if name not in self._vocabulary:
+            composed = sql.SQL(query) if isinstance(query, str) else query
+            table = self.query_arrow(composed)
+            keys, values = (table.column(i).to_pylist() for i in range(2))
+            self._vocabulary[name] = dict(zip(keys, values, strict=True))
+        return dict(self._vocabulary[name])
+
+    def _species_rows(self) -> list[dict[str, Any]]:
+        if "species_rows" not in self._vocabulary:
+            table = self.query_arrow(
+                sql.SQL(
+                    "SELECT id, scientific_name, vietnamese_name, synonyms::text[] AS synonyms "
+                    "FROM smarttrees.species ORDER BY id"
+                )
+            )
+            self._vocabulary["species_rows"] = table.to_pylist()
+        return list(self._vocabulary["species_rows"])
+
+    def _species_names(self) -> dict[str, int]:
+        """Folded scientific names, Vietnamese names, synonyms and ids → species id."""
+        names: dict[str, int] = {}
+        for row in self._species_rows():
+            for name in (row["scientific_name"], row["vietnamese_name"], *(row["synonyms"] or [])):
+                names.setdefault(fold(name), row["id"])
+            names[str(row["id"])] = row["id"]
+        return names
+
+    def _vocab_species_scientific(self) -> list[str]:
+        return [row["scientific_name"] for row in self._species_rows()]
+
+    def _commune_versions(self) -> list[dt.date]:
+        table = self.query_arrow(
+            sql.SQL(
+                "SELECT DISTINCT valid_from FROM smarttrees.admin_units "
+                "WHERE level = 'commune' ORDER BY 1"
+            )
+        )
+        return list(table.column(0).to_pylist())
+
+
+class _Where:
+    """Conditions of a WHERE clause and their bound values, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[sql.Composable] = []
+        self.params: list[object] = []
+
+    def add(self, condition: str, *params: object) -> None:
+        """Add ``condition`` (SQL text of our own, values as ``%s``) with its values."""
+        self.parts.append(sql.SQL(condition))
+        self.params.extend(params)
+
+    def add_in(self, column: str, values: Sequence[object]) -> None:
+        """Add ``column IN (…)`` with one bound value per element."""
+        placeholders = sql.SQL(", ").join(sql.Placeholder() for _ in values)
+        self.parts.append(
+            sql.SQL("{} IN ({})").format(sql.Identifier(column), placeholders)
+        )
+        self.params.extend(values)
+
+    def sql(self) -> sql.Composable:
+        if not self.parts:
+            return sql.SQL("")
+        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts)
+
+
+def _chosen_fields(layer: catalog.Layer, columns: Sequence[str] | None) -> list[catalog.Field]:
+    if columns is None:
+        return list(layer.public_fields)
+    if isinstance(columns, str):
+        columns = [columns]
+    chosen = []
+    for name in columns:
+        field = layer.field(name)
+        if field is None:
+            if name in (layer.key, "geometry"):
+                continue
+            raise ArgumentError("columns", f"{layer.id} has no public field {name!r}",
+                                layer.field_names)
+        chosen.append(field)
+    return chosen
+
+
+def _output_names(layer: catalog.Layer, fields: Sequence[catalog.Field]) -> list[str]:
+    names = [f.name for f in fields]
+    if layer.key is not None and layer.key not in names:
+        names.insert(0, layer.key)
+    return names
+
+
+def _select(
+    layer: catalog.Layer,
+    fields: Sequence[catalog.Field],
+    where: _Where,
+    order_by: Sequence[str],
+    limit: int | None,
+) -> tuple[sql.Composable, list[object]]:
+    """The SELECT reading ``fields`` of ``layer`` (lookups by their key, geometry last)."""
+    columns: list[str] = []
+    if layer.key is not None:
+        columns.append(layer.key)
+    for field in fields:
+        name = field.lookup.key if field.lookup is not None else field.name
+        if name not in columns:
+            columns.append(name)
+    selected: list[sql.Composable] = []
+    for name in columns:
+        expr: sql.Composable = sql.Identifier(name)
+        column = layer.field(name)
+        if column is not None and column.type == "json":
+            expr = sql.SQL("{}::text").format(expr)
+        selected.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+    if layer.geometry is not None:
+        geom = sql.Identifier(layer.geometry)
+        if layer.geometry_type == "Point":
+            selected.append(sql.SQL("ST_X({g}) AS {x}, ST_Y({g}) AS {y}").format(
+                g=geom, x=sql.Identifier(_X), y=sql.Identifier(_Y)))
+        else:
+            selected.append(sql.SQL("ST_AsBinary({g}) AS {w}").format(
+                g=geom, w=sql.Identifier(_WKB)))
+    query = sql.SQL("SELECT {cols} FROM {rel} AS layer").format(
+        cols=sql.SQL(", ").join(selected), rel=sql.SQL(layer.relation)
+    ) + where.sql()
+    params = list(where.params)
+    if order_by:
+        query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(map(sql.Identifier, order_by))
+    if limit is not None:
+        query += sql.SQL(" LIMIT %s")
+        params.append(int(limit))
+    return query, params
+
+
+def _geometry(layer: catalog.Layer, table: pa.Table) -> np.ndarray | None:
+    """Shapely geometries of a fetched table: points from coordinates, others from WKB."""
+    if layer.geometry is None:
+        return None
+    if layer.geometry_type == "Point":
+        x = table.column(_X).to_numpy(zero_copy_only=False)
+        y = table.column(_Y).to_numpy(zero_copy_only=False)
+        points = shapely.points(x, y)
+        missing = np.isnan(x)
+        if missing.any():
+            points[missing] = None
+        return points
+    return shapely.from_wkb(table.column(_WKB).to_numpy(zero_copy_only=False))
+
+
+def _column(values: pa.ChunkedArray, field: catalog.Field | None) -> pd.Series:
+    """One fetched column as pandas values of the field's type.
+
+    Integers with missing values stay integers (pandas' nullable ``Int64``) rather than
+    becoming floats; PostgreSQL ``numeric`` (which the driver hands over as text) becomes
+    float64; dates become ``datetime64``; JSON becomes dicts.
+    """
+    kind = field.type if field is not None else "integer"
+    if isinstance(values.type, pa.ExtensionType):
+        values = pa.chunked_array([c.storage for c in values.chunks], values.type.storage_type)
+    if kind == "number" and not pa.types.is_floating(values.type):
+        values = values.cast(pa.float64())
+    if kind == "integer" and values.null_count:
+        return values.to_pandas(types_mapper={values.type: pd.Int64Dtype()}.get)
+    if kind == "json":
+        return values.to_pandas().map(_json_value)
+    return values.to_pandas(date_as_object=False)
+
+
+def _json_value(text: object) -> object:
+    import orjson
+
+    return orjson.loads(text) if isinstance(text, str) else None
+
+
+_PLACEHOLDER = re.compile(r"%(%|s)")
+
+
+def _numbered(query: str) -> str:
+    """Psycopg's ``%s`` placeholders (and ``%%``) as PostgreSQL's ``$1, $2…`` for ADBC."""
+    counter = iter(range(1, 1_000_000))
+    return _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(counter)}", query)
+
+
+def _checked_bbox(bbox: BBox) -> tuple[float, float, float, float]:
+    """``bbox`` as four floats in (min_lon, min_lat, max_lon, max_lat) order, or an error."""
+    order = "(min_lon, min_lat, max_lon, max_lat) in degrees"
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ArgumentError("bbox", f"expected four numbers {order}, got {bbox!r}") from None
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise ArgumentError("bbox", f"expected four finite numbers {order}, got {bbox!r}")
+    min_x, min_y, max_x, max_y = values
+    if abs(min_y) > 90 or abs(max_y) > 90:
+        hint = ""
+        if abs(min_x) <= 90 and abs(max_x) <= 90:
+            hint = f"; latitude first? try ({min_y}, {min_x}, {max_y}, {max_x})"
+        raise ArgumentError("bbox", f"latitudes must be within ±90, expected {order}{hint}")
+    if abs(min_x) > 180 or abs(max_x) > 180:
+        raise ArgumentError("bbox", f"longitudes must be within ±180, expected {order}")
+    if min_x > max_x or min_y > max_y:
+        raise ArgumentError(
+            "bbox",
+            f"minimum above maximum, expected {order}: try "
+            f"({min(min_x, max_x)}, {min(min_y, max_y)}, {max(min_x, max_x)}, {max(min_y, max_y)})",
+        )
+    return values
+
+
+def _closest(
+    text: str, names: dict[str, Any], label: Callable[[Any], str] | None = None
+) -> str:
+    """``; closest: …`` naming the known values nearest to ``text`` (folded), or nothing."""
+    matches = difflib.get_close_matches(fold(text), list(names), n=3, cutoff=0.6)
+    labels = dict.fromkeys(label(names[m]) if label else f"{names[m]}" for m in matches)
+    return f"; closest: {', '.join(labels)}" if labels else ""
+
+
+def _species_label(row: dict[str, Any]) -> str:
+    return f"{row['vietnamese_name']} ({row['scientific_name']})"
+
+
+def _as_list(value: object) -> list[Any]:
+    if isinstance(value, str | int):
+        return [value]
+    return list(value)  # type: ignore[call-overload]
+
+
+def _as_date(argument: str, value: dt.date | str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ArgumentError(argument, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _as_datetime(argument: str, value: dt.datetime | dt.date | str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime.combine(value, dt.time())
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ArgumentError(
+                argument, f"{value!r} is not a date or time (ISO 8601)"
+            ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _sample(values: list[str], what: str, size: int = 20) -> tuple[str, ...]:
+    """The first ``size`` values, and how many more there are (long lists are cut)."""
+    if len(values) <= size:
+        return tuple(values)
+    return (*values[:size], f"… {len(values) - size} more {what}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

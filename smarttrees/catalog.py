@@ -1,0 +1,319 @@
+"""The catalogue of public layers: one typed description of every layer an analyst can read.
+
+Each :class:`Layer` says where its rows come from (a table, view or fixed SELECT of schema
+``smarttrees``), its key, its geometry and its fields (name, type, unit, description and whether
+the field is personal). The analyst API (:mod:`smarttrees.api`) is derived from it: it selects
+the public fields only, so a field flagged ``personal`` is described here and never read.
+
+Layer ids and field names are those of the OGC API collections (``gis_api.collections``), so a
+column means the same thing in QGIS, in the web map and in a notebook. This module is the start
+of the single catalogue of issue 9: the OGC collections are meant to be derived from it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime", "json"]
+GeometryType = Literal["Point", "MultiPolygon"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A field read from a small reference table by a key column of the layer.
+
+    The API fetches the key and maps it through the reference table on the client (a pandas
+    categorical), which is both faster than a join for a million rows and lighter in memory.
+    """
+
+    table: str  # a table of schema smarttrees, e.g. "species"
+    key: str  # the layer's column holding the reference table's id, e.g. "species_id"
+    column: str  # the reference table's column giving the value, e.g. "scientific_name"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One attribute of a layer.
+
+    Example: ``Field("dbh_cm", "number", "trunk diameter at breast height", unit="cm")``.
+    """
+
+    name: str
+    type: FieldType
+    description: str = ""
+    unit: str | None = None
+    personal: bool = False  # personal data: described, never read by the public API
+    lookup: Lookup | None = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A public layer: where it comes from and what it holds."""
+
+    id: str  # the OGC collection id
+    title: str
+    source: str  # a table or view of schema smarttrees, or a fixed SELECT
+    fields: tuple[Field, ...]
+    key: str | None = "id"
+    geometry: str | None = "geom"  # geometry column of the source, EPSG:4326
+    geometry_type: GeometryType | None = "Point"
+
+    @property
+    def relation(self) -> str:
+        """The source as something a FROM clause takes (a fixed SELECT is parenthesised)."""
+        if self.source.lstrip().upper().startswith("SELECT"):
+            return f"({self.source})"
+        return f"smarttrees.{self.source}"
+
+    @property
+    def public_fields(self) -> tuple[Field, ...]:
+        """The fields the public API reads, in order (personal ones left out)."""
+        return tuple(f for f in self.fields if not f.personal)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Names of the public fields, in order."""
+        return tuple(f.name for f in self.public_fields)
+
+    def field(self, name: str) -> Field | None:
+        """The public field called ``name``, if any."""
+        return next((f for f in self.public_fields if f.name == name), None)
+
+
+def _f(name: str, type_: FieldType, description: str = "", unit: str | None = None) -> Field:
+    return Field(name, type_, description, unit)
+
+
+_SPECIES_NAME = Field(
+    "species_name", "string", "scientific name",
+    lookup=Lookup("species", "species_id", "scientific_name"),
+)
+_SPECIES_VI = Field(
+    "species_vi", "string", "Vietnamese name",
+    lookup=Lookup("species", "species_id", "vietnamese_name"),
+)
+
+TREES = Layer(
+    id="trees",
+    title="Trees",
+    source="trees",
+    fields=(
+        _f("tree_code", "string", "code on the tree's label"),
+        _f("category", "string", "urban, scattered or plantation"),
+        _f("species_id", "integer", "species catalogue id"),
+        _SPECIES_NAME,
+        _SPECIES_VI,
+        _f("dbh_cm", "number", "trunk diameter at breast height (1.3 m)", "cm"),
+        _f("height_m", "number", "total height", "m"),
+        _f("crown_m", "number", "crown diameter", "m"),
+        _f("condition", "string", "good, fair, poor, dead or removed"),
+        _f("planted_on", "date", "planting date"),
+        _f("commune_code", "string", "commune code"),
+        _f("stand_id", "integer", "plantation stand id"),
+        _f("source", "string", "where the record came from"),
+        _f("updated_at", "datetime", "last change"),
+    ),
+)
+
+STANDS = Layer(
+    id="stands",
+    title="Plantation stands",
+    source="stands",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("stand_code", "string", "stand code"),
+        _f("species_id", "integer", "main species"),
+        _f("planting_year", "integer", "year planted"),
+        _f("area_ha", "number", "area (computed in VN-2000 / TM-3)", "ha"),
+        _f("planted_count", "integer", "seedlings planted", "trees"),
+        _f("owner_type", "string", "state, company, cooperative, household or community"),
+        Field("owner_name", "string", "owner (a household's name is personal)", personal=True),
+        _f("forest_function", "string", "production, protection or special_use"),
+        _f("harvest_allowed_m3", "number", "harvest allowed", "m³"),
+        _f("commune_code", "string", "commune code"),
+    ),
+)
+
+NURSERIES = Layer(
+    id="nurseries",
+    title="Nurseries",
+    source="nurseries",
+    fields=(
+        _f("nursery_code", "string", "nursery code"),
+        _f("name", "string", "nursery name"),
+        _f("operator", "string", "operating organisation"),
+        _f("certificate_no", "string", "nursery certificate number"),
+        _f("capacity", "integer", "seedlings a year", "seedlings/year"),
+        _f("commune_code", "string", "commune code"),
+    ),
+)
+
+SEEDLING_LOTS = Layer(
+    id="seedling_lots",
+    title="Seedling lots",
+    source=(
+        "SELECT l.*, n.nursery_code, n.geom FROM smarttrees.seedling_lots l "
+        "JOIN smarttrees.nurseries n ON n.id = l.nursery_id"
+    ),
+    fields=(
+        _f("lot_code", "string", "lot code"),
+        _f("nursery_id", "integer", "nursery id"),
+        _f("nursery_code", "string", "nursery code"),
+        _f("species_id", "integer", "species catalogue id"),
+        _SPECIES_NAME,
+        _f("seed_source", "string", "seed origin"),
+        _f("quantity", "integer", "seedlings in the lot", "seedlings"),
+        _f("quantity_dispatched", "integer", "seedlings dispatched", "seedlings"),
+        _f("quantity_planted", "integer", "seedlings planted", "seedlings"),
+        _f("certificate_no", "string", "seed or seedling certificate number"),
+        _f("sown_on", "date", "sowing date"),
+        _f("ready_on", "date", "date ready for planting"),
+        _f("status", "string", "registered, certified, ready, dispatched or planted"),
+    ),
+)
+
+TIMBER_LOGS = Layer(
+    id="timber_logs",
+    title="Timber logs",
+    source="timber_logs",
+    fields=(
+        _f("log_code", "string", "log code"),
+        _f("stand_id", "integer", "stand the log was felled in"),
+        _f("species_id", "integer", "species catalogue id"),
+        _f("felled_on", "date", "felling date"),
+        _f("length_m", "number", "length", "m"),
+        _f("diameter_cm", "number", "mid diameter", "cm"),
+        _f("volume_m3", "number", "volume measured at felling", "m³"),
+        _f("status", "string", "felled, at_landing, loaded, received, processed or sold"),
+        _f("load_id", "integer", "transport load id"),
+    ),
+)
+
+CUSTODY_EVENTS = Layer(
+    id="custody_events",
+    title="Chain-of-custody events",
+    source="custody_events",
+    fields=(
+        _f("code", "string", "tag code, e.g. TL-00000042-Y"),
+        _f("item_type", "string", "seedling_lot, timber_log, transport_load or tree"),
+        _f("event_type", "string", "dispatched, planted, at_landing, loaded, received, …"),
+        _f("occurred_at", "datetime", "when the scan happened"),
+        _f("quantity", "integer", "seedlings dispatched or planted", "seedlings"),
+        _f("volume_m3", "number", "log volume measured at felling", "m³"),
+        _f("status_after", "string", "the item's custody state after the event"),
+        _f("destination", "string", "commune, stand, mill or yard"),
+        _f("fpl_number", "string", "forest-product list number of the load"),
+        _f("species_name", "string", "scientific name"),
+        _f("stand_code", "string", "stand a log comes from"),
+    ),
+)
+
+# Every version of every commune: the API picks the versions in force at a date.
+COMMUNES = Layer(
+    id="communes",
+    title="Communes",
+    source="SELECT * FROM smarttrees.admin_units WHERE level = 'commune'",
+    key="code",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("code", "string", "commune code"),
+        _f("name", "string", "commune name"),
+        _f("name_ascii", "string", "name without diacritics"),
+        _f("unit_type", "string", "xã, phường or thị trấn"),
+        _f("parent_code", "string", "code of the unit above"),
+        _f("valid_from", "date", "first day of this version"),
+        _f("valid_to", "date", "day this version ended (empty: in force)"),
+    ),
+)
+
+TREE_HISTORY = Layer(
+    id="tree_history",
+    title="Tree history",
+    source="tree_history",
+    geometry=None,
+    geometry_type=None,
+    fields=(
+        _f("tree_id", "integer", "tree id (kept after the tree is deleted)"),
+        _f("tree_code", "string", "tree code"),
+        _f("change", "string", "insert, update or delete"),
+        _f("changed_at", "datetime", "when"),
+        Field("actor", "string", "user who made the change", personal=True),
+        _f("source", "string", "file or program the change came from"),
+        _f("changes", "json", "update: {field: {old, new}}; delete: the old row"),
+    ),
+)
+
+SPECIES = Layer(
+    id="species",
+    title="Species catalogue",
+    source="species",
+    geometry=None,
+    geometry_type=None,
+    fields=(
+        _f("scientific_name", "string", "scientific name"),
+        _f("vietnamese_name", "string", "Vietnamese name"),
+        _f("family", "string", "botanical family"),
+        _f("use", "string", "plantation, urban, native, fruit…"),
+        _f("wood_density", "number", "basic wood density (oven-dry mass / green volume)", "g/cm³"),
+        _f("wood_density_source", "string", "where the wood density comes from"),
+    ),
+)
+
+DOCUMENTS_BY_COMMUNE = Layer(
+    id="documents_by_commune",
+    title="Electronic documents per commune",
+    source=(
+        "SELECT c.code AS commune_code, c.name AS commune_name, "
+        "coalesce(a.documents, 0) AS documents, coalesce(a.electronic, 0) AS electronic, "
+        "coalesce(a.courier_saving_vnd, 0) AS courier_saving_vnd, c.geom "
+        "FROM smarttrees.communes c LEFT JOIN ("
+        "SELECT commune_code, count(*) AS documents, "
+        "count(*) FILTER (WHERE electronic) AS electronic, "
+        "sum(courier_saving_vnd) AS courier_saving_vnd "
+        "FROM smarttrees.documents GROUP BY commune_code) a ON a.commune_code = c.code"
+    ),
+    key="commune_code",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        _f("documents", "integer", "documents recorded", "documents"),
+        _f("electronic", "integer", "documents sent electronically", "documents"),
+        _f("courier_saving_vnd", "integer", "courier cost saved", "VND"),
+    ),
+)
+
+CITIZEN_SUPPORT_BY_COMMUNE = Layer(
+    id="citizen_support_by_commune",
+    title="Citizen support per commune",
+    source="citizen_support_by_commune",
+    key="commune_code",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        _f("people", "integer", "people supported (withheld below 5)", "people"),
+        _f("amount_vnd", "integer", "amount paid (withheld below 5 people)", "VND"),
+        _f("suppressed", "boolean", "figures withheld to protect privacy"),
+    ),
+)
+
+LAYERS: tuple[Layer, ...] = (
+    TREES,
+    STANDS,
+    NURSERIES,
+    SEEDLING_LOTS,
+    TIMBER_LOGS,
+    CUSTODY_EVENTS,
+    COMMUNES,
+    TREE_HISTORY,
+    SPECIES,
+    DOCUMENTS_BY_COMMUNE,
+    CITIZEN_SUPPORT_BY_COMMUNE,
+)
+
+
+def get(layer_id: str) -> Layer | None:
+    """The layer ``layer_id``, or ``None``."""
+    return next((layer for layer in LAYERS if layer.id == layer_id), None)

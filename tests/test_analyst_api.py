@@ -1,0 +1,212 @@
+"""The analyst API (`smarttrees.connect()`) against the small generated province."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import psycopg
+import pyarrow as pa
+import pytest
+import shapely
+
+import smarttrees
+from smarttrees import catalog
+from smarttrees.errors import ArgumentError
+from smarttrees.layers import read_layer
+from tests.fixtures.databases import copied_database
+from tests.fixtures.province import PROVINCE_TEMPLATE
+from tests.fixtures.server import serve_database
+
+
+@pytest.fixture(scope="module")
+def shared_province(cluster, province_template):
+    """One copy of the province for this module's read-only tests."""
+    with copied_database(cluster, PROVINCE_TEMPLATE, "analyst") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(shared_province):
+    with smarttrees.connect(shared_province) as database:
+        yield database
+
+
+def count(url: str, query: str, params: tuple = ()) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def test_trees_of_the_whole_province_have_the_catalogue_columns(db, province_template):
+    trees = db.trees()
+    assert len(trees) == province_template.trees
+    assert trees.crs.to_epsg() == 4326
+    assert list(trees.columns) == ["id", *catalog.TREES.field_names, "geometry"]
+    assert trees.geometry.geom_type.eq("Point").all()
+    assert trees.id.is_unique
+    by_category = trees.category.value_counts().to_dict()
+    assert by_category == province_template.trees_by_category
+
+
+def test_a_tree_reads_as_stored(db, shared_province):
+    with psycopg.connect(shared_province) as conn:
+        row = conn.execute(
+            "SELECT t.tree_code, s.scientific_name, s.vietnamese_name, t.dbh_cm, ST_X(t.geom), ST_Y(t.geom) "
+            "FROM smarttrees.trees t JOIN smarttrees.species s ON s.id = t.species_id "
+            "WHERE t.stand_id IS NOT NULL ORDER BY t.id LIMIT 1"
+        ).fetchone()
+    trees = db.trees(bbox=(row[4] - 1e-6, row[5] - 1e-6, row[4] + 1e-6, row[5] + 1e-6))
+    tree = trees.loc[trees.tree_code == row[0]].iloc[0]
+    assert (tree.species_name, tree.species_vi) == (row[1], row[2])
+    assert tree.dbh_cm == pytest.approx(row[3])
+    assert (tree.geometry.x, tree.geometry.y) == pytest.approx((row[4], row[5]))
+    assert tree.stand_id > 0
+
+
+def test_bbox_of_the_densest_town_holds_its_street_trees(db, shared_province, province_template):
+    box = province_template.densest_town_bbox
+    town = db.trees(bbox=box)
+    expected = count(
+        shared_province,
+        "SELECT count(*) FROM smarttrees.trees WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
+        tuple(box),
+    )
+    assert len(town) == expected > 1000
+    minx, miny, maxx, maxy = town.total_bounds
+    assert box[0] <= minx and maxx <= box[2] and box[1] <= miny and maxy <= box[3]
+
+
+def test_filters_combine_as_sql_would(db, shared_province):
+    species = db.species()
+    hybrid = species.loc[species.scientific_name.str.startswith("Acacia mangium x")].iloc[0]
+    expected = count(
+        shared_province,
+        "SELECT count(*) FROM smarttrees.trees WHERE commune_code IN ('90001', '90002') "
+        "AND species_id = %s AND category = 'plantation'",
+        (int(hybrid.id),),
+    )
+    # by code, by name without diacritics, by Vietnamese name folded
+    name = db.communes().set_index("code").loc["90002", "name"]
+    found = db.trees(commune=["90001", name.upper()], species="keo lai", category="Plantation")
+    assert len(found) == expected
+    assert set(found.species_name) <= {hybrid.scientific_name}
+    by_id = db.trees(commune=["90001", "90002"], species=int(hybrid.id), category="plantation")
+    assert sorted(by_id.tree_code) == sorted(found.tree_code)
+
+
+def test_columns_choose_fields_and_keep_id_and_geometry(db):
+    trees = db.trees(columns=["tree_code", "species_vi"], limit=10)
+    assert list(trees.columns) == ["id", "tree_code", "species_vi", "geometry"]
+    assert trees.species_vi.notna().all()
+
+
+def test_every_layer_reads(db, province_template):
+    assert len(db.stands()) == province_template.stands
+    assert len(db.nurseries()) == province_template.nurseries
+    assert len(db.lots()) == province_template.seedling_lots
+    assert len(db.logs()) == province_template.timber_logs
+    assert len(db.communes()) == province_template.communes
+    assert db.stands().area_ha.dtype == "float64"  # numeric arrives as a number
+    assert db.lots().geometry.notna().all()
+
+
+def test_no_personal_field_is_read(db, shared_province):
+    assert "owner_name" not in db.stands().columns
+    some_tree = db.trees(limit=1).tree_code.iloc[0]
+    history = db.history(tree_code=some_tree)
+    assert "actor" not in history.columns
+    assert list(history.change) == ["insert"]
+    support = db.read("citizen_support_by_commune")
+    assert not {"full_name", "national_id", "case_no"} & set(support.columns)
+
+
+def test_history_since_and_updates(db, shared_province):
+    code = db.trees(limit=1).tree_code.iloc[0]
+    with psycopg.connect(shared_province) as conn:
+        conn.execute("UPDATE smarttrees.trees SET dbh_cm = 77 WHERE tree_code = %s", (code,))
+    history = db.history(tree_code=code)
+    assert list(history.change) == ["insert", "update"]
+    assert history.changes.iloc[-1]["dbh_cm"]["new"] == 77
+    recent = db.history(since=history.changed_at.iloc[-1])
+    assert code in set(recent.tree_code)
+
+
+def test_communes_at_a_date(db):
+    assert len(db.communes(date="2025-07-01")) == len(db.communes())
+    assert db.communes(date=dt.date(2026, 1, 1)).valid_to.isna().all()
+
+
+def test_custody_of_one_code(db, shared_province):
+    everything = db.custody()
+    assert list(everything.columns) == ["id", *catalog.CUSTODY_EVENTS.field_names, "geometry"]
+    with pytest.raises(ArgumentError, match="code: no tag 'TL-99999999-X'"):
+        db.custody(code="TL-99999999-X")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument", "listed"),
+    [
+        ({"commune": "Atlantis"}, "commune", "90001"),
+        ({"species": "Keo la trm"}, "species", "Acacia auriculiformis"),
+        ({"category": "forest"}, "category", "plantation"),
+        ({"columns": ["owner_name"]}, "columns", "tree_code"),
+    ],
+)
+def test_unknown_values_name_the_argument_and_the_valid_ones(db, kwargs, argument, listed):
+    with pytest.raises(ArgumentError) as caught:
+        db.trees(**kwargs)
+    assert caught.value.argument == argument
+    assert str(caught.value).startswith(f"{argument}: ")
+    assert any(listed in v for v in caught.value.valid)
+
+
+def test_a_misspelt_species_gets_the_closest_name(db):
+    with pytest.raises(ArgumentError, match=r"closest: Keo lá tràm \(Acacia auriculiformis\)"):
+        db.trees(species="Keo la trm")
+
+
+def test_bbox_in_the_wrong_order_is_explained(db, province_template):
+    minx, miny, maxx, maxy = province_template.densest_town_bbox
+    with pytest.raises(ArgumentError, match=r"bbox: latitudes .* latitude first\?"):
+        db.trees(bbox=(miny, minx, maxy, maxx))
+    with pytest.raises(ArgumentError, match=r"bbox: minimum above maximum"):
+        db.trees(bbox=(maxx, maxy, minx, miny))
+    with pytest.raises(ArgumentError, match="bbox: expected four"):
+        db.trees(bbox=(1, 2, 3))
+
+
+def test_a_date_before_any_commune_version_lists_the_versions(db):
+    with pytest.raises(ArgumentError, match=r"date: 2020-01-01 is before .*valid: from 2025-07-01"):
+        db.communes(date="2020-01-01")
+    with pytest.raises(ArgumentError, match="date: 'yesterday' is not a date"):
+        db.communes(date="yesterday")
+
+
+def test_to_arrow_gives_geoarrow_for_duckdb_or_lonboard(db, province_template):
+    town = db.trees(bbox=province_template.densest_town_bbox, columns=["tree_code"])
+    table = pa.table(town.to_arrow(geometry_encoding="geoarrow"))
+    assert table.num_rows == len(town)
+    assert table.schema.field("geometry").metadata[b"ARROW:extension:name"] == b"geoarrow.point"
+    wkb = pa.table(town.to_arrow())
+    assert shapely.from_wkb(wkb.column("geometry").to_pylist()[0]).equals(town.geometry.iloc[0])
+
+
+def test_connect_uses_the_configured_database(province_env, province_template):
+    with smarttrees.connect() as database:
+        assert len(database.nurseries()) == province_template.nurseries
+
+
+def test_read_layer_is_an_alias(shared_province):
+    trees = read_layer("trees", limit=5, url=shared_province)
+    assert list(trees.columns) == ["id", *catalog.TREES.field_names, "geometry"]
+    with pytest.raises(ArgumentError, match="layer: no layer 'citizens'.*trees"):
+        read_layer("citizens", url=shared_province)
+
+
+def test_catalogue_fields_match_the_ogc_items(shared_province):
+    with serve_database(shared_province) as base:
+        for layer in (catalog.TREES, catalog.STANDS):
+            feature = httpx.get(f"{base}/collections/{layer.id}/items", params={"limit": 1}).json()[
+                "features"
+            ][0]
+            assert set(feature["properties"]) == set(layer.field_names), layer.id
