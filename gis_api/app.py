@@ -26,7 +26,8 @@ from smarttrees.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Route modules owned by other parts of the server; each is optional while it is being built.
-OPTIONAL_ROUTE_MODULES = ("gis_api.tiles", "gis_api.webmap", "gis_api.scans")
+OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("gis_api.tiles", "gis_api.webmap", "gis_api.scans")
+OPTIONAL_ROUTE_MODULES += ("gis_api.ioc",)  # the IOC summary and dashboard (issue 13)
 
 
 def optional_routes(names: tuple[str, ...] = OPTIONAL_ROUTE_MODULES) -> list[BaseRoute]:

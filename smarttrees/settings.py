@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
     )
 
+    # The IOC (issue 13).
+    courier_cost_vnd: int = Field(
+        4_000, ge=0, description="courier cost a document sent electronically saves, VND"
+    )
+    privacy_min_count: int = Field(
+        5, ge=1, description="citizen-support figures of fewer people are withheld"
+    )
+    planting_target: int = Field(
+        1_130_000, ge=0, description="the province's tree count target (planting progress)"
+    )
+
     @property
     def server_url(self) -> str:
         """Base URL of the HTTP server as clients reach it."""

@@ -117,8 +117,10 @@ def test_citizen_support_is_public_only_as_suppressed_aggregates(conn):
             "SELECT commune_code, people, amount_vnd, suppressed FROM citizen_support_by_commune"
         )
     )
-    assert rows["00001"] == (5, 10_000_000, False)
+    # 00002's 2 people are withheld, and so are 00001's 5: the province's total (7) minus
+    # 00001's figure would give 00002's away (complementary suppression, migration 0011).
     assert rows["00002"] == (None, None, True)
+    assert rows["00001"] == (None, None, True)
     columns = [
         r[0]
         for r in conn.execute(

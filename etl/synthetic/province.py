@@ -13,6 +13,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from etl.binary_copy import copy_binary
+from etl.ioc_reference import load_provinces
 from etl.synthetic import forestry, geography, ioc, trees
 from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
 from etl.synthetic.load import (
@@ -181,6 +182,7 @@ def build(
     nurseries = forestry.nurseries(communes, village_points, scale.nurseries, _rng(seed, 7))
     agencies = ioc.agencies(communes, scale.departments)
     all_trees, tree_codes = trees.numbered(trees.concat([urban_trees, scattered, plantation]))
+    all_trees = ioc.with_planting_year(all_trees, _rng(seed, 12))  # the count's curve (IOC)
     return Province(
         communes=communes,
         stands=stands,
@@ -484,6 +486,7 @@ def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray)
 def _load_ioc(
     cur: psycopg.Cursor[Any], p: Province, agency_ids: np.ndarray, progress: Progress | None
 ) -> None:
+    load_provinces(cur.connection)  # where people were stranded: the cases name them
     d = p.documents
     with bulk_load(cur, "smarttrees.documents", progress) as fresh:
         copy_binary(
@@ -491,6 +494,8 @@ def _load_ioc(
             "smarttrees.documents",
             {
                 "agency_id": ("int4", agency_ids[d.agency]),
+                "receiver_id": ("int4", agency_ids[d.receiver]),
+                "doc_no": ("text", d.doc_no),
                 "doc_type": ("text", d.doc_type),
                 "direction": ("text", d.direction),
                 "electronic": ("bool", d.electronic),
@@ -514,5 +519,11 @@ def _load_ioc(
             "support_type": c.support_type,
             "amount_vnd": c.amount_vnd,
             "paid_on": c.paid_on,
+            "phone": c.phone,
+            "bank_account": c.bank_account,
+            "stranded_province": c.stranded_province,
+            "status": c.status,
+            "channel": c.channel,
+            "source": np.full(len(c.case_no), SOURCE),
         },
     )

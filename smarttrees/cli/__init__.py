@@ -37,7 +37,7 @@ def _register() -> None:
 
     app.add_typer(db.app, name="db")
     # The other families register themselves when their module exists.
-    for name in ("generate", "load", "serve", "users", "labels", "scan", "raster"):
+    for name in ("generate", "load", "serve", "users", "labels", "scan", "raster", "ioc"):
         try:
             module = __import__(f"smarttrees.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
