@@ -47,6 +47,70 @@ async def summary(request: Request) -> Response:
     return _json(ioc.assemble(rows, settings))
 
 
+_INT = {"type": "integer"}
+_NULLABLE_INT = {"type": "integer", "nullable": True}
+_PERIOD = {
+    "type": "object",
+    "description": "first and last date of the records counted (null: no records)",
+    "properties": {
+        "from": {"type": "string", "format": "date", "nullable": True},
+        "to": {"type": "string", "format": "date", "nullable": True},
+    },
+}
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["province", "documents", "citizen_support", "trees", "definitions"],
+    "properties": {
+        "province": {"type": "object", "properties": {
+            "code": {"type": "string", "nullable": True},
+            "name": {"type": "string", "nullable": True}}},
+        "documents": {"type": "object", "properties": {
+            "period": _PERIOD,
+            "total": {**_INT, "description": "documents in the register"},
+            "electronic": {**_INT, "description": "documents sent electronically"},
+            "electronic_share": {"type": "number", "nullable": True},
+            "courier_cost_vnd_each": {**_INT, "description": "SMARTTREES_COURIER_COST_VND"},
+            "courier_cost_saved_vnd": {**_INT, "description": "electronic × the rate"},
+            "sending_agencies": _INT}},
+        "citizen_support": {"type": "object", "properties": {
+            "period": _PERIOD,
+            "people": {**_NULLABLE_INT, "description": "null when fewer than min_count"},
+            "amount_vnd": _NULLABLE_INT,
+            "provinces": {**_INT, "description": "provinces where people were stranded"},
+            "suppressed": {"type": "boolean"},
+            "min_count": {**_INT, "description": "SMARTTREES_PRIVACY_MIN_COUNT"}}},
+        "trees": {"type": "object", "properties": {
+            "total": _INT,
+            "by_category": {"type": "object", "additionalProperties": _INT},
+            "by_condition": {"type": "object", "additionalProperties": _INT},
+            "target": {**_INT, "description": "SMARTTREES_PLANTING_TARGET"},
+            "progress": {"type": "number", "nullable": True},
+            "history": {"type": "array", "items": {"type": "object", "properties": {
+                "month": {"type": "string", "example": "2025-03"},
+                "planted": _INT,
+                "trees": {**_INT, "description": "trees at the end of the month"}}}}}},
+        "definitions": {
+            "type": "object",
+            "description": "each figure's definition, by language (vi, en)",
+            "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 descriptions of the IOC's routes."""
+    return {
+        "/api/ioc/summary": {"get": {
+            "operationId": "getIocSummary",
+            "summary": "The province summary of the IOC, every figure added up from the records",
+            "tags": ["IOC"],
+            "responses": {"200": {"description": "OK", "content": {
+                "application/json": {"schema": SUMMARY_SCHEMA}}}},
+        }},
+    }
+
+
 def routes() -> list[BaseRoute]:
     """The IOC's routes."""
     return [

@@ -282,6 +282,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     doc["paths"].update(tile_paths(list(tile_collections(settings))))
     doc["paths"].update(app_paths())
     doc["paths"].update(scan_paths())
+    from gis_api.ioc import openapi_paths as ioc_paths  # the IOC's routes (issue 13)
+
+    doc["paths"].update(ioc_paths())
     for name, path in doc["paths"].items():  # OGC API – Features Part 4: writes need a token
         if name.startswith("/collections/"):
             for method in ("post", "put", "patch", "delete"):

@@ -109,3 +109,15 @@ def test_the_generated_province_agrees_with_the_report(province_url: str) -> Non
     assert history == sorted(history) and history[-1] == 5_000
     # 1.08 M of 1.13 M at the start of the year: 4,779 of 5,000 before January's plantings.
     assert history[0] - t["history"][0]["planted"] == round(5_000 * 108 / 113)
+
+
+def test_the_summary_is_in_the_openapi_document(db_url: str) -> None:
+    seed_known_register(db_url)
+    with serve_database(db_url) as base:
+        doc = httpx.get(f"{base}/openapi", params={"f": "json"}, timeout=30).json()
+        body = httpx.get(f"{base}/api/ioc/summary", timeout=30).json()
+    operation = doc["paths"]["/api/ioc/summary"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(schema["required"]) <= set(body)
+    for part in ("documents", "citizen_support", "trees"):
+        assert set(body[part]) == set(schema["properties"][part]["properties"])
