@@ -32,3 +32,10 @@ class ArgumentError(SmartTreesError, ValueError):
         if valid:
             text += f"; valid: {', '.join(valid)}"
         super().__init__(text)
+
+class BackupError(SmartTreesError):
+    """A backup cannot be made, read or restored; nothing was changed."""
+
+
+class ExportError(SmartTreesError):
+    """A layer cannot be exported as asked; no file was written."""

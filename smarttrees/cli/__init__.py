@@ -33,9 +33,11 @@ def _root(
 
 
 def _register() -> None:
-    from smarttrees.cli import db
+    from smarttrees.cli import backup, db, export
 
     app.add_typer(db.app, name="db")
+    backup.register(db.app)
+    export.register(app)
     # The other families register themselves when their module exists.
     for name in ("generate", "load", "serve", "users", "labels", "scan", "raster", "ioc"):
         try:
