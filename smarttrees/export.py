@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyproj
 from psycopg import sql
 
+from smarttrees import catalog
 from smarttrees.errors import ExportError
-from smarttrees.layers import LAYERS
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ FORMATS: dict[str, Format] = {
 }
 
 SHAPEFILE_FIELD_CHARS = 10
+_ATTRIBUTE_FORMATS = ("gpkg", "csv", "xlsx")  # formats that hold a table without geometry
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def export_layer(
     url
         The database.
     layer
-        A public layer name (see :data:`smarttrees.layers.LAYERS`).
+        A layer id of :mod:`smarttrees.catalog`; its public fields only are written.
     fmt
         One of :data:`FORMATS` (``gpkg``, ``fgb``, ``shp``, ``csv``, ``geojson``, ``xlsx``).
     out
@@ -92,18 +93,28 @@ def export_layer(
         WGS 84 (RFC 7946).
 
     """
-    if layer not in LAYERS:
-        raise ExportError(f"unknown layer {layer!r}; layers: {', '.join(sorted(LAYERS))}")
+    found = catalog.get(layer)
+    if found is None:
+        names = ", ".join(x.id for x in catalog.LAYERS)
+        raise ExportError(f"unknown layer {layer!r}; layers: {names}")
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if found.geometry is None and fmt not in _ATTRIBUTE_FORMATS:
+        raise ExportError(
+            f"layer {layer!r} has no geometry: export it as {', '.join(_ATTRIBUTE_FORMATS)}")
     target = _crs(crs if fmt != "geojson" else None)
     bounds = _bbox(bbox)
     spec = FORMATS[fmt]
     notes: list[str] = []
     with _connection(url) as conn:
-        geometry_type, multi = _geometry_type(conn, layer)
-        as_columns = None if spec.geometry else ("xy" if geometry_type == "Point" else "wkt")
-        query, params = _select(conn, layer, bounds, target, multi, as_columns)
+        geometry_type, multi = _geometry_type(conn, found)
+        if found.geometry is None:
+            as_columns = "none"
+        elif not spec.geometry:
+            as_columns = "xy" if geometry_type == "Point" else "wkt"
+        else:
+            as_columns = None
+        query, params = _select(found, bounds, target, multi, as_columns)
         counter = [0]
         with conn.cursor() as cur:  # type: ignore[attr-defined]
             cur.execute(query, params or None)
@@ -111,7 +122,8 @@ def export_layer(
             if spec.driver == "ESRI Shapefile":
                 notes += _shapefile_names(reader.schema.names)
             with _written_beside(out, spec.suffix) as partial:
-                _write(_counted(reader, counter), partial, layer, spec, geometry_type, target)
+                kind = None if found.geometry is None else geometry_type
+                _write(_counted(reader, counter), partial, layer, spec, kind, target)
     return ExportResult(out, layer, counter[0], tuple(notes))
 
 
@@ -150,16 +162,18 @@ def _bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | N
     return x0, y0, x1, y1
 
 
-def _geometry_type(conn: object, layer: str) -> tuple[str, bool]:
+def _geometry_type(conn: object, layer: catalog.Layer) -> tuple[str, bool]:
     """The layer's geometry type for GDAL, and whether polygons must be made multi."""
+    if layer.geometry is None:
+        return "Unknown", False
     query = sql.SQL(
-        "SELECT DISTINCT GeometryType(geom) FROM ({layer}) AS l WHERE geom IS NOT NULL"
-    ).format(layer=sql.SQL(LAYERS[layer]))
+        "SELECT DISTINCT GeometryType({g}) FROM {rel} AS l WHERE {g} IS NOT NULL"
+    ).format(g=sql.Identifier(layer.geometry), rel=sql.SQL(layer.relation))
     with conn.cursor() as cur:  # type: ignore[attr-defined]
         cur.execute(query.as_string(None))
         kinds = {row[0] for row in cur.fetchall()}
     if not kinds:
-        return "Unknown", False
+        return layer.geometry_type or "Unknown", False
     if len(kinds) == 1:
         kind = kinds.pop()
         return _GDAL_TYPES.get(kind, "Unknown"), False
@@ -175,39 +189,53 @@ _GDAL_TYPES = {
 
 
 def _select(
-    conn: object,
-    layer: str,
+    layer: catalog.Layer,
     bbox: tuple[float, ...] | None,
     target: pyproj.CRS,
     multi: bool,
     as_columns: str | None,
 ) -> tuple[str, list[object]]:
-    """The layer's public columns and its geometry in the target CRS.
+    """The layer's public fields (lookups joined) and its geometry in the target CRS.
 
     The geometry is WKB, or for formats without one (``as_columns``) ``x``/``y`` columns of a
-    point or a ``wkt`` text column.
+    point or a ``wkt`` text column (``"none"``: a layer without geometry).
     """
-    base = sql.SQL(LAYERS[layer])
-    with conn.cursor() as cur:  # type: ignore[attr-defined]
-        cur.execute(sql.SQL("SELECT * FROM ({}) AS l LIMIT 0").format(base).as_string(None))
-        names = [d[0] for d in cur.description if d[0] != "geom"]
-    geom: sql.Composable = sql.SQL("ST_Multi(l.geom)") if multi else sql.SQL("l.geom")
-    if target.to_epsg() != 4326:
-        # PROJ names the target: PostGIS's spatial_ref_sys lacks some (VN-2000 TM-3 zones).
-        geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(target.to_wkt()))
-    position = {
-        None: sql.SQL("ST_AsBinary({g}) AS geometry"),
-        "xy": sql.SQL("ST_X({g}) AS x, ST_Y({g}) AS y"),
-        "wkt": sql.SQL("ST_AsText({g}) AS wkt"),
-    }[as_columns].format(g=geom)
-    query = sql.SQL("SELECT {columns}, {position} FROM ({layer}) AS l").format(
-        columns=sql.SQL(", ").join(sql.Identifier("l", n) for n in names),
-        position=position,
-        layer=base,
-    )
+    columns: list[sql.Composable] = []
+    joins: dict[tuple[str, str], str] = {}  # (table, key) -> alias: one join per reference
+    if layer.key is not None and layer.field(layer.key) is None:
+        columns.append(sql.Identifier("l", layer.key))
+    for field in layer.public_fields:
+        if field.lookup is None:
+            value: sql.Composable = sql.Identifier("l", field.name)
+            if field.type == "json":
+                value = sql.SQL("{}::text").format(value)
+        else:
+            ref = (field.lookup.table, field.lookup.key)
+            alias = joins.setdefault(ref, f"ref{len(joins)}")
+            value = sql.Identifier(alias, field.lookup.column)
+        columns.append(sql.SQL("{} AS {}").format(value, sql.Identifier(field.name)))
+    if layer.geometry is not None:
+        geom: sql.Composable = sql.Identifier("l", layer.geometry)
+        if multi:
+            geom = sql.SQL("ST_Multi({})").format(geom)
+        if target.to_epsg() != 4326:
+            # PROJ names the target: PostGIS's spatial_ref_sys lacks some (VN-2000 TM-3 zones).
+            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(target.to_wkt()))
+        columns.append({
+            None: sql.SQL("ST_AsBinary({g}) AS geometry"),
+            "xy": sql.SQL("ST_X({g}) AS x, ST_Y({g}) AS y"),
+            "wkt": sql.SQL("ST_AsText({g}) AS wkt"),
+        }[as_columns].format(g=geom))
+    query = sql.SQL("SELECT {columns} FROM {rel} AS l").format(
+        columns=sql.SQL(", ").join(columns), rel=sql.SQL(layer.relation))
+    for (table, key), alias in joins.items():
+        query += sql.SQL(" LEFT JOIN {t} AS {a} ON {a}.id = {k}").format(
+            t=sql.Identifier("smarttrees", table), a=sql.Identifier(alias),
+            k=sql.Identifier("l", key))
     params: list[object] = []
-    if bbox is not None:  # ADBC binds PostgreSQL's own $n parameters
-        query += sql.SQL(" WHERE l.geom && ST_MakeEnvelope($1, $2, $3, $4, 4326)")
+    if bbox is not None and layer.geometry is not None:  # ADBC binds PostgreSQL's $n parameters
+        query += sql.SQL(" WHERE {g} && ST_MakeEnvelope($1, $2, $3, $4, 4326)").format(
+            g=sql.Identifier("l", layer.geometry))
         params.extend(bbox)
     return query.as_string(None), params
 
@@ -224,11 +252,12 @@ def _counted(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatch
 
 
 def _write(
-    reader: object, path: Path, layer: str, spec: Format, geometry_type: str,
+    reader: object, path: Path, layer: str, spec: Format, geometry_type: str | None,
     target: pyproj.CRS,
 ) -> None:
     import pyogrio
 
+    with_geometry = spec.geometry and geometry_type is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # GDAL's notes on truncated names
         pyogrio.write_arrow(
@@ -236,9 +265,9 @@ def _write(
             str(path),
             layer=layer,
             driver=spec.driver,
-            geometry_name="geometry" if spec.geometry else None,
-            geometry_type=geometry_type if spec.geometry else None,
-            crs=target.to_wkt() if spec.geometry else None,
+            geometry_name="geometry" if with_geometry else None,
+            geometry_type=geometry_type if with_geometry else None,
+            crs=target.to_wkt() if with_geometry else None,
             layer_options=dict(spec.layer_options),
         )
 

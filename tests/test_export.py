@@ -30,6 +30,11 @@ def test_trees_export_opens_in_gdal_with_every_tree(province_url: str, tmp_path:
     if suffix == ".xlsx":
         assert {"x", "y"} <= set(frame.columns) and frame["x"].between(105, 107).all()
     assert len(frame) == 5000
+    names = {"species_name", "species_vi", "dbh_cm", "commune_code"}
+    if suffix == ".shp":
+        names = {n[:10] for n in names}  # dBase field names
+    assert names <= set(frame.columns)
+    assert frame["species_vi"].notna().all()
     codes = set(frame["tree_code"])
     with psycopg.connect(province_url) as conn:
         assert codes == {r[0] for r in conn.execute("SELECT tree_code FROM smarttrees.trees")}
@@ -49,7 +54,7 @@ def test_shapefile_has_prj_cpg_and_warns_of_cut_names(province_url: str, tmp_pat
     for side in (".shx", ".dbf", ".prj", ".cpg"):
         assert out.with_suffix(side).exists(), side
     assert "UTF-8" in out.with_suffix(".cpg").read_text()
-    assert "wood_density → wood_densi" in result.stderr
+    assert "species_name → species_na" in result.stderr
     assert not list(tmp_path.glob(".export-*"))
 
 
@@ -70,11 +75,26 @@ def test_export_in_vn2000_and_a_bbox(province_url: str, province_template, tmp_p
 
 
 def test_polygons_and_communes_export(province_url: str, tmp_path: Path) -> None:
-    for layer in ("stands", "communes", "nurseries"):
+    with psycopg.connect(province_url) as conn:
+        stands = conn.execute("SELECT count(*) FROM smarttrees.stands").fetchone()[0]
+    for layer in ("stands", "communes", "nurseries", "timber_logs", "custody_events"):
         out = tmp_path / f"{layer}.fgb"
         result = export(layer, "--out", str(out), url=province_url)
         assert result.returncode == 0, result.stderr
-        assert len(pyogrio.read_dataframe(out)) > 0
+        frame = pyogrio.read_dataframe(out)
+        assert len(frame) > 0 or layer == "custody_events"
+    stands_frame = pyogrio.read_dataframe(tmp_path / "stands.fgb")
+    assert len(stands_frame) == stands and "owner_name" not in stands_frame.columns  # personal
+
+
+def test_attribute_layers_export_as_tables(province_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "species.csv"
+    result = export("species", "--out", str(out), url=province_url)
+    assert result.returncode == 0, result.stderr
+    frame = pyogrio.read_dataframe(out, read_geometry=False)
+    assert "Acacia mangium" in set(frame["scientific_name"])
+    refused = export("species", "--out", str(tmp_path / "species.fgb"), url=province_url)
+    assert refused.returncode == 1 and "has no geometry" in refused.stderr
 
 
 @pytest.mark.parametrize(
