@@ -1,4 +1,4 @@
-"""``smarttrees export``: a public layer to GeoPackage, FlatGeobuf, Shapefile, CSV, GeoJSON…"""
+"""``smarttrees export``: a public layer to the files GIS programs open."""
 
 # ruff: noqa: B008 - typer declares options as parameter defaults
 from __future__ import annotations
