@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 import shapely
-from shapely.geometry.base import BaseGeometry
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
+from shapely.geometry.base import BaseGeometry
 
 from etl.raster.errors import RasterError
 

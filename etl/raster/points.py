@@ -81,7 +81,10 @@ def tree_chunks(
         A non-null ``float8`` SQL expression per tree, returned as ``values`` (None: no values).
 
     """
-    columns: list[sql.Composable] = [sql.SQL("ST_X(t.geom)::float8"), sql.SQL("ST_Y(t.geom)::float8")]
+    columns: list[sql.Composable] = [
+        sql.SQL("ST_X(t.geom)::float8"),
+        sql.SQL("ST_Y(t.geom)::float8"),
+    ]
     if value is not None:
         columns.append(sql.SQL("({})::float8").format(value))
     query = sql.SQL("SELECT {} FROM smarttrees.trees t WHERE {}").format(

@@ -6,6 +6,7 @@ terminal and prints one line per result.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 app = typer.Typer(help="Rasters: density and canopy surfaces, zonal statistics, sampling, serving.",
                   no_args_is_help=True)
 out = Console(soft_wrap=True)
+logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread count is not news at -v0
 
 
 def register(root: typer.Typer) -> None:
@@ -83,3 +85,43 @@ def canopy(resolution: Resolution = 100.0, category: Category = None, species: S
            out_file: OutFile = Path("canopy.tif")) -> None:
     """Canopy cover (% of each cell under crowns) over the territory, as a COG in EPSG:9213."""
     _surface("canopy", resolution, category, species, out_file)
+
+
+Band = Annotated[int | None, typer.Option(
+    "--band", "-b", help="Band to use (1-based); needed when the raster has several.")]
+
+
+@app.command("zonal")
+def zonal(
+    raster: Annotated[Path, typer.Argument(help="A raster GDAL reads (one band, or --band).")],
+    by: Annotated[str, typer.Option(
+        "--by", help="Zones: commune, stand, or a polygon file (GeoJSON, GPKG…).")] = "commune",
+    stats: Annotated[str | None, typer.Option(
+        "--stats", help="Comma-separated: mean,min,max,sum,count,std,majority "
+        "[default: mean,min,max,count].")] = None,
+    band: Band = None,
+    categorical: Annotated[bool | None, typer.Option(
+        "--categorical/--continuous",
+        help="Class shares per zone [default: an integer band with a colour table].")] = None,
+    id_field: Annotated[str | None, typer.Option(
+        "--id-field", help="Zone file: the field holding each zone's code.")] = None,
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="CSV to write [default: RASTER_zonal_BY.csv here].")] = None,
+) -> None:
+    """Zonal statistics per commune, stand or polygon, into PostGIS and a CSV."""
+    from etl.raster.inputs import open_raster
+    from etl.raster.zonal import parse_stats, run_zonal, zones_from_database, zones_from_file
+    from smarttrees.database import connect
+
+    names = parse_stats(stats)
+    with open_raster(raster, band) as source, connect() as conn:
+        if by in ("commune", "stand"):
+            zones = zones_from_database(conn, by)
+        else:
+            zones = zones_from_file(Path(by), id_field)
+        target = csv_path or Path(f"{source.name}_zonal_{Path(by).stem}.csv")
+        report = run_zonal(conn, source, zones, names, target, categorical)
+    kind = "class shares and " if report.categorical else ""
+    out.print(f"{raster}: {kind}{','.join(report.stats)} for {report.zones:,} zones "
+              f"({zones.source}) → table smarttrees.{report.table}, {report.csv_path}",
+              highlight=False)

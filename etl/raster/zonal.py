@@ -1,0 +1,314 @@
+"""Zonal statistics of one raster band per commune, stand or polygon of a file.
+
+exactextract weighs each cell by the fraction of it inside the polygon, so a commune boundary
+that halves a cell counts half of it: ``count`` is the covered cell area in cells, ``sum`` the
+coverage-weighted sum, ``mean`` the weighted mean. The zones are reprojected to the raster's CRS
+(cheaper and exact, compared with warping the raster), and exactextract reads only the windows
+each zone needs, so memory stays bounded on rasters larger than memory. A categorical band
+(integer values with a colour table, or ``categorical=True``) also gives each class's share of
+the zone's covered area.
+
+The figures go to a new table ``smarttrees.zonal_<run>`` (with the zone's code, name and
+geometry, for QGIS) recorded in ``smarttrees.zonal_runs`` with the raster's name, CRS and date, in
+one transaction; and to a CSV written beside its target and moved into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from etl.raster.errors import RasterError
+from etl.raster.inputs import RasterInput, require_overlap
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
+STATS = ("mean", "min", "max", "sum", "count", "std", "majority")
+DEFAULT_STATS = ("mean", "min", "max", "count")
+_EXACTEXTRACT_OP = {"std": "stdev"}
+ID_FIELDS = ("code", "ma_xa", "commune_code", "stand_code", "zone_code", "id")
+NAME_FIELDS = ("name", "ten", "ten_xa", "zone_name")
+
+
+@dataclass(frozen=True)
+class Zones:
+    """Polygons to summarise: a GeoDataFrame with ``zone_code``, ``zone_name``, ``geometry``."""
+
+    source: str  # "commune", "stand", or the file's name
+    frame: gpd.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class ZonalReport:
+    """What a zonal run wrote."""
+
+    run_id: int
+    table: str
+    csv_path: Path
+    zones: int
+    stats: tuple[str, ...]
+    categorical: bool
+
+
+def parse_stats(text: str | None) -> tuple[str, ...]:
+    """``"mean,max"`` → ``("mean", "max")``, refusing unknown names (option ``--stats``)."""
+    if not text:
+        return DEFAULT_STATS
+    names = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    unknown = [n for n in names if n not in STATS]
+    if unknown or not names:
+        raise RasterError(
+            "--stats",
+            f"unknown statistic {', '.join(unknown) or repr(text)}; use {','.join(STATS)}",
+        )
+    return names
+
+
+def zones_from_database(conn: psycopg.Connection, kind: str) -> Zones:
+    """The communes in force (``commune``) or the stands (``stand``)."""
+    import geopandas as gpd
+
+    queries = {
+        "commune": "SELECT code, name, ST_AsBinary(geom) FROM smarttrees.communes ORDER BY code",
+        "stand": "SELECT stand_code, stand_code, ST_AsBinary(geom) FROM smarttrees.stands "
+        "ORDER BY stand_code",
+    }
+    rows = conn.execute(queries[kind]).fetchall()
+    if not rows:
+        raise RasterError(f"{kind}s", f"no {kind} is loaded: nothing to summarise")
+    frame = gpd.GeoDataFrame(
+        {"zone_code": [r[0] for r in rows], "zone_name": [r[1] for r in rows]},
+        geometry=shapely.from_wkb([bytes(r[2]) for r in rows]),
+        crs="EPSG:4326",
+    )
+    zones = Zones(kind, frame)
+    check_zones(zones, f"{kind}s")
+    return zones
+
+
+def _pick(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def zones_from_file(path: Path, id_field: str | None = None) -> Zones:
+    """Polygons of a vector file GDAL reads; codes from ``id_field`` (else a code-like column)."""
+    import geopandas as gpd
+    import pyogrio
+
+    if not path.is_file():
+        raise RasterError(path, "no such file")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise RasterError(path, f"cannot be read as a vector layer: {exc}") from None
+    if frame.crs is None:
+        raise RasterError(path, "has no coordinate reference system (a .prj, or a CRS member)")
+    if len(frame) == 0:
+        raise RasterError(path, "holds no feature")
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    if id_field is not None and id_field not in columns:
+        raise RasterError(path, f"has no field {id_field!r} (fields: {', '.join(columns)})")
+    code = id_field or _pick(columns, ID_FIELDS)
+    name = _pick(columns, NAME_FIELDS)
+    codes = frame[code].astype(str) if code else [str(i) for i in range(1, len(frame) + 1)]
+    zones = Zones(
+        path.name,
+        gpd.GeoDataFrame(
+            {
+                "zone_code": list(codes),
+                "zone_name": list(frame[name].astype(str)) if name else [None] * len(frame),
+            },
+            geometry=frame.geometry.values,
+            crs=frame.crs,
+        ),
+    )
+    check_zones(zones, path)
+    return zones
+
+
+def check_zones(zones: Zones, source: Path | str) -> None:
+    """Refuse missing, empty, non-polygon or invalid geometries, naming the first one."""
+    geoms = zones.frame.geometry.values
+    for i, geom in enumerate(geoms, start=1):
+        code = zones.frame["zone_code"].iloc[i - 1]
+        where = f"feature {i} (code {code!r})"
+        if geom is None or geom.is_empty:
+            raise RasterError(source, f"{where}: no geometry")
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise RasterError(source, f"{where}: a {geom.geom_type}, not a polygon")
+        if not geom.is_valid:
+            raise RasterError(
+                source, f"{where}: invalid polygon ({shapely.is_valid_reason(geom)}); "
+                "repair it (e.g. QGIS Fix geometries) and try again"
+            )
+
+
+def is_categorical(raster: RasterInput) -> bool:
+    """An integer band with a colour table is a class map."""
+    if not np.issubdtype(np.dtype(raster.dataset.dtypes[raster.band - 1]), np.integer):
+        return False
+    try:
+        raster.dataset.colormap(raster.band)
+    except ValueError:
+        return False
+    return True
+
+
+def _class_label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def zonal_statistics(
+    raster: RasterInput, zones: Zones, stats: Sequence[str], categorical: bool
+) -> pd.DataFrame:
+    """One row per zone: ``zone_code``, ``zone_name``, the stats, and ``class_shares``.
+
+    ``class_shares`` (categorical only) maps each class to its share of the covered area.
+    """
+    from exactextract import exact_extract
+    from exactextract.raster import RasterioRasterSource
+
+    frame = zones.frame.to_crs(raster.crs.to_wkt())
+    require_overlap(raster, tuple(zones.frame.to_crs(4326).total_bounds), f"the {zones.source}s")
+    ops = [_EXACTEXTRACT_OP.get(s, s) for s in stats]
+    if categorical:
+        ops += ["unique", "frac"]
+    try:
+        result = exact_extract(
+            RasterioRasterSource(raster.dataset, band_idx=raster.band),
+            frame,
+            ops,
+            include_cols=["zone_code", "zone_name"],
+            output="pandas",
+        )
+    except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
+        raise raster.read_error(exc) from None
+    result = result.rename(columns={v: k for k, v in _EXACTEXTRACT_OP.items()})
+    if categorical:
+        result["class_shares"] = [
+            {_class_label(c): round(float(f), 6) for c, f in sorted(zip(u, fr, strict=True))}
+            for u, fr in zip(result.pop("unique"), result.pop("frac"), strict=True)
+        ]
+    return result
+
+
+def _clean(value: Any) -> Any:
+    """NaN (a zone over nodata only) becomes NULL / an empty CSV cell."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
+def store(
+    conn: psycopg.Connection,
+    raster: RasterInput,
+    zones: Zones,
+    result: pd.DataFrame,
+    stats: Sequence[str],
+    categorical: bool,
+) -> tuple[int, str]:
+    """Record the run and create its table ``smarttrees.zonal_<id>``; (run id, table name).
+
+    The caller's transaction holds both: on any error neither remains.
+    """
+    row = conn.execute(
+        "INSERT INTO smarttrees.zonal_runs (raster_name, raster_path, raster_crs, band, zones, "
+        "stats, categorical, zone_count, table_name) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id",
+        (raster.name, str(raster.path.resolve()), raster.crs_label, raster.band, zones.source,
+         list(stats), categorical, len(result)),
+    ).fetchone()
+    assert row is not None
+    run_id = int(row[0])
+    table = f"zonal_{run_id}"
+    conn.execute("UPDATE smarttrees.zonal_runs SET table_name = %s WHERE id = %s", (table, run_id))
+    ident = sql.Identifier("smarttrees", table)
+    columns: list[sql.Composable] = [
+        sql.SQL("{} double precision").format(sql.Identifier(s)) for s in stats
+    ]
+    if categorical:
+        columns.append(sql.SQL("class_shares jsonb"))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (zone_code text NOT NULL, zone_name text, {}, "
+            "geom geometry(MultiPolygon, 4326))"
+        ).format(ident, sql.SQL(", ").join(columns))
+    )
+    comment = (
+        f"zonal statistics of {raster.name} ({raster.crs_label}, band {raster.band}) "
+        f"per {zones.source}, run {run_id}"
+    )
+    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(comment)))
+    names = ["zone_code", "zone_name", *stats] + (["class_shares"] if categorical else [])
+    values = sql.SQL(", ").join(sql.Placeholder() for _ in names)
+    insert = sql.SQL("INSERT INTO {} ({}, geom) VALUES ({}, ST_Multi(ST_GeomFromWKB({}, 4326)))")
+    statement = insert.format(
+        ident, sql.SQL(", ").join(map(sql.Identifier, names)), values, sql.Placeholder()
+    )
+    geoms = shapely.to_wkb(zones.frame.to_crs(4326).geometry.values)
+    records = []
+    for (_, rec), wkb in zip(result.iterrows(), geoms, strict=True):
+        fields = [_clean(rec[n]) for n in names]
+        if categorical:
+            fields[-1] = Jsonb(rec["class_shares"])
+        records.append([*fields, wkb])
+    with conn.cursor() as cur:
+        cur.executemany(statement, records)
+    return run_id, table
+
+
+def write_csv(result: pd.DataFrame, target: Path) -> None:
+    """The figures as CSV (class shares as JSON), written beside ``target`` then moved."""
+    if not target.parent.is_dir():
+        raise RasterError(target, f"the folder {target.parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".csv", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(result.columns)
+            for rec in result.itertuples(index=False):
+                writer.writerow(
+                    json.dumps(v, ensure_ascii=False) if isinstance(v, dict)
+                    else ("" if _clean(v) is None else _clean(v))
+                    for v in rec
+                )
+        os.chmod(name, 0o644)
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def run_zonal(
+    conn: psycopg.Connection,
+    raster: RasterInput,
+    zones: Zones,
+    stats: Sequence[str],
+    csv_path: Path,
+    categorical: bool | None = None,
+) -> ZonalReport:
+    """Compute, store (one transaction on ``conn``) and write the CSV of one zonal run."""
+    kind = is_categorical(raster) if categorical is None else categorical
+    result = zonal_statistics(raster, zones, stats, kind)
+    with conn.transaction():
+        run_id, table = store(conn, raster, zones, result, stats, kind)
+        write_csv(result, csv_path)  # last: a CSV failure rolls the tables back
+    return ZonalReport(run_id, table, csv_path, len(result), tuple(stats), kind)

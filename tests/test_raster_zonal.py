@@ -1,0 +1,204 @@
+"""`smarttrees raster zonal`: hand-computed figures on small rasters, stored and as CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+from etl.raster.density import density_surface
+from smarttrees.database import connect
+
+SMARTTREES = [sys.executable, "-m", "smarttrees"]
+X0, Y0 = 430_000.0, 2_400_000.0  # top-left corner of the test rasters, EPSG:9213
+
+
+def run(*args: str, url: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SMARTTREES_DATABASE_URL": url,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([*SMARTTREES, "raster", *args], capture_output=True, text=True,
+                          env=env, timeout=300, check=False, cwd=cwd)
+
+
+def make_raster(path: Path, values: np.ndarray, *, crs: str | None = "EPSG:9213",
+                nodata: float | None = -1, colormap: dict[int, tuple[int, int, int, int]] | None = None,
+                x0: float = X0, y0: float = Y0) -> Path:
+    bands = values if values.ndim == 3 else values[np.newaxis]
+    with rasterio.open(path, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1],
+                       count=bands.shape[0], dtype=bands.dtype.name, crs=crs, nodata=nodata,
+                       transform=from_origin(x0, y0, 10, 10)) as dst:
+        dst.write(bands)
+        if colormap:
+            dst.write_colormap(1, colormap)
+    return path
+
+
+def box(col0: float, row0: float, col1: float, row1: float) -> shapely.Polygon:
+    """A rectangle in cell units of the test rasters (columns east, rows south)."""
+    return shapely.box(X0 + 10 * col0, Y0 - 10 * row1, X0 + 10 * col1, Y0 - 10 * row0)
+
+
+def zone_file(path: Path, zones: dict[str, shapely.Geometry], crs: str = "EPSG:9213") -> Path:
+    frame = gpd.GeoDataFrame({"code": list(zones), "name": [f"zone {c}" for c in zones]},
+                             geometry=list(zones.values()), crs="EPSG:9213").to_crs(crs)
+    frame.to_file(path)
+    return path
+
+
+VALUES = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, -1]], dtype="float32")
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return {row["zone_code"]: row for row in csv.DictReader(handle)}
+
+
+def test_fractional_coverage_matches_hand_figures(settings_env: str, tmp_path: Path) -> None:
+    raster = make_raster(tmp_path / "values.tif", VALUES)
+    zones = zone_file(tmp_path / "zones.gpkg", {
+        "A": box(0, 0, 2, 2),          # cells 1, 2, 5, 6 whole
+        "B": box(0.5, 0, 1.5, 1),      # half of 1, half of 2
+        "C": box(2, 2, 4, 4),          # 11, 12, 15 and the nodata cell
+    })
+    out = tmp_path / "out.csv"
+    result = run("zonal", str(raster), "--by", str(zones), "--stats", "mean,min,max,sum,count,std,majority",
+                 "--csv", str(out), url=settings_env)
+    assert result.returncode == 0, result.stderr
+    assert "for 3 zones" in result.stdout
+    rows = read_csv(out)
+    a, b, c = rows["A"], rows["B"], rows["C"]
+    assert float(a["mean"]) == pytest.approx(3.5) and float(a["sum"]) == pytest.approx(14)
+    assert float(a["count"]) == pytest.approx(4) and float(a["min"]) == 1 and float(a["max"]) == 6
+    assert float(a["std"]) == pytest.approx(np.std([1, 2, 5, 6]))
+    assert float(b["count"]) == pytest.approx(1.0) and float(b["sum"]) == pytest.approx(1.5)
+    assert float(b["mean"]) == pytest.approx(1.5)
+    assert float(c["count"]) == pytest.approx(3) and float(c["mean"]) == pytest.approx((11 + 12 + 15) / 3)
+    assert a["zone_name"] == "zone A"
+    with connect(settings_env) as conn:
+        run_row = conn.execute("SELECT raster_name, raster_crs, band, zones, stats, table_name, zone_count, "
+                               "created_at::date = current_date FROM zonal_runs").fetchall()
+        assert len(run_row) == 1
+        name, crs, band, zsource, stats, table, count, today = run_row[0]
+        assert (name, crs, band, zsource, count, today) == ("values", "EPSG:9213", 1, "zones.gpkg", 3, True)
+        assert stats == ["mean", "min", "max", "sum", "count", "std", "majority"]
+        stored = dict(conn.execute(f'SELECT zone_code, mean FROM smarttrees."{table}"').fetchall())
+        assert stored["A"] == pytest.approx(3.5) and stored["B"] == pytest.approx(1.5)
+        assert conn.execute(f'SELECT ST_SRID(geom), ST_GeometryType(geom) FROM smarttrees."{table}" LIMIT 1'
+                            ).fetchone() == (4326, "ST_MultiPolygon")
+
+
+def test_zones_in_another_crs_are_reprojected(settings_env: str, tmp_path: Path) -> None:
+    raster = make_raster(tmp_path / "values.tif", VALUES)
+    zones = zone_file(tmp_path / "zones.geojson", {"A": box(0, 0, 2, 2), "B": box(0.5, 0, 1.5, 1)}, crs="EPSG:4326")
+    result = run("zonal", str(raster), "--by", str(zones), "--stats", "mean,count",
+                 "--csv", str(tmp_path / "z.csv"), url=settings_env)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "z.csv")
+    # Round trip through lon/lat moves edges by millimetres: figures agree to 1e-3.
+    assert float(rows["A"]["mean"]) == pytest.approx(3.5, rel=1e-3)
+    assert float(rows["B"]["count"]) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_categorical_raster_gives_class_shares(settings_env: str, tmp_path: Path) -> None:
+    classes = np.array([[1, 1, 2, 3], [1, 2, 2, 3], [3, 3, 3, 3], [3, 3, 3, 3]], dtype="uint8")
+    raster = make_raster(tmp_path / "landcover.tif", classes, nodata=0,
+                         colormap={1: (0, 128, 0, 255), 2: (200, 200, 0, 255), 3: (0, 0, 255, 255)})
+    zones = zone_file(tmp_path / "zones.gpkg", {"A": box(0, 0, 2, 2), "B": box(1.5, 0, 3, 1)})
+    result = run("zonal", str(raster), "--by", str(zones), "--stats", "majority",
+                 "--csv", str(tmp_path / "lc.csv"), url=settings_env)
+    assert result.returncode == 0, result.stderr
+    assert "class shares" in result.stdout
+    rows = read_csv(tmp_path / "lc.csv")
+    assert json.loads(rows["A"]["class_shares"]) == pytest.approx({"1": 0.75, "2": 0.25})
+    assert float(rows["A"]["majority"]) == 1
+    assert json.loads(rows["B"]["class_shares"]) == pytest.approx({"1": 0.5 / 1.5, "2": 1 / 1.5})
+    with connect(settings_env) as conn:
+        table, categorical = conn.execute("SELECT table_name, categorical FROM zonal_runs").fetchone()
+        shares = conn.execute(f"SELECT class_shares FROM smarttrees.\"{table}\" WHERE zone_code = 'A'").fetchone()[0]
+    assert categorical and shares == pytest.approx({"1": 0.75, "2": 0.25})
+
+
+def test_density_per_commune_adds_up_to_the_trees(province_url: str, tmp_path: Path) -> None:
+    with connect(province_url) as conn:
+        report = density_surface(conn, 30, tmp_path / "density.tif")
+    result = run("zonal", str(tmp_path / "density.tif"), "--by", "commune", "--stats", "sum",
+                 url=province_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "density_zonal_commune.csv")
+    with connect(province_url) as conn:
+        communes = conn.execute("SELECT count(*) FROM communes").fetchone()[0]
+    assert len(rows) == communes
+    # Each cell's trees split between the communes sharing it; together they are every tree.
+    trees = sum(float(r["sum"]) for r in rows.values()) * 0.09
+    assert trees == pytest.approx(report.trees, rel=1e-4)
+
+
+def test_stand_zones(province_url: str, tmp_path: Path) -> None:
+    with connect(province_url) as conn:
+        density_surface(conn, 10, tmp_path / "d.tif", )
+        stands = conn.execute("SELECT count(*) FROM stands").fetchone()[0]
+    result = run("zonal", str(tmp_path / "d.tif"), "--by", "stand", "--csv", str(tmp_path / "s.csv"),
+                 url=province_url)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "s.csv")
+    assert len(rows) == stands and all(float(r["max"]) > 0 for r in rows.values())
+
+
+def stored_runs(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM smarttrees.zonal_runs").fetchone()[0]
+
+
+def test_bad_inputs_are_one_line_and_store_nothing(settings_env: str, tmp_path: Path) -> None:
+    good_zones = zone_file(tmp_path / "zones.gpkg", {"A": box(0, 0, 2, 2)})
+    bowtie = shapely.Polygon([(X0, Y0), (X0 + 20, Y0 - 20), (X0 + 20, Y0), (X0, Y0 - 20)])
+    bad_zones = tmp_path / "bad_zones.geojson"
+    gpd.GeoDataFrame({"code": ["OK", "X9"]}, geometry=[box(0, 0, 1, 1), bowtie], crs="EPSG:9213").to_file(bad_zones)
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(make_raster(tmp_path / "whole.tif", VALUES).read_bytes()[:300])
+    cases = [
+        (make_raster(tmp_path / "nocrs.tif", VALUES, crs=None), good_zones,
+         "error: nocrs.tif: has no coordinate reference system"),
+        (make_raster(tmp_path / "far.tif", VALUES, x0=800_000, y0=1_000_000), good_zones,
+         "error: far.tif: does not overlap the zones.gpkgs"),
+        (make_raster(tmp_path / "rgb.tif", np.stack([VALUES] * 3)), good_zones,
+         "error: rgb.tif: has 3 bands; choose one with --band 1…3"),
+        (corrupt, good_zones, "error: corrupt.tif: "),
+        (tmp_path / "whole.tif", bad_zones, "error: bad_zones.geojson: feature 2 (code 'X9'): invalid polygon (Self-intersection"),
+        (tmp_path / "missing.tif", good_zones, "error: missing.tif: no such file"),
+    ]
+    for raster, zones, message in cases:
+        result = run("zonal", str(raster), "--by", str(zones), "--csv", str(tmp_path / "out.csv"), url=settings_env)
+        assert result.returncode == 1, (raster, result.stdout)
+        assert result.stderr.startswith(message), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    bad_stats = run("zonal", str(tmp_path / "whole.tif"), "--by", str(good_zones), "--stats", "mean,median",
+                    url=settings_env)
+    assert bad_stats.stderr.strip() == "error: --stats: unknown statistic median; use mean,min,max,sum,count,std,majority"
+    assert not (tmp_path / "out.csv").exists()
+    assert stored_runs(settings_env) == 0
+
+
+@pytest.mark.shared_data
+def test_reference_relief_per_commune(province_env: str, shared_data: Path, tmp_path: Path) -> None:
+    relief = shared_data / "raster" / "etopo1_shaded_relief_window.tif"
+    if not relief.exists():
+        pytest.skip(f"{relief} not found")
+    result = run("zonal", str(relief), "--band", "1", "--by", "commune", "--stats", "mean,min,max",
+                 "--continuous", "--csv", str(tmp_path / "relief.csv"), url=province_env)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "relief.csv")
+    assert len(rows) == 12
+    for row in rows.values():
+        assert 0 <= float(row["min"]) <= float(row["mean"]) <= float(row["max"]) <= 255
