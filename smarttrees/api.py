@@ -338,6 +338,64 @@ class Database:
                 raise ArgumentError("code", f"no tag {code!r} was issued")
         return frame
 
+    def carbon(
+        self,
+        by: str = "commune",
+        *,
+        commune: str | Iterable[str] | None = None,
+        refresh: bool = True,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Above-ground biomass and carbon (Chave et al. 2014, see the README's "Carbon").
+
+        Parameters
+        ----------
+        by:
+            ``tree`` (points: the equation used, the height used and where it came from, and
+            whether the diameter is outside the equation's validity range), ``stand``
+            (multipolygons), ``commune`` (multipolygons) or ``species`` (a table).
+        commune:
+            Only the trees, stands or commune(s) of these communes (``by`` tree, stand or
+            commune).
+        refresh:
+            Recompute first if the trees, the settings (``SMARTTREES_CARBON_FRACTION``,
+            ``SMARTTREES_CARBON_CHAVE_E``), wood densities or equations changed since the last
+            computation. With False, the stored figures are read as they are.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame or pandas.DataFrame
+            Biomass in kg (per tree) or t, carbon in kg C or t C, CO₂ equivalent in kg or t
+            CO₂e (C × 44/12).
+
+        """
+        layers = {"tree": "tree_carbon", "stand": "stand_carbon", "commune": "commune_carbon",
+                  "species": "species_carbon"}
+        if by not in layers:
+            raise ArgumentError("by", f"no grouping {by!r}", tuple(layers))
+        if refresh:
+            self.refresh_carbon()
+        where = _Where()
+        if commune is not None:
+            if by == "species":
+                raise ArgumentError("commune", "not available with by='species'")
+            self._filter_communes(where, commune)
+        return self.read(layers[by], where=where)
+
+    def refresh_carbon(self, *, force: bool = False) -> float | None:
+        """Recompute the carbon of every tree if its inputs changed (or ``force``).
+
+        Returns
+        -------
+        float or None
+            Seconds the recomputation took, or None when the figures were current.
+
+        """
+        from smarttrees import carbon
+        from smarttrees.database import connect as connect_psycopg
+
+        with connect_psycopg(self.url) as conn:
+            return carbon.refresh(conn, force=force)
+
     def species(self) -> pd.DataFrame:
         """The species catalogue: names, family, use, wood density (g/cm³) and its source."""
         return self.read("species", order_by=("id",))

@@ -299,6 +299,91 @@ CITIZEN_SUPPORT_BY_COMMUNE = Layer(
     ),
 )
 
+_CARBON = (
+    _f("agb_t", "number", "above-ground biomass (dry)", "t"),
+    _f("carbon_t", "number", "carbon in above-ground biomass", "t C"),
+    _f("co2e_t", "number", "carbon as CO₂ equivalent (× 44/12)", "t CO₂e"),
+)
+
+TREE_CARBON = Layer(
+    id="tree_carbon",
+    title="Carbon per tree",
+    source=(
+        "SELECT c.*, t.geom FROM smarttrees.tree_carbon c "
+        "JOIN smarttrees.trees t ON t.id = c.tree_id"
+    ),
+    key="tree_id",
+    fields=(
+        _f("tree_code", "string", "code on the tree's label"),
+        _f("category", "string", "urban, scattered or plantation"),
+        _f("species_id", "integer", "species catalogue id"),
+        _SPECIES_NAME,
+        _f("commune_code", "string", "commune code"),
+        _f("stand_id", "integer", "plantation stand id"),
+        _f("dbh_cm", "number", "trunk diameter at breast height", "cm"),
+        _f("wood_density", "number", "the species' wood density", "g/cm³"),
+        _f("height_m", "number", "height used: measured or predicted", "m"),
+        _f("height_source", "string", "measured, hd_model (the species' height–diameter model)"),
+        _f("equation", "string", "chave2014_eq4, chave2014_eq7 or a species equation's name"),
+        _f("outside_range", "boolean", "diameter outside the validity range of the equation"),
+        _f("agb_kg", "number", "above-ground biomass (dry)", "kg"),
+        _f("carbon_kg", "number", "carbon in above-ground biomass", "kg C"),
+        _f("co2e_kg", "number", "carbon as CO₂ equivalent (× 44/12)", "kg CO₂e"),
+    ),
+)
+
+STAND_CARBON = Layer(
+    id="stand_carbon",
+    title="Carbon per plantation stand",
+    source="stand_carbon",
+    key="stand_id",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("stand_code", "string", "stand code"),
+        _f("species_id", "integer", "main species"),
+        _f("planting_year", "integer", "year planted"),
+        _f("area_ha", "number", "area", "ha"),
+        _f("planted_count", "integer", "seedlings planted", "trees"),
+        _f("commune_code", "string", "commune code"),
+        _f("method", "string", "inventoried trees, or planted count × mean tree of the same "
+           "species and year"),
+        _f("trees", "integer", "inventoried trees", "trees"),
+        *_CARBON,
+        _f("carbon_t_per_ha", "number", "carbon per hectare", "t C/ha"),
+    ),
+)
+
+COMMUNE_CARBON = Layer(
+    id="commune_carbon",
+    title="Carbon per commune",
+    source="commune_carbon",
+    key="commune_code",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("commune_name", "string", "commune name"),
+        _f("trees", "integer", "trees", "trees"),
+        _f("estimated", "integer", "trees with an estimate", "trees"),
+        *_CARBON,
+    ),
+)
+
+SPECIES_CARBON = Layer(
+    id="species_carbon",
+    title="Carbon per species",
+    source="species_carbon",
+    key="species_id",
+    geometry=None,
+    geometry_type=None,
+    fields=(
+        _f("species_name", "string", "scientific name"),
+        _f("species_vi", "string", "Vietnamese name"),
+        _f("trees", "integer", "trees", "trees"),
+        _f("estimated", "integer", "trees with an estimate", "trees"),
+        *_CARBON,
+        _f("mean_carbon_kg", "number", "mean carbon per estimated tree", "kg C"),
+    ),
+)
+
 LAYERS: tuple[Layer, ...] = (
     TREES,
     STANDS,
@@ -311,6 +396,10 @@ LAYERS: tuple[Layer, ...] = (
     SPECIES,
     DOCUMENTS_BY_COMMUNE,
     CITIZEN_SUPPORT_BY_COMMUNE,
+    TREE_CARBON,
+    STAND_CARBON,
+    COMMUNE_CARBON,
+    SPECIES_CARBON,
 )
 
 

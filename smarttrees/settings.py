@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     )
     tile_cache_mb: int = Field(64, ge=0, description="in-process cache of rendered tiles; 0 = off")
 
+    carbon_fraction: float = Field(
+        0.47, gt=0, le=1, description="carbon per unit of dry biomass (IPCC 2006 default 0.47)"
+    )
+    carbon_chave_e: float = Field(
+        0.0,
+        ge=-3,
+        le=3,
+        description="environmental-stress term E of Chave et al. 2014's equation without height",
+    )
+
     gs1_company_prefix: str | None = Field(
         None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
     )

@@ -1,0 +1,202 @@
+"""Carbon per tree (migration 0010) against values computed by hand from the stored trees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+import smarttrees
+from smarttrees.errors import ArgumentError
+from smarttrees.settings import get_settings
+
+
+@pytest.fixture
+def db(province_url):
+    with smarttrees.connect(province_url) as database:
+        yield database
+
+
+@pytest.fixture
+def sql(province_url):
+    with psycopg.connect(province_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def carbon_settings(monkeypatch):
+    """Set SMARTTREES_CARBON_* for one test."""
+
+    def apply(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(f"SMARTTREES_CARBON_{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
+def tree(sql, where: str, params=()):
+    """(id, dbh, height, wood density, species id) of the first tree matching ``where``.
+
+    Diameter and height are stored as ``real``: their float32 values are what SQL computes
+    with (psycopg reads them as the shortest decimal, a slightly different double).
+    """
+    row = sql.execute(
+        "SELECT t.id, t.dbh_cm, t.height_m, s.wood_density::float8, t.species_id "
+        "FROM smarttrees.trees t JOIN smarttrees.species s ON s.id = t.species_id "
+        f"WHERE {where} ORDER BY t.id LIMIT 1",
+        params,
+    ).fetchone()
+    tree_id, dbh, height, rho, species_id = row
+    return tree_id, f32(dbh), f32(height), rho, species_id
+
+
+def f32(value):
+    return None if value is None else float(np.float32(value))
+
+
+def carbon_of(db, tree_id):
+    trees = db.carbon(by="tree")
+    return trees.set_index("tree_id").loc[tree_id]
+
+
+def chave_eq4(wood_density, dbh, height):
+    return 0.0673 * (wood_density * dbh**2 * height) ** 0.976
+
+
+def chave_eq7(wood_density, dbh, e):
+    ln_d = math.log(dbh)
+    return math.exp(-1.803 - 0.976 * e + 0.976 * math.log(wood_density) + 2.673 * ln_d
+                    - 0.0299 * ln_d**2)
+
+
+def test_measured_height_uses_chave_eq4(db, sql):
+    tree_id, dbh, height, rho, _ = tree(sql, "t.height_m IS NOT NULL AND t.dbh_cm > 10")
+    row = carbon_of(db, tree_id)
+    agb = chave_eq4(rho, dbh, height)
+    assert row.equation == "chave2014_eq4" and row.height_source == "measured"
+    assert row.agb_kg == pytest.approx(agb, rel=1e-9)
+    assert row.carbon_kg == pytest.approx(agb * 0.47, rel=1e-9)
+    assert row.co2e_kg == pytest.approx(agb * 0.47 * 44 / 12, rel=1e-9)
+    assert not row.outside_range
+
+
+def test_missing_height_comes_from_the_species_height_diameter_model(db, sql):
+    species_id = sql.execute(
+        "SELECT species_id FROM smarttrees.trees GROUP BY 1 HAVING count(*) > 100 ORDER BY 1 LIMIT 1"
+    ).fetchone()[0]
+    tree_id, dbh, _, rho, _ = tree(sql, "t.species_id = %s", (species_id,))
+    sql.execute("UPDATE smarttrees.trees SET height_m = NULL WHERE id = %s", (tree_id,))
+    measured = np.array(sql.execute(
+        "SELECT dbh_cm, height_m FROM smarttrees.trees WHERE species_id = %s "
+        "AND height_m IS NOT NULL AND condition IS DISTINCT FROM 'removed'", (species_id,)
+    ).fetchall(), dtype=np.float32).astype(np.float64)
+    x, y = np.log(measured[:, 0]), np.log(measured[:, 1])
+    b, a = np.polyfit(x, y, 1)
+    rse2 = ((y - (a + b * x)) ** 2).sum() / (len(x) - 2)
+    height = math.exp(a + b * math.log(dbh) + rse2 / 2)
+
+    row = carbon_of(db, tree_id)
+    assert (row.equation, row.height_source) == ("chave2014_eq4", "hd_model")
+    assert row.height_m == pytest.approx(height, rel=1e-6)
+    assert row.agb_kg == pytest.approx(chave_eq4(rho, dbh, height), rel=1e-6)
+
+
+def test_no_height_model_falls_back_to_chave_eq7_with_e_a_setting(db, sql, carbon_settings):
+    tree_id, dbh, _, rho, species_id = tree(sql, "t.dbh_cm > 5")
+    sql.execute("UPDATE smarttrees.trees SET height_m = NULL WHERE species_id = %s", (species_id,))
+    row = carbon_of(db, tree_id)
+    assert row.equation == "chave2014_eq7" and pd.isna(row.height_source)
+    assert row.agb_kg == pytest.approx(chave_eq7(rho, dbh, 0.0), rel=1e-9)
+
+    carbon_settings(chave_e=0.25, fraction=0.5)
+    row = carbon_of(db, tree_id)  # the settings changed: recomputed
+    assert row.agb_kg == pytest.approx(chave_eq7(rho, dbh, 0.25), rel=1e-9)
+    assert row.carbon_kg == pytest.approx(chave_eq7(rho, dbh, 0.25) * 0.5, rel=1e-9)
+
+
+def test_a_species_equation_is_used_and_its_range_flagged(db, sql):
+    species_id, median = sql.execute(
+        "SELECT s.id, percentile_disc(0.5) WITHIN GROUP (ORDER BY t.dbh_cm)::float8 "
+        "FROM smarttrees.species s JOIN smarttrees.trees t ON t.species_id = s.id "
+        "WHERE t.category = 'plantation' GROUP BY s.id ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()  # e.g. Keo lai, Acacia hybrid
+    sql.execute(
+        "INSERT INTO smarttrees.allometric_equations "
+        "(species_id, name, form, a, b, dbh_min_cm, dbh_max_cm, source) "
+        "VALUES (%s, 'test_mangium', 'a*D^b', 0.1, 2.4, 1, %s, 'made up by this test')",
+        (species_id, median),
+    )
+    inside = tree(sql, "t.species_id = %s AND t.dbh_cm < %s", (species_id, median))
+    outside = tree(sql, "t.species_id = %s AND t.dbh_cm > %s", (species_id, median))
+    trees = db.carbon(by="tree").set_index("tree_id")
+    for (tree_id, dbh, *_), flagged in ((inside, False), (outside, True)):
+        row = trees.loc[tree_id]
+        assert row.equation == "test_mangium"
+        assert row.agb_kg == pytest.approx(0.1 * dbh**2.4, rel=1e-9)
+        assert bool(row.outside_range) is flagged
+
+
+def test_removed_trees_and_unknown_species_get_no_estimate(db, sql):
+    tree_id, *_ = tree(sql, "true")
+    sql.execute("UPDATE smarttrees.trees SET condition = 'removed' WHERE id = %s", (tree_id,))
+    row = carbon_of(db, tree_id)
+    assert pd.isna(row.equation) and pd.isna(row.agb_kg)
+
+
+def test_an_edit_is_seen_by_the_next_read(db, sql):
+    tree_id, dbh, height, rho, _ = tree(sql, "t.height_m IS NOT NULL")
+    before = carbon_of(db, tree_id).agb_kg
+    sql.execute("UPDATE smarttrees.trees SET dbh_cm = dbh_cm * 2 WHERE id = %s", (tree_id,))
+    after = carbon_of(db, tree_id).agb_kg
+    assert after == pytest.approx(chave_eq4(rho, f32(dbh * 2), height), rel=1e-6)
+    assert after > before
+
+
+def test_communes_and_species_add_up_to_the_trees(db):
+    trees = db.carbon(by="tree")
+    communes = db.carbon(by="commune")
+    assert communes.carbon_t.sum() == pytest.approx(trees.carbon_kg.sum() / 1000, rel=1e-9)
+    per_commune = trees.groupby("commune_code").carbon_kg.sum() / 1000
+    joined = communes.set_index("commune_code").carbon_t
+    assert joined.loc[per_commune.index].to_numpy() == pytest.approx(per_commune.to_numpy())
+    species = db.carbon(by="species")
+    assert species.co2e_t.sum() == pytest.approx(trees.co2e_kg.sum() / 1000, rel=1e-9)
+    assert communes.crs.to_epsg() == 4326
+    one = db.carbon(by="commune", commune="90001")
+    assert list(one.commune_code) == ["90001"]
+
+
+def test_a_stand_without_trees_is_estimated_from_its_planted_count(db, sql):
+    pair = sql.execute(
+        "SELECT a.id, b.id FROM smarttrees.stands a JOIN smarttrees.stands b "
+        "ON a.species_id = b.species_id AND a.planting_year = b.planting_year AND a.id < b.id "
+        "WHERE a.planted_count IS NOT NULL ORDER BY a.id LIMIT 1"
+    ).fetchone()
+    if pair is None:
+        pytest.skip("no two stands of the same species and year in this province")
+    empty, other = pair
+    sql.execute("DELETE FROM smarttrees.trees WHERE stand_id = %s", (empty,))
+    stands = db.carbon(by="stand").set_index("stand_id")
+    trees = db.carbon(by="tree")
+    siblings = stands.loc[
+        (stands.species_id == stands.loc[empty, "species_id"])
+        & (stands.planting_year == stands.loc[empty, "planting_year"])
+        & (stands.method == "inventoried trees")
+    ].index
+    of_siblings = trees.loc[trees.stand_id.isin(siblings) & trees.equation.notna()]
+    mean_tree_kg = of_siblings.carbon_kg.sum() / len(of_siblings)
+    row = stands.loc[empty]
+    assert row.method.startswith("planted count")
+    assert row.carbon_t == pytest.approx(row.planted_count * mean_tree_kg / 1000, rel=1e-9)
+    assert row.carbon_t_per_ha == pytest.approx(row.carbon_t / row.area_ha, rel=1e-9)
+    assert stands.loc[other, "method"] == "inventoried trees"
+
+
+def test_an_unknown_grouping_lists_the_choices(db):
+    with pytest.raises(ArgumentError, match="by: no grouping 'district'.*commune"):
+        db.carbon(by="district")
