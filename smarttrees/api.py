@@ -372,14 +372,12 @@ class Database:
                   "species": "species_carbon"}
         if by not in layers:
             raise ArgumentError("by", f"no grouping {by!r}", tuple(layers))
-        if refresh:
-            self.refresh_carbon()
         where = _Where()
         if commune is not None:
             if by == "species":
                 raise ArgumentError("commune", "not available with by='species'")
             self._filter_communes(where, commune)
-        return self.read(layers[by], where=where)
+        return self.read(layers[by], where=where, refresh=refresh)
 
     def refresh_carbon(self, *, force: bool = False) -> float | None:
         """Recompute the carbon of every tree if its inputs changed (or ``force``).
@@ -411,6 +409,7 @@ class Database:
         columns: Sequence[str] | None = None,
         order_by: Sequence[str] = (),
         limit: int | None = None,
+        refresh: bool = True,
     ) -> gpd.GeoDataFrame | pd.DataFrame:
         """Read any layer of :mod:`smarttrees.catalog` (what the named methods call).
 
@@ -428,6 +427,8 @@ class Database:
             Columns to sort by.
         limit:
             At most this many rows.
+        refresh:
+            For the carbon layers: recompute first if their inputs changed.
 
         """
         layer = catalog.get(layer_id)
@@ -440,6 +441,8 @@ class Database:
             if layer.geometry is None:
                 raise ArgumentError("bbox", f"layer {layer_id} has no geometry")
             self._filter_bbox(where, bbox, column=layer.geometry)
+        if refresh and layer in catalog.CARBON_LAYERS:
+            self.refresh_carbon()
         fields = _chosen_fields(layer, columns)
         query, params = _select(layer, fields, where, order_by, limit)
         table = self.query_arrow(query, params)

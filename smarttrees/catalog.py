@@ -384,6 +384,9 @@ SPECIES_CARBON = Layer(
     ),
 )
 
+# Computed from the trees (migration 0010): read after smarttrees.carbon.refresh().
+CARBON_LAYERS: tuple[Layer, ...] = (TREE_CARBON, STAND_CARBON, COMMUNE_CARBON, SPECIES_CARBON)
+
 LAYERS: tuple[Layer, ...] = (
     TREES,
     STANDS,
@@ -396,10 +399,7 @@ LAYERS: tuple[Layer, ...] = (
     SPECIES,
     DOCUMENTS_BY_COMMUNE,
     CITIZEN_SUPPORT_BY_COMMUNE,
-    TREE_CARBON,
-    STAND_CARBON,
-    COMMUNE_CARBON,
-    SPECIES_CARBON,
+    *CARBON_LAYERS,
 )
 
 

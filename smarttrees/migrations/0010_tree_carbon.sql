@@ -11,8 +11,9 @@
 --      + 2.673 ln D − 0.0299 (ln D)²), with the environmental-stress term E a setting.
 -- AGB in kg, D (dbh) in cm, H in m, ρ (wood density) in g/cm³. Removed trees and trees without
 -- a diameter or a wood density get no estimate (equation NULL).
--- The materialised views are created empty and filled by smarttrees.carbon.refresh(), which
--- first writes the settings (carbon fraction, E) into carbon_parameters.
+-- smarttrees.carbon.refresh() writes the settings (carbon fraction, E) into carbon_parameters
+-- and refreshes the materialised views when their inputs changed; the defaults below hold
+-- until then.
 
 CREATE TABLE smarttrees.carbon_parameters (
     singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -20,6 +21,7 @@ CREATE TABLE smarttrees.carbon_parameters (
     chave_e         double precision NOT NULL CHECK (chave_e BETWEEN -3 AND 3),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+INSERT INTO smarttrees.carbon_parameters (carbon_fraction, chave_e) VALUES (0.47, 0);
 
 -- Published species-specific equations, e.g. AGB = a × D^b for Acacia hybrid plantations.
 CREATE TABLE smarttrees.allometric_equations (
@@ -51,7 +53,7 @@ CREATE MATERIALIZED VIEW smarttrees.species_height_models AS
       AND condition IS DISTINCT FROM 'removed'
     GROUP BY species_id
     HAVING count(*) >= 20 AND regr_sxx(ln(height_m), ln(dbh_cm)) > 0
-    WITH NO DATA;
+    WITH DATA;
 CREATE UNIQUE INDEX species_height_models_idx ON smarttrees.species_height_models (species_id);
 
 CREATE MATERIALIZED VIEW smarttrees.tree_carbon AS
@@ -112,7 +114,7 @@ CREATE MATERIALIZED VIEW smarttrees.tree_carbon AS
                    ELSE q.a * (t.dbh_cm ^ 2 * h.height_m) ^ q.b
                END::float8 AS agb_kg
     ) a
-    WITH NO DATA;
+    WITH DATA;
 CREATE UNIQUE INDEX tree_carbon_tree_idx ON smarttrees.tree_carbon (tree_id);
 CREATE INDEX tree_carbon_commune_idx ON smarttrees.tree_carbon (commune_code);
 CREATE INDEX tree_carbon_stand_idx ON smarttrees.tree_carbon (stand_id) WHERE stand_id IS NOT NULL;
@@ -131,7 +133,7 @@ CREATE VIEW smarttrees.carbon_inputs AS
     FROM smarttrees.carbon_parameters p;
 CREATE MATERIALIZED VIEW smarttrees.tree_carbon_version AS
     SELECT * FROM smarttrees.carbon_inputs
-    WITH NO DATA;
+    WITH DATA;
 
 -- Per stand: from its inventoried trees; a stand with none is estimated as its planted count
 -- times the mean tree of inventoried stands of the same species planted the same year.
