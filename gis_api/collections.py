@@ -205,6 +205,30 @@ COLLECTIONS: tuple[Collection, ...] = (
         ),
     ),
     Collection(
+        id="raster_samples",
+        title="Raster values at trees and stands",
+        description="A raster's value at each tree, or at a point on each stand, stored by "
+        "`smarttrees raster sample` under a name (filter on name and value).",
+        query=(
+            "SELECT r.id, r.layer, r.feature_id, coalesce(t.tree_code, s.stand_code) AS "
+            "feature_code, r.name, r.value, r.band, r.sampled_at, "
+            "coalesce(t.geom, ST_PointOnSurface(s.geom)) AS geom "
+            "FROM smarttrees.raster_samples r "
+            "LEFT JOIN smarttrees.trees t ON r.layer = 'trees' AND t.id = r.feature_id "
+            "LEFT JOIN smarttrees.stands s ON r.layer = 'stands' AND s.id = r.feature_id"
+        ),
+        keywords=("raster", "sampling"),
+        properties=(
+            _p("layer", "string", "trees or stands"),
+            _p("feature_id", "integer", "id of the tree or stand"),
+            _p("feature_code", "string", "tree code or stand code"),
+            _p("name", "string", "name of the sampled raster value, e.g. elevation"),
+            _p("value", "number", "the raster's value there (null: nodata or outside)"),
+            _p("band", "integer", "the raster band sampled"),
+            _p("sampled_at", "string", "", _TIME),
+        ),
+    ),
+    Collection(
         id="communes",
         title="Communes",
         description="Communes in force today (after the 2025 reorganisation).",

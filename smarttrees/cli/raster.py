@@ -125,3 +125,26 @@ def zonal(
     out.print(f"{raster}: {kind}{','.join(report.stats)} for {report.zones:,} zones "
               f"({zones.source}) → table smarttrees.{report.table}, {report.csv_path}",
               highlight=False)
+
+
+@app.command("sample")
+def sample(
+    raster: Annotated[Path, typer.Argument(help="A raster GDAL reads (one band, or --band).")],
+    column: Annotated[str | None, typer.Option(
+        "--column", help="Name of the stored value [default: the raster's file name].")] = None,
+    band: Band = None,
+    layer: Annotated[str, typer.Option(
+        "--layer", help="trees (each tree) or stands (a point on each stand).")] = "trees",
+) -> None:
+    """Store the raster's value at every tree (or stand): collection raster_samples."""
+    from etl.raster.inputs import open_raster
+    from etl.raster.sample import column_name
+    from etl.raster.sample import sample as sample_layer
+    from smarttrees.database import connect
+
+    with open_raster(raster, band) as source, connect() as conn, _progress() as progress:
+        name = column_name(column or source.name)
+        report = sample_layer(conn, source, name, layer, progress)
+    out.print(f"{raster}: {report.name} sampled at {report.features:,} {report.layer}, "
+              f"{report.with_value:,} with a value (the others on nodata or outside)",
+              highlight=False)
