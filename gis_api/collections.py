@@ -292,6 +292,154 @@ COLLECTIONS: tuple[Collection, ...] = (
 )
 
 
+# --- The IOC's layers (migration 0011; issue 13) ----------------------------------------------
+# Documents and trees are materialised views refreshed after each load; citizen support is a
+# view over the restricted register with small counts (and their complements) withheld.
+_MONTH = _p("month", "string", "first day of the month", _DATE)
+_WITHHELD = _p("suppressed", "boolean", "figures withheld to protect privacy")
+_DOCUMENT_FIGURES = (
+    _p("sent", "integer", "documents sent"),
+    _p("sent_electronic", "integer", "documents sent electronically"),
+    _p("received", "integer", "documents received"),
+    _p("received_electronic", "integer", "documents received electronically"),
+    _p("electronic_share", "number", "share of the documents sent that went electronically"),
+    _p("courier_saving_vnd", "integer", "courier cost saved by the documents sent, VND"),
+)
+IOC_COLLECTIONS: tuple[Collection, ...] = (
+    Collection(
+        id="documents_by_agency_month",
+        title="Documents per agency and month",
+        description="IOC: documents each agency sent and received per month, at the agency.",
+        table="ioc_documents_agency_month",
+        id_type="string",
+        keywords=("IOC", "documents"),
+        properties=(
+            _p("id", "string", "feature id: code and month"),
+            _p("agency_code", "string"),
+            _p("agency_name", "string"),
+            _p("level", "string", "province, department or commune"),
+            _p("commune_code", "string"),
+            _MONTH,
+            *_DOCUMENT_FIGURES,
+        ),
+    ),
+    Collection(
+        id="documents_by_commune_month",
+        title="Documents per commune and month",
+        description="IOC: documents the commune's agencies sent and received per month.",
+        table="ioc_documents_commune_month",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("IOC", "documents"),
+        properties=(
+            _p("id", "string", "feature id: code and month"),
+            _p("commune_code", "string"),
+            _p("commune_name", "string"),
+            _MONTH,
+            *_DOCUMENT_FIGURES,
+        ),
+    ),
+    Collection(
+        id="document_flows",
+        title="Document flows between agencies",
+        description="IOC: documents per sender, receiver and month, as a line between them.",
+        table="ioc_document_flows",
+        id_type="string",
+        geometry_type="LineString",
+        keywords=("IOC", "documents"),
+        properties=(
+            _p("id", "string", "feature id: sender>receiver:month"),
+            _p("sender_code", "string"),
+            _p("sender_name", "string"),
+            _p("receiver_code", "string"),
+            _p("receiver_name", "string"),
+            _MONTH,
+            _p("documents", "integer", "documents from the sender to the receiver"),
+            _p("electronic", "integer", "of which sent electronically"),
+        ),
+    ),
+    Collection(
+        id="citizen_support_by_commune_detail",
+        title="Citizen support per commune, by status and channel",
+        description="IOC: people and VND per commune and status, and per commune and channel; "
+        "fewer than 5 people → withheld, with the cells that would give them away.",
+        table="citizen_support_by_commune_detail",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("IOC", "citizen support"),
+        properties=(
+            _p("id", "string", "feature id: commune, dimension and value"),
+            _p("commune_code", "string"),
+            _p("commune_name", "string"),
+            _p("dimension", "string", "status or channel"),
+            _p("value", "string", "received, verified, paid, rejected; web or app"),
+            _p("people", "integer", "people (withheld: null)"),
+            _p("amount_vnd", "integer", "VND (withheld: null)"),
+            _WITHHELD,
+        ),
+    ),
+    Collection(
+        id="citizen_support_by_province",
+        title="Citizen support per province where people were stranded",
+        description="IOC: people of the province stranded in each southern province, and VND.",
+        table="citizen_support_by_province",
+        id_column="province_code",
+        id_type="string",
+        keywords=("IOC", "citizen support"),
+        properties=(
+            _p("province_code", "string"),
+            _p("province_name", "string"),
+            _p("people", "integer", "people (withheld: null)"),
+            _p("amount_vnd", "integer", "VND (withheld: null)"),
+            _WITHHELD,
+        ),
+    ),
+    Collection(
+        id="trees_by_commune",
+        title="Trees per commune",
+        description="IOC: trees per commune by category and condition, and per km².",
+        query="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
+        id_column="commune_code",
+        id_type="string",
+        geometry_type="MultiPolygon",
+        keywords=("IOC", "trees"),
+        properties=(
+            _p("commune_code", "string"),
+            _p("commune_name", "string"),
+            _p("area_km2", "number", "area, km²"),
+            _p("trees", "integer"),
+            _p("urban", "integer"),
+            _p("scattered", "integer"),
+            _p("plantation", "integer"),
+            _p("good", "integer"),
+            _p("fair", "integer"),
+            _p("poor", "integer"),
+            _p("dead", "integer"),
+            _p("removed", "integer"),
+            _p("trees_per_km2", "number"),
+        ),
+    ),
+    Collection(
+        id="tree_count_by_month",
+        title="Tree count per commune at the end of each month",
+        description="IOC: trees planted per month of the inventory's latest year, and the count "
+        "at the month's end ('' = trees outside every commune).",
+        table="ioc_tree_count_month",
+        id_type="string",
+        geometry_column=None,
+        geometry_type=None,
+        keywords=("IOC", "trees"),
+        properties=(
+            _p("id", "string", "feature id: code and month"),
+            _p("commune_code", "string"),
+            _MONTH,
+            _p("planted", "integer", "trees planted in the month"),
+            _p("trees", "integer", "trees at the end of the month"),
+        ),
+    ),
+)
+COLLECTIONS = COLLECTIONS + IOC_COLLECTIONS
+
 def get(collection_id: str) -> Collection | None:
     """The published collection ``collection_id``, or ``None``."""
     return next((c for c in COLLECTIONS if c.id == collection_id), None)

@@ -25,7 +25,9 @@ def test_gdal_pages_through_every_collection(api_server, api_db, collection):
     url = f"OAPIF:{api_server}/collections/{collection.id}"
     df = pyogrio.read_dataframe(url, PAGE_SIZE=7, fid_as_index=True)
     ids = table_ids(api_db, collection)
-    if collection.id_type == "string":
+    if not len(df):  # an empty collection (e.g. an IOC layer not refreshed): no columns either
+        got = []
+    elif collection.id_type == "string":
         got = sorted(df[collection.id_column].astype(str))
     else:
         got = sorted(str(v) for v in df.index)

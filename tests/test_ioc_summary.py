@@ -28,9 +28,9 @@ def test_summary_adds_up_the_known_register(db_url: str) -> None:
     assert (d["total"], d["electronic"], d["courier_cost_saved_vnd"]) == (8, 6, 24_000)
     assert d["electronic_share"] == 0.75
     assert d["period"] == {"from": "2025-01-06", "to": "2025-02-20"}
-    # Ten cases (one rejected: any status counts), 1.1 M + 1.2 M + … + 2.0 M VND.
-    assert (c["people"], c["amount_vnd"], c["provinces"]) == (10, 15_500_000, 2)
-    assert c["period"] == {"from": "2025-08-01", "to": "2025-08-10"}
+    # 22 cases (one rejected: any status counts), 1.1 M + 1.2 M + … + 3.2 M VND.
+    assert (c["people"], c["amount_vnd"], c["provinces"]) == (22, 47_300_000, 4)
+    assert c["period"] == {"from": "2025-08-01", "to": "2025-08-22"}
     assert c["suppressed"] is False
     assert t["total"] == 6
     assert t["by_category"] == {"urban": 2, "scattered": 2, "plantation": 2}
@@ -89,7 +89,7 @@ def test_api_and_cli_give_the_same_summary(db_url: str) -> None:
                           env=env, timeout=120, check=False).stdout
     assert "Documents (2025-01-06 – 2025-02-20): 8, of which electronic 6 (75.0%)" in text
     assert "Courier cost saved: 24,000 VND" in text
-    assert "10 people, 15,500,000 VND, stranded in 2 provinces" in text
+    assert "22 people, 47,300,000 VND, stranded in 4 provinces" in text
     assert CASES[0][1] not in text + api.text
 
 
