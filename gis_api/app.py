@@ -12,15 +12,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api import ogc
-from gis_api.errors import Unavailable, exception_handlers
-from smarttrees.database import SEARCH_PATH, database_url
+from gis_api.database import ServerPool, probe
+from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
+from gis_api.workload import CancelOnDisconnect, FilterLane
+from smarttrees.database import database_url
 from smarttrees.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 # Route modules owned by other parts of the server; each is optional while it is being built.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("gis_api.tiles", "gis_api.webmap", "gis_api.scans")
 OPTIONAL_ROUTE_MODULES += ("gis_api.ioc",)  # the IOC summary and dashboard (issue 13)
+# How long /readyz waits for a pooled connection before asking PostgreSQL directly.
+READY_WAIT_S = 1.0
 
 
 def optional_routes(names: tuple[str, ...] = OPTIONAL_ROUTE_MODULES) -> list[BaseRoute]:
@@ -50,27 +54,27 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers within two seconds."""
+    """Readiness: "ready" (200), or 503 with status "busy" or "unreachable".
+
+    A pooled connection that answers ``SELECT 1`` within a second means ready. Otherwise a new
+    connection, outside the pool, tells the two failures apart: PostgreSQL answers it, so every
+    pooled connection is taken (busy), or it does not (unreachable).
+    """
+    pool: ServerPool = request.app.state.pool
     try:
-        async with asyncio.timeout(2):
-            async with request.app.state.pool.connection() as conn:
+        async with asyncio.timeout(READY_WAIT_S):
+            async with pool.connection(timeout=READY_WAIT_S) as conn:
                 await conn.execute("SELECT 1")
-    except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+        return JSONResponse({"status": "ready"})
+    except Exception as exc:  # any failure means "not ready"; the probe below says which kind
         log.warning("database not ready: %s", type(exc).__name__)
-        raise Unavailable("the database cannot be reached") from None
-    return JSONResponse({"status": "ready"})
-
-
-def _pool(settings: Settings, url: str) -> AsyncConnectionPool:
-    # Autocommit: reads need no transaction; writes open one explicitly.
-    return AsyncConnectionPool(
-        url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "options": f"-c search_path={SEARCH_PATH}"},
-        open=False,
-        name="smarttrees",
-    )
+    error: Unavailable
+    if await probe(pool.url):
+        status, error = "busy", Busy("every database connection is in use; retry shortly")
+    else:
+        status, error = "unreachable", Unreachable("the database cannot be reached")
+    body = {"status": status, "code": error.code, "description": error.description}
+    return JSONResponse(body, 503, headers={"Retry-After": str(error.retry_after)})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -88,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # database_url may start the managed cluster: blocking work, off the event loop.
         url = await asyncio.to_thread(database_url, settings)
-        pool = _pool(settings, url)
+        pool = ServerPool(url, settings)
         await pool.open()
         app.state.pool = pool
         try:
@@ -106,6 +110,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        # Outermost first: a client's departure cancels the work, queued filters included.
+        middleware=[
+            Middleware(CancelOnDisconnect),
+            Middleware(FilterLane, slots=settings.filter_slots),
+        ],
         exception_handlers=dict(exception_handlers()),
     )
     app.state.settings = settings

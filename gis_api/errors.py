@@ -77,9 +77,24 @@ class NotAcceptable(ApiError):
 
 
 class Unavailable(ApiError):
-    """The database cannot be reached."""
+    """The database cannot serve the request now; ``retry_after`` seconds, if worth retrying."""
 
     code = "ServiceUnavailable"
+    retry_after: int | None = 2
+
+
+class Unreachable(Unavailable):
+    """PostgreSQL cannot be reached: down, restarting, or the connection was lost."""
+
+
+class Busy(Unavailable):
+    """Every database connection is in use."""
+
+
+class QueryTimeout(Unavailable):
+    """A query ran past the statement timeout: the same request would fail again."""
+
+    retry_after = None
 
 
 STATUS: dict[type[ApiError], int] = {
@@ -106,16 +121,21 @@ def status_of(error: ApiError) -> int:
     return 500
 
 
-def error_response(status: int, code: str, description: str) -> Response:
-    """An OGC API exception document."""
-    headers = {"WWW-Authenticate": 'Bearer realm="smarttrees"'} if status == 401 else None
+def error_response(
+    status: int, code: str, description: str, *, retry_after: int | None = None
+) -> Response:
+    """An OGC API exception document (with ``Retry-After`` when ``retry_after`` is given)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="smarttrees"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     body = orjson.dumps({"code": code, "description": description})
     return Response(body, status, headers=headers, media_type="application/json")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(status_of(exc), exc.code, exc.description)
+    retry_after = exc.retry_after if isinstance(exc, Unavailable) else None
+    return error_response(status_of(exc), exc.code, exc.description, retry_after=retry_after)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -126,7 +146,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _pool_timeout(request: Request, exc: Exception) -> Response:
     log.warning("no database connection free for %s %s", request.method, request.url.path)
-    return error_response(503, "ServiceUnavailable", "the server is busy; retry shortly")
+    return error_response(
+        503, "ServiceUnavailable", "the server is busy; retry shortly",
+        retry_after=Busy.retry_after,
+    )
+
+
+async def _query_canceled(request: Request, exc: Exception) -> Response:
+    # QueryCanceled is an OperationalError: this handler is found first (closest class).
+    if "statement timeout" not in str(exc):  # cancelled by an administrator, say
+        return await _database_lost(request, exc)
+    seconds = request.app.state.settings.statement_timeout_ms / 1000
+    log.warning("statement timeout (%g s) on %s %s", seconds, request.method, request.url.path)
+    error = QueryTimeout(
+        f"the query took longer than {seconds:g} s; narrow the request"
+        " (a smaller bbox, a simpler filter or a lower limit)"
+    )
+    return await _api_error(request, error)
+
+
+async def _database_lost(request: Request, exc: Exception) -> Response:
+    # The connection died under the query (PostgreSQL stopped or restarted): no traceback, a 503.
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method, request.url.path, str(exc).strip().splitlines()[0] if str(exc) else "",
+    )
+    error = Unreachable("the database is unavailable (connection lost); retry shortly")
+    return await _api_error(request, error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -139,11 +185,15 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 def exception_handlers() -> Mapping[type[Exception] | int, Handler]:
     """The handlers to give ``Starlette(exception_handlers=...)``."""
+    from psycopg import OperationalError
+    from psycopg.errors import QueryCanceled
     from psycopg_pool import PoolTimeout
 
     return {
         ApiError: _api_error,
         HTTPException: _http_error,
         PoolTimeout: _pool_timeout,
+        QueryCanceled: _query_canceled,
+        OperationalError: _database_lost,
         Exception: _unexpected,
     }

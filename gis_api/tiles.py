@@ -327,6 +327,8 @@ async def refresh_tree_grid(conn: AsyncConnection) -> None:
     async with conn.transaction():
         # One snapshot for both views, so the version names exactly the trees counted.
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # Maintenance, not a client's query: exempt from the pool's statement timeout.
+        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_version")
 

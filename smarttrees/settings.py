@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     db_name: str = Field("smarttrees", description="database name in the managed cluster")
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
+    pool_timeout_s: float = Field(
+        5.0, gt=0, description="longest a request waits for a free database connection (then 503)"
+    )
+    statement_timeout_ms: int = Field(
+        10_000, ge=0, description="longest one API query may run, in ms (then 503); 0 = no limit"
+    )
+    filter_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="requests with a CQL2 filter served at once per process;"
+        " unset = pool_max_size - 2 (at least 1), so other requests always find a connection",
+    )
 
     host: str = Field("127.0.0.1", description="address `smarttrees serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `smarttrees serve` listens on")
@@ -82,6 +94,11 @@ class Settings(BaseSettings):
     planting_target: int = Field(
         1_130_000, ge=0, description="the province's tree count target (planting progress)"
     )
+
+    @property
+    def filter_slots(self) -> int:
+        """How many requests with a CQL2 filter one process serves at once."""
+        return self.filter_concurrency or max(1, self.pool_max_size - 2)
 
     @property
     def server_url(self) -> str:
