@@ -26,6 +26,9 @@ from gis_api.errors import Busy, Unreachable
 from smarttrees.database import SEARCH_PATH
 from smarttrees.settings import Settings
 
+# How the API's sessions show in pg_stat_activity (the loaders' do not carry it).
+APPLICATION_NAME = "smarttrees-api"
+
 
 class Health:
     """The outcome of the pool's most recent attempt to open a connection."""
@@ -86,7 +89,7 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
             # Autocommit: reads need no transaction; writes open one explicitly.
-            kwargs={"autocommit": True, "options": options},
+            kwargs={"autocommit": True, "options": options, "application_name": APPLICATION_NAME},
             connection_class=_tracked_connection_class(self.health),
             check=AsyncConnectionPool.check_connection,
             open=False,
