@@ -4,8 +4,9 @@
   no API query holds a connection for longer; the loaders connect without it
   (:func:`smarttrees.database.connect`).
 - Every connection is checked when it leaves the pool (one empty query, ~0.1 ms on loopback).
-  After PostgreSQL restarts, the stale connections fail that check and are replaced before a
-  request sees them, instead of failing the first request on each (and the one after).
+  After PostgreSQL restarts, the first stale connection fails that check, and the pool then
+  replaces all its idle connections at once (they are stale too), before a request sees them —
+  instead of failing the first request on each connection (and the one after).
 - The pool remembers whether its last attempt to connect failed (:class:`Health`), so that a
   request that found no connection is told the truth: the database is unreachable, or the server
   is busy. :func:`probe` asks PostgreSQL directly, for ``/readyz``.
@@ -91,11 +92,30 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
             # Autocommit: reads need no transaction; writes open one explicitly.
             kwargs={"autocommit": True, "options": options, "application_name": APPLICATION_NAME},
             connection_class=_tracked_connection_class(self.health),
-            check=AsyncConnectionPool.check_connection,
+            check=self._check,
             open=False,
             name="smarttrees",
         )
         self.url = url
+        self._drained_at = 0.0
+
+    async def _check(self, conn: AsyncConnection[TupleRow]) -> None:
+        """The pool's own check, and a drain when it fails (see :meth:`connection_lost`)."""
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await self.connection_lost()
+            raise
+
+    async def connection_lost(self) -> None:
+        """Replace every idle connection: one found dead means PostgreSQL restarted or stopped.
+
+        Without this, each stale connection would be found by a request of its own, the pool
+        waiting a second or more between them. At most once a second.
+        """
+        if time.monotonic() - self._drained_at > 1.0:
+            self._drained_at = time.monotonic()
+            await self.drain()
 
     async def getconn(self, timeout: float | None = None) -> AsyncConnection[TupleRow]:
         """A checked connection; :class:`Unreachable` or :class:`Busy` (both 503) when none comes.

@@ -171,6 +171,9 @@ async def _database_lost(request: Request, exc: Exception) -> Response:
         "database unavailable on %s %s: %s",
         request.method, request.url.path, str(exc).strip().splitlines()[0] if str(exc) else "",
     )
+    pool = getattr(request.app.state, "pool", None)
+    if pool is not None and hasattr(pool, "connection_lost"):  # the other idle ones are dead too
+        await pool.connection_lost()
     error = Unreachable("the database is unavailable (connection lost); retry shortly")
     return await _api_error(request, error)
 
