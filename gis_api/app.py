@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api import ogc
-from gis_api.database import ServerPool, probe
+from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
 from gis_api.workload import CancelOnDisconnect, FilterLane
 from smarttrees.database import database_url
@@ -77,6 +77,18 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, 503, headers={"Retry-After": str(error.retry_after)})
 
 
+async def _start_ogc(app: Starlette, settings: Settings, url: str) -> None:
+    """Build pygeoapi on a pool of its own, without the statement timeout.
+
+    Its startup reads whole tables (the extents): not a client's query. The provider it
+    configures connects with the timeout.
+    """
+    unbounded = settings.model_copy(update={"statement_timeout_ms": 0, "pool_min_size": 1})
+    async with ServerPool(url, unbounded) as startup_pool:
+        app.state.pool = startup_pool
+        await ogc.start(app, settings, server_conninfo(url, settings))
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the SmartTrees ASGI application.
 
@@ -92,11 +104,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # database_url may start the managed cluster: blocking work, off the event loop.
         url = await asyncio.to_thread(database_url, settings)
+        await _start_ogc(app, settings, url)
         pool = ServerPool(url, settings)
         await pool.open()
         app.state.pool = pool
         try:
-            await ogc.start(app, settings, url)
             yield
         finally:
             await pool.close()

@@ -1,8 +1,8 @@
 """The server's database pool: bounded queries, checked connections, and the truth about outages.
 
-- Every pooled connection runs with ``statement_timeout`` (``SMARTTREES_STATEMENT_TIMEOUT_MS``), so
-  no API query holds a connection for longer; the loaders connect without it
-  (:func:`smarttrees.database.connect`).
+- Every connection of the server (the pool's, and the pygeoapi provider's for HTML pages) runs
+  with ``statement_timeout`` (``SMARTTREES_STATEMENT_TIMEOUT_MS``), so no API query holds a
+  connection for longer; the loaders connect without it (:func:`smarttrees.database.connect`).
 - Every connection is checked when it leaves the pool (one empty query, ~0.1 ms on loopback).
   After PostgreSQL restarts, the first stale connection fails that check, and the pool then
   replaces all its idle connections at once (they are stale too), before a request sees them —
@@ -20,15 +20,29 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gis_api.errors import Busy, Unreachable
-from smarttrees.database import SEARCH_PATH
+from smarttrees.database import with_search_path
 from smarttrees.settings import Settings
 
 # How the API's sessions show in pg_stat_activity (the loaders' do not carry it).
 APPLICATION_NAME = "smarttrees-api"
+
+
+def server_conninfo(url: str, settings: Settings) -> str:
+    """``url`` with the statement timeout and application name of the API's sessions.
+
+    Used by the pool and by the pygeoapi provider (its HTML pages), so that every query the
+    server runs for a client is bounded.
+    """
+    options = conninfo_to_dict(url).get("options") or ""
+    timeout = f"-c statement_timeout={settings.statement_timeout_ms}"
+    return make_conninfo(
+        url, options=f"{options} {timeout}".strip(), application_name=APPLICATION_NAME
+    )
 
 
 class Health:
@@ -82,21 +96,20 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
 
     def __init__(self, url: str, settings: Settings) -> None:
         self.health = Health()
-        timeout_ms = settings.statement_timeout_ms
-        options = f"-c search_path={SEARCH_PATH} -c statement_timeout={timeout_ms}"
+        conninfo = server_conninfo(url, settings)
         super().__init__(
-            url,
+            conninfo,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
             # Autocommit: reads need no transaction; writes open one explicitly.
-            kwargs={"autocommit": True, "options": options, "application_name": APPLICATION_NAME},
+            kwargs={"autocommit": True, "options": with_search_path(conninfo)},
             connection_class=_tracked_connection_class(self.health),
             check=self._check,
             open=False,
             name="smarttrees",
         )
-        self.url = url
+        self.url = conninfo
         self._drained_at = 0.0
 
     async def _check(self, conn: AsyncConnection[TupleRow]) -> None:

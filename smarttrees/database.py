@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from smarttrees.cluster import Cluster
 from smarttrees.errors import ClusterError
@@ -40,11 +41,19 @@ def database_url(settings: Settings | None = None, *, start: bool = True) -> str
     return cluster.url()
 
 
+def with_search_path(conninfo: str) -> str:
+    """The ``options`` of ``conninfo`` (a URL or key=value string) plus SmartTrees' search path."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return f"{options} -c search_path={SEARCH_PATH}".strip()
+
+
 @contextmanager
 def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """Open one connection with SmartTrees' search path; commits on success, rolls back on error."""
-    conn = psycopg.connect(
-        url or database_url(), autocommit=autocommit, options=f"-c search_path={SEARCH_PATH}"
-    )
+    """Open one connection with SmartTrees' search path; commits on success, rolls back on error.
+
+    Options already in ``url`` (a statement timeout, say) are kept.
+    """
+    url = url or database_url()
+    conn = psycopg.connect(url, autocommit=autocommit, options=with_search_path(url))
     with conn:
         yield conn
