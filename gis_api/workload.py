@@ -1,8 +1,8 @@
-"""Bounded work: requests whose client has gone are cancelled, and filters share the pool.
+"""Bounded work: reads whose client has gone are cancelled, and filters share the pool.
 
 Two ASGI middlewares, both outside the routes:
 
-- :class:`CancelOnDisconnect` runs each HTTP request in a task and listens for the client's
+- :class:`CancelOnDisconnect` runs each read (GET, HEAD) in a task and listens for the client's
   ``http.disconnect``. When the client leaves before its answer is complete, the task is
   cancelled; psycopg turns the cancellation of a running query into a cancel request to
   PostgreSQL, so the backend stops and the connection goes back to the pool at once (instead of
@@ -24,42 +24,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 
-def _has_body(scope: Scope) -> bool:
-    """True when the request announces a body (a length above zero, or chunks)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return value.strip() not in (b"", b"0")
-        if name == b"transfer-encoding":
-            return True
-    return False
+# Reads only: a write the server has begun is carried through even when its client has gone
+# (cancelling it would only roll it back; a scan's retry then finds it stored).
+CANCELLABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class CancelOnDisconnect:
-    """Cancel a request's work when its client disconnects before the answer is complete.
-
-    Until the application has read the request body, it reads it from the server itself (so
-    body-size caps still stop reading early); from then on a watcher owns the receive channel
-    and hands its messages on.
-    """
+    """Cancel a read's work when its client disconnects before the answer is complete."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: D102
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") not in CANCELLABLE_METHODS:
             await self.app(scope, receive, send)
             return
         await _Exchange(self.app, scope, receive, send).run()
 
 
 class _Exchange:
-    """One HTTP request/response under :class:`CancelOnDisconnect`."""
+    """One read under :class:`CancelOnDisconnect`: a watcher owns the client's channel."""
 
     def __init__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         self.app, self.scope, self._receive, self._send = app, scope, receive, send
-        self.body_read = asyncio.Event()
-        if not _has_body(scope):
-            self.body_read.set()
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.answered = False
         self.client_gone = False
@@ -86,7 +73,6 @@ class _Exchange:
 
     async def watch(self, handler: asyncio.Task[None]) -> None:
         """Pass the client's messages on; cancel ``handler`` if the client leaves early."""
-        await self.body_read.wait()
         while True:
             message = await self._receive()
             await self.inbox.put(message)
@@ -97,12 +83,7 @@ class _Exchange:
                 return
 
     async def receive(self) -> Message:
-        """The application's receive channel."""
-        if not self.body_read.is_set():
-            message = await self._receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                self.body_read.set()
-            return message
+        """The application's receive channel (fed by the watcher)."""
         return await self.inbox.get()
 
     async def send(self, message: Message) -> None:
