@@ -1,4 +1,8 @@
-"""``smarttrees db backup|restore|verify``: backups that restore, checked against a manifest."""
+"""``smarttrees db backup|restore|verify|upgrade-cluster``: the data kept safe.
+
+Backups that restore, checked against a manifest, and the managed cluster moved to a new
+PostgreSQL major version without losing a row.
+"""
 
 # ruff: noqa: B008 - typer declares options as parameter defaults
 from __future__ import annotations
@@ -15,6 +19,7 @@ def register(db_app: typer.Typer) -> None:
     db_app.command("backup")(backup)
     db_app.command("restore")(restore)
     db_app.command("verify")(verify)
+    db_app.command("upgrade-cluster")(upgrade_cluster)
 
 
 def _default_out() -> Path:
@@ -68,4 +73,24 @@ def restore(
         f"restored {found.path.name}: {len(tables)} tables, "
         f"{sum(t['rows'] for t in tables.values()):,} rows, every row count and checksum "
         "matches the manifest"
+    )
+
+
+def upgrade_cluster() -> None:
+    """Move the managed cluster to the installed PostgreSQL major version (pg_upgrade)."""
+    from smarttrees.cluster_upgrade import upgrade_cluster as upgrade
+    from smarttrees.database import managed_cluster
+    from smarttrees.settings import get_settings
+
+    if get_settings().database_url:
+        typer.echo("SMARTTREES_DATABASE_URL is set: upgrade that server with its own tools.")
+        return
+    done = upgrade(managed_cluster())
+    if done is None:
+        typer.echo("the managed cluster already runs the installed PostgreSQL: nothing to do")
+        return
+    typer.echo(
+        f"upgraded PostgreSQL {done.old_major} → {done.new_major}: {done.tables} tables, every "
+        f"row count and checksum unchanged; the old folder is kept at {done.kept} "
+        "(delete it when you are satisfied)"
     )
