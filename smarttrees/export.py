@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -107,7 +109,8 @@ def export_layer(
     spec = FORMATS[fmt]
     notes: list[str] = []
     with _connection(url) as conn:
-        geometry_type, multi = _geometry_type(conn, found)
+        geometry_type = found.geometry_type or "Unknown"
+        multi = geometry_type.startswith("Multi")  # a polygon among multipolygons is promoted
         if found.geometry is None:
             as_columns = "none"
         elif not spec.geometry:
@@ -123,7 +126,7 @@ def export_layer(
                 notes += _shapefile_names(reader.schema.names)
             with _written_beside(out, spec.suffix) as partial:
                 kind = None if found.geometry is None else geometry_type
-                _write(_counted(reader, counter), partial, layer, spec, kind, target)
+                _write(_prefetched(reader, counter), partial, layer, spec, kind, target)
     return ExportResult(out, layer, counter[0], tuple(notes))
 
 
@@ -160,32 +163,6 @@ def _bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | N
     if not (x0 < x1 and y0 < y1):
         raise ExportError("--bbox must be min_lon,min_lat,max_lon,max_lat (minimum first)")
     return x0, y0, x1, y1
-
-
-def _geometry_type(conn: object, layer: catalog.Layer) -> tuple[str, bool]:
-    """The layer's geometry type for GDAL, and whether polygons must be made multi."""
-    if layer.geometry is None:
-        return "Unknown", False
-    query = sql.SQL(
-        "SELECT DISTINCT GeometryType({g}) FROM {rel} AS l WHERE {g} IS NOT NULL"
-    ).format(g=sql.Identifier(layer.geometry), rel=sql.SQL(layer.relation))
-    with conn.cursor() as cur:  # type: ignore[attr-defined]
-        cur.execute(query.as_string(None))
-        kinds = {row[0] for row in cur.fetchall()}
-    if not kinds:
-        return layer.geometry_type or "Unknown", False
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        return _GDAL_TYPES.get(kind, "Unknown"), False
-    if kinds <= {"POLYGON", "MULTIPOLYGON"}:
-        return "MultiPolygon", True
-    return "Unknown", False
-
-
-_GDAL_TYPES = {
-    "POINT": "Point", "MULTIPOINT": "MultiPoint", "LINESTRING": "LineString",
-    "MULTILINESTRING": "MultiLineString", "POLYGON": "Polygon", "MULTIPOLYGON": "MultiPolygon",
-}
 
 
 def _select(
@@ -240,15 +217,31 @@ def _select(
     return query.as_string(None), params
 
 
-def _counted(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatchReader:
-    """The same stream, adding each batch's row count to ``counter[0]`` as it passes."""
+def _prefetched(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatchReader:
+    """The same stream, read ahead by a thread while GDAL writes; rows counted into ``counter``.
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            counter[0] += batch.num_rows
-            yield batch
+    Reading (ADBC) and writing (GDAL) both release the GIL, so the database's COPY and the
+    file's encoding overlap. The queue holds a few batches, which bounds the memory.
+    """
+    batches: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    def read() -> None:
+        try:
+            for batch in reader:
+                batches.put(batch)
+            batches.put(None)
+        except BaseException as exc:  # handed to the writer's thread, which raises it
+            batches.put(exc)
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        while (item := batches.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            counter[0] += item.num_rows
+            yield item
+
+    threading.Thread(target=read, name="export-reader", daemon=True).start()
+    return pa.RecordBatchReader.from_batches(reader.schema, stream())
 
 
 def _write(
