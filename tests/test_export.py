@@ -11,6 +11,9 @@ import psycopg
 import pyogrio
 import pytest
 
+from smarttrees.errors import ExportError
+from smarttrees.export import export_layer
+
 SMARTTREES = [sys.executable, "-m", "smarttrees"]
 
 
@@ -23,9 +26,9 @@ def export(*args: str, url: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".shp", ".geojson", ".csv", ".xlsx"])
 def test_trees_export_opens_in_gdal_with_every_tree(province_url: str, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"trees{suffix}"
-    result = export("trees", "--out", str(out), url=province_url)
-    assert result.returncode == 0, result.stderr
-    assert "5,000 trees written" in result.stdout
+    fmt = {".shp": "shp", ".fgb": "fgb", ".gpkg": "gpkg"}.get(suffix, suffix[1:])
+    result = export_layer(province_url, "trees", fmt, out)
+    assert result.rows == 5000
     frame = pyogrio.read_dataframe(out, read_geometry=suffix not in (".csv", ".xlsx"))
     if suffix == ".xlsx":
         assert {"x", "y"} <= set(frame.columns) and frame["x"].between(105, 107).all()
@@ -79,8 +82,7 @@ def test_polygons_and_communes_export(province_url: str, tmp_path: Path) -> None
         stands = conn.execute("SELECT count(*) FROM smarttrees.stands").fetchone()[0]
     for layer in ("stands", "communes", "nurseries", "timber_logs", "custody_events"):
         out = tmp_path / f"{layer}.fgb"
-        result = export(layer, "--out", str(out), url=province_url)
-        assert result.returncode == 0, result.stderr
+        export_layer(province_url, layer, "fgb", out)
         frame = pyogrio.read_dataframe(out)
         assert len(frame) > 0 or layer == "custody_events"
     stands_frame = pyogrio.read_dataframe(tmp_path / "stands.fgb")
@@ -89,26 +91,37 @@ def test_polygons_and_communes_export(province_url: str, tmp_path: Path) -> None
 
 def test_attribute_layers_export_as_tables(province_url: str, tmp_path: Path) -> None:
     out = tmp_path / "species.csv"
-    result = export("species", "--out", str(out), url=province_url)
-    assert result.returncode == 0, result.stderr
+    export_layer(province_url, "species", "csv", out)
     frame = pyogrio.read_dataframe(out, read_geometry=False)
     assert "Acacia mangium" in set(frame["scientific_name"])
-    refused = export("species", "--out", str(tmp_path / "species.fgb"), url=province_url)
-    assert refused.returncode == 1 and "has no geometry" in refused.stderr
+    with pytest.raises(ExportError, match="has no geometry"):
+        export_layer(province_url, "species", "fgb", tmp_path / "species.fgb")
+
+
+@pytest.mark.parametrize(
+    ("layer", "options", "message"),
+    [
+        ("citizen_support_cases", {}, "unknown layer 'citizen_support_cases'; layers:"),
+        ("trees", {"bbox": (106, 22, 105, 21)}, "minimum first"),
+        ("trees", {"crs": "EPSG:99999999"}, "not a coordinate system"),
+    ],
+)
+def test_bad_export_arguments_name_the_problem(province_url: str, tmp_path: Path, layer: str,
+                                               options: dict[str, object], message: str) -> None:
+    with pytest.raises(ExportError, match=message):
+        export_layer(province_url, layer, "gpkg", tmp_path / "x.gpkg", **options)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["citizen_support_cases", "--out", "x.gpkg"], "unknown layer 'citizen_support_cases'; layers:"),
-        (["trees", "--out", "x.gpkg", "--bbox", "106,22,105,21"], "minimum first"),
         (["trees", "--out", "x.gpkg", "--bbox", "a,b"], "four numbers"),
         (["trees", "--out", "x.doc"], "--format is needed"),
-        (["trees", "--out", "x.gpkg", "--crs", "EPSG:99999999"], "not a coordinate system"),
         (["trees", "--out", "/nonexistent/dir/x.gpkg"], "does not exist"),
     ],
 )
-def test_bad_export_requests_are_one_line(province_url: str, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_export_commands_are_one_line(province_url: str, tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run([*SMARTTREES, "export", *args], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "SMARTTREES_DATABASE_URL": province_url}, timeout=120)
     assert result.returncode != 0
