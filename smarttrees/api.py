@@ -701,13 +701,16 @@ def _column(values: pa.ChunkedArray, field: catalog.Field | None) -> pd.Series:
 
     Integers with missing values stay integers (pandas' nullable ``Int64``) rather than
     becoming floats; PostgreSQL ``numeric`` (which the driver hands over as text) becomes
-    float64; dates become ``datetime64``; JSON becomes dicts.
+    float64, or int64 for an integer field (a ``sum`` of integers is numeric); dates become
+    ``datetime64``; JSON becomes dicts.
     """
     kind = field.type if field is not None else "integer"
     if isinstance(values.type, pa.ExtensionType):
         values = pa.chunked_array([c.storage for c in values.chunks], values.type.storage_type)
     if kind == "number" and not pa.types.is_floating(values.type):
         values = values.cast(pa.float64())
+    if kind == "integer" and not pa.types.is_integer(values.type):  # numeric: sum(bigint)
+        values = values.cast(pa.float64()).cast(pa.int64())
     if kind == "integer" and values.null_count:
         return values.to_pandas(types_mapper={values.type: pd.Int64Dtype()}.get)
     if kind == "json":

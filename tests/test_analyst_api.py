@@ -210,3 +210,11 @@ def test_catalogue_fields_match_the_ogc_items(shared_province):
                 "features"
             ][0]
             assert set(feature["properties"]) == set(layer.field_names), layer.id
+
+
+def test_ioc_totals_read_as_integers(db, province_template):
+    support = db.read("citizen_support_by_commune")
+    documents = db.read("documents_by_commune")
+    assert support.people.dtype.kind == "i" or str(support.people.dtype) == "Int64"
+    assert 0 < support.amount_vnd.sum() <= province_template.support_total_vnd
+    assert documents.documents.sum() > 0 and documents.courier_saving_vnd.dtype.kind == "i"
