@@ -3,10 +3,11 @@
 - Every connection of the server (the pool's, and the pygeoapi provider's for HTML pages) runs
   with ``statement_timeout`` (``SMARTTREES_STATEMENT_TIMEOUT_MS``), so no API query holds a
   connection for longer; the loaders connect without it (:func:`smarttrees.database.connect`).
-- Every connection is checked when it leaves the pool (one empty query, ~0.1 ms on loopback).
-  After PostgreSQL restarts, the first stale connection fails that check, and the pool then
-  replaces all its idle connections at once (they are stale too), before a request sees them —
-  instead of failing the first request on each connection (and the one after).
+- Every connection is checked when it leaves the pool (a ``select`` on its socket; an empty
+  query when something is waiting there). After PostgreSQL restarts, the first stale connection
+  fails that check and the pool replaces all its idle connections at once (they are stale too),
+  before a request sees them — instead of failing the first request on each connection (and
+  the one after).
 - The pool remembers whether its last attempt to connect failed (:class:`Health`), so that a
   request that found no connection is told the truth: the database is unreachable, or the server
   is busy. :func:`probe` asks PostgreSQL directly, for ``/readyz``.
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from typing import Any
 
@@ -113,7 +115,15 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
         self._drained_at = 0.0
 
     async def _check(self, conn: AsyncConnection[TupleRow]) -> None:
-        """The pool's own check, and a drain when it fails (see :meth:`connection_lost`)."""
+        """Check a connection leaving the pool; drain the pool when it is dead.
+
+        An idle connection in good health has nothing to read: a server that ended it (a restart,
+        a shutdown, a crash) left an error message or the end of the stream on its socket. So only
+        a connection with something to read gets the pool's own check (an empty query), and the
+        others cost a ``select`` instead of a round trip.
+        """
+        if not _has_input(conn):
+            return
         try:
             await AsyncConnectionPool.check_connection(conn)
         except psycopg.Error:
@@ -145,6 +155,17 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
             if self.health.unreachable:
                 raise Unreachable("the database cannot be reached; retry shortly") from None
             raise Busy("every database connection is in use; retry shortly") from None
+
+
+def _has_input(conn: AsyncConnection[TupleRow]) -> bool:
+    """True when the connection's socket has bytes (or its end) waiting, or it is closed."""
+    if conn.closed:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 async def probe(url: str, timeout: float = 2.0) -> bool:
