@@ -1,29 +1,33 @@
-"""Fault injection: PostgreSQL restarted under a running server, idle and under load.
+"""Fault injection: PostgreSQL restarted, or one of its backends killed, under a running server.
 
 The module runs its own cluster (a temporary folder, like the session's) so that stopping it
 never disturbs tests running in parallel on the session cluster. What must hold: during the
 outage every failure is a 503 with ``Retry-After`` and ``/readyz`` says "unreachable"; once
 PostgreSQL is back, no request fails — not the first one on each pooled connection, nor the next.
 
-The load test prints the figures the issue asks for (seconds from the stop to the first answer
+The load tests print the figures the issue asks for (seconds from the stop to the first answer
 again, from PostgreSQL's return to that answer, 5xx during and after); run it with ``-s`` to see
 them: ``pytest -s tests/test_faults.py``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from etl.species import load_species
+from gis_api.database import APPLICATION_NAME
 from smarttrees import schema
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
@@ -137,33 +141,74 @@ def load_loop(base: str, stop: threading.Event, answers: list[Answer], worker: i
             time.sleep(0.02)
 
 
-def test_a_restart_under_load_gives_503s_then_no_errors(own_cluster, server):
+def under_load(base: str, fault: Callable[[], float]) -> tuple[list[Answer], float, float]:
+    """Run the load loop, inject ``fault`` after a second, keep on for 4 s after it returns.
+
+    ``fault`` returns when PostgreSQL accepts connections again. Returns the answers, when the
+    fault began and when PostgreSQL was back (monotonic s).
+    """
     answers: list[Answer] = []
     stop = threading.Event()
-    workers = [threading.Thread(target=load_loop, args=(server, stop, answers, w))
+    workers = [threading.Thread(target=load_loop, args=(base, stop, answers, w))
                for w in range(POOL_SIZE)]
     for w in workers:
         w.start()
     try:
         time.sleep(1.0)
-        stopped_at = time.monotonic()
-        back_at = restart(own_cluster, down_for=1.0)
+        began = time.monotonic()
+        back = fault()
         time.sleep(4.0)
     finally:
         stop.set()
         for w in workers:
             w.join()
+    return answers, began, back
 
-    after_stop = [a for a in answers if a.ended > stopped_at]
-    first_ok = next(a for a in after_stop if a.status == 200 and a.started >= back_at)
-    during = [a for a in after_stop if a.started <= first_ok.ended]
-    after = [a for a in after_stop if a.started > first_ok.ended]
+
+def check_and_report(what: str, answers: list[Answer], began: float, back: float) -> None:
+    """Print the outage figures; assert 503s with Retry-After during it and no error after."""
+    after_fault = [a for a in answers if a.ended > began]
+    first_ok = next(a for a in after_fault if a.status == 200 and a.started >= back)
+    during = [a for a in after_fault if a.started <= first_ok.ended]
+    after = [a for a in after_fault if a.started > first_ok.ended]
     print(
-        f"\nfaults: outage {first_ok.ended - stopped_at:.2f} s from the stop to the first answer "
-        f"again ({first_ok.ended - back_at:.2f} s after PostgreSQL was back); during it "
+        f"\nfaults, {what}: outage {first_ok.ended - began:.2f} s from the fault to the first "
+        f"answer again ({first_ok.ended - back:.2f} s after PostgreSQL was back); during it "
         f"{sum(a.status == 503 for a in during)} × 503 and "
         f"{sum(a.status >= 500 and a.status != 503 for a in during)} other 5xx of {len(during)} "
         f"answers; after recovery {sum(a.status >= 500 for a in after)} 5xx of {len(after)}"
     )
     assert all(a.status == 200 or (a.status == 503 and a.retry_after) for a in during)
     assert after and all(a.status == 200 for a in after)
+
+
+def test_a_restart_under_load_gives_503s_then_no_errors(own_cluster, server):
+    answers, began, back = under_load(server, lambda: restart(own_cluster, down_for=1.0))
+    check_and_report("restart (stop, 1 s, start)", answers, began, back)
+
+
+def kill_an_api_backend(cluster: Cluster) -> float:
+    """SIGKILL one backend of the server, as the OOM killer would: PostgreSQL then ends every
+    session and reinitialises. Returns when it accepts connections again."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s LIMIT 1",
+            [APPLICATION_NAME],
+        ).fetchone()
+    assert row is not None, "the server has no session open"
+    os.kill(int(row[0]), signal.SIGKILL)
+    time.sleep(0.05)  # the postmaster notices the crash
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(cluster.url(), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return time.monotonic()
+        except psycopg.OperationalError:
+            time.sleep(0.05)
+    raise AssertionError("PostgreSQL did not come back within 30 s of a backend crash")
+
+
+def test_a_backend_crash_under_load_gives_503s_then_no_errors(own_cluster, server):
+    answers, began, back = under_load(server, lambda: kill_an_api_backend(own_cluster))
+    check_and_report("backend killed (crash recovery)", answers, began, back)
