@@ -303,8 +303,9 @@ async def _render_grid_from_table(
         "x": tile.x,
         "y": tile.y,
         "i0": tile.x * span,
+        "i1": (tile.x + 1) * span,
         "j0": tile.y * span,
-        "span": span,
+        "j1": (tile.y + 1) * span,
         "shift": GRID_LEVEL - tile.z - GRID_SHIFT,
     }
     await _serial(conn)

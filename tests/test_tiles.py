@@ -326,3 +326,25 @@ def test_tiles_are_discovered_from_the_collection_documents(tiles_server: str) -
 
     nurseries = httpx.get(f"{tiles_server}/collections/nurseries", params={"f": "json"}).json()
     assert not [link for link in nurseries["links"] if link["rel"] == TILESETS_REL]
+
+
+def test_every_low_zoom_trees_tile_answers(tiles_server: str, module_db_url: str) -> None:
+    # Issue 10: tiles whose row or column is 2^(z-2)-1 overflowed a smallint in the grid sum.
+    get_tile(tiles_server, "trees", tile_of(*TOWN, 5))
+    wait_for_grid(module_db_url)
+    with psycopg.connect(module_db_url) as conn:
+        total = conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone()[0]
+    counted = 0
+    for y in range(8):
+        for x in range(8):
+            r = get_tile(tiles_server, "trees", TileAddress(3, y, x))
+            assert r.status_code == 200, (x, y, r.text)
+            layer = decode(r.content).get("trees_grid", {"features": []})
+            counted += sum(cell["properties"]["count"] for cell in layer["features"])
+    assert counted == total  # every tree in exactly one z3 tile
+    edge = (1 << 3) - 1
+    for y, x in [(edge, 0), (0, edge), (edge, edge), (edge, 25), (12, edge), (31, 31)]:
+        r = get_tile(tiles_server, "trees", TileAddress(5, y, x))
+        assert r.status_code == 200, (x, y, r.text)
+        assert r.headers["content-type"].startswith("application/vnd.mapbox-vector-tile")
+        decode(r.content)

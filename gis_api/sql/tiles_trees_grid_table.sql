@@ -1,7 +1,9 @@
 -- Grid counts of a low-zoom tile, added up from the precomputed level-17 cells of
 -- smarttrees.tree_grid (migration 0006): the layer "trees_grid", like tiles_trees_grid.sql.
 -- A tile (z, x, y) covers cells i in [i0, i0 + span) and j in [j0, j0 + span), span = 2^(17-z);
--- an output cell gathers 2^shift level-17 cells on each side.
+-- an output cell gathers 2^shift level-17 cells on each side. The bounds come from the caller
+-- (i1 = i0 + span) and are cast: psycopg sends a small Python int as a smallint, and smallint
+-- arithmetic in SQL would overflow at 32,768 (the east and south edges of tiles at z3-z12).
 SELECT ST_AsMVT(mvt, 'trees_grid', 4096, 'geom')
 FROM (
     SELECT sum(g.n)::integer AS count,
@@ -13,8 +15,8 @@ FROM (
                ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 0, false
            ) AS geom
     FROM smarttrees.tree_grid g
-    WHERE g.i >= %(i0)s AND g.i < %(i0)s + %(span)s
-      AND g.j >= %(j0)s AND g.j < %(j0)s + %(span)s
+    WHERE g.i >= %(i0)s::integer AND g.i < %(i1)s::integer
+      AND g.j >= %(j0)s::integer AND g.j < %(j1)s::integer
       {filters}
-    GROUP BY g.i >> %(shift)s, g.j >> %(shift)s
+    GROUP BY g.i >> %(shift)s::integer, g.j >> %(shift)s::integer
 ) mvt

@@ -11,7 +11,7 @@ WITH bounds AS (
     CROSS JOIN bounds b
     WHERE t.geom && b.area
       {filters}
-    LIMIT %(limit)s + 1
+    LIMIT %(limit)s::integer + 1  -- cast: a smallint parameter + 1 overflows at 32,767
 )
 SELECT CASE WHEN (SELECT count(*) FROM picked) <= %(limit)s THEN (
     SELECT ST_AsMVT(mvt, 'trees', 4096, 'geom', 'id')
