@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from gis_api import ogc
 from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
+from gis_api.guards import RequestGuards
 from gis_api.workload import CancelOnDisconnect, FilterLane
 from smarttrees.database import database_url
 from smarttrees.settings import Settings, get_settings
@@ -122,8 +123,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        # Outermost first: a client's departure cancels the work, queued filters included.
+        # Outermost first: requests guarded against (a NUL, an oversized body) are answered
+        # before anything else; a client's departure cancels the work, queued filters included.
         middleware=[
+            Middleware(RequestGuards, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)),
             Middleware(CancelOnDisconnect),
             Middleware(FilterLane, slots=settings.filter_slots),
         ],

@@ -70,6 +70,12 @@ class Conflict(ApiError):
     code = "Conflict"
 
 
+class PayloadTooLarge(ApiError):
+    """The request body is larger than the route accepts."""
+
+    code = "PayloadTooLarge"
+
+
 class NotAcceptable(ApiError):
     """No representation in the requested format or CRS."""
 
@@ -106,6 +112,7 @@ STATUS: dict[type[ApiError], int] = {
     Forbidden: 403,
     NotAllowed: 405,
     Conflict: 409,
+    PayloadTooLarge: 413,
     NotAcceptable: 406,
     Unavailable: 503,
 }
@@ -132,10 +139,15 @@ def error_response(
     return Response(body, status, headers=headers, media_type="application/json")
 
 
+def api_error_response(error: ApiError) -> Response:
+    """The answer to an :class:`ApiError` (for middleware, which runs outside the handlers)."""
+    retry_after = error.retry_after if isinstance(error, Unavailable) else None
+    return error_response(status_of(error), error.code, error.description, retry_after=retry_after)
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    retry_after = exc.retry_after if isinstance(exc, Unavailable) else None
-    return error_response(status_of(exc), exc.code, exc.description, retry_after=retry_after)
+    return api_error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

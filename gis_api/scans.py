@@ -26,11 +26,12 @@ from starlette.routing import BaseRoute, Route
 from barcodes.codes import CodeError, parse
 from barcodes.custody import Problem, ScanRejected
 from barcodes.events import MAX_BATCH, ScanEvent
+from gis_api import guards
 from gis_api.auth import require_role
 from gis_api.errors import error_response
 
-# A batch of MAX_BATCH events is well under this; a phone photo too.
-MAX_BODY_BYTES = 10 * 1024 * 1024
+# A phone photo; the photo route has its own cap (gis_api.guards leaves it alone). Every other
+# body, a batch of MAX_BATCH events included, is capped by settings.max_body_mb (gis_api.guards).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 SCAN_ROLES = ("field",)  # admins hold every role
 READ_ROLES = ("viewer", "editor", "field")
@@ -59,19 +60,17 @@ def _rejected(problems: list[Problem], description: str | None = None) -> Respon
     return _json(body, status)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | Response:
-    """The request body, or a 413 answer once it passes ``limit`` bytes (checked as it streams)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return error_response(413, "PayloadTooLarge", f"the body is larger than {limit:,} bytes")
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body; a 413 once it passes ``limit`` bytes (declared, or as it streams)."""
+    declared = guards.declared_length(request.scope)
+    if declared is not None and declared > limit:
+        raise guards.too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return error_response(
-                413, "PayloadTooLarge", f"the body is larger than {limit:,} bytes"
-            )
+            raise guards.too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -105,9 +104,7 @@ def _events(payload: Any) -> tuple[list[ScanEvent], bool, list[Problem]]:
 async def post_scans(request: Request) -> Response:
     """Record one scan event or a batch (offline sync), all or nothing."""
     who = await require_role(request, *SCAN_ROLES)
-    body = await _read_body(request, MAX_BODY_BYTES)
-    if isinstance(body, Response):
-        return body
+    body = await request.body()  # capped by gis_api.guards
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -194,8 +191,6 @@ async def post_decode(request: Request) -> Response:
     if media and not (media.startswith("image/") or media == "application/octet-stream"):
         return error_response(415, "UnsupportedMediaType", f"send an image, not {media}")
     body = await _read_body(request, MAX_IMAGE_BYTES)
-    if isinstance(body, Response):
-        return body
     if not body:
         return error_response(422, "InvalidParameterValue", "the request body holds no image")
     from barcodes.decode import ImageError, decode_image

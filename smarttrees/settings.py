@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         " (8,000 trees with their attributes make about 400 KB)",
     )
     tile_cache_mb: int = Field(64, ge=0, description="in-process cache of rendered tiles; 0 = off")
+    max_body_mb: float = Field(
+        10, gt=0, description="largest request body of a write (features, scans), MiB; above: 413"
+    )
+    filter_max_terms: int = Field(
+        100, ge=1, description="most conditions and operations in one CQL2 filter; 400 above"
+    )
+    filter_max_depth: int = Field(
+        10, ge=1, description="deepest nesting of groups and operations in a CQL2 filter; 400 above"
+    )
 
     carbon_fraction: float = Field(
         0.47, gt=0, le=1, description="carbon per unit of dry biomass (IPCC 2006 default 0.47)"
