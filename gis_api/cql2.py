@@ -3,15 +3,19 @@
 pygeofilter parses CQL2 text and JSON into an AST; this module walks that AST and emits
 ``psycopg.sql`` fragments whose values are all placeholders. Property names are checked
 against the collection's published properties, so a filter can neither read an unpublished
-column nor inject SQL. Anything outside the supported subset is a 400 naming what was wrong.
+column nor inject SQL. Every value is type-checked against those properties (the queryables)
+before any SQL is built: ``tree_code = 1`` or ``dbh_cm BETWEEN 'a' AND 'z'`` is a 400 naming the
+property and its type, never an SQL error. :func:`check_size` bounds a filter's terms and
+nesting first. Anything outside the supported subset is a 400 naming what was wrong.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg import sql
@@ -22,6 +26,26 @@ from gis_api.crs import CRS84, Crs, from_input
 from gis_api.errors import InvalidFilter
 
 Fragment = tuple[sql.Composable, list[Any]]
+
+
+class Value(NamedTuple):
+    """A translated scalar expression: its SQL, its parameters and its type (see ``_FAMILY``)."""
+
+    sql: sql.Composable
+    params: list[Any]
+    kind: str
+    shown: str  # how the filter wrote it, for messages
+    is_property: bool = False
+
+
+# Types of scalar values, as a filter's messages name them; comparable within one family.
+_FAMILY = {
+    "integer": "number", "number": "number", "string": "string", "boolean": "boolean",
+    "date": "time", "timestamp": "time", "geometry": "geometry",
+}
+_ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string",
+            "boolean": "a boolean", "date": "a date", "timestamp": "a timestamp",
+            "geometry": "a geometry"}
 
 _COMPARISONS = {
     ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
@@ -54,6 +78,60 @@ def parse(text: str, lang: str | None) -> ast.AstType:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidFilter(f"filter: cannot parse {lang}: {first}") from None
     raise InvalidFilter(f"filter-lang: {lang!r} is not supported; use cql2-text or cql2-json")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a filter may be: ``terms`` conditions and operations, nested ``depth`` deep."""
+
+    terms: int = 200
+    depth: int = 10
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, ast.Node):
+        return [c for c in node.get_sub_nodes() if isinstance(c, ast.Node)]
+    return []
+
+
+def _chains(parent: Any, child: Any) -> bool:
+    """True when ``child`` continues ``parent``'s chain: ``a OR b OR c`` is one level, not two.
+
+    AND and OR chain on both sides; arithmetic on its left (``a - b - c`` is ``(a - b) - c``).
+    The SQL is built flat along the same chains, so it nests no deeper than the depth counted.
+    """
+    if type(parent) is not type(child):
+        return False
+    if isinstance(parent, ast.And | ast.Or):
+        return True
+    return isinstance(parent, ast.Arithmetic) and child is parent.lhs
+
+
+def check_size(node: Any, limits: Limits) -> None:
+    """Refuse a filter with more terms or deeper nesting than ``limits`` allow (400).
+
+    Terms are conditions (comparisons, LIKE, IN, BETWEEN, IS NULL, spatial and temporal
+    predicates), arithmetic operations and functions. Depth counts nested groups and
+    operations; a chain of one operator (``a OR b OR c``) is one level. Checked without
+    recursion, before any SQL is built, so a huge filter costs nothing but this walk.
+    """
+    terms = 0
+    stack: list[tuple[Any, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limits.depth:
+            raise InvalidFilter(
+                f"filter: nested deeper than {limits.depth} levels; simplify it"
+            )
+        if isinstance(current, ast.Predicate | ast.Arithmetic | ast.Function):
+            terms += 1
+            if terms > limits.terms:
+                raise InvalidFilter(
+                    f"filter: more than {limits.terms} conditions and operations; split the "
+                    "request or use IN (...) for lists of values"
+                )
+        for child in _children(current):
+            stack.append((child, depth if _chains(current, child) else depth + 1))
 
 
 def _normalise_json(node: Any) -> Any:
@@ -109,10 +187,16 @@ class Translator:
         raise InvalidFilter(f"filter: {_describe(node)} is not supported")
 
     def _combination(self, node: ast.Combination) -> Fragment:
-        left, lp = self._condition(node.lhs)
-        right, rp = self._condition(node.rhs)
+        # A chain of one operator becomes one flat list: a OR b OR … OR z nests no deeper in
+        # the SQL than a OR b (deeply nested fragments exhaust Python's recursion limit).
+        parts: list[sql.Composable] = []
+        params: list[Any] = []
+        for operand in _operands(node):
+            part, ps = self._condition(operand)
+            parts.append(part)
+            params += ps
         op = sql.SQL(" AND " if isinstance(node, ast.And) else " OR ")
-        return sql.SQL("({})").format(sql.Composed([left, op, right])), lp + rp
+        return sql.SQL("({})").format(op.join(parts)), params
 
     def _not(self, node: ast.Not) -> Fragment:
         inner, params = self._condition(node.sub_node)
@@ -125,38 +209,44 @@ class Translator:
         return sql.SQL("TRUE" if node else "FALSE"), []
 
     def _comparison(self, node: ast.Comparison) -> Fragment:
-        left, lp = self._scalar(node.lhs)
-        right, rp = self._scalar(node.rhs)
+        left, right = self._alike(self._scalar(node.lhs), self._scalar(node.rhs))
         op = sql.SQL(_COMPARISONS[type(node)])
-        return sql.SQL("({} {} {})").format(left, op, right), lp + rp
+        return sql.SQL("({} {} {})").format(left.sql, op, right.sql), left.params + right.params
 
     def _between(self, node: ast.Between) -> Fragment:
-        lhs, p1 = self._scalar(node.lhs)
-        low, p2 = self._scalar(node.low)
-        high, p3 = self._scalar(node.high)
+        lhs = self._scalar(node.lhs)
+        lhs, low = self._alike(lhs, self._scalar(node.low))
+        lhs, high = self._alike(lhs, self._scalar(node.high))
         neg = sql.SQL("NOT " if node.not_ else "")
-        return sql.SQL("({} {}BETWEEN {} AND {})").format(lhs, neg, low, high), p1 + p2 + p3
+        return (
+            sql.SQL("({} {}BETWEEN {} AND {})").format(lhs.sql, neg, low.sql, high.sql),
+            lhs.params + low.params + high.params,
+        )
 
     def _like(self, node: ast.Like) -> Fragment:
-        lhs, params = self._scalar(node.lhs)
+        lhs = self._scalar(node.lhs)
         if not isinstance(node.pattern, str):
             raise InvalidFilter("filter: LIKE needs a text pattern")
         op = ("NOT " if node.not_ else "") + ("ILIKE" if node.nocase else "LIKE")
-        return sql.SQL("({}::text {} %s)").format(lhs, sql.SQL(op)), [*params, node.pattern]
+        return sql.SQL("({}::text {} %s)").format(lhs.sql, sql.SQL(op)), [*lhs.params, node.pattern]
 
     def _in(self, node: ast.In) -> Fragment:
-        lhs, params = self._scalar(node.lhs)
-        items = [self._scalar(v) for v in node.sub_nodes]
-        if not items:
+        lhs = self._scalar(node.lhs)
+        if not node.sub_nodes:
             raise InvalidFilter("filter: IN needs at least one value")
-        listed = sql.SQL(", ").join(frag for frag, _ in items)
+        items = []
+        for v in node.sub_nodes:
+            lhs, item = self._alike(lhs, self._scalar(v))
+            items.append(item)
+        listed = sql.SQL(", ").join(item.sql for item in items)
         neg = sql.SQL("NOT " if node.not_ else "")
-        item_params = [p for _, ps in items for p in ps]
-        return sql.SQL("({} {}IN ({}))").format(lhs, neg, listed), params + item_params
+        item_params = [p for item in items for p in item.params]
+        return sql.SQL("({} {}IN ({}))").format(lhs.sql, neg, listed), lhs.params + item_params
 
     def _is_null(self, node: ast.IsNull) -> Fragment:
-        lhs, params = self._scalar(node.lhs)
-        return sql.SQL("({} IS {}NULL)").format(lhs, sql.SQL("NOT " if node.not_ else "")), params
+        lhs = self._scalar(node.lhs)
+        neg = sql.SQL("NOT " if node.not_ else "")
+        return sql.SQL("({} IS {}NULL)").format(lhs.sql, neg), lhs.params
 
     def _spatial(self, node: ast.SpatialComparisonPredicate) -> Fragment:
         left, lp = self._geometry(node.lhs)
@@ -185,34 +275,79 @@ class Translator:
             raise InvalidFilter(
                 "filter: only T_AFTER, T_BEFORE and T_EQUALS with a date or timestamp are supported"
             )
-        left, lp = self._scalar(node.lhs)
-        return sql.SQL("({} {} %s)").format(left, sql.SQL(op)), [*lp, node.rhs]
+        left = self._scalar(node.lhs)
+        if _FAMILY[left.kind] != "time":
+            raise InvalidFilter(
+                f"filter: {left.shown} is {_ARTICLE[left.kind]}; "
+                "temporal predicates need a date or timestamp property"
+            )
+        return sql.SQL("({} {} %s)").format(left.sql, sql.SQL(op)), [*left.params, node.rhs]
 
     # -- expressions ------------------------------------------------------------------------
-    def _scalar(self, node: Any) -> Fragment:
+    def _scalar(self, node: Any) -> Value:
         if isinstance(node, ast.Attribute):
-            return self._attribute(node.name), []
+            return self._attribute(node.name)
         if isinstance(node, bool | int | float | str | date | datetime):
-            return sql.SQL("%s"), [node]
+            return Value(sql.SQL("%s"), [node], _literal_kind(node), _shown(node))
         if isinstance(node, ast.Arithmetic):
-            left, lp = self._scalar(node.lhs)
-            right, rp = self._scalar(node.rhs)
-            return sql.SQL("({} {} {})").format(left, sql.SQL(_ARITHMETIC[type(node)]), right), [
-                *lp, *rp,
-            ]
+            return self._arithmetic(node)
         if isinstance(node, ast.Function) and node.name == "lower" and len(node.arguments) == 1:
-            inner, params = self._scalar(node.arguments[0])
-            return sql.SQL("lower({}::text)").format(inner), params
+            inner = self._scalar(node.arguments[0])
+            return Value(sql.SQL("lower({}::text)").format(inner.sql), inner.params, "string",
+                         f"lower({inner.shown})")
         raise InvalidFilter(f"filter: {_describe(node)} is not supported as a value")
 
-    def _attribute(self, name: str) -> sql.Composable:
+    def _arithmetic(self, node: ast.Arithmetic) -> Value:
+        # a - b - c arrives as ((a - b) - c): walk the left spine, so a long chain is one flat
+        # SQL expression (left-associative, like the filter) and no deep recursion.
+        rights: list[Any] = []
+        current: Any = node
+        while type(current) is type(node):
+            rights.append(current.rhs)
+            current = current.lhs
+        symbol = _ARITHMETIC[type(node)]
+        nodes = [current, *reversed(rights)]
+        operands = [self._scalar(n) for n in nodes]
+        for i, operand in enumerate(operands):
+            if _FAMILY[operand.kind] != "number":
+                raise InvalidFilter(
+                    f"filter: {operand.shown} is {_ARTICLE[operand.kind]}; "
+                    f"arithmetic ({symbol}) needs numbers"
+                )
+            if symbol == "/" and i > 0 and _is_zero(nodes[i]):
+                raise InvalidFilter(f"filter: {operands[i - 1].shown} / 0 divides by zero")
+        joined = sql.SQL(f" {symbol} ").join(o.sql for o in operands)
+        return Value(
+            sql.SQL("({})").format(joined),
+            [p for o in operands for p in o.params],
+            "number",
+            f" {symbol} ".join(o.shown for o in operands),
+        )
+
+    def _attribute(self, name: str) -> Value:
         collection = self.collection
-        if name in collection.property_names or name == collection.id_column:
-            return sql.Identifier("t", name)
+        if name == collection.id_column and name not in collection.property_names:
+            return Value(sql.Identifier("t", name), [], collection.id_type, name, True)
+        prop = collection.property(name)
+        if prop is not None:
+            kind = _property_kind(prop.type, prop.format)
+            return Value(sql.Identifier("t", name), [], kind, name, True)
         if name in _GEOMETRY_NAMES and collection.geometry_column:
-            return sql.Identifier("t", collection.geometry_column)
+            geom = sql.Identifier("t", collection.geometry_column)
+            return Value(geom, [], "geometry", name, True)
         known = ", ".join(collection.property_names)
         raise InvalidFilter(f"filter: unknown property {name!r} of {collection.id}; known: {known}")
+
+    def _alike(self, a: Value, b: Value) -> tuple[Value, Value]:
+        """``a`` and ``b`` when they can be compared (a text date read as a date); else a 400."""
+        a, b = _as_time(a, b), _as_time(b, a)
+        if _FAMILY[a.kind] == _FAMILY[b.kind] != "geometry":
+            return a, b
+        named, other = (b, a) if b.is_property and not a.is_property else (a, b)
+        raise InvalidFilter(
+            f"filter: {named.shown} is {_ARTICLE[named.kind]}; it cannot be compared with "
+            f"{other.shown} ({_ARTICLE[other.kind]})"
+        )
 
     def _geometry(self, node: Any) -> Fragment:
         if isinstance(node, ast.Attribute):
@@ -235,6 +370,66 @@ class Translator:
             raise InvalidFilter("filter: a bbox needs four numbers")
         envelope = sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
         return from_input(envelope, self.filter_crs), [float(v) for v in box]
+
+
+def _operands(node: ast.Combination) -> Iterator[Any]:
+    """The operands of a chain of one operator, left to right, without recursion."""
+    stack: list[Any] = [node]
+    while stack:
+        current = stack.pop()
+        if current is node or _chains(node, current):
+            stack += [current.rhs, current.lhs]
+        else:
+            yield current
+
+
+def _is_zero(node: Any) -> bool:
+    return isinstance(node, int | float) and not isinstance(node, bool) and node == 0
+
+
+def _property_kind(json_type: str, json_format: str | None) -> str:
+    if json_format == "date":
+        return "date"
+    if json_format == "date-time":
+        return "timestamp"
+    return json_type if json_type in _FAMILY else "string"
+
+
+def _literal_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, datetime):
+        return "timestamp"
+    if isinstance(value, date):
+        return "date"
+    return "string"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return repr(value)[:60]
+
+
+def _as_time(value: Value, other: Value) -> Value:
+    """A text literal compared with a date or timestamp, read as one ('2020-05-01')."""
+    literal = not value.is_property and value.sql == sql.SQL("%s") and len(value.params) == 1
+    if not literal or value.kind != "string" or _FAMILY[other.kind] != "time":
+        return value
+    text = value.params[0]
+    try:
+        parsed: date = (
+            date.fromisoformat(text) if other.kind == "date" else datetime.fromisoformat(text)
+        )
+    except ValueError:
+        raise InvalidFilter(
+            f"filter: {other.shown} is {_ARTICLE[other.kind]}; {value.shown} is not one"
+        ) from None
+    return Value(value.sql, [parsed], _literal_kind(parsed), value.shown, value.is_property)
 
 
 def _metres(distance: float, units: str | None) -> float:

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from gis_api import cql2
 from gis_api.collections import Collection
 from gis_api.crs import CRS84, Crs, from_input, parse_crs, to_output
-from gis_api.errors import InvalidParameter
+from gis_api.errors import InvalidFilter, InvalidParameter
 
 Fragment = tuple[sql.Composable, list[Any]]
 Statement = tuple[sql.Composed, list[Any]]
@@ -116,7 +118,11 @@ def _selected(collection: Collection, raw: str | None) -> tuple[str, ...] | None
 
 
 def parse_items(
-    collection: Collection, params: Mapping[str, str], default_limit: int, max_limit: int
+    collection: Collection,
+    params: Mapping[str, str],
+    default_limit: int,
+    max_limit: int,
+    filter_limits: cql2.Limits = cql2.Limits(),  # noqa: B008 - frozen, shared safely
 ) -> ItemsQuery:
     """Validate the query parameters of an items request.
 
@@ -124,6 +130,9 @@ def parse_items(
     ------
     InvalidParameter
         A malformed or out-of-range value, an unknown parameter, a limit above the cap (400).
+    InvalidFilter
+        A filter that does not parse, names an unknown property, compares values of different
+        types or is larger than ``filter_limits`` (400).
 
     """
     for name in params:
@@ -147,11 +156,29 @@ def parse_items(
     )
     if params.get("filter"):
         tree = cql2.parse(params["filter"], params.get("filter-lang"))
+        cql2.check_size(tree, filter_limits)
         filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
         query.filter = cql2.Translator(collection, filter_crs).where(tree)
     if query.bbox and not collection.geometry_column:
         raise InvalidParameter(f"bbox: {collection.id} has no geometry")
     return query
+
+
+@contextmanager
+def evaluating(query: ItemsQuery) -> Iterator[None]:
+    """Run a query's statements; a filter whose values PostgreSQL cannot compute is a 400.
+
+    Types are checked before any SQL is built (:mod:`gis_api.cql2`); what is left is what only
+    the data shows, such as ``dbh_cm / (height_m - height_m) > 1`` dividing by zero, or an
+    integer overflowing. Without a filter, such an error is the server's own and stays a 500.
+    """
+    try:
+        yield
+    except psycopg.errors.DataError as exc:
+        if query.filter is None:
+            raise
+        reason = exc.diag.message_primary or type(exc).__name__
+        raise InvalidFilter(f"filter: cannot be evaluated: {reason}") from None
 
 
 @functools.lru_cache(maxsize=64)

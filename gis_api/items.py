@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import collections, features, transactions
+from gis_api import collections, cql2, features, transactions
 from gis_api.collections import Collection
 from gis_api.crs import content_crs_header, parse_crs
 from gis_api.errors import InvalidParameter, NotFound
@@ -113,18 +113,20 @@ async def items(request: Request) -> Response:
     params = _params(request)
     # Validated here for every format, so HTML and GeoJSON refuse the same requests alike.
     query = features.parse_items(
-        collection, params, settings.default_page_size, settings.max_page_size
+        collection, params, settings.default_page_size, settings.max_page_size,
+        cql2.Limits(settings.filter_max_terms, settings.filter_max_depth),
     )
     if wants_pygeoapi(request):
         return await _pygeoapi_items(request, collection.id)
     statement, args = features.page_sql(query)
     async with request.app.state.pool.connection() as conn:
-        rows = await (await conn.execute(statement, args)).fetchall()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        matched = await _number_matched(
-            conn, query, len(rows), more, settings.exact_count_max
-        )
+        with features.evaluating(query):
+            rows = await (await conn.execute(statement, args)).fetchall()
+            more = len(rows) > query.limit
+            rows = rows[: query.limit]
+            matched = await _number_matched(
+                conn, query, len(rows), more, settings.exact_count_max
+            )
     links = _page_links(request, params, rows[-1][1] if rows else None, more)
     head: dict[str, Any] = {"numberReturned": len(rows)}
     if matched is not None:

@@ -11,11 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pygeoapi.provider.base import BaseProvider, ProviderItemNotFoundError, SchemaType
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+    SchemaType,
+)
 
 from gis_api import cql2, features
 from gis_api.collections import Collection, get
 from gis_api.crs import CRS84
+from gis_api.errors import InvalidFilter
 from smarttrees.database import connect
 
 
@@ -69,8 +75,11 @@ class SmartTreesProvider(BaseProvider):
         if filterq is not None:
             query.filter = cql2.Translator(self.collection, CRS84).where(filterq)
         statement, params = features.page_sql(query)
-        with connect(self.data) as conn:
-            rows = conn.execute(statement, params).fetchall()
+        try:
+            with connect(self.data) as conn, features.evaluating(query):
+                rows = conn.execute(statement, params).fetchall()
+        except InvalidFilter as exc:  # pygeoapi answers its own exceptions (400 here)
+            raise ProviderInvalidQueryError(exc.description) from None
         items = [orjson.loads(r[0]) for r in rows[: query.limit]]
         return {
             "type": "FeatureCollection",

@@ -73,10 +73,10 @@ class Settings(BaseSettings):
         10, gt=0, description="largest request body of a write (features, scans), MiB; above: 413"
     )
     filter_max_terms: int = Field(
-        100, ge=1, description="most conditions and operations in one CQL2 filter; 400 above"
+        200, ge=1, description="most conditions and operations in one CQL2 filter; 400 above"
     )
     filter_max_depth: int = Field(
-        10, ge=1, description="deepest nesting of groups and operations in a CQL2 filter; 400 above"
+        10, ge=1, le=50, description="deepest nesting of groups and operations in a CQL2 filter"
     )
 
     carbon_fraction: float = Field(

@@ -114,3 +114,48 @@ def test_bad_filters_are_400s_that_say_why(api_server, filter_, lang, says):
     assert r.status_code == 400
     assert r.json()["code"] == "InvalidFilter"
     assert says in r.json()["description"]
+
+
+# Issue 10: values of the wrong type were SQL errors (500); now a 400 naming property and type.
+@pytest.mark.parametrize(
+    ("filter_", "says"),
+    [
+        ("tree_code = 1", "tree_code is a string"),
+        ("dbh_cm BETWEEN 'a' AND 'z'", "dbh_cm is a number"),
+        ("species_id = '1; DROP'", "species_id is an integer"),
+        ("category IN ('urban', 2)", "category is a string"),
+        ("tree_code = species_id", "tree_code is a string"),
+        ("tree_code + 1 > 2", "tree_code is a string; arithmetic"),
+        ("planted_on > 'soon'", "planted_on is a date"),
+        ("dbh_cm / 0 > 1", "divides by zero"),
+        ("dbh_cm / (dbh_cm - dbh_cm) > 1", "division by zero"),
+        ("species_id * 3000000000 * 3000000000 > 1", "out of range"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_values_of_the_wrong_type_are_400s_naming_the_property(api_server, filter_, says, fmt):
+    r = httpx.get(f"{api_server}/collections/trees/items", params={"filter": filter_, "f": fmt})
+    assert r.status_code == 400, r.text
+    if fmt == "json":
+        assert r.json()["code"] == "InvalidFilter"
+        assert says in r.json()["description"]
+
+
+def test_a_date_written_as_text_is_read_as_a_date(api_server):
+    assert codes(api_server, "planted_on > '2000-01-01' OR dbh_cm > 45") == codes(
+        api_server, "planted_on > DATE('2000-01-01') OR dbh_cm > 45"
+    ) == expected(lambda i: 10 + i % 40 > 45)
+
+
+def test_long_filters_work_up_to_the_limit_and_are_refused_beyond_it(api_server):
+    many = " OR ".join(f"tree_code = 'G{i}'" for i in range(200))  # was a 500 (recursion)
+    assert codes(api_server, many) == expected(lambda i: True)
+    r = httpx.get(f"{api_server}/collections/trees/items", params={"filter": many + " OR dbh_cm > 1"})
+    assert r.status_code == 400 and "more than 200 conditions" in r.json()["description"]
+    nested = "dbh_cm > 0"
+    for i in range(11):  # AND and OR by turns: each group one level deeper
+        nested = f"dbh_cm > {i} {('AND', 'OR')[i % 2]} ({nested})"
+    r = httpx.get(f"{api_server}/collections/trees/items", params={"filter": nested})
+    assert r.status_code == 400 and "nested deeper than 10" in r.json()["description"]
+    sums = " + ".join(["dbh_cm"] * 150) + " > 1"  # one chain, one level
+    assert codes(api_server, sums) == expected(lambda i: True)
