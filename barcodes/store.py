@@ -5,7 +5,9 @@ Recording a batch is one transaction: the tags of every scanned item are locked
 and, for logs leaving their stand, the stand rows. Two phones scanning the same item at the same
 moment are therefore served one after the other: the first wins, the second sees the new state
 and gets a clear conflict if its scan no longer fits. The idempotency check runs under the same
-locks, so a batch replayed while the original is still being written is recorded once.
+locks (and a transaction lock on each device), so a batch replayed while the
+original is still being written is recorded once, and one client event id sent twice at once
+with different codes is one answer and one conflict.
 Everything is set-based (``unnest`` of arrays): a thousand events cost about a dozen statements.
 """
 
@@ -116,6 +118,7 @@ async def record_events(
         ]
         if unknown:
             raise ScanRejected(unknown)
+        await _lock_devices(conn, events)
         stored = await _stored(conn, events)
         answers: dict[tuple[str, str], dict[str, Any]] = {}
         reused: list[Problem] = []
@@ -158,6 +161,25 @@ async def _lock_tags(conn: AsyncConnection, codes: list[str]) -> dict[str, tuple
         [codes],
     )
     return {r[0]: (ItemType(r[1]), int(r[2])) for r in await cur.fetchall()}
+
+
+async def _lock_devices(conn: AsyncConnection, events: Sequence[ScanEvent]) -> None:
+    """Lock each device of the batch until the transaction ends.
+
+    The tag locks serialise two requests only when they scan the same code; one client event
+    id sent at the same instant with two codes would otherwise pass the idempotency check
+    twice, and the second insert would break the unique key (a 500 instead of the 409). The
+    lock is per device (a batch comes from one or a few), not per event: thousands of locks in
+    one transaction could fill PostgreSQL's lock table. Taken in one order (of the device id's
+    hash), after the tags and before anything else, so two batches never deadlock.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM ("
+        "  SELECT DISTINCT hashtextextended('scan device ' || d, 0) AS k "
+        "  FROM unnest(%s::text[]) u(d)) AS keys "
+        "ORDER BY k",  # pg_advisory_xact_lock is volatile: evaluated after the sort
+        [sorted({e.device_id for e in events})],
+    )
 
 
 async def _stored(

@@ -255,6 +255,59 @@ def test_two_clients_dispatching_at_the_same_moment(
         )
 
 
+def post_at_once(base: str, token: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST each body to /api/scans from its own thread, all released at the same instant."""
+    start = threading.Barrier(len(bodies))
+    results: list[httpx.Response] = []
+
+    def send(body: dict[str, Any]) -> None:
+        with httpx.Client(headers=auth(token), timeout=30) as client:
+            start.wait()
+            results.append(client.post(f"{base}/api/scans", json=body))
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_one_client_event_id_sent_at_once_with_two_codes_is_one_200_and_one_409(
+    module_server: str, module_db_url: str, world: dict[str, Any], field_token: str
+) -> None:
+    # Issue 10: the two requests raced past the idempotency check; the loser got a 500.
+    for trial in range(10):
+        client_id = f"same-instant-{trial}"
+        bodies = [
+            event(code, "inspected", T0, device_id="phone-twin", client_event_id=client_id)
+            for code in (world["tree"], world["logs"][0])
+        ]
+        results = post_at_once(module_server, field_token, bodies)
+        assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+        loser = next(r for r in results if r.status_code == 409).json()
+        assert loser["problems"][0]["rule"] == "client_event_id_reused"
+        winner = next(r for r in results if r.status_code == 200).json()
+        with psycopg.connect(module_db_url) as c:
+            stored = c.execute(
+                "SELECT code FROM smarttrees.scan_events "
+                "WHERE device_id = 'phone-twin' AND client_event_id = %s",
+                [client_id],
+            ).fetchall()
+        assert stored == [(winner["code"],)]
+
+
+def test_one_event_sent_twice_at_once_gets_the_same_answer_twice(
+    module_server: str, world: dict[str, Any], field_token: str
+) -> None:
+    for trial in range(3):
+        body = event(world["tree"], "inspected", T0, device_id="phone-echo",
+                     client_event_id=f"echo-{trial}")
+        results = post_at_once(module_server, field_token, [body, body])
+        assert [r.status_code for r in results] == [200, 200]
+        assert results[0].content == results[1].content
+
+
 @pytest.mark.parametrize(
     "case",
     [
