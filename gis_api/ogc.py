@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gis_api import collections, openapi_paths
+from gis_api import collections, logs, openapi_paths
 from gis_api.crs import CRS84, URIS
 from gis_api.features import relation
 from smarttrees.settings import Settings
@@ -237,12 +237,14 @@ class Pygeoapi:
         from pygeoapi.api import APIRequest
 
         api_request = await APIRequest.from_starlette(request, self.api.locales)
-        if not api_request.is_valid():
-            headers, status, content = self.api.get_format_exception(api_request)
-        else:
-            headers, status, content = await asyncio.to_thread(
-                function, self.api, api_request, *args
-            )
+        with logs.pygeoapi_records() as records:  # a 4xx is logged as one line (gis_api.logs)
+            if not api_request.is_valid():
+                headers, status, content = self.api.get_format_exception(api_request)
+            else:
+                headers, status, content = await asyncio.to_thread(
+                    function, self.api, api_request, *args
+                )
+        logs.report(request.method, request.url.path, int(status), records)
         return _response(headers, status, content)
 
 
