@@ -90,6 +90,14 @@ class ScanEvent(BaseModel):
     destination: str | None = Field(None, max_length=200, description="mill or yard name")
     note: str | None = Field(None, max_length=500)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here, by field, not as an SQL error.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character, which is not allowed")
+        return value
+
     @property
     def key(self) -> tuple[str, str]:
         """The idempotency key."""

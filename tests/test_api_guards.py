@@ -169,3 +169,20 @@ def test_small_writes_and_the_photo_route_keep_their_own_rules(
     r = httpx.post(f"{capped_server}/api/scans/decode", content=b"\xff" * (2 * CAP),
                    headers=field, timeout=60)
     assert r.status_code == 422, r.text
+
+
+def test_a_nul_inside_a_json_body_is_a_4xx_naming_the_field(
+    api_server: str, api_db: str
+) -> None:
+    editor = {"Authorization": f"Bearer {make_token(api_db, 'editor')}"}
+    tree = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [105.81, 21.51]},
+            "properties": {"tree_code": "NUL\u0000TREE", "category": "urban"}}
+    r = httpx.post(f"{api_server}/collections/trees/items", json=tree, headers=editor)
+    assert r.status_code == 400, r.text
+    field = {"Authorization": f"Bearer {make_token(api_db, 'field')}"}
+    scan = {"device_id": "phone\u0000", "client_event_id": "n-1", "code": "TR-00000001-0",
+            "event_type": "inspected", "occurred_at": "2026-03-01T08:00:00+00:00",
+            "location": {"type": "Point", "coordinates": [105.81, 21.51]}}
+    r = httpx.post(f"{api_server}/api/scans", json=scan, headers=field)
+    assert r.status_code == 422, r.text
+    assert "device_id" in r.json()["description"] and "NUL" in r.json()["description"]
