@@ -225,8 +225,8 @@ class Translator:
 
     def _like(self, node: ast.Like) -> Fragment:
         lhs = self._scalar(node.lhs)
-        if not isinstance(node.pattern, str):
-            raise InvalidFilter("filter: LIKE needs a text pattern")
+        if not isinstance(node.pattern, str) or "\x00" in node.pattern:
+            raise InvalidFilter("filter: LIKE needs a text pattern (without NUL characters)")
         op = ("NOT " if node.not_ else "") + ("ILIKE" if node.nocase else "LIKE")
         return sql.SQL("({}::text {} %s)").format(lhs.sql, sql.SQL(op)), [*lhs.params, node.pattern]
 
@@ -287,6 +287,8 @@ class Translator:
     def _scalar(self, node: Any) -> Value:
         if isinstance(node, ast.Attribute):
             return self._attribute(node.name)
+        if isinstance(node, str) and "\x00" in node:  # cql2-json can write one as \u0000
+            raise InvalidFilter("filter: a text value contains a NUL character")
         if isinstance(node, bool | int | float | str | date | datetime):
             return Value(sql.SQL("%s"), [node], _literal_kind(node), _shown(node))
         if isinstance(node, ast.Arithmetic):
