@@ -116,10 +116,29 @@ class Database:
             The values, in order; they are bound, never written into the SQL text.
 
         """
+        import adbc_driver_manager
+
         text = _numbered(query.as_string(None))
-        with self._connection().cursor() as cur:
-            cur.execute(text, parameters=tuple(params) if params else None)
-            return cur.fetch_arrow_table()
+        values = tuple(params) if params else None
+        for attempt in (1, 2):
+            try:
+                with self._connection().cursor() as cur:
+                    cur.execute(text, parameters=values)
+                    return cur.fetch_arrow_table()
+            except adbc_driver_manager.OperationalError:
+                self.close()  # the server restarted or the connection dropped: once more
+                if attempt == 2:
+                    raise SmartTreesError(
+                        f"lost the connection to {_redacted(self.url)}; is the database up?"
+                    ) from None
+            except adbc_driver_manager.ProgrammingError as exc:
+                if getattr(exc, "sqlstate", None) == "42P01":  # undefined table
+                    raise SmartTreesError(
+                        f"the database at {_redacted(self.url)} lacks a table or view this "
+                        "version reads; run `smarttrees db upgrade`"
+                    ) from None
+                raise
+        raise AssertionError("unreachable")
 
     # -- layers -------------------------------------------------------------------------------
 

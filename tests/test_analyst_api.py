@@ -218,3 +218,25 @@ def test_ioc_totals_read_as_integers(db, province_template):
     assert support.people.dtype.kind == "i" or str(support.people.dtype) == "Int64"
     assert 0 < support.amount_vnd.sum() <= province_template.support_total_vnd
     assert documents.documents.sum() > 0 and documents.courier_saving_vnd.dtype.kind == "i"
+
+
+def test_a_dropped_connection_is_reopened(db_url):
+    with smarttrees.connect(db_url) as database:
+        assert len(database.species()) > 0
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert len(database.species()) > 0
+
+
+def test_a_database_without_the_carbon_views_says_to_upgrade(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP VIEW smarttrees.commune_carbon")
+    from smarttrees.errors import SmartTreesError
+
+    with smarttrees.connect(db_url) as database, pytest.raises(
+        SmartTreesError, match="smarttrees db upgrade"
+    ):
+        database.carbon(by="commune", refresh=False)
