@@ -398,6 +398,43 @@ class Database:
             self._filter_communes(where, commune)
         return self.read(layers[by], where=where, refresh=refresh)
 
+    def ioc(
+        self, indicator: str, *, by: str = "commune", commune: str | Iterable[str] | None = None
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """An IOC indicator: documents, citizen support or trees, per commune and more.
+
+        Parameters
+        ----------
+        indicator:
+            ``documents``, ``citizen_support`` or ``trees``.
+        by:
+            ``commune`` (all three); documents also by ``commune_month``, ``agency_month`` or
+            ``flow`` (sender → receiver lines); citizen support by ``commune_detail`` (status
+            and channel) or ``province``; trees by ``month``.
+        commune:
+            Only these communes (where the layer has a commune).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame or pandas.DataFrame
+            Counts and totals only (VND, documents, people, trees): where fewer people than the
+            privacy threshold were supported, figures are withheld (``suppressed``).
+
+        """
+        indicators = sorted({i for i, _ in catalog.IOC_LAYERS})
+        if indicator not in indicators:
+            raise ArgumentError("indicator", f"no IOC indicator {indicator!r}", tuple(indicators))
+        layer = catalog.IOC_LAYERS.get((indicator, by))
+        if layer is None:
+            valid = tuple(b for i, b in catalog.IOC_LAYERS if i == indicator)
+            raise ArgumentError("by", f"{indicator} is not available by {by!r}", valid)
+        where = _Where()
+        if commune is not None:
+            if layer.field("commune_code") is None:
+                raise ArgumentError("commune", f"{indicator} by {by} has no commune")
+            self._filter_communes(where, commune)
+        return self.read(layer.id, where=where)
+
     def refresh_carbon(self, *, force: bool = False) -> float | None:
         """Recompute the carbon of every tree if its inputs changed (or ``force``).
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime", "json"]
-GeometryType = Literal["Point", "MultiPolygon"]
+GeometryType = Literal["Point", "LineString", "MultiPolygon"]
 
 
 @dataclass(frozen=True)
@@ -384,6 +384,140 @@ SPECIES_CARBON = Layer(
     ),
 )
 
+# --- The IOC's layers (migration 0011): documents, citizen support and trees per commune ------
+_MONTH = _f("month", "date", "first day of the month")
+_WITHHELD = _f("suppressed", "boolean", "figures withheld to protect privacy")
+_DOCUMENT_FIGURES = (
+    _f("sent", "integer", "documents sent", "documents"),
+    _f("sent_electronic", "integer", "documents sent electronically", "documents"),
+    _f("received", "integer", "documents received", "documents"),
+    _f("received_electronic", "integer", "documents received electronically", "documents"),
+    _f("electronic_share", "number", "share of the documents sent that went electronically"),
+    _f("courier_saving_vnd", "integer", "courier cost saved by the documents sent", "VND"),
+)
+
+DOCUMENTS_BY_AGENCY_MONTH = Layer(
+    id="documents_by_agency_month",
+    title="Documents per agency and month",
+    source="ioc_documents_agency_month",
+    fields=(
+        _f("id", "string", "feature id: code and month"),
+        _f("agency_code", "string", "agency code"),
+        _f("agency_name", "string", "agency name"),
+        _f("level", "string", "province, department or commune"),
+        _f("commune_code", "string", "commune code"),
+        _MONTH,
+        *_DOCUMENT_FIGURES,
+    ),
+)
+
+DOCUMENTS_BY_COMMUNE_MONTH = Layer(
+    id="documents_by_commune_month",
+    title="Documents per commune and month",
+    source="ioc_documents_commune_month",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("id", "string", "feature id: code and month"),
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        _MONTH,
+        *_DOCUMENT_FIGURES,
+    ),
+)
+
+DOCUMENT_FLOWS = Layer(
+    id="document_flows",
+    title="Document flows between agencies",
+    source="ioc_document_flows",
+    geometry_type="LineString",
+    fields=(
+        _f("id", "string", "feature id: sender>receiver:month"),
+        _f("sender_code", "string", "sending agency"),
+        _f("sender_name", "string", "sending agency's name"),
+        _f("receiver_code", "string", "receiving agency"),
+        _f("receiver_name", "string", "receiving agency's name"),
+        _MONTH,
+        _f("documents", "integer", "documents from the sender to the receiver", "documents"),
+        _f("electronic", "integer", "of which sent electronically", "documents"),
+    ),
+)
+
+CITIZEN_SUPPORT_BY_COMMUNE_DETAIL = Layer(
+    id="citizen_support_by_commune_detail",
+    title="Citizen support per commune, by status and channel",
+    source="citizen_support_by_commune_detail",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("id", "string", "feature id: commune, dimension and value"),
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        _f("dimension", "string", "status or channel"),
+        _f("value", "string", "received, verified, paid, rejected; web or app"),
+        _f("people", "integer", "people (withheld: empty)", "people"),
+        _f("amount_vnd", "integer", "amount (withheld: empty)", "VND"),
+        _WITHHELD,
+    ),
+)
+
+CITIZEN_SUPPORT_BY_PROVINCE = Layer(
+    id="citizen_support_by_province",
+    title="Citizen support per province where people were stranded",
+    source="citizen_support_by_province",
+    key="province_code",
+    fields=(
+        _f("province_code", "string", "province code"),
+        _f("province_name", "string", "province name"),
+        _f("people", "integer", "people (withheld: empty)", "people"),
+        _f("amount_vnd", "integer", "amount (withheld: empty)", "VND"),
+        _WITHHELD,
+    ),
+)
+
+TREES_BY_COMMUNE = Layer(
+    id="trees_by_commune",
+    title="Trees per commune",
+    source="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
+    key="commune_code",
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        _f("area_km2", "number", "area", "km²"),
+        *(_f(n, "integer", f"{n} trees", "trees") for n in (
+            "trees", "urban", "scattered", "plantation", "good", "fair", "poor", "dead", "removed"
+        )),
+        _f("trees_per_km2", "number", "trees per km²", "trees/km²"),
+    ),
+)
+
+TREE_COUNT_BY_MONTH = Layer(
+    id="tree_count_by_month",
+    title="Tree count per commune at the end of each month",
+    source="ioc_tree_count_month",
+    geometry=None,
+    geometry_type=None,
+    fields=(
+        _f("id", "string", "feature id: code and month"),
+        _f("commune_code", "string", "commune code ('' = outside every commune)"),
+        _MONTH,
+        _f("planted", "integer", "trees planted in the month", "trees"),
+        _f("trees", "integer", "trees at the end of the month", "trees"),
+    ),
+)
+
+# What db.ioc(indicator, by=…) reads.
+IOC_LAYERS: dict[tuple[str, str], Layer] = {
+    ("documents", "commune"): DOCUMENTS_BY_COMMUNE,
+    ("documents", "commune_month"): DOCUMENTS_BY_COMMUNE_MONTH,
+    ("documents", "agency_month"): DOCUMENTS_BY_AGENCY_MONTH,
+    ("documents", "flow"): DOCUMENT_FLOWS,
+    ("citizen_support", "commune"): CITIZEN_SUPPORT_BY_COMMUNE,
+    ("citizen_support", "commune_detail"): CITIZEN_SUPPORT_BY_COMMUNE_DETAIL,
+    ("citizen_support", "province"): CITIZEN_SUPPORT_BY_PROVINCE,
+    ("trees", "commune"): TREES_BY_COMMUNE,
+    ("trees", "month"): TREE_COUNT_BY_MONTH,
+}
+
 # Computed from the trees (migration 0010): read after smarttrees.carbon.refresh().
 CARBON_LAYERS: tuple[Layer, ...] = (TREE_CARBON, STAND_CARBON, COMMUNE_CARBON, SPECIES_CARBON)
 
@@ -400,6 +534,13 @@ LAYERS: tuple[Layer, ...] = (
     DOCUMENTS_BY_COMMUNE,
     CITIZEN_SUPPORT_BY_COMMUNE,
     *CARBON_LAYERS,
+    DOCUMENTS_BY_AGENCY_MONTH,
+    DOCUMENTS_BY_COMMUNE_MONTH,
+    DOCUMENT_FLOWS,
+    CITIZEN_SUPPORT_BY_COMMUNE_DETAIL,
+    CITIZEN_SUPPORT_BY_PROVINCE,
+    TREES_BY_COMMUNE,
+    TREE_COUNT_BY_MONTH,
 )
 
 

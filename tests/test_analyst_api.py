@@ -240,3 +240,29 @@ def test_a_database_without_the_carbon_views_says_to_upgrade(db_url):
         SmartTreesError, match="smarttrees db upgrade"
     ):
         database.carbon(by="commune", refresh=False)
+
+
+def test_every_layer_shared_with_the_ogc_api_has_its_field_names():
+    from gis_api import collections
+
+    ogc = {c.id: c for c in (*collections.COLLECTIONS, *getattr(collections, "IOC_COLLECTIONS", ()))}
+    shared = [layer for layer in catalog.LAYERS if layer.id in ogc]
+    assert {"trees", "stands", "seedling_lots", "documents_by_commune_month"} <= {x.id for x in shared}
+    for layer in shared:
+        extra = {"valid_to"} if layer.id == "communes" else set()  # the API reads every version
+        assert set(layer.field_names) - extra == set(ogc[layer.id].property_names), layer.id
+
+
+def test_ioc_indicators(db, province_template):
+    for (indicator, by), layer in catalog.IOC_LAYERS.items():
+        frame = db.ioc(indicator, by=by)
+        assert [c for c in frame.columns if c != "geometry"][-len(layer.field_names):] == list(
+            layer.field_names
+        ), (indicator, by)
+    trees = db.ioc("trees", commune="90001")
+    assert list(trees.commune_code) == ["90001"]
+    assert db.ioc("trees").trees.sum() <= province_template.trees
+    with pytest.raises(ArgumentError, match="indicator: no IOC indicator 'weather'.*documents"):
+        db.ioc("weather")
+    with pytest.raises(ArgumentError, match="by: trees is not available by 'agency_month'.*month"):
+        db.ioc("trees", by="agency_month")
