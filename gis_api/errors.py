@@ -178,15 +178,20 @@ async def _query_canceled(request: Request, exc: Exception) -> Response:
 
 
 async def _database_lost(request: Request, exc: Exception) -> Response:
-    # The connection died under the query (PostgreSQL stopped or restarted): no traceback, a 503.
-    log.warning(
-        "database unavailable on %s %s: %s",
-        request.method, request.url.path, str(exc).strip().splitlines()[0] if str(exc) else "",
-    )
+    # PostgreSQL stopped, restarted or crashed under the query (no SQLSTATE: the connection broke;
+    # 08: connection exception; 57P: shut down), or it cannot serve now (out of disk or memory,
+    # too many connections, a lock timeout): no traceback, a 503.
+    sqlstate = getattr(exc, "sqlstate", None)
+    lost = sqlstate is None or sqlstate.startswith(("08", "57P"))
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, first_line)
     pool = getattr(request.app.state, "pool", None)
-    if pool is not None and hasattr(pool, "connection_lost"):  # the other idle ones are dead too
+    if lost and pool is not None and hasattr(pool, "connection_lost"):  # idle ones are dead too
         await pool.connection_lost()
-    error = Unreachable("the database is unavailable (connection lost); retry shortly")
+    if lost:
+        error: Unavailable = Unreachable("the database is unavailable (connection lost); retry")
+    else:
+        error = Unavailable(f"the database cannot serve this now (SQLSTATE {sqlstate}); retry")
     return await _api_error(request, error)
 
 
