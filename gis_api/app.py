@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Route modules owned by other parts of the server; each is optional while it is being built.
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("gis_api.tiles", "gis_api.webmap", "gis_api.scans")
 OPTIONAL_ROUTE_MODULES += ("gis_api.ioc",)  # the IOC summary and dashboard (issue 13)
+OPTIONAL_ROUTE_MODULES = ("gis_api.raster_tiles", *OPTIONAL_ROUTE_MODULES)  # first: {x}.png
 # How long /readyz waits for a pooled connection before asking PostgreSQL directly.
 READY_WAIT_S = 1.0
 

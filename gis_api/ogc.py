@@ -263,6 +263,9 @@ async def start(app: Any, settings: Settings, database_url: str) -> None:
     """Build pygeoapi for this app (after the pool opened): extents come from the database."""
     extents = await collection_extents(app.state.pool)
     config = pygeoapi_config(settings, database_url, extents)
+    from gis_api.raster_tiles import coverage_resources  # registered rasters (issue 15)
+
+    config["resources"].update(await coverage_resources(app.state.pool))
     openapi = await asyncio.to_thread(openapi_document, config, settings)
     app.state.pygeoapi = await asyncio.to_thread(Pygeoapi, config, openapi)
 

@@ -285,6 +285,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     from gis_api.ioc import openapi_paths as ioc_paths  # the IOC's routes (issue 13)
 
     doc["paths"].update(ioc_paths())
+    from gis_api.raster_tiles import openapi_paths as raster_paths  # rasters (issue 15)
+
+    doc["paths"].update(raster_paths())
     for name, path in doc["paths"].items():  # OGC API – Features Part 4: writes need a token
         if name.startswith("/collections/"):
             for method in ("post", "put", "patch", "delete"):

@@ -7,6 +7,7 @@ reading its first and last blocks before any work starts.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import psycopg
 import rasterio
 from pyproj import CRS
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -129,7 +130,9 @@ def open_raster(path: Path | str, band: int | None = None) -> Iterator[RasterInp
     path = Path(path)
     if not path.is_file():
         raise RasterError(path, "no such file")
-    with _gdal_warnings() as warnings:
+    with _gdal_warnings() as gdal, warnings.catch_warnings():
+        # No CRS is reported below as one clear line, not as a Python warning.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
             dataset = rasterio.open(path)
         except RasterioError:
@@ -137,7 +140,7 @@ def open_raster(path: Path | str, band: int | None = None) -> Iterator[RasterInp
                 path, "is not a raster GDAL can read (damaged, or not a raster format)"
             ) from None
     with dataset:
-        damage = [m for m in warnings.messages if "error" in m.lower()]
+        damage = [m for m in gdal.messages if "error" in m.lower()]
         if damage:  # GDAL opened it but skipped parts it could not read: a truncated file
             raise RasterError(path, f"is damaged or truncated ({damage[0]})")
         if band is None:

@@ -148,3 +148,63 @@ def sample(
     out.print(f"{raster}: {report.name} sampled at {report.features:,} {report.layer}, "
               f"{report.with_value:,} with a value (the others on nodata or outside)",
               highlight=False)
+
+
+@app.command("add")
+def add(
+    raster: Annotated[Path, typer.Argument(help="A raster GDAL reads (a COG serves fastest).")],
+    name: Annotated[str, typer.Option("--name", help="Collection name: a-z, 0-9, _.")],
+    band: Band = None,
+    title: Annotated[str | None, typer.Option(
+        "--title", help="Title [default: file name].")] = None,
+    colormap: Annotated[str | None, typer.Option(
+        "--colormap", help="rio-tiler colormap (viridis, greens, terrain…), or 'file' for the "
+        "band's own colours [default: file if it has some, else viridis].")] = None,
+    value_min: Annotated[float | None, typer.Option(
+        "--min", help="Value drawn with the first colour [default: 2nd percentile].")] = None,
+    value_max: Annotated[float | None, typer.Option(
+        "--max", help="Value drawn with the last colour [default: 98th percentile].")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace a raster registered under the same name.")] = False,
+) -> None:
+    """Register a raster for serving: PNG tiles and an OGC API – Coverages collection."""
+    from etl.raster.errors import RasterError
+    from etl.raster.registry import add_raster
+    from gis_api.collections import COLLECTIONS
+    from smarttrees.database import connect
+
+    if (value_min is None) != (value_max is None):
+        raise RasterError("--min/--max", "give both, or neither")
+    value_range = None if value_min is None or value_max is None else (value_min, value_max)
+    with connect() as conn:
+        record = add_raster(conn, raster, name, band=band, title=title, colormap=colormap,
+                            value_range=value_range, replace=replace,
+                            reserved={c.id for c in COLLECTIONS})
+    stretch = ("" if record.value_min is None
+               else f", {record.value_min:g}…{record.value_max:g} as {record.colormap}")
+    out.print(f"{raster}: registered as {record.name} (band {record.band}, {record.crs}{stretch});"
+              f" tiles /collections/{record.name}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}.png"
+              " (restart the server to list it in /collections)", highlight=False)
+
+
+@app.command("list")
+def list_rasters() -> None:
+    """The registered rasters."""
+    from smarttrees.database import connect
+
+    with connect() as conn:
+        rows = conn.execute("SELECT name, band, crs, colormap, path FROM smarttrees.rasters "
+                            "ORDER BY name").fetchall()
+    for name, band, crs, colormap, path in rows:
+        out.print(f"{name}: band {band}, {crs}, {colormap}, {path}", highlight=False)
+
+
+@app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="The registered name.")]) -> None:
+    """Unregister a raster (the file is left alone)."""
+    from etl.raster.registry import remove_raster
+    from smarttrees.database import connect
+
+    with connect() as conn:
+        remove_raster(conn, name)
+    out.print(f"{name}: unregistered", highlight=False)

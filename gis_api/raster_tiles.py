@@ -1,0 +1,244 @@
+"""Registered rasters served: PNG tiles on WebMercatorQuad, a list with legends, coverages.
+
+- ``/collections/{name}/tiles/WebMercatorQuad/{z}/{y}/{x}.png``: a 256 × 256 PNG drawn by
+  rio-tiler from the file (its overviews at low zoom), stretched over the registered range with
+  the registered colormap (or the band's own colour table), nodata transparent;
+- ``/api/rasters``: the registered rasters with their tile URL, range, units and colour stops,
+  what a web map needs for a layer, its legend and its opacity slider;
+- ``/collections/{name}/coverage``: OGC API – Coverages through pygeoapi's rasterio provider;
+  :func:`coverage_resources` adds each registered raster to pygeoapi's configuration, so the
+  rasters are listed in ``/collections``.
+
+Tiles are read in worker threads (GDAL releases the GIL), each with its own dataset handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import orjson
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gis_api.errors import NotFound, Unavailable
+from gis_api.tiles import TMS_ID, parse_tile_address
+
+log = logging.getLogger(__name__)
+
+TILE_SIZE = 256
+MAX_AGE = 3600
+FILE_COLORMAP = "file"
+LEGEND_STOPS = 6
+_COLUMNS = (
+    "name, title, path, band, crs, dtype, nodata, value_min, value_max, colormap, units, bbox"
+)
+
+
+async def registered(pool: AsyncConnectionPool, name: str | None = None) -> list[dict[str, Any]]:
+    """Rows of ``smarttrees.rasters`` (all, or the one called ``name``)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        if name is None:
+            await cur.execute(f"SELECT {_COLUMNS} FROM smarttrees.rasters ORDER BY name")
+        else:
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM smarttrees.rasters WHERE name = %s", (name,)
+            )
+        return await cur.fetchall()
+
+
+def render_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
+    """The PNG of one tile, or None when the tile does not touch the raster."""
+    from rio_tiler.colormap import cmap
+    from rio_tiler.errors import TileOutsideBounds
+    from rio_tiler.io import Reader
+
+    with Reader(raster["path"]) as reader:
+        try:
+            image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=raster["band"])
+        except TileOutsideBounds:
+            return None
+        if raster["colormap"] == FILE_COLORMAP:
+            colormap = reader.dataset.colormap(raster["band"])
+        else:
+            low, high = raster["value_min"], raster["value_max"]
+            if low is not None and high is not None:
+                image.rescale(in_range=((low, high),))
+            colormap = cmap.get(raster["colormap"])
+    content: bytes = image.render(img_format="PNG", colormap=colormap)
+    return content
+
+
+async def tile(request: Request) -> Response:
+    """One PNG tile of a registered raster."""
+    name = request.path_params["name"]
+    if request.path_params["tms"] != TMS_ID:
+        raise NotFound(f"tile matrix set {request.path_params['tms']!r}: only {TMS_ID} is served")
+    address = parse_tile_address(
+        request.path_params["z"], request.path_params["y"], request.path_params["x"]
+    )
+    rows = await registered(request.app.state.pool, name)
+    if not rows:
+        raise NotFound(f"no raster {name!r} is registered")
+    try:
+        content = await asyncio.to_thread(render_tile, rows[0], address.z, address.y, address.x)
+    except OSError as exc:  # rasterio's errors are OSErrors: the file moved or broke
+        log.warning("raster %s cannot be read: %s", name, type(exc).__name__)
+        raise Unavailable(f"the file of raster {name!r} cannot be read") from None
+    if content is None:
+        raise NotFound(f"tile {address.z}/{address.y}/{address.x} is outside raster {name!r}")
+    return Response(content, media_type="image/png",
+                    headers={"Cache-Control": f"public, max-age={MAX_AGE}"})
+
+
+def legend_stops(colormap: str, low: float | None, high: float | None) -> list[dict[str, Any]]:
+    """A few (value, colour) pairs along the stretch, for a legend."""
+    if colormap == FILE_COLORMAP or low is None or high is None:
+        return []
+    from rio_tiler.colormap import cmap
+
+    table: dict[int, tuple[int, ...]] = cmap.get(colormap)  # type: ignore[assignment]
+    stops = []
+    for i in range(LEGEND_STOPS):
+        frac = i / (LEGEND_STOPS - 1)
+        r, g, b = table[min(255, round(frac * 255))][:3]
+        stops.append({"value": low + frac * (high - low), "color": f"#{r:02x}{g:02x}{b:02x}"})
+    return stops
+
+
+async def raster_list(request: Request) -> Response:
+    """The registered rasters, with tile URLs and legends."""
+    base = request.app.state.settings.server_url
+    body = []
+    for row in await registered(request.app.state.pool):
+        body.append({
+            "name": row["name"],
+            "title": row["title"],
+            "units": row["units"],
+            "crs": row["crs"],
+            "bbox": row["bbox"],
+            "range": [row["value_min"], row["value_max"]],
+            "colormap": row["colormap"],
+            "legend": legend_stops(row["colormap"], row["value_min"], row["value_max"]),
+            "tiles": f"{base}/collections/{row['name']}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}.png",
+            "coverage": f"{base}/collections/{row['name']}/coverage",
+        })
+    return Response(orjson.dumps({"rasters": body}), media_type="application/json")
+
+
+async def coverage(request: Request) -> Response:
+    """OGC API – Coverages: the coverage of a registered raster (pygeoapi's rasterio provider).
+
+    The request is not held to pygeoapi's list of feature formats: ``f=GTiff`` is a coverage
+    format (pygeoapi's own apps skip that check here too).
+    """
+    import pygeoapi.api.coverages as coverages
+    from pygeoapi.api import APIRequest
+
+    api = request.app.state.pygeoapi.api
+    api_request = await APIRequest.from_starlette(request, api.locales)
+    headers, status, content = await asyncio.to_thread(
+        coverages.get_collection_coverage, api, api_request, request.path_params["name"]
+    )
+    if isinstance(content, dict):
+        content = orjson.dumps(content)
+    response = Response(content, status)
+    response.headers.update(headers)
+    return response
+
+
+async def coverage_resources(pool: AsyncConnectionPool) -> dict[str, dict[str, Any]]:
+    """Pygeoapi resources of the registered rasters whose file is there (the others are logged)."""
+    resources: dict[str, dict[str, Any]] = {}
+    for row in await registered(pool):
+        if not os.path.isfile(row["path"]):
+            log.warning("raster %s: its file is missing, not published", row["name"])
+            continue
+        resources[row["name"]] = {
+            "type": "collection",
+            "title": row["title"],
+            "description": f"Raster {row['title']} ({row['crs']}, band {row['band']})",
+            "keywords": ["raster", "coverage"],
+            "extents": {"spatial": {
+                "bbox": list(row["bbox"]),
+                "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+            }},
+            "providers": [{
+                "type": "coverage",
+                "name": "rasterio",
+                "data": row["path"],
+                "options": {"DATA_ENCODING": "COG"},
+                "format": {"name": "GTiff", "mimetype": "application/tiff"},
+            }],
+        }
+    return resources
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 descriptions of the raster routes."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/smarttreesException"}}}
+
+    def errors(*statuses: int) -> dict[str, Any]:
+        return {str(s): {"description": "error", "content": error} for s in statuses}
+
+    name = {"name": "rasterName", "in": "path", "required": True,
+            "description": "name of a raster registered with `smarttrees raster add`",
+            "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}}
+    integer = {"type": "integer", "minimum": 0}
+    tile_params = [
+        name,
+        {"name": "tileMatrixSetId", "in": "path", "required": True,
+         "schema": {"type": "string", "enum": [TMS_ID]}},
+        {"name": "tileMatrix", "in": "path", "required": True,
+         "schema": {"type": "integer", "minimum": 0, "maximum": 24}},
+        {"name": "tileRow", "in": "path", "required": True, "schema": integer},
+        {"name": "tileCol", "in": "path", "required": True, "schema": integer},
+    ]
+    return {
+        "/collections/{rasterName}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}.png": {
+            "get": {
+                "operationId": "getRasterTile",
+                "summary": "A PNG tile of a registered raster (nodata transparent)",
+                "tags": ["rasters"],
+                "parameters": tile_params,
+                "responses": {
+                    "200": {"description": "OK", "content": {
+                        "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                    **errors(400, 404, 503),
+                },
+            }
+        },
+        "/collections/{rasterName}/coverage": {"get": {
+            "operationId": "getRasterCoverage",
+            "summary": "OGC API – Coverages: a registered raster (CoverageJSON, or f=GTiff)",
+            "tags": ["rasters"],
+            "parameters": [name, {"name": "f", "in": "query", "required": False,
+                                  "schema": {"type": "string", "enum": ["json", "GTiff"]}}],
+            "responses": {"200": {"description": "OK", "content": {
+                "application/prs.coverage+json": {"schema": {"type": "object"}},
+                "application/tiff": {"schema": {"type": "string", "format": "binary"}}}},
+                **errors(400, 404)},
+        }},
+        "/api/rasters": {"get": {
+            "operationId": "getRasters",
+            "summary": "The registered rasters: tile URL, value range, units, legend colours",
+            "tags": ["rasters"],
+            "responses": {"200": {"description": "OK", "content": {
+                "application/json": {"schema": {"type": "object"}}}}},
+        }},
+    }
+
+
+def routes() -> list[BaseRoute]:
+    """Raster tiles, the raster list and coverages; mounted before the vector tile routes."""
+    return [
+        Route("/collections/{name}/tiles/{tms}/{z}/{y}/{x}.png", tile, methods=["GET"],
+              name="raster_tile"),
+        Route("/collections/{name}/coverage", coverage, methods=["GET"], name="raster_coverage"),
+        Route("/api/rasters", raster_list, methods=["GET"], name="raster_list"),
+    ]
