@@ -124,12 +124,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        # Outermost first: requests guarded against (a NUL, an oversized body) are answered
-        # before anything else; a client's departure cancels the work, queued filters included.
+        # Outermost first: a client's departure cancels the work, queued filters included.
+        # The guards come last, next to the routes: the body cap must wrap the channel the
+        # routes read from (CancelOnDisconnect reads the client's for them).
         middleware=[
-            Middleware(RequestGuards, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)),
             Middleware(CancelOnDisconnect),
             Middleware(FilterLane, slots=settings.filter_slots),
+            Middleware(RequestGuards, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)),
         ],
         exception_handlers=dict(exception_handlers()),
     )
