@@ -1,20 +1,28 @@
-"""The IOC's HTTP routes: the province summary (and the dashboard page, ``/ioc``).
+"""The IOC's HTTP routes: the province summary and the dashboard page.
 
 Routes
 ------
 - ``/api/ioc/summary``: the province summary as JSON (:mod:`smarttrees.ioc`), every figure added
   up from the records, each with its period and definition (Vietnamese and English).
+- ``/ioc``: the dashboard (``gis_api/static/ioc.*``, ECharts vendored from npm): the summary, a
+  choropleth per indicator with a commune picker, monthly trend charts; it reads only the public
+  API.
+- ``/ioc/static/...``: its script, style and the vendored ECharts.
 """
 
 from __future__ import annotations
 
+import html
+from importlib import resources
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from gis_api.tiles import base_url
 from smarttrees import ioc
 from smarttrees.settings import Settings
 
@@ -45,6 +53,16 @@ async def summary(request: Request) -> Response:
             cur = await conn.execute(query, params)
             rows[name] = await cur.fetchall()
     return _json(ioc.assemble(rows, settings))
+
+
+async def dashboard(request: Request) -> Response:
+    """``GET /ioc``: the dashboard page, its configuration inlined."""
+    settings: Settings = request.app.state.settings
+    base = base_url(request, settings)
+    template = resources.files("gis_api").joinpath("static/ioc.html").read_text(encoding="utf-8")
+    config = orjson.dumps({"base": base}).decode().replace("</", "<\\/")
+    page = template.replace("__CONFIG__", config).replace("__BASE__", html.escape(base))
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 _INT = {"type": "integer"}
@@ -101,6 +119,13 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 def openapi_paths() -> dict[str, Any]:
     """OpenAPI 3.0 descriptions of the IOC's routes."""
     return {
+        "/ioc": {"get": {
+            "operationId": "getIocDashboard",
+            "summary": "The IOC dashboard page",
+            "tags": ["IOC"],
+            "responses": {"200": {"description": "OK", "content": {
+                "text/html": {"schema": {"type": "string"}}}}},
+        }},
         "/api/ioc/summary": {"get": {
             "operationId": "getIocSummary",
             "summary": "The province summary of the IOC, every figure added up from the records",
@@ -115,4 +140,6 @@ def routes() -> list[BaseRoute]:
     """The IOC's routes."""
     return [
         Route("/api/ioc/summary", summary, methods=["GET"], name="ioc_summary"),
+        Route("/ioc", dashboard, methods=["GET"], name="ioc"),
+        Mount("/ioc/static", StaticFiles(packages=[("gis_api", "static")]), name="ioc_static"),
     ]

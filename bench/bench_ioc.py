@@ -1,0 +1,177 @@
+"""IOC benchmark: load the 1.9 M-row document register and refresh the layers; the summary.
+
+    .venv/bin/python bench/bench_ioc.py [--url URL] [--requests 200]
+
+Without ``--url`` it makes a managed PostGIS in ``bench/out/ioc`` and generates the full
+synthetic province there once (1.13 M trees, 1.9 M documents, 11,669 support cases). Then:
+
+1. exports the generated register as the document-management system would (CSV, Vietnamese
+   headers: ``Số ký hiệu, Ngày văn bản, Cơ quan gửi, Cơ quan nhận, Loại văn bản, Hình thức
+   gửi``), empties ``documents`` and times ``smarttrees load documents FILE`` (staging by COPY,
+   the checks in SQL, the keyed insert, the CONCURRENT refresh of the document layers), then
+   the same file again (every row unchanged);
+2. starts the server (uvicorn, one worker) and times ``GET /api/ioc/summary``;
+3. prints the full-scale summary.
+
+Figures go to stdout; progress to stderr. Targets: load + refresh < 30 s, summary p50 ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from etl.species import load_species  # noqa: E402
+from etl.synthetic import ProvinceAlreadyLoaded, generate_province  # noqa: E402
+from smarttrees import schema  # noqa: E402
+from smarttrees.cluster import Cluster  # noqa: E402
+from smarttrees.database import connect  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+EXPORT = """
+COPY (
+    SELECT d.doc_no AS "Số ký hiệu", to_char(d.sent_on, 'DD/MM/YYYY') AS "Ngày văn bản",
+           s.code AS "Cơ quan gửi", r.code AS "Cơ quan nhận", d.doc_type AS "Loại văn bản",
+           CASE WHEN d.electronic THEN 'Điện tử' ELSE 'Bưu chính' END AS "Hình thức gửi"
+    FROM smarttrees.documents d
+    JOIN smarttrees.agencies s ON s.id = d.agency_id
+    JOIN smarttrees.agencies r ON r.id = d.receiver_id
+    ORDER BY d.id
+) TO STDOUT (FORMAT csv, HEADER true)
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def full_province(url: str | None) -> Iterator[str]:
+    """URL of a database holding the full province; made in a managed cluster if needed."""
+    if url:
+        yield url
+        return
+    folder = OUT / "ioc"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    cluster = Cluster(folder, dbname="smarttrees")
+    cluster.start()
+    try:
+        url = cluster.url()
+        schema.upgrade(url)
+        with connect(url) as conn:
+            if not conn.execute("SELECT 1 FROM smarttrees.species LIMIT 1").fetchone():
+                load_species(conn)
+        try:
+            started = time.perf_counter()
+            log("generating the full province...")
+            generate_province(url, scale="full", seed=2025)
+            log(f"generated in {time.perf_counter() - started:.0f} s")
+        except ProvinceAlreadyLoaded:
+            log("full province already loaded")
+        yield url
+    finally:
+        cluster.stop()
+
+
+def export_register(url: str, path: Path) -> int:
+    """Write the documents as the source system exports them; return the row count."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur, path.open("wb") as handle:
+        with cur.copy(EXPORT) as copy:
+            for block in copy:
+                handle.write(block)
+        return int(cur.execute("SELECT count(*) FROM smarttrees.documents").fetchone()[0])
+
+
+def timed_load(url: str, path: Path) -> tuple[float, str]:
+    env = dict(os.environ, SMARTTREES_DATABASE_URL=url)
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "smarttrees", "load", "documents", str(path),
+                          "--from", "2025-01-01", "--to", "2025-09-30"],
+                         capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - started
+    if run.returncode:
+        log(run.stderr)
+    return seconds, run.stdout.strip().splitlines()[0] if run.stdout else run.stderr.strip()
+
+
+@contextmanager
+def server(url: str) -> Iterator[str]:
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures.server import serve_database
+
+    with serve_database(url) as base:
+        yield base
+
+
+def summary_timings(base: str, requests: int) -> list[float]:
+    times = []
+    with httpx.Client(timeout=60) as client:
+        client.get(f"{base}/api/ioc/summary").raise_for_status()  # warm: pool, plans
+        for _ in range(requests):
+            started = time.perf_counter()
+            client.get(f"{base}/api/ioc/summary").raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="database holding the full province (else made)")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    with full_province(args.url) as url:
+        with psycopg.connect(url) as conn:
+            versions = conn.execute("SELECT version(), postgis_lib_version()").fetchone()
+        register = OUT / "documents_register.csv"
+        OUT.mkdir(parents=True, exist_ok=True)
+        rows = export_register(url, register)
+        size = register.stat().st_size / 1e6
+        log(f"exported {rows:,} documents ({size:.0f} MB)")
+        with psycopg.connect(url) as conn:
+            conn.execute("TRUNCATE smarttrees.documents")
+        first, first_out = timed_load(url, register)
+        again, again_out = timed_load(url, register)
+        with server(url) as base:
+            times = summary_timings(base, args.requests)
+            summary = httpx.get(f"{base}/api/ioc/summary", timeout=60).json()
+    print(f"Python {platform.python_version()}, psycopg {psycopg.__version__}, "
+          f"{versions[0].split(' on ')[0]}, PostGIS {versions[1]}, {os.cpu_count()} cores")
+    print(f"register: {rows:,} rows, {size:.0f} MB CSV")
+    print(f"load + refresh, empty table:   {first:6.1f} s  ({first_out})  goal < 30 s")
+    print(f"load + refresh, all unchanged: {again:6.1f} s  ({again_out})")
+    p50 = statistics.median(times)
+    p95 = statistics.quantiles(times, n=20)[-1]
+    print(f"GET /api/ioc/summary ({len(times)} requests): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+          f"(goal p50 ≤ 50 ms)")
+    d, c, t = summary["documents"], summary["citizen_support"], summary["trees"]
+    print(json.dumps({
+        "documents": {k: d[k] for k in ("period", "total", "electronic",
+                                        "courier_cost_saved_vnd")},
+        "citizen_support": {k: c[k] for k in ("period", "people", "amount_vnd", "provinces")},
+        "trees": {"total": t["total"], "by_category": t["by_category"],
+                  "first_month": t["history"][0], "last_month": t["history"][-1]},
+    }, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
