@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from gis_api.errors import Busy, Unreachable
 from smarttrees.database import with_search_path
@@ -97,6 +98,10 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
     """
 
     def __init__(self, url: str, settings: Settings) -> None:
+        # psycopg_pool retries a lost server after 1, 2, 4, 8… s: once PostgreSQL is back,
+        # requests would still fail for as long as the last wait. Retrying every second (a
+        # local TCP connect) makes the pool come back within a second of the database.
+        AttemptWithBackoff.DELAY_BACKOFF = 1.0
         self.health = Health()
         conninfo = server_conninfo(url, settings)
         super().__init__(
