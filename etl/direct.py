@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
 HISTORY_IN_MEMORY = 256 << 20   # encoded history rows kept in memory; beyond, a temporary file
+MAX_SOURCE_BYTES = 1024         # a longer source text is stored by the checked path
 # How resolved lookup values are typed, and the empty value of each kind.
 TYPES: dict[str, tuple[Callable[[str], object], object]] = {
     "text": (str, ""), "id": (int, -1), "number": (float, np.nan),
@@ -166,8 +167,10 @@ def read_batches(table: Table, columns: dict[str, int],
              for i, name in enumerate(names)}
     options = {
         # One thread: the other core is the server's, storing the previous batch.
+        # A block holds whole rows: the scan at open (etl.limits) bounds them to half of one.
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
-                                          block_size=BLOCK_BYTES, use_threads=False),
+                                          block_size=table.limits.block_bytes,
+                                          use_threads=False),
         "parse_options": pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True,
                                             ignore_empty_lines=False),
         # Only an empty cell is empty: "NA" or "null" in a number column is not a number.
@@ -218,6 +221,9 @@ class Checker:
         if fixed_source is not None or source is None:
             sources = np.full(n, fixed_source or self.plan.name)
         else:
+            # One byte matrix of the longest width: a long source text goes the checked way.
+            if (pc.max(pc.binary_length(source)).as_py() or 0) > MAX_SOURCE_BYTES:
+                self._refuse("a source text longer than the direct path takes")
             sources = utf8_bytes(pc.fill_null(source, self.plan.name))
         self.rows_before += n
         return Rows(

@@ -161,8 +161,9 @@ _VIETNAMESE = re.compile("[ăâêôơưđàáảãạèéẻẽẹìíỉĩịò
 def detect(path: Path, sample_size: int = 1 << 20) -> str:
     """Guess the encoding of a text file from its first megabyte.
 
-    UTF-8 (with or without BOM) when it decodes; otherwise the legacy encoding among TCVN3,
-    VNI and Windows-1258 whose decoding yields the most Vietnamese letters.
+    UTF-8 (with or without BOM) when it decodes, or when most of its non-ASCII lines do (a
+    UTF-8 file with a few rows pasted from a legacy file stays UTF-8, and the reader names
+    those rows); otherwise the legacy encoding of :func:`guess_legacy`.
     """
     register()
     with path.open("rb") as handle:
@@ -175,8 +176,35 @@ def detect(path: Path, sample_size: int = 1 << 20) -> str:
     except UnicodeDecodeError as exc:
         if exc.start > len(sample) - 4:  # a character cut by the sample's end
             return "utf-8"
+    if _mostly_utf8(sample):
+        return "utf-8"
+    return guess_legacy(sample) or "cp1258"
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    """True when more non-ASCII lines of the sample decode as UTF-8 than do not."""
+    good = bad = 0
+    for line in sample.split(b"\n")[:-1]:     # the last may be cut by the sample's end
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good > bad
+
+
+def guess_legacy(data: bytes) -> str | None:
+    """The legacy encoding (tcvn3, vni, cp1258) under which ``data`` reads most like Vietnamese.
+
+    ``None`` for plain ASCII, which reads the same in all of them.
+    """
+    register()
+    if data.isascii():
+        return None
     scores = {}
     for name in ("tcvn3", "vni", "cp1258"):
-        text = sample.decode(name, errors="replace")
+        text = data.decode(name, errors="replace")
         scores[name] = len(_VIETNAMESE.findall(text)) - 5 * text.count("\ufffd")
     return max(scores, key=lambda k: scores[k])

@@ -32,7 +32,7 @@ class InputError(SmartTreesError):
         self.field = field
         where = [self.path.name]
         if row is not None:
-            where.append(f"row {row}")
+            where.append(f"row {row:,}")
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(f"{', '.join(where)}: {problem}")

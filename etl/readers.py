@@ -2,8 +2,10 @@
 
 Cells stay text here (what the person typed); parsing, units and checks happen in SQL on the
 staged rows, so a bad cell is reported with its original value. Files are streamed in chunks,
-never held whole in memory: CSV through pandas' C parser, XLSX through openpyxl's read-only
-mode, GIS formats through pyogrio in feature windows. pandas and geopandas are imported by
+never held whole in memory: CSV in blocks of whole rows cut and checked against the limits of
+``etl.limits`` (a CSV is scanned so once when opened, whichever path loads it) and parsed by
+pandas' C parser, XLSX through openpyxl's read-only mode, GIS formats through pyogrio in
+feature windows. pandas and geopandas are imported by
 the readers that use them: the direct path (``etl.direct``, which reads CSVs with Arrow) needs
 neither, and they cost a quarter of a second at every start.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +25,12 @@ from pyproj import CRS
 
 from etl import encodings
 from etl.errors import InputError
+from etl.limits import CHUNK_ROWS, CsvBlocks, Limits, size
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
 
-CHUNK_ROWS = 50_000
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip"}
 
 
@@ -56,6 +59,9 @@ class Table:
     layer: str | None = None
     size: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    data_offset: int = 0                   # CSV: byte offset of the first data row
+    data_line: int = 2                     # CSV: its line in the file (blank lines counted)
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         """The rows, a chunk at a time."""
@@ -66,17 +72,26 @@ class Table:
         return _vector_chunks(self, rows)
 
 
-def open_table(path: Path, encoding: str | None = None, layer: str | None = None) -> Table:
-    """Open any supported file and read its headers; raise :class:`InputError` if unusable."""
+def open_table(path: Path, encoding: str | None = None, layer: str | None = None,
+               limits: Limits | None = None) -> Table:
+    """Open any supported file and read its headers; raise :class:`InputError` if unusable.
+
+    A CSV is read through once, checked against ``limits`` (the settings' by default).
+    """
     if not path.exists():
         raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a file")
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise InputError(path, "the file is empty")
+    limits = limits or Limits.from_settings()
     if suffix in (".csv", ".txt", ".tsv"):
-        return _open_csv(path, encoding)
+        return _open_csv(path, encoding, limits)
     if suffix in (".xlsx", ".xlsm"):
-        return _open_xlsx(path)
+        table = _open_xlsx(path)
+        table.limits = limits
+        return table
     if suffix in VECTOR_SUFFIXES:
         return _open_vector(path, layer)
     raise InputError(
@@ -87,14 +102,23 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
 # -- CSV -------------------------------------------------------------------------------------
 
 
-def _open_csv(path: Path, encoding: str | None) -> Table:
+def _open_csv(path: Path, encoding: str | None, limits: Limits) -> Table:
     encodings.register()
     encoding = encoding or encodings.detect(path)
     # The header alone, read as bytes: a bad byte further down is reported with its own row.
     with path.open("rb") as raw:
-        line = raw.readline()
+        line = raw.readline(limits.row_bytes + 1)
+        data_line = 2
         while line and not line.strip():
-            line = raw.readline()
+            line = raw.readline(limits.row_bytes + 1)
+            data_line += 1
+        data_offset = raw.tell()
+    if b"\0" in line:
+        raise InputError(path, "a NUL byte (0x00) in the header: binary data, or a UTF-16 file? "
+                         "Save it as a UTF-8 CSV", row=1)
+    if len(line) > limits.row_bytes:
+        raise InputError(path, f"the header is longer than {size(limits.row_bytes)} "
+                         "(SMARTTREES_LOAD_MAX_ROW_BYTES): not a CSV?", row=1)
     try:
         first = line.decode(encoding)
     except LookupError as exc:
@@ -110,11 +134,25 @@ def _open_csv(path: Path, encoding: str | None) -> Table:
     if len(headers) < 2:
         raise InputError(path, f"only one column ({headers[0]!r}): not a delimited table", row=1)
     _check_headers(path, headers)
-    return Table(path, "csv", headers, encoding=encoding, delimiter=delimiter,
-                 size=path.stat().st_size)
+    table = Table(path, "csv", headers, encoding=encoding, delimiter=delimiter,
+                  size=path.stat().st_size, limits=limits, data_offset=data_offset,
+                  data_line=data_line)
+    _blocks(table).scan()
+    return table
+
+
+def _blocks(table: Table) -> CsvBlocks:
+    return CsvBlocks(table.path, table.headers, table.encoding, table.delimiter,
+                     table.data_offset, table.limits)
+
+
+MAX_COLUMNS = 1_600    # PostgreSQL's limit on a table's columns (the staging table has one each)
 
 
 def _check_headers(path: Path, headers: list[str]) -> None:
+    if len(headers) > MAX_COLUMNS - 10:
+        raise InputError(path, f"{len(headers):,} columns: at most {MAX_COLUMNS - 10:,} are "
+                         "read", row=1)
     seen: set[str] = set()
     for i, h in enumerate(headers):
         if h in seen:
@@ -125,43 +163,34 @@ def _check_headers(path: Path, headers: list[str]) -> None:
 
 
 def _csv_chunks(table: Table, rows: int) -> Iterator[Chunk]:
+    """The data rows in frames of one block of whole rows each (see :mod:`etl.limits`)."""
     import pandas as pd
 
-    _check_encoding(table)
-    reader = pd.read_csv(
-        table.path, sep=table.delimiter, dtype=str, keep_default_na=False, na_filter=False,
-        encoding=table.encoding, chunksize=rows, header=0, names=table.headers,
-        skip_blank_lines=True, quotechar='"', on_bad_lines="error", engine="c",
-    )
     start = 2
-    try:
-        for frame in reader:
-            # pandas skips blank lines, so row numbers count records, as spreadsheets do.
-            if table.encoding.replace("-", "").lower() == "cp1258":
-                # Windows-1258 spells tones as combining marks: compose them as Unicode does.
-                frame = frame.apply(lambda col: col.str.normalize("NFC"))
-            yield Chunk(frame.reset_index(drop=True), np.arange(start, start + len(frame)))
-            start += len(frame)
-    except pd.errors.ParserError as exc:
-        raise InputError(table.path, f"malformed CSV: {exc}") from exc
-
-
-def _check_encoding(table: Table) -> None:
-    """Decode the whole file once so that a bad byte is reported with its line."""
-    with table.path.open("rb") as handle:
-        decoder = __import__("codecs").getincrementaldecoder(table.encoding)()
-        line = 1
-        for raw in handle:
-            try:
-                decoder.decode(raw)
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    table.path,
-                    f"byte 0x{raw[exc.start]:02x} is not valid {table.encoding}: wrong encoding? "
-                    "try --encoding tcvn3, vni or cp1258",
-                    row=line,
-                ) from exc
-            line += 1
+    lines = table.data_line       # the file's line of the block's first line
+    for block in _blocks(table):
+        try:
+            frame = pd.read_csv(
+                io.BytesIO(block), sep=table.delimiter, dtype=str, keep_default_na=False,
+                na_filter=False, encoding=table.encoding, header=None, names=table.headers,
+                skip_blank_lines=True, quotechar='"', on_bad_lines="error", engine="c")
+        except pd.errors.EmptyDataError:
+            frame = pd.DataFrame(columns=table.headers)
+        except pd.errors.ParserError as exc:
+            # pandas counts the block's lines: count the file's.
+            problem = re.sub(r"line (\d+)",
+                             lambda m, at=lines: f"line {int(m.group(1)) + at - 1:,}",
+                             str(exc).strip())
+            raise InputError(table.path, f"malformed CSV: {problem}") from exc
+        lines += block.count(b"\n")
+        if table.encoding.replace("-", "").lower() == "cp1258":
+            # Windows-1258 spells tones as combining marks: compose them as Unicode does.
+            frame = frame.apply(lambda col: col.str.normalize("NFC"))
+        # pandas skips blank lines, so row numbers count records, as spreadsheets do.
+        for at in range(0, len(frame), rows):
+            part = frame.iloc[at:at + rows].reset_index(drop=True)
+            yield Chunk(part, np.arange(start, start + len(part)))
+            start += len(part)
 
 
 # -- XLSX ------------------------------------------------------------------------------------

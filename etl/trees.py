@@ -129,6 +129,9 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
     result = LoadResult()
     with connect(url) as conn:
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
+        # The one transaction that need not wait for its commit to reach the disk: a power cut
+        # loses the whole run, which is repeated; every other write commits synchronously.
+        conn.execute("SET LOCAL synchronous_commit = off")
         # Staged rows live in temporary tables; with the default 8 MB of local buffers every page
         # of them goes to disk and back. Only takes effect before the session's first temp table.
         conn.execute("SET temp_buffers = '512MB'")

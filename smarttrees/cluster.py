@@ -14,6 +14,8 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ from pathlib import Path
 from smarttrees.errors import ClusterError, MissingSoftwareError
 
 SUPERUSER = "smarttrees"
+START_WAIT = 30.0   # seconds `start` waits for a crashed cluster's processes to go
+# What the log says when the processes of a crashed server still hold its data folder.
+STILL_IN_USE = ("pre-existing shared memory block", "lock file", "already in use",
+                "is another postmaster")
 INSTALL_HINT = (
     "install PostgreSQL and PostGIS, e.g. on Debian/Ubuntu: "
     "sudo apt-get install postgresql postgresql-15-postgis-3 (any matching major version works)"
@@ -38,8 +44,8 @@ SERVER_CONFIG = {
     "max_wal_size": "4GB",
     "wal_level": "minimal",
     "max_wal_senders": "0",
-    # A crash may lose the last second of commits but never corrupts: fine for a local cluster.
-    "synchronous_commit": "off",
+    # synchronous_commit stays on: the API acknowledges writes. A bulk load opts out for its
+    # own transaction (etl.trees), which a crash rolls back whole.
     "jit": "off",
     "logging_collector": "off",
 }
@@ -106,6 +112,18 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _commit_synchronously(conn: object) -> None:
+    """Undo the ``synchronous_commit = off`` that earlier versions wrote into a cluster."""
+    import psycopg
+
+    assert isinstance(conn, psycopg.Connection)
+    row = conn.execute("SELECT setting, sourcefile FROM pg_settings "
+                       "WHERE name = 'synchronous_commit'").fetchone()
+    if row and row[0] == "off" and str(row[1] or "").endswith("postgresql.auto.conf"):
+        conn.execute("ALTER SYSTEM RESET synchronous_commit")
+        conn.execute("SELECT pg_reload_conf()")
+
+
 class Cluster:
     """A private PostgreSQL cluster living in ``folder/pgdata``.
 
@@ -119,6 +137,8 @@ class Cluster:
         The database created (with PostGIS) on first start.
     extra_config:
         Further ``postgresql.conf`` settings, e.g. ``{"fsync": "off"}`` for a test cluster.
+    origin:
+        Why this folder (e.g. ``project folder /x``), said when a new cluster is initialised.
 
     """
 
@@ -128,8 +148,10 @@ class Cluster:
         port: int | None = None,
         dbname: str = "smarttrees",
         extra_config: dict[str, str] | None = None,
+        origin: str | None = None,
     ) -> None:
         self.folder = folder.resolve()
+        self.origin = origin
         self.pgdata = self.folder / "pgdata"
         self.logfile = self.folder / "postgres.log"
         self.dbname = dbname
@@ -174,28 +196,65 @@ class Cluster:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Initialise if needed, start if not running, and make sure the database has PostGIS."""
+    def start(self, wait: float = START_WAIT) -> None:
+        """Initialise if needed, start if not running, and make sure the database has PostGIS.
+
+        After a crash the old server's processes may hold the data folder for a few seconds:
+        the start is retried until they are gone, for at most ``wait`` seconds, and the call
+        returns once the server accepts connections.
+        """
         if not self.initialised:
             self._initdb()
         pg = self._install()
         check_postgis(pg)
-        if not self.is_running():
-            self._remove_stale_pid()
-            port = self._free_port()
-            result = self._run(
-                [
-                    pg.program("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
-                    "-w", "-t", "60", "-o", f"-p {port}", "start",
-                ],
-                check=False,
-            )
-            if result.returncode != 0:
+        deadline = time.monotonic() + wait
+        while True:
+            if not self.is_running():
+                result = self._start_once(pg)
+                if result is not None:
+                    if time.monotonic() < deadline and self._held_by_old_processes():
+                        time.sleep(0.5)
+                        continue
+                    raise ClusterError(
+                        f"PostgreSQL did not start (data in {self.pgdata}); last lines of "
+                        f"{self.logfile}:\n{self._log_tail()}"
+                    )
+            if self._accepts_connections():
+                break
+            if time.monotonic() >= deadline:
                 raise ClusterError(
-                    f"PostgreSQL did not start (data in {self.pgdata}); last lines of "
-                    f"{self.logfile}:\n{self._log_tail()}"
+                    f"PostgreSQL runs but accepts no connection after {wait:.0f} s (data in "
+                    f"{self.pgdata}); last lines of {self.logfile}:\n{self._log_tail()}"
                 )
+            time.sleep(0.25)
         self._create_database()
+
+    def _start_once(self, pg: PgInstall) -> str | None:
+        """Run ``pg_ctl start``; ``None`` when the server started, else pg_ctl's complaint."""
+        self._remove_stale_pid()
+        port = self._free_port()
+        result = self._run(
+            [
+                pg.program("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
+                "-w", "-t", "60", "-o", f"-p {port}", "start",
+            ],
+            check=False,
+        )
+        return None if result.returncode == 0 else (result.stderr or result.stdout)
+
+    def _held_by_old_processes(self) -> bool:
+        """True when the last start failed because a crashed server's processes remain."""
+        tail = self._log_tail(5)
+        return any(sign in tail for sign in STILL_IN_USE)
+
+    def _accepts_connections(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url("postgres"), connect_timeout=3):
+                return True
+        except psycopg.OperationalError:
+            return False
 
     def stop(self) -> None:
         """Stop the cluster if it runs (fast shutdown: sessions end, data stay)."""
@@ -227,6 +286,10 @@ class Cluster:
     def _initdb(self) -> None:
         pg = find_postgres()
         check_postgis(pg)
+        # Never silently: a new, empty database where one was expected is a surprise.
+        why = f" ({self.origin})" if self.origin else ""
+        print(f"smarttrees: initialising a new local database in {self.folder}{why}",
+              file=sys.stderr)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._hand_over(self.folder)
         self._run(
@@ -274,6 +337,7 @@ class Cluster:
                 ).fetchone()
                 if not exists:
                     conn.execute(f'CREATE DATABASE "{self.dbname}"')
+                _commit_synchronously(conn)
             with psycopg.connect(self.url(), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
                 conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")

@@ -19,7 +19,8 @@ SEARCH_PATH = "smarttrees,public"
 def managed_cluster(settings: Settings | None = None) -> Cluster:
     """The local cluster the settings describe (whether or not a URL overrides it)."""
     settings = settings or get_settings()
-    return Cluster(settings.data_dir, port=settings.db_port, dbname=settings.db_name)
+    return Cluster(settings.data_dir, port=settings.db_port, dbname=settings.db_name,
+                   origin=settings.data_dir_origin)
 
 
 def database_url(settings: Settings | None = None, *, start: bool = True) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +25,9 @@ class Settings(BaseSettings):
         None, description="postgresql:// URL of an existing PostGIS; unset = the managed cluster"
     )
     data_dir: Path = Field(
-        Path(".smarttrees"), description="folder of the managed cluster and other local state"
+        default_factory=lambda: locate_data_dir().path,
+        description="folder of the managed cluster and other local state; unset = found "
+        "(see locate_data_dir)",
     )
     db_port: int | None = Field(
         None, ge=1024, le=65535, description="TCP port of the managed cluster; unset = derived"
@@ -89,6 +94,16 @@ class Settings(BaseSettings):
         description="environmental-stress term E of Chave et al. 2014's equation without height",
     )
 
+    load_max_field_bytes: int = Field(
+        1 << 20, ge=1024, description="longest cell a loaded file may hold, in bytes"
+    )
+    load_max_row_bytes: int = Field(
+        4 << 20, ge=1024, description="longest row a loaded file may hold, in bytes"
+    )
+    load_batch_bytes: int = Field(
+        8 << 20, ge=1 << 16, description="bytes of a file read and checked at a time"
+    )
+
     gs1_company_prefix: str | None = Field(
         None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
     )
@@ -110,9 +125,60 @@ class Settings(BaseSettings):
         return self.filter_concurrency or max(1, self.pool_max_size - 2)
 
     @property
+    def data_dir_origin(self) -> str:
+        """Why ``data_dir`` is where it is, for ``smarttrees db status`` and notices."""
+        if "data_dir" in self.model_fields_set:
+            return "from SMARTTREES_DATA_DIR"
+        return locate_data_dir().why
+
+    @property
     def server_url(self) -> str:
         """Base URL of the HTTP server as clients reach it."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+DATA_FOLDER = ".smarttrees"
+ROOT_DATA_DIR = Path("/var/lib/smarttrees")
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Where the managed cluster lives, and why there."""
+
+    path: Path
+    why: str
+
+
+def locate_data_dir(cwd: Path | None = None) -> DataDir:
+    """The managed cluster's folder when ``SMARTTREES_DATA_DIR`` is unset: the same from anywhere.
+
+    Walking up from ``cwd``, the first folder that holds a ``.smarttrees`` folder or the
+    project's ``pyproject.toml`` (``name = "smarttrees"``) is the project folder, and its
+    ``.smarttrees`` the data folder. Elsewhere, the per-user data folder (platformdirs'
+    ``user_data_path``, e.g. ``~/.local/share/smarttrees``); for root ``/var/lib/smarttrees``,
+    since the server then runs as ``postgres``, which cannot enter ``/root``.
+    """
+    try:
+        here = (cwd or Path.cwd()).resolve()
+    except OSError:     # the current folder was removed
+        here = None
+    for folder in ([here, *here.parents] if here else []):
+        if (folder / DATA_FOLDER).is_dir() or _is_project(folder / "pyproject.toml"):
+            return DataDir(folder / DATA_FOLDER, f"project folder {folder}")
+    if os.geteuid() == 0:
+        return DataDir(ROOT_DATA_DIR, f"root's folder: no project folder above {here}")
+    import platformdirs
+
+    return DataDir(platformdirs.user_data_path("smarttrees"),
+                   f"per-user folder: no project folder above {here}")
+
+
+def _is_project(pyproject: Path) -> bool:
+    try:
+        with pyproject.open("rb") as handle:
+            return bool(tomllib.load(handle).get("project", {}).get("name") == "smarttrees")
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 @lru_cache(maxsize=1)

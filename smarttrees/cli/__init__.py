@@ -12,8 +12,6 @@ import sys
 import typer
 from rich.console import Console
 
-from smarttrees.errors import SmartTreesError
-
 app = typer.Typer(
     name="smarttrees",
     help="SmartTrees: the tree and forestry GIS of a province.",
@@ -23,11 +21,17 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)  # paths in messages must not be split
 
 
+_debug = False   # --debug: let an unexpected error through with its traceback
+
+
 @app.callback()
 def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show where an internal error happened."),
 ) -> None:
+    global _debug
+    _debug = debug
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -50,10 +54,25 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Entry point of the console script: SmartTrees errors are one clear line, exit code 1."""
-    _register()
+    """Entry point of the console script: whatever fails is one line on stderr and an exit code.
+
+    See :mod:`smarttrees.cli.failures` for the wording and the codes; ``--debug`` shows the
+    traceback of an internal error.
+    """
+    from smarttrees.cli import failures
+
     try:
-        app()
-    except SmartTreesError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        _register()
+        app()   # click's usage errors and --help end here, as click words them
+    except SystemExit as exc:
+        if exc.code == failures.INTERRUPTED:   # click turns Ctrl-C in a command into exit 130
+            err.print(failures.explain(KeyboardInterrupt()).message, highlight=False,
+                      markup=False)
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure is worded
+        failure = failures.explain(exc)
+        if _debug and failure.code == failures.INTERNAL:
+            raise
+        logging.getLogger("smarttrees.cli").debug("command failed", exc_info=True)
+        err.print(failure.message, highlight=False, markup=False)
+        sys.exit(failure.code)

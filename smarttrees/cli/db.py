@@ -48,6 +48,7 @@ def status() -> None:
         typer.echo("external server (SMARTTREES_DATABASE_URL)")
         return
     typer.echo(managed_cluster().status())
+    typer.echo(f"data folder: {settings.data_dir.resolve()} ({settings.data_dir_origin})")
 
 
 @app.command()
