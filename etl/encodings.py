@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,6 @@ def register() -> None:
         _registered = True
 
 
-_VIETNAMESE = re.compile("[ăâêôơưđàáảãạèéẻẽẹìíỉĩịòóỏõọùúủũụỳýỷỹỵ]", re.IGNORECASE)
 
 
 def detect(path: Path, sample_size: int = 1 << 20) -> str:
@@ -163,7 +163,8 @@ def detect(path: Path, sample_size: int = 1 << 20) -> str:
 
     UTF-8 (with or without BOM) when it decodes, or when most of its non-ASCII lines do (a
     UTF-8 file with a few rows pasted from a legacy file stays UTF-8, and the reader names
-    those rows); otherwise the legacy encoding of :func:`guess_legacy`.
+    those rows); otherwise the legacy encoding under which its words spell Vietnamese
+    syllables (:func:`guess_legacy`).
     """
     register()
     with path.open("rb") as handle:
@@ -195,16 +196,45 @@ def _mostly_utf8(sample: bytes) -> bool:
     return good > bad
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+_TONES = frozenset("\u0300\u0301\u0303\u0309\u0323")
+_MARKS = _TONES | frozenset("\u0302\u0306\u031b")     # circumflex, breve, horn
+
+
 def guess_legacy(data: bytes) -> str | None:
     """The legacy encoding (tcvn3, vni, cp1258) under which ``data`` reads most like Vietnamese.
 
-    ``None`` for plain ASCII, which reads the same in all of them.
+    Counting Vietnamese letters misleads (nearly every high byte is one in TCVN3): each word
+    must spell a syllable, its vowels with at most one tone between them. ``None`` for plain
+    ASCII, which reads the same in all of them.
     """
     register()
     if data.isascii():
         return None
-    scores = {}
-    for name in ("tcvn3", "vni", "cp1258"):
-        text = data.decode(name, errors="replace")
-        scores[name] = len(_VIETNAMESE.findall(text)) - 5 * text.count("\ufffd")
+    scores = {name: _syllable_score(data.decode(name, errors="replace"))
+              for name in ("tcvn3", "vni", "cp1258")}
     return max(scores, key=lambda k: scores[k])
+
+
+def _syllable_score(text: str) -> int:
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", text)
+    score = -3 * text.count("\ufffd")
+    score -= 2 * sum(1 for c in text if not c.isascii() and not c.isalpha())
+    for word in _WORD.findall(text):
+        if not word.isascii():
+            score += 1 if _syllable(word, unicodedata.normalize) else -2
+    return score
+
+
+def _syllable(word: str, normalize: Callable[[str, str], str]) -> bool:
+    tones = 0
+    for ch in word:
+        if ch.isascii() or ch in "đĐ":
+            continue
+        parts = normalize("NFD", ch)
+        if parts[0] not in "aeiouyAEIOUY" or len(parts) == 1 or not set(parts[1:]) <= _MARKS:
+            return False
+        tones += len(set(parts[1:]) & _TONES)
+    return tones <= 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,8 @@ def _open_csv(path: Path, encoding: str | None, limits: Limits) -> Table:
         raise InputError(path, f"the header is not valid {encoding}: try --encoding tcvn3, vni "
                          "or cp1258", row=1) from exc
     first = first.lstrip("\ufeff")
+    if encoding.replace("-", "").lower() == "cp1258":
+        first = unicodedata.normalize("NFC", first)   # tones as combining marks, as the cells
     if not first.strip():
         raise InputError(path, "the file is empty (no header row)")
     delimiter = max((",", ";", "\t", "|"), key=lambda d: first.count(d))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import psycopg
 from psycopg import sql
@@ -30,16 +33,30 @@ def write_rejects(conn: psycopg.Connection, file_no: int, headers: list[str], pa
         raw=raw_table(file_no),
     )
     count = 0
-    with conn.cursor() as cur:
+    with conn.cursor() as cur, _writing(path) as handle:
         cur.execute(query, (file_no,))
+        writer = csv.writer(handle)
+        writer.writerow([*headers, _free("row", headers), _free("reason", headers)])
+        for row in cur:
+            writer.writerow(["" if v is None else v for v in row])
+            count += 1
+    return count
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[TextIO]:
+    """The rejects file open for writing: an error names it, and leaves no half-written file."""
+    existed = path.exists()
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([*headers, _free("row", headers), _free("reason", headers)])
-            for row in cur:
-                writer.writerow(["" if v is None else v for v in row])
-                count += 1
-    return count
+            yield handle
+    except OSError as exc:
+        if not existed and path.is_file():
+            path.unlink(missing_ok=True)
+        if exc.filename is None:        # a failed write or close does not say where
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def _free(name: str, headers: list[str]) -> str:
@@ -50,8 +67,7 @@ def _free(name: str, headers: list[str]) -> str:
 
 def write_rows(path: Path, headers: list[str], rows: list[tuple[list[str], int, str]]) -> None:
     """Write refused rows held in memory (small seed files): cells, row number, reasons."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+    with _writing(path) as handle:
         writer = csv.writer(handle)
         writer.writerow([*headers, _free("row", headers), _free("reason", headers)])
         for cells, row_no, reason in rows:
