@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -54,7 +55,7 @@ def one_line(outcome: Outcome, code: int) -> str:
 
 
 @pytest.mark.parametrize("command", [["load", "trees", "{survey}"], ["db", "upgrade"],
-                                     ["load", "lots", "{survey}"]])
+                                     ["users", "list"], ["generate", "--scale", "small"]])
 def test_unreachable_database(survey: Path, command: list[str]) -> None:
     args = [a.format(survey=survey) for a in command]
     outcome = run_cli(*args, env=cli_env(SMARTTREES_DATABASE_URL=UNREACHABLE))
@@ -63,9 +64,24 @@ def test_unreachable_database(survey: Path, command: list[str]) -> None:
     assert "Connection refused" in line
 
 
+@dataclass
+class BlockedLoad:
+    """A load waiting on a lock the test holds on the trees."""
+
+    proc: subprocess.Popen[bytes]
+    backend: int                        # the load's server process
+    holder: psycopg.Connection
+
+    def finish(self) -> Outcome:
+        """The lock released, the load's end."""
+        self.holder.rollback()
+        out, err = self.proc.communicate(timeout=60)
+        return Outcome(self.proc.returncode, out.decode(), err.decode(), 0)
+
+
 @pytest.fixture
-def blocked_load(db_url: str, survey: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A load waiting on a lock the test holds on the trees: (the process, its backend pid)."""
+def blocked_load(db_url: str, survey: Path) -> Iterator[BlockedLoad]:
+    """A load waiting on a lock the test holds on the trees."""
     holder = psycopg.connect(db_url)
     holder.execute("LOCK TABLE smarttrees.trees IN ACCESS EXCLUSIVE MODE")
     proc = subprocess.Popen([*SMARTTREES, "load", "trees", str(survey)],
@@ -82,7 +98,7 @@ def blocked_load(db_url: str, survey: Path) -> Iterator[tuple[subprocess.Popen[b
                 backend = row[0] if row else None
                 time.sleep(0.05)
         assert backend is not None, "the load never waited on the lock"
-        yield proc, backend
+        yield BlockedLoad(proc, backend, holder)
     finally:
         holder.rollback()
         holder.close()
@@ -91,27 +107,21 @@ def blocked_load(db_url: str, survey: Path) -> Iterator[tuple[subprocess.Popen[b
         proc.wait()
 
 
-def finish(proc: subprocess.Popen[bytes]) -> Outcome:
-    out, err = proc.communicate(timeout=60)
-    return Outcome(proc.returncode, out.decode(), err.decode(), 0)
-
-
 def test_database_lost_mid_load(db_url: str, loaded: tuple[int, int],
-                                blocked_load: tuple[subprocess.Popen[bytes], int]) -> None:
-    proc, backend = blocked_load
+                                blocked_load: BlockedLoad) -> None:
     with psycopg.connect(db_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
-    line = one_line(finish(proc), 3)
+        admin.execute("SELECT pg_terminate_backend(%s)", [blocked_load.backend])
+    line = one_line(blocked_load.finish(), 3)
     assert line.startswith("error: the database connection was lost: terminating connection "
                            "due to administrator command"), line
     assert stored(db_url) == loaded
 
 
 def test_ctrl_c_mid_load(db_url: str, loaded: tuple[int, int],
-                         blocked_load: tuple[subprocess.Popen[bytes], int]) -> None:
-    proc, _ = blocked_load
-    proc.send_signal(signal.SIGINT)
-    line = one_line(finish(proc), 130)
+                         blocked_load: BlockedLoad) -> None:
+    blocked_load.proc.send_signal(signal.SIGINT)
+    time.sleep(1)       # the lock is released after the load reacts, not before
+    line = one_line(blocked_load.finish(), 130)
     assert line == "interrupted: work not yet committed was not stored"
     assert stored(db_url) == loaded
 

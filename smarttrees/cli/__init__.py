@@ -34,6 +34,7 @@ def _root(
     _debug = debug
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("numexpr").setLevel(logging.WARNING)   # its thread count is no news
 
 
 def _register() -> None:

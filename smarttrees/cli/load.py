@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+# File arguments are not checked by click (readable=False): the loaders refuse an unreadable
+# file in the one-line form of every other failure (smarttrees.cli.failures).
 app = typer.Typer(help="Load files into the database: all or nothing, every refusal explained.",
                   no_args_is_help=True)
 
@@ -41,7 +43,7 @@ def _progress() -> tuple[Any, Callable[[str, int, int], None]]:
 @app.command("trees")
 def trees(
     files: list[Path] = typer.Argument(
-        ..., help="Survey files: CSV, XLSX, GeoJSON, GPKG, SHP, FGB."),
+        ..., help="Survey files: CSV, XLSX, GeoJSON, GPKG, SHP, FGB.", readable=False),
     mapping: str = typer.Option(None, "--mapping", "-m",
                                 help="Preset name (vi_field_survey, en_survey) or a mapping file."),
     crs: str = typer.Option(None, "--crs",
@@ -80,7 +82,7 @@ def trees(
 
 def _seed_command(kind: str) -> Callable[..., None]:
     def command(
-        file: Path = typer.Argument(..., help="Input file."),
+        file: Path = typer.Argument(..., help="Input file.", readable=False),
         crs: str = typer.Option(None, "--crs", help="CRS when the file does not declare one."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; write nothing."),
         strict: bool = typer.Option(False, "--strict", help="Refuse all if any row is bad."),
@@ -105,7 +107,8 @@ app.command("stands")(_seed_command("stands"))
 
 @app.command("admin")
 def admin(
-    file: Path = typer.Argument(..., help="Polygons (GeoJSON, GPKG, SHP) of one level."),
+    file: Path = typer.Argument(..., help="Polygons (GeoJSON, GPKG, SHP) of one level.",
+                                readable=False),
     level: str = typer.Option(..., "--level", help="province, district or commune."),
     valid_from: dt.datetime = typer.Option(..., "--valid-from", formats=["%Y-%m-%d"],
                                            help="Date the units came into force."),
