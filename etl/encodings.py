@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -217,23 +217,21 @@ def guess_legacy(data: bytes) -> str | None:
 
 
 def _syllable_score(text: str) -> int:
-    import unicodedata
-
     text = unicodedata.normalize("NFC", text)
     score = -3 * text.count("\ufffd")
     score -= 2 * sum(1 for c in text if not c.isascii() and not c.isalpha())
     for word in _WORD.findall(text):
         if not word.isascii():
-            score += 1 if _syllable(word, unicodedata.normalize) else -2
+            score += 1 if _syllable(word) else -2
     return score
 
 
-def _syllable(word: str, normalize: Callable[[str, str], str]) -> bool:
+def _syllable(word: str) -> bool:
     tones = 0
     for ch in word:
         if ch.isascii() or ch in "đĐ":
             continue
-        parts = normalize("NFD", ch)
+        parts = unicodedata.normalize("NFD", ch)
         if parts[0] not in "aeiouyAEIOUY" or len(parts) == 1 or not set(parts[1:]) <= _MARKS:
             return False
         tones += len(set(parts[1:]) & _TONES)

@@ -90,9 +90,7 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
     if suffix in (".csv", ".txt", ".tsv"):
         return _open_csv(path, encoding, limits)
     if suffix in (".xlsx", ".xlsm"):
-        table = _open_xlsx(path)
-        table.limits = limits
-        return table
+        return _open_xlsx(path, limits)
     if suffix in VECTOR_SUFFIXES:
         return _open_vector(path, layer)
     raise InputError(
@@ -149,6 +147,7 @@ def _blocks(table: Table) -> CsvBlocks:
                      table.data_offset, table.limits)
 
 
+XLSX_STRINGS_BATCHES = 16   # a workbook's shared strings may take this many batches' bytes
 MAX_COLUMNS = 1_600    # PostgreSQL's limit on a table's columns (the staging table has one each)
 
 
@@ -180,11 +179,8 @@ def _csv_chunks(table: Table, rows: int) -> Iterator[Chunk]:
         except pd.errors.EmptyDataError:
             frame = pd.DataFrame(columns=table.headers)
         except pd.errors.ParserError as exc:
-            # pandas counts the block's lines: count the file's.
-            problem = re.sub(r"line (\d+)",
-                             lambda m, at=lines: f"line {int(m.group(1)) + at - 1:,}",
-                             str(exc).strip())
-            raise InputError(table.path, f"malformed CSV: {problem}") from exc
+            raise InputError(table.path, f"malformed CSV: {_file_lines(str(exc), lines)}") \
+                from exc
         lines += block.count(b"\n")
         if table.encoding.replace("-", "").lower() == "cp1258":
             # Windows-1258 spells tones as combining marks: compose them as Unicode does.
@@ -196,13 +192,42 @@ def _csv_chunks(table: Table, rows: int) -> Iterator[Chunk]:
             start += len(part)
 
 
+def _file_lines(message: str, first: int) -> str:
+    """A parser message about a block, with the file's line numbers (``first``: the block's)."""
+    def shift(match: re.Match[str]) -> str:
+        return f"line {int(match.group(1)) + first - 1:,}"
+
+    return re.sub(r"line (\d+)", shift, message.strip())
+
+
 # -- XLSX ------------------------------------------------------------------------------------
 
 
-def _open_xlsx(path: Path) -> Table:
+def _open_xlsx(path: Path, limits: Limits) -> Table:
+    _check_shared_strings(path, limits)
     headers, _ = _xlsx_header(path)
     _check_headers(path, headers)
-    return Table(path, "xlsx", headers, size=path.stat().st_size)
+    return Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits)
+
+
+def _check_shared_strings(path: Path, limits: Limits) -> None:
+    """Refuse a workbook whose text table openpyxl would hold whole beyond a batch's bound.
+
+    A sheet is streamed row by row, but the workbook's shared strings are read into memory at
+    once: a few MB in a real survey, gigabytes in a zip bomb.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            strings = sum(i.file_size for i in archive.infolist()
+                          if i.filename.lower().endswith("sharedstrings.xml"))
+    except zipfile.BadZipFile:
+        return      # openpyxl says what is wrong with it
+    bound = XLSX_STRINGS_BATCHES * limits.batch_bytes
+    if strings > bound:
+        raise InputError(path, f"its shared text table unpacks to {strings / 2**20:,.0f} MiB, "
+                         f"over {size(bound)} (16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV")
 
 
 def _xlsx_header(path: Path) -> tuple[list[str], int]:
@@ -254,6 +279,7 @@ def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
             cells = [_cell_text(v) for v in values[:width]]
             if not any(cells):
                 continue
+            _check_cells(table, cells, number)
             buffer.append(cells + [""] * (width - len(cells)))
             numbers.append(number)
             if len(buffer) >= rows:
@@ -263,6 +289,15 @@ def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
             yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
     finally:
         book.close()
+
+
+def _check_cells(table: Table, cells: list[str], row: int) -> None:
+    """Refuse a cell over the field limit, as a CSV's would be."""
+    limit = table.limits.field_bytes
+    for name, text in zip(table.headers, cells, strict=False):
+        if len(text) * 4 > limit and len(text.encode()) > limit:
+            raise InputError(table.path, f"the cell is longer than {size(limit)} "
+                             "(SMARTTREES_LOAD_MAX_FIELD_BYTES)", row=row, field=name)
 
 
 # -- GIS formats -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ checked; the database already holds trees, which must stay as they were.
 from __future__ import annotations
 
 import unicodedata
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -126,4 +127,30 @@ def test_a_row_in_another_encoding_is_named(db_url: str, loaded: tuple[int, int]
     [line] = outcome.error_lines
     assert line.startswith("error: mixed.csv, row 9,812, field 'Tên cây': not UTF-8 "
                            "(looks like Windows-1258)"), line
+    assert stored(db_url) == loaded
+
+
+def test_a_workbook_cell_over_the_limit(db_url: str, loaded: tuple[int, int],
+                                        tmp_path: Path) -> None:
+    survey = make_survey(20)
+    survey.loc[4, "Ghi chú"] = "rất dài " * 300
+    path = write_survey(survey, tmp_path / "long.xlsx")
+    outcome = load(db_url, path, SMARTTREES_LOAD_MAX_FIELD_BYTES="2000")
+    assert_refused(outcome, "error: long.xlsx, row 6, field 'Ghi chú': the cell is longer than "
+                            "2,000 bytes (SMARTTREES_LOAD_MAX_FIELD_BYTES)")
+    assert stored(db_url) == loaded
+
+
+def test_a_workbook_whose_text_table_unpacks_too_big(db_url: str, loaded: tuple[int, int],
+                                                     tmp_path: Path) -> None:
+    # A zip bomb's way: a shared-strings part that packs small and unpacks to 2 MiB.
+    path = write_survey(make_survey(20), tmp_path / "bomb.xlsx")
+    strings = "<si><t>Sấu</t></si>" * 100_000
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", f'<sst count="100000">{strings}</sst>')
+    outcome = load(db_url, path, SMARTTREES_LOAD_BATCH_BYTES=str(1 << 16))
+    assert outcome.code == 1 and "Traceback" not in outcome.stderr
+    assert outcome.error_lines == [
+        "error: bomb.xlsx: its shared text table unpacks to 2 MiB, over 1 MiB "
+        "(16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV"]
     assert stored(db_url) == loaded
