@@ -289,6 +289,10 @@ class Translator:
             return self._attribute(node.name)
         if isinstance(node, str) and "\x00" in node:  # cql2-json can write one as \u0000
             raise InvalidFilter("filter: a text value contains a NUL character")
+        if isinstance(node, int) and not isinstance(node, bool) and -(2**63) <= node < 2**63:
+            # psycopg sends a small int as a smallint, and smallint arithmetic overflows at
+            # 32,767 (30000 + 30000); bigint still compares with integer columns by index.
+            return Value(sql.SQL("%s::bigint"), [node], "integer", _shown(node))
         if isinstance(node, bool | int | float | str | date | datetime):
             return Value(sql.SQL("%s"), [node], _literal_kind(node), _shown(node))
         if isinstance(node, ast.Arithmetic):

@@ -141,6 +141,17 @@ def test_values_of_the_wrong_type_are_400s_naming_the_property(api_server, filte
         assert says in r.json()["description"]
 
 
+def test_integer_arithmetic_does_not_overflow_small_types(api_server):
+    # Small literals were sent as smallints: 30000 + 30000 overflowed, and so did an integer
+    # property times two of them.
+    assert codes(api_server, "30000 + 30000 = 60000 AND dbh_cm > 45") == expected(
+        lambda i: 10 + i % 40 > 45
+    )
+    assert codes(api_server, "species_id * 30000 * 30000 >= 4500000000") == expected(
+        lambda i: 1 + i % 5 == 5
+    )
+
+
 def test_a_date_written_as_text_is_read_as_a_date(api_server):
     assert codes(api_server, "planted_on > '2000-01-01' OR dbh_cm > 45") == codes(
         api_server, "planted_on > DATE('2000-01-01') OR dbh_cm > 45"
