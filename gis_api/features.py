@@ -219,7 +219,8 @@ def feature_json(
     return sql.SQL(composed.as_string(None))  # identifiers and constants only: no context
 
 
-def _conditions(query: ItemsQuery, with_after: bool) -> Fragment:
+def conditions(query: ItemsQuery, with_after: bool) -> Fragment:
+    """The WHERE clause of a query (bbox, property filters, CQL2; the keyset `after`)."""
     parts: list[sql.Composable] = []
     params: list[Any] = []
     c = query.collection
@@ -247,7 +248,7 @@ def _conditions(query: ItemsQuery, with_after: bool) -> Fragment:
 
 def page_sql(query: ItemsQuery) -> Statement:
     """SQL of one page: rows (feature text, id); one row more than the limit, to see a next."""
-    where, params = _conditions(query, with_after=True)
+    where, params = conditions(query, with_after=True)
     c = query.collection
     statement = sql.SQL(
         "SELECT {feature}, {id} FROM {rel} WHERE {where} ORDER BY {id} LIMIT %s OFFSET %s"
@@ -262,7 +263,7 @@ def page_sql(query: ItemsQuery) -> Statement:
 
 def estimate_sql(query: ItemsQuery) -> Statement:
     """EXPLAIN of the matching rows: the planner's estimate of numberMatched."""
-    where, params = _conditions(query, with_after=False)
+    where, params = conditions(query, with_after=False)
     statement = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(
         relation(query.collection), where
     )
@@ -271,7 +272,7 @@ def estimate_sql(query: ItemsQuery) -> Statement:
 
 def count_sql(query: ItemsQuery, cap: int) -> Statement:
     """Exact count of matching rows, stopping after ``cap + 1``."""
-    where, params = _conditions(query, with_after=False)
+    where, params = conditions(query, with_after=False)
     statement = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %s) AS m").format(
         relation(query.collection), where
     )

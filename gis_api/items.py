@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import collections, cql2, features, transactions
+from gis_api import collections, cql2, downloads, features, transactions
 from gis_api.collections import Collection
 from gis_api.crs import content_crs_header, parse_crs
 from gis_api.errors import InvalidParameter, NotFound
@@ -116,6 +116,9 @@ async def items(request: Request) -> Response:
         collection, params, settings.default_page_size, settings.max_page_size,
         cql2.Limits(settings.filter_max_terms, settings.filter_max_depth),
     )
+    if fmt := downloads.wanted(request):
+        with features.evaluating(query):
+            return await downloads.download(request, query, fmt)
     if wants_pygeoapi(request):
         return await _pygeoapi_items(request, collection.id)
     statement, args = features.page_sql(query)

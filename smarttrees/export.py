@@ -107,27 +107,64 @@ def export_layer(
     target = _crs(crs if fmt != "geojson" else None)
     bounds = _bbox(bbox)
     spec = FORMATS[fmt]
-    notes: list[str] = []
-    with _connection(url) as conn:
-        geometry_type = found.geometry_type or "Unknown"
-        multi = geometry_type.startswith("Multi")  # a polygon among multipolygons is promoted
-        if found.geometry is None:
-            as_columns = "none"
-        elif not spec.geometry:
-            as_columns = "xy" if geometry_type == "Point" else "wkt"
-        else:
-            as_columns = None
-        query, params = _select(found, bounds, target, multi, as_columns)
-        counter = [0]
-        with conn.cursor() as cur:  # type: ignore[attr-defined]
-            cur.execute(query, params or None)
-            reader = cur.fetch_record_batch()
-            if spec.driver == "ESRI Shapefile":
-                notes += _shapefile_names(reader.schema.names)
-            with _written_beside(out, spec.suffix) as partial:
-                kind = None if found.geometry is None else geometry_type
-                _write(_prefetched(reader, counter), partial, layer, spec, kind, target)
-    return ExportResult(out, layer, counter[0], tuple(notes))
+    geometry_type = found.geometry_type or "Unknown"
+    if found.geometry is None:
+        as_columns = "none"
+    elif not spec.geometry:
+        as_columns = "xy" if geometry_type == "Point" else "wkt"
+    else:
+        as_columns = None
+    multi = geometry_type.startswith("Multi")  # a polygon among multipolygons is promoted
+    query, params = _select(found, bounds, target, multi, as_columns)
+    notes = _shapefile_names(found.field_names) if spec.driver == "ESRI Shapefile" else []
+    rows = write_select(
+        url, query, params, out, layer=layer, fmt=fmt,
+        geometry_type=None if found.geometry is None else geometry_type, crs=target.to_wkt(),
+    )
+    return ExportResult(out, layer, rows, tuple(notes))
+
+
+def write_select(
+    url: str,
+    query: str,
+    params: Sequence[object],
+    out: Path,
+    *,
+    layer: str,
+    fmt: str,
+    geometry_type: str | None,
+    crs: str | None,
+) -> int:
+    """Run ``query`` and write its rows to ``out``; the number of rows written.
+
+    Parameters
+    ----------
+    url
+        The database (a URL or libpq key=value string; its options apply, e.g. a timeout).
+    query
+        A SELECT whose ``geometry`` column is WKB (or none, for a table), ``$n`` parameters.
+    params
+        The parameters' values.
+    out
+        The file, moved into place once complete (its side files too, for a Shapefile).
+    layer
+        The layer name inside the file.
+    fmt
+        A key of :data:`FORMATS`.
+    geometry_type
+        GDAL's name of the geometry type (``Point``, ``MultiPolygon``…); ``None``: no geometry.
+    crs
+        The geometry's CRS as WKT or an authority code.
+
+    """
+    spec = FORMATS[fmt]
+    counter = [0]
+    with _connection(url) as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(query, list(params) or None)
+        reader = cur.fetch_record_batch()
+        with _written_beside(out, spec.suffix) as partial:
+            _write(_prefetched(reader, counter), partial, layer, spec, geometry_type, crs)
+    return counter[0]
 
 
 @contextlib.contextmanager
@@ -246,7 +283,7 @@ def _prefetched(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBa
 
 def _write(
     reader: object, path: Path, layer: str, spec: Format, geometry_type: str | None,
-    target: pyproj.CRS,
+    crs: str | None,
 ) -> None:
     import pyogrio
 
@@ -260,7 +297,7 @@ def _write(
             driver=spec.driver,
             geometry_name="geometry" if with_geometry else None,
             geometry_type=geometry_type if with_geometry else None,
-            crs=target.to_wkt() if with_geometry else None,
+            crs=crs if with_geometry else None,
             layer_options=dict(spec.layer_options),
         )
 

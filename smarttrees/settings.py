@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(
         10_000, ge=0, description="longest one API query may run, in ms (then 503); 0 = no limit"
     )
+    download_max_features: int = Field(
+        2_000_000, ge=1, description="most features one items download (f=gpkg|fgb|csv) holds"
+    )
+    download_timeout_s: int = Field(
+        300, ge=1, description="longest database time of one items download, in seconds"
+    )
     filter_concurrency: int | None = Field(
         None,
         ge=1,
