@@ -8,9 +8,12 @@ RSS of that process):
   ``shapely.from_wkb``, species names joined in SQL;
 - the anchor: ``geopandas.read_postgis`` (SQLAlchemy + psycopg) on the same rows and columns;
 
-then ``db.trees(bbox=<a town>)`` (about 1,000 trees; median of 20 after a first call) and the
-recomputation of every tree's carbon (``db.refresh_carbon(force=True)``). It prints the figures,
-the ratio to read_postgis and the versions compared. geopandas and SQLAlchemy are measured
+and the CPU time of the reader's process and of the PostgreSQL backend serving it (read from
+/proc: the server runs on the same machine), which other jobs on a shared machine disturb far
+less than the wall time; then ``db.trees(bbox=<a town>)`` (about 1,000 trees; median of 20
+after a first call) and the recomputation of every tree's carbon
+(``db.refresh_carbon(force=True)``). It prints the figures, the ratio to read_postgis and the
+versions compared. geopandas and SQLAlchemy are measured
 where they are importable (both are in the project's environment).
 
 Usage::
@@ -57,44 +60,98 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one by default), from /proc."""
+    if pid is None:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Backend:
+    """CPU time the PostgreSQL backend serving a reader spent (it runs on this machine)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = cpu_seconds(pid)
+        self.used = float("nan")
+
+    def stop(self) -> None:
+        """Read the backend's CPU time (before the connection closes and the backend exits)."""
+        self.used = cpu_seconds(self.pid) - self.start
+
+
+BACKEND: Backend | None = None
+
+
 def read_api(url: str) -> int:
+    global BACKEND
+    from psycopg import sql
+
     import smarttrees
 
     with smarttrees.connect(url) as db:
-        return len(db.trees())
+        pid = db.query_arrow(sql.SQL("SELECT pg_backend_pid()")).column(0)[0].as_py()
+        BACKEND = Backend(pid)
+        rows = len(db.trees())
+        BACKEND.stop()
+        return rows
 
 
 def read_adbc_wkb(url: str) -> int:
+    global BACKEND
     import adbc_driver_postgresql.dbapi as adbc
     import geopandas as gpd
     import shapely
 
     with adbc.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        BACKEND = Backend(cur.fetchone()[0])
         cur.execute(f"SELECT {COLUMNS}, ST_AsBinary(t.geom) AS wkb {FROM}")
         table = cur.fetch_arrow_table()
+        BACKEND.stop()
     geometry = shapely.from_wkb(table.column("wkb").to_numpy(zero_copy_only=False))
     frame = table.drop_columns(["wkb"]).to_pandas(self_destruct=True)
     return len(gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326"))
 
 
 def read_postgis(url: str) -> int:
+    global BACKEND
     import geopandas as gpd
     from sqlalchemy import create_engine
 
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    frame = gpd.read_postgis(f"SELECT {COLUMNS}, t.geom {FROM}", engine, geom_col="geom")
+    with engine.connect() as conn:
+        BACKEND = Backend(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        frame = gpd.read_postgis(f"SELECT {COLUMNS}, t.geom {FROM}", conn, geom_col="geom")
+        BACKEND.stop()
     engine.dispose()
     return len(frame)
 
 
 def worker(reader: str, url: str) -> None:
-    """Run one reader and print its figures as JSON (the parent reads them)."""
+    """Run one reader and print its figures as JSON (the parent reads them).
+
+    The libraries are imported before the clock starts: an analyst pays that once a session.
+    """
+    import adbc_driver_postgresql.dbapi  # noqa: F401
+    import geopandas  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    import smarttrees.api  # noqa: F401
+
     before = peak_rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     rows = {"api": read_api, "adbc_wkb": read_adbc_wkb, "read_postgis": read_postgis}[reader](url)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    server = BACKEND.used if BACKEND else float("nan")
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-                      "rss_before_mb": before}))
+                      "rss_before_mb": before, "client_cpu_s": cpu, "server_cpu_s": server}))
 
 
 def run_reader(reader: str, url: str, runs: int) -> dict[str, object]:
@@ -154,10 +211,11 @@ def carbon_recompute(url: str) -> dict[str, float]:
 
 def versions(url: str) -> dict[str, str]:
     import importlib.metadata as metadata
+    import os
 
     import psycopg
 
-    found = {"python": sys.version.split()[0]}
+    found = {"python": sys.version.split()[0], "load average": f"{os.getloadavg()[0]:.1f}"}
     for package in ("adbc-driver-postgresql", "pyarrow", "shapely", "geopandas", "pandas",
                     "SQLAlchemy", "psycopg"):
         try:
@@ -179,18 +237,20 @@ def report(readers: dict[str, dict[str, object]], town: dict[str, float],
            carbon: dict[str, float], found: dict[str, str], box: list[float]) -> None:
     anchor = readers.get("read_postgis", {})
     print("\nWhole province into a GeoDataFrame (one process per reader)")
-    print(f"{'reader':<34}{'rows':>10}{'time':>9}{'peak RSS':>11}{'vs read_postgis':>17}")
+    print(f"{'reader':<32}{'rows':>10}{'time':>9}{'peak RSS':>11}{'vs read_postgis':>16}"
+          f"{'CPU client + server':>22}")
     names = {"api": "db.trees()", "adbc_wkb": "ADBC + WKB + shapely.from_wkb",
              "read_postgis": "geopandas.read_postgis"}
     for reader, result in readers.items():
         if "error" in result:
-            print(f"{names[reader]:<34} failed: {result['error']}")
+            print(f"{names[reader]:<32} failed: {result['error']}")
             continue
         ratio = ""
         if "seconds" in anchor and reader != "read_postgis":
             ratio = f"{anchor['seconds'] / result['seconds']:.1f}× faster"  # type: ignore[operator]
-        print(f"{names[reader]:<34}{result['rows']:>10,}{result['seconds']:>8.2f}s"
-              f"{result['peak_rss_mb'] / 1024:>9.2f} GB{ratio:>17}")
+        cpu = f"{result['client_cpu_s']:.2f} + {result['server_cpu_s']:.2f} s"
+        print(f"{names[reader]:<32}{result['rows']:>10,}{result['seconds']:>8.2f}s"
+              f"{result['peak_rss_mb'] / 1024:>9.2f} GB{ratio:>16}{cpu:>22}")
     print(f"\ndb.trees(bbox={[round(v, 4) for v in box]}): {town['rows']:,.0f} trees, "
           f"first call {town['first_ms']:.0f} ms (connects), then median {town['median_ms']:.1f} ms"
           f" (min {town['min_ms']:.1f} ms) of 20")
