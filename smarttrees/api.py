@@ -760,7 +760,10 @@ def _column(values: pa.ChunkedArray, field: catalog.Field | None) -> pd.Series:
     float64, or int64 for an integer field (a ``sum`` of integers is numeric); dates become
     ``datetime64``; JSON becomes dicts.
     """
-    kind = field.type if field is not None else "integer"
+    if field is not None:
+        kind = field.type
+    else:  # the key, when it is not a field: as stored
+        kind = "integer" if pa.types.is_integer(values.type) else "string"
     if isinstance(values.type, pa.ExtensionType):
         values = pa.chunked_array([c.storage for c in values.chunks], values.type.storage_type)
     if kind == "number" and not pa.types.is_floating(values.type):

@@ -266,3 +266,9 @@ def test_ioc_indicators(db, province_template):
         db.ioc("weather")
     with pytest.raises(ArgumentError, match="by: trees is not available by 'agency_month'.*month"):
         db.ioc("trees", by="agency_month")
+
+
+def test_keys_keep_their_type(db):
+    assert "90001" in set(db.carbon(by="commune", refresh=False).commune_code)
+    assert db.ioc("trees").commune_code.map(type).eq(str).all()
+    assert db.trees(limit=3).id.dtype.kind == "i"
