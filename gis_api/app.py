@@ -7,7 +7,6 @@ database pool (``app.state.pool``) and closes it on shutdown.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import ogc
+from gis_api import ioc, items, ogc, raster_tiles, scans, tiles, webmap
 from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
 from gis_api.guards import RequestGuards
@@ -28,26 +27,8 @@ from smarttrees.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# Route modules owned by other parts of the server; each is optional while it is being built.
-OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("gis_api.tiles", "gis_api.webmap", "gis_api.scans")
-OPTIONAL_ROUTE_MODULES += ("gis_api.ioc",)  # the IOC summary and dashboard (issue 13)
-OPTIONAL_ROUTE_MODULES = ("gis_api.raster_tiles", *OPTIONAL_ROUTE_MODULES)  # first: {x}.png
 # How long /readyz waits for a pooled connection before asking PostgreSQL directly.
 READY_WAIT_S = 1.0
-
-
-def optional_routes(names: tuple[str, ...] = OPTIONAL_ROUTE_MODULES) -> list[BaseRoute]:
-    """Routes of each module in ``names`` that exists (a module not written yet is skipped)."""
-    routes: list[BaseRoute] = []
-    for name in names:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports is missing
-                raise
-            continue
-        routes.extend(module.routes())
-    return routes
 
 
 async def healthz(request: Request) -> Response:
@@ -91,6 +72,25 @@ async def _start_ogc(app: Starlette, settings: Settings, url: str) -> None:
         await ogc.start(app, settings, server_conninfo(url, settings))
 
 
+def route_table(settings: Settings) -> list[BaseRoute]:
+    """Every route of the server, in the order they are matched.
+
+    Each family is imported explicitly: a missing or mistyped module fails at import, never
+    drops its routes silently.
+    """
+    return [
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        Route("/readyz", readyz, methods=["GET"], name="readyz"),
+        *raster_tiles.routes(),  # before the vector tiles: its .../{x}.png is the more specific
+        *tiles.routes(),
+        *webmap.routes(),
+        *scans.routes(),
+        *ioc.routes(),
+        *items.routes(),  # our items, before pygeoapi's documents
+        *ogc.routes(settings),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the SmartTrees ASGI application.
 
@@ -115,14 +115,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await pool.close()
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"], name="healthz"),
-        Route("/readyz", readyz, methods=["GET"], name="readyz"),
-    ]
-    routes += optional_routes()
-    routes += ogc.routes(settings)
     app = Starlette(
-        routes=routes,
+        routes=route_table(settings),
         lifespan=lifespan,
         # Outermost first: a client's departure cancels the work, queued filters included.
         # The guards come last, next to the routes: the body cap must wrap the channel the

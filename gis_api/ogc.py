@@ -403,11 +403,8 @@ async def _to_tile_matrix_sets(request: Request) -> Response:
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
-    """Our features routes first, then pygeoapi's documents."""
-    from gis_api import items
-
+    """The routes of pygeoapi's documents (landing page, collections, queryables, schema)."""
     return [
-        *items.routes(),
         Route("/", landing, methods=["GET"], name="landing"),
         Route("/openapi", openapi, methods=["GET"], name="openapi"),
         Route("/conformance", conformance, methods=["GET"], name="conformance"),

@@ -12,6 +12,8 @@ import sys
 import typer
 from rich.console import Console
 
+from smarttrees import __version__
+
 app = typer.Typer(
     name="smarttrees",
     help="SmartTrees: the tree and forestry GIS of a province.",
@@ -24,8 +26,18 @@ err = Console(stderr=True, soft_wrap=True)  # paths in messages must not be spli
 _debug = False   # --debug: let an unexpected error through with its traceback
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"smarttrees {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit.",
+    ),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
     debug: bool = typer.Option(False, "--debug", help="Show where an internal error happened."),
@@ -38,20 +50,34 @@ def _root(
 
 
 def _register() -> None:
-    from smarttrees.cli import backup, db, export
+    """Add every command family, each imported explicitly (a missing module fails loudly)."""
+    from smarttrees.cli import (
+        backup,
+        db,
+        export,
+        generate,
+        ioc,
+        ioc_load,
+        labels,
+        load,
+        raster,
+        scan,
+        serve,
+        users,
+    )
 
     app.add_typer(db.app, name="db")
     backup.register(db.app)
     export.register(app)
-    # The other families register themselves when their module exists.
-    for name in ("generate", "load", "serve", "users", "labels", "scan", "raster", "ioc"):
-        try:
-            module = __import__(f"smarttrees.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"smarttrees.cli.{name}":
-                raise
-            continue
-        module.register(app)
+    generate.register(app)
+    load.register(app)
+    ioc_load.add_commands(load.app)  # the IOC's loaders: load agencies, documents, ...
+    serve.register(app)
+    users.register(app)
+    labels.register(app)
+    scan.register(app)
+    raster.register(app)
+    ioc.register(app)
 
 
 def main() -> None:

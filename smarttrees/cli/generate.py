@@ -162,6 +162,7 @@ def demo(
     ] = None,
 ) -> None:
     """Start the local PostGIS, migrate, load the full province once, and serve it."""
+    from smarttrees.cli.serve import run_server
     from smarttrees.database import database_url
     from smarttrees.settings import get_settings
 
@@ -169,11 +170,6 @@ def demo(
     url = database_url()  # starts the managed cluster when no URL is configured
     prepare_database(url)
     ensure_province(url, scale.value, 2025, None)
-    try:
-        from smarttrees.cli.serve import run_server
-    except ImportError as exc:
-        out.print(f"[red]cannot start the server: {exc}[/] (the gis_api part is missing)")
-        raise typer.Exit(1) from exc
     host = host or settings.host
     port = port or settings.port
     base = (settings.public_url or f"http://{host}:{port}").rstrip("/")

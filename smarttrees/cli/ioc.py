@@ -1,6 +1,7 @@
 """``smarttrees ioc``: the province summary and the refresh of the IOC layers.
 
-It also adds the IOC's loaders to ``smarttrees load`` (agencies, documents, citizen-support).
+The IOC's loaders (agencies, documents, citizen-support) are in ``smarttrees load``
+(:mod:`smarttrees.cli.ioc_load`).
 """
 
 # ruff: noqa: B008 - typer declares options as parameter defaults
@@ -16,13 +17,8 @@ app = typer.Typer(help="The Intelligent Operations Centre: summary and layers.",
 
 
 def register(root: typer.Typer) -> None:
-    """Add the ``ioc`` group, and the IOC loaders to the ``load`` group when it exists."""
+    """Add the ``ioc`` group (its loaders join ``load`` in :mod:`smarttrees.cli`)."""
     root.add_typer(app, name="ioc")
-    for group in root.registered_groups:
-        if group.name == "load" and group.typer_instance is not None:
-            from smarttrees.cli import ioc_load
-
-            ioc_load.add_commands(group.typer_instance)
 
 
 def _vnd(value: int | None) -> str:
