@@ -38,10 +38,10 @@ sys.path.insert(0, str(REPO))
 
 from etl.admin import load_admin  # noqa: E402
 from etl.species import load_species  # noqa: E402
-from etl.survey_writer import make_survey, write_survey  # noqa: E402
 from smarttrees import schema  # noqa: E402
 from smarttrees.cluster import Cluster  # noqa: E402
 from smarttrees.database import connect  # noqa: E402
+from tests.fixtures.survey_writer import make_survey, write_survey  # noqa: E402
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:

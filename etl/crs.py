@@ -10,7 +10,6 @@ Helmert of Decision 05/2007/QĐ-BTNMT), which is what the datum shift must be.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -126,14 +125,6 @@ def inside(
 ) -> np.ndarray:
     """Boolean mask of points within the bounds (xmin, ymin, xmax, ymax)."""
     return (lon >= bounds[0]) & (lon <= bounds[2]) & (lat >= bounds[1]) & (lat <= bounds[3])
-
-
-@dataclass(frozen=True)
-class Hint:
-    """A likely cause for points outside the province and the CRS that would fix it."""
-
-    crs: str
-    text: str
 
 
 # The CRSs tried when projected points fall outside the province: the usual mix-ups.

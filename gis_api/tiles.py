@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import re
 import time
 from collections import OrderedDict
@@ -732,16 +731,6 @@ async def tile_matrix_set_endpoint(request: Request) -> Response:
             f"tile matrix set {request.path_params['tms']!r} is not served; use {TMS_ID}"
         )
     return json_response(tile_matrix_set(), max_age=3600)
-
-
-def tile_bounds_lonlat(tile: TileAddress) -> tuple[float, float, float, float]:
-    """West, south, east, north of a tile in degrees (handy for clients and tests)."""
-    n = 2**tile.z
-    west = tile.x / n * 360 - 180
-    east = (tile.x + 1) / n * 360 - 180
-    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * tile.y / n))))
-    south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (tile.y + 1) / n))))
-    return west, south, east, north
 
 
 def routes() -> list[BaseRoute]:

@@ -174,8 +174,3 @@ def list_tokens(conn: psycopg.Connection, username: str | None = None) -> list[T
     ).fetchall()
     return [TokenInfo(*r) for r in rows]
 
-
-def principal_for_token(conn: psycopg.Connection, token: str) -> Principal | None:
-    """The enabled user a valid (unrevoked, unexpired) token belongs to, else ``None``."""
-    row = conn.execute(PRINCIPAL_SQL, [hash_token(token)]).fetchone()
-    return Principal(int(row[0]), row[1], row[2]) if row else None

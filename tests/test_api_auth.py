@@ -3,6 +3,7 @@ import pytest
 
 from smarttrees import accounts
 from smarttrees.accounts import AccountError
+from tests.fixtures.accounts import principal_for_token
 
 
 def test_token_is_stored_hashed_and_resolves_to_its_user(conn):
@@ -11,7 +12,7 @@ def test_token_is_stored_hashed_and_resolves_to_its_user(conn):
     stored = conn.execute("SELECT token_hash FROM api_tokens").fetchone()[0]
     assert token not in stored
     assert stored == accounts.hash_token(token)
-    who = accounts.principal_for_token(conn, token)
+    who = principal_for_token(conn, token)
     assert (who.username, who.role) == ("lan", "editor")
 
 
@@ -22,11 +23,11 @@ def test_revoked_expired_and_disabled_tokens_do_not_resolve(conn):
     revoked = accounts.issue_token(conn, "minh")
     accounts.revoke_token(conn, revoked)
     expired = accounts.issue_token(conn, "minh", expires=timedelta(seconds=-1))
-    assert accounts.principal_for_token(conn, revoked) is None
-    assert accounts.principal_for_token(conn, expired) is None
+    assert principal_for_token(conn, revoked) is None
+    assert principal_for_token(conn, expired) is None
     live = accounts.issue_token(conn, "minh")
     accounts.set_disabled(conn, "minh")
-    assert accounts.principal_for_token(conn, live) is None
+    assert principal_for_token(conn, live) is None
 
 
 @pytest.mark.parametrize(("name", "role"), [("x", "superuser"), ("", "viewer")])
@@ -111,12 +112,12 @@ def test_users_and_tokens_commands(settings_env, conn):
     made = run_cli("tokens", "create", "hoa", "--label", "QGIS", "--days", "30")
     assert made.returncode == 0
     token = made.stdout.strip()
-    assert accounts.principal_for_token(conn, token).username == "hoa"
+    assert principal_for_token(conn, token).username == "hoa"
     listing = run_cli("tokens", "list")
     assert "hoa" in listing.stdout and "QGIS" in listing.stdout and token not in listing.stdout
     token_id = listing.stdout.split()[0]
     assert run_cli("tokens", "revoke", token_id).returncode == 0
-    assert accounts.principal_for_token(conn, token) is None
+    assert principal_for_token(conn, token) is None
     assert "hoa\teditor\tactive" in run_cli("users", "list").stdout
     assert run_cli("users", "disable", "hoa").returncode == 0
     bad = run_cli("users", "add", "x", "--role", "root")

@@ -11,8 +11,8 @@ import pytest
 
 from etl.admin import load_admin
 from etl.errors import InputError
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import load_trees
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 JULY_2025 = dt.date(2025, 7, 1)
 

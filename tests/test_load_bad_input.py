@@ -10,8 +10,8 @@ import pytest
 from shapely.geometry import Point, box
 
 from etl.errors import InputError
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import LoadOptions, load_trees
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 
 @pytest.fixture

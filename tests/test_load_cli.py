@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from etl.survey_writer import make_survey, write_survey
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 SMARTTREES = [sys.executable, "-m", "smarttrees"]
 

@@ -16,11 +16,11 @@ import pytest
 
 from etl import direct
 from etl.mappings import PRESETS
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import LoadOptions, LoadResult, load_trees
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
 from tests.fixtures.databases import TEMPLATE, copied_database
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 Edit = Callable[[pd.DataFrame], pd.DataFrame]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import LoadOptions, load_trees
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 N = 25
 

@@ -9,8 +9,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import LoadOptions, load_trees
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 
 def rejects(path: Path) -> dict[int, str]:

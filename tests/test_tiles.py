@@ -14,8 +14,9 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 
-from gis_api.tiles import TileAddress, tile_bounds_lonlat
+from gis_api.tiles import TileAddress
 from tests.fixtures.server import serve_database
+from tests.fixtures.tiles import tile_bounds_lonlat
 
 TOWN = (105.84, 21.59)  # Thái Nguyên city
 EXTENT = 4096
