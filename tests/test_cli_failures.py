@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import load_trees
 from tests.fixtures.cli import SMARTTREES, Outcome, cli_env, run_cli, without_privileges
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 UNREACHABLE = "postgresql://x@127.0.0.1:1/x"
 

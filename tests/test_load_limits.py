@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etl.survey_writer import make_survey, write_survey
 from etl.trees import load_trees
 from tests.fixtures.cli import Outcome, cli_env, run_cli
+from tests.fixtures.survey_writer import make_survey, write_survey
 
 GB = 1 << 30
 HEADER = "Mã cây,Tên cây,Kinh độ,Vĩ độ\n"
