@@ -13,6 +13,7 @@ only when every event passed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -261,6 +262,25 @@ def _update(
         item.volume_m3 = Decimal(str(event.volume_m3)).quantize(Decimal("0.0001"))
     elif event.event_type == "at_landing" and item.stand_id is not None:
         stands[item.stand_id].out_m3 += item.volume_m3
+
+
+def apply_batch(
+    batch: Iterable[tuple[int, ScanEvent, ItemState]], stands: dict[int, StandState]
+) -> tuple[dict[int, str | None], list[Problem]]:
+    """Apply a batch's events in order, each to its item's state, as one scan request does.
+
+    ``batch`` holds (index in the request, event, the state of the event's item). Returns the
+    item's status after each event (by index) and every rule broken; an event that breaks a rule
+    leaves its item's state untouched, and the caller stores nothing when any did.
+    """
+    statuses: dict[int, str | None] = {}
+    problems: list[Problem] = []
+    for i, event, item in batch:
+        broken = apply(event, item, stands)
+        if broken:
+            problems.append(Problem(i, event.client_event_id, event.code, *broken))
+        statuses[i] = item.status
+    return statuses, problems
 
 
 class ScanRejected(SmartTreesError):

@@ -27,7 +27,7 @@ from barcodes.custody import (
     Problem,
     ScanRejected,
     StandState,
-    apply,
+    apply_batch,
     check_shape,
 )
 from barcodes.events import ScanEvent, utc_text
@@ -217,13 +217,8 @@ async def _record_new(
     stands = await _lock_stands(
         conn, items, [(i, e) for i, e in new if e.event_type == "at_landing"], canonical, tags
     )
-    statuses: dict[int, str | None] = {}
-    for i, event in new:
-        item = items[tags[canonical[i]]]
-        broken = apply(event, item, stands)
-        if broken:
-            problems.append(Problem(i, event.client_event_id, event.code, *broken))
-        statuses[i] = item.status
+    statuses, broken = apply_batch(((i, e, items[tags[canonical[i]]]) for i, e in new), stands)
+    problems += broken
     loads, load_problems = await _loads(conn, new)
     problems += load_problems
     if problems:
@@ -428,14 +423,9 @@ async def _insert_events(
     loads: dict[int, tuple[int, str]],
     actor: str | None,
 ) -> dict[int, int]:
-    details = []
-    for i, e in new:
-        extra = e.details() | {"status_after": statuses[i]}
-        if e.event_type == "dispatched":
-            extra["destination"] = e.to_commune or e.to_stand
-        if i in loads:
-            extra["load_id"], extra["load_code"] = loads[i]
-        details.append(json.dumps(extra, ensure_ascii=False))
+    details = [
+        json.dumps(event_details(e, statuses[i], loads.get(i)), ensure_ascii=False) for i, e in new
+    ]
     cur = await conn.execute(
         "INSERT INTO smarttrees.scan_events (device_id, client_event_id, code, item_type, item_id, "
         "  event_type, occurred_at, actor, quantity, volume_m3, details, geom) "
@@ -515,3 +505,77 @@ async def _write_items(
                 [seen[i].location.lat for i in ids],
             ],
         )
+
+
+# -- bulk writers ---------------------------------------------------------------------------------
+
+
+def event_details(
+    event: ScanEvent, status_after: str | None, load: tuple[int, str] | None = None
+) -> dict[str, Any]:
+    """What ``scan_events.details`` holds for an event.
+
+    Its own fields, the item's status after it, where a dispatch went, and the transport load
+    (id, tag code) a ``loaded`` event joined.
+    """
+    extra = event.details() | {"status_after": status_after}
+    if event.event_type == "dispatched":
+        extra["destination"] = event.to_commune or event.to_stand
+    if load is not None:
+        extra["load_id"], extra["load_code"] = load
+    return extra
+
+
+def replay_in_memory(
+    events: Sequence[ScanEvent],
+    states: dict[str, ItemState],
+    stands: dict[int, StandState],
+    now: datetime | None = None,
+) -> list[str | None]:
+    """Check events as :func:`record_events` checks one batch, against states held in memory.
+
+    For a bulk writer that makes the items itself (the synthetic province) and so knows every
+    item's state: ``states`` (by canonical code) stands for the tags issued and the rows
+    :func:`record_events` locks, ``stands`` for the stands' harvest allowances and the volume out
+    of them. The checks on each event (code and check character, shape, clock, one
+    ``client_event_id`` per event) and every custody rule are the ones the scan API runs; the
+    states are updated in place. Where an event was scanned, whether its destination exists and
+    which transport load it joins are the writer's to get right, as the database checks them.
+
+    Returns
+    -------
+    list
+        The item's status after each event, in order (``details.status_after``).
+
+    Raises
+    ------
+    ScanRejected
+        Any event breaks a rule, or a ``(device_id, client_event_id)`` comes twice.
+
+    """
+    codes, problems = _first_checks(events, now or datetime.now(UTC))
+    if problems:
+        raise ScanRejected(problems)
+    canonical = [str(c) for c in codes]
+    seen: set[tuple[str, str]] = set()
+    for i, (event, code) in enumerate(zip(events, canonical, strict=True)):
+        if code not in states:
+            problems.append(
+                Problem(i, event.client_event_id, code, "unknown_code", f"no tag {code}")
+            )
+        if event.key in seen:
+            problems.append(
+                Problem(
+                    i, event.client_event_id, code, "client_event_id_reused", "sent twice"
+                )
+            )
+        seen.add(event.key)
+    if problems:
+        raise ScanRejected(problems)
+    statuses, problems = apply_batch(
+        ((i, e, states[c]) for i, (e, c) in enumerate(zip(events, canonical, strict=True))),
+        stands,
+    )
+    if problems:
+        raise ScanRejected(sorted(problems))
+    return [statuses[i] for i in range(len(events))]

@@ -257,36 +257,28 @@ def nurseries(
 
 @dataclass(frozen=True)
 class SeedlingLots:
-    """Seedling lots, each raised in one nursery."""
+    """Seedling lots, each raised in one nursery; what became of them is their custody history."""
 
     codes: np.ndarray
     nursery: np.ndarray  # index into Nurseries
     species_id: np.ndarray
     seed_source: list[str]
     quantity: np.ndarray
-    dispatched: np.ndarray
-    planted: np.ndarray
-    certificate: list[str | None]
     sown_on: np.ndarray
     ready_on: np.ndarray
-    status: np.ndarray
 
 
-LOT_STATUSES = np.array(["registered", "certified", "ready", "dispatched", "planted"])
 SEED_SOURCES = ["Vườn giống", "Rừng giống", "Nuôi cấy mô", "Hom", "Cây trội"]
+# Lots are sown from March 2024 to mid-September 2025 and ready three to six months later, so
+# by the end of the survey some are long planted and some are still seedlings in their trays.
+FIRST_SOWING = np.datetime64("2024-03-01")
+SOWING_DAYS = 560
 
 
 def seedling_lots(n_nurseries: int, n: int, mix: Mix, rng: np.random.Generator) -> SeedlingLots:
-    """Lots spread over the nurseries, their quantities consistent with their status."""
-    status_index = rng.choice(len(LOT_STATUSES), n, p=[0.15, 0.2, 0.25, 0.2, 0.2])
+    """Lots spread over the nurseries, with their sowing and expected ready dates."""
     quantity = rng.integers(10, 400, n) * 500
-    dispatched = np.where(
-        status_index >= 3, np.floor(quantity * rng.uniform(0.5, 1.0, n)), 0
-    ).astype(int)
-    planted = np.where(
-        status_index == 4, np.floor(dispatched * rng.uniform(0.6, 1.0, n)), 0
-    ).astype(int)
-    sown = np.datetime64("2024-06-01") + rng.integers(0, 420, n).astype("timedelta64[D]")
+    sown = FIRST_SOWING + rng.integers(0, SOWING_DAYS, n).astype("timedelta64[D]")
     ready = sown + rng.integers(90, 180, n).astype("timedelta64[D]")
     return SeedlingLots(
         codes=np.strings.add("LOT-", np.strings.zfill(np.arange(1, n + 1).astype(str), 5)),
@@ -294,18 +286,14 @@ def seedling_lots(n_nurseries: int, n: int, mix: Mix, rng: np.random.Generator) 
         species_id=mix.ids[mix.draw(n, rng)],
         seed_source=[SEED_SOURCES[i] for i in rng.integers(0, len(SEED_SOURCES), n)],
         quantity=quantity,
-        dispatched=dispatched,
-        planted=planted,
-        certificate=[f"{i + 1}/CN-GCT" if s >= 1 else None for i, s in enumerate(status_index)],
         sown_on=sown,
         ready_on=ready,
-        status=LOT_STATUSES[status_index],
     )
 
 
 @dataclass(frozen=True)
 class TimberLogs:
-    """Logs felled in the stands that carry a harvest allowance."""
+    """Logs felled in the stands that carry a harvest allowance (their custody: elsewhere)."""
 
     codes: np.ndarray
     stand: np.ndarray  # index into Stands
@@ -314,8 +302,7 @@ class TimberLogs:
     length_m: np.ndarray
     diameter_cm: np.ndarray
     volume_m3: np.ndarray
-    status: np.ndarray
-    lon: np.ndarray
+    lon: np.ndarray  # where the log was felled, inside its stand
     lat: np.ndarray
 
 
@@ -338,7 +325,7 @@ def timber_logs(stands_: Stands, n: int, mix: Mix, rng: np.random.Generator) -> 
         volume[within],
     )
     count = len(stand)
-    felled = np.datetime64("2025-01-02") + rng.integers(0, 270, count).astype("timedelta64[D]")
+    felled = _felling_days(stand, len(stands_), rng)
     x = rng.uniform(-0.4, 0.4, count) * stands_.width_m[stand]
     y = rng.uniform(-0.4, 0.4, count) * stands_.depth_m[stand]
     lon, lat = local_to_lonlat(stands_.centre[stand], stands_.angle[stand], x, y)
@@ -350,10 +337,23 @@ def timber_logs(stands_: Stands, n: int, mix: Mix, rng: np.random.Generator) -> 
         length_m=length.astype(np.float32),
         diameter_cm=diameter.astype(np.float32),
         volume_m3=volume,
-        status=np.where(rng.uniform(0, 1, count) < 0.6, "felled", "at_landing"),
         lon=lon,
         lat=lat,
     )
+
+
+# A stand is cut in one campaign of one to six weeks, starting between January and September.
+FIRST_FELLING = np.datetime64("2025-01-02")
+LAST_FELLING = np.datetime64("2025-09-28")
+
+
+def _felling_days(stand: np.ndarray, n_stands: int, rng: np.random.Generator) -> np.ndarray:
+    """The day each log is felled: within its stand's harvest campaign."""
+    season = int((LAST_FELLING - FIRST_FELLING).astype(int))
+    length = rng.integers(7, 43, n_stands)
+    start = rng.integers(0, season - 6, n_stands)
+    day = start[stand] + np.floor(rng.uniform(0, 1, len(stand)) * length[stand]).astype(int)
+    return FIRST_FELLING + np.minimum(day, season).astype("timedelta64[D]")
 
 
 def _cumulative_within(stand: np.ndarray, volume: np.ndarray, allowed: np.ndarray) -> np.ndarray:

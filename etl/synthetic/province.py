@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from barcodes.tags import issue_tags
 from etl.binary_copy import copy_binary
 from etl.ioc_reference import load_provinces
-from etl.synthetic import forestry, geography, ioc, trees
+from etl.synthetic import custody, forestry, geography, ioc, trees
 from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
 from etl.synthetic.load import (
     Progress,
@@ -122,6 +125,8 @@ class ProvinceSummary:
     support_total_vnd: int
     densest_town_commune: str
     densest_town_bbox: tuple[float, float, float, float]  # lon/lat min, max
+    scan_events: int = 0  # the chain of custody of the lots and logs
+    transport_loads: int = 0
     seconds: float = field(default=0.0, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -147,6 +152,8 @@ class Province:
     nurseries: forestry.Nurseries
     lots: forestry.SeedlingLots
     logs: forestry.TimberLogs
+    mills: custody.Mills
+    custody: custody.CustodyPlan
     agencies: ioc.Agencies
     documents: ioc.Documents
     cases: ioc.SupportCases
@@ -183,16 +190,22 @@ def build(
     agencies = ioc.agencies(communes, scale.departments)
     all_trees, tree_codes = trees.numbered(trees.concat([urban_trees, scattered, plantation]))
     all_trees = ioc.with_planting_year(all_trees, _rng(seed, 12))  # the count's curve (IOC)
+    lots = forestry.seedling_lots(
+        scale.nurseries, scale.seedling_lots, plantation_mix, _rng(seed, 8)
+    )
+    logs = forestry.timber_logs(stands, scale.timber_logs, plantation_mix, _rng(seed, 9))
+    mills = custody.mills(communes, village_points, len(stands), _rng(seed, 20))
+    history = custody.plan(communes, stands, nurseries, lots, logs, mills, _rng(seed, 21))
     return Province(
         communes=communes,
         stands=stands,
         trees=all_trees,
         tree_codes=tree_codes,
         nurseries=nurseries,
-        lots=forestry.seedling_lots(
-            scale.nurseries, scale.seedling_lots, plantation_mix, _rng(seed, 8)
-        ),
-        logs=forestry.timber_logs(stands, scale.timber_logs, plantation_mix, _rng(seed, 9)),
+        lots=lots,
+        logs=logs,
+        mills=mills,
+        custody=history,
         agencies=agencies,
         documents=ioc.documents(agencies, scale.documents, _rng(seed, 10)),
         cases=ioc.support_cases(
@@ -243,6 +256,8 @@ def summarise(province: Province, scale: str, seed: int, seconds: float) -> Prov
         support_total_vnd=int(province.cases.amount_vnd.sum()),
         densest_town_commune=code,
         densest_town_bbox=_outward(box),
+        scan_events=len(province.custody),
+        transport_loads=len(province.custody.loads),
         seconds=round(seconds, 1),
     )
 
@@ -328,9 +343,23 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
         _load_admin_units(cur, p.communes)
         agency_ids = _load_agencies(cur, p.agencies)
         stand_ids = _load_stands(cur, p.stands)
-        _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress)
-        _load_forestry(cur, p, stand_ids)
-        _load_ioc(cur, p, agency_ids, progress)
+        # Scan codes are made of the items' ids, so the ids are drawn before the rows are written.
+        ids = custody.Ids(
+            lots=_reserve_ids(cur, "smarttrees.seedling_lots", len(p.lots.codes)),
+            logs=_reserve_ids(cur, "smarttrees.timber_logs", len(p.logs.codes)),
+            loads=_reserve_ids(cur, "smarttrees.transport_loads", len(p.custody.loads)),
+        )
+        # Checking the custody scans is Python's work, and loading and indexing the trees and
+        # documents mostly PostgreSQL's: the checks run in a thread meanwhile.
+        with ThreadPoolExecutor(1, thread_name_prefix="custody") as pool:
+            checked = pool.submit(
+                custody.replay, p.custody, ids, p.lots, p.logs, p.stands, stand_ids
+            )
+            _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress)
+            _load_ioc(cur, p, agency_ids, progress)
+            with step(progress, "custody checks"):
+                history = checked.result()
+        _load_forestry(cur, p, stand_ids, ids, history, progress)
         with step(progress, "analyze"):
             cur.execute("ANALYZE")
         with step(progress, "materialised views"):
@@ -428,7 +457,14 @@ def _load_trees(
         )
 
 
-def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray) -> None:
+def _load_forestry(
+    cur: psycopg.Cursor[Any],
+    p: Province,
+    stand_ids: np.ndarray,
+    ids: custody.Ids,
+    history: custody.Custody,
+    progress: Progress | None,
+) -> None:
     n = p.nurseries
     copy_columns(
         cur,
@@ -445,30 +481,46 @@ def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray)
         },
     )
     nursery_ids = ids_by_code(cur, "smarttrees.nurseries", "nursery_code", n.codes.tolist())
+    loads = p.custody.loads
+    copy_columns(
+        cur,
+        "smarttrees.transport_loads",
+        {
+            "id": ids.loads,
+            "load_code": ["FPL " + f for f in loads.fpl_number],  # as the scan API names them
+            "fpl_number": loads.fpl_number,
+            "vehicle_plate": loads.vehicle_plate,
+            "destination": loads.destination,
+        },
+    )
     lots = p.lots
     copy_columns(
         cur,
         "smarttrees.seedling_lots",
         {
+            "id": ids.lots,
             "lot_code": lots.codes,
             "nursery_id": nursery_ids[lots.nursery],
             "species_id": lots.species_id,
             "seed_source": lots.seed_source,
             "quantity": lots.quantity,
-            "quantity_dispatched": lots.dispatched,
-            "quantity_planted": lots.planted,
-            "certificate_no": lots.certificate,
+            "quantity_dispatched": [s.dispatched for s in history.lots],
+            "quantity_planted": [s.planted for s in history.lots],
+            "certificate_no": custody.certificates(p.custody, len(lots.codes)),
             "sown_on": lots.sown_on,
             "ready_on": lots.ready_on,
-            "status": lots.status,
+            "status": [s.status for s in history.lots],
             "source": np.full(len(lots.codes), SOURCE),
         },
     )
     logs = p.logs
+    lon, lat = custody.last_seen(p.custody, logs)
+    load = p.custody.log_load
     copy_columns(
         cur,
         "smarttrees.timber_logs",
         {
+            "id": ids.logs,
             "log_code": logs.codes,
             "stand_id": stand_ids[logs.stand],
             "species_id": logs.species_id,
@@ -476,11 +528,31 @@ def _load_forestry(cur: psycopg.Cursor[Any], p: Province, stand_ids: np.ndarray)
             "length_m": logs.length_m,
             "diameter_cm": logs.diameter_cm,
             "volume_m3": logs.volume_m3,
-            "status": logs.status,
+            "status": [s.status for s in history.logs],
+            "load_id": [int(ids.loads[i]) if i >= 0 else None for i in load.tolist()],
             "source": np.full(len(logs.codes), SOURCE),
-            "geom": point_ewkb_hex(logs.lon, logs.lat),
+            "geom": point_ewkb_hex(lon, lat),
         },
     )
+    for item_type, item_ids in zip(
+        custody.ITEM_TYPES, (ids.lots, ids.logs, ids.loads), strict=True
+    ):
+        issue_tags(cur.connection, item_type, item_ids.tolist())
+    with bulk_load(cur, "smarttrees.scan_events", progress):
+        statement = sql.SQL("COPY smarttrees.scan_events ({}) FROM STDIN").format(
+            sql.SQL(", ").join(map(sql.Identifier, custody.COLUMNS))
+        )
+        with step(progress, "scan_events"), cur.copy(statement) as copy:
+            copy.write(history.rows)
+
+
+def _reserve_ids(cur: psycopg.Cursor[Any], table: str, n: int) -> np.ndarray:
+    """``n`` ids drawn from the identity of ``table``, in increasing order."""
+    rows = cur.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s) ORDER BY 1",
+        [table, n],
+    ).fetchall()
+    return np.array([r[0] for r in rows], dtype=np.int64)
 
 
 def _load_ioc(
