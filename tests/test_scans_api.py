@@ -58,6 +58,7 @@ def world(module_db_url: str) -> Iterator[dict[str, Any]]:
 def test_round_trip_generate_label_photo_decode_scan_trace(
     province_url: str, live_server: str, field_token: str
 ) -> None:
+    generated = count_events(province_url)  # the province's own chain of custody
     with connect(province_url) as conn:
         lot_id, lot_left = conn.execute(
             "SELECT id, quantity - quantity_dispatched FROM smarttrees.seedling_lots "
@@ -130,7 +131,7 @@ def test_round_trip_generate_label_photo_decode_scan_trace(
     trace = httpx.get(f"{live_server}/api/trace/{log_tags[log_ids[0]]}", headers=auth(field_token))
     assert trace.status_code == 200
     body = trace.json()
-    assert [e["event_type"] for e in body["events"]] == ["at_landing", "loaded"]
+    assert [e["event_type"] for e in body["events"]] == ["felled", "at_landing", "loaded"]
     assert body["item"]["status"] == "loaded" and body["item"]["load_code"].startswith("TR-")
     geo = httpx.get(
         f"{live_server}/api/trace/{log_tags[log_ids[0]]}?f=geojson", headers=auth(field_token)
@@ -149,7 +150,7 @@ def test_round_trip_generate_label_photo_decode_scan_trace(
     items = httpx.get(f"{live_server}/collections/custody_events/items?f=json&limit=50")
     assert items.status_code == 200, items.text
     features = items.json()["features"]
-    assert len(features) == 4
+    assert len(features) == 50 and count_events(province_url) == generated + 4
     assert all(
         "device_id" not in f["properties"] and "actor" not in f["properties"] for f in features
     )

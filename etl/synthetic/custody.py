@@ -262,16 +262,14 @@ def _in_hours(at: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(late, morning, at)
 
 
-def _between(
-    low: np.ndarray, high: np.ndarray, rng: np.random.Generator, share: tuple[float, float]
-) -> np.ndarray:
+def _between(low: Any, high: Any, rng: np.random.Generator, share: tuple[float, float]) -> Any:
     """A moment between ``low`` and ``high`` (a working hour when there is one), strictly."""
     span = (high - low).astype(np.int64)
     at = _in_hours(low + _seconds(span * rng.uniform(*share, span.shape)), rng)
     return np.clip(at, low + np.timedelta64(1, "s"), high - np.timedelta64(1, "s"))
 
 
-def _seconds(values: np.ndarray | int) -> np.ndarray:
+def _seconds(values: Any) -> np.ndarray:
     return np.asarray(values).astype(np.int64).astype("timedelta64[s]")
 
 
@@ -297,7 +295,7 @@ def _lot_histories(
     near_communes = _nearest(nursery_xy, communes.centres, 4)
     rows: dict[str, list[Any]] = {}
 
-    def scan(event_type: str, lot: int, at: np.datetime64, xy: Any, device: str, **f: Any) -> None:
+    def scan(event_type: str, lot: int, at: Any, xy: Any, device: str, **f: Any) -> None:
         rows.setdefault(event_type, []).append((lot, at, xy[0], xy[1], device, f))
 
     for lot in range(len(lots.codes)):
@@ -335,22 +333,10 @@ def _lot_histories(
         for share in shares.tolist():
             if moment > AS_OF:
                 break
-            to_stand = near_stands is not None and rng.uniform() < 0.65
-            if to_stand:
-                assert near_stands is not None
-                s = int(near_stands[k, rng.integers(near_stands.shape[1])])
-                target = {"to_stand": str(stands.codes[s])}
-                commune = str(stands.commune[s])
-                x, y = rng.uniform(-0.4, 0.4, 2) * [stands.width_m[s], stands.depth_m[s]]
-                lon, lat = local_to_lonlat(
-                    stands.centre[s : s + 1], stands.angle[s : s + 1], np.array([x]), np.array([y])
-                )
-                where = (float(lon[0]), float(lat[0]))
+            if near_stands is not None and rng.uniform() < 0.65:
+                target, commune, where = _to_stand(stands, near_stands[k], rng)
             else:
-                c = int(near_communes[k, rng.integers(near_communes.shape[1])])
-                commune = communes.codes[c]
-                target = {"to_commune": commune}
-                where = tuple(random_points_in(communes.geoms[c], 1, rng)[0])
+                target, commune, where = _to_commune(communes, near_communes[k], rng)
             scan("dispatched", lot, moment, home, nursery_device, quantity=share, **target)
             planted = _in_hours(moment + _seconds(rng.integers(DAY // 2, 8 * DAY)), rng)
             if rng.uniform() < 0.85 and planted <= AS_OF:
@@ -367,8 +353,40 @@ def _lot_histories(
         lot_index, at, lon, lat, device, extra = zip(*found, strict=True)
         fields = {name: [e.get(name) for e in extra] for name in FIELDS.get(event_type, ())}
         scans.add(
-            LOT, np.array(lot_index), event_type, np.array(at), lon, lat, list(device), **fields
+            LOT,
+            np.array(lot_index),
+            event_type,
+            np.array(at),
+            np.array(lon),
+            np.array(lat),
+            list(device),
+            **fields,
         )
+
+
+def _to_stand(
+    stands: Stands, near: np.ndarray, rng: np.random.Generator
+) -> tuple[dict[str, str], str, tuple[float, float]]:
+    """A dispatch to one of the ``near`` stands: (fields, its commune, a planting spot in it)."""
+    s = int(near[rng.integers(len(near))])
+    x, y = rng.uniform(-0.4, 0.4, 2) * [stands.width_m[s], stands.depth_m[s]]
+    lon, lat = local_to_lonlat(
+        stands.centre[s : s + 1], stands.angle[s : s + 1], np.array([x]), np.array([y])
+    )
+    return (
+        {"to_stand": str(stands.codes[s])},
+        str(stands.commune[s]),
+        (float(lon[0]), float(lat[0])),
+    )
+
+
+def _to_commune(
+    communes: Communes, near: np.ndarray, rng: np.random.Generator
+) -> tuple[dict[str, str], str, tuple[float, float]]:
+    """A dispatch to one of the ``near`` communes: (fields, the commune, a planting spot)."""
+    c = int(near[rng.integers(len(near))])
+    lon, lat = random_points_in(communes.geoms[c], 1, rng)[0]
+    return {"to_commune": communes.codes[c]}, communes.codes[c], (float(lon), float(lat))
 
 
 def _log_histories(
@@ -606,7 +624,11 @@ class Ids:
 
     def of(self, kind: int) -> np.ndarray:
         """The ids of one kind of item."""
-        return (self.lots, self.logs, self.loads)[kind]
+        return self.all()[kind]
+
+    def all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ids of the lots, the logs and the loads."""
+        return (self.lots, self.logs, self.loads)
 
 
 # The columns of ``Custody.rows``, in order.
@@ -632,8 +654,9 @@ _EVENTS = TypeAdapter(list[ScanEvent])
 class Custody:
     """The checked scan events, ready to COPY, and what they left each lot and log in."""
 
-    rows: str  # scan_events rows in COPY text format, columns COLUMNS
+    rows: list[bytes]  # scan_events rows in COPY text format (UTF-8), columns COLUMNS
     count: int
+    codes: list[list[str]]  # the tag codes of the lots, the logs and the loads
     lots: list[ItemState]
     logs: list[ItemState]
 
@@ -699,8 +722,9 @@ def replay(
         rows = slice(start, start + CHUNK)
         events = _EVENTS.validate_json(orjson.dumps(table.bodies(rows)))
         statuses = replay_in_memory(events, states, stand_states, now)
-        parts.append(table.copy_text(rows, events, statuses, loads))
-    return Custody("".join(parts), len(p), lot_states, log_states)
+        parts.append(table.copy_text(rows, events, statuses, loads).encode())
+    codes = [c.tolist() for c in item_codes]
+    return Custody(parts, len(p), codes, lot_states, log_states)
 
 
 @dataclass(frozen=True)

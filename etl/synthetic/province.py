@@ -14,7 +14,6 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from barcodes.tags import issue_tags
 from etl.binary_copy import copy_binary
 from etl.ioc_reference import load_provinces
 from etl.synthetic import custody, forestry, geography, ioc, trees
@@ -465,7 +464,13 @@ def _load_forestry(
     history: custody.Custody,
     progress: Progress | None,
 ) -> None:
-    n = p.nurseries
+    with step(progress, "forestry"):
+        nursery_ids = _load_nurseries(cur, p.nurseries)
+        _load_lots_and_logs(cur, p, nursery_ids, stand_ids, ids, history)
+    _load_custody(cur, ids, history, progress)
+
+
+def _load_nurseries(cur: psycopg.Cursor[Any], n: forestry.Nurseries) -> np.ndarray:
     copy_columns(
         cur,
         "smarttrees.nurseries",
@@ -480,7 +485,18 @@ def _load_forestry(
             "geom": point_ewkb_hex(n.lon, n.lat),
         },
     )
-    nursery_ids = ids_by_code(cur, "smarttrees.nurseries", "nursery_code", n.codes.tolist())
+    return ids_by_code(cur, "smarttrees.nurseries", "nursery_code", n.codes.tolist())
+
+
+def _load_lots_and_logs(
+    cur: psycopg.Cursor[Any],
+    p: Province,
+    nursery_ids: np.ndarray,
+    stand_ids: np.ndarray,
+    ids: custody.Ids,
+    history: custody.Custody,
+) -> None:
+    """Transport loads, seedling lots and timber logs, in the state their custody left them."""
     loads = p.custody.loads
     copy_columns(
         cur,
@@ -534,16 +550,31 @@ def _load_forestry(
             "geom": point_ewkb_hex(lon, lat),
         },
     )
-    for item_type, item_ids in zip(
-        custody.ITEM_TYPES, (ids.lots, ids.logs, ids.loads), strict=True
-    ):
-        issue_tags(cur.connection, item_type, item_ids.tolist())
+
+
+def _load_custody(
+    cur: psycopg.Cursor[Any], ids: custody.Ids, history: custody.Custody, progress: Progress | None
+) -> None:
+    """The tags of every lot, log and load, and every scan of them."""
+    # Every lot, log and load carries a tag, its code made of its id (barcodes.tags.issue_tags).
+    copy_columns(
+        cur,
+        "smarttrees.tags",
+        {
+            "code": [c for codes in history.codes for c in codes],
+            "item_type": [
+                t.value for t, i in zip(custody.ITEM_TYPES, ids.all(), strict=True) for _ in i
+            ],
+            "item_id": np.concatenate(ids.all()),
+        },
+    )
     with bulk_load(cur, "smarttrees.scan_events", progress):
         statement = sql.SQL("COPY smarttrees.scan_events ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, custody.COLUMNS))
         )
         with step(progress, "scan_events"), cur.copy(statement) as copy:
-            copy.write(history.rows)
+            for chunk in history.rows:
+                copy.write(chunk)
 
 
 def _reserve_ids(cur: psycopg.Cursor[Any], table: str, n: int) -> np.ndarray:

@@ -80,7 +80,8 @@ def _describe(summary: ProvinceSummary) -> str:
         f"{summary.trees:,} trees ({by.get('urban', 0):,} urban, {by.get('scattered', 0):,} "
         f"scattered, {by.get('plantation', 0):,} plantation) in {summary.communes} communes; "
         f"{summary.stands:,} stands, {summary.nurseries} nurseries, "
-        f"{summary.seedling_lots:,} seedling lots, {summary.timber_logs:,} timber logs; "
+        f"{summary.seedling_lots:,} seedling lots, {summary.timber_logs:,} timber logs, "
+        f"{summary.scan_events:,} custody scans ({summary.transport_loads:,} truck loads); "
         f"{summary.agencies} agencies, {summary.documents:,} documents, "
         f"{summary.support_cases:,} citizen-support cases ({summary.support_total_vnd:,} VND)"
     )
