@@ -64,22 +64,25 @@ def _first_checks(events: Sequence[ScanEvent], now: datetime) -> tuple[list[Code
     codes: list[Code] = []
     problems: list[Problem] = []
     firsts: dict[tuple[str, str], ScanEvent] = {}
+    parsed: dict[str, Code] = {}  # a batch often scans one tag several times
+    latest = now + CLOCK_SKEW
     for i, event in enumerate(events):
 
         def problem(rule: str, message: str, i: int = i, event: ScanEvent = event) -> None:
             problems.append(Problem(i, event.client_event_id, event.code, rule, message))
 
         try:
-            code = parse(event.code)
+            code = parsed[event.code] if event.code in parsed else parse(event.code)
         except CodeError as exc:
             problem("bad_code", str(exc))
             codes.append(Code(ItemType.TREE, -1))
             continue
+        parsed[event.code] = code
         codes.append(code)
         shape = check_shape(event, code.item_type)
         if shape:
             problem(*shape)
-        if event.occurred_at > now + CLOCK_SKEW:
+        if event.occurred_at > latest:
             problem("future_time", f"{event.occurred_at.isoformat()} is in the future")
         first = firsts.setdefault(event.key, event)
         if first is not event and first != event:
@@ -556,7 +559,8 @@ def replay_in_memory(
     codes, problems = _first_checks(events, now or datetime.now(UTC))
     if problems:
         raise ScanRejected(problems)
-    canonical = [str(c) for c in codes]
+    texts = {c: str(c) for c in set(codes)}
+    canonical = [texts[c] for c in codes]
     seen: set[tuple[str, str]] = set()
     for i, (event, code) in enumerate(zip(events, canonical, strict=True)):
         if code not in states:

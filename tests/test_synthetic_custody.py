@@ -16,7 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
+from barcodes.custody import ScanRejected
 from barcodes.events import DETAIL_FIELDS, MAX_BATCH
+from etl.synthetic import custody
 from etl.synthetic.custody import AS_OF
 from etl.synthetic.province import SCALES, build
 from smarttrees.database import connect
@@ -354,3 +356,24 @@ def test_the_custody_history_is_the_same_for_the_same_seed(province_db):
     assert [r[2] for r in stored] == again.lon.tolist()
     other = build(SMALL, 2026, catalogue).custody
     assert other.at.tolist() != again.at.tolist()
+
+
+def test_a_plan_that_breaks_a_custody_rule_is_refused_before_anything_is_written(province_db):
+    with connect(province_db) as conn:
+        catalogue = dict(conn.execute("SELECT scientific_name, id FROM species").fetchall())
+    p = build(SMALL, 2025, catalogue)
+    ids = custody.Ids(
+        np.arange(1, len(p.lots.codes) + 1),
+        np.arange(1, len(p.logs.codes) + 1),
+        np.arange(1, len(p.custody.loads) + 1),
+    )
+    stand_ids = np.arange(1, len(p.stands) + 1)
+    assert custody.replay(p.custody, ids, p.lots, p.logs, p.stands, stand_ids).count == len(
+        p.custody
+    )
+    # Plant more seedlings than the lot's dispatches brought: the scan API's rule says no.
+    planted = np.flatnonzero(p.custody.event_type == "planted")[0]
+    p.custody.fields["quantity"][planted] = 10_000_000
+    with pytest.raises(ScanRejected) as refused:
+        custody.replay(p.custody, ids, p.lots, p.logs, p.stands, stand_ids)
+    assert [problem.rule for problem in refused.value.problems] == ["planted_quantity"]

@@ -17,7 +17,6 @@ gives the state every lot and log is in at the end.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -735,9 +734,9 @@ class _EventTable:
     code: np.ndarray
     item_type: np.ndarray
     item_id: np.ndarray
-    client_event_id: np.ndarray
-    at: np.ndarray  # ISO 8601, UTC
-    geom: np.ndarray  # hex EWKB
+    client_event_id: np.ndarray  # bytes (S): a quarter of the memory of str (U)
+    at: np.ndarray  # ISO 8601, UTC, bytes
+    geom: np.ndarray  # hex EWKB, bytes
 
     @classmethod
     def of(cls, p: CustodyPlan, ids: Ids, item_codes: list[np.ndarray]) -> _EventTable:
@@ -753,10 +752,10 @@ class _EventTable:
             item_type=np.array([t.value for t in ITEM_TYPES], dtype=object)[p.kind],
             item_id=item_id,
             client_event_id=np.strings.add(
-                "gen-", np.strings.zfill(np.arange(1, len(p) + 1).astype(str), 7)
+                b"gen-", np.strings.zfill(np.arange(1, len(p) + 1).astype("S"), 7)
             ),
-            at=np.strings.add(np.datetime_as_string(p.at, unit="s"), "Z"),
-            geom=point_ewkb_hex(p.lon, p.lat),
+            at=np.strings.add(np.datetime_as_string(p.at, unit="s").astype("S"), b"Z"),
+            geom=point_ewkb_hex(p.lon, p.lat).astype("S"),
         )
 
     def bodies(self, rows: slice) -> list[dict[str, Any]]:
@@ -767,10 +766,10 @@ class _EventTable:
         for n, (device, client_id, code, event_type, at, lon, lat) in enumerate(
             zip(
                 p.device[rows].tolist(),
-                self.client_event_id[rows].tolist(),
+                self.client_event_id[rows].astype(str).tolist(),
                 self.code[rows].tolist(),
                 p.event_type[rows].tolist(),
-                self.at[rows].tolist(),
+                self.at[rows].astype(str).tolist(),
                 p.lon[rows].tolist(),
                 p.lat[rows].tolist(),
                 strict=True,
@@ -804,12 +803,12 @@ class _EventTable:
             statuses,
             self.item_type[rows].tolist(),
             self.item_id[rows].tolist(),
-            self.at[rows].tolist(),
-            self.geom[rows].tolist(),
+            self.at[rows].astype(str).tolist(),
+            self.geom[rows].astype(str).tolist(),
             strict=True,
         ):
             load = loads[event.fpl_number] if event.fpl_number else None
-            details = json.dumps(event_details(event, status, load), ensure_ascii=False)
+            details = orjson.dumps(event_details(event, status, load)).decode()
             lines.append(
                 "\t".join(
                     (
