@@ -266,7 +266,7 @@ class Checker:
                 continue
             value, problem = self.lookups.resolve(name, raw)
             if problem is not None or value is None:
-                self._refuse(f"{self.plan.label(name)}: {raw!r} {problem}")
+                self._refuse(f"{self.plan.label(name)}: {validate.shown(raw)} {problem}")
             values[i] = convert(value)
         return np.array(values)[pc.fill_null(column.indices, len(dictionary)).to_numpy()]
 

@@ -131,6 +131,8 @@ def _open_csv(path: Path, encoding: str | None, limits: Limits) -> Table:
     if not first.strip():
         raise InputError(path, "the file is empty (no header row)")
     delimiter = max((",", ";", "\t", "|"), key=lambda d: first.count(d))
+    # The csv module's own cap on a field (128 KiB) would stop a header our limits allow.
+    csv.field_size_limit(max(csv.field_size_limit(), limits.row_bytes))
     headers = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
     if len(headers) < 2:
         raise InputError(path, f"only one column ({headers[0]!r}): not a delimited table", row=1)

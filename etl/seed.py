@@ -20,7 +20,7 @@ from etl import crs as crsmod
 from etl import report
 from etl.errors import InputError
 from etl.readers import open_table, read_gis_frame
-from etl.validate import SpeciesIndex, _parse_date
+from etl.validate import SpeciesIndex, _parse_date, shown
 from smarttrees.database import connect
 from smarttrees.domain import fold
 
@@ -277,7 +277,7 @@ def _check(spec: Spec, headers: list[str], columns: dict[str, int], cells: list[
             continue
         value, problem = _convert(col, raw, species, nurseries)
         if problem:
-            problems.append(f"{label}: {raw!r} {problem}")
+            problems.append(f"{label}: {shown(raw)} {problem}")
         values[col.name] = value
     if values.get("sown_on") and values.get("ready_on") and values["ready_on"] < values["sown_on"]:
         problems.append("ready_on: before the sowing date")

@@ -34,8 +34,10 @@ NUMBER_FIELDS = ("dbh", "circumference", "height", "crown", "lon", "lat", "x", "
 LOOKUP_FIELDS = ("species", "category", "condition", "planted_on", "planted_year", "height_class")
 
 CREATE_SHARED = """
-CREATE TEMP TABLE load_lookup (file_no int, field text, raw text, value text, problem text,
-                               PRIMARY KEY (file_no, field, raw)) ON COMMIT DROP;
+CREATE TEMP TABLE load_lookup (file_no int, field text, raw text, value text, problem text)
+    ON COMMIT DROP;
+-- A hash index: a b-tree key cannot hold a cell of more than about 2,700 bytes.
+CREATE INDEX ON load_lookup USING hash (raw);
 CREATE TEMP TABLE load_checked (
     file_no int NOT NULL, row_no bigint NOT NULL, tree_code text, category text,
     species_id integer, dbh_cm real, height_m real, crown_m real, condition text,
@@ -169,9 +171,14 @@ def resolve_lookups(conn: psycopg.Connection, plan: FilePlan, species: SpeciesIn
         name = names[index]
         value, problem = resolve_one(name, raw, plan.mapping, species)
         rows.append((plan.file_no, name, raw,
-                     value, f"{plan.label(name)}: {raw!r} {problem}" if problem else None))
+                     value, f"{plan.label(name)}: {shown(raw)} {problem}" if problem else None))
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO load_lookup VALUES (%s, %s, %s, %s, %s)", rows)
+
+
+def shown(raw: str, width: int = 80) -> str:
+    """A cell quoted in a message: its first ``width`` characters (a cell may hold a megabyte)."""
+    return repr(raw if len(raw) <= width else raw[:width] + "…")
 
 
 def resolve_one(name: str, raw: str, mapping: Mapping,

@@ -6,10 +6,12 @@ checked; the database already holds trees, which must stay as they were.
 
 from __future__ import annotations
 
+import csv
 import unicodedata
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -154,3 +156,22 @@ def test_a_workbook_whose_text_table_unpacks_too_big(db_url: str, loaded: tuple[
         "error: bomb.xlsx: its shared text table unpacks to 2 MiB, over 1 MiB "
         "(16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV"]
     assert stored(db_url) == loaded
+
+
+def test_a_long_cell_within_the_limit_is_a_refused_row(db_url: str, loaded: tuple[int, int],
+                                                       tmp_path: Path) -> None:
+    # 200 KB of text where a species name goes: within the field limit, so the row is refused
+    # with a reason that quotes the start of the cell (the b-tree key limit once made it a crash).
+    letters = "abcdefghiklmnopqrstuvxyăâđêôơư"
+    rng = np.random.default_rng(5)
+    name = "".join(rng.choice(list(letters), 200_000))
+    path = tmp_path / "long_species.csv"
+    path.write_text(HEADER + good_rows(5) + f"LIM-9,{name},105.83,21.59\n", encoding="utf-8")
+    outcome = load(db_url, path)
+    assert outcome.code == 0, outcome.stderr
+    assert "inserted 5, updated 0, unchanged 0, refused 1" in outcome.stdout
+    csv.field_size_limit(1 << 20)
+    with (tmp_path / "long_species.rejects.csv").open(encoding="utf-8-sig") as handle:
+        reason = list(csv.DictReader(handle))[0]["reason"]
+    assert reason == f"Tên cây: {name[:80] + '…'!r} is not in the species catalogue"
+    assert stored(db_url)[0] == loaded[0] + 5
