@@ -19,9 +19,8 @@ raises :class:`~smarttrees.errors.ArgumentError` naming the argument and the val
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -29,16 +28,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 from psycopg import sql
 
 from smarttrees import catalog
+from smarttrees.arguments import BBox, as_date, as_datetime, as_list, checked_bbox, closest, sample
+from smarttrees.arrow_frames import column, geometry
 from smarttrees.domain import Category, fold
 from smarttrees.errors import ArgumentError, SmartTreesError
-
-BBox = Sequence[float]
-
-_X, _Y, _WKB = "__x", "__y", "__wkb"  # helper columns of the geometry, dropped after reading
+from smarttrees.layer_sql import Where, chosen_fields, numbered, output_names, select
 
 
 def connect(url: str | None = None) -> Database:
@@ -118,7 +115,7 @@ class Database:
         """
         import adbc_driver_manager
 
-        text = _numbered(query.as_string(None))
+        text = numbered(query.as_string(None))
         values = tuple(params) if params else None
         for attempt in (1, 2):
             try:
@@ -179,7 +176,7 @@ class Database:
             ``geometry`` (EPSG:4326).
 
         """
-        where = _Where()
+        where = Where()
         self._filter_bbox(where, bbox)
         self._filter_communes(where, commune)
         self._filter_species(where, species)
@@ -209,7 +206,7 @@ class Database:
             ``harvest_allowed_m3`` (m³), ``commune_code``, ``geometry``.
 
         """
-        where = _Where()
+        where = Where()
         self._filter_bbox(where, bbox)
         self._filter_communes(where, commune)
         self._filter_species(where, species)
@@ -219,7 +216,7 @@ class Database:
         self, *, commune: str | Iterable[str] | None = None, columns: Sequence[str] | None = None
     ) -> gpd.GeoDataFrame:
         """Registered seedling nurseries (points); ``capacity`` in seedlings a year."""
-        where = _Where()
+        where = Where()
         self._filter_communes(where, commune)
         return self.read("nurseries", where=where, columns=columns)
 
@@ -238,7 +235,7 @@ class Database:
             ``status`` is the lot's custody state.
 
         """
-        where = _Where()
+        where = Where()
         self._filter_species(where, species)
         return self.read("seedling_lots", where=where, columns=columns)
 
@@ -260,12 +257,12 @@ class Database:
             ``length_m`` (m), ``diameter_cm`` (cm), ``volume_m3`` (m³), ``status``…
 
         """
-        where = _Where()
+        where = Where()
         if stand is not None:
             ids = self._vocab("stands", "SELECT stand_code, id FROM smarttrees.stands")
             if stand not in ids:
                 raise ArgumentError(
-                    "stand", f"no stand {stand!r}", _sample(sorted(ids), "stand codes")
+                    "stand", f"no stand {stand!r}", sample(sorted(ids), "stand codes")
                 )
             where.add("stand_id = %s", ids[stand])
         return self.read("timber_logs", where=where, columns=columns)
@@ -288,7 +285,7 @@ class Database:
             As for :meth:`trees`.
 
         """
-        day = _as_date("date", date) if date is not None else dt.date.today()
+        day = as_date("date", date) if date is not None else dt.date.today()
         versions = self._commune_versions()
         if not versions or day < versions[0]:
             raise ArgumentError(
@@ -296,7 +293,7 @@ class Database:
                 f"{day.isoformat()} is before the first version of the communes",
                 tuple(f"from {v.isoformat()}" for v in versions) or ("no communes loaded",),
             )
-        where = _Where()
+        where = Where()
         where.add("valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)", day, day)
         return self.read("communes", bbox=bbox, where=where, columns=columns)
 
@@ -326,11 +323,11 @@ class Database:
             raise ArgumentError(
                 "tree_code", "give tree_code or since (the full history is millions of rows)"
             )
-        where = _Where()
+        where = Where()
         if tree_code is not None:
             where.add("tree_code = %s", str(tree_code))
         if since is not None:
-            where.add("changed_at >= %s", _as_datetime("since", since))
+            where.add("changed_at >= %s", as_datetime("since", since))
         frame = self.read("tree_history", where=where, order_by=("changed_at", "id"))
         if tree_code is not None and frame.empty:
             raise ArgumentError("tree_code", f"no tree {tree_code!r} in the inventory's history")
@@ -345,7 +342,7 @@ class Database:
             A tag code (``TL-00000042-Y``): only that item's events. Default: every event.
 
         """
-        where = _Where()
+        where = Where()
         if code is not None:
             where.add("code = %s", str(code).strip().upper())
         frame = self.read("custody_events", where=where, order_by=("occurred_at", "id"))
@@ -391,7 +388,7 @@ class Database:
                   "species": "species_carbon"}
         if by not in layers:
             raise ArgumentError("by", f"no grouping {by!r}", tuple(layers))
-        where = _Where()
+        where = Where()
         if commune is not None:
             if by == "species":
                 raise ArgumentError("commune", "not available with by='species'")
@@ -428,7 +425,7 @@ class Database:
         if layer is None:
             valid = tuple(b for i, b in catalog.IOC_LAYERS if i == indicator)
             raise ArgumentError("by", f"{indicator} is not available by {by!r}", valid)
-        where = _Where()
+        where = Where()
         if commune is not None:
             if layer.field("commune_code") is None:
                 raise ArgumentError("commune", f"{indicator} by {by} has no commune")
@@ -461,7 +458,7 @@ class Database:
         layer_id: str,
         *,
         bbox: BBox | None = None,
-        where: _Where | None = None,
+        where: Where | None = None,
         columns: Sequence[str] | None = None,
         order_by: Sequence[str] = (),
         limit: int | None = None,
@@ -492,15 +489,15 @@ class Database:
             raise ArgumentError(
                 "layer", f"no layer {layer_id!r}", tuple(x.id for x in catalog.LAYERS)
             )
-        where = where or _Where()
+        where = where or Where()
         if bbox is not None:
             if layer.geometry is None:
                 raise ArgumentError("bbox", f"layer {layer_id} has no geometry")
             self._filter_bbox(where, bbox, column=layer.geometry)
         if refresh and layer in catalog.CARBON_LAYERS:
             self.refresh_carbon()
-        fields = _chosen_fields(layer, columns)
-        query, params = _select(layer, fields, where, order_by, limit)
+        fields = chosen_fields(layer, columns)
+        query, params = select(layer, fields, where, order_by, limit)
         table = self.query_arrow(query, params)
         return self._frame(layer, fields, table)
 
@@ -510,18 +507,18 @@ class Database:
         self, layer: catalog.Layer, fields: Sequence[catalog.Field], table: pa.Table
     ) -> gpd.GeoDataFrame | pd.DataFrame:
         """The fetched table as a (Geo)DataFrame: columns in catalogue order, lookups mapped."""
-        geometry = _geometry(layer, table)
+        points_or_shapes = geometry(layer, table)
         data: dict[str, Any] = {}
-        for name in _output_names(layer, fields):
+        for name in output_names(layer, fields):
             field = layer.field(name)
             if field is not None and field.lookup is not None:
                 data[name] = self._lookup(field.lookup, table.column(field.lookup.key))
             else:
-                data[name] = _column(table.column(name), field)
+                data[name] = column(table.column(name), field)
         frame = pd.DataFrame(data, copy=False)
         if layer.geometry is None:
             return frame
-        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326", copy=False)
+        return gpd.GeoDataFrame(frame, geometry=points_or_shapes, crs="EPSG:4326", copy=False)
 
     def _lookup(self, lookup: catalog.Lookup, keys: pa.ChunkedArray) -> pd.Categorical:
         """Values of a reference table for a key column, as a categorical."""
@@ -542,16 +539,16 @@ class Database:
 
     # -- filters ------------------------------------------------------------------------------
 
-    def _filter_bbox(self, where: _Where, bbox: BBox | None, column: str = "geom") -> None:
+    def _filter_bbox(self, where: Where, bbox: BBox | None, column: str = "geom") -> None:
         if bbox is None:
             return
-        box = _checked_bbox(bbox)
+        box = checked_bbox(bbox)
         where.parts.append(
             sql.SQL("{} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)").format(sql.Identifier(column))
         )
         where.params.extend(box)
 
-    def _filter_communes(self, where: _Where, commune: str | Iterable[str] | None) -> None:
+    def _filter_communes(self, where: Where, commune: str | Iterable[str] | None) -> None:
         if commune is None:
             return
         known = self._vocab(
@@ -559,30 +556,30 @@ class Database:
         )
         by_name = {fold(name): code for code, name in known.items()}
         codes = []
-        for value in _as_list(commune):
+        for value in as_list(commune):
             text = str(value).strip()
             code = text if text in known else by_name.get(fold(text))
             if code is None:
                 raise ArgumentError(
                     "commune",
-                    f"no commune {text!r} in force{_closest(text, by_name)}",
+                    f"no commune {text!r} in force{closest(text, by_name)}",
                     tuple(f"{c} ({n})" for c, n in known.items()),
                 )
             codes.append(code)
         where.add_in("commune_code", codes)
 
     def _filter_species(
-        self, where: _Where, species: str | int | Iterable[str | int] | None
+        self, where: Where, species: str | int | Iterable[str | int] | None
     ) -> None:
         if species is None:
             return
         names = self._species_names()
         ids = []
-        for value in _as_list(species):
+        for value in as_list(species):
             found = names.get(fold(str(value)))
             if found is None:
                 labels = {row["id"]: _species_label(row) for row in self._species_rows()}
-                close = _closest(str(value), names, labels.__getitem__)
+                close = closest(str(value), names, labels.__getitem__)
                 raise ArgumentError(
                     "species",
                     f"no species {value!r} in the catalogue{close}",
@@ -591,11 +588,11 @@ class Database:
             ids.append(found)
         where.add_in("species_id", ids)
 
-    def _filter_categories(self, where: _Where, category: str | Iterable[str] | None) -> None:
+    def _filter_categories(self, where: Where, category: str | Iterable[str] | None) -> None:
         if category is None:
             return
         valid = tuple(c.value for c in Category)
-        values = [str(v).strip().lower() for v in _as_list(category)]
+        values = [str(v).strip().lower() for v in as_list(category)]
         for value in values:
             if value not in valid:
                 raise ArgumentError("category", f"no category {value!r}", valid)
@@ -645,229 +642,8 @@ class Database:
         return list(table.column(0).to_pylist())
 
 
-class _Where:
-    """Conditions of a WHERE clause and their bound values, in order."""
-
-    def __init__(self) -> None:
-        self.parts: list[sql.Composable] = []
-        self.params: list[object] = []
-
-    def add(self, condition: str, *params: object) -> None:
-        """Add ``condition`` (SQL text of our own, values as ``%s``) with its values."""
-        self.parts.append(sql.SQL(condition))
-        self.params.extend(params)
-
-    def add_in(self, column: str, values: Sequence[object]) -> None:
-        """Add ``column IN (…)`` with one bound value per element."""
-        placeholders = sql.SQL(", ").join(sql.Placeholder() for _ in values)
-        self.parts.append(
-            sql.SQL("{} IN ({})").format(sql.Identifier(column), placeholders)
-        )
-        self.params.extend(values)
-
-    def sql(self) -> sql.Composable:
-        if not self.parts:
-            return sql.SQL("")
-        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(self.parts)
-
-
-def _chosen_fields(layer: catalog.Layer, columns: Sequence[str] | None) -> list[catalog.Field]:
-    if columns is None:
-        return list(layer.public_fields)
-    if isinstance(columns, str):
-        columns = [columns]
-    chosen = []
-    for name in columns:
-        field = layer.field(name)
-        if field is None:
-            if name in (layer.key, "geometry"):
-                continue
-            raise ArgumentError("columns", f"{layer.id} has no public field {name!r}",
-                                layer.field_names)
-        chosen.append(field)
-    return chosen
-
-
-def _output_names(layer: catalog.Layer, fields: Sequence[catalog.Field]) -> list[str]:
-    names = [f.name for f in fields]
-    if layer.key is not None and layer.key not in names:
-        names.insert(0, layer.key)
-    return names
-
-
-def _select(
-    layer: catalog.Layer,
-    fields: Sequence[catalog.Field],
-    where: _Where,
-    order_by: Sequence[str],
-    limit: int | None,
-) -> tuple[sql.Composable, list[object]]:
-    """The SELECT reading ``fields`` of ``layer`` (lookups by their key, geometry last)."""
-    columns: list[str] = []
-    if layer.key is not None:
-        columns.append(layer.key)
-    for field in fields:
-        name = field.lookup.key if field.lookup is not None else field.name
-        if name not in columns:
-            columns.append(name)
-    selected: list[sql.Composable] = []
-    for name in columns:
-        expr: sql.Composable = sql.Identifier(name)
-        column = layer.field(name)
-        if column is not None and column.type == "json":
-            expr = sql.SQL("{}::text").format(expr)
-        selected.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
-    if layer.geometry is not None:
-        geom = sql.Identifier(layer.geometry)
-        if layer.geometry_type == "Point":
-            selected.append(sql.SQL("ST_X({g}) AS {x}, ST_Y({g}) AS {y}").format(
-                g=geom, x=sql.Identifier(_X), y=sql.Identifier(_Y)))
-        else:
-            selected.append(sql.SQL("ST_AsBinary({g}) AS {w}").format(
-                g=geom, w=sql.Identifier(_WKB)))
-    query = sql.SQL("SELECT {cols} FROM {rel} AS layer").format(
-        cols=sql.SQL(", ").join(selected), rel=sql.SQL(layer.relation)
-    ) + where.sql()
-    params = list(where.params)
-    if order_by:
-        query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(map(sql.Identifier, order_by))
-    if limit is not None:
-        query += sql.SQL(" LIMIT %s")
-        params.append(int(limit))
-    return query, params
-
-
-def _geometry(layer: catalog.Layer, table: pa.Table) -> np.ndarray | None:
-    """Shapely geometries of a fetched table: points from coordinates, others from WKB."""
-    if layer.geometry is None:
-        return None
-    if layer.geometry_type == "Point":
-        x = table.column(_X).to_numpy(zero_copy_only=False)
-        y = table.column(_Y).to_numpy(zero_copy_only=False)
-        points = shapely.points(x, y)
-        missing = np.isnan(x)
-        if missing.any():
-            points[missing] = None
-        return points
-    return shapely.from_wkb(table.column(_WKB).to_numpy(zero_copy_only=False))
-
-
-def _column(values: pa.ChunkedArray, field: catalog.Field | None) -> pd.Series:
-    """One fetched column as pandas values of the field's type.
-
-    Integers with missing values stay integers (pandas' nullable ``Int64``) rather than
-    becoming floats; PostgreSQL ``numeric`` (which the driver hands over as text) becomes
-    float64, or int64 for an integer field (a ``sum`` of integers is numeric); dates become
-    ``datetime64``; JSON becomes dicts.
-    """
-    if field is not None:
-        kind = field.type
-    else:  # the key, when it is not a field: as stored
-        kind = "integer" if pa.types.is_integer(values.type) else "string"
-    if isinstance(values.type, pa.ExtensionType):
-        values = pa.chunked_array([c.storage for c in values.chunks], values.type.storage_type)
-    if kind == "number" and not pa.types.is_floating(values.type):
-        values = values.cast(pa.float64())
-    if kind == "integer" and not pa.types.is_integer(values.type):  # numeric: sum(bigint)
-        values = values.cast(pa.float64()).cast(pa.int64())
-    if kind == "integer" and values.null_count:
-        return values.to_pandas(types_mapper={values.type: pd.Int64Dtype()}.get)
-    if kind == "json":
-        return values.to_pandas().map(_json_value)
-    return values.to_pandas(date_as_object=False)
-
-
-def _json_value(text: object) -> object:
-    import orjson
-
-    return orjson.loads(text) if isinstance(text, str) else None
-
-
-_PLACEHOLDER = re.compile(r"%(%|s)")
-
-
-def _numbered(query: str) -> str:
-    """Psycopg's ``%s`` placeholders (and ``%%``) as PostgreSQL's ``$1, $2…`` for ADBC."""
-    counter = iter(range(1, 1_000_000))
-    return _PLACEHOLDER.sub(lambda m: "%" if m.group(1) == "%" else f"${next(counter)}", query)
-
-
-def _checked_bbox(bbox: BBox) -> tuple[float, float, float, float]:
-    """``bbox`` as four floats in (min_lon, min_lat, max_lon, max_lat) order, or an error."""
-    order = "(min_lon, min_lat, max_lon, max_lat) in degrees"
-    try:
-        values = tuple(float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise ArgumentError("bbox", f"expected four numbers {order}, got {bbox!r}") from None
-    if len(values) != 4 or not all(np.isfinite(values)):
-        raise ArgumentError("bbox", f"expected four finite numbers {order}, got {bbox!r}")
-    min_x, min_y, max_x, max_y = values
-    if abs(min_y) > 90 or abs(max_y) > 90:
-        hint = ""
-        if abs(min_x) <= 90 and abs(max_x) <= 90:
-            hint = f"; latitude first? try ({min_y}, {min_x}, {max_y}, {max_x})"
-        raise ArgumentError("bbox", f"latitudes must be within ±90, expected {order}{hint}")
-    if abs(min_x) > 180 or abs(max_x) > 180:
-        raise ArgumentError("bbox", f"longitudes must be within ±180, expected {order}")
-    if min_x > max_x or min_y > max_y:
-        raise ArgumentError(
-            "bbox",
-            f"minimum above maximum, expected {order}: try "
-            f"({min(min_x, max_x)}, {min(min_y, max_y)}, {max(min_x, max_x)}, {max(min_y, max_y)})",
-        )
-    return values
-
-
-def _closest(
-    text: str, names: dict[str, Any], label: Callable[[Any], str] | None = None
-) -> str:
-    """``; closest: …`` naming the known values nearest to ``text`` (folded), or nothing."""
-    matches = difflib.get_close_matches(fold(text), list(names), n=3, cutoff=0.6)
-    labels = dict.fromkeys(label(names[m]) if label else f"{names[m]}" for m in matches)
-    return f"; closest: {', '.join(labels)}" if labels else ""
-
-
 def _species_label(row: dict[str, Any]) -> str:
     return f"{row['vietnamese_name']} ({row['scientific_name']})"
-
-
-def _as_list(value: object) -> list[Any]:
-    if isinstance(value, str | int):
-        return [value]
-    return list(value)  # type: ignore[call-overload]
-
-
-def _as_date(argument: str, value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ArgumentError(argument, f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _as_datetime(argument: str, value: dt.datetime | dt.date | str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime.combine(value, dt.time())
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(str(value))
-        except ValueError:
-            raise ArgumentError(
-                argument, f"{value!r} is not a date or time (ISO 8601)"
-            ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _sample(values: list[str], what: str, size: int = 20) -> tuple[str, ...]:
-    """The first ``size`` values, and how many more there are (long lists are cut)."""
-    if len(values) <= size:
-        return tuple(values)
-    return (*values[:size], f"… {len(values) - size} more {what}")
 
 
 def _redacted(url: str) -> str:
