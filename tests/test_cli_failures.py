@@ -120,7 +120,13 @@ def test_database_lost_mid_load(db_url: str, loaded: tuple[int, int],
 def test_ctrl_c_mid_load(db_url: str, loaded: tuple[int, int],
                          blocked_load: BlockedLoad) -> None:
     blocked_load.proc.send_signal(signal.SIGINT)
-    time.sleep(1)       # the lock is released after the load reacts, not before
+    # The lock is released only once the load has stopped waiting on it (cancelled).
+    with psycopg.connect(db_url, autocommit=True) as watch:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and watch.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s "
+                "AND wait_event_type = 'Lock')", [blocked_load.backend]).fetchone() == (True,):
+            time.sleep(0.05)
     line = one_line(blocked_load.finish(), 130)
     assert line == "interrupted: work not yet committed was not stored"
     assert stored(db_url) == loaded
