@@ -92,7 +92,9 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
     if suffix in (".xlsx", ".xlsm"):
         return _open_xlsx(path, limits)
     if suffix in VECTOR_SUFFIXES:
-        return _open_vector(path, layer)
+        table = _open_vector(path, layer)
+        table.limits = limits
+        return table
     raise InputError(
         path, f"unsupported file type {suffix!r}: CSV, XLSX, GeoJSON, GPKG, SHP or FGB expected"
     )
@@ -302,6 +304,18 @@ def _check_cells(table: Table, cells: list[str], row: int) -> None:
                              "(SMARTTREES_LOAD_MAX_FIELD_BYTES)", row=row, field=name)
 
 
+def _check_frame(table: Table, cells: pd.DataFrame, first: int) -> None:
+    """Refuse a cell of a frame over the field limit (``first``: the frame's first row)."""
+    limit = table.limits.field_bytes
+    for name in cells.columns:
+        lengths = cells[name].str.len().to_numpy()
+        for i in np.flatnonzero(lengths * 4 > limit):
+            if len(str(cells[name].iat[int(i)]).encode()) > limit:
+                raise InputError(table.path, f"the cell is longer than {size(limit)} "
+                                 "(SMARTTREES_LOAD_MAX_FIELD_BYTES)", row=first + int(i),
+                                 field=str(name))
+
+
 # -- GIS formats -----------------------------------------------------------------------------
 
 
@@ -356,6 +370,7 @@ def _vector_chunks(table: Table, rows: int) -> Iterator[Chunk]:
             break
         names = [str(n) for n in meta["fields"]]
         cells = pd.DataFrame({n: _text_array(c) for n, c in zip(names, columns, strict=True)})
+        _check_frame(table, cells, done + 1)
         geoms = shapely.from_wkb(wkb) if wkb is not None else np.full(count, None)
         x, y, problems = _points(geoms)
         yield Chunk(cells, np.arange(done + 1, done + count + 1), x, y, problems)

@@ -175,3 +175,15 @@ def test_a_long_cell_within_the_limit_is_a_refused_row(db_url: str, loaded: tupl
         reason = list(csv.DictReader(handle))[0]["reason"]
     assert reason == f"Tên cây: {name[:80] + '…'!r} is not in the species catalogue"
     assert stored(db_url)[0] == loaded[0] + 5
+
+
+def test_a_gis_feature_with_a_cell_over_the_limit(db_url: str, loaded: tuple[int, int],
+                                                  tmp_path: Path) -> None:
+    survey = make_survey(8, lang="en")
+    survey["note"] = ""
+    survey.loc[6, "note"] = "long " * 1000                # 5,000 bytes
+    path = write_survey(survey, tmp_path / "long.geojson")
+    outcome = load(db_url, path, SMARTTREES_LOAD_MAX_FIELD_BYTES="4000")
+    assert_refused(outcome, "error: long.geojson, row 7, field 'note': the cell is longer than "
+                            "4,000 bytes (SMARTTREES_LOAD_MAX_FIELD_BYTES)")
+    assert stored(db_url) == loaded
