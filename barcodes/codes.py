@@ -43,6 +43,8 @@ _SHAPE = re.compile(r"^([A-Z]{2})(\d{1,18})([0-9A-Z])$")
 class CodeError(SmartTreesError):
     """A code is malformed, has an unknown prefix or a wrong check character."""
 
+    rule = "bad_code"
+
 
 class Code(NamedTuple):
     """A parsed, valid code.

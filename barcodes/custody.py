@@ -88,25 +88,25 @@ MACHINES: dict[ItemType, dict[str, Transition]] = {
     ItemType.TREE: {"inspected": INSPECTED},
 }
 
-# HTTP status of each rule a scan can break (the API answers with it).
-RULE_STATUS = {
-    "invalid_event": 422,
-    "bad_code": 422,
-    "wrong_item_type": 422,
-    "missing_field": 422,
-    "field_not_used": 422,
-    "future_time": 422,
-    "before_previous_event": 422,
-    "outside_province": 422,
-    "unknown_destination": 422,
-    "unknown_load": 422,
-    "unknown_code": 404,
-    "transition": 409,
-    "lot_quantity": 409,
-    "planted_quantity": 409,
-    "harvest_allowance": 409,
-    "client_event_id_reused": 409,
-}
+# The rules a scan can break, each named in a Problem (the API maps them to statuses).
+RULES = (
+    "invalid_event",
+    "bad_code",
+    "wrong_item_type",
+    "missing_field",
+    "field_not_used",
+    "future_time",
+    "before_previous_event",
+    "outside_province",
+    "unknown_destination",
+    "unknown_load",
+    "unknown_code",
+    "transition",
+    "lot_quantity",
+    "planted_quantity",
+    "harvest_allowance",
+    "client_event_id_reused",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -119,14 +119,13 @@ class Problem:
     rule: str
     message: str
 
-    @property
-    def status(self) -> int:
-        """The HTTP status this problem calls for."""
-        return RULE_STATUS.get(self.rule, 422)
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:  # a rule's name is part of the API: never made up on the spot
+            raise ValueError(f"unknown scan rule {self.rule!r}")
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        return {**asdict(self), "status": self.status}
+        return asdict(self)
 
 
 @dataclass
@@ -286,13 +285,10 @@ def apply_batch(
 class ScanRejected(SmartTreesError):
     """A request's events were refused; nothing of it was stored. ``problems`` says why."""
 
+    rule = "scan_rejected"
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"event {first.index}: {first.rule}: {first.message}{more}")
-
-    @property
-    def status(self) -> int:
-        """HTTP status: that of the first problem."""
-        return self.problems[0].status

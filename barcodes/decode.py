@@ -24,6 +24,8 @@ _TREE_URL = re.compile(r"/collections/trees/items/(\d+)/?(?:\?.*)?$")
 class ImageError(SmartTreesError):
     """The data is not an image we can read, or is too large."""
 
+    rule = "bad_image"
+
 
 @dataclass(frozen=True)
 class Decoded:

@@ -39,6 +39,8 @@ _ITEM_REFERENCE = {
 class GS1Error(SmartTreesError):
     """An element string cannot be built or read."""
 
+    rule = "bad_gs1"
+
 
 def gtin_check_digit(digits: str) -> str:
     """The GS1 mod-10 check digit of ``digits`` (weights 3, 1 from the right)."""

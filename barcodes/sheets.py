@@ -21,6 +21,8 @@ from smarttrees.errors import SmartTreesError
 class SheetError(SmartTreesError):
     """A sheet cannot be laid out (bad grid, nothing to print)."""
 
+    rule = "label_sheet"
+
 
 @dataclass(frozen=True)
 class Grid:

@@ -27,6 +27,8 @@ _TABLES = {
 class TagError(SmartTreesError):
     """Tags cannot be issued (unknown items, unknown stand)."""
 
+    rule = "tag"
+
 
 def issue_tags(
     conn: psycopg.Connection, item_type: ItemType | str, ids: Sequence[int]

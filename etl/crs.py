@@ -43,6 +43,8 @@ PROVINCE_BOUNDS = (105.25, 21.25, 106.45, 22.80)
 class CRSNameError(SmartTreesError):
     """A CRS name or code that pyproj does not know."""
 
+    rule = "unknown_crs"
+
 
 def resolve(name: str | int | CRS) -> CRS:
     """A CRS from an EPSG code, an alias, a VN-2000 zone name, WKT or a PROJ string.

@@ -23,6 +23,8 @@ class InputError(SmartTreesError):
 
     """
 
+    rule = "bad_input"
+
     def __init__(
         self, path: Path | str, problem: str, *, row: int | None = None, field: str | None = None
     ) -> None:
@@ -40,3 +42,5 @@ class InputError(SmartTreesError):
 
 class MappingError(SmartTreesError):
     """A column-mapping file is malformed."""
+
+    rule = "bad_mapping"

@@ -1,8 +1,14 @@
-"""Errors the API answers with, as OGC API exception documents.
+"""Errors the API answers with, as OGC API exception documents: the one place statuses are set.
 
-Each error class carries its OGC exception code; ``STATUS`` maps classes to HTTP status codes in
-one place, and :func:`exception_handlers` is registered once on the app. Anything unexpected
-becomes a 500 whose body says nothing about internals (the traceback goes to the log).
+Two kinds of error reach a client. The API's own (:class:`ApiError` and its subclasses, raised
+while reading a request) carry their OGC exception code; ``STATUS`` maps them to HTTP statuses.
+The domain's (:class:`smarttrees.errors.SmartTreesError`, raised by etl, barcodes and smarttrees)
+know nothing of HTTP and name a ``rule``; ``RULE_STATUS`` maps each rule a client can cause to
+its status, the same on every route (a code with a wrong check character is a 422 whether it
+comes in a scan, a trace or a label request). A refused scan (:class:`ScanRejected`) also lists
+its problems. :func:`exception_handlers` is registered once on the app; anything unexpected,
+a domain error whose rule is not the client's doing included, becomes a 500 whose body says
+nothing about internals (the traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from barcodes.custody import Problem, ScanRejected
+from smarttrees.errors import SmartTreesError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,24 @@ class Conflict(ApiError):
     code = "Conflict"
 
 
+class Unprocessable(ApiError):
+    """A well-formed request that holds nothing to act on (an empty batch, an empty body)."""
+
+    code = "InvalidParameterValue"
+
+
+class NoBarcode(Unprocessable):
+    """An image in which no barcode or QR code was found."""
+
+    code = "NoBarcode"
+
+
+class UnsupportedMediaType(ApiError):
+    """A body of a media type the route does not take."""
+
+    code = "UnsupportedMediaType"
+
+
 class PayloadTooLarge(ApiError):
     """The request body is larger than the route accepts."""
 
@@ -113,11 +140,48 @@ STATUS: dict[type[ApiError], int] = {
     NotAllowed: 405,
     Conflict: 409,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    Unprocessable: 422,
     NotAcceptable: 406,
     Unavailable: 503,
 }
 
-_HTTP_CODES = {400: "InvalidParameterValue", 404: "NotFound", 405: "MethodNotAllowed"}
+# The status of each domain rule a client's request can break. A rule not listed is the
+# server's fault (a cluster that cannot start, say): a 500.
+RULE_STATUS: dict[str, int] = {
+    # A value that is well-formed but refused: a tag code with a wrong check character, an
+    # event that does not fit its item, an image that cannot be read.
+    "bad_code": 422,
+    "bad_image": 422,
+    "invalid_event": 422,
+    "wrong_item_type": 422,
+    "missing_field": 422,
+    "field_not_used": 422,
+    "future_time": 422,
+    "before_previous_event": 422,
+    "outside_province": 422,
+    "unknown_destination": 422,
+    "unknown_load": 422,
+    # Something the request names does not exist.
+    "unknown_code": 404,
+    # The request clashes with what is stored: the chain of custody, its totals, a replay.
+    "transition": 409,
+    "lot_quantity": 409,
+    "planted_quantity": 409,
+    "harvest_allowance": 409,
+    "client_event_id_reused": 409,
+}
+
+# The OGC exception code of a status (for answers that are not an ApiError).
+_HTTP_CODES = {
+    400: "InvalidParameterValue",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "InvalidParameterValue",
+}
 
 
 def status_of(error: ApiError) -> int:
@@ -143,6 +207,32 @@ def api_error_response(error: ApiError) -> Response:
     """The answer to an :class:`ApiError` (for middleware, which runs outside the handlers)."""
     retry_after = error.retry_after if isinstance(error, Unavailable) else None
     return error_response(status_of(error), error.code, error.description, retry_after=retry_after)
+
+
+def problem_status(problem: Problem) -> int:
+    """The HTTP status of one refused scan event."""
+    return RULE_STATUS[problem.rule]
+
+
+def scan_rejected_response(error: ScanRejected) -> Response:
+    """A refused scan: the exception document with every problem, at the first one's status."""
+    status = problem_status(error.problems[0])
+    body = {
+        "code": _HTTP_CODES[status],
+        "description": str(error),
+        "problems": [{**p.as_dict(), "status": problem_status(p)} for p in error.problems],
+    }
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SmartTreesError)
+    if isinstance(exc, ScanRejected):
+        return scan_rejected_response(exc)
+    status = RULE_STATUS.get(exc.rule)
+    if status is None:
+        return await _unexpected(request, exc)
+    return error_response(status, _HTTP_CODES[status], str(exc))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -211,6 +301,7 @@ def exception_handlers() -> Mapping[type[Exception] | int, Handler]:
 
     return {
         ApiError: _api_error,
+        SmartTreesError: _domain_error,
         HTTPException: _http_error,
         PoolTimeout: _pool_timeout,
         QueryCanceled: _query_canceled,

@@ -260,7 +260,7 @@ def scan_paths() -> dict[str, Any]:
                                          "default": "json"})],
             "responses": {"200": _ok({**json_object,
                                       "application/geo+json": {"schema": ANY_OBJECT}}),
-                          **_errors(400, 401, 403, 404)},
+                          **_errors(400, 401, 403, 404, 422)},
         })},
     }
     for suffix, media, name in (("svg", "image/svg+xml", "Svg"), ("png", "image/png", "Png")):
@@ -270,7 +270,8 @@ def scan_paths() -> dict[str, Any]:
             "summary": f"A printable label ({suffix.upper()})",
             "tags": ["scans"],
             "parameters": [code, symbology],
-            "responses": {"200": _ok({media: {"schema": body}}), **_errors(400, 401, 403, 404)},
+            "responses": {"200": _ok({media: {"schema": body}}),
+                          **_errors(400, 401, 403, 404, 422)},
         })}
     return paths
 

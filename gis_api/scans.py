@@ -10,6 +10,8 @@
   answers every code found.
 
 Scans, labels and decoding need a field or admin token; a trace needs any valid token.
+Refusals are raised, never answered here: :mod:`gis_api.errors` gives each its status (a
+refused scan lists its problems, each with its rule).
 """
 
 from __future__ import annotations
@@ -23,41 +25,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from barcodes.codes import CodeError, parse
+from barcodes.codes import parse
 from barcodes.custody import Problem, ScanRejected
 from barcodes.events import MAX_BATCH, ScanEvent
 from gis_api import guards
 from gis_api.auth import require_role
-from gis_api.errors import error_response
+from gis_api.errors import (
+    InvalidParameter,
+    NoBarcode,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 # A phone photo; the photo route has its own cap (gis_api.guards leaves it alone). Every other
 # body, a batch of MAX_BATCH events included, is capped by settings.max_body_mb (gis_api.guards).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 SCAN_ROLES = ("field",)  # admins hold every role
 READ_ROLES = ("viewer", "editor", "field")
-_CODES = {
-    400: "InvalidParameterValue",
-    404: "NotFound",
-    409: "Conflict",
-    413: "PayloadTooLarge",
-    415: "UnsupportedMediaType",
-    422: "InvalidParameterValue",
-}
 
 
 def _json(body: Any, status: int = 200, media_type: str = "application/json") -> Response:
     return Response(orjson.dumps(body), status, media_type=media_type)
-
-
-def _rejected(problems: list[Problem], description: str | None = None) -> Response:
-    """An OGC exception document with the list of problems, one per refused event."""
-    status = problems[0].status
-    body = {
-        "code": _CODES.get(status, "InvalidParameterValue"),
-        "description": description or str(ScanRejected(problems)),
-        "problems": [p.as_dict() for p in problems],
-    }
-    return _json(body, status)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -108,23 +98,18 @@ async def post_scans(request: Request) -> Response:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return error_response(400, "InvalidParameterValue", f"the body is not valid JSON: {exc}")
+        raise InvalidParameter(f"the body is not valid JSON: {exc}") from None
     events, batch, problems = _events(payload)
     if problems:
-        return _rejected(problems)
+        raise ScanRejected(problems)
     if not events:
-        return error_response(422, "InvalidParameterValue", "the batch holds no events")
+        raise Unprocessable("the batch holds no events")
     if len(events) > MAX_BATCH:
-        return error_response(
-            413, "PayloadTooLarge", f"{len(events)} events: send at most {MAX_BATCH:,} per request"
-        )
+        raise PayloadTooLarge(f"{len(events)} events: send at most {MAX_BATCH:,} per request")
     from barcodes.store import record_events
 
-    try:
-        async with request.app.state.pool.connection() as conn:
-            answers = await record_events(conn, events, actor=who.username)
-    except ScanRejected as exc:
-        return _rejected(exc.problems)
+    async with request.app.state.pool.connection() as conn:
+        answers = await record_events(conn, events, actor=who.username)  # or ScanRejected
     return _json({"events": answers} if batch else answers[0])
 
 
@@ -134,17 +119,14 @@ async def get_trace(request: Request) -> Response:
     text = request.path_params["code"]
     fmt = request.query_params.get("f", "json")
     if fmt not in ("json", "geojson"):
-        return error_response(400, "InvalidParameterValue", f"f={fmt!r}: use json or geojson")
-    try:
-        code = parse(text)
-    except CodeError as exc:
-        return error_response(400, "InvalidParameterValue", str(exc))
+        raise InvalidParameter(f"f={fmt!r}: use json or geojson")
+    code = parse(text)  # a CodeError (bad_code) is answered as on every route taking a code
     from barcodes.trace import trace, trace_geojson
 
     async with request.app.state.pool.connection() as conn:
         result = await trace(conn, code)
     if result is None:
-        return error_response(404, "NotFound", f"no tag {code} has been issued")
+        raise NotFound(f"no tag {code} has been issued")
     if fmt == "geojson":
         return _json(trace_geojson(result), media_type="application/geo+json")
     return _json(result)
@@ -156,29 +138,22 @@ async def get_label(request: Request) -> Response:
     name: str = request.path_params["filename"]
     stem, _, suffix = name.rpartition(".")
     if suffix not in ("svg", "png") or not stem:
-        return error_response(404, "NotFound", f"{name}: ask for CODE.svg or CODE.png")
+        raise NotFound(f"{name}: ask for CODE.svg or CODE.png")
     symbology = request.query_params.get("symbology", "auto")
     if symbology not in ("auto", "code128", "gs1"):
-        return error_response(
-            400, "InvalidParameterValue", f"symbology={symbology!r}: use auto, code128 or gs1"
-        )
-    try:
-        code = parse(stem)
-    except CodeError as exc:
-        return error_response(400, "InvalidParameterValue", str(exc))
+        raise InvalidParameter(f"symbology={symbology!r}: use auto, code128 or gs1")
+    code = parse(stem)
     settings = request.app.state.settings
     prefix = settings.gs1_company_prefix if symbology != "code128" else None
     if symbology == "gs1" and not prefix:
-        return error_response(
-            400, "InvalidParameterValue", "GS1-128 needs SMARTTREES_GS1_COMPANY_PREFIX to be set"
-        )
+        raise InvalidParameter("GS1-128 needs SMARTTREES_GS1_COMPANY_PREFIX to be set")
     from barcodes.labels import render_label
     from barcodes.tags import label_info
 
     async with request.app.state.pool.connection() as conn:
         info = await label_info(conn, str(code), settings.server_url)
     if info is None:
-        return error_response(404, "NotFound", f"no tag {code} has been issued")
+        raise NotFound(f"no tag {code} has been issued")
     data = await asyncio.to_thread(render_label, info, suffix, prefix)  # type: ignore[arg-type]
     media = "image/svg+xml" if suffix == "svg" else "image/png"
     return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
@@ -189,18 +164,15 @@ async def post_decode(request: Request) -> Response:
     await require_role(request, *SCAN_ROLES)
     media = request.headers.get("content-type", "").split(";")[0].strip()
     if media and not (media.startswith("image/") or media == "application/octet-stream"):
-        return error_response(415, "UnsupportedMediaType", f"send an image, not {media}")
+        raise UnsupportedMediaType(f"send an image, not {media}")
     body = await _read_body(request, MAX_IMAGE_BYTES)
     if not body:
-        return error_response(422, "InvalidParameterValue", "the request body holds no image")
-    from barcodes.decode import ImageError, decode_image
+        raise Unprocessable("the request body holds no image")
+    from barcodes.decode import decode_image
 
-    try:
-        found = await asyncio.to_thread(decode_image, body)
-    except ImageError as exc:
-        return error_response(422, "InvalidParameterValue", str(exc))
+    found = await asyncio.to_thread(decode_image, body)  # an ImageError is a bad_image
     if not found:
-        return error_response(422, "NoBarcode", "no barcode or QR code was found in the image")
+        raise NoBarcode("no barcode or QR code was found in the image")
     return _json({"codes": [d.as_dict() for d in found]})
 
 

@@ -132,8 +132,8 @@ async def search_tree(request: Request) -> Response:
 async def tree_history(request: Request) -> Response:
     """The changes recorded for one tree, oldest first (who made them is not published)."""
     text = request.path_params["tree_id"]
-    if not _TREE_ID.fullmatch(text):
-        raise InvalidParameter(f"a tree id is a positive integer, got {text!r}")
+    if not _TREE_ID.fullmatch(text):  # as /collections/trees/items/{id}: names no tree
+        raise NotFound(f"no tree with id {text!r}")
     tree_id = int(text)
     async with request.app.state.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)

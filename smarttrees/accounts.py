@@ -30,6 +30,8 @@ PRINCIPAL_SQL = """
 class AccountError(SmartTreesError):
     """A user or token operation cannot be done (unknown user, bad role, duplicate name)."""
 
+    rule = "account"
+
 
 @dataclass(frozen=True)
 class Principal:

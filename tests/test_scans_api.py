@@ -205,7 +205,7 @@ def test_labels_over_http(module_server: str, world: dict[str, Any], field_token
     )
     assert gs1.status_code == 400 and "SMARTTREES_GS1_COMPANY_PREFIX" in gs1.json()["description"]
     bad = httpx.get(f"{module_server}/api/labels/{lot[:-1]}Q.svg", headers=auth(field_token))
-    assert bad.status_code == 400 and "check character" in bad.json()["description"]
+    assert bad.status_code == 422 and "check character" in bad.json()["description"]
 
 
 def test_offline_batch_replayed_is_recorded_once_with_the_same_answer(

@@ -19,6 +19,8 @@ class RasterError(SmartTreesError):
 
     """
 
+    rule = "raster"
+
     def __init__(self, source: Path | str, problem: str) -> None:
         self.source = str(source)
         self.problem = problem

@@ -76,6 +76,8 @@ SYLLABLES = [
 class CommunesFileError(SmartTreesError):
     """A communes boundary file that cannot be used; the message names the file and field."""
 
+    rule = "communes_file"
+
 
 @dataclass(frozen=True)
 class Communes:

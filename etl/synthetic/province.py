@@ -101,6 +101,8 @@ SCALES = {
 class ProvinceAlreadyLoaded(SmartTreesError):
     """The database already holds a generated province."""
 
+    rule = "province_loaded"
+
 
 @dataclass(frozen=True)
 class ProvinceSummary:

@@ -119,6 +119,8 @@ CONDITION_SHARES = np.array([0.82, 0.12, 0.045, 0.015])
 class SpeciesMissingError(SmartTreesError):
     """The species catalogue is empty or lacks every species of a mix."""
 
+    rule = "species_missing"
+
 
 @dataclass(frozen=True)
 class Mix:
