@@ -200,3 +200,20 @@ def test_a_stand_without_trees_is_estimated_from_its_planted_count(db, sql):
 def test_an_unknown_grouping_lists_the_choices(db):
     with pytest.raises(ArgumentError, match="by: no grouping 'district'.*commune"):
         db.carbon(by="district")
+
+
+def test_the_refresh_command(province_env):
+    import subprocess
+    import sys
+
+    def run(*extra):
+        done = subprocess.run([sys.executable, "-m", "smarttrees", "carbon", "refresh", *extra],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "carbon recomputed in" in run("--force")
+    assert "carbon already current" in run()
+    with psycopg.connect(province_env, autocommit=True) as conn:
+        conn.execute("UPDATE smarttrees.trees SET dbh_cm = 50 WHERE id = (SELECT min(id) FROM smarttrees.trees)")
+    assert "carbon recomputed in" in run()  # the edit made the figures stale

@@ -53,6 +53,7 @@ def _register() -> None:
     """Add every command family, each imported explicitly (a missing module fails loudly)."""
     from smarttrees.cli import (
         backup,
+        carbon,
         db,
         export,
         generate,
@@ -78,6 +79,7 @@ def _register() -> None:
     scan.register(app)
     raster.register(app)
     ioc.register(app)
+    carbon.register(app)
 
 
 def main() -> None:
