@@ -28,8 +28,10 @@ def _paths(routes: list[BaseRoute]) -> list[tuple[str, frozenset[str]]]:
     return found
 
 
-def test_every_route_module_is_in_the_route_table() -> None:
+def test_every_route_module_is_in_the_route_table_once() -> None:
     served = _paths(create_app(Settings()).routes)
+    twice = sorted({path for path in served if served.count(path) > 1})
+    assert not twice, f"routes registered twice: {twice}"
     modules = [importlib.import_module(info.name)
                for info in pkgutil.iter_modules(gis_api.__path__, "gis_api.")]
     with_routes = [module for module in modules if callable(getattr(module, "routes", None))]
