@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,16 +351,21 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
             logs=_reserve_ids(cur, "smarttrees.timber_logs", len(p.logs.codes)),
             loads=_reserve_ids(cur, "smarttrees.transport_loads", len(p.custody.loads)),
         )
-        # Checking the custody scans is Python's work, and loading and indexing the trees and
-        # documents mostly PostgreSQL's: the checks run in a thread meanwhile.
+        # Checking the custody scans is Python's work, indexing the trees PostgreSQL's: the
+        # checks run in a thread from when the trees are sent (not before: both would want the
+        # interpreter while the trees are encoded).
         with ThreadPoolExecutor(1, thread_name_prefix="custody") as pool:
-            checked = pool.submit(
-                custody.replay, p.custody, ids, p.lots, p.logs, p.stands, stand_ids
-            )
-            _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress)
+            checks: list[Future[custody.Custody]] = []
+
+            def start_checks() -> None:
+                checks.append(
+                    pool.submit(custody.replay, p.custody, ids, p.lots, p.logs, p.stands, stand_ids)
+                )
+
+            _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress, sent=start_checks)
             _load_ioc(cur, p, agency_ids, progress)
             with step(progress, "custody checks"):
-                history = checked.result()
+                history = checks[0].result()
         _load_forestry(cur, p, stand_ids, ids, history, progress)
         with step(progress, "analyze"):
             cur.execute("ANALYZE")
@@ -430,7 +436,9 @@ def _load_trees(
     codes: np.ndarray,
     stand_ids: np.ndarray,
     progress: Progress | None,
+    sent: Callable[[], None] = lambda: None,
 ) -> None:
+    """The trees and their history; ``sent()`` once the rows are sent, before the indexes."""
     with (
         bulk_load(cur, "smarttrees.trees", progress) as fresh,
         bulk_load(cur, "smarttrees.tree_history", progress),
@@ -456,6 +464,7 @@ def _load_trees(
             progress,
             freeze=fresh,
         )
+        sent()
 
 
 def _load_forestry(
