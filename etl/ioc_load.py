@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +27,25 @@ from psycopg import sql
 from etl import report, stage
 from etl.crs import PROVINCE_BOUNDS
 from etl.errors import InputError
-from etl.ioc_load_sql import CHECKS, DATE_FUNCTION, UPSERTS
+from etl.ioc_load_sql import (
+    CHECKS,
+    DATE_FUNCTION,
+    DOCUMENTS_FIRST,
+    DOCUMENTS_INSERT,
+    DOCUMENTS_MATCHED,
+    DOCUMENTS_UPDATE,
+    UPSERTS,
+)
 from etl.ioc_reference import load_provinces, read_provinces
 from etl.readers import csv_text, open_table
+from etl.synthetic.load import bulk_load
 from smarttrees import ioc
 from smarttrees.database import connect
 from smarttrees.domain import fold
 from smarttrees.settings import Settings, get_settings
 
 FILE_NO = 1  # one file per run: its staging table is load_raw_1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -198,8 +210,14 @@ def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, stric
     first, last = period or (dt.date(2000, 1, 1), dt.date.today())
     result = IocLoadResult(kind, path)
     with connect(url) as conn:
+        # Temporary tables live in this session's own buffers: room for a large register.
+        conn.execute("SET temp_buffers = '256MB'")
+        started = time.perf_counter()
         _stage(conn, table)
+        log.info("%s staged in %.1f s", path.name, time.perf_counter() - started)
+        started = time.perf_counter()
         _check(conn, kind, columns, table.headers, (first, last))
+        log.info("%s checked in %.1f s", path.name, time.perf_counter() - started)
         result.rows, result.refused = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) FROM ioc_checked"
         ).fetchone() or (0, 0)
@@ -300,13 +318,44 @@ def _write_rejects(conn: psycopg.Connection[Any], kind: str, headers: list[str],
 def _upsert(conn: psycopg.Connection[Any], kind: str, settings: Settings,
             source: str) -> tuple[int, int]:
     """Write the good rows; return (inserted, updated); refresh the IOC layers."""
-    if kind == "citizen-support":
-        load_provinces(conn)
-    params = {"rate": settings.courier_cost_vnd, "source": source}
-    row = conn.execute(UPSERTS[kind], params).fetchone()
-    inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
-    views = () if kind == "citizen-support" else ioc.DOCUMENT_VIEWS  # support views are live
+    started = time.perf_counter()
     if kind == "documents":
-        conn.execute("ANALYZE smarttrees.documents")
+        inserted, updated = _write_documents(conn, settings)
+    else:
+        if kind == "citizen-support":
+            load_provinces(conn)
+        params = {"rate": settings.courier_cost_vnd, "source": source}
+        row = conn.execute(UPSERTS[kind], params).fetchone()
+        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
+    log.info("%s: %d inserted, %d updated in %.1f s", kind, inserted, updated,
+             time.perf_counter() - started)
+    started = time.perf_counter()
+    views = () if kind == "citizen-support" else ioc.DOCUMENT_VIEWS  # support views are live
     ioc.refresh(conn, settings, views)
+    log.info("IOC layers refreshed in %.1f s", time.perf_counter() - started)
+    return inserted, updated
+
+
+def _write_documents(conn: psycopg.Connection[Any], settings: Settings) -> tuple[int, int]:
+    """Insert the new documents and update the changed ones, set-based; (inserted, updated)."""
+    params = {"rate": settings.courier_cost_vnd}
+    # One loader at a time (readers go on); a second waits, then sees the first's rows.
+    conn.execute("LOCK TABLE smarttrees.documents IN SHARE ROW EXCLUSIVE MODE")
+    stored = conn.execute("SELECT EXISTS (SELECT FROM smarttrees.documents)").fetchone()
+    with conn.cursor() as cur:
+        if stored == (False,):
+            # An empty register: indexes and the foreign key are rebuilt once after the insert.
+            with bulk_load(cur, "smarttrees.documents"):
+                cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
+                    source=sql.SQL("(" + DOCUMENTS_FIRST + ") AS f"), where=sql.SQL("true")),
+                    params)
+                inserted = cur.rowcount
+            updated = 0
+        else:
+            cur.execute(DOCUMENTS_MATCHED, params)
+            updated = cur.execute(DOCUMENTS_UPDATE).rowcount
+            cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
+                source=sql.SQL("ioc_documents"), where=sql.SQL("stored_id IS NULL")))
+            inserted = cur.rowcount
+        cur.execute("ANALYZE smarttrees.documents")
     return inserted, updated
