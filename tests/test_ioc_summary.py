@@ -121,3 +121,13 @@ def test_the_summary_is_in_the_openapi_document(db_url: str) -> None:
     assert set(schema["required"]) <= set(body)
     for part in ("documents", "citizen_support", "trees"):
         assert set(body[part]) == set(schema["properties"][part]["properties"])
+
+
+def test_a_database_without_the_ioc_layers_is_one_clear_error(db_url: str) -> None:
+    with connect(db_url) as conn:
+        conn.execute("DROP MATERIALIZED VIEW ioc_documents_agency_month CASCADE")
+    env = {**os.environ, "SMARTTREES_DATABASE_URL": db_url}
+    run = subprocess.run([*SMARTTREES, "ioc", "summary"], capture_output=True, text=True,
+                         env=env, timeout=120, check=False)
+    assert run.returncode == 1
+    assert "run `smarttrees db upgrade`" in run.stderr and "Traceback" not in run.stderr

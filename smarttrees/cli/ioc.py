@@ -8,6 +8,8 @@ The IOC's loaders (agencies, documents, citizen-support) are in ``smarttrees loa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -19,6 +21,23 @@ app = typer.Typer(help="The Intelligent Operations Centre: summary and layers.",
 def register(root: typer.Typer) -> None:
     """Add the ``ioc`` group (its loaders join ``load`` in :mod:`smarttrees.cli`)."""
     root.add_typer(app, name="ioc")
+
+
+@contextmanager
+def _database() -> Iterator[Any]:
+    """A connection to the database; a database without the IOC layers is one clear error."""
+    import psycopg
+
+    from smarttrees.database import connect
+    from smarttrees.errors import SmartTreesError
+
+    try:
+        with connect() as conn:
+            yield conn
+    except psycopg.errors.UndefinedTable as exc:
+        raise SmartTreesError(
+            f"the database has no IOC layers ({exc.diag.message_primary}): "
+            "run `smarttrees db upgrade`") from None
 
 
 def _vnd(value: int | None) -> str:
@@ -62,11 +81,10 @@ def summary(
 ) -> None:
     """The province summary: documents, courier cost saved, citizen support, trees."""
     from smarttrees import ioc
-    from smarttrees.database import connect
     from smarttrees.settings import get_settings
 
     settings = get_settings()
-    with connect() as conn:
+    with _database() as conn:
         doc = ioc.summary(conn, settings)
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -79,9 +97,8 @@ def summary(
 def refresh() -> None:
     """Recompute the IOC layers (after changing a setting, or loading outside SmartTrees)."""
     from smarttrees import ioc
-    from smarttrees.database import connect
     from smarttrees.settings import get_settings
 
-    with connect() as conn:
+    with _database() as conn:
         ioc.refresh(conn, get_settings())
     typer.echo("IOC layers refreshed")
