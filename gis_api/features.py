@@ -12,8 +12,10 @@ is omitted, which OGC API Features allows.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,6 +119,42 @@ def _selected(collection: Collection, raw: str | None) -> tuple[str, ...] | None
     return names
 
 
+def _equals(collection: Collection, params: Mapping[str, str]) -> dict[str, str]:
+    """The ``<property>=<value>`` parameters, each value checked against the property's type.
+
+    A value its property can never hold (``species_id=abc``) is a 400, as the same value in a
+    filter is, not an empty page.
+    """
+    equals: dict[str, str] = {}
+    for name, value in params.items():
+        prop = collection.property(name)
+        if prop is None:
+            continue
+        if not _holds(prop.type, prop.format, value):
+            kind = prop.format or prop.type
+            raise InvalidParameter(f"{name}: {value!r} is not a valid {kind} ({name} is a {kind})")
+        equals[name] = value
+    return equals
+
+
+def _holds(json_type: str, json_format: str | None, value: str) -> bool:
+    """Whether a property of this JSON Schema type and format can hold the text ``value``."""
+    try:
+        if json_format == "date":
+            dt.date.fromisoformat(value)
+        elif json_format == "date-time":
+            dt.datetime.fromisoformat(value)
+        elif json_type == "integer":
+            return re.fullmatch(r"-?[0-9]{1,18}", value) is not None
+        elif json_type == "number":
+            return math.isfinite(float(value))
+        elif json_type == "boolean":
+            return value in ("true", "false")
+    except ValueError:
+        return False
+    return True
+
+
 def parse_items(
     collection: Collection,
     params: Mapping[str, str],
@@ -150,7 +188,7 @@ def parse_items(
         bbox=parse_bbox(params["bbox"]) if params.get("bbox") else None,
         bbox_crs=parse_crs(params.get("bbox-crs"), "bbox-crs"),
         crs=parse_crs(params.get("crs"), "crs"),
-        equals={k: v for k, v in params.items() if k in collection.property_names},
+        equals=_equals(collection, params),
         skip_geometry=params.get("skipGeometry", "false").lower() == "true",
         properties=_selected(collection, params.get("properties")),
     )

@@ -83,6 +83,13 @@ CASES: dict[str, tuple[int, list[Call]]] = {
         get("/collections/trees/items?bbox=1,2,3&f=gpkg", role=None),
         get("/collections/stands/items?bbox=1,2,3", role=None),
     ]),
+    "a value its property cannot hold": (400, [
+        get("/collections/trees/items?species_id=abc", role=None),
+        get("/collections/trees/items?species_id=abc&f=gpkg", role=None),
+        get("/collections/trees/items?filter=species_id%20%3D%20'abc'", role=None),
+        get(f"/collections/trees/{TILE}?species=abc", role=None),
+        get("/collections/trees/items?planted_on=yesterday", role=None),
+    ]),
     "an unsupported CRS": (400, [
         get("/collections/trees/items?crs=EPSG:2154", role=None),
         get("/collections/trees/items/1?crs=EPSG:2154", role=None),
