@@ -141,9 +141,15 @@ async def coverage(request: Request) -> Response:
     from pygeoapi.api import APIRequest
 
     api = request.app.state.pygeoapi.api
+    name = request.path_params["name"]
+    resource = api.config["resources"].get(name) or {}
+    if not any(p.get("type") == "coverage" for p in resource.get("providers", ())):
+        # pygeoapi answers a collection without a coverage with a 400; like a missing tileset,
+        # a missing coverage is a 404 (unknown collections included).
+        raise NotFound(f"no coverage {name!r}: only registered rasters have one (/api/rasters)")
     api_request = await APIRequest.from_starlette(request, api.locales)
     headers, status, content = await asyncio.to_thread(
-        coverages.get_collection_coverage, api, api_request, request.path_params["name"]
+        coverages.get_collection_coverage, api, api_request, name
     )
     if isinstance(content, dict):
         content = orjson.dumps(content)

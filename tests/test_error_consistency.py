@@ -71,6 +71,11 @@ CASES: dict[str, tuple[int, list[Call]]] = {
         get("/collections/nowhere/tiles/WebMercatorQuad/0/0/0.png", role=None),
         get("/collections/nowhere/coverage", role=None),
     ]),
+    "a resource its collection does not have": (404, [
+        get("/collections/trees/coverage", role=None),
+        get("/collections/nurseries/tiles", role=None),
+        get("/collections/nurseries/tiles/WebMercatorQuad/0/0/0", role=None),
+    ]),
     "an unknown item or tree": (404, [
         get("/collections/trees/items/999999", role=None),
         get("/collections/trees/items/not-a-number", role=None),
