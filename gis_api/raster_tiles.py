@@ -9,7 +9,8 @@
   :func:`coverage_resources` adds each registered raster to pygeoapi's configuration, so the
   rasters are listed in ``/collections``.
 
-Tiles are read in worker threads (GDAL releases the GIL), each with its own dataset handle.
+Tiles are read in worker threads (GDAL releases the GIL), each with its own dataset handle;
+rio-tiler is imported with this module, since a first import racing in several threads fails.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any
 import orjson
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from rio_tiler.colormap import cmap
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -54,10 +58,6 @@ async def registered(pool: AsyncConnectionPool, name: str | None = None) -> list
 
 def render_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
     """The PNG of one tile, or None when the tile does not touch the raster."""
-    from rio_tiler.colormap import cmap
-    from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
-
     with Reader(raster["path"]) as reader:
         try:
             image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=raster["band"])
@@ -100,8 +100,6 @@ def legend_stops(colormap: str, low: float | None, high: float | None) -> list[d
     """A few (value, colour) pairs along the stretch, for a legend."""
     if colormap == FILE_COLORMAP or low is None or high is None:
         return []
-    from rio_tiler.colormap import cmap
-
     table: dict[int, tuple[int, ...]] = cmap.get(colormap)  # type: ignore[assignment]
     stops = []
     for i in range(LEGEND_STOPS):

@@ -135,21 +135,36 @@ def _accumulate(
     return cells, counted, seen - counted
 
 
-def _mask_outside(cells: np.ndarray, area: Territory) -> None:
-    """Set to nodata the cells outside the communes that hold nothing (in place)."""
-    if area.outline is None:
-        return
+STRIP_ROWS = 512  # rows finished at a time: temporaries stay small and in cache
+
+
+def _finish(cells: np.ndarray, area: Territory, scale: float, cap: float | None = None) -> None:
+    """Scale the sums into the surface's unit and set nodata, in place, strip by strip.
+
+    A cell becomes nodata when it lies outside every commune (its centre, or any part of it:
+    ``all_touched``) and holds nothing, so every counted tree stays in the surface.
+    """
     grid = area.grid
-    inside = rasterize(
-        [area.outline],
-        out_shape=(grid.height, grid.width),
-        transform=grid.transform,
-        fill=0,
-        default_value=1,
-        dtype="uint8",
-        all_touched=True,
-    )
-    cells[(inside == 0) & (cells == 0)] = NODATA
+    inside = None
+    if area.outline is not None:
+        inside = rasterize(
+            [area.outline],
+            out_shape=(grid.height, grid.width),
+            transform=grid.transform,
+            fill=0,
+            default_value=1,
+            dtype="uint8",
+            all_touched=True,
+        )
+    factor = np.float32(scale)
+    for top in range(0, grid.height, STRIP_ROWS):
+        strip = cells[top : top + STRIP_ROWS]
+        np.multiply(strip, factor, out=strip)
+        if cap is not None:
+            np.minimum(strip, np.float32(cap), out=strip)
+        if inside is not None:
+            empty_outside = (inside[top : top + STRIP_ROWS] == 0) & (strip == 0)
+            np.putmask(strip, empty_outside, np.float32(NODATA))
 
 
 def _tags(surface: str, trees: TreeFilter, report: SurfaceReport) -> dict[str, str]:
@@ -188,8 +203,7 @@ def density_surface(
     where = filter_sql(conn, trees)
     area = territory(conn, resolution, PROVINCE_CRS)
     cells, counted, outside = _accumulate(conn, area, where, None, progress)
-    cells *= np.float32(1.0 / area.grid.cell_area_ha)  # trees per hectare
-    _mask_outside(cells, area)
+    _finish(cells, area, 1.0 / area.grid.cell_area_ha)  # trees per hectare
     grid = area.grid
     report = SurfaceReport(
         Path(target), "density", resolution, grid.width, grid.height, area.source, counted, outside
@@ -258,10 +272,7 @@ def canopy_surface(
     cells, counted, outside = _accumulate(
         conn, area, where, _crown_expression(defaults, fallback), progress
     )
-    cell_m2 = area.grid.resolution**2
-    np.multiply(cells, np.float32(100.0 / cell_m2), out=cells)
-    np.minimum(cells, np.float32(100.0), out=cells)
-    _mask_outside(cells, area)
+    _finish(cells, area, 100.0 / area.grid.resolution**2, cap=100.0)  # percent of the cell
     grid = area.grid
     report = SurfaceReport(
         Path(target), "canopy", resolution, grid.width, grid.height, area.source, counted,

@@ -1,0 +1,393 @@
+"""Raster benchmark: density COGs, zonal statistics beside rasterstats, PNG tiles.
+
+On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the database given:
+
+1. ``smarttrees raster density`` at 100 m and 10 m: seconds and the job's peak RSS (each in a
+   fresh process), with the check that density × cell area adds up to the trees;
+2. zonal statistics (mean, min, max, sum, count, std) of the 10 m surface over the communes and
+   the stands with exactextract (``etl.raster.zonal``): polygons per second; then the same
+   zones and statistics with rasterstats, installed by this script into
+   ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
+   communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
+   the covered fraction of every cell);
+3. PNG tiles of the registered 10 m surface at 8 concurrent requests: p50 and p95.
+
+Usage::
+
+    .venv/bin/python bench/bench_raster.py                      # makes bench/out/province-full
+    .venv/bin/python bench/bench_raster.py --url postgresql://...   # a database with the province
+    .venv/bin/python bench/bench_raster.py --scale small        # a quick look (5,000 trees)
+
+Every section reports "skipped: reason" rather than stopping; figures go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "out"
+RASTERSTATS_VENV = ROOT / "bench" / ".venv-rasterstats"
+RASTERSTATS_VERSION = "0.20.0"
+CONCURRENCY = 8
+TILE_REQUESTS = 400
+STATS = ("mean", "min", "max", "sum", "count", "std")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def section(title: str, body: Callable[[], None]) -> None:
+    print(f"\n## {title}", flush=True)
+    try:
+        body()
+    except Exception as exc:  # a bench reports and goes on; it never ends in a traceback
+        print(f"skipped: {type(exc).__name__}: {exc}", flush=True)
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def print_versions() -> None:
+    import rasterio
+
+    print(f"python {platform.python_version()}, {os.cpu_count()} cores")
+    print(f"rasterio {rasterio.__version__} (GDAL {rasterio.__gdal_version__}), "
+          f"numpy {version('numpy')}, exactextract {version('exactextract')}, "
+          f"rio-cogeo {version('rio-cogeo')}, rio-tiler {version('rio-tiler')}, "
+          f"pyproj {version('pyproj')}")
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+@contextmanager
+def province(url: str | None, scale: str) -> Iterator[str]:
+    """URL of a database with the province; generated in a managed cluster when not given."""
+    if url:
+        yield url
+        return
+    from etl.species import load_species
+    from etl.synthetic import ProvinceAlreadyLoaded, generate_province
+    from smarttrees import schema
+    from smarttrees.cluster import Cluster
+    from smarttrees.database import connect
+
+    folder = OUT / f"province-{scale}"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    cluster = Cluster(folder, dbname="smarttrees")
+    cluster.start()
+    try:
+        url = cluster.url()
+        schema.upgrade(url)
+        with connect(url) as conn:
+            if not conn.execute("SELECT 1 FROM smarttrees.species LIMIT 1").fetchone():
+                load_species(conn)
+        try:
+            started = time.perf_counter()
+            log(f"generating the {scale} province...")
+            generate_province(url, scale=scale, seed=2025)
+            log(f"generated in {time.perf_counter() - started:.0f} s")
+        except ProvinceAlreadyLoaded:
+            log(f"{scale} province already loaded")
+        yield url
+    finally:
+        cluster.stop()
+
+
+def counts(url: str) -> tuple[int, int, int]:
+    from smarttrees.database import connect
+
+    with connect(url) as conn:
+        row = conn.execute("SELECT (SELECT count(*) FROM trees), (SELECT count(*) FROM communes), "
+                           "(SELECT count(*) FROM stands)").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+# --- 1. density -----------------------------------------------------------------------------
+
+DENSITY_JOB = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from etl.raster.density import density_surface
+from smarttrees.database import connect
+import rasterio
+started = time.perf_counter()
+with connect({url!r}) as conn:
+    report = density_surface(conn, {resolution}, Path({out!r}))
+seconds = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with rasterio.open({out!r}) as ds:
+    total = 0.0
+    for _, window in ds.block_windows(1):
+        total += float(ds.read(1, window=window, masked=True).filled(0).sum(dtype="float64"))
+    cells = ds.width * ds.height
+    overviews = ds.overviews(1)
+print(json.dumps({{"seconds": seconds, "rss_mb": rss, "trees": report.trees,
+                  "sum_trees": total * report.resolution ** 2 / 10000, "cells": cells,
+                  "overviews": overviews, "size_mb": Path({out!r}).stat().st_size / 2**20}}))
+"""
+
+
+def density(url: str, resolution: int, out: Path) -> dict[str, Any]:
+    job = DENSITY_JOB.format(root=str(ROOT), url=url, resolution=resolution, out=str(out))
+    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr else "failed")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"density {resolution:>3} m: {result['seconds']:.1f} s, peak RSS "
+          f"{result['rss_mb']:.0f} MB, {result['cells']:,} cells, overviews "
+          f"{result['overviews']}, {result['size_mb']:.1f} MB on disk; {result['trees']:,} "
+          f"trees, density × cell area = {result['sum_trees']:,.1f}")
+    return result
+
+
+# --- 2. zonal statistics --------------------------------------------------------------------
+
+
+def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
+    from etl.raster.inputs import open_raster
+    from etl.raster.zonal import zonal_statistics, zones_from_database
+    from smarttrees.database import connect
+
+    figures: dict[str, Any] = {}
+    with connect(url) as conn, open_raster(raster) as source:
+        total_polygons, total_seconds = 0, 0.0
+        for kind in ("commune", "stand"):
+            zones = zones_from_database(conn, kind)
+            started = time.perf_counter()
+            result = zonal_statistics(source, zones, STATS, categorical=False)
+            seconds = time.perf_counter() - started
+            figures[kind] = result
+            total_polygons += len(result)
+            total_seconds += seconds
+            print(f"exactextract, {len(result):,} {kind}s: {seconds:.2f} s, "
+                  f"{len(result) / seconds:,.0f} polygons/s")
+        print(f"exactextract, all {total_polygons:,} zones: {total_seconds:.2f} s, "
+              f"{total_polygons / total_seconds:,.0f} polygons/s")
+    return figures
+
+
+RASTERSTATS_JOB = """
+import json, sys, time
+from rasterstats import zonal_stats
+import rasterstats
+zones = json.load(open(sys.argv[1]))
+out = {}
+for kind, features in zones.items():
+    started = time.perf_counter()
+    stats = zonal_stats(features, sys.argv[2], stats="mean min max sum count std", nodata=-9999)
+    out[kind] = {"seconds": time.perf_counter() - started,
+                 "means": [s["mean"] for s in stats]}
+out["version"] = rasterstats.__version__
+print(json.dumps(out))
+"""
+
+
+def rasterstats_python() -> str | None:
+    """A Python with rasterstats: this one, or the bench venv (made on first use)."""
+    try:
+        import rasterstats  # noqa: F401
+
+        return sys.executable
+    except ImportError:
+        pass
+    python = RASTERSTATS_VENV / "bin" / "python"
+    if not python.exists():
+        log(f"installing rasterstats {RASTERSTATS_VERSION} into {RASTERSTATS_VENV}...")
+        subprocess.run([sys.executable, "-m", "venv", str(RASTERSTATS_VENV)], check=True)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"rasterstats=={RASTERSTATS_VERSION}"],
+            capture_output=True, text=True, check=False)
+        if install.returncode != 0:
+            print(f"rasterstats: not installed ({install.stderr.strip()[-200:]})")
+            return None
+    return str(python)
+
+
+def zonal_rasterstats(url: str, raster: Path, ours: dict[str, Any]) -> None:
+    import numpy as np
+    import rasterio
+
+    from etl.raster.zonal import zones_from_database
+    from smarttrees.database import connect
+
+    python = rasterstats_python()
+    if python is None:
+        return
+    with rasterio.open(raster) as ds:
+        crs_wkt = ds.crs.to_wkt()
+    features: dict[str, list[dict[str, Any]]] = {}
+    with connect(url) as conn:
+        for kind in ("commune", "stand"):
+            frame = zones_from_database(conn, kind).frame.to_crs(crs_wkt)
+            features[kind] = json.loads(frame.to_json())["features"]
+    with tempfile.TemporaryDirectory() as tmp:
+        zones_path = Path(tmp) / "zones.json"
+        zones_path.write_text(json.dumps(features))
+        done = subprocess.run([python, "-c", RASTERSTATS_JOB, str(zones_path), str(raster)],
+                              capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"rasterstats: failed ({done.stderr.strip()[-300:]})")
+        return
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    total_polygons = sum(len(features[k]) for k in features)
+    total_seconds = sum(result[k]["seconds"] for k in features)
+    for kind in features:
+        n, seconds = len(features[kind]), result[kind]["seconds"]
+        print(f"rasterstats {result['version']}, {n:,} {kind}s: {seconds:.2f} s, "
+              f"{n / seconds:,.0f} polygons/s")
+    print(f"rasterstats, all {total_polygons:,} zones: {total_seconds:.2f} s, "
+          f"{total_polygons / total_seconds:,.0f} polygons/s")
+    theirs = np.array([np.nan if m is None else m for m in result["commune"]["means"]], float)
+    mine = ours["commune"]["mean"].to_numpy(dtype=float)
+    rel = np.nanmax(np.abs(theirs - mine) / np.maximum(np.abs(mine), 1e-9))
+    print(f"communes' means, rasterstats vs exactextract: largest relative difference {rel:.2%}")
+
+
+# --- 3. tiles -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tiles_over(bbox: tuple[float, float, float, float], zooms: range) -> list[tuple[int, int, int]]:
+    def tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+        n = 2**z
+        return (int((lon + 180) / 360 * n),
+                int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))
+
+    found = []
+    for z in zooms:
+        x0, y0 = tile(bbox[0], bbox[3], z)
+        x1, y1 = tile(bbox[2], bbox[1], z)
+        found += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+    return found
+
+
+async def fetch_all(base: str, name: str, tiles: list[tuple[int, int, int]]) -> list[float]:
+    import httpx
+
+    times: list[float] = []
+    queue: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()
+    for t in tiles:
+        queue.put_nowait(t)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            z, x, y = queue.get_nowait()
+            started = time.perf_counter()
+            r = await client.get(f"{base}/collections/{name}/tiles/WebMercatorQuad/{z}/{y}/{x}.png")
+            times.append(time.perf_counter() - started)
+            if r.status_code not in (200, 404):
+                raise RuntimeError(f"tile {z}/{y}/{x}: HTTP {r.status_code}")
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    return times
+
+
+def tiles(url: str, raster: Path) -> None:
+    import httpx
+
+    from etl.raster.registry import add_raster
+    from smarttrees.database import connect
+
+    with connect(url) as conn:
+        record = add_raster(conn, raster, "bench_density_10m", colormap="greens", replace=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, SMARTTREES_DATABASE_URL=url, SMARTTREES_PUBLIC_URL=base,
+               PYTHONPATH=str(ROOT))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gis_api.app:create_app", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env)
+    try:
+        for _ in range(120):
+            if server.poll() is not None:
+                raise RuntimeError("the server did not start (is the database migrated? "
+                                   "`smarttrees db upgrade`)")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        every = tiles_over(record.bbox, range(8, 14))
+        step = max(1, len(every) // TILE_REQUESTS)
+        chosen = every[::step][:TILE_REQUESTS]
+        asyncio.run(fetch_all(base, record.name, chosen[:40]))  # warm-up: imports, GDAL caches
+        times = sorted(asyncio.run(fetch_all(base, record.name, chosen)))
+        p50 = statistics.median(times) * 1000
+        p95 = times[int(0.95 * (len(times) - 1))] * 1000
+        print(f"PNG tiles z8–z13, {len(times)} requests at {CONCURRENCY} concurrent "
+              f"(one server process): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        with connect(url) as conn:
+            conn.execute("DELETE FROM smarttrees.rasters WHERE name = 'bench_density_10m'")
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a database holding the province (default: generate one)")
+    parser.add_argument("--scale", default="full", choices=("full", "small"))
+    args = parser.parse_args()
+    print("# Raster benchmark")
+    section("versions", print_versions)
+    try:
+        context = province(args.url, args.scale)
+        url = context.__enter__()
+    except Exception as exc:
+        print(f"no database: {type(exc).__name__}: {exc}")
+        return
+    try:
+        trees, communes, stands = counts(url)
+        print(f"\nprovince: {trees:,} trees, {communes} communes, {stands:,} stands")
+        with tempfile.TemporaryDirectory(dir=OUT if OUT.is_dir() else None) as tmp:
+            coarse, fine = Path(tmp) / "density_100m.tif", Path(tmp) / "density_10m.tif"
+            section("density COGs", lambda: (density(url, 100, coarse), density(url, 10, fine)))
+            ours: dict[str, Any] = {}
+            section("zonal statistics: exactextract", lambda: ours.update(zonal_ours(url, fine)))
+            section("zonal statistics: rasterstats", lambda: zonal_rasterstats(url, fine, ours))
+            section("raster tiles", lambda: tiles(url, fine))
+    finally:
+        context.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    main()
