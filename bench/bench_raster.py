@@ -132,7 +132,7 @@ def counts(url: str) -> tuple[int, int, int]:
 # --- 1. density -----------------------------------------------------------------------------
 
 DENSITY_JOB = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from etl.raster.density import density_surface
@@ -142,7 +142,9 @@ started = time.perf_counter()
 with connect({url!r}) as conn:
     report = density_surface(conn, {resolution}, Path({out!r}))
 seconds = time.perf_counter() - started
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not getrusage: Linux carries the forking parent's peak into ru_maxrss across exec.
+rss = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmHWM")) / 1024
 with rasterio.open({out!r}) as ds:
     total = 0.0
     for _, window in ds.block_windows(1):

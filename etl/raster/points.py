@@ -1,8 +1,11 @@
 """Trees streamed out of PostGIS in chunks of projected coordinates, so memory stays bounded.
 
-The rows leave PostgreSQL as a binary ``COPY``: every column is a non-null ``float8``, so each
-row is a fixed-width record that numpy reads without a Python loop; chunks are reprojected with
-pyproj (the same VN-2000 transformation the loaders use).
+Each chunk is one row: PostgreSQL packs the chunk's columns into ``bytea`` strings of
+big-endian ``float8`` (``float8send``, joined by ``string_agg``; the aggregates of one pass see
+the rows in the same order, so the columns stay aligned) that numpy reads as arrays without a
+Python loop — a COPY or a cursor would hand Python one message per tree. Chunks follow
+the primary key (keyset: ``id > last ORDER BY id LIMIT n``), so each is an index range scan, and
+are reprojected with pyproj (the same VN-2000 transformation the loaders use).
 """
 
 from __future__ import annotations
@@ -15,9 +18,7 @@ import psycopg
 from psycopg import sql
 from pyproj import CRS, Transformer
 
-HEADER = b"PGCOPY\n\xff\r\n\x00"
-HEADER_SIZE = len(HEADER) + 8  # flags (int32) + header extension length (int32, zero here)
-CHUNK_ROWS = 262_144
+CHUNK_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -29,36 +30,27 @@ class PointChunk:
     values: np.ndarray | None
 
 
-def _record_dtype(columns: int) -> np.dtype:
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    for i in range(columns):
-        fields += [(f"len{i}", ">i4"), (f"c{i}", ">f8")]
-    return np.dtype(fields)
-
-
-def _records(conn: psycopg.Connection, query: sql.Composable, columns: int) -> Iterator[np.ndarray]:
-    """Fixed-width records of a binary COPY of ``query`` (``columns`` non-null float8 each)."""
-    dtype = _record_dtype(columns)
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)
-    blocks: list[bytes] = []
-    size = 0
-    skip = HEADER_SIZE  # the header is dropped from the first bytes
-    chunk_bytes = CHUNK_ROWS * dtype.itemsize
-    with conn.cursor().copy(statement) as copy:
-        for block in copy:
-            blocks.append(bytes(block))
-            size += len(block)
-            if size - skip >= chunk_bytes:
-                data = b"".join(blocks)[skip:]
-                skip = 0
-                whole = len(data) // dtype.itemsize * dtype.itemsize
-                yield np.frombuffer(data, dtype=dtype, count=whole // dtype.itemsize)
-                blocks, size = [data[whole:]], len(data) - whole
-    # What remains: whole records, then the two-byte trailer (-1).
-    data = b"".join(blocks)[skip:]
-    count = (len(data) - 2) // dtype.itemsize
-    if count > 0:
-        yield np.frombuffer(data, dtype=dtype, count=count)
+def _chunk_query(where: sql.Composable, value: sql.Composable | None) -> sql.Composed:
+    columns: list[sql.Composable] = [
+        sql.SQL("ST_X(t.geom)::float8"),
+        sql.SQL("ST_Y(t.geom)::float8"),
+    ]
+    if value is not None:
+        columns.append(sql.SQL("({})::float8").format(value))
+    packed = sql.SQL(", ").join(
+        sql.SQL("string_agg(float8send(c.{}), ''::bytea)").format(
+            sql.Identifier(f"v{i}")
+        )
+        for i in range(len(columns))
+    )
+    picked = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(col, sql.Identifier(f"v{i}")) for i, col in enumerate(columns)
+    )
+    return sql.SQL(
+        "SELECT max(c.id), count(*), {packed} FROM ("
+        "SELECT t.id, {picked} FROM smarttrees.trees t "
+        "WHERE t.id > %(last)s AND ({where}) ORDER BY t.id LIMIT %(n)s) c"
+    ).format(packed=packed, picked=picked, where=where)
 
 
 def tree_chunks(
@@ -66,8 +58,9 @@ def tree_chunks(
     crs: CRS,
     where: sql.Composable,
     value: sql.Composable | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[PointChunk]:
-    """The trees matching ``where`` (on ``t``, joined to species ``s``), projected to ``crs``.
+    """The trees matching ``where`` (on ``smarttrees.trees t``), projected to ``crs``.
 
     Parameters
     ----------
@@ -78,20 +71,21 @@ def tree_chunks(
     where:
         A boolean SQL expression on ``smarttrees.trees t``.
     value:
-        A non-null ``float8`` SQL expression per tree, returned as ``values`` (None: no values).
+        A non-null numeric SQL expression per tree, returned as ``values`` (None: no values).
+    chunk_rows:
+        Trees per chunk.
 
     """
-    columns: list[sql.Composable] = [
-        sql.SQL("ST_X(t.geom)::float8"),
-        sql.SQL("ST_Y(t.geom)::float8"),
-    ]
-    if value is not None:
-        columns.append(sql.SQL("({})::float8").format(value))
-    query = sql.SQL("SELECT {} FROM smarttrees.trees t WHERE {}").format(
-        sql.SQL(", ").join(columns), where
-    )
+    query = _chunk_query(where, value)
     transformer = Transformer.from_crs(4326, crs, always_xy=True)
-    for records in _records(conn, query, len(columns)):
-        x, y = transformer.transform(records["c0"].astype(float), records["c1"].astype(float))
-        values = records["c2"].astype(float) if value is not None else None
+    last = -(2**63)
+    cursor = conn.cursor()  # binary results: the bytea arrive as they are, not hex-encoded
+    while True:
+        row = cursor.execute(query, {"last": last, "n": chunk_rows}, binary=True).fetchone()
+        if row is None or not row[1]:
+            return
+        last = int(row[0])
+        lon, lat = (np.frombuffer(row[i], dtype=">f8").astype(float) for i in (2, 3))
+        x, y = transformer.transform(lon, lat)
+        values = np.frombuffer(row[4], dtype=">f8").astype(float) if value is not None else None
         yield PointChunk(np.asarray(x), np.asarray(y), values)
