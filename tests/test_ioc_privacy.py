@@ -17,7 +17,8 @@ TILE = "8/112/203"  # WebMercatorQuad tile holding the known register's communes
 def _public_paths() -> list[str]:
     paths = ["/", "/collections", "/conformance", "/openapi?f=json", "/api/ioc/summary",
              "/map/options.json", f"/collections/communes/tiles/WebMercatorQuad/{TILE}",
-             f"/collections/trees/tiles/WebMercatorQuad/{TILE}", "/ioc"]
+             f"/collections/trees/tiles/WebMercatorQuad/{TILE}", "/ioc",
+             "/api/ioc/cases?commune=00001", "/api/ioc/access-log"]  # no token: refused
     for c in COLLECTIONS:
         root = f"/collections/{c.id}"
         paths += [root, f"{root}?f=html", f"{root}/items?limit=1000",
