@@ -24,25 +24,34 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def dashboard(db_url: str) -> Iterator[tuple[Any, str]]:
+@pytest.fixture(scope="module")
+def dashboard_server(module_db_url: str) -> Iterator[tuple[Any, str]]:
+    """One server over the known register and one browser for the module's tests."""
     from playwright.sync_api import sync_playwright
 
-    seed_known_register(db_url)
-    with serve_database(db_url) as base, sync_playwright() as p:
+    seed_known_register(module_db_url)
+    with serve_database(module_db_url) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        outside: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
-        page.goto(f"{base}/ioc")
-        page.wait_for_function("window.smarttreesIoc && window.smarttreesIoc.ready")
-        page.evaluate("window.smarttreesIoc.ready")
-        yield page, base
+        yield browser, base
         browser.close()
-        assert errors == []
-        assert outside == []  # nothing from a CDN or any other host
+
+
+@pytest.fixture
+def dashboard(dashboard_server: tuple[Any, str]) -> Iterator[tuple[Any, str]]:
+    """The dashboard freshly opened in a new page; no script error, no other host asked."""
+    browser, base = dashboard_server
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+    page.goto(f"{base}/ioc")
+    page.wait_for_function("window.smarttreesIoc && window.smarttreesIoc.ready")
+    page.evaluate("window.smarttreesIoc.ready")
+    yield page, base
+    page.close()
+    assert errors == []
+    assert outside == []  # nothing from a CDN or any other host
 
 
 def coloured_pixels(page: Any) -> int:
