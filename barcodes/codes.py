@@ -38,6 +38,9 @@ PREFIXES: dict[ItemType, str] = {
 }
 _TYPES = {prefix: item_type for item_type, prefix in PREFIXES.items()}
 _SHAPE = re.compile(r"^([A-Z]{2})(\d{1,18})([0-9A-Z])$")
+CODE_PATTERN = _SHAPE.pattern  # over the compact form (see compact)
+# ISO 7064 MOD 37-36's alphabet; its length is the modulus (the field app computes with it).
+CHECK_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class CodeError(SmartTreesError):
@@ -61,7 +64,7 @@ class Code(NamedTuple):
 
 def check_character(body: str) -> str:
     """The MOD 37-36 check character of ``body`` (prefix and digits, no hyphens)."""
-    return str(mod_37_36.calc_check_digit(body))
+    return str(mod_37_36.calc_check_digit(body, alphabet=CHECK_ALPHABET))
 
 
 def make_code(item_type: ItemType | str, number: int) -> str:

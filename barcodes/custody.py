@@ -25,6 +25,8 @@ from smarttrees.errors import SmartTreesError
 # Event fields that only some events use; anything else given is refused, so a phone that
 # sends a quantity with the wrong event hears about it instead of having it silently dropped.
 OPTIONAL_FIELDS = ("quantity", "volume_m3", *DETAIL_FIELDS)
+# Fields of which an event must give exactly one (a dispatch goes to a commune or to a stand).
+EXACTLY_ONE: dict[str, tuple[str, ...]] = {"dispatched": ("to_commune", "to_stand")}
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,9 @@ def check_shape(event: ScanEvent, item_type: ItemType) -> tuple[str, str] | None
     for name in transition.needs:
         if getattr(event, name) is None:
             return ("missing_field", f"{event.event_type} needs {name}")
-    if event.event_type == "dispatched" and (event.to_commune is None) == (event.to_stand is None):
-        return ("missing_field", "dispatched needs exactly one of to_commune and to_stand")
+    one_of = EXACTLY_ONE.get(event.event_type, ())
+    if one_of and sum(getattr(event, name) is not None for name in one_of) != 1:
+        return ("missing_field", f"{event.event_type} needs exactly one of {' and '.join(one_of)}")
     allowed_fields = set(transition.needs) | set(transition.uses)
     for name in OPTIONAL_FIELDS:
         if getattr(event, name) is not None and name not in allowed_fields:

@@ -18,7 +18,8 @@ from smarttrees.errors import SmartTreesError
 
 # A phone photo is a few megapixels; anything far larger is refused rather than decoded.
 MAX_PIXELS = 40_000_000
-_TREE_URL = re.compile(r"/collections/trees/items/(\d+)/?(?:\?.*)?$")
+TREE_URL_PATTERN = r"/collections/trees/items/(\d+)/?(?:\?.*)?$"  # a tree tag's QR
+_TREE_URL = re.compile(TREE_URL_PATTERN)
 
 
 class ImageError(SmartTreesError):

@@ -1,0 +1,150 @@
+"""The field app (``/field/``): a phone page that scans tags and records custody events offline.
+
+The page, its script and its service worker are static files in ``gis_api/static/field``; the
+camera decoder (zxing-wasm) is vendored under ``gis_api/static/vendor``. Everything the page
+links is relative, so the app works under any path prefix.
+
+Routes
+------
+- ``/field``: redirects to ``/field/`` (the service worker's scope is the folder).
+- ``/field/``: the page.
+- ``/field/sw.js``: the service worker, which caches the app shell.
+- ``/field/manifest.webmanifest`` and ``/field/icons/{192,512}.png``: what makes it installable.
+- ``/field/rules.json``: the code and custody rules as data (:func:`barcodes.rules.rules_document`),
+  which the page checks codes and events with before queueing them.
+- ``/field/me``: who a field token belongs to (the sign-in check).
+- ``/field/static/...``: the page's script and style, and the vendored decoder.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import orjson
+from PIL import Image, ImageDraw
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from barcodes.rules import rules_document
+from gis_api.auth import require_role
+from gis_api.errors import NotFound
+
+ICON_SIZES = (192, 512)
+# Dark green on white: legible in sunlight, and the colours of the labels.
+INK = "#0b3d1f"
+PAPER = "#ffffff"
+
+MANIFEST: dict[str, Any] = {
+    "name": "SmartTrees – Hiện trường",
+    "short_name": "SmartTrees",
+    "description": "Quét tem, ghi sự kiện chuỗi hành trình, làm việc không cần mạng",
+    "lang": "vi",
+    "start_url": "./",
+    "scope": "./",
+    "display": "standalone",
+    "orientation": "portrait",
+    "background_color": PAPER,
+    "theme_color": INK,
+    "icons": [
+        {
+            "src": f"icons/{size}.png",
+            "sizes": f"{size}x{size}",
+            "type": "image/png",
+            "purpose": "any maskable",
+        }
+        for size in ICON_SIZES
+    ],
+}
+
+
+def _static(name: str) -> str:
+    return resources.files("gis_api").joinpath(f"static/field/{name}").read_text(encoding="utf-8")
+
+
+def _json(doc: Any, media_type: str = "application/json", cache: str = "no-cache") -> Response:
+    return Response(orjson.dumps(doc), media_type=media_type, headers={"Cache-Control": cache})
+
+
+async def redirect_to_folder(request: Request) -> Response:
+    """``/field`` → ``/field/``: relative links and the worker's scope need the folder."""
+    return RedirectResponse(str(request.url.replace(path=request.url.path + "/")), 308)
+
+
+async def page(request: Request) -> Response:
+    """The app's page (the app shell)."""
+    return Response(
+        _static("index.html"), media_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def service_worker(request: Request) -> Response:
+    """The service worker; never cached by HTTP, so a new version is picked up on the next visit."""
+    return Response(
+        _static("sw.js"), media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def manifest(request: Request) -> Response:
+    """The web app manifest (Vietnamese names: the app opens in Vietnamese)."""
+    return _json(MANIFEST, media_type="application/manifest+json")
+
+
+@lru_cache(maxsize=len(ICON_SIZES))
+def icon_png(size: int) -> bytes:
+    """The app icon at ``size`` pixels: a white tree and a tag's hole on dark green.
+
+    Drawn here rather than stored, so there is no binary to keep in step with the colours; the
+    shapes stay within the middle 80 % (the safe zone of a maskable icon).
+    """
+    image = Image.new("RGB", (size, size), INK)
+    draw = ImageDraw.Draw(image)
+    u = size / 100
+    draw.polygon([(50 * u, 18 * u), (74 * u, 58 * u), (26 * u, 58 * u)], fill=PAPER)
+    draw.polygon([(50 * u, 32 * u), (80 * u, 72 * u), (20 * u, 72 * u)], fill=PAPER)
+    draw.rectangle([44 * u, 72 * u, 56 * u, 84 * u], fill=PAPER)
+    draw.ellipse([44 * u, 44 * u, 56 * u, 56 * u], fill=INK)
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+async def icon(request: Request) -> Response:
+    """One of the app icons, ``/field/icons/192.png`` or ``512.png``."""
+    name: str = request.path_params["filename"]
+    size = name.removesuffix(".png")
+    if not name.endswith(".png") or not size.isdigit() or int(size) not in ICON_SIZES:
+        raise NotFound(f"no icon {name!r}: there are {', '.join(f'{s}.png' for s in ICON_SIZES)}")
+    return Response(
+        icon_png(int(size)), media_type="image/png", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
+async def rules(request: Request) -> Response:
+    """The code and custody rules the page checks with (public: they hold no data)."""
+    return _json(rules_document())
+
+
+async def me(request: Request) -> Response:
+    """Who the request's token belongs to; 401/403 unless it is a field (or admin) token."""
+    who = await require_role(request, "field")
+    return _json({"username": who.username, "role": who.role}, cache="no-store")
+
+
+def routes() -> list[BaseRoute]:
+    """The field app's routes."""
+    static = StaticFiles(packages=[("gis_api", "static")])
+    return [
+        Route("/field", redirect_to_folder, methods=["GET"], name="field_redirect"),
+        Route("/field/", page, methods=["GET"], name="field"),
+        Route("/field/sw.js", service_worker, methods=["GET"], name="field_sw"),
+        Route("/field/manifest.webmanifest", manifest, methods=["GET"], name="field_manifest"),
+        Route("/field/icons/{filename}", icon, methods=["GET"], name="field_icon"),
+        Route("/field/rules.json", rules, methods=["GET"], name="field_rules"),
+        Route("/field/me", me, methods=["GET"], name="field_me"),
+        Mount("/field/static", static, name="field_static"),
+    ]
