@@ -1,0 +1,740 @@
+/* SmartTrees field app: scan or type a tag's code, see the item, record custody events offline.
+ *
+ * Every rule comes from the server as data (rules.json, built by barcodes/rules.py): the code's
+ * shape and check alphabet, each item type's events with the states they follow and the fields
+ * they need. Events wait in IndexedDB, each with its client event id and this device's id, until
+ * POST /api/scans takes them; the server is idempotent on (device_id, client_event_id), so a
+ * batch resent after a cut is recorded once. A refused event stays in the queue, with the
+ * server's rule and message, until the user drops it or edits and resends it.
+ */
+"use strict";
+
+const API = "../api/";
+const BATCH = 200;
+const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000, 60000];
+const TOKEN_KEY = "smarttrees.field.token";
+const DEVICE_KEY = "smarttrees.field.device";
+const LANG_KEY = "smarttrees.field.lang";
+const RULES_KEY = "smarttrees.field.rules";
+
+const TEXT = {
+  vi: {
+    signin_title: "Đăng nhập", token_label: "Mã truy cập hiện trường", signin: "Đăng nhập",
+    signout: "Đăng xuất", code_label: "Mã tem", lookup: "Xem", camera: "Quét camera",
+    camera_stop: "Dừng camera", record_title: "Ghi sự kiện", record: "Ghi lại",
+    queue_title: "Chờ gửi", sync: "Gửi ngay", device: "Thiết bị", drop: "Bỏ",
+    edit: "Sửa và gửi lại", online: "Có mạng", offline: "Mất mạng",
+    code_incomplete: "Đang nhập…", code_ok: "✓ Mã hợp lệ", code_shape: "✗ Không phải mã SmartTrees (ví dụ SL-00000042-4)",
+    code_prefix: "✗ Loại mã không rõ: dùng SL, TL, TR hoặc TC",
+    code_check: "✗ Sai ký tự kiểm tra: mã bị nhập hoặc đọc nhầm",
+    unknown_item: "Không có tem nào mang mã này", offline_copy: "Bản lưu trên máy (không có mạng)",
+    offline_unknown: "Không có mạng: chưa biết trạng thái, mọi sự kiện của loại này được phép",
+    state: "Trạng thái", no_events: "Trạng thái hiện tại không cho phép sự kiện nào",
+    required: "bắt buộc", exactly_one: "Điền đúng một trong hai ô",
+    field_required: "Cần điền", field_number: "Phải là số", field_min: "Phải lớn hơn",
+    field_max: "Tối đa", field_long: "Quá dài, tối đa", no_gps: "Chưa có vị trí GPS: ra chỗ thoáng và thử lại",
+    queued: "Đã lưu vào hàng chờ", pending: "chờ gửi", conflict: "bị từ chối",
+    signin_bad: "Mã truy cập không đúng hoặc không phải của đội hiện trường",
+    signin_offline: "Cần có mạng để đăng nhập lần đầu", session_expired: "Phiên đăng nhập hết hạn: đăng nhập lại",
+    camera_none: "Không mở được camera", scanned: "Đã quét",
+    type: "Loại", species: "Loài", origin: "Nguồn gốc", quantity_left: "Còn lại",
+    seedling_lot: "Lô cây giống", timber_log: "Khúc gỗ", transport_load: "Chuyến xe", tree: "Cây",
+    ev_certified: "Cấp chứng chỉ", ev_ready: "Sẵn sàng xuất", ev_dispatched: "Xuất vườn",
+    ev_planted: "Đã trồng", ev_felled: "Chặt hạ", ev_at_landing: "Đến bãi gỗ",
+    ev_loaded: "Bốc lên xe", ev_received: "Đã nhận", ev_processed: "Đã chế biến", ev_sold: "Đã bán",
+    ev_inspected: "Kiểm tra",
+    f_quantity: "Số cây", f_volume_m3: "Thể tích (m³)", f_to_commune: "Mã xã nhận",
+    f_to_stand: "Mã lô rừng nhận", f_certificate_no: "Số chứng chỉ", f_fpl_number: "Số bảng kê lâm sản",
+    f_load_code: "Mã tem chuyến xe", f_vehicle_plate: "Biển số xe", f_destination_kind: "Nơi nhận là",
+    f_destination: "Tên nơi nhận", f_note: "Ghi chú", mill: "Xưởng", yard: "Bãi",
+  },
+  en: {
+    signin_title: "Sign in", token_label: "Field token", signin: "Sign in", signout: "Sign out",
+    code_label: "Tag code", lookup: "Look up", camera: "Scan with camera", camera_stop: "Stop camera",
+    record_title: "Record an event", record: "Record", queue_title: "Waiting to send",
+    sync: "Send now", device: "Device", drop: "Drop", edit: "Edit and resend", online: "Online",
+    offline: "Offline", code_incomplete: "Typing…", code_ok: "✓ Valid code",
+    code_shape: "✗ Not a SmartTrees code (e.g. SL-00000042-4)",
+    code_prefix: "✗ Unknown type: use SL, TL, TR or TC",
+    code_check: "✗ Wrong check character: the code was mistyped or misread",
+    unknown_item: "No tag has this code", offline_copy: "Copy kept on this phone (offline)",
+    offline_unknown: "Offline: state unknown, every event of this type is offered",
+    state: "State", no_events: "No event is allowed in the current state",
+    required: "required", exactly_one: "Fill in exactly one of the two",
+    field_required: "Required", field_number: "Must be a number", field_min: "Must be more than",
+    field_max: "At most", field_long: "Too long, at most", no_gps: "No GPS fix yet: move into the open and try again",
+    queued: "Saved in the queue", pending: "pending", conflict: "refused",
+    signin_bad: "The token is wrong or not a field team's", signin_offline: "Signing in the first time needs a connection",
+    session_expired: "Signed out: sign in again", camera_none: "The camera could not be opened",
+    scanned: "Scanned", type: "Type", species: "Species", origin: "Origin", quantity_left: "Left",
+    seedling_lot: "Seedling lot", timber_log: "Timber log", transport_load: "Transport load", tree: "Tree",
+    ev_certified: "Certified", ev_ready: "Ready", ev_dispatched: "Dispatched", ev_planted: "Planted",
+    ev_felled: "Felled", ev_at_landing: "At landing", ev_loaded: "Loaded", ev_received: "Received",
+    ev_processed: "Processed", ev_sold: "Sold", ev_inspected: "Inspected",
+    f_quantity: "Seedlings", f_volume_m3: "Volume (m³)", f_to_commune: "Receiving commune code",
+    f_to_stand: "Receiving stand code", f_certificate_no: "Certificate no.", f_fpl_number: "Forest-product list no.",
+    f_load_code: "Transport load tag", f_vehicle_plate: "Vehicle plate", f_destination_kind: "Destination is a",
+    f_destination: "Destination name", f_note: "Note", mill: "Mill", yard: "Yard",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  lang: localStorage.getItem(LANG_KEY) || "vi",
+  rules: null,
+  item: null, // {code, item_type, trace|null, status|null, offline}
+  eventType: null,
+  editing: null, // client_event_id of the refused event being edited
+  syncing: false,
+  failures: 0,
+  retryTimer: null,
+};
+
+function t(key) {
+  return TEXT[state.lang][key] ?? TEXT.en[key] ?? key;
+}
+
+function deviceId() {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    id = crypto.randomUUID();
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+function say(text, kind = "error") {
+  const box = $("message");
+  box.textContent = text;
+  box.className = kind === "info" ? "info" : "";
+  box.hidden = !text;
+}
+
+/* ---- codes: the MOD 37-36 check of barcodes/codes.py, with the server's alphabet ---------- */
+
+function compact(text) {
+  return text.replace(/[\s-]/g, "").toUpperCase();
+}
+
+/** The ISO 7064 hybrid-system check character of `body` (python-stdnum's mod_37_36). */
+function checkCharacter(body, alphabet) {
+  const m = alphabet.length;
+  let check = Math.floor(m / 2);
+  for (const ch of body) {
+    const value = alphabet.indexOf(ch);
+    if (value < 0) return null;
+    check = ((((check || m) * 2) % (m + 1)) + value) % m;
+  }
+  return alphabet[(((1 - (((check || m) * 2) % (m + 1))) % m) + m) % m];
+}
+
+function canonical(prefix, digits, check, width) {
+  return `${prefix}-${digits.padStart(width, "0")}-${check}`;
+}
+
+/** {ok, code, itemType} or {ok: false, reason: "incomplete"|"shape"|"prefix"|"check"}. */
+function checkCode(text) {
+  const rules = state.rules.code;
+  const raw = compact(text);
+  if (!raw) return { ok: false, reason: "empty" };
+  const match = raw.match(new RegExp(rules.pattern));
+  if (!match) {
+    const partial = /^[A-Z]{0,2}$|^[A-Z]{2}\d*$/.test(raw);
+    return { ok: false, reason: partial ? "incomplete" : "shape" };
+  }
+  const [, prefix, digits, check] = match;
+  if (!(prefix in rules.prefixes)) return { ok: false, reason: "prefix" };
+  // Until the number is complete the last digit is not yet a check character.
+  if (digits.length < rules.number_width && /\d/.test(check)) return { ok: false, reason: "incomplete" };
+  if (checkCharacter(prefix + digits, rules.check_alphabet) !== check) return { ok: false, reason: "check" };
+  const code = `${prefix}-${digits}-${check}`;
+  return { ok: true, code, itemType: rules.prefixes[prefix] };
+}
+
+/** Our code in a scanned symbol's text: plain, GS1 (10)/(21), or a tree tag's URL. */
+function codeFromSymbol(text) {
+  const gs = state.rules.gs1.group_separator;
+  let candidate = text;
+  if (text.startsWith("(") || text.startsWith(gs) || /^01\d{14}/.test(text)) {
+    const fields = parseElementString(text);
+    candidate = fields["21"] || fields["10"] || "";
+  } else {
+    const tree = text.match(new RegExp(state.rules.tree_url_pattern));
+    if (tree) {
+      const prefix = state.rules.item_types.tree.prefix;
+      const digits = tree[1].padStart(state.rules.code.number_width, "0");
+      return `${prefix}-${digits}-${checkCharacter(prefix + digits, state.rules.code.check_alphabet)}`;
+    }
+  }
+  const result = checkCode(candidate);
+  return result.ok ? result.code : null;
+}
+
+function parseElementString(text) {
+  const { ais, group_separator: gs } = state.rules.gs1;
+  if (text.startsWith("(")) {
+    return Object.fromEntries([...text.matchAll(/\((\d{2,4})\)([^(]*)/g)].map((m) => [m[1], m[2]]));
+  }
+  const fields = {};
+  let rest = text.replace(/^[\x1d\xf1]+/, "");
+  while (rest) {
+    const ai = rest.slice(0, 2);
+    if (!(ai in ais)) break;
+    const [fixed] = ais[ai];
+    rest = rest.slice(2);
+    if (fixed !== null) {
+      fields[ai] = rest.slice(0, fixed);
+      rest = rest.slice(fixed);
+    } else {
+      const end = rest.indexOf(gs);
+      fields[ai] = end < 0 ? rest : rest.slice(0, end);
+      rest = end < 0 ? "" : rest.slice(end + 1);
+    }
+  }
+  return fields;
+}
+
+/* ---- the queue: IndexedDB ------------------------------------------------------------------ */
+
+let dbPromise = null;
+
+function db() {
+  dbPromise ??= new Promise((resolve, reject) => {
+    const request = indexedDB.open("smarttrees-field", 1);
+    request.onupgradeneeded = () => {
+      request.result.createObjectStore("queue", { keyPath: "client_event_id" });
+      request.result.createObjectStore("items", { keyPath: "code" });
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  return dbPromise;
+}
+
+async function store(name, mode, work) {
+  const handle = await db();
+  return new Promise((resolve, reject) => {
+    const tx = handle.transaction(name, mode);
+    const result = work(tx.objectStore(name));
+    tx.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+const queueAll = async () => (await store("queue", "readonly", (s) => s.getAll())).sort((a, b) => a.seq - b.seq);
+const queuePut = (records) => store("queue", "readwrite", (s) => records.forEach((r) => s.put(r)));
+const queueDelete = (ids) => store("queue", "readwrite", (s) => ids.forEach((id) => s.delete(id)));
+
+/* ---- signing in ---------------------------------------------------------------------------- */
+
+function token() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+async function signIn() {
+  const value = $("token").value.trim();
+  if (!value) return;
+  try {
+    const response = await fetch("me", { headers: { Authorization: `Bearer ${value}` } });
+    if (!response.ok) {
+      say(t("signin_bad"));
+      return;
+    }
+  } catch {
+    say(t("signin_offline"));
+    return;
+  }
+  localStorage.setItem(TOKEN_KEY, value);
+  $("token").value = "";
+  say("");
+  show();
+  sync();
+}
+
+function signOut() {
+  localStorage.removeItem(TOKEN_KEY);
+  show();
+}
+
+function show() {
+  const signedIn = Boolean(token());
+  $("signin").hidden = signedIn;
+  $("scan").hidden = !signedIn;
+  if (!signedIn) $("item").hidden = true;
+}
+
+/* ---- typing and scanning a code ------------------------------------------------------------ */
+
+function onCodeInput() {
+  const result = checkCode($("code").value);
+  const status = $("code-status");
+  const messages = { shape: "code_shape", prefix: "code_prefix", check: "code_check", incomplete: "code_incomplete" };
+  status.textContent = result.ok ? t("code_ok") : result.reason === "empty" ? "" : t(messages[result.reason]);
+  status.className = `status ${result.ok ? "ok" : result.reason === "incomplete" ? "wait" : "bad"}`;
+  $("code").setAttribute("aria-invalid", String(!result.ok && !["incomplete", "empty"].includes(result.reason)));
+  $("lookup").disabled = !result.ok;
+}
+
+async function lookUp(code) {
+  const result = checkCode(code);
+  if (!result.ok) return;
+  say("");
+  let trace = null;
+  let offline = false;
+  try {
+    const response = await fetch(`${API}trace/${encodeURIComponent(result.code)}`, {
+      headers: { Authorization: `Bearer ${token()}` },
+    });
+    if (response.status === 404) {
+      $("item").hidden = true;
+      say(`${result.code}: ${t("unknown_item")}`);
+      return;
+    }
+    if (response.status === 401) return sessionExpired();
+    if (!response.ok) throw new Error(String(response.status));
+    trace = await response.json();
+    await store("items", "readwrite", (s) => s.put(trace));
+  } catch {
+    offline = true;
+    trace = (await store("items", "readonly", (s) => s.get(result.code))) || null;
+  }
+  state.item = { code: result.code, item_type: result.itemType, trace, offline };
+  await renderItem();
+}
+
+const camera = { stream: null, timer: null, detector: null, zxingReady: null };
+
+async function startCamera() {
+  if (camera.stream) return stopCamera();
+  try {
+    camera.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+  } catch {
+    say(t("camera_none"));
+    return;
+  }
+  const video = $("camera");
+  video.srcObject = camera.stream;
+  video.hidden = false;
+  await video.play();
+  $("camera-btn").textContent = t("camera_stop");
+  camera.timer = setInterval(scanFrame, 300);
+}
+
+function stopCamera() {
+  clearInterval(camera.timer);
+  camera.stream?.getTracks().forEach((track) => track.stop());
+  camera.stream = null;
+  $("camera").hidden = true;
+  $("camera-btn").textContent = t("camera");
+}
+
+/** The texts of the symbols in the current frame: BarcodeDetector if the browser has it, else zxing-wasm. */
+async function decodeFrame(video) {
+  if ("BarcodeDetector" in window) {
+    camera.detector ??= new window.BarcodeDetector({ formats: ["code_128", "qr_code"] });
+    return (await camera.detector.detect(video)).map((found) => found.rawValue);
+  }
+  camera.zxingReady ??= window.ZXingWASM.prepareZXingModule({
+    overrides: { locateFile: (path, prefix) => (path.endsWith(".wasm") ? `static/vendor/zxing-wasm/${path}` : prefix + path) },
+    fireImmediately: true,
+  });
+  await camera.zxingReady;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  if (!canvas.width) return [];
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(video, 0, 0);
+  const image = context.getImageData(0, 0, canvas.width, canvas.height);
+  const results = await window.ZXingWASM.readBarcodes(image, { formats: ["Code128", "QRCode"], tryHarder: true });
+  return results.filter((r) => r.isValid).map((r) => r.text);
+}
+
+let scanning = false;
+async function scanFrame() {
+  if (scanning || !camera.stream) return;
+  scanning = true;
+  try {
+    for (const text of await decodeFrame($("camera"))) {
+      const code = codeFromSymbol(text);
+      if (code) {
+        stopCamera();
+        $("code").value = code;
+        onCodeInput();
+        say(`${t("scanned")}: ${code}`, "info");
+        await lookUp(code);
+        break;
+      }
+    }
+  } catch (error) {
+    console.warn("decode failed", error);
+  } finally {
+    scanning = false;
+  }
+}
+
+/* ---- the item and the events it allows ----------------------------------------------------- */
+
+/** The item's state: the server's, moved on by the events still waiting in the queue. */
+async function currentStatus(item) {
+  const order = state.rules.item_types[item.item_type].states;
+  let status = item.trace?.item?.status ?? null;
+  if (status === null && !item.trace) return null;
+  const events = state.rules.item_types[item.item_type].events;
+  for (const record of await queueAll()) {
+    if (record.event.code !== item.code || record.state !== "pending") continue;
+    const next = events[record.event.event_type]?.to;
+    if (next && (status === null || order.indexOf(next) > order.indexOf(status))) status = next;
+  }
+  return status;
+}
+
+function allowedEvents(itemType, status, known) {
+  const events = state.rules.item_types[itemType].events;
+  return Object.keys(events).filter((name) => {
+    const from = events[name].from;
+    return !known || from.length === 0 || from.includes(status);
+  });
+}
+
+async function renderItem() {
+  const item = state.item;
+  const { trace } = item;
+  $("item").hidden = false;
+  $("item-code").textContent = item.code;
+  const status = await currentStatus(item);
+  const known = Boolean(trace) && (status !== null || state.rules.item_types[item.item_type].states.length === 0);
+  const summary = $("item-summary");
+  summary.textContent = item.offline ? (trace ? t("offline_copy") : t("offline_unknown")) : "";
+  summary.className = `status ${item.offline ? "wait" : ""}`;
+  const details = [[t("type"), t(item.item_type)]];
+  if (status) details.push([t("state"), status]);
+  if (trace?.item?.species) details.push([t("species"), trace.item.species]);
+  const origin = trace?.item?.nursery || trace?.item?.stand_code || trace?.item?.commune_code;
+  if (origin) details.push([t("origin"), origin]);
+  if (trace?.item?.quantity != null) {
+    details.push([t("quantity_left"), String(trace.item.quantity - (trace.item.quantity_dispatched || 0))]);
+  }
+  $("item-details").replaceChildren(...details.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  const last = (trace?.events || []).slice(-5).reverse();
+  $("item-events").replaceChildren(
+    ...last.map((e) => el("li", `${e.occurred_at.slice(0, 16).replace("T", " ")} · ${t(`ev_${e.event_type}`)}`)),
+  );
+  const allowed = allowedEvents(item.item_type, status, known);
+  const buttons = allowed.map((name) => {
+    const button = el("button", t(`ev_${name}`));
+    button.type = "button";
+    button.dataset.event = name;
+    button.setAttribute("aria-pressed", "false");
+    button.addEventListener("click", () => chooseEvent(name));
+    return button;
+  });
+  $("event-types").replaceChildren(...(buttons.length ? buttons : [el("p", t("no_events"))]));
+  $("event-form").hidden = true;
+  state.eventType = null;
+}
+
+function el(tag, text) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function chooseEvent(name, values = {}) {
+  state.eventType = name;
+  for (const button of $("event-types").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.event === name));
+  }
+  const rule = state.rules.item_types[state.item.item_type].events[name];
+  const names = [...rule.needs, ...rule.uses, "note"];
+  $("event-fields").replaceChildren(...names.map((field) => fieldInput(field, rule.needs.includes(field), values[field])));
+  if (rule.exactly_one.length) $("event-fields").append(Object.assign(el("p", t("exactly_one")), { className: "hint" }));
+  $("event-form").hidden = false;
+}
+
+function fieldInput(name, required, value) {
+  const schema = state.rules.fields[name];
+  const wrap = el("div");
+  const label = el("label", t(`f_${name}`) + (required ? ` (${t("required")})` : ""));
+  label.htmlFor = `f-${name}`;
+  let input;
+  if (schema.enum) {
+    input = el("select");
+    input.append(el("option", ""), ...schema.enum.map((v) => Object.assign(el("option", t(v)), { value: v })));
+  } else {
+    input = el("input");
+    if (schema.type === "integer" || schema.type === "number") {
+      input.type = "number";
+      input.inputMode = schema.type === "integer" ? "numeric" : "decimal";
+      input.step = schema.type === "integer" ? "1" : "any";
+    }
+    if (schema.maxLength) input.maxLength = schema.maxLength;
+  }
+  input.id = `f-${name}`;
+  input.name = name;
+  if (value != null) input.value = String(value);
+  const problem = Object.assign(el("p"), { className: "status bad", id: `f-${name}-problem` });
+  wrap.append(label, input, problem);
+  return wrap;
+}
+
+/** The event's fields from the form, checked by the field schemas; {values} or {problems}. */
+function readFields(rule) {
+  const values = {};
+  const problems = {};
+  for (const input of $("event-fields").querySelectorAll("input, select")) {
+    const name = input.name;
+    const schema = state.rules.fields[name];
+    const text = input.value.trim();
+    if (!text) {
+      if (rule.needs.includes(name)) problems[name] = t("field_required");
+      continue;
+    }
+    if (schema.type === "integer" || schema.type === "number") {
+      const number = Number(text);
+      if (!Number.isFinite(number) || (schema.type === "integer" && !Number.isInteger(number))) {
+        problems[name] = t("field_number");
+      } else if (schema.exclusiveMinimum !== undefined && number <= schema.exclusiveMinimum) {
+        problems[name] = `${t("field_min")} ${schema.exclusiveMinimum}`;
+      } else if (schema.maximum !== undefined && number > schema.maximum) {
+        problems[name] = `${t("field_max")} ${schema.maximum}`;
+      } else {
+        values[name] = number;
+      }
+    } else if (schema.maxLength && text.length > schema.maxLength) {
+      problems[name] = `${t("field_long")} ${schema.maxLength}`;
+    } else {
+      values[name] = text;
+    }
+  }
+  if (rule.exactly_one.length && rule.exactly_one.filter((n) => n in values).length !== 1) {
+    for (const name of rule.exactly_one) problems[name] = t("exactly_one");
+  }
+  return { values, problems };
+}
+
+function position() {
+  return new Promise((resolve) => {
+    if (!navigator.geolocation) return resolve(null);
+    navigator.geolocation.getCurrentPosition(
+      (p) => resolve([p.coords.longitude, p.coords.latitude]),
+      () => resolve(null),
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
+    );
+  });
+}
+
+async function record(submit) {
+  submit.preventDefault();
+  const rule = state.rules.item_types[state.item.item_type].events[state.eventType];
+  const { values, problems } = readFields(rule);
+  for (const input of $("event-fields").querySelectorAll("input, select")) {
+    $(`f-${input.name}-problem`).textContent = problems[input.name] || "";
+    input.setAttribute("aria-invalid", String(input.name in problems));
+  }
+  if (Object.keys(problems).length) return;
+  const where = await position();
+  if (!where) {
+    say(t("no_gps"));
+    return;
+  }
+  const clientEventId = crypto.randomUUID();
+  const event = {
+    device_id: deviceId(),
+    client_event_id: clientEventId,
+    code: state.item.code,
+    event_type: state.eventType,
+    occurred_at: new Date().toISOString(),
+    location: { type: "Point", coordinates: where },
+    ...values,
+  };
+  await queuePut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), event, state: "pending", problem: null }]);
+  if (state.editing) {
+    await queueDelete([state.editing]); // the refused original was never stored by the server
+    state.editing = null;
+  }
+  say(`${t("queued")}: ${t(`ev_${state.eventType}`)} · ${state.item.code}`, "info");
+  await renderItem();
+  await renderQueue();
+  sync();
+}
+let seqCounter = 0;
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+async function renderQueue() {
+  const records = await queueAll();
+  $("queue-count").textContent = String(records.length);
+  $("queue-list").replaceChildren(
+    ...records.map((r) => {
+      const li = el("li");
+      li.className = r.state;
+      li.dataset.id = r.client_event_id;
+      li.append(el("div", `${r.event.code} · ${t(`ev_${r.event.event_type}`)} · ${t(r.state)}`));
+      if (r.problem) {
+        li.append(Object.assign(el("div", `${r.problem.rule}: ${r.problem.message}`), { className: "problem" }));
+        const actions = Object.assign(el("div"), { className: "actions" });
+        const drop = Object.assign(el("button", t("drop")), { type: "button", className: "drop" });
+        drop.addEventListener("click", async () => {
+          await queueDelete([r.client_event_id]);
+          await renderQueue();
+        });
+        const edit = Object.assign(el("button", t("edit")), { type: "button", className: "edit" });
+        edit.addEventListener("click", () => editRefused(r));
+        actions.append(drop, edit);
+        li.append(actions);
+      }
+      return li;
+    }),
+  );
+}
+
+async function editRefused(record) {
+  $("code").value = record.event.code;
+  onCodeInput();
+  await lookUp(record.event.code);
+  state.editing = record.client_event_id;
+  const events = state.rules.item_types[state.item.item_type].events;
+  const name = record.event.event_type in events ? record.event.event_type : null;
+  if (name && $("event-types").querySelector(`[data-event="${name}"]`)) chooseEvent(name, record.event);
+  $("item").scrollIntoView();
+}
+
+function sessionExpired() {
+  localStorage.removeItem(TOKEN_KEY);
+  say(t("session_expired"));
+  show();
+}
+
+function retryLater() {
+  clearTimeout(state.retryTimer);
+  const wait = BACKOFF_MS[Math.min(state.failures, BACKOFF_MS.length - 1)];
+  state.failures += 1;
+  state.retryTimer = setTimeout(sync, wait * (0.75 + Math.random() / 2));
+}
+
+/** Send the pending events in batches until none is left, one sender at a time (Web Locks). */
+async function sync() {
+  if (!token()) return;
+  const run = () => sendAll().finally(renderQueue);
+  if (navigator.locks) return navigator.locks.request("smarttrees-field-sync", { ifAvailable: true }, (lock) => lock && run());
+  if (state.syncing) return;
+  state.syncing = true;
+  try {
+    await run();
+  } finally {
+    state.syncing = false;
+  }
+}
+
+async function sendAll() {
+  let size = Math.min(BATCH, state.rules.max_batch);
+  for (;;) {
+    const pending = (await queueAll()).filter((r) => r.state === "pending");
+    if (!pending.length) return;
+    const batch = pending.slice(0, size);
+    let response;
+    try {
+      response = await fetch(`${API}scans`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ events: batch.map((r) => r.event) }),
+      });
+    } catch {
+      return retryLater(); // no connection, or cut during the upload: resent as is, recorded once
+    }
+    if (response.ok) {
+      state.failures = 0;
+      await queueDelete(batch.map((r) => r.client_event_id));
+      continue;
+    }
+    if (response.status === 401 || response.status === 403) return sessionExpired();
+    if (response.status === 413 && size > 1) {
+      size = Math.max(1, Math.floor(size / 2));
+      continue;
+    }
+    const body = await response.json().catch(() => null);
+    const problems = body?.problems;
+    if ((response.status === 409 || response.status === 422 || response.status === 404) && Array.isArray(problems) && problems.length) {
+      // All or nothing: nothing of the batch was stored. Keep the refused events aside, with
+      // the server's rule and message; the others go again at once.
+      const refused = problems
+        .filter((p) => Number.isInteger(p.index) && batch[p.index])
+        .map((p) => ({ ...batch[p.index], state: "conflict", problem: { rule: p.rule, message: p.message, status: p.status ?? response.status } }));
+      if (!refused.length) return retryLater();
+      await queuePut(refused);
+      continue;
+    }
+    return retryLater(); // busy, unavailable, or an answer we do not understand: later
+  }
+}
+
+/* ---- start --------------------------------------------------------------------------------- */
+
+function translate() {
+  document.documentElement.lang = state.lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  $("lang").textContent = state.lang === "vi" ? "EN" : "VI";
+  $("camera-btn").textContent = camera.stream ? t("camera_stop") : t("camera");
+  showNetwork();
+  if (state.rules) {
+    onCodeInput();
+    renderQueue();
+    if (state.item) renderItem();
+  }
+}
+
+function showNetwork() {
+  const online = navigator.onLine;
+  $("net").textContent = online ? t("online") : t("offline");
+  $("net").className = `badge ${online ? "" : "offline"}`;
+}
+
+async function loadRules() {
+  try {
+    const response = await fetch("rules.json");
+    if (!response.ok) throw new Error(String(response.status));
+    const rules = await response.json();
+    localStorage.setItem(RULES_KEY, JSON.stringify(rules));
+    return rules;
+  } catch {
+    return JSON.parse(localStorage.getItem(RULES_KEY) || "null");
+  }
+}
+
+async function start() {
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch((e) => console.warn(e));
+  state.rules = await loadRules();
+  $("device").textContent = deviceId();
+  $("lang").addEventListener("click", () => {
+    state.lang = state.lang === "vi" ? "en" : "vi";
+    localStorage.setItem(LANG_KEY, state.lang);
+    translate();
+  });
+  $("signin-btn").addEventListener("click", signIn);
+  $("signout").addEventListener("click", signOut);
+  $("code").addEventListener("input", onCodeInput);
+  $("code").addEventListener("keydown", (e) => e.key === "Enter" && !$("lookup").disabled && lookUp($("code").value));
+  $("lookup").addEventListener("click", () => lookUp($("code").value));
+  $("camera-btn").addEventListener("click", startCamera);
+  $("event-form").addEventListener("submit", record);
+  $("sync").addEventListener("click", () => {
+    state.failures = 0;
+    sync();
+  });
+  window.addEventListener("online", () => {
+    showNetwork();
+    state.failures = 0;
+    sync();
+  });
+  window.addEventListener("offline", showNetwork);
+  setInterval(sync, 30000);
+  translate();
+  show();
+  await renderQueue();
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, deviceId };
+  sync();
+}
+
+start();

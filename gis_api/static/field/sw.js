@@ -1,0 +1,56 @@
+/* The field app's service worker: keeps the app shell and the rules so the app opens offline.
+ *
+ * Network first (a few seconds at most), the cached copy otherwise: a phone with signal always
+ * gets the current app, one without still gets the last. Only GETs of the app's own files are
+ * touched; scans (POST /api/scans) and traces go to the network untouched, and the page keeps
+ * its own queue and copies of what it looked up (IndexedDB).
+ */
+const CACHE = "smarttrees-field-v1";
+const SHELL = [
+  "./",
+  "manifest.webmanifest",
+  "icons/192.png",
+  "icons/512.png",
+  "rules.json",
+  "static/field/app.js",
+  "static/field/field.css",
+  "static/vendor/zxing-wasm/zxing-reader.js",
+  "static/vendor/zxing-wasm/zxing_reader.wasm",
+];
+const NETWORK_WAIT_MS = 4000;
+const scope = new URL(self.registration.scope);
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+async function networkFirst(request) {
+  const cache = await caches.open(CACHE);
+  try {
+    const response = await Promise.race([
+      fetch(request),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("slow network")), NETWORK_WAIT_MS)),
+    ]);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (error) {
+    const cached = await cache.match(request, { ignoreSearch: true });
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+self.addEventListener("fetch", (event) => {
+  const url = new URL(event.request.url);
+  if (event.request.method !== "GET" || url.origin !== scope.origin) return;
+  if (!url.pathname.startsWith(scope.pathname) || url.pathname.endsWith("/me")) return;
+  event.respondWith(networkFirst(event.request));
+});

@@ -1,0 +1,251 @@
+"""The field app (/field/) on a phone-sized headless Chromium against the real server and PostGIS.
+
+A wrong check character is refused as it is typed; events recorded with the network cut reach
+the database exactly once after reconnecting, through a reload and an upload whose answer is
+lost; an event another phone got in first comes back as a conflict that stays until dropped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from barcodes.codes import PREFIXES, check_character, make_code
+from barcodes.gs1 import GS, element_string
+from barcodes.tags import issue_tags
+from smarttrees.database import connect
+from tests.test_webmap_browser import ARGS, CHROMIUM, SCREENSHOTS
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM or not __import__("os").path.exists(CHROMIUM), reason="no chromium"),
+]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def phone(browser: Any, where: tuple[float, float]) -> tuple[Any, Any, list[str]]:
+    """A phone-sized page with a GPS fix at ``where`` (lon, lat); also its page errors."""
+    context = browser.new_context(
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        geolocation={"longitude": where[0], "latitude": where[1]},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return context, page, errors
+
+
+def open_app(page: Any, server: str) -> None:
+    page.goto(f"{server}/field")
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+
+
+def sign_in(page: Any, token: str) -> None:
+    page.fill("#token", token)
+    page.click("#signin-btn")
+    page.locator("#code").wait_for()
+
+
+def look_up(page: Any, code: str) -> None:
+    page.fill("#code", "")
+    page.type("#code", code.lower().replace("-", " "))  # as typed: lower case, spaces
+    page.click("#lookup")
+    page.locator("#item-code", has_text=code).wait_for()
+
+
+def record(page: Any, event: str, **fields: str) -> None:
+    page.click(f'#event-types button[data-event="{event}"]')
+    for name, value in fields.items():
+        page.fill(f"#f-{name}", value)
+    page.click("#record")
+    page.locator("#message.info").wait_for()
+
+
+def queue(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate("smarttreesField.queueAll()")  # type: ignore[no-any-return]
+
+
+def test_codes_are_checked_as_typed_with_the_servers_rules(
+    browser: Any, live_server: str, field_token: str
+) -> None:
+    context, page, errors = phone(browser, (105.8, 21.6))
+    open_app(page, live_server)
+    assert page.evaluate("document.documentElement.lang") == "vi"
+    sign_in(page, field_token)
+
+    # The page's MOD 37-36 agrees with barcodes.codes on many codes of every type.
+    rng = random.Random(16)
+    bodies = [p + f"{rng.randrange(10**9):08d}" for p in PREFIXES.values() for _ in range(500)]
+    ours = page.evaluate(
+        "bodies => bodies.map(b => smarttreesField.checkCharacter(b, '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ'))",
+        bodies,
+    )
+    assert ours == [check_character(b) for b in bodies]
+
+    good = make_code("timber_log", 4242)
+    wrong = good[:-1] + ("A" if good[-1] != "A" else "B")
+    page.type("#code", wrong)
+    assert "ký tự kiểm tra" in page.inner_text("#code-status")  # "wrong check character"
+    assert page.is_disabled("#lookup")
+    assert page.get_attribute("#code", "aria-invalid") == "true"
+    page.fill("#code", "")
+    page.type("#code", good.lower())
+    assert page.inner_text("#code-status").startswith("✓")
+    assert page.is_enabled("#lookup")
+
+    page.click("#lang")  # English on request
+    assert page.inner_text("#code-status") == "✓ Valid code"
+
+    # Scanned symbols: GS1-128 (bracketed and raw with group separators) and a tree tag's URL.
+    fields = element_string("8934567", "seedling_lot", make_code("seedling_lot", 42))
+    raw = fields.barcode_data().replace("\xf1", GS)
+    for text in (fields.human_readable(), raw):
+        assert page.evaluate("t => smarttreesField.codeFromSymbol(t)", text) == make_code(
+            "seedling_lot", 42
+        )
+    url = f"{live_server}/collections/trees/items/77"
+    assert page.evaluate("t => smarttreesField.codeFromSymbol(t)", url) == make_code("tree", 77)
+    assert queue(page) == []
+    assert errors == []
+    context.close()
+
+
+def logs_at_one_stand(url: str) -> tuple[list[int], tuple[float, float], int]:
+    """Two felled logs of a stand whose allowance covers them, a point in it, a ready lot."""
+    with psycopg.connect(url) as conn:
+        stand, lon, lat = conn.execute(
+            "SELECT s.id, ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom)) "
+            "FROM smarttrees.stands s JOIN smarttrees.timber_logs g ON g.stand_id = s.id "
+            "WHERE g.status = 'felled' GROUP BY s.id HAVING count(*) >= 2 ORDER BY s.id LIMIT 1"
+        ).fetchone()
+        logs = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM smarttrees.timber_logs WHERE stand_id = %s AND status = 'felled' "
+                "ORDER BY id LIMIT 2",
+                [stand],
+            )
+        ]
+        conn.execute(  # room for both logs, so only the custody order can refuse them
+            "UPDATE smarttrees.stands SET harvest_allowed_m3 = 1e6 WHERE id = %s", [stand]
+        )
+        lot = conn.execute(
+            "SELECT id FROM smarttrees.seedling_lots WHERE status = 'ready' ORDER BY id LIMIT 1"
+        ).fetchone()[0]
+    return logs, (lon, lat), lot
+
+
+def stored(url: str, device: str) -> list[tuple[str, str, str]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT t.code, e.event_type, e.client_event_id FROM smarttrees.scan_events e "
+            "JOIN smarttrees.tags t ON t.item_type = e.item_type AND t.item_id = e.item_id "
+            "WHERE e.device_id = %s ORDER BY t.code",
+            [device],
+        ).fetchall()
+
+
+def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
+    browser: Any, live_server: str, province_url: str, field_token: str
+) -> None:
+    logs, where, lot = logs_at_one_stand(province_url)
+    with connect(province_url) as conn:
+        log_a, log_b = issue_tags(conn, "timber_log", logs).values()
+        (lot_code,) = issue_tags(conn, "seedling_lot", [lot]).values()
+    context, page, errors = phone(browser, where)
+    open_app(page, live_server)
+    sign_in(page, field_token)
+    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
+    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    device = page.evaluate("smarttreesField.deviceId()")
+
+    for code in (log_b, lot_code, log_a):  # looked up with signal: kept on the phone
+        look_up(page, code)
+    offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
+    assert "at_landing" in offered and "loaded" not in offered  # a felled log
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-item.png"))
+
+    context.set_offline(True)
+    record(page, "at_landing")
+    offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
+    assert "loaded" in offered and "at_landing" not in offered  # the queued event moved it on
+    look_up(page, lot_code)
+    record(page, "inspected", note="cây khoẻ")
+    look_up(page, log_b)
+    record(page, "at_landing")
+    assert [r["state"] for r in queue(page)] == ["pending"] * 3
+    assert stored(province_url, device) == []
+
+    page.reload()  # offline: the service worker serves the app, IndexedDB kept the queue
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    assert page.inner_text("#queue-count") == "3"
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-queue.png"))
+
+    # Meanwhile another phone brings log B to the landing first.
+    other = {
+        "device_id": "phone-other",
+        "client_event_id": "other-1",
+        "code": log_b,
+        "event_type": "at_landing",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "location": {"type": "Point", "coordinates": list(where)},
+    }
+    answer = httpx.post(
+        f"{live_server}/api/scans", json=other, headers={"Authorization": f"Bearer {field_token}"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    # An upload cut after the server stored it: the server has the phone's first two events,
+    # the phone never heard so (a page served by a service worker cannot be routed by
+    # Playwright, so the upload is made here with the phone's own queued events).
+    first_two = [r["event"] for r in queue(page)[:2]]
+    answer = httpx.post(
+        f"{live_server}/api/scans",
+        json={"events": first_two},
+        headers={"Authorization": f"Bearer {field_token}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+    context.set_offline(False)
+    page.evaluate("smarttreesField.sync()")
+    page.wait_for_function(
+        "document.querySelectorAll('#queue-list li').length === 1"
+        " && document.querySelector('#queue-list li.conflict') !== null",
+        timeout=60_000,
+    )
+
+    assert sorted((c, e) for c, e, _ in stored(province_url, device)) == sorted(
+        [(log_a, "at_landing"), (lot_code, "inspected")]
+    )
+    (conflict,) = queue(page)
+    assert conflict["event"]["code"] == log_b
+    page.locator("#queue-list li.conflict").wait_for()
+    shown = page.inner_text("#queue-list li.conflict")
+    assert "transition" in shown and log_b in shown
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-conflict.png"))
+
+    page.reload()  # a conflict stays until the user decides
+    page.locator("#queue-list li.conflict").wait_for()
+    page.click("#queue-list li.conflict button.drop")
+    page.wait_for_function("document.getElementById('queue-count').textContent === '0'")
+    assert len(stored(province_url, device)) == 2  # nothing sent twice
+    assert errors == []
+    context.close()
