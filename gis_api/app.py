@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import field, ioc, items, ogc, raster_tiles, scans, tiles, webmap
+from gis_api import field, ioc, items, ogc, raster_tiles, scans, tiles, trace_exports, webmap
 from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
 from gis_api.guards import RequestGuards
@@ -86,6 +86,7 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *webmap.routes(),
         *scans.routes(),
         *field.routes(),
+        *trace_exports.routes(),
         *ioc.routes(),
         *items.routes(),  # our items, before pygeoapi's documents
         *ogc.routes(settings),

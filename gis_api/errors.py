@@ -162,6 +162,12 @@ RULE_STATUS: dict[str, int] = {
     "outside_province": 422,
     "unknown_destination": 422,
     "unknown_load": 422,
+    # Traceability exports: a code with no plot of origin, a plot that breaks the EUDR rules.
+    "not_timber_item": 422,
+    "plot_without_polygon": 422,
+    "invalid_plot_geometry": 422,
+    "eudr_file_too_large": 422,
+    "trace_refused": 422,
     # Something the request names does not exist.
     "unknown_code": 404,
     # The request clashes with what is stored: the chain of custody, its totals, a replay.

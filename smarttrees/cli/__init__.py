@@ -64,6 +64,7 @@ def _register() -> None:
         raster,
         scan,
         serve,
+        trace,
         users,
     )
 
@@ -80,6 +81,7 @@ def _register() -> None:
     raster.register(app)
     ioc.register(app)
     carbon.register(app)
+    trace.register(app)
 
 
 def main() -> None:
