@@ -52,11 +52,16 @@ CASES: dict[str, tuple[int, list[Call]]] = {
         get(f"/api/trace/{WRONG_CHECK}"),
         get(f"/api/labels/{WRONG_CHECK}.svg"),
         get(f"/api/labels/{WRONG_CHECK}.png"),
+        get(f"/api/trace/{WRONG_CHECK}/eudr"),
+        get(f"/api/trace/{WRONG_CHECK}/bangke"),
+        get(f"/api/epcis/events?code={WRONG_CHECK}"),
     ]),
     "a code never issued": (404, [
         Call("POST", "/api/scans", json=scan(NEVER_ISSUED)),
         get(f"/api/trace/{NEVER_ISSUED}"),
         get(f"/api/labels/{NEVER_ISSUED}.svg"),
+        get(f"/api/trace/{NEVER_ISSUED}/eudr"),
+        get(f"/api/epcis/events?code={NEVER_ISSUED}"),
     ]),
     "an unknown collection": (404, [
         get("/collections/nowhere", role=None),
@@ -118,6 +123,7 @@ CASES: dict[str, tuple[int, list[Call]]] = {
     "an unknown output format": (400, [
         get("/collections/trees/items?f=xml", role=None),
         get(f"/api/trace/{LOT}?f=xml"),
+        get(f"/api/trace/{LOT}/bangke?f=xml"),
     ]),
     "a body that is not JSON": (400, [
         Call("POST", "/api/scans", content=b'{"code": "SL-', headers={"Content-Type": "application/json"}),
@@ -134,6 +140,8 @@ CASES: dict[str, tuple[int, list[Call]]] = {
         Call("POST", "/api/scans/decode", content=b"x", role=None),
         get(f"/api/trace/{LOT}", role=None),
         get(f"/api/labels/{LOT}.svg", role=None),
+        get(f"/api/trace/{LOT}/eudr", role=None),
+        get("/api/epcis/events?since=2025-01-01", role=None),
         Call("DELETE", "/collections/trees/items/1", role=None),
     ]),
     "a role that may not do this": (403, [
