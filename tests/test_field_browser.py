@@ -7,6 +7,7 @@ lost; an event another phone got in first comes back as a conflict that stays un
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from barcodes.codes import PREFIXES, check_character, make_code
 from barcodes.gs1 import GS, element_string
-from barcodes.tags import issue_tags
+from barcodes.labels import render_label
+from barcodes.tags import issue_tags, label_infos
 from smarttrees.database import connect
 from tests.test_webmap_browser import ARGS, CHROMIUM, SCREENSHOTS
 
@@ -250,3 +252,52 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     assert len(stored(province_url, device)) == 2  # nothing sent twice
     assert errors == []
     context.close()
+
+
+def write_y4m(png: bytes, path: Path, size: tuple[int, int] = (1280, 720)) -> None:
+    """A one-frame Y4M video (Chromium's fake camera loops it) of ``png`` centred on white."""
+    from PIL import Image
+
+    label = Image.open(io.BytesIO(png)).convert("L")
+    label.thumbnail((size[0] - 80, size[1] - 80))
+    frame = Image.new("L", size, 255)
+    frame.paste(label, ((size[0] - label.width) // 2, (size[1] - label.height) // 2))
+    chroma = bytes([128]) * (size[0] // 2 * size[1] // 2)  # grey: no colour
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode())
+        out.write(b"FRAME\n" + frame.tobytes() + chroma + chroma)
+
+
+def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
+    live_server: str, province_url: str, field_token: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with connect(province_url) as conn:
+        log = conn.execute(
+            "SELECT id FROM smarttrees.timber_logs WHERE status = 'felled' ORDER BY id LIMIT 1"
+        ).fetchone()[0]
+        (code,) = issue_tags(conn, "timber_log", [log]).values()
+        (info,) = label_infos(conn, [code])
+    video = tmp_path / "label.y4m"
+    write_y4m(render_label(info, "png", gs1_company_prefix="8934567"), video)  # GS1-128
+    camera = [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + camera)
+        context, page, errors = phone(browser, (105.8, 21.6))
+        context.grant_permissions(["camera"])
+        open_app(page, live_server)
+        sign_in(page, field_token)
+        page.click("#camera-btn")
+        page.locator("#item-code", has_text=code).wait_for(timeout=60_000)
+        assert page.input_value("#code") == code
+        assert "at_landing" in page.eval_on_selector_all(
+            "#event-types button", "bs => bs.map(b => b.dataset.event)"
+        )
+        assert page.is_hidden("#camera")  # stopped once the code was read
+        assert errors == []
+        browser.close()
