@@ -126,13 +126,19 @@ def test_codes_are_checked_as_typed_with_the_servers_rules(
         )
     url = f"{live_server}/collections/trees/items/77"
     assert page.evaluate("t => smarttreesField.codeFromSymbol(t)", url) == make_code("tree", 77)
+    page.fill("#code", "")
+    page.type("#code", good)  # well formed, but no tag has been issued with it
+    page.click("#lookup")
+    page.locator("#message", has_text="No tag has this code").wait_for()
+    assert page.is_hidden("#item")
     assert queue(page) == []
     assert errors == []
     context.close()
 
 
-def logs_at_one_stand(url: str) -> tuple[list[int], tuple[float, float], int]:
-    """Two felled logs of a stand whose allowance covers them, a point in it, a ready lot."""
+def logs_at_one_stand(url: str) -> tuple[list[int], tuple[float, float], int, str]:
+    """Two felled logs of a stand whose allowance covers them, a point in it, a ready lot and
+    a commune."""
     with psycopg.connect(url) as conn:
         stand, lon, lat = conn.execute(
             "SELECT s.id, ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom)) "
@@ -153,7 +159,8 @@ def logs_at_one_stand(url: str) -> tuple[list[int], tuple[float, float], int]:
         lot = conn.execute(
             "SELECT id FROM smarttrees.seedling_lots WHERE status = 'ready' ORDER BY id LIMIT 1"
         ).fetchone()[0]
-    return logs, (lon, lat), lot
+        commune = conn.execute("SELECT min(code) FROM smarttrees.communes").fetchone()[0]
+    return logs, (lon, lat), lot, commune
 
 
 def stored(url: str, device: str) -> list[tuple[str, str, str]]:
@@ -169,7 +176,7 @@ def stored(url: str, device: str) -> list[tuple[str, str, str]]:
 def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     browser: Any, live_server: str, province_url: str, field_token: str
 ) -> None:
-    logs, where, lot = logs_at_one_stand(province_url)
+    logs, where, lot, commune = logs_at_one_stand(province_url)
     with connect(province_url) as conn:
         log_a, log_b = issue_tags(conn, "timber_log", logs).values()
         (lot_code,) = issue_tags(conn, "seedling_lot", [lot]).values()
@@ -191,7 +198,7 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
     assert "loaded" in offered and "at_landing" not in offered  # the queued event moved it on
     look_up(page, lot_code)
-    record(page, "inspected", note="cây khoẻ")
+    record(page, "dispatched", quantity="9999999", to_commune=commune)  # more than the lot
     look_up(page, log_b)
     record(page, "at_landing")
     assert [r["state"] for r in queue(page)] == ["pending"] * 3
@@ -216,13 +223,14 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     )
     assert answer.status_code == 200, answer.text
 
-    # An upload cut after the server stored it: the server has the phone's first two events,
-    # the phone never heard so (a page served by a service worker cannot be routed by
-    # Playwright, so the upload is made here with the phone's own queued events).
-    first_two = [r["event"] for r in queue(page)[:2]]
+    # An upload cut after the server stored it: the server has the phone's first event, the
+    # phone never heard so (a page served by a service worker cannot be routed by Playwright,
+    # so the upload is made here with the phone's own queued event).
+    first = queue(page)[0]["event"]
+    assert first["code"] == log_a
     answer = httpx.post(
         f"{live_server}/api/scans",
-        json={"events": first_two},
+        json={"events": [first]},
         headers={"Authorization": f"Bearer {field_token}"},
     )
     assert answer.status_code == 200, answer.text
@@ -230,28 +238,40 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     context.set_offline(False)
     page.evaluate("smarttreesField.sync()")
     page.wait_for_function(
-        "document.querySelectorAll('#queue-list li').length === 1"
-        " && document.querySelector('#queue-list li.conflict') !== null",
+        "document.querySelectorAll('#queue-list li.conflict').length === 2"
+        " && document.querySelectorAll('#queue-list li').length === 2",
         timeout=60_000,
     )
-
-    assert sorted((c, e) for c, e, _ in stored(province_url, device)) == sorted(
-        [(log_a, "at_landing"), (lot_code, "inspected")]
-    )
-    (conflict,) = queue(page)
-    assert conflict["event"]["code"] == log_b
-    page.locator("#queue-list li.conflict").wait_for()
-    shown = page.inner_text("#queue-list li.conflict")
-    assert "transition" in shown and log_b in shown
+    assert stored(province_url, device) == [(log_a, "at_landing", first["client_event_id"])]
+    refused = {r["event"]["code"]: r["problem"]["rule"] for r in queue(page)}
+    assert refused == {lot_code: "lot_quantity", log_b: "transition"}
+    shown = page.inner_text("#queue-list")
+    assert "lot_quantity" in shown and f"{log_b} is at_landing" in shown
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-conflict.png"))
 
-    page.reload()  # a conflict stays until the user decides
-    page.locator("#queue-list li.conflict").wait_for()
-    page.click("#queue-list li.conflict button.drop")
+    page.reload()  # conflicts stay until the user decides: drop one, edit and resend the other
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    page.locator(
+        f'#queue-list li.conflict[data-id="{refused_id(page, lot_code)}"] button.drop'
+    ).click()
+    page.locator(
+        f'#queue-list li.conflict[data-id="{refused_id(page, log_b)}"] button.edit'
+    ).click()
+    page.locator("#item-code", has_text=log_b).wait_for()
+    offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
+    assert "loaded" in offered and "at_landing" not in offered  # the server's state now
+    record(page, "loaded", fpl_number="BK-TN-2026-16")
     page.wait_for_function("document.getElementById('queue-count').textContent === '0'")
-    assert len(stored(province_url, device)) == 2  # nothing sent twice
+    events = stored(province_url, device)
+    assert sorted((c, e) for c, e, _ in events) == [(log_a, "at_landing"), (log_b, "loaded")]
+    assert len({i for _, _, i in events}) == 2  # nothing sent twice
     assert errors == []
     context.close()
+
+
+def refused_id(page: Any, code: str) -> str:
+    (found,) = [r["client_event_id"] for r in queue(page) if r["event"]["code"] == code]
+    return str(found)
 
 
 def write_y4m(png: bytes, path: Path, size: tuple[int, int] = (1280, 720)) -> None:
@@ -299,5 +319,11 @@ def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
             "#event-types button", "bs => bs.map(b => b.dataset.event)"
         )
         assert page.is_hidden("#camera")  # stopped once the code was read
+
+        context.clear_permissions()  # no GPS fix: said so, and nothing queued
+        page.click('#event-types button[data-event="at_landing"]')
+        page.click("#record")
+        page.locator("#message", has_text="GPS").wait_for(timeout=30_000)
+        assert queue(page) == []
         assert errors == []
         browser.close()

@@ -276,9 +276,11 @@ function onCodeInput() {
   $("lookup").disabled = !result.ok;
 }
 
-async function lookUp(code) {
+/** Show the item `code` names; `editing` is the refused event this look-up is to replace. */
+async function lookUp(code, editing = null) {
   const result = checkCode(code);
   if (!result.ok) return;
+  state.editing = editing;
   say("");
   let trace = null;
   let offline = false;
@@ -593,8 +595,7 @@ async function renderQueue() {
 async function editRefused(record) {
   $("code").value = record.event.code;
   onCodeInput();
-  await lookUp(record.event.code);
-  state.editing = record.client_event_id;
+  await lookUp(record.event.code, record.client_event_id);
   const events = state.rules.item_types[state.item.item_type].events;
   const name = record.event.event_type in events ? record.event.event_type : null;
   if (name && $("event-types").querySelector(`[data-event="${name}"]`)) chooseEvent(name, record.event);
