@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages SmartTrees needs, only those missing.
-# Usage: system-packages.sh [test]   ("test" adds headless Chromium for the browser tests)
+# Usage: system-packages.sh [test|bench]   ("test" adds headless Chromium for the browser tests,
+# "bench" adds wrk for bench/bench_tiles.py and bench/bench_api.py)
 set -euo pipefail
 
 SUDO=""
@@ -10,6 +11,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 
 want=(postgresql postgresql-contrib python3-venv libpq5)
 [ "${1:-}" = "test" ] && want+=(chromium fonts-dejavu-core)
+[ "${1:-}" = "bench" ] && want+=(wrk)
 
 missing=()
 for pkg in "${want[@]}"; do have "$pkg" || missing+=("$pkg"); done

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
-from gis_api.tiles import base_url
+from gis_api.links import base_url
 from smarttrees import ioc
 from smarttrees.settings import Settings
 

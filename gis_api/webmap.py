@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gis_api.errors import InvalidParameter, NotFound
-from gis_api.tiles import base_url
+from gis_api.links import base_url
 from smarttrees.domain import Category, Condition
 from smarttrees.settings import Settings
 

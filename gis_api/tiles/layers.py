@@ -1,0 +1,147 @@
+"""The collections served as vector tiles and the MVT layers each tile carries.
+
+Everything that sets one tiled collection apart from another is data here (which table bounds
+it, whether it takes the tree filters, whether its tiles are keyed by the tree data version and
+aggregated on a grid below the point zoom), so the endpoints never branch on a collection id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from smarttrees.settings import Settings
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+TMS_ID = "WebMercatorQuad"
+MAX_ZOOM = 24  # WebMercatorQuad defines tile matrices 0..24
+
+FieldKind = Literal["Number", "String"]
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """One MVT layer of a tile (a TileJSON ``vector_layers`` entry)."""
+
+    id: str
+    geometry_type: Literal["point", "polygon"]
+    fields: Mapping[str, FieldKind]
+    minzoom: int = 0
+    maxzoom: int = MAX_ZOOM
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class TileCollection:
+    """A collection served as vector tiles.
+
+    Attributes
+    ----------
+    id, title
+        The OGC collection id and its title.
+    layers
+        The MVT layers its tiles carry.
+    table
+        The table or view (schema ``smarttrees``) whose extent bounds the tileset.
+    sql
+        The ``gis_api/sql`` file that renders a tile of features; ``None`` for the trees,
+        rendered as points or grid counts (:func:`gis_api.tiles.render.render_trees`).
+    filtered
+        True: tiles take the ``category``, ``species`` and ``commune`` query filters, and the
+        tileset's templates carry them on.
+    versioned
+        True: tiles are cached under the tree data version and low zooms are added up from
+        ``smarttrees.tree_grid`` while it is current.
+    estimated_extent
+        True: the extent comes from the planner's statistics (an exact one would scan a
+        million rows), exact when there are none yet.
+
+    """
+
+    id: str
+    title: str
+    layers: tuple[TileLayer, ...]
+    table: str
+    sql: str | None = None
+    filtered: bool = False
+    versioned: bool = False
+    estimated_extent: bool = False
+
+
+def tile_collections(settings: Settings) -> dict[str, TileCollection]:
+    """The collections served as tiles, with the layers each tile carries."""
+    return {
+        "trees": TileCollection(
+            "trees",
+            "Trees",
+            (
+                TileLayer(
+                    "trees",
+                    "point",
+                    {
+                        "id": "Number",
+                        "tree_code": "String",
+                        "category": "String",
+                        "species": "String",
+                        "condition": "String",
+                        "dbh": "Number",
+                    },
+                    minzoom=settings.tile_min_zoom_points,
+                    description="individual trees",
+                ),
+                TileLayer(
+                    "trees_grid",
+                    "point",
+                    {
+                        "count": "Number",
+                        "urban": "Number",
+                        "scattered": "Number",
+                        "plantation": "Number",
+                    },
+                    description=(
+                        "trees counted per grid cell by category: below the point zoom, "
+                        f"and where a tile would hold more than {settings.tile_max_features} trees"
+                    ),
+                ),
+            ),
+            table="trees",
+            filtered=True,
+            versioned=True,
+            estimated_extent=True,
+        ),
+        "stands": TileCollection(
+            "stands",
+            "Plantation stands",
+            (
+                TileLayer(
+                    "stands",
+                    "polygon",
+                    {
+                        "id": "Number",
+                        "stand_code": "String",
+                        "species": "String",
+                        "planting_year": "Number",
+                        "area_ha": "Number",
+                        "forest_function": "String",
+                        "commune_code": "String",
+                    },
+                ),
+            ),
+            table="stands",
+            sql="tiles_stands",
+        ),
+        "communes": TileCollection(
+            "communes",
+            "Communes (current)",
+            (
+                TileLayer(
+                    "communes",
+                    "polygon",
+                    {"id": "Number", "code": "String", "name": "String", "unit_type": "String"},
+                ),
+            ),
+            table="communes",
+            sql="tiles_communes",
+        ),
+    }

@@ -1,0 +1,151 @@
+"""The tiles' JSON documents: each matches its model, bounds its own collection, links right.
+
+Two servers over one database: one as tests usually run it (the public URL is its own address),
+one told it sits behind a proxy at another address. Trees, the stand and the communes lie in
+three different places, so a collection shown with another's extent is caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import morecantile
+import psycopg
+import pytest
+from pydantic import BaseModel
+
+from gis_api.tiles.documents import TileMatrixSets, Tileset, Tilesets
+from tests.fixtures.server import serve_database
+
+TILED = ("trees", "stands", "communes")
+PROXY = "https://cay-xanh.example.vn/gis"
+
+
+def _seed(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO smarttrees.admin_units (level, code, name, valid_from, geom)
+            VALUES ('commune', '05500', 'Phường Phan Đình Phùng', '2025-07-01',
+                    ST_Multi(ST_MakeEnvelope(105.70, 21.45, 105.84, 21.75, 4326))),
+                   ('commune', '05501', 'Xã Tân Cương', '2025-07-01',
+                    ST_Multi(ST_MakeEnvelope(105.84, 21.45, 106.00, 21.75, 4326)))
+            """
+        )
+        conn.execute(
+            """
+            INSERT INTO smarttrees.stands (stand_code, species_id, planting_year, area_ha,
+                                           owner_type, owner_name, commune_code, geom)
+            VALUES ('ST-0001', 1, 2019, 12.5, 'household', 'Nguyễn Văn A', '05501',
+                    ST_Multi(ST_MakeEnvelope(105.90, 21.50, 105.95, 21.52, 4326)))
+            """
+        )
+        conn.execute(
+            """
+            INSERT INTO smarttrees.trees (tree_code, category, species_id, dbh_cm, condition,
+                                          commune_code, geom)
+            SELECT format('TN-%s', lpad(g::text, 6, '0')), 'urban', 1, 20, 'good', '05500',
+                   ST_SetSRID(ST_MakePoint(105.80 + g * 0.0001, 21.60 + g * 0.0001), 4326)
+            FROM generate_series(1, 200) g
+            """
+        )
+        conn.execute("ANALYZE smarttrees.trees")
+
+
+@pytest.fixture(scope="module")
+def servers(module_db_url: str) -> Iterator[tuple[str, str]]:
+    """The direct server's base URL and the proxied one's (whose documents say ``PROXY``)."""
+    _seed(module_db_url)
+    with serve_database(module_db_url) as direct, serve_database(
+        module_db_url, public_url=PROXY
+    ) as proxied:
+        yield direct, proxied
+
+
+def _validated(model: type[BaseModel], url: str) -> Any:
+    response = httpx.get(url, timeout=30)
+    assert response.status_code == 200, response.text
+    model.model_validate_json(response.content)
+    return response.json()
+
+
+def _extent(url: str, table: str) -> list[float]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            f"SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)"
+            f" FROM (SELECT ST_Extent(geom) FROM smarttrees.{table}) e(b)"
+        ).fetchone()
+    assert row is not None
+    return [round(float(v), 6) for v in row]
+
+
+@pytest.mark.parametrize("collection", TILED)
+def test_tile_documents_match_their_models(servers: tuple[str, str], collection: str) -> None:
+    base = servers[0]
+    listing = _validated(Tilesets, f"{base}/collections/{collection}/tiles")
+    (summary,) = listing["tilesets"]
+    self_link = next(link["href"] for link in summary["links"] if link["rel"] == "self")
+    meta = _validated(Tileset, self_link)
+    assert [layer["id"] for layer in meta["layers"]] == [
+        layer["id"] for layer in meta["vector_layers"]
+    ]
+    _validated(TileMatrixSets, f"{base}/tileMatrixSets")
+
+
+def test_the_tile_matrix_set_is_the_standard_web_mercator_quad(servers: tuple[str, str]) -> None:
+    doc = httpx.get(f"{servers[0]}/tileMatrixSets/WebMercatorQuad").json()
+    served = morecantile.TileMatrixSet.model_validate(doc)
+    reference = morecantile.tms.get("WebMercatorQuad")
+    assert served.uri == reference.uri
+    assert [m.cellSize for m in served.tileMatrices] == [m.cellSize for m in reference.tileMatrices]
+    z14 = morecantile.Tile(x=13009, y=7188, z=14)
+    assert served.xy_bounds(z14) == reference.xy_bounds(z14)
+
+
+def test_each_collection_is_bounded_by_its_own_extent(
+    servers: tuple[str, str], module_db_url: str
+) -> None:
+    bounds = {
+        c: httpx.get(f"{servers[0]}/collections/{c}/tiles/WebMercatorQuad").json()["bounds"]
+        for c in TILED
+    }
+    assert bounds["stands"] == _extent(module_db_url, "stands")
+    assert bounds["communes"] == _extent(module_db_url, "communes")
+    # The trees' extent is the planner's estimate: it holds every tree, and no stand.
+    west, south, east, north = bounds["trees"]
+    tw, ts, te, tn = _extent(module_db_url, "trees")
+    assert west <= tw and south <= ts and east >= te and north >= tn
+    assert east < bounds["stands"][0]
+
+
+def _hrefs(doc: Any) -> Iterator[str]:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key in ("href", "tiles") and isinstance(value, str):
+                yield value
+            elif key == "tiles" and isinstance(value, list):
+                yield from value
+            else:
+                yield from _hrefs(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from _hrefs(value)
+
+
+@pytest.mark.parametrize("collection", TILED)
+def test_every_link_starts_at_the_public_url(servers: tuple[str, str], collection: str) -> None:
+    # Behind a proxy the request's host is not what clients see: every document says PROXY.
+    base = servers[1]
+    paths = [
+        f"/collections/{collection}",
+        f"/collections/{collection}/tiles",
+        f"/collections/{collection}/tiles/WebMercatorQuad",
+        "/tileMatrixSets",
+        "/collections",
+    ]
+    for path in paths:
+        hrefs = list(_hrefs(httpx.get(base + path, timeout=30).json()))
+        assert hrefs, path
+        assert [h for h in hrefs if h.removeprefix(PROXY)[:1] not in ("", "/", "?")] == [], path
