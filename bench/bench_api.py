@@ -204,9 +204,10 @@ def pgbench_floor(url: str, box: list[float]) -> float:
     """Transactions/s of our bbox page statement run straight in PostgreSQL (pgbench)."""
     from gis_api import features
     from gis_api.collections import TREES
+    from gis_api.items_params import ItemsQuery
     from smarttrees.cluster import find_postgres
 
-    query = features.ItemsQuery(TREES, limit=1000, bbox=tuple(box))  # type: ignore[arg-type]
+    query = ItemsQuery(TREES, limit=1000, bbox=tuple(box))  # type: ignore[arg-type]
     statement, params = features.page_sql(query)
     with psycopg.connect(url) as conn:
         text = psycopg.ClientCursor(conn).mogrify(statement, params)

@@ -17,7 +17,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import field, ioc, items, ogc, raster_tiles, scans, tiles, trace_exports, webmap
+from gis_api import (
+    field,
+    ioc,
+    items,
+    ogc,
+    raster_tiles,
+    scans,
+    tiles,
+    trace_exports,
+    transactions,
+    webmap,
+)
 from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
 from gis_api.guards import RequestGuards
@@ -89,6 +100,7 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *trace_exports.routes(),
         *ioc.routes(),
         *items.routes(),  # our items, before pygeoapi's documents
+        *transactions.routes(),  # the writes to items (OGC API Features Part 4)
         *ogc.routes(settings),
     ]
 

@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, Response
 from gis_api import features
 from gis_api.crs import CRS84, content_crs_header, to_output
 from gis_api.errors import InvalidParameter
+from gis_api.items_params import ItemsQuery
 from smarttrees.errors import ExportError
 from smarttrees.export import FORMATS, write_select
 
@@ -38,7 +39,7 @@ def wanted(request: Request) -> str | None:
     return f if f in DOWNLOADS else None
 
 
-def download_sql(query: features.ItemsQuery, rows: int) -> features.Statement:
+def download_sql(query: ItemsQuery, rows: int) -> features.Statement:
     """The first ``rows`` matching features' public properties and geometry (WKB), in id order."""
     c = query.collection
     where, params = features.conditions(query, with_after=True)
@@ -63,7 +64,7 @@ def download_sql(query: features.ItemsQuery, rows: int) -> features.Statement:
     return statement, [*params, rows, query.offset]
 
 
-async def download(request: Request, query: features.ItemsQuery, fmt: str) -> Response:
+async def download(request: Request, query: ItemsQuery, fmt: str) -> Response:
     """Answer an items request with a file of every matching feature (or the first ``limit``)."""
     settings = request.app.state.settings
     cap = settings.download_max_features

@@ -1,7 +1,9 @@
 """The hot paths of OGC API Features: items and one item as GeoJSON, straight from PostGIS.
 
-HTML (``f=html`` or a browser's Accept header) and other formats go to pygeoapi; the writes
-(POST, PUT, PATCH, DELETE) go to :mod:`gis_api.transactions`.
+Reads only: parameters are parsed by :mod:`gis_api.items_params`, the SQL comes from
+:mod:`gis_api.features`. HTML (``f=html`` or a browser's Accept header) and other formats go to
+pygeoapi, downloads (``f=gpkg|fgb|csv``) to :mod:`gis_api.downloads`; the writes (POST, PUT,
+PATCH, DELETE) have their own routes in :mod:`gis_api.transactions`.
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import collections, cql2, downloads, features, transactions
-from gis_api.collections import Collection
-from gis_api.crs import content_crs_header, parse_crs
-from gis_api.errors import InvalidParameter, NotFound
+from gis_api import cql2, downloads, features
+from gis_api.crs import content_crs_header
+from gis_api.errors import NotFound
+from gis_api.items_params import (
+    ItemsQuery,
+    collection_or_404,
+    parse_id,
+    parse_item,
+    parse_items,
+    single_values,
+)
 
 GEOJSON = "application/geo+json"
+ITEMS_PATH = "/collections/{collection_id}/items"
+ITEM_PATH = ITEMS_PATH + "/{item_id}"
 _JSON_FORMATS = (None, "", "json", "geojson")
-
-
-def collection_or_404(request: Request) -> Collection:
-    """The collection named in the path, or a 404."""
-    cid = request.path_params["collection_id"]
-    found = collections.get(cid)
-    if found is None:
-        raise NotFound(f"no collection {cid!r}")
-    return found
 
 
 def wants_pygeoapi(request: Request) -> bool:
@@ -43,15 +45,6 @@ def wants_pygeoapi(request: Request) -> bool:
         accept = request.headers.get("accept", "")
         return "text/html" in accept and "json" not in accept
     return False
-
-
-def _params(request: Request) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        if key in params:
-            raise InvalidParameter(f"{key}: given more than once")
-        params[key] = value
-    return params
 
 
 def _link(href: str, rel: str, type_: str, title: str) -> dict[str, str]:
@@ -80,7 +73,7 @@ def _page_links(
 _UNFILTERED: dict[str, tuple[float, float]] = {}
 
 
-async def _estimate(conn: Any, query: features.ItemsQuery) -> float:
+async def _estimate(conn: Any, query: ItemsQuery) -> float:
     unfiltered = query.is_unfiltered
     cached = _UNFILTERED.get(query.collection.id)
     if unfiltered and cached and time.monotonic() - cached[0] < 60:
@@ -93,7 +86,7 @@ async def _estimate(conn: Any, query: features.ItemsQuery) -> float:
     return estimate
 
 
-async def _number_matched(conn: Any, query: features.ItemsQuery, returned: int, more: bool,
+async def _number_matched(conn: Any, query: ItemsQuery, returned: int, more: bool,
                           cap: int) -> int | None:
     if query.first_page and not more:
         return returned  # the whole result is on this page: exact at no cost
@@ -105,14 +98,12 @@ async def _number_matched(conn: Any, query: features.ItemsQuery, returned: int, 
 
 
 async def items(request: Request) -> Response:
-    """GET: a page of features as GeoJSON; POST: create a feature (Part 4)."""
+    """A page of features as GeoJSON (HTML and other formats: pygeoapi; downloads)."""
     collection = collection_or_404(request)
-    if request.method == "POST":
-        return await transactions.create(request, collection)
     settings = request.app.state.settings
-    params = _params(request)
+    params = single_values(request.query_params.multi_items())
     # Validated here for every format, so HTML and GeoJSON refuse the same requests alike.
-    query = features.parse_items(
+    query = parse_items(
         collection, params, settings.default_page_size, settings.max_page_size,
         cql2.Limits(settings.filter_max_terms, settings.filter_max_depth),
     )
@@ -147,17 +138,11 @@ async def items(request: Request) -> Response:
 
 
 async def item(request: Request) -> Response:
-    """GET one feature; PUT replace, PATCH update, DELETE remove it (Part 4)."""
+    """One feature as GeoJSON (HTML: pygeoapi)."""
     collection = collection_or_404(request)
     raw_id = request.path_params["item_id"]
-    if request.method != "GET":
-        return await transactions.change(request, collection, raw_id)
-    params = _params(request)
-    for name in params:
-        if name not in ("f", "crs", "lang"):
-            raise InvalidParameter(f"unknown query parameter {name!r} for one item")
-    crs = parse_crs(params.get("crs"))
-    key = features.parse_id(collection, raw_id)
+    crs = parse_item(single_values(request.query_params.multi_items()))
+    key = parse_id(collection, raw_id)
     row = None
     if key is not None:
         async with request.app.state.pool.connection() as conn:
@@ -194,10 +179,8 @@ async def _pygeoapi_item(request: Request, cid: str, item_id: str) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    """The items routes, to register before pygeoapi's."""
+    """The items read routes, to register before pygeoapi's (writes: gis_api.transactions)."""
     return [
-        Route("/collections/{collection_id}/items", items, methods=["GET", "POST"],
-              name="items"),
-        Route("/collections/{collection_id}/items/{item_id}", item,
-              methods=["GET", "PUT", "PATCH", "DELETE"], name="item"),
+        Route(ITEMS_PATH, items, methods=["GET"], name="items"),
+        Route(ITEM_PATH, item, methods=["GET"], name="item"),
     ]

@@ -22,6 +22,7 @@ from gis_api import cql2, features
 from gis_api.collections import Collection, get
 from gis_api.crs import CRS84
 from gis_api.errors import InvalidFilter
+from gis_api.items_params import ItemsQuery, parse_id
 from smarttrees.database import connect
 
 
@@ -65,7 +66,7 @@ class SmartTreesProvider(BaseProvider):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """A page of features, as pygeoapi's HTML pages ask for them."""
-        query = features.ItemsQuery(
+        query = ItemsQuery(
             self.collection,
             limit=max(1, min(int(limit), self.max_limit)),
             offset=int(offset),
@@ -89,7 +90,7 @@ class SmartTreesProvider(BaseProvider):
 
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
         """One feature by id."""
-        key = features.parse_id(self.collection, str(identifier))
+        key = parse_id(self.collection, str(identifier))
         row = None
         if key is not None:
             with connect(self.data) as conn:

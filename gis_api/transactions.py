@@ -18,12 +18,13 @@ import psycopg
 from psycopg import sql
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-from gis_api import features
 from gis_api.auth import require_role
 from gis_api.collections import Collection
 from gis_api.crs import Crs, from_input, parse_crs
 from gis_api.errors import Conflict, InvalidParameter, NotAllowed, NotFound
+from gis_api.items_params import collection_or_404, parse_id
 
 WRITE_ROLES = ("editor",)  # admins hold every role
 
@@ -145,7 +146,7 @@ async def change(request: Request, collection: Collection, raw_id: str) -> Respo
     """PUT (replace), PATCH (update the given members) or DELETE one feature: 204."""
     who = await require_role(request, *WRITE_ROLES)
     table = _writable(collection)
-    key = features.parse_id(collection, raw_id)
+    key = parse_id(collection, raw_id)
     if key is None:
         raise NotFound(f"no item {raw_id!r} in {collection.id}")
     target = sql.SQL("smarttrees.{} WHERE {} = %s RETURNING {}").format(
@@ -194,3 +195,23 @@ async def _update(
         table=sql.Identifier(table), id=sql.Identifier(collection.id_column),
     )
     return statement, [*params, orjson.dumps(props).decode(), key]
+
+
+async def create_item(request: Request) -> Response:
+    """POST ``/collections/{id}/items``: create a feature (201, its URL in Location)."""
+    return await create(request, collection_or_404(request))
+
+
+async def change_item(request: Request) -> Response:
+    """PUT, PATCH or DELETE ``/collections/{id}/items/{item_id}`` (204)."""
+    return await change(request, collection_or_404(request), request.path_params["item_id"])
+
+
+def routes() -> list[BaseRoute]:
+    """The write routes of OGC API Features Part 4 (the reads: :mod:`gis_api.items`)."""
+    items = "/collections/{collection_id}/items"
+    return [
+        Route(items, create_item, methods=["POST"], name="create_item"),
+        Route(items + "/{item_id}", change_item, methods=["PUT", "PATCH", "DELETE"],
+              name="change_item"),
+    ]
