@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,34 @@ from barcodes.custody import Problem, ScanRejected
 from smarttrees.errors import SmartTreesError
 
 log = logging.getLogger(__name__)
+
+
+class ErrorDocument(BaseModel):
+    """The body of every error answer: an OGC API exception document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    description: str
+
+
+class ScanProblemDocument(BaseModel):
+    """One refused event of a scan request, with the status its rule maps to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    client_event_id: str | None
+    code: str | None
+    rule: str
+    message: str
+    status: int
+
+
+class ScanRejectedDocument(ErrorDocument):
+    """A refused scan request: the exception document and every problem found."""
+
+    problems: list[ScanProblemDocument] = Field(min_length=1)
 
 
 class ApiError(Exception):
@@ -205,7 +234,7 @@ def error_response(
     headers = {"WWW-Authenticate": 'Bearer realm="smarttrees"'} if status == 401 else {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    body = orjson.dumps({"code": code, "description": description})
+    body = orjson.dumps(ErrorDocument(code=code, description=description).model_dump())
     return Response(body, status, headers=headers, media_type="application/json")
 
 
@@ -223,12 +252,19 @@ def problem_status(problem: Problem) -> int:
 def scan_rejected_response(error: ScanRejected) -> Response:
     """A refused scan: the exception document with every problem, at the first one's status."""
     status = problem_status(error.problems[0])
-    body = {
-        "code": _HTTP_CODES[status],
-        "description": str(error),
-        "problems": [{**p.as_dict(), "status": problem_status(p)} for p in error.problems],
-    }
-    return Response(orjson.dumps(body), status, media_type="application/json")
+    body = ScanRejectedDocument(
+        code=_HTTP_CODES[status],
+        description=str(error),
+        problems=[
+            # Member by member: the document is the API's contract, a new member goes here.
+            ScanProblemDocument(
+                index=p.index, client_event_id=p.client_event_id, code=p.code, rule=p.rule,
+                message=p.message, status=problem_status(p),
+            )
+            for p in error.problems
+        ],
+    )
+    return Response(orjson.dumps(body.model_dump()), status, media_type="application/json")
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -1,7 +1,8 @@
-"""The base URL of every link the server writes into a document."""
+"""Links in the server's documents: the one base URL they start with, and their model."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from smarttrees.settings import Settings
@@ -17,3 +18,16 @@ def base_url(request: Request, settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
+
+
+class Link(BaseModel):
+    """A link of an OGC API document (RFC 8288 members as OGC API Common writes them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rel: str
+    type: str | None = None
+    href: str
+    title: str | None = None
+    hreflang: str | None = None
+    templated: bool | None = None

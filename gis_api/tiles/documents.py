@@ -11,6 +11,7 @@ from typing import Any, Literal
 import morecantile
 from pydantic import BaseModel, ConfigDict, Field
 
+from gis_api.links import Link
 from gis_api.tiles.grid import WEB_MERCATOR_QUAD
 from gis_api.tiles.layers import MAX_ZOOM, MVT_MEDIA_TYPE, TMS_ID, TileCollection, TileLayer
 
@@ -22,15 +23,6 @@ TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Link(_Document):
-    """A link of an OGC document."""
-
-    rel: str
-    type: str
-    href: str
-    templated: bool | None = None
 
 
 class PropertiesSchema(_Document):

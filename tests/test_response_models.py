@@ -1,4 +1,4 @@
-"""The tiles' JSON documents: each matches its model, bounds its own collection, links right.
+"""Real answers validated against the response models: tiles, collections, errors.
 
 Two servers over one database: one as tests usually run it (the public URL is its own address),
 one told it sits behind a proxy at another address. Trees, the stand and the communes lie in
@@ -16,6 +16,12 @@ import psycopg
 import pytest
 from pydantic import BaseModel
 
+from gis_api.collection_documents import (
+    TILESETS_VECTOR_REL,
+    CollectionDocument,
+    CollectionsDocument,
+)
+from gis_api.errors import ErrorDocument
 from gis_api.tiles.documents import TileMatrixSets, Tileset, Tilesets
 from tests.fixtures.server import serve_database
 
@@ -149,3 +155,49 @@ def test_every_link_starts_at_the_public_url(servers: tuple[str, str], collectio
         hrefs = list(_hrefs(httpx.get(base + path, timeout=30).json()))
         assert hrefs, path
         assert [h for h in hrefs if h.removeprefix(PROXY)[:1] not in ("", "/", "?")] == [], path
+
+
+def test_collection_documents_match_their_models(servers: tuple[str, str]) -> None:
+    base = servers[0]
+    listing = _validated(CollectionsDocument, f"{base}/collections?f=json")
+    ids = [c["id"] for c in listing["collections"]]
+    assert set(TILED) < set(ids)
+    for cid in ids:
+        doc = CollectionDocument.model_validate(
+            _validated(CollectionDocument, f"{base}/collections/{cid}?f=json")
+        )
+        tilesets = doc.link(TILESETS_VECTOR_REL)
+        assert (tilesets is not None) == (cid in TILED), cid
+        if tilesets is not None:
+            _validated(Tilesets, tilesets.href)
+
+
+BAD_REQUESTS = [
+    ("GET", "/collections/trees/tiles/WebMercatorQuad/3/x/1", 400),
+    ("GET", "/collections/trees/tiles/WebMercatorQuad/3/9/1", 404),
+    ("GET", "/collections/trees/tiles/WebMercatorQuad/25/0/0", 404),
+    ("GET", "/collections/trees/tiles/WebMercatorQuad/3/1/1?category=palm", 400),
+    ("GET", "/collections/trees/tiles/WebMercatorQuad?species=oak", 400),
+    ("GET", "/collections/trees/tiles/EuropeanETRS89/3/1/1", 404),
+    ("GET", "/collections/nurseries/tiles", 404),
+    ("GET", "/tileMatrixSets/EuropeanETRS89", 404),
+    ("GET", "/collections/trees/items?bbox=1,2,3", 400),
+    ("GET", "/collections/trees/items?limit=2&limit=3", 400),
+    ("GET", "/collections/trees/items?colour=green", 400),
+    ("GET", "/collections/trees/items?filter=dbh_cm%20%3E", 400),
+    ("GET", "/collections/trees/items/999999", 404),
+    ("GET", "/collections/trees/items/1?zoom=3", 400),
+    ("GET", "/collections/unicorns/items", 404),
+    ("POST", "/collections/trees/items", 401),
+    ("DELETE", "/collections/trees/items/1", 401),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), BAD_REQUESTS)
+def test_error_answers_match_the_error_document(
+    servers: tuple[str, str], method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, servers[0] + path, timeout=30)
+    assert response.status_code == status, response.text
+    doc = ErrorDocument.model_validate_json(response.content)
+    assert doc.description
