@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -299,6 +300,8 @@ def main() -> None:
     parser.add_argument("--url", help="database holding a full province (default: make one)")
     parser.add_argument("--skip-tipg", action="store_true")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:  # checked first: the province takes minutes to generate
+        sys.exit("bench_tiles: wrk is not installed (.ci/system-packages.sh bench installs it)")
     with full_province(args.url) as url:
         dense, dense_n = densest_tile(url, 14)
         dense15, dense15_n = densest_tile(url, 15)
