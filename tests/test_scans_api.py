@@ -16,6 +16,8 @@ from PIL import Image
 from barcodes.codes import ItemType, make_code
 from barcodes.labels import render_label
 from barcodes.tags import issue_tags, label_infos
+from gis_api.errors import ErrorDocument, ScanRejectedDocument
+from gis_api.scan_documents import ScanBatchAnswer, Trace, TraceFeature
 from smarttrees.database import connect
 from tests.test_barcodes_decode import phone_photo
 from tests.test_custody import build_world
@@ -121,6 +123,7 @@ def test_round_trip_generate_label_photo_decode_scan_trace(
         f"{live_server}/api/scans", json={"events": batch}, headers=auth(field_token)
     )
     assert response.status_code == 200, response.text
+    ScanBatchAnswer.model_validate_json(response.content)
     assert [e["status"] for e in response.json()["events"]] == [
         "dispatched",
         "at_landing",
@@ -130,6 +133,7 @@ def test_round_trip_generate_label_photo_decode_scan_trace(
 
     trace = httpx.get(f"{live_server}/api/trace/{log_tags[log_ids[0]]}", headers=auth(field_token))
     assert trace.status_code == 200
+    Trace.model_validate_json(trace.content)
     body = trace.json()
     assert [e["event_type"] for e in body["events"]] == ["felled", "at_landing", "loaded"]
     assert body["item"]["status"] == "loaded" and body["item"]["load_code"].startswith("TR-")
@@ -137,13 +141,14 @@ def test_round_trip_generate_label_photo_decode_scan_trace(
         f"{live_server}/api/trace/{log_tags[log_ids[0]]}?f=geojson", headers=auth(field_token)
     )
     assert geo.headers["content-type"].startswith("application/geo+json")
+    TraceFeature.model_validate_json(geo.content)
     line = geo.json()["geometry"]
     assert line["type"] == "LineString"
     assert line["coordinates"][-1] == pytest.approx([lon, lat])
     # The load got a tag of its own: its trace lists the log.
-    load = httpx.get(
+    load = Trace.model_validate_json(httpx.get(
         f"{live_server}/api/trace/{body['item']['load_code']}", headers=auth(field_token)
-    ).json()
+    ).content).model_dump()
     assert load["item"]["fpl_number"] == "BK-TN-2026-77"
     assert load["item"]["logs"] == [log_tags[log_ids[0]]]
     # Custody events are an OGC collection too (no device, no actor).
@@ -357,7 +362,9 @@ def test_bad_scans_get_a_clear_4xx_and_store_nothing(
         headers=auth(field_token) | {"Content-Type": "application/json"},
     )
     assert response.status_code == status, response.text
-    assert words in response.json()["description"]
+    # A refused scan lists its problems; any other refusal is the plain error document.
+    model = ScanRejectedDocument if "problems" in response.json() else ErrorDocument
+    assert words in model.model_validate_json(response.content).description
     assert count_events(module_db_url) == before
 
 
