@@ -327,3 +327,42 @@ def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
         assert queue(page) == []
         assert errors == []
         browser.close()
+
+
+def test_an_upload_cut_after_the_server_stored_it_is_resent_and_recorded_once(
+    browser: Any, live_server: str, province_url: str, field_token: str
+) -> None:
+    logs, where, _, _ = logs_at_one_stand(province_url)
+    with connect(province_url) as conn:
+        (code,) = issue_tags(conn, "timber_log", logs[:1]).values()
+    # Without the service worker, so that Playwright can cut the real upload.
+    context = browser.new_context(
+        viewport=PHONE,
+        service_workers="block",
+        geolocation={"longitude": where[0], "latitude": where[1]},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    uploads: list[int] = []
+
+    def cut_first_answer(route: Any) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        response = route.fetch()  # the server takes the batch…
+        uploads.append(response.status)
+        if len(uploads) == 1:
+            return route.abort("connectionreset")  # …and the phone never hears so
+        return route.fulfill(response=response)
+
+    page.route("**/api/scans", cut_first_answer)
+    open_app(page, live_server)
+    sign_in(page, field_token)
+    device = page.evaluate("smarttreesField.deviceId()")
+    look_up(page, code)
+    record(page, "at_landing")
+    page.wait_for_function(
+        "document.getElementById('queue-count').textContent === '0'", timeout=60_000
+    )
+    assert uploads[:2] == [200, 200]  # sent again after the cut (and answered as before)
+    assert [(c, e) for c, e, _ in stored(province_url, device)] == [(code, "at_landing")]
+    context.close()
