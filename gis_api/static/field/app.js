@@ -11,6 +11,7 @@
 
 const API = "../api/";
 const BATCH = 200;
+const SHOWN_PENDING = 50;
 const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000, 60000];
 const TOKEN_KEY = "smarttrees.field.token";
 const DEVICE_KEY = "smarttrees.field.device";
@@ -563,13 +564,25 @@ async function record(submit) {
 }
 let seqCounter = 0;
 
+/** Queue events as recorded (each with its client event id and device id) and send them. */
+async function enqueue(events) {
+  const now = Date.now() * 1000;
+  await queuePut(events.map((event, i) => ({ client_event_id: event.client_event_id, seq: now + i, event, state: "pending", problem: null })));
+  await renderQueue();
+  return sync();
+}
+
 /* ---- sending ------------------------------------------------------------------------------- */
 
 async function renderQueue() {
   const records = await queueAll();
   $("queue-count").textContent = String(records.length);
+  // Every refused event, and the oldest pending ones: thousands of list rows help nobody.
+  const pending = records.filter((r) => r.state === "pending");
+  const shown = [...records.filter((r) => r.state !== "pending"), ...pending.slice(0, SHOWN_PENDING)];
+  const more = pending.length > SHOWN_PENDING ? [el("li", `… +${pending.length - SHOWN_PENDING} ${t("pending")}`)] : [];
   $("queue-list").replaceChildren(
-    ...records.map((r) => {
+    ...shown.map((r) => {
       const li = el("li");
       li.className = r.state;
       li.dataset.id = r.client_event_id;
@@ -589,6 +602,7 @@ async function renderQueue() {
       }
       return li;
     }),
+    ...more,
   );
 }
 
@@ -734,7 +748,7 @@ async function start() {
   translate();
   show();
   await renderQueue();
-  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, deviceId };
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, enqueue, deviceId };
   sync();
 }
 
