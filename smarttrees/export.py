@@ -115,7 +115,8 @@ def export_layer(
     else:
         as_columns = None
     multi = geometry_type.startswith("Multi")  # a polygon among multipolygons is promoted
-    query, params = _select(found, bounds, target, multi, as_columns)
+    srid = _srid(url, target)
+    query, params = _select(found, bounds, target, srid, multi, as_columns)
     notes = _shapefile_names(found.field_names) if spec.driver == "ESRI Shapefile" else []
     rows = write_select(
         url, query, params, out, layer=layer, fmt=fmt,
@@ -191,6 +192,22 @@ def _crs(value: str | None) -> pyproj.CRS:
         raise ExportError(f"--crs {value!r} is not a coordinate system PROJ knows") from None
 
 
+def _srid(url: str, target: pyproj.CRS) -> int | None:
+    """The target's SRID when PostGIS's ``spatial_ref_sys`` has it, else ``None``."""
+    import psycopg
+
+    code = target.to_epsg()
+    if code is None:
+        return None
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM public.spatial_ref_sys WHERE srid = %s", [code]).fetchone()
+    except psycopg.OperationalError as exc:
+        raise ExportError(f"cannot connect to the database: {exc}") from None
+    return code if row else None
+
+
 def _bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:
     if bbox is None:
         return None
@@ -206,6 +223,7 @@ def _select(
     layer: catalog.Layer,
     bbox: tuple[float, ...] | None,
     target: pyproj.CRS,
+    srid: int | None,
     multi: bool,
     as_columns: str | None,
 ) -> tuple[str, list[object]]:
@@ -232,9 +250,10 @@ def _select(
         geom: sql.Composable = sql.Identifier("l", layer.geometry)
         if multi:
             geom = sql.SQL("ST_Multi({})").format(geom)
-        if target.to_epsg() != 4326:
-            # PROJ names the target: PostGIS's spatial_ref_sys lacks some (VN-2000 TM-3 zones).
-            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(target.to_wkt()))
+        if srid != 4326:
+            # By SRID PostGIS reuses one transformation; a PROJ text is rebuilt for every row.
+            to: sql.Composable = sql.Literal(srid) if srid else sql.Literal(target.to_wkt())
+            geom = sql.SQL("ST_Transform({}, {})").format(geom, to)
         columns.append({
             None: sql.SQL("ST_AsBinary({g}) AS geometry"),
             "xy": sql.SQL("ST_X({g}) AS x, ST_Y({g}) AS y"),

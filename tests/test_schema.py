@@ -129,3 +129,20 @@ def test_citizen_support_is_public_only_as_suppressed_aggregates(conn):
         )
     ]
     assert "full_name" not in columns and "national_id" not in columns
+
+
+def test_vn2000_zones_are_registered_and_transform_as_pyproj_does(db_url: str) -> None:
+    import pyproj
+
+    from smarttrees.schema import VN2000_TM3_ZONES, register_projections
+
+    assert register_projections(db_url) == []  # the template's upgrade registered them all
+    with psycopg.connect(db_url) as conn:
+        codes = {r[0] for r in conn.execute(
+            "SELECT srid FROM public.spatial_ref_sys WHERE srid = ANY(%s)", [list(VN2000_TM3_ZONES)])}
+        x, y = conn.execute(
+            "SELECT ST_X(g), ST_Y(g) FROM ST_Transform(ST_SetSRID(ST_MakePoint(105.84, 21.59), 4326), 9213) g"
+        ).fetchone()
+    assert codes == set(VN2000_TM3_ZONES)
+    ex, ey = pyproj.Transformer.from_crs(4326, 9213, always_xy=True).transform(105.84, 21.59)
+    assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01
