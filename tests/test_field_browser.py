@@ -191,6 +191,7 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
         look_up(page, code)
     offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
     assert "at_landing" in offered and "loaded" not in offered  # a felled log
+    page.locator("#item-map canvas").wait_for()  # where it has been: its stand, on a map
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-item.png"))
 
     context.set_offline(True)

@@ -43,7 +43,7 @@ const TEXT = {
     ev_certified: "Cấp chứng chỉ", ev_ready: "Sẵn sàng xuất", ev_dispatched: "Xuất vườn",
     ev_planted: "Đã trồng", ev_felled: "Chặt hạ", ev_at_landing: "Đến bãi gỗ",
     ev_loaded: "Bốc lên xe", ev_received: "Đã nhận", ev_processed: "Đã chế biến", ev_sold: "Đã bán",
-    ev_inspected: "Kiểm tra",
+    ev_inspected: "Kiểm tra", ev_registered: "Đã đăng ký",
     f_quantity: "Số cây", f_volume_m3: "Thể tích (m³)", f_to_commune: "Mã xã nhận",
     f_to_stand: "Mã lô rừng nhận", f_certificate_no: "Số chứng chỉ", f_fpl_number: "Số bảng kê lâm sản",
     f_load_code: "Mã tem chuyến xe", f_vehicle_plate: "Biển số xe", f_destination_kind: "Nơi nhận là",
@@ -71,7 +71,7 @@ const TEXT = {
     seedling_lot: "Seedling lot", timber_log: "Timber log", transport_load: "Transport load", tree: "Tree",
     ev_certified: "Certified", ev_ready: "Ready", ev_dispatched: "Dispatched", ev_planted: "Planted",
     ev_felled: "Felled", ev_at_landing: "At landing", ev_loaded: "Loaded", ev_received: "Received",
-    ev_processed: "Processed", ev_sold: "Sold", ev_inspected: "Inspected",
+    ev_processed: "Processed", ev_sold: "Sold", ev_inspected: "Inspected", ev_registered: "Registered",
     f_quantity: "Seedlings", f_volume_m3: "Volume (m³)", f_to_commune: "Receiving commune code",
     f_to_stand: "Receiving stand code", f_certificate_no: "Certificate no.", f_fpl_number: "Forest-product list no.",
     f_load_code: "Transport load tag", f_vehicle_plate: "Vehicle plate", f_destination_kind: "Destination is a",
@@ -84,6 +84,7 @@ const state = {
   lang: localStorage.getItem(LANG_KEY) || "vi",
   rules: null,
   item: null, // {code, item_type, trace|null, status|null, offline}
+  map: null,
   eventType: null,
   editing: null, // client_event_id of the refused event being edited
   syncing: false,
@@ -412,7 +413,7 @@ async function renderItem() {
   summary.textContent = item.offline ? (trace ? t("offline_copy") : t("offline_unknown")) : "";
   summary.className = `status ${item.offline ? "wait" : ""}`;
   const details = [[t("type"), t(item.item_type)]];
-  if (status) details.push([t("state"), status]);
+  if (status) details.push([t("state"), t(`ev_${status}`)]); // a state is named for the event that led to it
   if (trace?.item?.species) details.push([t("species"), trace.item.species]);
   const origin = trace?.item?.nursery || trace?.item?.stand_code || trace?.item?.commune_code;
   if (origin) details.push([t("origin"), origin]);
@@ -424,6 +425,7 @@ async function renderItem() {
   $("item-events").replaceChildren(
     ...last.map((e) => el("li", `${e.occurred_at.slice(0, 16).replace("T", " ")} · ${t(`ev_${e.event_type}`)}`)),
   );
+  drawRoute(trace);
   const allowed = allowedEvents(item.item_type, status, known);
   const buttons = allowed.map((name) => {
     const button = el("button", t(`ev_${name}`));
@@ -436,6 +438,58 @@ async function renderItem() {
   $("event-types").replaceChildren(...(buttons.length ? buttons : [el("p", t("no_events"))]));
   $("event-form").hidden = true;
   state.eventType = null;
+}
+
+/** The item's way on a small map: its origin, then every scan (no basemap: works offline). */
+function drawRoute(trace) {
+  const places = [trace?.origin, ...(trace?.events || []).map((e) => e.location)].filter(Boolean);
+  const box = $("item-map");
+  box.hidden = !places.length || !window.maplibregl;
+  if (box.hidden) return;
+  const data = {
+    type: "FeatureCollection",
+    features: [
+      { type: "Feature", geometry: { type: "LineString", coordinates: places }, properties: {} },
+      ...places.map((p, i) => ({ type: "Feature", geometry: { type: "Point", coordinates: p }, properties: { last: i === places.length - 1 } })),
+    ],
+  };
+  const lons = places.map((p) => p[0]);
+  const lats = places.map((p) => p[1]);
+  const bounds = [[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]];
+  try {
+    if (!state.map) {
+      state.map = new window.maplibregl.Map({
+        container: box,
+        style: {
+          version: 8,
+          sources: { route: { type: "geojson", data } },
+          layers: [
+            { id: "bg", type: "background", paint: { "background-color": "#eef1ea" } },
+            { id: "line", type: "line", source: "route", paint: { "line-color": "#0b3d1f", "line-width": 3 } },
+            {
+              id: "points", type: "circle", source: "route", filter: ["==", ["geometry-type"], "Point"],
+              paint: { "circle-radius": 7, "circle-color": ["case", ["get", "last"], "#b00020", "#0b3d1f"], "circle-stroke-color": "#fff", "circle-stroke-width": 2 },
+            },
+          ],
+        },
+        bounds,
+        fitBoundsOptions: { padding: 30, maxZoom: 15 },
+        attributionControl: false,
+        interactive: false,
+      });
+    } else {
+      const update = () => {
+        state.map.getSource("route").setData(data);
+        state.map.resize();
+        state.map.fitBounds(bounds, { padding: 30, maxZoom: 15, animate: false });
+      };
+      if (state.map.loaded()) update();
+      else state.map.once("load", update);
+    }
+  } catch (error) {
+    box.hidden = true; // no WebGL on this phone: the list of events still says it all
+    console.warn("no map", error);
+  }
 }
 
 function el(tag, text) {

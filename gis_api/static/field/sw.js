@@ -14,6 +14,8 @@ const SHELL = [
   "rules.json",
   "static/field/app.js",
   "static/field/field.css",
+  "static/vendor/maplibre-gl/maplibre-gl.js",
+  "static/vendor/maplibre-gl/maplibre-gl.css",
   "static/vendor/zxing-wasm/zxing-reader.js",
   "static/vendor/zxing-wasm/zxing_reader.wasm",
 ];
