@@ -197,6 +197,8 @@ RULE_STATUS: dict[str, int] = {
     "invalid_plot_geometry": 422,
     "eudr_file_too_large": 422,
     "trace_refused": 422,
+    "unknown_place": 404,
+    "ledger_negative": 409,
     # Something the request names does not exist.
     "unknown_code": 404,
     # The request clashes with what is stored: the chain of custody, its totals, a replay.

@@ -6,6 +6,8 @@
 - ``GET /api/trace/{code}/bangke?f=pdf|xlsx|json``: the forest-product list of a load.
 - ``GET /api/epcis/events?since=…&until=…&code=…``: custody events as an EPCIS 2.0 JSON-LD
   document (``application/ld+json``), streamed; ``code`` may be repeated.
+- ``GET /api/ledger?place=…&from=…&to=…``: the in/out ledger of a mill or yard (JSON); without
+  ``place``, the places.
 
 Any valid token may read them (as a trace). Refusals are raised: :mod:`gis_api.errors` gives
 each rule its status.
@@ -128,10 +130,36 @@ async def get_epcis(request: Request) -> Response:
     return StreamingResponse(body(), media_type="application/ld+json")
 
 
+async def get_ledger(request: Request) -> Response:
+    """The in/out ledger of a mill or yard, day by day, with running balances."""
+    await require_role(request, *READ_ROLES)
+    from barcodes import ledger as lg
+
+    place = request.query_params.get("place")
+    start, end = _moment(request, "from"), _moment(request, "to")
+    async with request.app.state.pool.connection() as conn:
+        if place is None:
+            return _json({"places": await lg.places(conn)})
+        book = await lg.ledger(conn, place, start.date() if start else None,
+                               end.date() if end else None)
+    return _json({
+        "place": book.place,
+        "from": book.start.isoformat() if book.start else None,
+        "to": book.end.isoformat() if book.end else None,
+        "opening": {"logs": book.opening_logs, "volume_m3": float(book.opening_m3)},
+        "days": [
+            {**vars(d), "day": d.day.isoformat(),
+             **{k: float(v) for k, v in vars(d).items() if k.endswith("_m3")}}
+            for d in book.days
+        ],
+    })
+
+
 def routes() -> list[BaseRoute]:
     """The traceability export routes."""
     return [
         Route("/api/trace/{code}/eudr", get_eudr, methods=["GET"], name="trace_eudr"),
         Route("/api/trace/{code}/bangke", get_bangke, methods=["GET"], name="trace_bangke"),
         Route("/api/epcis/events", get_epcis, methods=["GET"], name="epcis_events"),
+        Route("/api/ledger", get_ledger, methods=["GET"], name="timber_ledger"),
     ]

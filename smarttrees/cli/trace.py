@@ -2,7 +2,8 @@
 
 - ``trace eudr CODE…``: the EUDR geolocation file(s) of the plots of origin;
 - ``trace bangke LOAD``: the forest-product list (bảng kê lâm sản) of a load, PDF and XLSX;
-- ``trace epcis (--since DATE | CODE…)``: the custody events as an EPCIS 2.0 document.
+- ``trace epcis (--since DATE | CODE…)``: the custody events as an EPCIS 2.0 document;
+- ``trace ledger PLACE``: the in/out ledger of a sawmill or timber yard, day by day.
 """
 
 # ruff: noqa: B008 - typer declares options as parameter defaults
@@ -182,3 +183,36 @@ def epcis(
     if out is not None and partial is not None:
         sink.close()
         partial.replace(out)
+
+
+@app.command("ledger")
+def ledger(
+    place: str = typer.Argument(None, help="The mill or yard, as its received scans name it; "
+                                "none: list the places."),
+    start: str = typer.Option(None, "--from", help="First day (inclusive), e.g. 2025-09-01."),
+    end: str = typer.Option(None, "--to", help="Last day (exclusive)."),
+    out: Path = typer.Option(None, "--out", help="Write a .csv or .xlsx file instead."),
+) -> None:
+    """Print the in/out ledger (sổ nhập, xuất) of a mill or yard: one line a day, balances."""
+    from barcodes import ledger as lg
+    from smarttrees.errors import ArgumentError
+
+    if place is None:
+        for name in _run(lg.places):
+            typer.echo(name)
+        return
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if out is not None and out.suffix not in (".csv", ".xlsx"):
+        raise ArgumentError("--out", f"{out.name}: write a .csv or an .xlsx file")
+
+    async def work(conn: AsyncConnection) -> lg.Ledger:
+        return await lg.ledger(conn, place, first.date() if first else None,
+                               last.date() if last else None)
+
+    book = _run(work)
+    if out is None:
+        lines = lg.table(book)
+        typer.echo("\n".join("\t".join(str(c) for c in line) for line in lines))
+        return
+    out.write_bytes(lg.to_xlsx(book) if out.suffix == ".xlsx" else lg.to_csv(book))
+    typer.echo(out)
