@@ -9,12 +9,14 @@ Geometry is reduced to the 10⁻⁶° grid in PostGIS (``ST_ReducePrecision`` ke
 written there (``ST_AsGeoJSON(…, 6)``); every polygon is then checked again with shapely, so a
 plot that fails the rules stops the document instead of reaching a buyer. Each plot is also
 flagged for what a reviewer must look at: planted after the 2020-12-31 cut-off, an area that
-does not match the stand record, an overlap with another recorded plot. A plot without a polygon
+does not match the stand record, an overlap with another recorded plot, and — when a forest-loss
+raster is registered as ``forest_loss`` — forest lost after the cut-off. A plot without a polygon
 refuses the whole document, naming the logs that came from it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +35,9 @@ POLYGON_OVER_HA = 4.0
 MAX_FILE_BYTES = 25 * 1000 * 1000  # the EU information system's cap on one statement's file
 AREA_TOLERANCE = 0.05  # a computed area more than 5 % off the stand record is flagged
 DECIMALS = 6
-OWNER_TYPES = ("state", "company", "cooperative", "household", "community")
+# A raster registered under this name (`smarttrees raster add FILE --name forest_loss`) is
+# sampled over every plot: the year forest was lost in each cell.
+LOSS_RASTER = "forest_loss"
 
 
 class PlotWithoutPolygon(TraceError):
@@ -101,7 +105,49 @@ async def plot_features(conn: AsyncConnection, origin: Origin) -> list[dict[str,
     if missing:
         raise PlotWithoutPolygon("; ".join(_missing_message(r[1], by_stand.get(r[0], []))
                                            for r in missing))
-    return [_feature(r, by_stand.get(r[0], [])) for r in rows]
+    features = [_feature(r, by_stand.get(r[0], [])) for r in rows]
+    cur = await conn.execute(
+        "SELECT path, band, nodata FROM smarttrees.rasters WHERE name = %s", [LOSS_RASTER]
+    )
+    raster = await cur.fetchone()
+    if raster is not None:
+        await asyncio.to_thread(flag_forest_loss, features, raster[0], int(raster[1]), raster[2])
+    return features
+
+
+def flag_forest_loss(
+    features: Sequence[dict[str, Any]], path: str, band: int, nodata: float | None
+) -> None:
+    """Sample the forest-loss raster over each plot; flag plots that lost forest after 2020.
+
+    The raster's cells hold the year forest was lost: a full year (2019) or, as Hansen et al.'s
+    Global Forest Change ``lossyear`` band does, years since 2000 (19); 0 or nodata is no loss.
+    Each plot gets ``forest_loss_share`` (of its cells, any cell it touches) and, when any cell
+    lost forest after the cut-off, the flag ``forest_loss_after_cutoff``; a plot outside the
+    raster gets ``forest_loss_share: null``.
+    """
+    import numpy as np
+    import rasterio
+    import rasterio.mask
+    from rasterio.warp import transform_geom
+
+    with rasterio.open(path) as source:
+        for feature in features:
+            shape = transform_geom("EPSG:4326", source.crs, feature["geometry"])
+            try:
+                cells, _ = rasterio.mask.mask(source, [shape], crop=True, all_touched=True,
+                                              filled=False, indexes=band)
+            except ValueError:  # the plot lies outside the raster
+                feature["properties"]["forest_loss_share"] = None
+                continue
+            values = np.ma.masked_equal(cells, nodata) if nodata is not None else cells
+            inside = values.compressed().astype("int64")
+            years = np.where(inside < 100, inside + 2000, inside)
+            lost = int(np.count_nonzero((inside > 0) & (years > CUTOFF.year)))
+            share = lost / inside.size if inside.size else 0.0
+            feature["properties"]["forest_loss_share"] = round(share, 4)
+            if lost:
+                feature["properties"]["flags"].append("forest_loss_after_cutoff")
 
 
 def _missing_message(stand_code: str, logs: Sequence[Any]) -> str:

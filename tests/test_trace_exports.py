@@ -395,3 +395,42 @@ def test_ledger_of_a_mill_balances_with_custody(province_url: str, tmp_path: Pat
     assert later[2:] == days[len(days) // 2:]
     unknown = _run(province_url, "trace", "ledger", "Xưởng không có")
     assert unknown.code == 1 and "unknown_place" in unknown.stderr and place in unknown.stderr
+
+
+def test_eudr_flags_forest_loss_from_a_registered_raster(province_url: str,
+                                                         tmp_path: Path) -> None:
+    import numpy as np
+    import rasterio
+    from rasterio.features import rasterize
+    from rasterio.transform import from_origin
+
+    with psycopg.connect(province_url) as conn:
+        stands = conn.execute(
+            "SELECT DISTINCT ON (commune_code) stand_code, ST_AsGeoJSON(geom) "
+            "FROM smarttrees.stands ORDER BY commune_code, stand_code LIMIT 2").fetchall()
+    (lost_code, lost_geom), (kept_code, kept_geom) = stands
+    shapes = [shapely.from_geojson(lost_geom), shapely.from_geojson(kept_geom)]
+    west, south, east, north = shapely.union_all(shapes).buffer(0.01).bounds
+    size = 0.0005
+    width, height = int((east - west) / size) + 1, int((north - south) / size) + 1
+    transform = from_origin(west, north, size, size)
+    # Hansen-style loss years: the first stand lost forest in 2022, the second in 2015.
+    cells = rasterize([(shapes[0], 22), (shapes[1], 15)], out_shape=(height, width),
+                      transform=transform, dtype="uint8")
+    assert np.count_nonzero(cells == 22) > 0
+    tif = tmp_path / "lossyear.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=width, height=height, count=1,
+                       dtype="uint8", crs="EPSG:4326", transform=transform, nodata=255) as dst:
+        dst.write(cells, 1)
+    added = _run(province_url, "raster", "add", str(tif), "--name", "forest_loss")
+    assert added.code == 0, added.stderr
+    out = tmp_path / "out"
+    result = _run(province_url, "trace", "eudr", lost_code, kept_code, "--out", str(out))
+    assert result.code == 0, result.stderr
+    [file] = list(out.iterdir())
+    plots = {f["properties"]["ProductionPlace"]: f["properties"]
+             for f in json.loads(file.read_text())["features"]}
+    assert "forest_loss_after_cutoff" in plots[lost_code]["flags"]
+    assert plots[lost_code]["forest_loss_share"] > 0.5
+    assert "forest_loss_after_cutoff" not in plots[kept_code]["flags"], "2015 is before 2021"
+    assert plots[kept_code]["forest_loss_share"] == 0
