@@ -152,3 +152,29 @@ def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> 
     assert shown or cells
     assert set(shown) <= {"plantation"}
     assert set(cells) <= {0}
+
+
+def test_custody_scans_show_where_logs_went(page: Any, province_url: str) -> None:
+    with psycopg.connect(province_url) as conn:
+        lon, lat = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.custody_events"
+            " WHERE event_type = 'received' ORDER BY occurred_at LIMIT 1"
+        ).fetchone()
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 9}})")
+    wait_idle(page)
+    page.check("#custody-toggle")
+    page.wait_for_function("document.getElementById('custody-note').textContent.includes('zoom in')")
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 14}})")
+    page.wait_for_function("document.getElementById('custody-note').textContent.includes('scans in view')")
+    wait_idle(page)
+    bounds = page.evaluate("smarttreesMap.getBounds().toArray().flat()")
+    with psycopg.connect(province_url) as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM smarttrees.custody_events WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+            bounds).fetchone()[0]
+    note = page.inner_text("#custody-note")
+    assert note.startswith(f"{min(expected, 2000)} custody scans"), note
+    steps = page.evaluate(
+        "smarttreesMap.queryRenderedFeatures({layers: ['custody']}).map(f => f.properties.event_type)"
+    )
+    assert "received" in steps

@@ -15,6 +15,12 @@
     },
   };
   let colourBy = "category";
+  // Chain-of-custody scans, by the step they record: where logs and seedlings went.
+  const CUSTODY_COLOURS = {
+    felled: "#8c510a", at_landing: "#d8b365", loaded: "#e08214", received: "#b2182b",
+    processed: "#762a83", sold: "#2166ac", dispatched: "#5aae61", planted: "#1b7837",
+    certified: "#80cdc1", ready: "#35978f", inspected: "#999999",
+  };
 
   // --- style -----------------------------------------------------------------------------
 
@@ -39,6 +45,7 @@
       stands: { type: "vector", tiles: [tilesUrl("stands")], minzoom: 0, maxzoom: 15 },
       communes: { type: "vector", tiles: [tilesUrl("communes")], minzoom: 0, maxzoom: 14 },
       nurseries: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      custody: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       found: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
     };
     const layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1ea" } }];
@@ -78,6 +85,11 @@
         paint: {
           "circle-color": "#8c510a", "circle-radius": 7,
           "circle-stroke-color": "#ffffff", "circle-stroke-width": 2,
+        } },
+      { id: "custody", type: "circle", source: "custody", layout: { visibility: "none" },
+        paint: {
+          "circle-color": ["match", ["get", "event_type"], ...Object.entries(CUSTODY_COLOURS).flat(), "#555555"],
+          "circle-radius": 5, "circle-stroke-color": "#ffffff", "circle-stroke-width": 1,
         } },
       { id: "found", type: "circle", source: "found",
         paint: {
@@ -167,6 +179,30 @@
       console.warn("nurseries not shown:", error.message);
     }
   }
+
+  // Custody scans in view, from zoom 10 when the layer is on (a province holds 200,000 of them).
+  const CUSTODY_MIN_ZOOM = 10;
+  async function loadCustody() {
+    const box = document.getElementById("custody-toggle");
+    const note = document.getElementById("custody-note");
+    if (!box.checked) return;
+    if (map.getZoom() < CUSTODY_MIN_ZOOM) {
+      note.textContent = `zoom in to ${CUSTODY_MIN_ZOOM} to see custody scans`;
+      map.getSource("custody").setData({ type: "FeatureCollection", features: [] });
+      return;
+    }
+    const b = map.getBounds();
+    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",");
+    try {
+      const data = await getJson(`${base}/collections/custody_events/items?f=json&limit=2000&bbox=${bbox}`);
+      map.getSource("custody").setData(data);
+      note.textContent = `${data.features.length} custody scans in view`;
+    } catch (error) {
+      note.textContent = `custody scans not shown: ${error.message}`;
+    }
+  }
+  map.on("moveend", loadCustody);
+  document.getElementById("custody-toggle").addEventListener("change", loadCustody);
 
   // --- colouring and legend --------------------------------------------------------------
 
@@ -268,7 +304,20 @@
       .addTo(map);
   });
 
-  ["trees", "tree-cells", "nurseries"].forEach((id) => {
+  map.on("click", "custody", (event) => {
+    const p = event.features[0].properties;
+    const when = String(p.occurred_at || "").slice(0, 16).replace("T", " ");
+    const rows = [["Step", p.event_type], ["When", when], ["Species", p.species_name],
+      ["Stand", p.stand_code], ["Destination", p.destination], ["Forest-product list", p.fpl_number],
+      ["Volume (m³)", p.volume_m3], ["Seedlings", p.quantity], ["State after", p.status_after]]
+      .filter(([, v]) => v !== undefined && v !== null && v !== "")
+      .map(([k, v]) => element("tr", {}, element("th", {}, k), element("td", {}, String(v))));
+    new maplibregl.Popup().setLngLat(event.features[0].geometry.coordinates)
+      .setDOMContent(element("div", { class: "custody-popup" }, element("strong", {}, p.code), element("table", {}, ...rows)))
+      .addTo(map);
+  });
+
+  ["trees", "tree-cells", "nurseries", "custody"].forEach((id) => {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   });
