@@ -77,7 +77,11 @@ def look_up(page: Any, code: str) -> None:
 def record(page: Any, event: str, **fields: str) -> None:
     page.click(f'#event-types button[data-event="{event}"]')
     for name, value in fields.items():
-        page.fill(f"#f-{name}", value)
+        field = page.locator(f"#f-{name}")
+        if field.evaluate("e => e.tagName") == "SELECT":  # reference data kept on the phone
+            field.select_option(value)
+        else:
+            field.fill(value)
     page.click("#record")
     page.locator("#message.info").wait_for()
 
@@ -199,6 +203,8 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
     assert "loaded" in offered and "at_landing" not in offered  # the queued event moved it on
     look_up(page, lot_code)
+    page.click('#event-types button[data-event="dispatched"]')
+    assert page.locator(f'#f-to_commune option[value="{commune}"]').count() == 1  # kept offline
     record(page, "dispatched", quantity="9999999", to_commune=commune)  # more than the lot
     look_up(page, log_b)
     record(page, "at_landing")

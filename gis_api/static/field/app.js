@@ -17,6 +17,7 @@ const TOKEN_KEY = "smarttrees.field.token";
 const DEVICE_KEY = "smarttrees.field.device";
 const LANG_KEY = "smarttrees.field.lang";
 const RULES_KEY = "smarttrees.field.rules";
+const REFERENCE_KEY = "smarttrees.field.reference";
 
 const TEXT = {
   vi: {
@@ -516,9 +517,10 @@ function fieldInput(name, required, value) {
   const label = el("label", t(`f_${name}`) + (required ? ` (${t("required")})` : ""));
   label.htmlFor = `f-${name}`;
   let input;
-  if (schema.enum) {
+  const choices = schema.enum ? schema.enum.map((v) => [v, t(v)]) : referenceChoices(name);
+  if (choices) {
     input = el("select");
-    input.append(el("option", ""), ...schema.enum.map((v) => Object.assign(el("option", t(v)), { value: v })));
+    input.append(el("option", ""), ...choices.map(([v, text]) => Object.assign(el("option", text), { value: v })));
   } else {
     input = el("input");
     if (schema.type === "integer" || schema.type === "number") {
@@ -534,6 +536,23 @@ function fieldInput(name, required, value) {
   const problem = Object.assign(el("p"), { className: "status bad", id: `f-${name}-problem` });
   wrap.append(label, input, problem);
   return wrap;
+}
+
+/** Choices a field takes from the reference data kept on the phone, or null (free text). */
+function referenceChoices(name) {
+  const communes = JSON.parse(localStorage.getItem(REFERENCE_KEY) || "null")?.communes;
+  if (name !== "to_commune" || !communes?.length) return null;
+  return communes.map((c) => [c.code, `${c.name} (${c.code})`]);
+}
+
+/** The reference data of the web map (species, communes), kept for offline use. */
+async function loadReference() {
+  try {
+    const response = await fetch("../map/options.json");
+    if (response.ok) localStorage.setItem(REFERENCE_KEY, JSON.stringify(await response.json()));
+  } catch {
+    // offline: the copy kept last time serves
+  }
 }
 
 /** The event's fields from the form, checked by the field schemas; {values} or {problems}. */
@@ -775,6 +794,7 @@ async function loadRules() {
 async function start() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch((e) => console.warn(e));
   state.rules = await loadRules();
+  loadReference();
   $("device").textContent = deviceId();
   $("lang").addEventListener("click", () => {
     state.lang = state.lang === "vi" ? "en" : "vi";
