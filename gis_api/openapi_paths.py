@@ -289,6 +289,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     from gis_api.raster_tiles import openapi_paths as raster_paths  # rasters (issue 15)
 
     doc["paths"].update(raster_paths())
+    from gis_api.trace_exports import openapi_paths as trace_paths  # traceability (issue 20)
+
+    doc["paths"].update(trace_paths())
     for name, path in doc["paths"].items():  # OGC API – Features Part 4: writes need a token
         if name.startswith("/collections/"):
             for method in ("post", "put", "patch", "delete"):

@@ -155,6 +155,66 @@ async def get_ledger(request: Request) -> Response:
     })
 
 
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 descriptions of the traceability routes (every one needs a bearer token)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/smarttreesException"}}}
+
+    def errors(*statuses: int) -> dict[str, Any]:
+        return {str(s): {"description": "refused (the description names the rule)",
+                         "content": error} for s in statuses}
+
+    def text(name: str, description: str, where: str = "query",
+             required: bool = False) -> dict[str, Any]:
+        return {"name": name, "in": where, "required": required or where == "path",
+                "description": description,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+
+    code = text("code", "a transport load (TR-), log (TL-), seedling lot (SL-) or stand (ST-)",
+                "path")
+    any_object = {"schema": {"type": "object"}}
+    binary = {"schema": {"type": "string", "format": "binary"}}
+
+    def get(operation_id: str, summary: str, parameters: list[dict[str, Any]],
+            content: dict[str, Any], statuses: tuple[int, ...]) -> dict[str, Any]:
+        return {"get": {"operationId": operation_id, "summary": summary, "tags": ["trace"],
+                        "security": [{"bearerAuth": []}], "parameters": parameters,
+                        "responses": {"200": {"description": "OK", "content": content},
+                                      **errors(*statuses)}}}
+
+    return {
+        "/api/trace/{code}/eudr": get(
+            "getEudrGeolocation",
+            "The EUDR geolocation GeoJSON of the plots of origin (the manifest when split)",
+            [code, {"name": "part", "in": "query", "required": False,
+                    "description": "which file of a split statement, from 1",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10_000}}],
+            {"application/geo+json": any_object, "application/json": any_object},
+            (400, 401, 403, 404, 422)),
+        "/api/trace/{code}/bangke": get(
+            "getBangKe", "The forest-product list (bảng kê lâm sản) of a transport load",
+            [code, {"name": "f", "in": "query", "required": False, "description": "format",
+                    "schema": {"type": "string", "enum": ["pdf", "xlsx", "json"],
+                               "default": "pdf"}}],
+            {"application/pdf": binary, "application/json": any_object,
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": binary},
+            (400, 401, 403, 404, 422)),
+        "/api/epcis/events": get(
+            "getEpcisEvents", "Custody events as an EPCIS 2.0 JSON-LD document, streamed",
+            [text("since", "from this date or time (ISO 8601), inclusive"),
+             text("until", "until this date or time (ISO 8601), exclusive"),
+             {"name": "code", "in": "query", "required": False, "explode": True,
+              "description": "items whose events to export (repeatable)",
+              "schema": {"type": "array", "items": {"type": "string", "maxLength": 200}}}],
+            {"application/ld+json": any_object}, (400, 401, 403, 404, 422)),
+        "/api/ledger": get(
+            "getTimberLedger", "The in/out ledger of a sawmill or timber yard, day by day",
+            [text("place", "the mill or yard, as its received scans name it; none: the list"),
+             text("from", "first day (ISO 8601), inclusive"),
+             text("to", "last day (ISO 8601), exclusive")],
+            {"application/json": any_object}, (400, 401, 403, 404, 409)),
+    }
+
+
 def routes() -> list[BaseRoute]:
     """The traceability export routes."""
     return [
