@@ -348,6 +348,13 @@ def test_http_routes(province_url: str, live_server: str, viewer_token: str) -> 
         book = client.get("/api/ledger", params={"place": places[0]}).json()
         assert book["days"] and all(d["balance_logs"] >= 0 for d in book["days"])
         assert client.get("/api/ledger", params={"place": "nowhere"}).status_code == 404
+        with psycopg.connect(province_url) as conn:
+            conn.execute("UPDATE smarttrees.stands SET geom = 'SRID=4326;MULTIPOLYGON EMPTY' "
+                         "WHERE stand_code = %s", [logs[0]["stand"]])
+        refused = client.get(f"/api/trace/{load}/eudr")
+        assert refused.status_code == 422
+        assert "plot_without_polygon" in refused.json()["description"]
+        assert logs[0]["stand"] in refused.json()["description"]
 
 
 def _ledger_csv(url: str, tmp_path: Path, *args: str) -> list[list[str]]:
@@ -434,3 +441,22 @@ def test_eudr_flags_forest_loss_from_a_registered_raster(province_url: str,
     assert plots[lost_code]["forest_loss_share"] > 0.5
     assert "forest_loss_after_cutoff" not in plots[kept_code]["flags"], "2015 is before 2021"
     assert plots[kept_code]["forest_loss_share"] == 0
+
+
+def test_eudr_of_a_seedling_lot_gives_the_stands_it_was_planted_in(province_url: str,
+                                                                   tmp_path: Path) -> None:
+    with psycopg.connect(province_url) as conn:
+        row = conn.execute(
+            "SELECT e.code, array_agg(DISTINCT e.details ->> 'to_stand') "
+            "FROM smarttrees.scan_events e WHERE e.event_type = 'dispatched' "
+            "AND e.details ? 'to_stand' GROUP BY e.code ORDER BY e.code LIMIT 1").fetchone()
+    if row is None:
+        pytest.skip("no lot of the test province went to a stand")
+    lot, stands = row
+    result = _run(province_url, "trace", "eudr", lot, "--out", str(tmp_path))
+    assert result.code == 0, result.stderr
+    [file] = list(tmp_path.iterdir())
+    features = json.loads(file.read_text())["features"]
+    assert sorted(f["properties"]["ProductionPlace"] for f in features) == sorted(stands)
+    for feature in features:
+        _check_plot(feature)
