@@ -135,6 +135,85 @@ async def me(request: Request) -> Response:
     return _json({"username": who.username, "role": who.role}, cache="no-store")
 
 
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 descriptions of the field app's routes (its static files are not listed)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/smarttreesException"}}}
+
+    def get(operation_id: str, summary: str, media: str, **more: Any) -> dict[str, Any]:
+        responses = {
+            "200": {
+                "description": "OK",
+                "content": {media: {"schema": more.pop("schema", {"type": "string"})}},
+            }
+        }
+        responses.update(
+            {str(s): {"description": "error", "content": error} for s in more.pop("errors", ())}
+        )
+        return {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "tags": ["field app"],
+                "responses": responses,
+                **more,
+            }
+        }
+
+    page = {"type": "string"}
+    return {
+        "/field": {
+            "get": {
+                "operationId": "redirectFieldApp",
+                "summary": "Redirects to /field/",
+                "tags": ["field app"],
+                "responses": {"308": {"description": "to /field/"}},
+            }
+        },
+        "/field/": get("getFieldApp", "The field app's page", "text/html", schema=page),
+        "/field/sw.js": get(
+            "getFieldServiceWorker",
+            "The field app's service worker",
+            "text/javascript",
+            schema=page,
+        ),
+        "/field/manifest.webmanifest": get(
+            "getFieldManifest",
+            "The web app manifest",
+            "application/manifest+json",
+            schema={"type": "object"},
+        ),
+        "/field/icons/{filename}": get(
+            "getFieldIcon",
+            "An app icon",
+            "image/png",
+            schema={"type": "string", "format": "binary"},
+            errors=(404,),
+            parameters=[
+                {
+                    "name": "filename",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": [f"{s}.png" for s in ICON_SIZES]},
+                }
+            ],
+        ),
+        "/field/rules.json": get(
+            "getFieldRules",
+            "The code and custody rules as data",
+            "application/json",
+            schema={"type": "object"},
+        ),
+        "/field/me": get(
+            "getFieldMe",
+            "Who a field token belongs to",
+            "application/json",
+            schema={"type": "object"},
+            errors=(401, 403),
+            security=[{"bearerAuth": []}],
+        ),
+    }
+
+
 def routes() -> list[BaseRoute]:
     """The field app's routes."""
     static = StaticFiles(packages=[("gis_api", "static")])

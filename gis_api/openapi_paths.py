@@ -292,6 +292,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     from gis_api.trace_exports import openapi_paths as trace_paths  # traceability (issue 20)
 
     doc["paths"].update(trace_paths())
+    from gis_api.field import openapi_paths as field_paths  # the field app (issue 16)
+
+    doc["paths"].update(field_paths())
     for name, path in doc["paths"].items():  # OGC API – Features Part 4: writes need a token
         if name.startswith("/collections/"):
             for method in ("post", "put", "patch", "delete"):
