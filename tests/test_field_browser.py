@@ -96,6 +96,7 @@ def test_codes_are_checked_as_typed_with_the_servers_rules(
     context, page, errors = phone(browser, (105.8, 21.6))
     open_app(page, live_server)
     assert page.evaluate("document.documentElement.lang") == "vi"
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-signin.png"))
     sign_in(page, field_token)
 
     # The page's MOD 37-36 agrees with barcodes.codes on many codes of every type.
@@ -113,6 +114,7 @@ def test_codes_are_checked_as_typed_with_the_servers_rules(
     assert "ký tự kiểm tra" in page.inner_text("#code-status")  # "wrong check character"
     assert page.is_disabled("#lookup")
     assert page.get_attribute("#code", "aria-invalid") == "true"
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-wrong-check.png"))
     page.fill("#code", "")
     page.type("#code", good.lower())
     assert page.inner_text("#code-status").startswith("✓")
