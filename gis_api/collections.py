@@ -61,6 +61,15 @@ class Collection:
         """Names of the published properties, in order."""
         return tuple(p.name for p in self.properties)
 
+    @property
+    def feature_properties(self) -> tuple[Property, ...]:
+        """Properties in a feature's ``properties``: all but the one its ``id`` already holds.
+
+        The commune layers are identified by their commune code; repeating it as a property
+        gave QGIS and GDAL two columns of the same value (``id`` and ``code``).
+        """
+        return tuple(p for p in self.properties if p.name != self.id_column)
+
     def property(self, name: str) -> Property | None:
         """The published property called ``name``, if any."""
         return next((p for p in self.properties if p.name == name), None)

@@ -230,10 +230,16 @@ def status_of(error: ApiError) -> int:
 
 
 def error_response(
-    status: int, code: str, description: str, *, retry_after: int | None = None
+    status: int, code: str, description: str, *, retry_after: int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """An OGC API exception document (with ``Retry-After`` when ``retry_after`` is given)."""
-    headers = {"WWW-Authenticate": 'Bearer realm="smarttrees"'} if status == 401 else {}
+    """An OGC API exception document (with ``Retry-After`` when ``retry_after`` is given).
+
+    ``headers``: more headers, e.g. the ``Allow`` of a 405.
+    """
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="smarttrees"'
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = orjson.dumps(ErrorDocument(code=code, description=description).model_dump())
@@ -287,7 +293,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HttpError")
-    return error_response(exc.status_code, code, str(exc.detail))
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
 async def _pool_timeout(request: Request, exc: Exception) -> Response:

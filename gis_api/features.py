@@ -67,7 +67,9 @@ def feature_json(
 
     Rendered once per shape and cached: composing it costs more than half a millisecond.
     """
-    names = collection.property_names if properties is None else properties
+    names = (
+        tuple(p.name for p in collection.feature_properties) if properties is None else properties
+    )
     props = sql.SQL(", ").join(
         sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in names
     )

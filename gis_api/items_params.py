@@ -20,7 +20,7 @@ from starlette.requests import Request
 from gis_api import collections, cql2
 from gis_api.collections import Collection
 from gis_api.crs import CRS84, Crs, parse_crs
-from gis_api.errors import InvalidParameter, NotFound
+from gis_api.errors import InvalidFilter, InvalidParameter, NotFound
 
 Fragment = cql2.Fragment
 
@@ -39,6 +39,7 @@ ITEMS_PARAMETERS = frozenset({
     "f", "lang", "limit", "offset", "after", "bbox", "bbox-crs", "crs", "filter", "filter-lang",
     "filter-crs", "datetime", "skipGeometry", "properties", "sortby", "resulttype", "q",
 })
+FILTER_LANGUAGES = ("cql2-text", "cql2-json")
 
 
 @dataclass
@@ -100,6 +101,13 @@ def parse_bbox(raw: str) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+def _boolean(params: Mapping[str, str], name: str) -> bool:
+    raw = (params.get(name) or "false").lower()
+    if raw not in ("true", "false"):
+        raise InvalidParameter(f"{name}: {params[name]!r} is neither true nor false")
+    return raw == "true"
+
+
 def _after(collection: Collection, raw: str | None) -> str | int | None:
     if raw is None or raw == "":
         return None
@@ -114,7 +122,8 @@ def _after(collection: Collection, raw: str | None) -> str | int | None:
 def _selected(collection: Collection, raw: str | None) -> tuple[str, ...] | None:
     if raw is None:
         return None
-    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    # Each name once: a repeated one made duplicate JSON keys and files GDAL cannot write.
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     unknown = [n for n in names if n not in collection.property_names]
     if unknown:
         raise InvalidParameter(f"properties: unknown {', '.join(unknown)} of {collection.id}")
@@ -191,13 +200,16 @@ def parse_items(
         bbox_crs=parse_crs(params.get("bbox-crs"), "bbox-crs"),
         crs=parse_crs(params.get("crs"), "crs"),
         equals=_equals(collection, params),
-        skip_geometry=params.get("skipGeometry", "false").lower() == "true",
+        skip_geometry=_boolean(params, "skipGeometry"),
         properties=_selected(collection, params.get("properties")),
     )
+    if (params.get("filter-lang") or "cql2-text").lower() not in FILTER_LANGUAGES:
+        raise InvalidFilter(f"filter-lang: {params['filter-lang']!r} is not supported; use "
+                            f"{' or '.join(FILTER_LANGUAGES)}")
+    filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")  # checked even if unused
     if params.get("filter"):
         tree = cql2.parse(params["filter"], params.get("filter-lang"))
         cql2.check_size(tree, filter_limits)
-        filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
         query.filter = cql2.Translator(collection, filter_crs).where(tree)
     if query.bbox and not collection.geometry_column:
         raise InvalidParameter(f"bbox: {collection.id} has no geometry")

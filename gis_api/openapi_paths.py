@@ -46,8 +46,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 def _param(where: str, name: str, description: str, schema: dict[str, Any],
            required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required or where == "path",
-            "description": description, "schema": schema}
+    parameter = {"name": name, "in": where, "required": required or where == "path",
+                 "description": description, "schema": schema}
+    if where == "query" and not required:  # "commune=" is answered as if it were absent
+        parameter["allowEmptyValue"] = True
+    return parameter
 
 
 def _get(operation_id: str, summary: str, tags: list[str], responses: dict[str, Any],
@@ -151,7 +154,7 @@ def app_paths() -> dict[str, Any]:
             "searchTreeByCode", "A tree by its code", ["web map"],
             {"200": _ok({"application/json": {"schema": ANY_OBJECT}}), **_errors(400, 404)},
             [_param("query", "code", "tree code, e.g. TN-000001",
-                    {"type": "string", "minLength": 1, "maxLength": 64}, required=True)]),
+                    {"type": "string", "pattern": r"\S", "maxLength": 64}, required=True)]),
         "/api/trees/{treeId}/history": _get(
             "getTreeHistory", "A tree's change history (without actor names)", ["web map"],
             {"200": _ok({"application/json": {"schema": ANY_OBJECT}}), **_errors(400, 404)},

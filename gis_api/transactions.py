@@ -9,7 +9,7 @@ foreign keys do the rest); any refusal is a 400 (409 for a duplicate) and nothin
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,12 +21,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api.auth import require_role
-from gis_api.collections import Collection
+from gis_api.collections import COLLECTIONS, Collection
 from gis_api.crs import Crs, from_input, parse_crs
 from gis_api.errors import Conflict, InvalidParameter, NotAllowed, NotFound
 from gis_api.items_params import collection_or_404, parse_id
 
 WRITE_ROLES = ("editor",)  # admins hold every role
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _body(raw: bytes) -> dict[str, Any]:
@@ -207,11 +208,31 @@ async def change_item(request: Request) -> Response:
     return await change(request, collection_or_404(request), request.path_params["item_id"])
 
 
+def _bound(endpoint: Endpoint, collection_id: str) -> Endpoint:
+    """``endpoint`` on a route of one collection, whose path has no ``{collection_id}``."""
+
+    async def bound(request: Request) -> Response:
+        request.path_params["collection_id"] = collection_id
+        return await endpoint(request)
+
+    return bound
+
+
 def routes() -> list[BaseRoute]:
-    """The write routes of OGC API Features Part 4 (the reads: :mod:`gis_api.items`)."""
-    items = "/collections/{collection_id}/items"
-    return [
-        Route(items, create_item, methods=["POST"], name="create_item"),
-        Route(items + "/{item_id}", change_item, methods=["PUT", "PATCH", "DELETE"],
-              name="change_item"),
-    ]
+    """The write routes of OGC API Features Part 4 (the reads: :mod:`gis_api.items`).
+
+    Only writable collections get them: a write to any other finds the read routes alone and
+    answers 405 with ``Allow: GET, HEAD`` (what the OpenAPI document says), before any token
+    check.
+    """
+    table: list[BaseRoute] = []
+    for c in COLLECTIONS:
+        if c.writable:
+            items = f"/collections/{c.id}/items"
+            table += [
+                Route(items, _bound(create_item, c.id), methods=["POST"],
+                      name=f"create_{c.id}_item"),
+                Route(items + "/{item_id}", _bound(change_item, c.id),
+                      methods=["PUT", "PATCH", "DELETE"], name=f"change_{c.id}_item"),
+            ]
+    return table
