@@ -41,6 +41,9 @@ class Collection:
     write_table: str | None = None  # OGC API Features Part 4 writes go to this table
     read_only: tuple[str, ...] = ()  # published properties a write may not set
     keywords: tuple[str, ...] = ()
+    # A table whose row count (smarttrees.row_counts, kept by triggers) is the size of the
+    # unfiltered collection: numberMatched without counting.
+    counted_table: str | None = None
 
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
@@ -91,6 +94,7 @@ TREES = Collection(
         "FROM smarttrees.trees t LEFT JOIN smarttrees.species s ON s.id = t.species_id"
     ),
     write_table="trees",
+    counted_table="trees",
     read_only=("species_name", "species_vi", "updated_at"),
     keywords=("trees", "urban green", "forestry"),
     properties=(

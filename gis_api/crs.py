@@ -10,8 +10,11 @@ rebuilt for every row (20 ms each) while one named by SRID is reused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import sql
 
 from gis_api.errors import InvalidParameter
@@ -90,3 +93,21 @@ def from_input(geom: sql.Composable, crs: Crs) -> sql.Composable:
 def content_crs_header(crs: Crs) -> dict[str, str]:
     """The ``Content-Crs`` response header for ``crs``."""
     return {"Content-Crs": f"<{crs.uri}>"}
+
+
+@contextmanager
+def transforming(what: str) -> Iterator[None]:
+    """Run statements that reproject ``what``; coordinates outside their CRS's area are a 400.
+
+    PostGIS reports them as an internal error ("transform: Point outside of projection
+    domain"), which is the client's input, not the server's fault.
+    """
+    try:
+        yield
+    except psycopg.errors.InternalError_ as exc:
+        if not (exc.diag.message_primary or "").startswith("transform:"):
+            raise
+        raise InvalidParameter(
+            f"{what}: coordinates outside the area their CRS covers ({exc.diag.message_primary})"
+        ) from None
+

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api import cql2, downloads, features
-from gis_api.crs import content_crs_header
+from gis_api.crs import content_crs_header, transforming
 from gis_api.errors import NotFound
 from gis_api.items_params import (
     ItemsQuery,
@@ -86,10 +86,18 @@ async def _estimate(conn: Any, query: ItemsQuery) -> float:
     return estimate
 
 
+ROW_COUNT_SQL = "SELECT n FROM smarttrees.row_counts WHERE table_name = %s"
+
+
 async def _number_matched(conn: Any, query: ItemsQuery, returned: int, more: bool,
                           cap: int) -> int | None:
     if query.first_page and not more:
         return returned  # the whole result is on this page: exact at no cost
+    counted = query.collection.counted_table
+    if query.is_unfiltered and counted:  # kept by triggers (migration 0008): exact, no scan
+        row = await (await conn.execute(ROW_COUNT_SQL, [counted])).fetchone()
+        if row is not None:
+            return int(row[0])
     if await _estimate(conn, query) > cap:
         return None
     statement, params = features.count_sql(query, cap)
@@ -114,7 +122,7 @@ async def items(request: Request) -> Response:
         return await _pygeoapi_items(request, collection.id)
     statement, args = features.page_sql(query)
     async with request.app.state.pool.connection() as conn:
-        with features.evaluating(query):
+        with transforming("bbox"), features.evaluating(query):
             rows = await (await conn.execute(statement, args)).fetchall()
             more = len(rows) > query.limit
             rows = rows[: query.limit]
@@ -162,11 +170,31 @@ async def item(request: Request) -> Response:
     return Response(body, 200, media_type=GEOJSON, headers=content_crs_header(crs))
 
 
+# pygeoapi knows the filter languages by their pre-CQL2 names.
+_PYGEOAPI_FILTER_LANG = {"cql2-text": "cql-text", "cql2-json": "cql-json"}
+
+
+def _for_pygeoapi(request: Request) -> Request:
+    """The request as pygeoapi understands it (already validated by :func:`items`).
+
+    pygeoapi names the filter languages by their pre-CQL2 names, refuses a ``bbox-crs``
+    without a ``bbox`` and empty values (``offset=``), which the GeoJSON answer takes as absent.
+    """
+    query = request.query_params
+    params = [
+        (k, _PYGEOAPI_FILTER_LANG.get(v.lower(), v) if k == "filter-lang" else v)
+        for k, v in query.multi_items()
+        if v != "" and not (k == "bbox-crs" and not query.get("bbox"))
+    ]
+    scope = dict(request.scope, query_string=urlencode(params).encode())
+    return Request(scope, request.receive)
+
+
 async def _pygeoapi_items(request: Request, cid: str) -> Response:
     import pygeoapi.api.itemtypes as itemtypes
 
     return await request.app.state.pygeoapi.call(
-        request, itemtypes.get_collection_items, cid
+        _for_pygeoapi(request), itemtypes.get_collection_items, cid
     )
 
 

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from gis_api.auth import require_role
 from gis_api.collections import COLLECTIONS, Collection
-from gis_api.crs import Crs, from_input, parse_crs
+from gis_api.crs import Crs, from_input, parse_crs, transforming
 from gis_api.errors import Conflict, InvalidParameter, NotAllowed, NotFound
 from gis_api.items_params import collection_or_404, parse_id
 
@@ -35,8 +35,9 @@ def _body(raw: bytes) -> dict[str, Any]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidParameter(f"body: not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("body: expected a GeoJSON Feature object")
+    # "type" may be left out (QGIS sends {"properties": ...} to PATCH), but is a Feature's.
+    if not isinstance(body, dict) or body.get("type", "Feature") != "Feature":
+        raise InvalidParameter("body: expected a GeoJSON Feature object (type Feature)")
     return body
 
 
@@ -90,6 +91,9 @@ async def _writing(request: Request, actor: str) -> AsyncIterator[psycopg.AsyncC
         raise Conflict(f"already exists: {_detail(exc)}") from None
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
         raise InvalidParameter(f"refused by the database: {_detail(exc)}") from None
+    except psycopg.errors.InternalError_ as exc:
+        with transforming("geometry"):  # a point outside its Content-Crs is the client's
+            raise exc
 
 
 def _detail(exc: psycopg.Error) -> str:
