@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint fuzz bench clean-venv
 
 demo: $(STAMP)
 	$(BIN)/smarttrees demo
@@ -14,6 +14,11 @@ test: $(STAMP)
 	$(BIN)/ruff check smarttrees etl barcodes gis_api tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+# Schemathesis deeper than the suite's run: every phase, 30 examples per operation, NUL bytes
+# too, no time limit (tens of minutes on two cores). Exits non-zero on any failure or 5xx.
+fuzz: $(STAMP)
+	FUZZ=deep $(BIN)/pytest -q -s -p no:cacheprovider tests/test_api_schemathesis.py -k finds_nothing
 
 lint: $(STAMP)
 	$(BIN)/ruff check smarttrees etl barcodes gis_api tests bench

@@ -29,7 +29,7 @@ class Collection:
     """A layer served by OGC API Features (and listed by pygeoapi)."""
 
     id: str
-    title: str
+    title: str  # what QGIS lists the layer as: Vietnamese, then English
     description: str
     properties: tuple[Property, ...]
     table: str | None = None  # a table or view of schema smarttrees
@@ -87,7 +87,7 @@ _TIME = "date-time"
 
 TREES = Collection(
     id="trees",
-    title="Trees",
+    title="Cây xanh — Trees",
     description="Every managed tree: urban, scattered rural and plantation trees.",
     query=(
         "SELECT t.*, s.scientific_name AS species_name, s.vietnamese_name AS species_vi "
@@ -119,7 +119,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     TREES,
     Collection(
         id="stands",
-        title="Plantation stands",
+        title="Lô rừng trồng — Plantation stands",
         description="Concentrated plantation stands (owner names are not published).",
         table="stands",
         geometry_type="MultiPolygon",
@@ -138,7 +138,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="nurseries",
-        title="Nurseries",
+        title="Vườn ươm — Nurseries",
         description="Registered forestry seedling nurseries.",
         table="nurseries",
         keywords=("seedlings", "nurseries"),
@@ -153,7 +153,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="seedling_lots",
-        title="Seedling lots",
+        title="Lô cây giống — Seedling lots",
         description="Seedling lots, located at their nursery.",
         query=(
             "SELECT l.*, n.nursery_code, s.scientific_name AS species_name, n.geom "
@@ -180,7 +180,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="timber_logs",
-        title="Timber logs",
+        title="Gỗ tròn — Timber logs",
         description="Felled logs with barcodes, where each was last seen.",
         table="timber_logs",
         keywords=("timber",),
@@ -198,7 +198,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="custody_events",
-        title="Chain-of-custody events",
+        title="Truy xuất nguồn gốc — Chain-of-custody events",
         description="Every scan of a seedling lot, timber log, load or tree tag, where it happened "
         "(who scanned is not published).",
         table="custody_events",
@@ -243,7 +243,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="communes",
-        title="Communes",
+        title="Xã, phường — Communes",
         description="Communes in force today (after the 2025 reorganisation).",
         table="communes",
         id_column="code",
@@ -261,7 +261,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="documents_by_commune",
-        title="Electronic documents per commune",
+        title="Văn bản điện tử theo xã — Electronic documents per commune",
         description="IOC: document flows per commune (counts only).",
         query=(
             "SELECT c.code AS commune_code, c.name AS commune_name, "
@@ -287,7 +287,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="citizen_support_by_commune",
-        title="Citizen support per commune",
+        title="Hỗ trợ người dân theo xã — Citizen support per commune",
         description="IOC: support paid per commune; fewer than 5 people → figures withheld.",
         table="citizen_support_by_commune",
         id_column="commune_code",
