@@ -219,7 +219,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="raster_samples",
-        title="Raster values at trees and stands",
+        title="Giá trị raster tại cây và lô rừng — Raster values at trees and stands",
         description="A raster's value at each tree, or at a point on each stand, stored by "
         "`smarttrees raster sample` under a name (filter on name and value).",
         query=(
@@ -321,7 +321,7 @@ _DOCUMENT_FIGURES = (
 IOC_COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         id="documents_by_agency_month",
-        title="Documents per agency and month",
+        title="Văn bản theo cơ quan và tháng — Documents per agency and month",
         description="IOC: documents each agency sent and received per month, at the agency.",
         table="ioc_documents_agency_month",
         id_type="string",
@@ -338,7 +338,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="documents_by_commune_month",
-        title="Documents per commune and month",
+        title="Văn bản theo xã và tháng — Documents per commune and month",
         description="IOC: documents the commune's agencies sent and received per month.",
         table="ioc_documents_commune_month",
         id_type="string",
@@ -354,7 +354,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="document_flows",
-        title="Document flows between agencies",
+        title="Luồng văn bản giữa các cơ quan — Document flows between agencies",
         description="IOC: documents per sender, receiver and month, as a line between them.",
         table="ioc_document_flows",
         id_type="string",
@@ -373,7 +373,8 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="citizen_support_by_commune_detail",
-        title="Citizen support per commune, by status and channel",
+        title="Hỗ trợ người dân theo xã, trạng thái và kênh — Citizen support per commune, "
+        "by status and channel",
         description="IOC: people and VND per commune and status, and per commune and channel; "
         "fewer than 5 people → withheld, with the cells that would give them away.",
         table="citizen_support_by_commune_detail",
@@ -393,7 +394,8 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="citizen_support_by_province",
-        title="Citizen support per province where people were stranded",
+        title="Hỗ trợ người dân theo tỉnh — Citizen support per province where people were "
+        "stranded",
         description="IOC: people of the province stranded in each southern province, and VND.",
         table="citizen_support_by_province",
         id_column="province_code",
@@ -409,7 +411,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         id="trees_by_commune",
-        title="Trees per commune",
+        title="Cây xanh theo xã — Trees per commune",
         description="IOC: trees per commune by category and condition, and per km².",
         query="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
         id_column="commune_code",

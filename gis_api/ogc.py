@@ -297,6 +297,8 @@ def _tiled_collections(request: Request) -> set[str]:
 def _add_links(collection: dict[str, Any], request: Request) -> None:
     """Link a collection document to its feature schema and, if tiled, its vector tilesets."""
     base = request.app.state.settings.server_url
+    if collections.get(str(collection.get("id"))) is None:
+        return  # a coverage (raster) collection: no features, no tilesets of ours
     # GDAL's OAPIF driver (QGIS) types its fields from a "describedBy" JSON Schema of one
     # feature; without it, it guesses from the first page, where a null integer is a string.
     collection.setdefault("links", []).append({
