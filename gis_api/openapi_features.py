@@ -304,8 +304,8 @@ def common_paths() -> dict[str, Any]:
                           {"200": _renderings(ANY_OBJECT, "application/json", "html", "jsonld"),
                            "400": READ_ERRORS["400"]})},
         "/openapi": {"get": _get(
-            "getOpenapi", "This document (f=html: a viewer)", ["server"],
-            [_formats("json", "html"), LANG],
+            "getOpenapi", "This document (f=html: a viewer; f=jsonld: JSON too)", ["server"],
+            [_formats("json", "html", "jsonld"), LANG],
             {"200": _ok({"application/vnd.oai.openapi+json;version=3.0": {"schema": ANY_OBJECT},
                          "text/html": {"schema": TEXT}}), "400": READ_ERRORS["400"]})},
         "/conformance": {"get": _get(
