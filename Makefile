@@ -15,8 +15,8 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
-# Schemathesis deeper than the suite's run: every phase, 30 examples per operation, NUL bytes
-# too, no time limit (tens of minutes on two cores). Exits non-zero on any failure or 5xx.
+# Schemathesis deeper than the suite's run: every phase (coverage too), 30 examples per
+# operation, no time limit (tens of minutes on two cores). Exits non-zero on any failure or 5xx.
 fuzz: $(STAMP)
 	FUZZ=deep $(BIN)/pytest -q -s -p no:cacheprovider tests/test_api_schemathesis.py -k finds_nothing
 

@@ -173,7 +173,23 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     """
     doc = openapi_features.features_document(settings)
     openapi_paths.add_paths(doc, settings)
+    _say_no_nul(doc)
     return doc
+
+
+# Any character but NUL: gis_api.guards answers a NUL in the path or a query parameter with 400.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _say_no_nul(doc: dict[str, Any]) -> None:
+    """Give each free-text path and query parameter the pattern the request guards enforce."""
+    for path in doc["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if (parameter.get("in") in ("path", "query") and schema.get("type") == "string"
+                        and "enum" not in schema and "pattern" not in schema):
+                    parameter["schema"] = {**schema, "pattern": NO_NUL}
 
 
 class Pygeoapi:

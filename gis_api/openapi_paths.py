@@ -137,6 +137,10 @@ def tile_paths(collection_ids: list[str]) -> dict[str, Any]:
 # --- web map and health ---------------------------------------------------------------------
 
 
+# A code holds a character Python's strip() keeps, and no NUL (the request guards' 400).
+TREE_CODE = r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085][^\u0000]*$"
+
+
 def app_paths() -> dict[str, Any]:
     """Health, readiness and the web map's page and JSON endpoints."""
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
@@ -154,7 +158,7 @@ def app_paths() -> dict[str, Any]:
             "searchTreeByCode", "A tree by its code", ["web map"],
             {"200": _ok({"application/json": {"schema": ANY_OBJECT}}), **_errors(400, 404)},
             [_param("query", "code", "tree code, e.g. TN-000001",
-                    {"type": "string", "pattern": r"\S", "maxLength": 64}, required=True)]),
+                    {"type": "string", "pattern": TREE_CODE, "maxLength": 64}, required=True)]),
         "/api/trees/{treeId}/history": _get(
             "getTreeHistory", "A tree's change history (without actor names)", ["web map"],
             {"200": _ok({"application/json": {"schema": ANY_OBJECT}}), **_errors(400, 404)},
