@@ -78,6 +78,8 @@ async def download(request: Request, query: ItemsQuery, fmt: str) -> Response:
         text = AsyncClientCursor(conn).mogrify(statement, params)
     c = query.collection
     with_geometry = bool(c.geometry_column) and not query.skip_geometry
+    if fmt == "fgb" and not with_geometry:  # FlatGeobuf has no geometry-less layers
+        raise InvalidParameter("f=fgb: a FlatGeobuf file needs geometries; use f=gpkg or f=csv")
     crs = CRS84 if query.crs.is_storage else query.crs
     folder = Path(tempfile.mkdtemp(prefix="smarttrees-download-"))
     out = folder / f"{c.id}{FORMATS[fmt].suffix}"
@@ -92,6 +94,11 @@ async def download(request: Request, query: ItemsQuery, fmt: str) -> Response:
     except ExportError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise InvalidParameter(f"f={fmt}: {exc}") from None
+    except Exception as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if "transform: " in str(exc):  # PostGIS: a bbox outside the area of its CRS
+            raise InvalidParameter("bbox: coordinates outside the area their CRS covers") from None
+        raise
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

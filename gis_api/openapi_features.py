@@ -13,6 +13,8 @@ from typing import Any
 
 from gis_api.collections import COLLECTIONS, Collection, Property
 from gis_api.crs import URIS
+from gis_api.downloads import DOWNLOADS
+from smarttrees.export import FORMATS
 from smarttrees.settings import Settings
 
 GEOJSON = "application/geo+json"
@@ -20,6 +22,7 @@ JSON_SCHEMA = "application/schema+json"
 EXCEPTION = {"$ref": "#/components/schemas/smarttreesException"}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 TEXT: dict[str, Any] = {"type": "string"}
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 
 # pygeoapi's three renderings of its documents; HTML pages are pygeoapi's templates.
 _RENDERINGS = {"json": "application/json", "html": "text/html", "jsonld": "application/ld+json"}
@@ -165,10 +168,15 @@ def _write_body(c: Collection) -> dict[str, Any]:
 # --- paths ----------------------------------------------------------------------------------
 
 
+def _downloads(c: Collection) -> tuple[str, ...]:
+    """The file formats a page of ``c`` downloads as (FlatGeobuf only with geometries)."""
+    return tuple(f for f in DOWNLOADS if f != "fgb" or c.geometry_column)
+
+
 def _items_parameters(c: Collection, settings: Settings) -> list[dict[str, Any]]:
     names = list(c.property_names)
     parameters = [
-        _formats("json", "html", "jsonld"), LANG,
+        _formats("json", "html", "jsonld", *_downloads(c)), LANG,
         _query("limit", "features per page", {
             "type": "integer", "minimum": 1, "maximum": settings.max_page_size,
             "default": settings.default_page_size}),
@@ -236,7 +244,8 @@ def collection_paths(c: Collection, settings: Settings) -> dict[str, Any]:
         f"get{name}Features", f"A page of {c.title}", tags, _items_parameters(c, settings),
         {"200": _ok({GEOJSON: {"schema": {"$ref": f"#/components/schemas/{c.id}Page"}},
                      "text/html": {"schema": TEXT},
-                     "application/ld+json": {"schema": ANY_OBJECT}}),
+                     "application/ld+json": {"schema": ANY_OBJECT},
+                     **{FORMATS[f].media_type: {"schema": BINARY} for f in _downloads(c)}}),
          **READ_ERRORS},
     )
     paths: dict[str, Any] = {
