@@ -145,11 +145,14 @@ def _feature_collection_schema(c: Collection) -> dict[str, Any]:
     }
 
 
-def _write_body(c: Collection) -> dict[str, Any]:
-    """A Feature a client may send: only the writable properties, a geometry of the layer's type."""
+def _write_body(c: Collection, whole: bool = True) -> dict[str, Any]:
+    """A Feature a client may send: only the writable properties, a geometry of the layer's type.
+
+    ``whole``: a created or replaced feature, which needs its geometry (a PATCH does not).
+    """
     return {
         "type": "object",
-        "required": ["type", "geometry"],
+        **({"required": ["geometry"]} if whole else {}),  # OpenAPI 3.0: no empty "required"
         "properties": {
             "type": {"type": "string", "enum": ["Feature"]},
             "geometry": {"type": "object", "required": ["type", "coordinates"], "properties": {
@@ -280,8 +283,9 @@ def _add_writes(paths: dict[str, Any], c: Collection, name: str, base: str,
     content_crs = {"name": "Content-Crs", "in": "header", "required": False,
                    "description": "CRS of the geometry sent (CRS84 when absent)",
                    "schema": {"type": "string", "enum": [f"<{u}>" for u in URIS]}}
-    body = {"required": True, "content": {
-        media: {"schema": _write_body(c)} for media in (GEOJSON, "application/json")}}
+    body, patch = ({"required": True, "content": {
+        media: {"schema": _write_body(c, whole)} for media in (GEOJSON, "application/json")}}
+        for whole in (True, False))
     paths[f"{base}/items"]["post"] = _secured({
         "operationId": f"create{name}Feature", "summary": f"Add a feature to {c.title}",
         "tags": [c.id], "parameters": [content_crs], "requestBody": body,
@@ -301,7 +305,7 @@ def _add_writes(paths: dict[str, Any], c: Collection, name: str, base: str,
                           **_write_responses("400", "401", "403", "404", "409")},
         }
         if with_body:
-            operation["requestBody"] = body
+            operation["requestBody"] = patch if method == "patch" else body
         item[method] = _secured(operation)
 
 

@@ -203,7 +203,7 @@ def openapi_paths() -> dict[str, Any]:
     name = {"name": "rasterName", "in": "path", "required": True,
             "description": "name of a raster registered with `smarttrees raster add`",
             "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}}
-    integer = {"type": "integer", "minimum": 0}
+    integer = {"type": "integer", "minimum": 0, "maximum": 2**24 - 1}  # rows, columns at z24
     tile_params = [
         name,
         {"name": "tileMatrixSetId", "in": "path", "required": True,
