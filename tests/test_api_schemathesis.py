@@ -149,3 +149,15 @@ def test_lang_is_as_documented(document, api_server):
     assert "enum" not in lang["schema"]  # any value is answered, in the one language served
     assert httpx.get(f"{api_server}/collections", params={"lang": "AAA"}).status_code == 200
     assert httpx.get(f"{api_server}/collections", params={"f": "AAA"}).status_code == 400
+
+
+def test_what_the_fuzzer_found_is_a_4xx(api_server):
+    vn2000 = "http://www.opengis.net/def/crs/EPSG/0/9213"
+    far = {"bbox": "1e16,1e16,2e16,2e16", "bbox-crs": vn2000}
+    for params in (far, {**far, "f": "csv"}, {"f": "fgb", "skipGeometry": "true"},
+                   {"skipGeometry": "yes"}, {"filter-lang": "AAA"}, {"filter-crs": "x"}):
+        r = httpx.get(f"{api_server}/collections/trees/items", params=params)
+        assert r.status_code == 400, (params, r.text)
+    page = httpx.get(f"{api_server}/collections/trees/items",
+                     params={"properties": "dbh_cm,dbh_cm", "limit": 1})
+    assert page.text.count('"dbh_cm"') == 1
