@@ -1,8 +1,12 @@
 """Registered rasters served: PNG tiles on WebMercatorQuad, a list with legends, coverages.
 
 - ``/collections/{name}/tiles/WebMercatorQuad/{z}/{y}/{x}.png``: a 256 × 256 PNG drawn by
-  rio-tiler from the file (its overviews at low zoom), stretched over the registered range with
-  the registered colormap (or the band's own colour table), nodata transparent;
+  rio-tiler from the raster's Web Mercator copy (:mod:`etl.raster.mercator`: a windowed read of
+  the overview of the tile's zoom, nothing reprojected), stretched over the registered range
+  with the registered colormap (or the band's own colour table), nodata transparent. A raster
+  registered before the copies existed (``mercator_path`` NULL) is warped from its file on
+  every tile, as before, until it is added again. The last rendered tiles are kept in memory
+  (:data:`CACHE_BYTES`), keyed by the row's id, which a ``raster add --replace`` changes;
 - ``/api/rasters``: the registered rasters with their tile URL, range, units and colour stops,
   what a web map needs for a layer, its legend and its opacity slider;
 - ``/collections/{name}/coverage``: OGC API – Coverages through pygeoapi's rasterio provider;
@@ -18,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from rio_tiler.colormap import cmap
@@ -39,9 +45,13 @@ TILE_SIZE = 256
 MAX_AGE = 3600
 FILE_COLORMAP = "file"
 LEGEND_STOPS = 6
+CACHE_BYTES = 64 * 2**20  # rendered PNGs kept per server process (most are 1–30 kB)
 _COLUMNS = (
-    "name, title, path, band, crs, dtype, nodata, value_min, value_max, colormap, units, bbox"
+    "id, name, title, path, band, crs, dtype, nodata, value_min, value_max, colormap, units, "
+    "bbox, mercator_path"
 )
+_cache: LRUCache[tuple[int, int, int, int], bytes] = LRUCache(CACHE_BYTES, getsizeof=len)
+_cache_lock = threading.Lock()  # render_tile runs in worker threads
 
 
 async def registered(pool: AsyncConnectionPool, name: str | None = None) -> list[dict[str, Any]]:
@@ -57,8 +67,27 @@ async def registered(pool: AsyncConnectionPool, name: str | None = None) -> list
 
 
 def render_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
-    """The PNG of one tile, or None when the tile does not touch the raster."""
-    with Reader(raster["path"]) as reader:
+    """The PNG of one tile (from the cache, or drawn), or None when it does not touch the raster."""
+    key = (raster["id"], z, y, x)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    content = draw_tile(raster, z, y, x)
+    if content is not None:
+        with _cache_lock:
+            _cache[key] = content
+    return content
+
+
+def draw_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
+    """Draw the PNG of one tile, or None when the tile does not touch the raster."""
+    copy = raster["mercator_path"]
+    if copy and os.path.isfile(copy):
+        path, band = copy, 1  # the copy holds the served band only
+    else:  # registered before the copies, or the copy was deleted: warp the file itself
+        path, band = raster["path"], raster["band"]
+    with Reader(path) as reader:
         # rio-tiler's own check reprojects the tile to the raster's CRS, and setting up the
         # VN-2000 transformation costs tens of milliseconds a tile: the stored lon/lat box is
         # enough to tell a tile off the raster.
@@ -70,11 +99,11 @@ def render_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
 
         reader.tile_exists = touches
         try:
-            image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=raster["band"])
+            image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=band)
         except TileOutsideBounds:
             return None
         if raster["colormap"] == FILE_COLORMAP:
-            colormap = reader.dataset.colormap(raster["band"])
+            colormap = reader.dataset.colormap(band)
         else:
             low, high = raster["value_min"], raster["value_max"]
             if low is not None and high is not None:

@@ -27,8 +27,9 @@ CAPITAL = (105.84, 21.59)
 R = 6378137.0
 
 
-def run(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMARTTREES_DATABASE_URL": url}
+def run(*args: str, url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`smarttrees raster ARGS` on database ``url``, Web Mercator copies in ``data_dir``."""
+    env = {**os.environ, "SMARTTREES_DATABASE_URL": url, "SMARTTREES_DATA_DIR": str(data_dir)}
     return subprocess.run([*SMARTTREES, "raster", *args], capture_output=True, text=True,
                           env=env, timeout=300, check=False)
 
@@ -71,11 +72,11 @@ def test_registered_rasters_are_tiled_listed_and_covered(province_url: str, tmp_
     classes = class_map_on_tile(tmp_path / "landcover.tif", z, x, y)
     with connect(province_url) as conn:
         density_surface(conn, 30, tmp_path / "density.tif")
-    added = run("add", str(classes), "--name", "landcover", url=province_url)
+    added = run("add", str(classes), "--name", "landcover", url=province_url, data_dir=tmp_path)
     assert added.returncode == 0, added.stderr
     assert "registered as landcover" in added.stdout
     density = run("add", str(tmp_path / "density.tif"), "--name", "density_30m", "--colormap", "greens",
-                  url=province_url)
+                  url=province_url, data_dir=tmp_path)
     assert density.returncode == 0, density.stderr
     with serve_database(province_url) as base:
         # The class map drawn with its own colours, nodata transparent.
@@ -135,27 +136,27 @@ def test_bad_rasters_are_refused_and_nothing_is_registered(province_url: str, tm
     with connect(province_url) as conn:
         for path, name, message in cases:
             with pytest.raises(RasterError) as caught:
-                add_raster(conn, path, name, reserved={"stands", "trees"})
+                add_raster(conn, path, name, reserved={"stands", "trees"}, copies=tmp_path)
             assert message in str(caught.value)
         with pytest.raises(RasterError, match="--colormap: 'rainbowz' is not a colormap"):
-            add_raster(conn, good, "good", colormap="rainbowz")
-        add_raster(conn, good, "good")
+            add_raster(conn, good, "good", colormap="rainbowz", copies=tmp_path)
+        add_raster(conn, good, "good", copies=tmp_path)
         with pytest.raises(RasterError, match="'good' is already registered"):
-            add_raster(conn, good, "good")
+            add_raster(conn, good, "good", copies=tmp_path)
         assert conn.execute("SELECT count(*) FROM rasters").fetchone()[0] == 1
-    cli = run("add", str(tmp_path / "broken.tif"), "--name", "broken", url=province_url)
+    cli = run("add", str(tmp_path / "broken.tif"), "--name", "broken", url=province_url, data_dir=tmp_path)
     assert cli.returncode == 1 and cli.stderr.strip().startswith("error: broken.tif: is not a raster")
     assert len(cli.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.shared_data
-def test_reference_relief_is_served(province_url: str, shared_data: Path) -> None:
+def test_reference_relief_is_served(province_url: str, shared_data: Path, tmp_path: Path) -> None:
     relief = shared_data / "raster" / "etopo1_shaded_relief_window.tif"
     if not relief.exists():
         pytest.skip(f"{relief} not found")
-    refused = run("add", str(relief), "--name", "relief", url=province_url)
+    refused = run("add", str(relief), "--name", "relief", url=province_url, data_dir=tmp_path)
     assert refused.returncode == 1 and "choose one with --band 1…3" in refused.stderr
-    added = run("add", str(relief), "--name", "relief", "--band", "1", "--colormap", "gray", url=province_url)
+    added = run("add", str(relief), "--name", "relief", "--band", "1", "--colormap", "gray", url=province_url, data_dir=tmp_path)
     assert added.returncode == 0, added.stderr
     x, y = tile_of(*CAPITAL, 7)
     with serve_database(province_url) as base:

@@ -167,7 +167,11 @@ def add(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace a raster registered under the same name.")] = False,
 ) -> None:
-    """Register a raster for serving: PNG tiles and an OGC API – Coverages collection."""
+    """Register a raster for serving: PNG tiles and an OGC API – Coverages collection.
+
+    Writes a Web Mercator copy of the band into the data folder's ``rasters`` folder, from
+    which the tiles are read.
+    """
     from etl.raster.errors import RasterError
     from etl.raster.registry import add_raster
     from gis_api.collections import COLLECTIONS
@@ -201,7 +205,7 @@ def list_rasters() -> None:
 
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The registered name.")]) -> None:
-    """Unregister a raster (the file is left alone)."""
+    """Unregister a raster and delete its Web Mercator copy (the file itself is left alone)."""
     from etl.raster.registry import remove_raster
     from smarttrees.database import connect
 
