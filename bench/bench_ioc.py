@@ -19,6 +19,7 @@ Figures go to stdout; progress to stderr. Targets: load + refresh < 30 s, summar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,12 +36,6 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from etl.species import load_species  # noqa: E402
-from etl.synthetic import ProvinceAlreadyLoaded, generate_province  # noqa: E402
-from smarttrees import schema  # noqa: E402
-from smarttrees.cluster import Cluster  # noqa: E402
-from smarttrees.database import connect  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 EXPORT = """
@@ -60,33 +55,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@contextmanager
-def full_province(url: str | None) -> Iterator[str]:
-    """URL of a database holding the full province; made in a managed cluster if needed."""
-    if url:
-        yield url
-        return
-    folder = OUT / "ioc"
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)
-    cluster = Cluster(folder, dbname="smarttrees")
-    cluster.start()
-    try:
-        url = cluster.url()
-        schema.upgrade(url)
-        with connect(url) as conn:
-            if not conn.execute("SELECT 1 FROM smarttrees.species LIMIT 1").fetchone():
-                load_species(conn)
-        try:
-            started = time.perf_counter()
-            log("generating the full province...")
-            generate_province(url, scale="full", seed=2025)
-            log(f"generated in {time.perf_counter() - started:.0f} s")
-        except ProvinceAlreadyLoaded:
-            log("full province already loaded")
-        yield url
-    finally:
-        cluster.stop()
+def full_province(url: str | None) -> contextlib.AbstractContextManager[str]:
+    """The full province in a cluster of its own (the register loads change it)."""
+    from bench_tiles import full_province as shared
+
+    return shared(url, folder_name="ioc")
 
 
 def export_register(url: str, path: Path) -> int:

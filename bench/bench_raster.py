@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -40,8 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -89,39 +89,11 @@ def print_versions() -> None:
 # --- database -------------------------------------------------------------------------------
 
 
-@contextmanager
-def province(url: str | None, scale: str) -> Iterator[str]:
+def province(url: str | None, scale: str) -> contextlib.AbstractContextManager[str]:
     """URL of a database with the province; generated in a managed cluster when not given."""
-    if url:
-        yield url
-        return
-    from etl.species import load_species
-    from etl.synthetic import ProvinceAlreadyLoaded, generate_province
-    from smarttrees import schema
-    from smarttrees.cluster import Cluster
-    from smarttrees.database import connect
+    from bench_tiles import full_province
 
-    folder = OUT / f"province-{scale}"
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)
-    cluster = Cluster(folder, dbname="smarttrees")
-    cluster.start()
-    try:
-        url = cluster.url()
-        schema.upgrade(url)
-        with connect(url) as conn:
-            if not conn.execute("SELECT 1 FROM smarttrees.species LIMIT 1").fetchone():
-                load_species(conn)
-        try:
-            started = time.perf_counter()
-            log(f"generating the {scale} province...")
-            generate_province(url, scale=scale, seed=2025)
-            log(f"generated in {time.perf_counter() - started:.0f} s")
-        except ProvinceAlreadyLoaded:
-            log(f"{scale} province already loaded")
-        yield url
-    finally:
-        cluster.stop()
+    return full_province(url, scale=scale)
 
 
 def counts(url: str) -> tuple[int, int, int]:

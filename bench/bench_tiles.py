@@ -60,12 +60,18 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def full_province(url: str | None) -> Iterator[str]:
-    """URL of a database holding the full province; makes it in a managed cluster if needed."""
+def full_province(
+    url: str | None, scale: str = "full", folder_name: str | None = None
+) -> Iterator[str]:
+    """URL of a database holding the province; made in a managed cluster if needed.
+
+    The cluster lives in ``bench/out/<folder_name>`` (default ``province-<scale>``) and is kept
+    between runs, so the province is generated once. Every benchmark script shares this.
+    """
     if url:
         yield url
         return
-    folder = OUT / "province-full"
+    folder = OUT / (folder_name or f"province-{scale}")
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     cluster = Cluster(folder, dbname="smarttrees")
@@ -78,11 +84,11 @@ def full_province(url: str | None) -> Iterator[str]:
                 load_species(conn)
         try:
             started = time.perf_counter()
-            log("generating the full province (1.13 M trees)...")
-            generate_province(url, scale="full", seed=2025)
+            log(f"generating the {scale} province...")
+            generate_province(url, scale=scale, seed=2025)
             log(f"generated in {time.perf_counter() - started:.0f} s")
         except ProvinceAlreadyLoaded:
-            log("full province already loaded")
+            log(f"{scale} province already loaded")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE smarttrees.trees")
         started = time.perf_counter()
