@@ -122,7 +122,9 @@ def test_point_tile_carries_exactly_the_trees_inside_it(
     assert len(expected) > 5
     assert sorted(f["id"] for f in features) == [row[0] for row in expected]
     props = features[0]["properties"]
-    assert set(props) == {"tree_code", "category", "species", "condition", "dbh"}
+    assert set(props) == {
+        "tree_code", "category", "species_name", "species_vi", "condition", "dbh_cm"
+    }
     assert props["tree_code"].startswith("TN-")
 
 

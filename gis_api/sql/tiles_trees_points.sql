@@ -1,4 +1,5 @@
--- Individual trees in one tile, as the MVT layer "trees"; NULL when the tile holds more than
+-- Individual trees in one tile, as the MVT layer "trees" (field names those of the catalogue,
+-- smarttrees.catalog.TREES); NULL when the tile holds more than
 -- %(limit)s trees (the caller then sends grid counts instead).
 -- Rows are picked with the GIST index (envelope transformed to 4326 once, with a margin so that
 -- circles on a tile edge are drawn whole); only the rows picked are transformed to 3857.
@@ -19,9 +20,10 @@ SELECT CASE WHEN (SELECT count(*) FROM picked) <= %(limit)s THEN (
         SELECT p.id,
                p.tree_code,
                p.category,
-               s.vietnamese_name AS species,
+               s.scientific_name AS species_name,
+               s.vietnamese_name AS species_vi,
                p.condition,
-               round(p.dbh_cm::numeric, 1)::float8 AS dbh,
+               round(p.dbh_cm::numeric, 1)::float8 AS dbh_cm,
                ST_AsMVTGeom(ST_Transform(p.geom, 3857), b.tile, 4096, %(buffer)s, true) AS geom
         FROM picked p
         CROSS JOIN bounds b

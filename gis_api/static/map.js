@@ -233,7 +233,7 @@
 
   const FIELDS = [
     ["category", "Category"], ["species_vi", "Species"], ["species_name", "Scientific name"],
-    ["species", "Species"], ["condition", "Condition"], ["dbh_cm", "DBH (cm)"], ["dbh", "DBH (cm)"],
+    ["species", "Species"], ["condition", "Condition"], ["dbh_cm", "DBH (cm)"],
     ["height_m", "Height (m)"], ["crown_m", "Crown (m)"], ["planted_on", "Planted"],
     ["commune_code", "Commune"], ["area_ha", "Area (ha)"],
   ];
