@@ -547,3 +547,53 @@ LAYERS: tuple[Layer, ...] = (
 def get(layer_id: str) -> Layer | None:
     """The layer ``layer_id``, or ``None``."""
     return next((layer for layer in LAYERS if layer.id == layer_id), None)
+
+
+# --- The field vocabulary, as the README shows it -----------------------------------------------
+VOCABULARY_BEGIN = "<!-- field vocabulary, generated: python -m smarttrees.catalog --markdown -->"
+VOCABULARY_END = "<!-- end of the field vocabulary -->"
+
+
+def markdown(layers: tuple[Layer, ...] = LAYERS) -> str:
+    """The public fields of ``layers`` as Markdown: per layer, a table of name, type, unit, meaning.
+
+    The README's field vocabulary is this text between :data:`VOCABULARY_BEGIN` and
+    :data:`VOCABULARY_END` (a test keeps the two equal).
+    """
+    lines = [VOCABULARY_BEGIN]
+    for layer in layers:
+        shape = layer.geometry_type or "no geometry"
+        key = f", key `{layer.key}`" if layer.key else ""
+        lines += ["", f"**`{layer.id}`** — {layer.title} ({shape}{key})", ""]
+        lines += ["| field | type | unit | description |", "|---|---|---|---|"]
+        lines += [
+            f"| `{f.name}` | {f.type} | {_cell(f.unit or '')} | {_cell(f.description)} |"
+            for f in layer.public_fields
+        ]
+    lines += ["", VOCABULARY_END]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe in a Markdown table cell (a ``|`` would split it)."""
+    return text.replace("|", "\\|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m smarttrees.catalog --markdown``: print the field vocabulary."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m smarttrees.catalog", description="The catalogue of public layers."
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the field vocabulary")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+    else:
+        print("\n".join(f"{layer.id}: {', '.join(layer.field_names)}" for layer in LAYERS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

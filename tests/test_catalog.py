@@ -319,3 +319,12 @@ def test_nothing_personal_in_any_output(province: str, outputs: dict[str, Output
     for full_name, national_id in people:
         assert full_name not in text and json.dumps(full_name)[1:-1] not in text
         assert not national_id or national_id not in text
+
+
+def test_the_readme_field_vocabulary_is_the_catalogue() -> None:
+    text = README.read_text(encoding="utf-8")
+    begin = text.index(catalog.VOCABULARY_BEGIN)
+    end = text.index(catalog.VOCABULARY_END) + len(catalog.VOCABULARY_END) + 1
+    assert text[begin:end] == catalog.markdown(), (
+        "README's field vocabulary is out of date: paste `python -m smarttrees.catalog --markdown`"
+    )
