@@ -49,7 +49,38 @@ def _properties(collection: Collection, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         allowed = ", ".join(collection.writable_properties)
         raise InvalidParameter(f"properties: {', '.join(unknown)} cannot be written; use {allowed}")
+    for name, value in props.items():
+        prop = collection.property(name)
+        if value is not None and prop is not None and not _has_type(value, prop.type):
+            raise InvalidParameter(
+                f"properties.{name}: expected {prop.type}, got {_json_type(value)}"
+            )
     return props
+
+
+# JSON types a property of each published type takes (a bool is not a number in JSON Schema).
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    """True when ``value`` (decoded JSON) is of the published type ``kind``."""
+    accepted = _ACCEPTS.get(kind)
+    if accepted is None:
+        return True
+    if isinstance(value, bool):
+        return kind == "boolean"
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, accepted)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    names = {str: "string", int: "integer", float: "number", list: "array", dict: "object"}
+    return next((n for t, n in names.items() if isinstance(value, t)), type(value).__name__)
 
 
 def _check_geometry(collection: Collection, geometry: Any, crs: Crs) -> str:
