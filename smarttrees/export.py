@@ -163,8 +163,8 @@ def write_select(
     with _connection(url) as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
         cur.execute(query, list(params) or None)
         reader = cur.fetch_record_batch()
-        with _written_beside(out, spec.suffix) as partial:
-            _write(_prefetched(reader, counter), partial, layer, spec, geometry_type, crs)
+        with _written_beside(out, spec.suffix) as partial, _prefetched(reader, counter) as stream:
+            _write(stream, partial, layer, spec, geometry_type, crs)
     return counter[0]
 
 
@@ -273,21 +273,37 @@ def _select(
     return query.as_string(None), params
 
 
-def _prefetched(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatchReader:
+@contextlib.contextmanager
+def _prefetched(
+    reader: pa.RecordBatchReader, counter: list[int]
+) -> Iterator[pa.RecordBatchReader]:
     """The same stream, read ahead by a thread while GDAL writes; rows counted into ``counter``.
 
     Reading (ADBC) and writing (GDAL) both release the GIL, so the database's COPY and the
-    file's encoding overlap. The queue holds a few batches, which bounds the memory.
+    file's encoding overlap. The queue holds a few batches, which bounds the memory. When the
+    writer stops early (a full disk, a refused file), the reader is told to stop and is waited
+    for, so the connection is never closed under it and no thread is left behind.
     """
     batches: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def hand_over(item: pa.RecordBatch | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read() -> None:
         try:
             for batch in reader:
-                batches.put(batch)
-            batches.put(None)
+                if not hand_over(batch):
+                    return
+            hand_over(None)
         except BaseException as exc:  # handed to the writer's thread, which raises it
-            batches.put(exc)
+            hand_over(exc)
 
     def stream() -> Iterator[pa.RecordBatch]:
         while (item := batches.get()) is not None:
@@ -296,8 +312,13 @@ def _prefetched(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBa
             counter[0] += item.num_rows
             yield item
 
-    threading.Thread(target=read, name="export-reader", daemon=True).start()
-    return pa.RecordBatchReader.from_batches(reader.schema, stream())
+    thread = threading.Thread(target=read, name="export-reader", daemon=True)
+    thread.start()
+    try:
+        yield pa.RecordBatchReader.from_batches(reader.schema, stream())
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _write(

@@ -128,3 +128,19 @@ def test_bad_export_commands_are_one_line(province_url: str, tmp_path: Path, arg
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not list(tmp_path.iterdir())
+
+
+def test_a_writer_that_stops_early_leaves_no_reader_behind() -> None:
+    import threading
+
+    import pyarrow as pa
+
+    from smarttrees.export import _prefetched
+
+    batch = pa.record_batch({"x": list(range(1000))})
+    source = pa.RecordBatchReader.from_batches(batch.schema, (batch for _ in range(10_000)))
+    counter = [0]
+    with _prefetched(source, counter) as stream:
+        next(iter(stream))  # the writer takes one batch, then fails (a full disk, say)
+    assert counter == [1000]
+    assert not [t for t in threading.enumerate() if t.name == "export-reader"]
