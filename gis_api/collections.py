@@ -1,14 +1,17 @@
 """The published collections: one typed record per layer.
 
-Adding a layer is one entry in ``COLLECTIONS``. Only the properties listed here are ever
-served, so personal columns (``stands.owner_name`` of a household) and the ``restricted`` schema
-never reach a public layer. ``query`` is a fixed SELECT (no parameters) for layers that join or
+Adding a layer is one entry in ``COLLECTIONS``. Its properties are the public fields of the
+layer of the same id in :mod:`smarttrees.catalog` (:func:`catalogue_properties`), and only those
+are ever served, so personal fields (``stands.owner_name``) and the ``restricted`` schema never
+reach a public layer. ``query`` is a fixed SELECT (no parameters) for layers that join or
 aggregate; it is used as a sub-select, so filters and paging apply to its output columns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from smarttrees import catalog
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,34 @@ def _p(name: str, type_: str, description: str = "", format_: str | None = None)
     return Property(name, type_, description, format_)
 
 
-_DATE = "date"
 _TIME = "date-time"
+
+# The catalogue's field types as JSON Schema: (type, format).
+_JSON_SCHEMA: dict[str, tuple[str, str | None]] = {
+    "string": ("string", None), "integer": ("integer", None), "number": ("number", None),
+    "boolean": ("boolean", None), "date": ("string", "date"), "datetime": ("string", _TIME),
+    "json": ("object", None),
+}
+
+
+def catalogue_properties(layer_id: str, *, leave_out: tuple[str, ...] = ()) -> tuple[Property, ...]:
+    """The published properties of a collection: its catalogue layer's public fields, in order.
+
+    The catalogue (:mod:`smarttrees.catalog`) is the one home of field names, types, units and
+    descriptions, so items, queryables, ``/schema``, the OpenAPI document, the analyst API and
+    the exports cannot disagree. ``leave_out`` names fields the collection's source lacks.
+    """
+    layer = catalog.get(layer_id)
+    if layer is None:
+        raise ValueError(f"collection {layer_id}: no layer of that id in smarttrees.catalog")
+    properties = []
+    for f in layer.public_fields:
+        if f.name in leave_out:
+            continue
+        kind, fmt = _JSON_SCHEMA[f.type]
+        description = f"{f.description}, {f.unit}" if f.unit and f.description else f.description
+        properties.append(Property(f.name, kind, description, fmt))
+    return tuple(properties)
 
 TREES = Collection(
     id="trees",
@@ -97,22 +126,7 @@ TREES = Collection(
     counted_table="trees",
     read_only=("species_name", "species_vi", "updated_at"),
     keywords=("trees", "urban green", "forestry"),
-    properties=(
-        _p("tree_code", "string", "code on the tree's label"),
-        _p("category", "string", "urban, scattered or plantation"),
-        _p("species_id", "integer", "species catalogue id"),
-        _p("species_name", "string", "scientific name (read only)"),
-        _p("species_vi", "string", "Vietnamese name (read only)"),
-        _p("dbh_cm", "number", "trunk diameter at breast height, cm"),
-        _p("height_m", "number", "height, m"),
-        _p("crown_m", "number", "crown diameter, m"),
-        _p("condition", "string", "good, fair, poor, dead or removed"),
-        _p("planted_on", "string", "planting date", _DATE),
-        _p("commune_code", "string", "commune code"),
-        _p("stand_id", "integer", "plantation stand id"),
-        _p("source", "string", "where the record came from"),
-        _p("updated_at", "string", "last change", _TIME),
-    ),
+    properties=catalogue_properties("trees"),
 )
 
 COLLECTIONS: tuple[Collection, ...] = (
@@ -124,17 +138,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         table="stands",
         geometry_type="MultiPolygon",
         keywords=("plantation", "forestry"),
-        properties=(
-            _p("stand_code", "string", "stand code"),
-            _p("species_id", "integer", "main species"),
-            _p("planting_year", "integer"),
-            _p("area_ha", "number", "area, ha"),
-            _p("planted_count", "integer"),
-            _p("owner_type", "string", "state, company, cooperative, household or community"),
-            _p("forest_function", "string", "production, protection or special_use"),
-            _p("harvest_allowed_m3", "number", "harvest allowed, m³"),
-            _p("commune_code", "string"),
-        ),
+        properties=catalogue_properties("stands"),
     ),
     Collection(
         id="nurseries",
@@ -142,14 +146,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         description="Registered forestry seedling nurseries.",
         table="nurseries",
         keywords=("seedlings", "nurseries"),
-        properties=(
-            _p("nursery_code", "string"),
-            _p("name", "string"),
-            _p("operator", "string"),
-            _p("certificate_no", "string"),
-            _p("capacity", "integer", "seedlings a year"),
-            _p("commune_code", "string"),
-        ),
+        properties=catalogue_properties("nurseries"),
     ),
     Collection(
         id="seedling_lots",
@@ -162,21 +159,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             "LEFT JOIN smarttrees.species s ON s.id = l.species_id"
         ),
         keywords=("seedlings",),
-        properties=(
-            _p("lot_code", "string"),
-            _p("nursery_id", "integer"),
-            _p("nursery_code", "string"),
-            _p("species_id", "integer"),
-            _p("species_name", "string"),
-            _p("seed_source", "string"),
-            _p("quantity", "integer"),
-            _p("quantity_dispatched", "integer"),
-            _p("quantity_planted", "integer"),
-            _p("certificate_no", "string"),
-            _p("sown_on", "string", "", _DATE),
-            _p("ready_on", "string", "", _DATE),
-            _p("status", "string", "registered, certified, ready, dispatched or planted"),
-        ),
+        properties=catalogue_properties("seedling_lots"),
     ),
     Collection(
         id="timber_logs",
@@ -184,17 +167,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         description="Felled logs with barcodes, where each was last seen.",
         table="timber_logs",
         keywords=("timber",),
-        properties=(
-            _p("log_code", "string"),
-            _p("stand_id", "integer"),
-            _p("species_id", "integer"),
-            _p("felled_on", "string", "", _DATE),
-            _p("length_m", "number"),
-            _p("diameter_cm", "number"),
-            _p("volume_m3", "number"),
-            _p("status", "string", "felled, at_landing, loaded, received, processed or sold"),
-            _p("load_id", "integer"),
-        ),
+        properties=catalogue_properties("timber_logs"),
     ),
     Collection(
         id="custody_events",
@@ -203,19 +176,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "(who scanned is not published).",
         table="custody_events",
         keywords=("timber", "seedlings", "chain of custody", "barcodes"),
-        properties=(
-            _p("code", "string", "tag code, e.g. TL-00000042-Y"),
-            _p("item_type", "string", "seedling_lot, timber_log, transport_load or tree"),
-            _p("event_type", "string", "dispatched, planted, at_landing, loaded, received, …"),
-            _p("occurred_at", "string", "", _TIME),
-            _p("quantity", "integer", "seedlings dispatched or planted"),
-            _p("volume_m3", "number", "log volume measured at felling, m³"),
-            _p("status_after", "string", "the item's custody state after the event"),
-            _p("destination", "string", "commune, stand, mill or yard"),
-            _p("fpl_number", "string", "forest-product list number of the load"),
-            _p("species_name", "string", "scientific name"),
-            _p("stand_code", "string", "stand a log comes from"),
-        ),
+        properties=catalogue_properties("custody_events"),
     ),
     Collection(
         id="raster_samples",
@@ -250,14 +211,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("administrative units",),
-        properties=(
-            _p("code", "string", "commune code"),
-            _p("name", "string"),
-            _p("name_ascii", "string"),
-            _p("unit_type", "string"),
-            _p("parent_code", "string"),
-            _p("valid_from", "string", "", _DATE),
-        ),
+        properties=catalogue_properties("communes", leave_out=("valid_to",)),
     ),
     Collection(
         id="documents_by_commune",
@@ -277,13 +231,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("IOC", "documents"),
-        properties=(
-            _p("commune_code", "string"),
-            _p("commune_name", "string"),
-            _p("documents", "integer", "documents recorded"),
-            _p("electronic", "integer", "documents sent electronically"),
-            _p("courier_saving_vnd", "integer", "courier cost saved, VND"),
-        ),
+        properties=catalogue_properties("documents_by_commune"),
     ),
     Collection(
         id="citizen_support_by_commune",
@@ -294,13 +242,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("IOC", "citizen support"),
-        properties=(
-            _p("commune_code", "string"),
-            _p("commune_name", "string"),
-            _p("people", "integer", "people supported (withheld below 5)"),
-            _p("amount_vnd", "integer", "amount paid, VND (withheld below 5 people)"),
-            _p("suppressed", "boolean", "figures withheld to protect privacy"),
-        ),
+        properties=catalogue_properties("citizen_support_by_commune"),
     ),
 )
 
@@ -308,16 +250,6 @@ COLLECTIONS: tuple[Collection, ...] = (
 # --- The IOC's layers (migration 0011; issue 13) ----------------------------------------------
 # Documents and trees are materialised views refreshed after each load; citizen support is a
 # view over the restricted register with small counts (and their complements) withheld.
-_MONTH = _p("month", "string", "first day of the month", _DATE)
-_WITHHELD = _p("suppressed", "boolean", "figures withheld to protect privacy")
-_DOCUMENT_FIGURES = (
-    _p("sent", "integer", "documents sent"),
-    _p("sent_electronic", "integer", "documents sent electronically"),
-    _p("received", "integer", "documents received"),
-    _p("received_electronic", "integer", "documents received electronically"),
-    _p("electronic_share", "number", "share of the documents sent that went electronically"),
-    _p("courier_saving_vnd", "integer", "courier cost saved by the documents sent, VND"),
-)
 IOC_COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         id="documents_by_agency_month",
@@ -326,15 +258,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         table="ioc_documents_agency_month",
         id_type="string",
         keywords=("IOC", "documents"),
-        properties=(
-            _p("id", "string", "feature id: code and month"),
-            _p("agency_code", "string"),
-            _p("agency_name", "string"),
-            _p("level", "string", "province, department or commune"),
-            _p("commune_code", "string"),
-            _MONTH,
-            *_DOCUMENT_FIGURES,
-        ),
+        properties=catalogue_properties("documents_by_agency_month"),
     ),
     Collection(
         id="documents_by_commune_month",
@@ -344,13 +268,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("IOC", "documents"),
-        properties=(
-            _p("id", "string", "feature id: code and month"),
-            _p("commune_code", "string"),
-            _p("commune_name", "string"),
-            _MONTH,
-            *_DOCUMENT_FIGURES,
-        ),
+        properties=catalogue_properties("documents_by_commune_month"),
     ),
     Collection(
         id="document_flows",
@@ -360,16 +278,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="LineString",
         keywords=("IOC", "documents"),
-        properties=(
-            _p("id", "string", "feature id: sender>receiver:month"),
-            _p("sender_code", "string"),
-            _p("sender_name", "string"),
-            _p("receiver_code", "string"),
-            _p("receiver_name", "string"),
-            _MONTH,
-            _p("documents", "integer", "documents from the sender to the receiver"),
-            _p("electronic", "integer", "of which sent electronically"),
-        ),
+        properties=catalogue_properties("document_flows"),
     ),
     Collection(
         id="citizen_support_by_commune_detail",
@@ -381,16 +290,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("IOC", "citizen support"),
-        properties=(
-            _p("id", "string", "feature id: commune, dimension and value"),
-            _p("commune_code", "string"),
-            _p("commune_name", "string"),
-            _p("dimension", "string", "status or channel"),
-            _p("value", "string", "received, verified, paid, rejected; web or app"),
-            _p("people", "integer", "people (withheld: null)"),
-            _p("amount_vnd", "integer", "VND (withheld: null)"),
-            _WITHHELD,
-        ),
+        properties=catalogue_properties("citizen_support_by_commune_detail"),
     ),
     Collection(
         id="citizen_support_by_province",
@@ -401,13 +301,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id_column="province_code",
         id_type="string",
         keywords=("IOC", "citizen support"),
-        properties=(
-            _p("province_code", "string"),
-            _p("province_name", "string"),
-            _p("people", "integer", "people (withheld: null)"),
-            _p("amount_vnd", "integer", "VND (withheld: null)"),
-            _WITHHELD,
-        ),
+        properties=catalogue_properties("citizen_support_by_province"),
     ),
     Collection(
         id="trees_by_commune",
@@ -418,21 +312,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id_type="string",
         geometry_type="MultiPolygon",
         keywords=("IOC", "trees"),
-        properties=(
-            _p("commune_code", "string"),
-            _p("commune_name", "string"),
-            _p("area_km2", "number", "area, km²"),
-            _p("trees", "integer"),
-            _p("urban", "integer"),
-            _p("scattered", "integer"),
-            _p("plantation", "integer"),
-            _p("good", "integer"),
-            _p("fair", "integer"),
-            _p("poor", "integer"),
-            _p("dead", "integer"),
-            _p("removed", "integer"),
-            _p("trees_per_km2", "number"),
-        ),
+        properties=catalogue_properties("trees_by_commune"),
     ),
     Collection(
         id="tree_count_by_month",
@@ -444,13 +324,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         geometry_column=None,
         geometry_type=None,
         keywords=("IOC", "trees"),
-        properties=(
-            _p("id", "string", "feature id: code and month"),
-            _p("commune_code", "string"),
-            _MONTH,
-            _p("planted", "integer", "trees planted in the month"),
-            _p("trees", "integer", "trees at the end of the month"),
-        ),
+        properties=catalogue_properties("tree_count_by_month"),
     ),
 )
 COLLECTIONS = COLLECTIONS + IOC_COLLECTIONS
