@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 CANCELLABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
+INBOX_MESSAGES = 16  # client messages held for the application at most (each one chunk)
+
+
 class CancelOnDisconnect:
     """Cancel a read's work when its client disconnects before the answer is complete."""
 
@@ -47,7 +50,9 @@ class _Exchange:
 
     def __init__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         self.app, self.scope, self._receive, self._send = app, scope, receive, send
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        # Bounded: a GET may carry a chunked body nobody reads; past a few chunks the watcher
+        # waits, and the server stops reading the socket, instead of holding it all in memory.
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=INBOX_MESSAGES)
         self.answered = False
         self.client_gone = False
 
