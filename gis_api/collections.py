@@ -217,16 +217,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         id="documents_by_commune",
         title="Văn bản điện tử theo xã — Electronic documents per commune",
         description="IOC: document flows per commune (counts only).",
-        query=(
-            "SELECT c.code AS commune_code, c.name AS commune_name, "
-            "coalesce(a.documents, 0) AS documents, coalesce(a.electronic, 0) AS electronic, "
-            "coalesce(a.courier_saving_vnd, 0) AS courier_saving_vnd, c.geom "
-            "FROM smarttrees.communes c LEFT JOIN ("
-            "SELECT commune_code, count(*) AS documents, "
-            "count(*) FILTER (WHERE electronic) AS electronic, "
-            "sum(courier_saving_vnd) AS courier_saving_vnd "
-            "FROM smarttrees.documents GROUP BY commune_code) a ON a.commune_code = c.code"
-        ),
+        query=catalog.DOCUMENTS_BY_COMMUNE.source,  # one home for the aggregate
         id_column="commune_code",
         id_type="string",
         geometry_type="MultiPolygon",
@@ -307,7 +298,7 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
         id="trees_by_commune",
         title="Cây xanh theo xã — Trees per commune",
         description="IOC: trees per commune by category and condition, and per km².",
-        query="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
+        query=catalog.TREES_BY_COMMUNE.source,
         id_column="commune_code",
         id_type="string",
         geometry_type="MultiPolygon",
