@@ -38,6 +38,7 @@ from etl.ioc_load_sql import (
 )
 from etl.ioc_reference import load_provinces, read_provinces
 from etl.readers import csv_text, open_table
+from etl.seed import SeedResult
 from etl.synthetic.load import bulk_load
 from smarttrees import ioc
 from smarttrees.database import connect
@@ -129,29 +130,6 @@ VOCABULARIES: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass
-class IocLoadResult:
-    """What one load did."""
-
-    kind: str
-    path: Path
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    refused: int = 0
-    rejects_path: Path | None = None
-    written: bool = False
-
-    def summary(self) -> str:
-        """One line for the terminal (and the rejects file's place)."""
-        text = (f"{self.path.name}: {self.rows} {self.kind}: inserted {self.inserted}, updated "
-                f"{self.updated}, unchanged {self.unchanged}, refused {self.refused}")
-        if self.rejects_path:
-            text += f"\n  refused rows and reasons: {self.rejects_path}"
-        return text
-
-
 def _vocabulary_rows() -> list[tuple[str, str, str]]:
     rows: set[tuple[str, str, str]] = set()
     for vocabulary, words in VOCABULARIES.items():
@@ -179,7 +157,7 @@ def match_columns(kind: str, path: Path, headers: list[str]) -> dict[str, int]:
 
 def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, strict: bool = False,
          rejects: Path | None = None, period: tuple[dt.date, dt.date] | None = None,
-         settings: Settings | None = None) -> IocLoadResult:
+         settings: Settings | None = None) -> SeedResult:
     """Load one file of ``kind`` (agencies, documents, citizen-support); all or nothing.
 
     Parameters
@@ -208,7 +186,7 @@ def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, stric
         raise InputError(path, "a CSV or XLSX file is expected")
     columns = match_columns(kind, path, table.headers)
     first, last = period or (dt.date(2000, 1, 1), dt.date.today())
-    result = IocLoadResult(kind, path)
+    result = SeedResult(kind, path)
     with connect(url) as conn:
         # Temporary tables live in this session's own buffers: room for a large register.
         conn.execute("SET temp_buffers = '256MB'")

@@ -93,7 +93,7 @@ SPECS = {
 
 @dataclass
 class SeedResult:
-    """Counts of one seed load."""
+    """Counts of one keyed load: seed data, and the IOC registers (etl.ioc_load)."""
 
     kind: str
     path: Path
