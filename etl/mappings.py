@@ -9,10 +9,11 @@ Headers are matched after folding (lower case, no diacritics, single spaces), so
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from etl import headers as headers_mod
 from etl.errors import MappingError
 from smarttrees.domain import fold
 
@@ -60,16 +61,27 @@ class Mapping:
     crs: str | None = None
     vocabulary: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def match(self, headers: list[str]) -> dict[str, int]:
-        """Field → index of the header that feeds it (first alias found wins)."""
-        folded = {fold(h): i for i, h in reversed(list(enumerate(headers)))}
-        found: dict[str, int] = {}
-        for spec in self.fields.values():
-            for alias in spec.columns:
-                if fold(alias) in folded:
-                    found[spec.name] = folded[fold(alias)]
-                    break
-        return found
+    def match(self, headers: list[str], path: Path | str = "input") -> dict[str, int]:
+        """Field → index of the header that feeds it (the rule of ``etl.headers``)."""
+        return self.for_headers(headers, path)[0]
+
+    def for_headers(self, headers: list[str],
+                    path: Path | str = "input") -> tuple[dict[str, int], Mapping]:
+        """Field → header index, and this mapping with the units the headers state.
+
+        "Đường kính (mm)" feeds the diameter in millimetres whatever the mapping's unit;
+        a header the same as an alias takes the mapping's unit. A header that could mean two
+        fields is refused (``InputError``, row 1) by the rule of ``etl.headers``.
+        """
+        found = headers_mod.match(
+            headers, {name: spec.columns for name, spec in self.fields.items()},
+            units={name: set(UNIT_TABLES[name]) for name in self.fields if name in UNIT_TABLES},
+            path=path)
+        fields = dict(self.fields)
+        for name, m in found.items():
+            if m.unit is not None and m.unit != fields[name].unit:
+                fields[name] = replace(fields[name], unit=m.unit)
+        return {name: m.index for name, m in found.items()}, replace(self, fields=fields)
 
     def lookup(self, field_name: str) -> dict[str, str]:
         """Folded vocabulary (raw value → stored value) for a field, shared tables included."""

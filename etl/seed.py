@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from etl import crs as crsmod
+from etl import headers as headers_mod
 from etl import report
 from etl.errors import InputError
 from etl.readers import open_table, read_gis_frame
@@ -115,15 +116,11 @@ class SeedResult:
         return text
 
 
-def _match(headers: list[str], spec: Spec) -> dict[str, int]:
-    folded = {fold(h): i for i, h in enumerate(headers)}
-    found = {}
-    for col in spec.columns:
-        for alias in col.aliases:
-            if fold(alias) in folded:
-                found[col.name] = folded[fold(alias)]
-                break
-    return found
+def _match(headers: list[str], spec: Spec, path: Path) -> dict[str, int]:
+    """Column → header index, by the rule of ``etl.headers`` (most specific alias wins)."""
+    found = headers_mod.match(headers, {col.name: col.aliases for col in spec.columns},
+                              path=path)
+    return {name: m.index for name, m in found.items()}
 
 
 def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
@@ -133,7 +130,7 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
     spec = SPECS[kind]
     result = SeedResult(kind, path)
     headers, records = _read(spec, path, crs)
-    columns = _match(headers, spec)
+    columns = _match(headers, spec, path)
     for col in spec.columns:
         if col.required and col.name not in columns:
             raise InputError(path, f"no column for {col.name}: expected one of "

@@ -209,7 +209,7 @@ def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[di
 def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping,
           options: LoadOptions) -> validate.FilePlan:
     """Which columns feed which fields, in which CRS; refuses a file missing a needed column."""
-    columns = mapping.match(table.headers)
+    columns, mapping = mapping.for_headers(table.headers, table.path)
     source_crs = _source_crs(table, columns, mapping, options)
     _require(table, columns, mapping)
     plan = validate.FilePlan(file_no, table.path.name, table.headers, columns, mapping,
