@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api import (
+    care,
     field,
     ioc,
     items,
@@ -99,6 +100,7 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *field.routes(),
         *trace_exports.routes(),
         *ioc.routes(),
+        *care.routes(),
         *items.routes(),  # our items, before pygeoapi's documents
         *transactions.routes(),  # the writes to items (OGC API Features Part 4)
         *ogc.routes(settings),

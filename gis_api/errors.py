@@ -207,6 +207,13 @@ RULE_STATUS: dict[str, int] = {
     "planted_quantity": 409,
     "harvest_allowance": 409,
     "client_event_id_reused": 409,
+    # Tree care (smarttrees.care): a record naming a tree that is not there or was removed,
+    # a rating outside the TRAQ vocabulary, an order moved out of turn or by the wrong crew.
+    "unknown_tree": 404,
+    "tree_removed": 409,
+    "invalid_inspection": 422,
+    "invalid_rating": 422,
+    "bad_parameter": 400,
 }
 
 # The OGC exception code of a status (for answers that are not an ApiError).

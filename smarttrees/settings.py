@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -125,6 +125,26 @@ class Settings(BaseSettings):
         1_130_000, ge=0, description="the province's tree count target (planting progress)"
     )
 
+    # Tree care (issue 19).
+    care_cycle_months: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: _default_cycle(),
+        description="months between inspections per category and risk class, as JSON "
+        '(e.g. {"urban": {"low": 36, "moderate": 12, "high": 6, "extreme": 1}, ...})',
+    )
+    care_report_photo_mb: float = Field(
+        8, gt=0, le=40, description="largest photo of a public hazard report, MiB; above: 413"
+    )
+    care_reports_per_hour: int = Field(
+        10, ge=1, description="public hazard reports one address may send per hour; above: 429"
+    )
+
+    @field_validator("care_cycle_months")
+    @classmethod
+    def _cycle(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        from smarttrees.care.vocabulary import check_cycle
+
+        return check_cycle(value)
+
     @property
     def filter_slots(self) -> int:
         """How many requests with a CQL2 filter one process serves at once."""
@@ -141,6 +161,12 @@ class Settings(BaseSettings):
     def server_url(self) -> str:
         """Base URL of the HTTP server as clients reach it."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _default_cycle() -> dict[str, dict[str, int]]:
+    from smarttrees.care.vocabulary import DEFAULT_CYCLE_MONTHS
+
+    return {category: dict(months) for category, months in DEFAULT_CYCLE_MONTHS.items()}
 
 
 DATA_FOLDER = ".smarttrees"

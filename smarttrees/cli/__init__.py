@@ -54,6 +54,7 @@ def _register() -> None:
     from smarttrees.cli import (
         backup,
         carbon,
+        care,
         db,
         export,
         generate,
@@ -82,6 +83,7 @@ def _register() -> None:
     ioc.register(app)
     carbon.register(app)
     trace.register(app)
+    care.register(app)
 
 
 def main() -> None:

@@ -39,6 +39,9 @@ def explain(exc: BaseException) -> Failure:
         return Failure("interrupted: work not yet committed was not stored", INTERRUPTED)
     if isinstance(exc, SmartTreesError):
         return Failure(f"error: {exc}", REFUSED)
+    setting = _settings_failure(exc)
+    if setting is not None:
+        return setting
     database = _database_failure(exc)
     if database is not None:
         return database
@@ -49,6 +52,20 @@ def explain(exc: BaseException) -> Failure:
                        REFUSED)
     return Failure(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
                    "(run again as `smarttrees --debug …` to see where)", INTERNAL)
+
+
+def _settings_failure(exc: BaseException) -> Failure | None:
+    """A SMARTTREES_ setting that does not validate: its name and the reason."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    problems = "; ".join(
+        f"SMARTTREES_{str(e['loc'][0]).upper() if e['loc'] else '?'}: "
+        f"{str(e['msg']).removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+    return Failure(f"error: a setting is not valid: {problems}", REFUSED)
 
 
 def _database_failure(exc: BaseException) -> Failure | None:
