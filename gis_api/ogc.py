@@ -251,6 +251,8 @@ async def landing(request: Request) -> Response:
     import pygeoapi.api as core
 
     response = await _bridge(request).call(request, core.landing_page)
+    # pygeoapi writes its links from the URL it was configured with (settings.server_url), so
+    # the links added to its documents here start with the same one, not the request's host.
     base = request.app.state.settings.server_url
 
     def amend(body: dict[str, Any]) -> None:

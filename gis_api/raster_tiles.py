@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gis_api.errors import NotFound, Unavailable
+from gis_api.links import base_url
 from gis_api.tiles import TMS_ID, parse_tile_address
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def legend_stops(colormap: str, low: float | None, high: float | None) -> list[d
 
 async def raster_list(request: Request) -> Response:
     """The registered rasters, with tile URLs and legends."""
-    base = request.app.state.settings.server_url
+    base = base_url(request, request.app.state.settings)
     body = []
     for row in await registered(request.app.state.pool):
         body.append({

@@ -6,8 +6,9 @@ the field is personal). The analyst API (:mod:`smarttrees.api`) is derived from 
 the public fields only, so a field flagged ``personal`` is described here and never read.
 
 Layer ids and field names are those of the OGC API collections (``gis_api.collections``), so a
-column means the same thing in QGIS, in the web map and in a notebook. This module is the start
-of the single catalogue of issue 9: the OGC collections are meant to be derived from it too.
+column means the same thing in QGIS, in the web map and in a notebook. The OGC collections
+(:mod:`gis_api.collections`) are derived from it: their titles, sources, keys, geometries and
+properties are read here.
 """
 
 from __future__ import annotations
@@ -52,12 +53,26 @@ class Layer:
     """A public layer: where it comes from and what it holds."""
 
     id: str  # the OGC collection id
-    title: str
+    title: str  # English
     source: str  # a table or view of schema smarttrees, or a fixed SELECT
     fields: tuple[Field, ...]
     key: str | None = "id"
     geometry: str | None = "geom"  # geometry column of the source, EPSG:4326
     geometry_type: GeometryType | None = "Point"
+    title_vi: str = ""  # Vietnamese: QGIS lists a collection as "title_vi — title"
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def display_title(self) -> str:
+        """The title a client lists the layer under: Vietnamese, then English."""
+        return f"{self.title_vi} — {self.title}" if self.title_vi else self.title
+
+    @property
+    def key_type(self) -> FieldType:
+        """The type of the key: that of the key's field, else an integer id."""
+        field = self.field(self.key) if self.key is not None else None
+        return field.type if field is not None else "integer"
 
     @property
     def relation(self) -> str:
@@ -80,6 +95,27 @@ class Layer:
         """The public field called ``name``, if any."""
         return next((f for f in self.public_fields if f.name == name), None)
 
+    @property
+    def joined_source(self) -> str:
+        """The source with every lookup field joined in: a fixed SELECT giving all public fields.
+
+        One LEFT JOIN per reference table and key (the two species names share one), so a
+        server reading rows as they are (OGC items, tiles) gets the same columns as the analyst
+        API, which maps the keys on the client instead. A layer without lookups is its source.
+        """
+        joins: dict[tuple[str, str], str] = {}  # (table, key) -> alias
+        columns = ["l.*"]
+        for f in self.public_fields:
+            if f.lookup is not None:
+                alias = joins.setdefault((f.lookup.table, f.lookup.key), f"ref{len(joins)}")
+                columns.append(f"{alias}.{f.lookup.column} AS {f.name}")
+        if not joins:
+            return self.source
+        text = f"SELECT {', '.join(columns)} FROM {self.relation} AS l"
+        for (table, key), alias in joins.items():
+            text += f" LEFT JOIN smarttrees.{table} AS {alias} ON {alias}.id = l.{key}"
+        return text
+
 
 def _f(name: str, type_: FieldType, description: str = "", unit: str | None = None) -> Field:
     return Field(name, type_, description, unit)
@@ -97,6 +133,9 @@ _SPECIES_VI = Field(
 TREES = Layer(
     id="trees",
     title="Trees",
+    title_vi="Cây xanh",
+    description="Every managed tree: urban, scattered rural and plantation trees.",
+    keywords=("trees", "urban green", "forestry"),
     source="trees",
     fields=(
         _f("tree_code", "string", "code on the tree's label"),
@@ -119,11 +158,16 @@ TREES = Layer(
 STANDS = Layer(
     id="stands",
     title="Plantation stands",
+    title_vi="Lô rừng trồng",
+    description="Concentrated plantation stands (owner names are not published).",
+    keywords=("plantation", "forestry"),
     source="stands",
     geometry_type="MultiPolygon",
     fields=(
         _f("stand_code", "string", "stand code"),
         _f("species_id", "integer", "main species"),
+        _SPECIES_NAME,
+        _SPECIES_VI,
         _f("planting_year", "integer", "year planted"),
         _f("area_ha", "number", "area (computed in VN-2000 / TM-3)", "ha"),
         _f("planted_count", "integer", "seedlings planted", "trees"),
@@ -138,6 +182,9 @@ STANDS = Layer(
 NURSERIES = Layer(
     id="nurseries",
     title="Nurseries",
+    title_vi="Vườn ươm",
+    description="Registered forestry seedling nurseries.",
+    keywords=("seedlings", "nurseries"),
     source="nurseries",
     fields=(
         _f("nursery_code", "string", "nursery code"),
@@ -152,6 +199,9 @@ NURSERIES = Layer(
 SEEDLING_LOTS = Layer(
     id="seedling_lots",
     title="Seedling lots",
+    title_vi="Lô cây giống",
+    description="Seedling lots, located at their nursery.",
+    keywords=("seedlings",),
     source=(
         "SELECT l.*, n.nursery_code, n.geom FROM smarttrees.seedling_lots l "
         "JOIN smarttrees.nurseries n ON n.id = l.nursery_id"
@@ -176,6 +226,9 @@ SEEDLING_LOTS = Layer(
 TIMBER_LOGS = Layer(
     id="timber_logs",
     title="Timber logs",
+    title_vi="Gỗ tròn",
+    description="Felled logs with barcodes, where each was last seen.",
+    keywords=("timber",),
     source="timber_logs",
     fields=(
         _f("log_code", "string", "log code"),
@@ -193,6 +246,12 @@ TIMBER_LOGS = Layer(
 CUSTODY_EVENTS = Layer(
     id="custody_events",
     title="Chain-of-custody events",
+    title_vi="Truy xuất nguồn gốc",
+    description=(
+        "Every scan of a seedling lot, timber log, load or tree tag, where it happened (who "
+        "scanned is not published)."
+    ),
+    keywords=("timber", "seedlings", "chain of custody", "barcodes"),
     source="custody_events",
     fields=(
         _f("code", "string", "tag code, e.g. TL-00000042-Y"),
@@ -213,6 +272,9 @@ CUSTODY_EVENTS = Layer(
 COMMUNES = Layer(
     id="communes",
     title="Communes",
+    title_vi="Xã, phường",
+    description="Every version of every commune (the OGC collection serves those in force).",
+    keywords=("administrative units",),
     source="SELECT * FROM smarttrees.admin_units WHERE level = 'commune'",
     key="code",
     geometry_type="MultiPolygon",
@@ -263,6 +325,9 @@ SPECIES = Layer(
 DOCUMENTS_BY_COMMUNE = Layer(
     id="documents_by_commune",
     title="Electronic documents per commune",
+    title_vi="Văn bản điện tử theo xã",
+    description="IOC: document flows per commune (counts only).",
+    keywords=("IOC", "documents"),
     source=(
         "SELECT c.code AS commune_code, c.name AS commune_name, "
         "coalesce(a.documents, 0) AS documents, coalesce(a.electronic, 0) AS electronic, "
@@ -287,6 +352,9 @@ DOCUMENTS_BY_COMMUNE = Layer(
 CITIZEN_SUPPORT_BY_COMMUNE = Layer(
     id="citizen_support_by_commune",
     title="Citizen support per commune",
+    title_vi="Hỗ trợ người dân theo xã",
+    description="IOC: support paid per commune; fewer than 5 people → figures withheld.",
+    keywords=("IOC", "citizen support"),
     source="citizen_support_by_commune",
     key="commune_code",
     geometry_type="MultiPolygon",
@@ -341,6 +409,8 @@ STAND_CARBON = Layer(
     fields=(
         _f("stand_code", "string", "stand code"),
         _f("species_id", "integer", "main species"),
+        _SPECIES_NAME,
+        _SPECIES_VI,
         _f("planting_year", "integer", "year planted"),
         _f("area_ha", "number", "area", "ha"),
         _f("planted_count", "integer", "seedlings planted", "trees"),
@@ -399,6 +469,9 @@ _DOCUMENT_FIGURES = (
 DOCUMENTS_BY_AGENCY_MONTH = Layer(
     id="documents_by_agency_month",
     title="Documents per agency and month",
+    title_vi="Văn bản theo cơ quan và tháng",
+    description="IOC: documents each agency sent and received per month, at the agency.",
+    keywords=("IOC", "documents"),
     source="ioc_documents_agency_month",
     fields=(
         _f("id", "string", "feature id: code and month"),
@@ -414,6 +487,9 @@ DOCUMENTS_BY_AGENCY_MONTH = Layer(
 DOCUMENTS_BY_COMMUNE_MONTH = Layer(
     id="documents_by_commune_month",
     title="Documents per commune and month",
+    title_vi="Văn bản theo xã và tháng",
+    description="IOC: documents the commune's agencies sent and received per month.",
+    keywords=("IOC", "documents"),
     source="ioc_documents_commune_month",
     geometry_type="MultiPolygon",
     fields=(
@@ -428,6 +504,9 @@ DOCUMENTS_BY_COMMUNE_MONTH = Layer(
 DOCUMENT_FLOWS = Layer(
     id="document_flows",
     title="Document flows between agencies",
+    title_vi="Luồng văn bản giữa các cơ quan",
+    description="IOC: documents per sender, receiver and month, as a line between them.",
+    keywords=("IOC", "documents"),
     source="ioc_document_flows",
     geometry_type="LineString",
     fields=(
@@ -445,6 +524,12 @@ DOCUMENT_FLOWS = Layer(
 CITIZEN_SUPPORT_BY_COMMUNE_DETAIL = Layer(
     id="citizen_support_by_commune_detail",
     title="Citizen support per commune, by status and channel",
+    title_vi="Hỗ trợ người dân theo xã, trạng thái và kênh",
+    description=(
+        "IOC: people and VND per commune and status, and per commune and channel; fewer than "
+        "5 people → withheld, with the cells that would give them away."
+    ),
+    keywords=("IOC", "citizen support"),
     source="citizen_support_by_commune_detail",
     geometry_type="MultiPolygon",
     fields=(
@@ -462,6 +547,9 @@ CITIZEN_SUPPORT_BY_COMMUNE_DETAIL = Layer(
 CITIZEN_SUPPORT_BY_PROVINCE = Layer(
     id="citizen_support_by_province",
     title="Citizen support per province where people were stranded",
+    title_vi="Hỗ trợ người dân theo tỉnh",
+    description="IOC: people of the province stranded in each southern province, and VND.",
+    keywords=("IOC", "citizen support"),
     source="citizen_support_by_province",
     key="province_code",
     fields=(
@@ -476,6 +564,9 @@ CITIZEN_SUPPORT_BY_PROVINCE = Layer(
 TREES_BY_COMMUNE = Layer(
     id="trees_by_commune",
     title="Trees per commune",
+    title_vi="Cây xanh theo xã",
+    description="IOC: trees per commune by category and condition, and per km².",
+    keywords=("IOC", "trees"),
     source="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
     key="commune_code",
     geometry_type="MultiPolygon",
@@ -493,6 +584,11 @@ TREES_BY_COMMUNE = Layer(
 TREE_COUNT_BY_MONTH = Layer(
     id="tree_count_by_month",
     title="Tree count per commune at the end of each month",
+    description=(
+        "IOC: trees planted per month of the inventory's latest year, and the count at the "
+        "month's end ('' = trees outside every commune)."
+    ),
+    keywords=("IOC", "trees"),
     source="ioc_tree_count_month",
     geometry=None,
     geometry_type=None,
@@ -502,6 +598,35 @@ TREE_COUNT_BY_MONTH = Layer(
         _MONTH,
         _f("planted", "integer", "trees planted in the month", "trees"),
         _f("trees", "integer", "trees at the end of the month", "trees"),
+    ),
+)
+
+# Values stored by `smarttrees raster sample` (migration 0009), at the tree or stand they describe.
+RASTER_SAMPLES = Layer(
+    id="raster_samples",
+    title="Raster values at trees and stands",
+    title_vi="Giá trị raster tại cây và lô rừng",
+    description=(
+        "A raster's value at each tree, or at a point on each stand, stored by "
+        "`smarttrees raster sample` under a name (filter on name and value)."
+    ),
+    keywords=("raster", "sampling"),
+    source=(
+        "SELECT r.id, r.layer, r.feature_id, coalesce(t.tree_code, s.stand_code) AS "
+        "feature_code, r.name, r.value, r.band, r.sampled_at, "
+        "coalesce(t.geom, ST_PointOnSurface(s.geom)) AS geom "
+        "FROM smarttrees.raster_samples r "
+        "LEFT JOIN smarttrees.trees t ON r.layer = 'trees' AND t.id = r.feature_id "
+        "LEFT JOIN smarttrees.stands s ON r.layer = 'stands' AND s.id = r.feature_id"
+    ),
+    fields=(
+        _f("layer", "string", "trees or stands"),
+        _f("feature_id", "integer", "id of the tree or stand"),
+        _f("feature_code", "string", "tree code or stand code"),
+        _f("name", "string", "name of the sampled raster value, e.g. elevation"),
+        _f("value", "number", "the raster's value there (null: nodata or outside)"),
+        _f("band", "integer", "the raster band sampled"),
+        _f("sampled_at", "datetime", "when the value was sampled"),
     ),
 )
 
@@ -528,6 +653,7 @@ LAYERS: tuple[Layer, ...] = (
     SEEDLING_LOTS,
     TIMBER_LOGS,
     CUSTODY_EVENTS,
+    RASTER_SAMPLES,
     COMMUNES,
     TREE_HISTORY,
     SPECIES,

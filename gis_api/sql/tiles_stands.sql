@@ -7,7 +7,7 @@ SELECT ST_AsMVT(mvt, 'stands', 4096, 'geom', 'id')
 FROM (
     SELECT st.id,
            st.stand_code,
-           s.vietnamese_name AS species,
+           s.vietnamese_name AS species_vi,
            st.planting_year::integer AS planting_year,
            st.area_ha::float8 AS area_ha,
            st.forest_function,

@@ -293,7 +293,7 @@
     const p = event.features[0].properties;
     new maplibregl.Popup().setLngLat(event.lngLat)
       .setDOMContent(element("div", {}, element("strong", {}, `Stand ${p.stand_code}`),
-        attributeTable({ species: p.species, planted_on: p.planting_year, area_ha: p.area_ha })))
+        attributeTable({ species: p.species_vi, planted_on: p.planting_year, area_ha: p.area_ha })))
       .addTo(map);
   });
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from smarttrees import catalog
 from smarttrees.settings import Settings
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -69,6 +70,29 @@ class TileCollection:
     estimated_extent: bool = False
 
 
+def catalogue_fields(layer_id: str, names: tuple[str, ...]) -> dict[str, FieldKind]:
+    """The MVT field kinds of ``names``, public fields of the catalogue layer ``layer_id``.
+
+    A tile carries fewer fields than the collection (tiles are small); which ones is chosen
+    here, their names and types are the catalogue's, so a renamed or removed field fails at
+    import, not in a client. ``id`` is the feature id every tile layer carries.
+    """
+    layer = catalog.get(layer_id)
+    kinds: dict[str, FieldKind] = {}
+    for name in names:
+        field = layer.field(name) if layer is not None else None
+        if name == "id":
+            kinds[name] = "Number"
+        elif field is None or field.type not in _MVT_KINDS:
+            raise ValueError(f"tiles of {layer_id}: {name} is not a public scalar field there")
+        else:
+            kinds[name] = _MVT_KINDS[field.type]
+    return kinds
+
+
+_MVT_KINDS: dict[str, FieldKind] = {"string": "String", "integer": "Number", "number": "Number"}
+
+
 def tile_collections(settings: Settings) -> dict[str, TileCollection]:
     """The collections served as tiles, with the layers each tile carries."""
     return {
@@ -79,15 +103,10 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
                 TileLayer(
                     "trees",
                     "point",
-                    {
-                        "id": "Number",
-                        "tree_code": "String",
-                        "category": "String",
-                        "species_name": "String",
-                        "species_vi": "String",
-                        "condition": "String",
-                        "dbh_cm": "Number",
-                    },
+                    catalogue_fields("trees", (
+                        "id", "tree_code", "category", "species_name", "species_vi",
+                        "condition", "dbh_cm",
+                    )),
                     minzoom=settings.tile_min_zoom_points,
                     description="individual trees",
                 ),
@@ -118,15 +137,10 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
                 TileLayer(
                     "stands",
                     "polygon",
-                    {
-                        "id": "Number",
-                        "stand_code": "String",
-                        "species": "String",
-                        "planting_year": "Number",
-                        "area_ha": "Number",
-                        "forest_function": "String",
-                        "commune_code": "String",
-                    },
+                    catalogue_fields("stands", (
+                        "id", "stand_code", "species_vi", "planting_year", "area_ha",
+                        "forest_function", "commune_code",
+                    )),
                 ),
             ),
             table="stands",
@@ -139,7 +153,7 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
                 TileLayer(
                     "communes",
                     "polygon",
-                    {"id": "Number", "code": "String", "name": "String", "unit_type": "String"},
+                    catalogue_fields("communes", ("id", "code", "name", "unit_type")),
                 ),
             ),
             table="communes",
