@@ -26,6 +26,7 @@ from gis_api import collections, logs, openapi_features, openapi_paths
 from gis_api.crs import CRS84, URIS
 from gis_api.errors import InvalidParameter
 from gis_api.features import relation
+from gis_api.links import base_url
 from smarttrees.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,26 @@ class Pygeoapi:
                     function, self.api, api_request, *args
                 )
         logs.report(request.method, request.url.path, int(status), records)
-        return _response(headers, status, content)
+        return _response(headers, status, _rebased(content, request))
+
+
+def _rebased(content: Any, request: Request) -> Any:
+    """The answer of pygeoapi with its links moved to the base URL of every other document.
+
+    pygeoapi writes links from the one URL it was configured with (``settings.server_url``);
+    without a public URL that is the address the server binds, which a client reaching it by
+    another name (``localhost``, the machine's name) cannot follow. Every configured-URL prefix
+    becomes :func:`gis_api.links.base_url`, as in our own documents.
+    """
+    settings = request.app.state.settings
+    configured, base = settings.server_url, base_url(request, settings)
+    if configured == base:
+        return content
+    if isinstance(content, dict):
+        content = orjson.dumps(content)
+    if isinstance(content, str):
+        content = content.encode()
+    return content.replace(configured.encode(), base.encode())
 
 
 def _response(headers: dict[str, str], status: int, content: Any) -> Response:
@@ -251,9 +271,7 @@ async def landing(request: Request) -> Response:
     import pygeoapi.api as core
 
     response = await _bridge(request).call(request, core.landing_page)
-    # pygeoapi writes its links from the URL it was configured with (settings.server_url), so
-    # the links added to its documents here start with the same one, not the request's host.
-    base = request.app.state.settings.server_url
+    base = base_url(request, request.app.state.settings)
 
     def amend(body: dict[str, Any]) -> None:
         # pygeoapi links to its own /TileMatrixSets, which it does not serve here: ours instead;
@@ -314,7 +332,7 @@ def _tiled_collections(request: Request) -> set[str]:
 
 def _add_links(collection: dict[str, Any], request: Request) -> None:
     """Link a collection document to its feature schema and, if tiled, its vector tilesets."""
-    base = request.app.state.settings.server_url
+    base = base_url(request, request.app.state.settings)
     if collections.get(str(collection.get("id"))) is None:
         return  # a coverage (raster) collection: no features, no tilesets of ours
     # GDAL's OAPIF driver (QGIS) types its fields from a "describedBy" JSON Schema of one
@@ -381,7 +399,7 @@ async def feature_schema(request: Request) -> Response:
     from gis_api.items import collection_or_404
 
     c = collection_or_404(request)
-    base = request.app.state.settings.server_url
+    base = base_url(request, request.app.state.settings)
     # Plain "type" strings with OpenAPI's "nullable" beside them, not type lists: GDAL (3.6,
     # as QGIS 3.22 on Debian ships it) reads "type" as one string and takes anything else for
     # a string field. Schema validators ignore "nullable"; every property may be null.
@@ -397,7 +415,7 @@ def _pygeoapi_static() -> Path:
 
 
 async def _to_tile_matrix_sets(request: Request) -> Response:
-    return RedirectResponse(request.app.state.settings.server_url + "/tileMatrixSets", 308)
+    return RedirectResponse(base_url(request, request.app.state.settings) + "/tileMatrixSets", 308)
 
 
 def routes(settings: Settings) -> list[BaseRoute]:

@@ -157,6 +157,26 @@ def test_every_link_starts_at_the_public_url(servers: tuple[str, str], collectio
         assert [h for h in hrefs if h.removeprefix(PROXY)[:1] not in ("", "/", "?")] == [], path
 
 
+@pytest.fixture(scope="module")
+def unnamed_server(servers: tuple[str, str], module_db_url: str) -> Iterator[str]:
+    """A server without a public URL (pygeoapi is configured with its default address)."""
+    with serve_database(module_db_url, public_url="") as base:
+        yield base
+
+
+@pytest.mark.parametrize("path", ["/", "/collections", "/collections/trees", "/openapi"])
+def test_without_a_public_url_links_follow_the_host_the_client_used(
+    unnamed_server: str, path: str
+) -> None:
+    # A client that reached the server as "localhost" must be able to follow every link,
+    # pygeoapi's own included (pygeoapi was configured with another address).
+    other = unnamed_server.replace("127.0.0.1", "localhost")
+    document = httpx.get(other + path, params={"f": "json"}, timeout=30).json()
+    hrefs = [s["url"] for s in document["servers"]] if path == "/openapi" else list(_hrefs(document))
+    assert hrefs, path
+    assert [h for h in hrefs if not h.startswith(other)] == [], path
+
+
 def test_collection_documents_match_their_models(servers: tuple[str, str]) -> None:
     base = servers[0]
     listing = _validated(CollectionsDocument, f"{base}/collections?f=json")
