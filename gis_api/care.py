@@ -6,6 +6,15 @@
 - ``GET /api/care/due?by=&commune=&risk=&category=&limit=&never_inspected=``: the due list
   (:mod:`smarttrees.care.due`); ``risk`` and ``category`` take comma-separated lists. Any token.
 
+- ``POST /api/care/orders``: a new work order (editor): ``work_type``, ``trees`` (codes) or
+  ``location`` ([lon, lat], a planting), ``priority`` (1–5), ``note``. 201 with the order.
+- ``GET /api/care/orders?status=&crew=&commune=&limit=``: orders, most urgent first (any token).
+- ``GET /api/care/orders/{id}``: one order, its trees and every transition (any token).
+- ``POST /api/care/orders/{id}/transitions``: ``{"to": "approved" | "scheduled" | "done" |
+  "cancelled", "crew", "scheduled_on", "actual_cost_vnd", "replant", "note"}``; editors move any
+  order, a field account marks done only the orders scheduled for it
+  (:mod:`smarttrees.care.orders`). 200 with the order and ``opened`` (planting orders opened).
+
 Refusals are raised, never answered here: :mod:`gis_api.errors` maps each care rule to its status.
 """
 
@@ -15,6 +24,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -22,7 +32,9 @@ from starlette.routing import BaseRoute, Route
 from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
 from smarttrees.care.due import DueFilter, due_list
+from smarttrees.care.errors import CareError
 from smarttrees.care.inspections import parse_inspections, record_inspections
+from smarttrees.care.orders import create_order, get_order, list_orders, move, parse_order
 
 RECORD_ROLES = ("field", "editor")  # admins hold every role
 READ_ROLES = ("viewer", "editor", "field")
@@ -103,10 +115,77 @@ async def get_due(request: Request) -> Response:
     return json_response(doc)
 
 
+async def post_order(request: Request) -> Response:
+    """Create a work order (status requested)."""
+    who = await require_role(request, "editor")
+    order = parse_order(await read_json(request))
+    async with request.app.state.pool.connection() as conn:
+        doc = await get_order(conn, await create_order(conn, order, who))
+    return json_response(doc, 201)
+
+
+async def get_orders(request: Request) -> Response:
+    """Work orders, most urgent first."""
+    await require_role(request, *READ_ROLES)
+    q = request.query_params
+    async with request.app.state.pool.connection() as conn:
+        orders = await list_orders(conn, _list(request, "status"), q.get("crew") or None,
+                                   q.get("commune") or None, _int(request, "limit", 1000))
+    return json_response({"orders": orders})
+
+
+def _order_id(request: Request) -> int:
+    return int(request.path_params["order_id"])
+
+
+async def get_one_order(request: Request) -> Response:
+    """One work order with its trees and transitions."""
+    await require_role(request, *READ_ROLES)
+    async with request.app.state.pool.connection() as conn:
+        doc = await get_order(conn, _order_id(request))
+    return json_response(doc)
+
+
+class Transition(BaseModel):
+    """The body of ``POST /api/care/orders/{id}/transitions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str
+    crew: str | None = Field(None, max_length=200)
+    scheduled_on: date | None = None
+    actual_cost_vnd: int | None = Field(None, ge=0)
+    replant: bool = False
+    note: str | None = Field(None, max_length=4000)
+
+
+async def post_transition(request: Request) -> Response:
+    """Move a work order one step on."""
+    who = await require_role(request, "editor", "field")
+    try:
+        step = Transition.model_validate(await read_json(request))
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise CareError("invalid_order", "; ".join(problems)) from None
+    order_id = _order_id(request)
+    async with request.app.state.pool.connection() as conn:
+        opened = await move(conn, order_id, step.to, who, crew=step.crew,
+                            scheduled_on=step.scheduled_on, actual_cost_vnd=step.actual_cost_vnd,
+                            replant=step.replant, note=step.note)
+        doc = await get_order(conn, order_id)
+    return json_response({**doc, "opened": opened})
+
+
 def routes() -> list[BaseRoute]:
     """The tree-care routes (mounted before the OGC APIs)."""
     return [
         Route("/api/care/inspections", post_inspections, methods=["POST"],
               name="care_inspections"),
         Route("/api/care/due", get_due, methods=["GET"], name="care_due"),
+        Route("/api/care/orders", post_order, methods=["POST"], name="care_order_create"),
+        Route("/api/care/orders", get_orders, methods=["GET"], name="care_orders"),
+        Route("/api/care/orders/{order_id:int}", get_one_order, methods=["GET"],
+              name="care_order"),
+        Route("/api/care/orders/{order_id:int}/transitions", post_transition, methods=["POST"],
+              name="care_order_transition"),
     ]

@@ -214,11 +214,17 @@ RULE_STATUS: dict[str, int] = {
     "invalid_inspection": 422,
     "invalid_rating": 422,
     "bad_parameter": 400,
+    "invalid_order": 422,
+    "invalid_price": 422,
+    "unknown_order": 404,
+    "forbidden": 403,
+    "not_your_order": 403,
 }
 
 # The OGC exception code of a status (for answers that are not an ApiError).
 _HTTP_CODES = {
     400: "InvalidParameterValue",
+    403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",

@@ -27,6 +27,19 @@ Defect = Literal[
 Condition = Literal["good", "fair", "poor", "dead"]
 
 CATEGORIES = ("urban", "scattered", "plantation")
+
+WORK_TYPES: dict[str, tuple[str, str]] = {
+    "pruning": ("pruning", "cắt tỉa"),
+    "removal": ("removal", "chặt hạ"),
+    "planting": ("planting", "trồng mới"),
+    "stump_removal": ("stump removal", "đào gốc"),
+    "staking": ("staking", "chống đỡ"),
+    "watering": ("watering", "tưới nước"),
+    "cabling": ("cabling and bracing", "néo cáp"),
+}
+WorkType = Literal[
+    "pruning", "removal", "planting", "stump_removal", "staking", "watering", "cabling"
+]
 RISKS = ("low", "moderate", "high", "extreme")
 
 # Months between inspections, per tree category and risk class: the department's policy, not

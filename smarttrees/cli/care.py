@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import typer
 
-app = typer.Typer(help="Tree care: inspections and risk, the due list.", no_args_is_help=True)
+app = typer.Typer(help="Tree care: inspections and risk, the due list, work orders.",
+                  no_args_is_help=True)
 
 T = TypeVar("T")
 
@@ -147,3 +148,169 @@ def rate(
     rating = traq.rate(failure, impact, consequences)
     typer.echo(f"likelihood of failure and impact: {rating.likelihood_failure_impact}")
     typer.echo(f"risk: {rating.risk}")
+
+
+orders_app = typer.Typer(help="Work orders: create, list, and move one step on.",
+                         no_args_is_help=True)
+prices_app = typer.Typer(help="The price catalogue of tree work (VND).", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+app.add_typer(prices_app, name="prices")
+
+ACTOR = typer.Option("smarttrees care", "--actor", help="Who does it (order events, history).")
+
+
+def _staff(actor: str) -> Any:
+    """The command line acts with every role (like the database owner it connects as)."""
+    from smarttrees.accounts import Principal
+
+    return Principal(0, actor, "admin")
+
+
+def _vnd(value: int | None) -> str:
+    return "no price" if value is None else f"{value:,} VND"
+
+
+def _order_line(o: dict[str, Any]) -> str:
+    trees = f"{len(o['trees'])} trees" if o["trees"] else f"spot {o['lon']}, {o['lat']}"
+    crew = f"\t{o['crew']} on {o['scheduled_on']}" if o["crew"] else ""
+    return (f"{o['id']}\t{o['status']}\tP{o['priority']}\t{o['work_type']}\t{trees}\t"
+            f"est. {_vnd(o['estimated_cost_vnd'])}{crew}")
+
+
+@orders_app.command("create")
+def orders_create(
+    work_type: str = typer.Argument(..., help="pruning, removal, planting, stump_removal, "
+                                              "staking, watering or cabling."),
+    trees: list[str] = typer.Argument(None, help="Tree codes."),
+    at: str = typer.Option(None, "--at", help="LON,LAT of a planting without a tree."),
+    priority: int = typer.Option(3, help="1 (most urgent) … 5."),
+    note: str = typer.Option(None, help="What to do, for the crew."),
+    actor: str = ACTOR,
+) -> None:
+    """Request a work order for trees (or a planting spot)."""
+    from smarttrees.care.errors import CareError
+    from smarttrees.care.orders import create_order, get_order, parse_order
+
+    location = None
+    if at:
+        try:
+            lon, lat = (float(v) for v in at.split(","))
+        except ValueError:
+            raise CareError("bad_parameter", f"--at: {at!r} is not LON,LAT") from None
+        location = [lon, lat]
+    request = parse_order({"work_type": work_type, "trees": trees or [], "location": location,
+                           "priority": priority, "note": note})
+
+    async def work(conn: Any) -> dict[str, Any]:
+        return await get_order(conn, await create_order(conn, request, _staff(actor)))
+
+    typer.echo(_order_line(run(work)))
+
+
+@orders_app.command("list")
+def orders_list(
+    status: list[str] = typer.Option([], help="Only this status (repeatable)."),
+    crew: str = typer.Option(None, help="Only orders of this crew."),
+    commune: str = typer.Option(None, help="Only orders in this commune code."),
+    as_json: bool = typer.Option(False, "--json", help="Print the orders as JSON."),
+) -> None:
+    """Work orders, most urgent first."""
+    from smarttrees.care.orders import list_orders
+
+    orders = run(lambda conn: list_orders(conn, tuple(status), crew, commune))
+    if as_json:
+        typer.echo(json.dumps(orders, ensure_ascii=False, indent=2))
+        return
+    for o in orders:
+        typer.echo(_order_line(o))
+
+
+@orders_app.command("show")
+def orders_show(order_id: int = typer.Argument(...)) -> None:
+    """One work order with its trees and every transition, as JSON."""
+    from smarttrees.care.orders import get_order
+
+    typer.echo(json.dumps(run(lambda conn: get_order(conn, order_id)), ensure_ascii=False,
+                          indent=2))
+
+
+def _move(order_id: int, to: str, actor: str, **fields: Any) -> None:
+    from smarttrees.care.orders import get_order, move
+
+    async def work(conn: Any) -> tuple[dict[str, Any], list[int]]:
+        opened = await move(conn, order_id, to, _staff(actor), **fields)
+        return await get_order(conn, order_id), opened
+
+    order, opened = run(work)
+    typer.echo(_order_line(order))
+    for new_id in opened:
+        typer.echo(f"planting order {new_id} requested at the removed tree's spot")
+
+
+@orders_app.command("approve")
+def orders_approve(order_id: int = typer.Argument(...), note: str = typer.Option(None),
+                   actor: str = ACTOR) -> None:
+    """Approve a requested order."""
+    _move(order_id, "approved", actor, note=note)
+
+
+@orders_app.command("schedule")
+def orders_schedule(
+    order_id: int = typer.Argument(...),
+    crew: str = typer.Option(..., help="The field account that does the work."),
+    on: str = typer.Option(..., help="The day (YYYY-MM-DD)."),
+    note: str = typer.Option(None),
+    actor: str = ACTOR,
+) -> None:
+    """Schedule an approved order for a crew on a day."""
+    from smarttrees.care.errors import CareError
+
+    try:
+        day = date.fromisoformat(on)
+    except ValueError:
+        raise CareError("bad_parameter", f"--on: {on!r} is not a date (YYYY-MM-DD)") from None
+    _move(order_id, "scheduled", actor, crew=crew, scheduled_on=day, note=note)
+
+
+@orders_app.command("done")
+def orders_done(
+    order_id: int = typer.Argument(...),
+    cost: int = typer.Option(None, help="What the work cost, VND."),
+    replant: bool = typer.Option(False, help="A removal: open a planting order at each spot."),
+    note: str = typer.Option(None),
+    actor: str = ACTOR,
+) -> None:
+    """Mark a scheduled order done (a removal marks its trees removed)."""
+    _move(order_id, "done", actor, actual_cost_vnd=cost, replant=replant, note=note)
+
+
+@orders_app.command("cancel")
+def orders_cancel(order_id: int = typer.Argument(...), note: str = typer.Option(None),
+                  actor: str = ACTOR) -> None:
+    """Cancel an order that is not done."""
+    _move(order_id, "cancelled", actor, note=note)
+
+
+@prices_app.command("load")
+def prices_load(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="CSV: work_type, dbh_min_cm, dbh_max_cm, price_vnd, "
+                                     "description (e.g. data/care/prices.csv)."),
+) -> None:
+    """Replace the price catalogue with a CSV file, all or nothing."""
+    from smarttrees.care.prices import load_prices, read_prices
+
+    prices = read_prices(file)
+    count = run(lambda conn: load_prices(conn, prices))
+    typer.echo(f"{count} prices loaded from {file}")
+
+
+@prices_app.command("list")
+def prices_list() -> None:
+    """The price catalogue."""
+    from smarttrees.care.prices import list_prices
+
+    for p in run(list_prices):
+        top = "" if p["dbh_max_cm"] is None else format(p["dbh_max_cm"], "g")
+        band = f"{p['dbh_min_cm']:g}–{top} cm"
+        typer.echo(f"{p['work_type']}\t{band}\t{p['price_vnd']:,} VND\t{p['description'] or ''}")
