@@ -33,6 +33,7 @@ from gis_api import (
 from gis_api.database import ServerPool, probe, server_conninfo
 from gis_api.errors import Busy, Unavailable, Unreachable, exception_handlers
 from gis_api.guards import RequestGuards
+from gis_api.replicas import ReadRouter, RememberWrites
 from gis_api.workload import CancelOnDisconnect, FilterLane
 from smarttrees.database import database_url
 from smarttrees.settings import Settings, get_settings
@@ -60,6 +61,9 @@ async def readyz(request: Request) -> Response:
         async with asyncio.timeout(READY_WAIT_S):
             async with pool.connection(timeout=READY_WAIT_S) as conn:
                 await conn.execute("SELECT 1")
+        reads: ReadRouter | None = getattr(request.app.state, "reads", None)
+        if reads is not None and reads.replicas:  # where reads go (gis_api.replicas)
+            return JSONResponse({"status": "ready", "reads": reads.status()})
         return JSONResponse({"status": "ready"})
     except Exception as exc:  # any failure means "not ready"; the probe below says which kind
         log.warning("database not ready: %s", type(exc).__name__)
@@ -126,9 +130,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = ServerPool(url, settings)
         await pool.open()
         app.state.pool = pool
+        reads = ReadRouter(pool, settings.replicas, settings)
+        await reads.open()
+        app.state.reads = reads
         try:
             yield
         finally:
+            await reads.close()
             await pool.close()
 
     app = Starlette(
@@ -139,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # routes read from (CancelOnDisconnect reads the client's for them).
         middleware=[
             Middleware(CancelOnDisconnect),
+            Middleware(RememberWrites),  # reads after a write go to the primary (replicas)
             Middleware(FilterLane, slots=settings.filter_slots),
             Middleware(RequestGuards, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)),
         ],

@@ -110,7 +110,10 @@ class ServerPool(AsyncConnectionPool[AsyncConnection[TupleRow]]):
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
             # Autocommit: reads need no transaction; writes open one explicitly.
-            kwargs={"autocommit": True, "options": with_search_path(conninfo)},
+            kwargs={"autocommit": True, "options": with_search_path(conninfo),
+                    # Behind PgBouncer in transaction mode, the next statement may find another
+                    # server connection, without this one's prepared statements: prepare none.
+                    "prepare_threshold": None if settings.transaction_pooler else 5},
             connection_class=_tracked_connection_class(self.health),
             check=self._check,
             open=False,

@@ -25,6 +25,7 @@ from gis_api import features
 from gis_api.crs import CRS84, content_crs_header, to_output
 from gis_api.errors import InvalidParameter
 from gis_api.items_params import ItemsQuery
+from gis_api.replicas import read_pool
 from smarttrees.errors import ExportError
 from smarttrees.export import FORMATS, write_select
 
@@ -72,7 +73,7 @@ async def download(request: Request, query: ItemsQuery, fmt: str) -> Response:
     if "limit" in request.query_params:
         rows = min(rows, query.limit)
     statement, params = download_sql(query, rows)
-    pool = request.app.state.pool
+    pool = read_pool(request)  # a replica's when one serves the read (gis_api.replicas)
     async with pool.connection() as conn:
         # Rendered with psycopg's own quoting: the file is written over another connection.
         text = AsyncClientCursor(conn).mogrify(statement, params)

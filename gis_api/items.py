@@ -29,6 +29,7 @@ from gis_api.items_params import (
     parse_items,
     single_values,
 )
+from gis_api.replicas import read_pool, reading
 
 GEOJSON = "application/geo+json"
 ITEMS_PATH = "/collections/{collection_id}/items"
@@ -121,7 +122,7 @@ async def items(request: Request) -> Response:
     if wants_pygeoapi(request):
         return await _pygeoapi_items(request, collection.id)
     statement, args = features.page_sql(query)
-    async with request.app.state.pool.connection() as conn:
+    async with read_pool(request).connection() as conn:
         with transforming("bbox"), features.evaluating(query):
             rows = await (await conn.execute(statement, args)).fetchall()
             more = len(rows) > query.limit
@@ -153,7 +154,7 @@ async def item(request: Request) -> Response:
     key = parse_id(collection, raw_id)
     row = None
     if key is not None:
-        async with request.app.state.pool.connection() as conn:
+        async with read_pool(request).connection() as conn:
             cur = await conn.execute(features.item_sql(collection, crs), [key])
             row = await cur.fetchone()
     if row is None:  # checked here for HTML too: pygeoapi answers a missing item with a 400
@@ -209,6 +210,6 @@ async def _pygeoapi_item(request: Request, cid: str, item_id: str) -> Response:
 def routes() -> list[BaseRoute]:
     """The items read routes, to register before pygeoapi's (writes: gis_api.transactions)."""
     return [
-        Route(ITEMS_PATH, items, methods=["GET"], name="items"),
-        Route(ITEM_PATH, item, methods=["GET"], name="item"),
+        Route(ITEMS_PATH, reading(items), methods=["GET"], name="items"),
+        Route(ITEM_PATH, reading(item), methods=["GET"], name="item"),
     ]

@@ -44,8 +44,9 @@ def connect(url: str | None = None) -> Database:
     Parameters
     ----------
     url:
-        A ``postgresql://`` URL. Default: ``SMARTTREES_DATABASE_URL`` when set, otherwise the
-        managed local PostGIS (started if it is not running).
+        A ``postgresql://`` URL. Default: a healthy replica of ``SMARTTREES_REPLICA_URLS``
+        when there is one (analysis only reads), else ``SMARTTREES_DATABASE_URL`` when set,
+        otherwise the managed local PostGIS (started if it is not running).
 
     Returns
     -------
@@ -55,8 +56,11 @@ def connect(url: str | None = None) -> Database:
     """
     if url is None:
         from smarttrees.database import database_url
+        from smarttrees.replication import read_url
+        from smarttrees.settings import get_settings
 
-        url = database_url()
+        primary = database_url()
+        return Database(read_url(primary, get_settings()), primary_url=primary)
     return Database(url)
 
 
@@ -68,8 +72,10 @@ class Database:
     (``id``, or ``code`` for communes) first.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, primary_url: str | None = None) -> None:
         self.url = url
+        # Where writes go (the carbon refresh) when ``url`` is a read replica.
+        self.primary_url = primary_url or url
         self._conn: Any = None
         self._vocabulary: dict[str, Any] = {}
 
@@ -444,8 +450,15 @@ class Database:
         from smarttrees import carbon
         from smarttrees.database import connect as connect_psycopg
 
-        with connect_psycopg(self.url) as conn:
-            return carbon.refresh(conn, force=force)
+        with connect_psycopg(self.primary_url) as conn:
+            took = carbon.refresh(conn, force=force)
+        if took is not None and self.url != self.primary_url:  # read it back from the replica
+            from smarttrees.replication import primary_lsn, wait_for_replay
+
+            lsn = primary_lsn(self.primary_url)
+            if lsn is not None:
+                wait_for_replay(self.url, lsn)
+        return took
 
     def species(self) -> pd.DataFrame:
         """The species catalogue: names, family, use, wood density (g/cm³) and its source."""

@@ -179,6 +179,11 @@ class Cluster:
         """True when ``initdb`` has run in the data folder."""
         return (self.pgdata / "PG_VERSION").exists()
 
+    @property
+    def is_standby(self) -> bool:
+        """True for a streaming replica (``standby.signal``, see :mod:`smarttrees.replication`)."""
+        return (self.pgdata / "standby.signal").exists()
+
     def is_running(self) -> bool:
         """True when the cluster's postmaster is alive."""
         if not self.initialised:
@@ -227,7 +232,8 @@ class Cluster:
                     f"{self.pgdata}); last lines of {self.logfile}:\n{self._log_tail()}"
                 )
             time.sleep(0.25)
-        self._create_database()
+        if not self.is_standby:  # a replica's databases come from its primary, read-only
+            self._create_database()
 
     def _start_once(self, pg: PgInstall) -> str | None:
         """Run ``pg_ctl start``; ``None`` when the server started, else pg_ctl's complaint."""

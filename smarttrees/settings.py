@@ -54,6 +54,30 @@ class Settings(BaseSettings):
         " unset = pool_max_size - 2 (at least 1), so other requests always find a connection",
     )
 
+    # Read replicas and poolers (issue 17).
+    replica_urls: str | None = Field(
+        None,
+        description="postgresql:// URLs of streaming replicas of the database, separated by"
+        " commas or spaces: the server's reads go to them (see `replicas`)",
+    )
+    replica_max_lag_s: float = Field(
+        5.0, gt=0, description="a replica further behind the primary is taken out of rotation"
+    )
+    replica_check_s: float = Field(
+        1.0, gt=0, le=60, description="how often the server checks its replicas' health and lag"
+    )
+    read_own_writes_s: float = Field(
+        10.0,
+        ge=0,
+        description="after a write, the same client (cookie) and token read from the primary"
+        " for this long",
+    )
+    transaction_pooler: bool = Field(
+        False,
+        description="the database URLs lead to a pooler in transaction mode (PgBouncer):"
+        " the server's connections then prepare no statements on the server",
+    )
+
     host: str = Field("127.0.0.1", description="address `smarttrees serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `smarttrees serve` listens on")
     workers: int = Field(
@@ -149,6 +173,11 @@ class Settings(BaseSettings):
     def filter_slots(self) -> int:
         """How many requests with a CQL2 filter one process serves at once."""
         return self.filter_concurrency or max(1, self.pool_max_size - 2)
+
+    @property
+    def replicas(self) -> list[str]:
+        """The replica URLs of ``replica_urls``, in the order given."""
+        return (self.replica_urls or "").replace(",", " ").split()
 
     @property
     def data_dir_origin(self) -> str:

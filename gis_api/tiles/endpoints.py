@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from gis_api.errors import NotFound
 from gis_api.links import base_url
+from gis_api.replicas import read_pool, reading
 from gis_api.tiles import documents, render
 from gis_api.tiles.cache import TileCache, etag_of, etags
 from gis_api.tiles.layers import MVT_MEDIA_TYPE, TMS_ID, TileCollection, tile_collections
@@ -97,7 +98,7 @@ class TileEndpoints:
         _check_tms(request.path_params["tms"])
         self._filters(request, collection)  # reject bad filters before templating them
         query = str(request.query_params) if collection.filtered else ""
-        async with request.app.state.pool.connection() as conn:
+        async with read_pool(request).connection() as conn:
             bounds = await render.collection_bounds(conn, collection)
         base = base_url(request, request.app.state.settings)
         doc = documents.tileset_document(collection, base, bounds, query)
@@ -112,7 +113,7 @@ class TileEndpoints:
         filters = self._filters(request, collection)
         settings: Settings = request.app.state.settings
         key: tuple[Any, ...] = (collection.id, tile, filters)
-        async with request.app.state.pool.connection() as conn:
+        async with read_pool(request).connection() as conn:
             version = await render.trees_version(conn) if collection.versioned else None
             if version is not None:
                 key += (version,)
@@ -122,7 +123,7 @@ class TileEndpoints:
                     if collection.versioned:
                         current = await render.grid_version(conn) == version
                         body = await render.render_trees(conn, tile, filters, settings, current)
-                        if not current:
+                        if not current:  # on the primary: a replica cannot refresh a view
                             self._refresh_grid(request.app.state.pool)
                     else:
                         body = await render.render_features(conn, collection, tile, settings)
@@ -177,6 +178,7 @@ def routes() -> list[BaseRoute]:
             name="tile_matrix_set",
         ),
         Route(prefix, endpoints.tilesets, methods=["GET"], name="tilesets"),
-        Route(prefix + "/{tms}", endpoints.tileset, methods=["GET"], name="tileset"),
-        Route(prefix + "/{tms}/{z}/{y}/{x}", endpoints.tile, methods=["GET"], name="tile"),
+        Route(prefix + "/{tms}", reading(endpoints.tileset), methods=["GET"], name="tileset"),
+        Route(prefix + "/{tms}/{z}/{y}/{x}", reading(endpoints.tile), methods=["GET"],
+              name="tile"),
     ]

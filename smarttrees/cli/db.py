@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from smarttrees import schema
+from smarttrees.cli import replica
 from smarttrees.database import database_url, managed_cluster
 from smarttrees.settings import get_settings
 
 app = typer.Typer(
     help="The database: the managed local PostGIS and the schema.", no_args_is_help=True
 )
+app.add_typer(replica.app, name="replica")
 
 
 def _refuse_when_external(action: str) -> bool:
