@@ -15,6 +15,16 @@
   order, a field account marks done only the orders scheduled for it
   (:mod:`smarttrees.care.orders`). 200 with the order and ``opened`` (planting orders opened).
 
+- ``POST /api/care/storms`` (editor): a storm event ``{"name", "started_on", "ended_on",
+  "area", "note"}``; ``GET /api/care/storms``: every storm with its record count.
+- ``POST /api/care/storms/{id}/damage`` (field or editor): damage records, one object, a list
+  or ``{"records": [...]}``, all or nothing, idempotent on ``(device_id, client_event_id)``
+  (:mod:`smarttrees.care.storms`).
+- ``GET /api/care/storms/{id}/damage``: the records as GeoJSON (the live map);
+  ``GET /api/care/storms/{id}/communes``: counts per commune; both any token.
+- ``POST /api/care/storms/{id}/orders`` (editor): a work order for every record without one,
+  most urgent first; answers ``{"opened": [ids]}``.
+
 Refusals are raised, never answered here: :mod:`gis_api.errors` maps each care rule to its status.
 """
 
@@ -35,6 +45,16 @@ from smarttrees.care.due import DueFilter, due_list
 from smarttrees.care.errors import CareError
 from smarttrees.care.inspections import parse_inspections, record_inspections
 from smarttrees.care.orders import create_order, get_order, list_orders, move, parse_order
+from smarttrees.care.storms import (
+    create_storm,
+    damage_by_commune,
+    damage_features,
+    list_storms,
+    orders_from_damage,
+    parse_damage,
+    parse_storm,
+    record_damage,
+)
 
 RECORD_ROLES = ("field", "editor")  # admins hold every role
 READ_ROLES = ("viewer", "editor", "field")
@@ -176,6 +196,60 @@ async def post_transition(request: Request) -> Response:
     return json_response({**doc, "opened": opened})
 
 
+def _storm_id(request: Request) -> int:
+    return int(request.path_params["storm_id"])
+
+
+async def post_storm(request: Request) -> Response:
+    """Create a storm event."""
+    who = await require_role(request, "editor")
+    storm = parse_storm(await read_json(request))
+    async with request.app.state.pool.connection() as conn:
+        storm_id = await create_storm(conn, storm, who)
+    return json_response({"id": storm_id, "name": storm.name}, 201)
+
+
+async def get_storms(request: Request) -> Response:
+    """Every storm event."""
+    await require_role(request, *READ_ROLES)
+    async with request.app.state.pool.connection() as conn:
+        return json_response({"storms": await list_storms(conn)})
+
+
+async def post_damage(request: Request) -> Response:
+    """Store damage records under a storm (offline batches)."""
+    who = await require_role(request, *RECORD_ROLES)
+    items, batch = batch_items(await read_json(request), "records")
+    records = parse_damage(items)
+    async with request.app.state.pool.connection() as conn:
+        answers = await record_damage(conn, _storm_id(request), records, who.username)
+    return json_response({"records": answers} if batch else answers[0], 201)
+
+
+async def get_damage(request: Request) -> Response:
+    """The storm's damage as GeoJSON."""
+    await require_role(request, *READ_ROLES)
+    async with request.app.state.pool.connection() as conn:
+        doc = await damage_features(conn, _storm_id(request))
+    return Response(orjson.dumps(doc), media_type="application/geo+json",
+                    headers={"Cache-Control": "no-store"})
+
+
+async def get_damage_by_commune(request: Request) -> Response:
+    """The storm's damage counted per commune."""
+    await require_role(request, *READ_ROLES)
+    async with request.app.state.pool.connection() as conn:
+        return json_response({"communes": await damage_by_commune(conn, _storm_id(request))})
+
+
+async def post_storm_orders(request: Request) -> Response:
+    """Open work orders from the storm's damage records, most urgent first."""
+    who = await require_role(request, "editor")
+    async with request.app.state.pool.connection() as conn:
+        opened = await orders_from_damage(conn, _storm_id(request), who)
+    return json_response({"opened": opened}, 201)
+
+
 def routes() -> list[BaseRoute]:
     """The tree-care routes (mounted before the OGC APIs)."""
     return [
@@ -188,4 +262,14 @@ def routes() -> list[BaseRoute]:
               name="care_order"),
         Route("/api/care/orders/{order_id:int}/transitions", post_transition, methods=["POST"],
               name="care_order_transition"),
+        Route("/api/care/storms", post_storm, methods=["POST"], name="care_storm_create"),
+        Route("/api/care/storms", get_storms, methods=["GET"], name="care_storms"),
+        Route("/api/care/storms/{storm_id:int}/damage", post_damage, methods=["POST"],
+              name="care_damage_record"),
+        Route("/api/care/storms/{storm_id:int}/damage", get_damage, methods=["GET"],
+              name="care_damage"),
+        Route("/api/care/storms/{storm_id:int}/communes", get_damage_by_commune,
+              methods=["GET"], name="care_damage_by_commune"),
+        Route("/api/care/storms/{storm_id:int}/orders", post_storm_orders, methods=["POST"],
+              name="care_storm_orders"),
     ]

@@ -219,6 +219,10 @@ RULE_STATUS: dict[str, int] = {
     "unknown_order": 404,
     "forbidden": 403,
     "not_your_order": 403,
+    "invalid_storm": 422,
+    "invalid_damage": 422,
+    "unknown_storm": 404,
+    "storm_exists": 409,
 }
 
 # The OGC exception code of a status (for answers that are not an ApiError).

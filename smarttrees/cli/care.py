@@ -314,3 +314,60 @@ def prices_list() -> None:
         top = "" if p["dbh_max_cm"] is None else format(p["dbh_max_cm"], "g")
         band = f"{p['dbh_min_cm']:g}–{top} cm"
         typer.echo(f"{p['work_type']}\t{band}\t{p['price_vnd']:,} VND\t{p['description'] or ''}")
+
+
+storms_app = typer.Typer(help="Storm events, their damage per commune, orders from damage.",
+                         no_args_is_help=True)
+app.add_typer(storms_app, name="storms")
+
+
+@storms_app.command("create")
+def storms_create(
+    name: str = typer.Argument(..., help="The storm's name (e.g. Yagi 2024)."),
+    started: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD)."),
+    ended: str = typer.Option(None, "--to", help="Last day (YYYY-MM-DD)."),
+    note: str = typer.Option(None),
+    actor: str = ACTOR,
+) -> None:
+    """Open a storm event for field teams to record damage under."""
+    from smarttrees.care.storms import create_storm, parse_storm
+
+    storm = parse_storm({"name": name, "started_on": started, "ended_on": ended, "note": note})
+    storm_id = run(lambda conn: create_storm(conn, storm, _staff(actor)))
+    typer.echo(f"storm {storm_id}: {storm.name}")
+
+
+@storms_app.command("list")
+def storms_list() -> None:
+    """Every storm event with its number of damage records."""
+    from smarttrees.care.storms import list_storms
+
+    for s in run(list_storms):
+        typer.echo(f"{s['id']}\t{s['name']}\t{s['started_on']} – {s['ended_on'] or ''}\t"
+                   f"{s['records']:,} records")
+
+
+@storms_app.command("communes")
+def storms_communes(
+    storm_id: int = typer.Argument(...),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """A storm's damage counted per commune."""
+    from smarttrees.care.storms import damage_by_commune
+
+    rows = run(lambda conn: damage_by_commune(conn, storm_id))
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['commune_code']}\t{r['commune_name']}\t{r['records']} records, "
+                   f"{r['blocking_roads']} blocking roads, {r['hazards_to_people']} hazards")
+
+
+@storms_app.command("orders")
+def storms_orders(storm_id: int = typer.Argument(...), actor: str = ACTOR) -> None:
+    """Open a work order for every damage record without one, most urgent first."""
+    from smarttrees.care.storms import orders_from_damage
+
+    opened = run(lambda conn: orders_from_damage(conn, storm_id, _staff(actor)))
+    typer.echo(f"{len(opened)} work orders requested")
