@@ -10,7 +10,7 @@ SUDO=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 want=(postgresql postgresql-contrib python3-venv libpq5)
-[ "${1:-}" = "test" ] && want+=(chromium fonts-dejavu-core gdal-bin)  # gdal-bin: the GDAL QGIS uses
+[ "${1:-}" = "test" ] && want+=(chromium fonts-dejavu-core gdal-bin pgbouncer)  # gdal-bin: the GDAL QGIS uses; pgbouncer: tests/test_pgbouncer.py
 [ "${1:-}" = "bench" ] && want+=(wrk)
 
 missing=()

@@ -73,3 +73,16 @@ def upgrade() -> None:
         typer.echo("schema up to date")
     with connect(url_) as conn:
         typer.echo(f"species catalogue: {load_species(conn)} species")
+
+
+@app.command("pgbouncer-config")
+def pgbouncer_config(
+    port: int = typer.Option(6432, help="the port PgBouncer listens on (127.0.0.1)"),
+    pool_size: int = typer.Option(20, help="server connections PgBouncer keeps per database"),
+) -> None:
+    """Print a pgbouncer.ini for this database in transaction mode (README: PgBouncer)."""
+    from smarttrees.pooler import pgbouncer_ini
+
+    settings = get_settings()
+    typer.echo(pgbouncer_ini(database_url(), listen_port=port, pool_size=pool_size,
+                             statement_timeout_ms=settings.statement_timeout_ms), nl=False)
