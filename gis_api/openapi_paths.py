@@ -131,6 +131,18 @@ def tile_paths(collection_ids: list[str]) -> dict[str, Any]:
                 **_errors(400, 404),
             },
             [*_tile_parameters(), *filters])
+    paths["/tiles/archive.pmtiles"] = _get(
+        "getTilesArchive",
+        "The vector tiles of trees, stands and communes as one PMTiles archive (range requests)",
+        ["tiles"],
+        {
+            "200": _ok({"application/vnd.pmtiles": {"schema": {"type": "string",
+                                                               "format": "binary"}}}),
+            "206": {"description": "the byte range asked for (Range header)"},
+            "416": {"description": "the range lies beyond the end of the archive"},
+            **_errors(404),
+        },
+    )
     return paths
 
 

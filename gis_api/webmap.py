@@ -51,7 +51,15 @@ def page_config(settings: Settings, base: str) -> dict[str, Any]:
         "base": base,
         "basemapUrl": settings.basemap_url,
         "pointZoom": settings.tile_min_zoom_points,
+        "tilesArchive": _archive_url(settings.map_tiles_archive_url, base),
     }
+
+
+def _archive_url(url: str | None, base: str) -> str | None:
+    """The archive's URL as the page's script needs it: absolute (a path is on this server)."""
+    if url is None or "://" in url:
+        return url
+    return base.rstrip("/") + "/" + url.lstrip("/")
 
 
 async def map_page(request: Request) -> Response:

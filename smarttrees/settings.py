@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         " (8,000 trees with their attributes make about 400 KB)",
     )
     tile_cache_mb: int = Field(64, ge=0, description="in-process cache of rendered tiles; 0 = off")
+    tiles_archive: Path | None = Field(
+        None,
+        description="PMTiles archive (`smarttrees tiles export`) the server offers at"
+        " /tiles/archive.pmtiles, with range requests; unset = that route answers 404",
+    )
+    map_tiles_archive_url: str | None = Field(
+        None,
+        description="URL of a PMTiles archive the web map reads its vector tiles from (a static"
+        " host, or /tiles/archive.pmtiles); unset = the server's tile routes",
+    )
     max_body_mb: float = Field(
         10, gt=0, description="largest request body of a write (features, scans), MiB; above: 413"
     )

@@ -1,4 +1,4 @@
-// SmartTrees web map: MapLibre GL JS over the server's OGC API vector tiles.
+// SmartTrees web map: MapLibre GL JS over the server's OGC API vector tiles (or a PMTiles archive).
 // Plain script, no build step. Configuration comes from the page (window.SMARTTREES).
 "use strict";
 
@@ -7,6 +7,14 @@
   const base = config.base;
   const tilesUrl = (collection) =>
     `${base}/collections/${collection}/tiles/WebMercatorQuad/{z}/{y}/{x}`;
+  // With a PMTiles archive (smarttrees tiles export) the vector tiles come from it, by HTTP range
+  // requests to wherever it is hosted, not from the server's tile routes. One source then holds
+  // the trees, stands and communes layers (each archive tile carries all three).
+  const archive = config.tilesArchive;
+  if (archive) {
+    maplibregl.addProtocol("pmtiles", new pmtiles.Protocol().tile);
+  }
+  const sourceOf = (collection) => (archive ? "archive" : collection);
 
   const COLOURS = {
     category: { urban: "#1f78b4", scattered: "#ff7f00", plantation: "#33a02c" },
@@ -40,10 +48,15 @@
   ];
 
   function style() {
+    const vector = archive
+      ? { archive: { type: "vector", url: `pmtiles://${archive}` } }
+      : {
+        trees: { type: "vector", tiles: [tilesUrl("trees")], minzoom: 0, maxzoom: 16 },
+        stands: { type: "vector", tiles: [tilesUrl("stands")], minzoom: 0, maxzoom: 15 },
+        communes: { type: "vector", tiles: [tilesUrl("communes")], minzoom: 0, maxzoom: 14 },
+      };
     const sources = {
-      trees: { type: "vector", tiles: [tilesUrl("trees")], minzoom: 0, maxzoom: 16 },
-      stands: { type: "vector", tiles: [tilesUrl("stands")], minzoom: 0, maxzoom: 15 },
-      communes: { type: "vector", tiles: [tilesUrl("communes")], minzoom: 0, maxzoom: 14 },
+      ...vector,
       nurseries: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       custody: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       found: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
@@ -54,15 +67,15 @@
       layers.push({ id: "basemap", type: "raster", source: "basemap" });
     }
     layers.push(
-      { id: "communes-fill", type: "fill", source: "communes", "source-layer": "communes",
+      { id: "communes-fill", type: "fill", source: sourceOf("communes"), "source-layer": "communes",
         paint: { "fill-color": "#ffffff", "fill-opacity": 0.35 } },
-      { id: "stands-fill", type: "fill", source: "stands", "source-layer": "stands",
+      { id: "stands-fill", type: "fill", source: sourceOf("stands"), "source-layer": "stands",
         paint: { "fill-color": "#7fbf7b", "fill-opacity": 0.45 } },
-      { id: "stands-line", type: "line", source: "stands", "source-layer": "stands",
+      { id: "stands-line", type: "line", source: sourceOf("stands"), "source-layer": "stands",
         paint: { "line-color": "#2d7a35", "line-width": 0.8 } },
-      { id: "communes-line", type: "line", source: "communes", "source-layer": "communes",
+      { id: "communes-line", type: "line", source: sourceOf("communes"), "source-layer": "communes",
         paint: { "line-color": "#6b5b95", "line-width": 1.2, "line-dasharray": [3, 2] } },
-      { id: "tree-cells", type: "circle", source: "trees", "source-layer": "trees_grid",
+      { id: "tree-cells", type: "circle", source: sourceOf("trees"), "source-layer": "trees_grid",
         paint: {
           "circle-color": gridColour,
           "circle-opacity": 0.8,
@@ -74,7 +87,7 @@
           "circle-stroke-color": "#ffffff",
           "circle-stroke-width": 1,
         } },
-      { id: "trees", type: "circle", source: "trees", "source-layer": "trees",
+      { id: "trees", type: "circle", source: sourceOf("trees"), "source-layer": "trees",
         paint: {
           "circle-color": matchColour("category"),
           "circle-radius": ["interpolate", ["linear"], ["zoom"], 13, 2.5, 17, 6, 20, 10],
@@ -149,6 +162,11 @@
 
   // Filters go to the server as query parameters, so the low-zoom counts obey them too.
   function applyFilters() {
+    if (archive) { // the archive holds every tree: the category is picked out here, in the page
+      const category = selects.category.value;
+      map.setFilter("trees", category ? ["==", ["get", "category"], category] : null);
+      return;
+    }
     const query = new URLSearchParams();
     Object.entries(selects).forEach(([name, select]) => { if (select.value) query.set(name, select.value); });
     const suffix = query.toString() ? `?${query}` : "";
@@ -161,6 +179,12 @@
     fillSelect(selects.species, options.species.map((s) => [s.id, `${s.name} (${s.scientific_name})`]));
     fillSelect(selects.commune, options.communes.map((c) => [c.code, c.name]));
     Object.values(selects).forEach((s) => s.addEventListener("change", applyFilters));
+    if (archive) { // species and commune filters need the server's tiles
+      [selects.species, selects.commune].forEach((s) => {
+        s.disabled = true;
+        s.title = "not with a tiles archive";
+      });
+    }
     selects.commune.addEventListener("change", () => {
       const commune = options.communes.find((c) => c.code === selects.commune.value);
       if (commune && commune.bbox[0] !== null) map.fitBounds(commune.bbox, { padding: 30 });

@@ -25,6 +25,7 @@ from gis_api.errors import NotFound
 from gis_api.links import base_url
 from gis_api.replicas import read_pool, reading
 from gis_api.tiles import documents, render
+from gis_api.tiles.archive_file import ARCHIVE_PATH, archive_file
 from gis_api.tiles.cache import TileCache, etag_of, etags
 from gis_api.tiles.layers import MVT_MEDIA_TYPE, TMS_ID, TileCollection, tile_collections
 from gis_api.tiles.params import TreeFilters, parse_tile_address, parse_tree_filters
@@ -181,4 +182,5 @@ def routes() -> list[BaseRoute]:
         Route(prefix + "/{tms}", reading(endpoints.tileset), methods=["GET"], name="tileset"),
         Route(prefix + "/{tms}/{z}/{y}/{x}", reading(endpoints.tile), methods=["GET"],
               name="tile"),
+        Route(ARCHIVE_PATH, archive_file, methods=["GET", "HEAD"], name="tiles_archive"),
     ]

@@ -65,6 +65,7 @@ def _register() -> None:
         raster,
         scan,
         serve,
+        tiles,
         trace,
         users,
     )
@@ -84,6 +85,7 @@ def _register() -> None:
     carbon.register(app)
     trace.register(app)
     care.register(app)
+    tiles.register(app)
 
 
 def main() -> None:
