@@ -151,7 +151,11 @@ TREES = published(
     "trees",
     write_table="trees",
     counted_table="trees",
-    read_only=("species_name", "species_vi", "updated_at"),
+    # A tree's carbon is computed (smarttrees.carbon): read-only, like the species names.
+    read_only=(
+        "species_name", "species_vi", "updated_at",
+        *(f.name for f in catalog.TREE_CARBON_FIELDS),
+    ),
 )
 
 COLLECTIONS: tuple[Collection, ...] = (

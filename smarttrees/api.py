@@ -153,6 +153,7 @@ class Database:
         species: str | int | Iterable[str | int] | None = None,
         category: str | Iterable[str] | None = None,
         columns: Sequence[str] | None = None,
+        carbon: bool = False,
         limit: int | None = None,
     ) -> gpd.GeoDataFrame:
         """Trees of the inventory (points).
@@ -169,7 +170,13 @@ class Database:
         category:
             ``urban``, ``scattered`` or ``plantation``, or several.
         columns:
-            Public fields to read (default all); ``id`` and the geometry always come.
+            Public fields to read (default all but the carbon ones); ``id`` and the geometry
+            always come.
+        carbon:
+            Also read each tree's carbon: ``agb_kg`` (kg), ``carbon_kg`` (kg C), ``co2e_kg``
+            (kg CO₂e), ``carbon_equation`` and ``carbon_outside_range``, recomputed first if the
+            trees or the carbon settings changed (see :meth:`carbon`). Naming one of them in
+            ``columns`` does the same.
         limit:
             At most this many trees.
 
@@ -178,8 +185,8 @@ class Database:
         geopandas.GeoDataFrame
             ``id``, ``tree_code``, ``category``, ``species_id``, ``species_name``,
             ``species_vi``, ``dbh_cm`` (cm), ``height_m`` (m), ``crown_m`` (m), ``condition``,
-            ``planted_on``, ``commune_code``, ``stand_id``, ``source``, ``updated_at``, and
-            ``geometry`` (EPSG:4326).
+            ``planted_on``, ``commune_code``, ``stand_id``, ``source``, ``updated_at``, the
+            carbon fields if asked for, and ``geometry`` (EPSG:4326).
 
         """
         where = Where()
@@ -187,6 +194,12 @@ class Database:
         self._filter_communes(where, commune)
         self._filter_species(where, species)
         self._filter_categories(where, category)
+        if carbon:
+            if columns is None:
+                names = [f.name for f in catalog.TREES.default_fields]
+            else:
+                names = [columns] if isinstance(columns, str) else list(columns)
+            columns = [*names, *(f.name for f in catalog.TREE_CARBON_FIELDS if f.name not in names)]
         return self.read("trees", where=where, columns=columns, limit=limit)
 
     def stands(
@@ -488,13 +501,14 @@ class Database:
         where:
             Conditions on the layer's columns (built by the named methods).
         columns:
-            Public fields to read (default all).
+            Public fields to read (default all but the ``on_request`` ones, e.g. a tree's
+            carbon).
         order_by:
             Columns to sort by.
         limit:
             At most this many rows.
         refresh:
-            For the carbon layers: recompute first if their inputs changed.
+            For the carbon layers and fields: recompute first if their inputs changed.
 
         """
         layer = catalog.get(layer_id)
@@ -507,9 +521,11 @@ class Database:
             if layer.geometry is None:
                 raise ArgumentError("bbox", f"layer {layer_id} has no geometry")
             self._filter_bbox(where, bbox, column=layer.geometry)
-        if refresh and layer in catalog.CARBON_LAYERS:
-            self.refresh_carbon()
         fields = chosen_fields(layer, columns)
+        if refresh and (
+            layer in catalog.CARBON_LAYERS or set(fields) & set(catalog.TREE_CARBON_FIELDS)
+        ):
+            self.refresh_carbon()
         query, params = select(layer, fields, where, order_by, limit)
         table = self.query_arrow(query, params)
         return self._frame(layer, fields, table)

@@ -17,8 +17,9 @@ from smarttrees.settings import Settings, get_settings
 
 CO2_PER_C = 44.0 / 12.0  # molar masses: CO₂ / C
 
-# Refreshed in this order: the height models feed tree_carbon.
-_VIEWS = ("species_height_models", "tree_carbon", "tree_carbon_version")
+# Refreshed in this order: the height models feed tree_carbon, which the commune sums add up.
+_VIEWS = ("species_height_models", "tree_carbon", "tree_carbon_by_commune",
+          "tree_carbon_version")
 
 
 def write_parameters(conn: psycopg.Connection, settings: Settings | None = None) -> None:

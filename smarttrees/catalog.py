@@ -46,6 +46,9 @@ class Field:
     unit: str | None = None
     personal: bool = False  # personal data: described, never read by the public API
     lookup: Lookup | None = None
+    # Served by the OGC API, but read by the analyst API and the exports only when named in
+    # ``columns``: the trees' carbon comes from a join that doubles a whole-province read.
+    on_request: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class Layer:
         """Names of the public fields, in order."""
         return tuple(f.name for f in self.public_fields)
 
+    @property
+    def default_fields(self) -> tuple[Field, ...]:
+        """The public fields read when no columns are named: all but the ``on_request`` ones."""
+        return tuple(f for f in self.public_fields if not f.on_request)
+
     def field(self, name: str) -> Field | None:
         """The public field called ``name``, if any."""
         return next((f for f in self.public_fields if f.name == name), None)
@@ -130,13 +138,34 @@ _SPECIES_VI = Field(
     lookup=Lookup("species", "species_id", "vietnamese_name"),
 )
 
+def _carbon(name: str, type_: FieldType, description: str, unit: str | None = None) -> Field:
+    return Field(name, type_, description, unit, on_request=True)
+
+
+# A tree's carbon as of the last carbon refresh (smarttrees.carbon; see the README's "Carbon").
+TREE_CARBON_FIELDS = (
+    _carbon("agb_kg", "number", "above-ground biomass (dry), at the last carbon refresh", "kg"),
+    _carbon("carbon_kg", "number", "carbon in above-ground biomass", "kg C"),
+    _carbon("co2e_kg", "number", "carbon as CO₂ equivalent (× 44/12)", "kg CO₂e"),
+    _carbon("carbon_equation", "string",
+            "equation used: chave2014_eq4, chave2014_eq7 or a species equation's name"),
+    _carbon("carbon_outside_range", "boolean",
+            "diameter outside the validity range of the equation used"),
+)
+
 TREES = Layer(
     id="trees",
     title="Trees",
     title_vi="Cây xanh",
     description="Every managed tree: urban, scattered rural and plantation trees.",
     keywords=("trees", "urban green", "forestry"),
-    source="trees",
+    # The carbon join is removed by PostgreSQL when no carbon field is selected (tree_carbon's
+    # tree_id is unique), so reading the other fields costs what reading the table does.
+    source=(
+        "SELECT t.*, c.agb_kg, c.carbon_kg, c.co2e_kg, c.equation AS carbon_equation, "
+        "c.outside_range AS carbon_outside_range FROM smarttrees.trees t "
+        "LEFT JOIN smarttrees.tree_carbon c ON c.tree_id = t.id"
+    ),
     fields=(
         _f("tree_code", "string", "code on the tree's label"),
         _f("category", "string", "urban, scattered or plantation"),
@@ -152,6 +181,7 @@ TREES = Layer(
         _f("stand_id", "integer", "plantation stand id"),
         _f("source", "string", "where the record came from"),
         _f("updated_at", "datetime", "last change"),
+        *TREE_CARBON_FIELDS,
     ),
 )
 
@@ -565,9 +595,13 @@ TREES_BY_COMMUNE = Layer(
     id="trees_by_commune",
     title="Trees per commune",
     title_vi="Cây xanh theo xã",
-    description="IOC: trees per commune by category and condition, and per km².",
+    description="IOC: trees per commune by category and condition, per km², and their carbon.",
     keywords=("IOC", "trees"),
-    source="SELECT * FROM smarttrees.ioc_trees_by_commune WHERE geom IS NOT NULL",
+    source=(
+        "SELECT i.*, s.agb_t, s.carbon_t, s.co2e_t FROM smarttrees.ioc_trees_by_commune i "
+        "LEFT JOIN smarttrees.tree_carbon_by_commune s ON s.commune_code = i.commune_code "
+        "WHERE i.geom IS NOT NULL"
+    ),
     key="commune_code",
     geometry_type="MultiPolygon",
     fields=(
@@ -578,6 +612,7 @@ TREES_BY_COMMUNE = Layer(
             "trees", "urban", "scattered", "plantation", "good", "fair", "poor", "dead", "removed"
         )),
         _f("trees_per_km2", "number", "trees per km²", "trees/km²"),
+        *_CARBON,  # at the last carbon refresh
     ),
 )
 
@@ -693,11 +728,18 @@ def markdown(layers: tuple[Layer, ...] = LAYERS) -> str:
         lines += ["", f"**`{layer.id}`** — {layer.title} ({shape}{key})", ""]
         lines += ["| field | type | unit | description |", "|---|---|---|---|"]
         lines += [
-            f"| `{f.name}` | {f.type} | {_cell(f.unit or '')} | {_cell(f.description)} |"
+            f"| `{f.name}` | {f.type} | {_cell(f.unit or '')} | {_cell(_described(f))} |"
             for f in layer.public_fields
         ]
     lines += ["", VOCABULARY_END]
     return "\n".join(lines) + "\n"
+
+
+def _described(field: Field) -> str:
+    """A field's description, saying when the analyst API reads it only on request."""
+    if field.on_request:
+        return f"{field.description} (analyst API: on request)"
+    return field.description
 
 
 def _cell(text: str) -> str:

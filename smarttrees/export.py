@@ -117,7 +117,8 @@ def export_layer(
     multi = geometry_type.startswith("Multi")  # a polygon among multipolygons is promoted
     srid = _srid(url, target)
     query, params = _select(found, bounds, target, srid, multi, as_columns)
-    notes = _shapefile_names(found.field_names) if spec.driver == "ESRI Shapefile" else []
+    fields = [f.name for f in found.default_fields]
+    notes = _shapefile_names(fields) if spec.driver == "ESRI Shapefile" else []
     rows = write_select(
         url, query, params, out, layer=layer, fmt=fmt,
         geometry_type=None if found.geometry is None else geometry_type, crs=target.to_wkt(),
@@ -236,7 +237,7 @@ def _select(
     joins: dict[tuple[str, str], str] = {}  # (table, key) -> alias: one join per reference
     if layer.key is not None and layer.field(layer.key) is None:
         columns.append(sql.Identifier("l", layer.key))
-    for field in layer.public_fields:
+    for field in layer.default_fields:
         if field.lookup is None:
             value: sql.Composable = sql.Identifier("l", field.name)
             if field.type == "json":

@@ -45,9 +45,12 @@ class Where:
 
 
 def chosen_fields(layer: catalog.Layer, columns: Sequence[str] | None) -> list[catalog.Field]:
-    """The public fields named in ``columns`` (all by default); an unknown name is an error."""
+    """The public fields named in ``columns`` (by default all but the ``on_request`` ones).
+
+    An unknown name is an error.
+    """
     if columns is None:
-        return list(layer.public_fields)
+        return list(layer.default_fields)
     if isinstance(columns, str):
         columns = [columns]
     chosen = []

@@ -41,7 +41,9 @@ def test_trees_of_the_whole_province_have_the_catalogue_columns(db, province_tem
     trees = db.trees()
     assert len(trees) == province_template.trees
     assert trees.crs.to_epsg() == 4326
-    assert list(trees.columns) == ["id", *catalog.TREES.field_names, "geometry"]
+    default = [f.name for f in catalog.TREES.default_fields]
+    assert list(trees.columns) == ["id", *default, "geometry"]
+    assert "carbon_kg" not in default  # a tree's carbon is read on request
     assert trees.geometry.geom_type.eq("Point").all()
     assert trees.id.is_unique
     by_category = trees.category.value_counts().to_dict()
@@ -198,7 +200,8 @@ def test_connect_uses_the_configured_database(province_env, province_template):
 
 def test_read_layer_is_an_alias(shared_province):
     trees = read_layer("trees", limit=5, url=shared_province)
-    assert list(trees.columns) == ["id", *catalog.TREES.field_names, "geometry"]
+    assert list(trees.columns) == ["id", *(f.name for f in catalog.TREES.default_fields),
+                                   "geometry"]
     with pytest.raises(ArgumentError, match="layer: no layer 'citizens'.*trees"):
         read_layer("citizens", url=shared_province)
 

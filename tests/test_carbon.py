@@ -217,3 +217,56 @@ def test_the_refresh_command(province_env):
     with psycopg.connect(province_env, autocommit=True) as conn:
         conn.execute("UPDATE smarttrees.trees SET dbh_cm = 50 WHERE id = (SELECT min(id) FROM smarttrees.trees)")
     assert "carbon recomputed in" in run()  # the edit made the figures stale
+
+
+def test_trees_read_with_their_carbon_on_request(db, sql):
+    tree_id, dbh, height, rho, _ = tree(sql, "t.height_m IS NOT NULL AND t.dbh_cm > 5")
+    plain = db.trees(limit=3)
+    assert "carbon_kg" not in plain.columns
+    trees = db.trees(carbon=True).set_index("id")
+    assert trees.loc[tree_id, "agb_kg"] == pytest.approx(chave_eq4(rho, dbh, height), rel=1e-6)
+    assert trees.loc[tree_id, "carbon_equation"] == "chave2014_eq4"
+    assert not trees.loc[tree_id, "carbon_outside_range"]
+    by_tree = db.carbon(by="tree").set_index("tree_id")
+    assert trees.carbon_kg.sum() == pytest.approx(by_tree.carbon_kg.sum(), rel=1e-9)
+    # An edit is seen by the next read: naming a carbon field refreshes the figures first.
+    sql.execute("UPDATE smarttrees.trees SET dbh_cm = dbh_cm * 2 WHERE id = %s", (tree_id,))
+    one = db.trees(columns=["tree_code", "agb_kg"]).set_index("id")
+    assert one.loc[tree_id, "agb_kg"] == pytest.approx(chave_eq4(rho, f32(dbh * 2), height),
+                                                     rel=1e-6)
+
+
+def test_ogc_items_carry_the_carbon_of_the_last_refresh(db, sql, province_url):
+    import httpx
+
+    from tests.fixtures.server import serve_database
+
+    *_, species_id = tree(sql, "t.dbh_cm > 5")  # a species without heights: equation 7
+    sql.execute("UPDATE smarttrees.trees SET height_m = NULL WHERE species_id = %s", (species_id,))
+    db.refresh_carbon()
+    by_tree = db.carbon(by="tree", refresh=False).set_index("tree_id")
+    by_commune = db.carbon(by="commune", refresh=False).set_index("commune_code")
+    eq7 = by_tree.loc[by_tree.equation == "chave2014_eq7"]
+    assert len(eq7), "the province has no tree without a height model"
+    with serve_database(province_url) as base:
+        items = httpx.get(f"{base}/collections/trees/items", timeout=60,
+                          params={"limit": 20, "f": "json"}).json()["features"]
+        for feature in items:
+            row, props = by_tree.loc[feature["id"]], feature["properties"]
+            assert props["carbon_kg"] == pytest.approx(row.carbon_kg, rel=1e-9)
+            assert props["co2e_kg"] == pytest.approx(row.carbon_kg * 44 / 12, rel=1e-9)
+            assert props["carbon_equation"] == row.equation
+            assert props["carbon_outside_range"] == bool(row.outside_range)
+        queryables = httpx.get(f"{base}/collections/trees/queryables", timeout=60).json()
+        assert {"agb_kg", "carbon_kg", "co2e_kg", "carbon_equation"} <= set(
+            queryables["properties"])
+        filtered = httpx.get(f"{base}/collections/trees/items", timeout=60, params={
+            "filter": "carbon_equation = 'chave2014_eq7'", "limit": 500, "f": "json"}).json()
+        assert len(filtered["features"]) == min(len(eq7), 500)
+        assert {f["id"] for f in filtered["features"]} <= set(eq7.index)
+        ioc = httpx.get(f"{base}/collections/trees_by_commune/items", timeout=60,
+                        params={"limit": 200, "f": "json", "skipGeometry": "true"}).json()
+        assert ioc["features"]
+        for feature in ioc["features"]:
+            expected = by_commune.loc[feature["id"], "carbon_t"]
+            assert feature["properties"]["carbon_t"] == pytest.approx(expected, rel=1e-9)

@@ -103,7 +103,7 @@ def outputs(server: str, province: str) -> dict[str, Outputs]:
             schema = schema_properties(get_json(f"{base}/schema", texts))
             tiled = layer.id in TILED and bool(features)
             tile = a_tile_holding(server, layer, features[0], texts) if tiled else None
-            frame = db.read(layer.id, limit=50)
+            frame = db.read(layer.id, columns=layer.field_names, limit=50)  # on request too
             texts.append(frame.drop(columns=["geometry"], errors="ignore").to_json(
                 date_format="iso", default_handler=str
             ))
