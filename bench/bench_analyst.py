@@ -4,6 +4,7 @@ Measures on the full province (1.13 M trees), each reader in its own process (ti
 RSS of that process):
 
 - ``db.trees()`` (ADBC → Arrow, points from coordinates, species names mapped on the client);
+- ``db.trees(carbon=True)``: the same with each tree's carbon, joined in SQL;
 - the alternative it was chosen over: ADBC with the geometry as WKB (``ST_AsBinary``) and
   ``shapely.from_wkb``, species names joined in SQL;
 - the anchor: ``geopandas.read_postgis`` (SQLAlchemy + psycopg) on the same rows and columns;
@@ -11,7 +12,9 @@ RSS of that process):
 and the CPU time of the reader's process and of the PostgreSQL backend serving it (read from
 /proc: the server runs on the same machine), which other jobs on a shared machine disturb far
 less than the wall time; then ``db.trees(bbox=<a town>)`` (about 1,000 trees; median of 20
-after a first call) and the recomputation of every tree's carbon
+after a first call), ``db.history(tree_code=…)`` (its SQL also timed without the index of
+migration 0019, dropped in a rolled-back transaction: run it on a benchmark database) and the
+recomputation of every tree's carbon
 (``db.refresh_carbon(force=True)``). It prints the figures, the ratio to read_postgis and the
 versions compared. geopandas and SQLAlchemy are measured
 where they are importable (both are in the project's environment).
@@ -36,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-READERS = ("api", "adbc_wkb", "read_postgis")
+READERS = ("api", "api_carbon", "adbc_wkb", "read_postgis")
 
 # The rows and columns db.trees() returns, for the readers that take SQL.
 COLUMNS = (
@@ -103,6 +106,22 @@ def read_api(url: str) -> int:
         return rows
 
 
+def read_api_carbon(url: str) -> int:
+    """``db.trees(carbon=True)``: the same trees with their carbon (joined in SQL)."""
+    global BACKEND
+    from psycopg import sql
+
+    import smarttrees
+
+    with smarttrees.connect(url) as db:
+        db.refresh_carbon()  # current before the clock of the read itself matters
+        pid = db.query_arrow(sql.SQL("SELECT pg_backend_pid()")).column(0)[0].as_py()
+        BACKEND = Backend(pid)
+        rows = len(db.trees(carbon=True))
+        BACKEND.stop()
+        return rows
+
+
 def read_adbc_wkb(url: str) -> int:
     global BACKEND
     import adbc_driver_postgresql.dbapi as adbc
@@ -147,7 +166,8 @@ def worker(reader: str, url: str) -> None:
 
     before = peak_rss_mb()
     started, cpu = time.perf_counter(), cpu_seconds()
-    rows = {"api": read_api, "adbc_wkb": read_adbc_wkb, "read_postgis": read_postgis}[reader](url)
+    rows = {"api": read_api, "api_carbon": read_api_carbon, "adbc_wkb": read_adbc_wkb,
+            "read_postgis": read_postgis}[reader](url)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     server = BACKEND.used if BACKEND else float("nan")
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
@@ -198,6 +218,39 @@ def town_reads(url: str, box: list[float], repeats: int = 20) -> dict[str, float
             "min_ms": min(times) * 1000}
 
 
+def history_reads(url: str, repeats: int = 20) -> dict[str, float]:
+    """``db.history(tree_code=…)`` (median of ``repeats``), and its query without the index.
+
+    The query's time without ``tree_history_code_idx`` (migration 0019) is read by EXPLAIN
+    ANALYZE after dropping the index in a transaction that is rolled back.
+    """
+    import psycopg
+
+    import smarttrees
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT tree_code, count(*) OVER () FROM smarttrees.tree_history "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        code, total = (row[0], row[1]) if row else ("", 0)
+        query = ("EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM smarttrees.tree_history "
+                 "WHERE tree_code = %s ORDER BY changed_at, id")
+        with_index = conn.execute(query, [code]).fetchone()[0][0]["Execution Time"]
+        conn.execute("DROP INDEX smarttrees.tree_history_code_idx")
+        without = conn.execute(query, [code]).fetchone()[0][0]["Execution Time"]
+        conn.rollback()
+    with smarttrees.connect(url) as db:
+        db.history(tree_code=code)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            db.history(tree_code=code)
+            times.append(time.perf_counter() - started)
+    return {"history_rows": float(total), "median_ms": statistics.median(times) * 1000,
+            "sql_with_index_ms": with_index, "sql_without_index_ms": without}
+
+
 def carbon_recompute(url: str) -> dict[str, float]:
     import smarttrees
 
@@ -234,12 +287,14 @@ def versions(url: str) -> dict[str, str]:
 
 
 def report(readers: dict[str, dict[str, object]], town: dict[str, float],
-           carbon: dict[str, float], found: dict[str, str], box: list[float]) -> None:
+           history: dict[str, float], carbon: dict[str, float], found: dict[str, str],
+           box: list[float]) -> None:
     anchor = readers.get("read_postgis", {})
     print("\nWhole province into a GeoDataFrame (one process per reader)")
     print(f"{'reader':<32}{'rows':>10}{'time':>9}{'peak RSS':>11}{'vs read_postgis':>16}"
           f"{'CPU client + server':>22}")
-    names = {"api": "db.trees()", "adbc_wkb": "ADBC + WKB + shapely.from_wkb",
+    names = {"api": "db.trees()", "api_carbon": "db.trees(carbon=True)",
+             "adbc_wkb": "ADBC + WKB + shapely.from_wkb",
              "read_postgis": "geopandas.read_postgis"}
     for reader, result in readers.items():
         if "error" in result:
@@ -254,6 +309,9 @@ def report(readers: dict[str, dict[str, object]], town: dict[str, float],
     print(f"\ndb.trees(bbox={[round(v, 4) for v in box]}): {town['rows']:,.0f} trees, "
           f"first call {town['first_ms']:.0f} ms (connects), then median {town['median_ms']:.1f} ms"
           f" (min {town['min_ms']:.1f} ms) of 20")
+    print(f"db.history(tree_code=…) of {history['history_rows']:,.0f} history rows: median "
+          f"{history['median_ms']:.1f} ms of 20; its SQL {history['sql_with_index_ms']:.2f} ms "
+          f"with tree_history_code_idx, {history['sql_without_index_ms']:.1f} ms without")
     print(f"carbon of every tree recomputed: {carbon['seconds']:.1f} s "
           f"({carbon['carbon_t']:,.0f} t C); db.carbon(by='commune') read in "
           f"{carbon['communes_read_s']:.2f} s")
@@ -279,9 +337,11 @@ def main() -> None:
         box = town_bbox(url)
         log("reading a town...")
         town = town_reads(url, box)
+        log("reading one tree's history...")
+        history = history_reads(url)
         log("recomputing carbon...")
         carbon = carbon_recompute(url)
-        report(readers, town, carbon, versions(url), box)
+        report(readers, town, history, carbon, versions(url), box)
 
 
 if __name__ == "__main__":
