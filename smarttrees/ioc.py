@@ -70,6 +70,16 @@ def refresh_statements(
     return statements
 
 
+def record_parameters(cur: psycopg.Cursor[Any], settings: Settings | None = None) -> None:
+    """Write the settings the IOC layers apply into ``smarttrees.ioc_parameters``.
+
+    For a caller that refreshes the views itself (``smarttrees generate`` refreshes every
+    materialised view after its bulk load, not concurrently).
+    """
+    for name, value in parameters(settings or get_settings()).items():
+        cur.execute(UPSERT_PARAMETER, [name, value])
+
+
 def refresh(
     conn: psycopg.Connection[Any],
     settings: Settings | None = None,

@@ -15,6 +15,7 @@ from etl.synthetic.ioc import split_total
 from etl.synthetic.province import build
 from smarttrees.database import connect
 from smarttrees.errors import SmartTreesError
+from smarttrees.settings import Settings
 from tests.fixtures.databases import copied_database
 from tests.fixtures.province import PROVINCE_TEMPLATE
 
@@ -173,6 +174,26 @@ def test_documents_cover_nine_months_and_count_courier_savings(province_db):
     assert (last.year, last.month) == (2025, 9)
     assert electronic > 0.9 * SMALL.documents
     assert saved == 4_000 * electronic
+
+
+def test_generate_applies_the_ioc_settings(db_url):
+    """A configured courier cost and privacy threshold are what the generated layers apply."""
+    generate_province(db_url, scale="small", settings=Settings(courier_cost_vnd=5_000,
+                                                               privacy_min_count=7))
+    with connect(db_url) as conn:
+        parameters = dict(conn.execute("SELECT name, value FROM ioc_parameters").fetchall())
+        electronic, stored = conn.execute(
+            "SELECT count(*) FILTER (WHERE electronic), sum(courier_saving_vnd) FROM documents"
+        ).fetchone()
+        layer = conn.execute("SELECT sum(sent_electronic), sum(courier_saving_vnd) "
+                             "FROM ioc_documents_agency_month").fetchone()
+        smallest_shown = conn.execute(
+            "SELECT min(people) FROM citizen_support_by_commune WHERE NOT suppressed"
+        ).fetchone()[0]
+    assert parameters == {"courier_cost_vnd": 5_000, "privacy_min_count": 7}
+    assert stored == 5_000 * electronic
+    assert layer == (electronic, 5_000 * electronic)
+    assert smallest_shown is None or smallest_shown >= 7
 
 
 def test_the_full_total_splits_exactly():

@@ -37,7 +37,6 @@ DOC_TYPES = np.array(
 )
 DOC_TYPE_SHARES = np.array([0.42, 0.12, 0.08, 0.15, 0.06, 0.1, 0.07])
 DIRECTIONS = np.array(["incoming", "outgoing", "internal"])
-COURIER_SAVING_VND = 4_000  # what a document sent electronically saves in courier costs
 ELECTRONIC_SHARE = 0.99  # 1.9 M documents → 1,881,000 electronic → 7.524 billion VND saved
 DOCUMENTS_FROM = np.datetime64("2025-01-01")
 DOCUMENT_DAYS = 273  # nine months: January to September 2025
@@ -93,7 +92,10 @@ def agencies(communes: Communes, n_departments: int) -> Agencies:
 
 @dataclass(frozen=True)
 class Documents:
-    """Document records: which agency, what, which way, when, and the courier cost saved."""
+    """Document records: which agency, what, which way, when.
+
+    The courier cost saved is the loader's: electronic × ``SMARTTREES_COURIER_COST_VND``.
+    """
 
     agency: np.ndarray  # index into Agencies: the sender
     receiver: np.ndarray  # index into Agencies
@@ -103,7 +105,6 @@ class Documents:
     electronic: np.ndarray
     sent_on: np.ndarray
     commune: np.ndarray  # '' for provincial agencies
-    courier_saving_vnd: np.ndarray
 
 
 def documents(agencies_: Agencies, n: int, rng: np.random.Generator) -> Documents:
@@ -138,7 +139,6 @@ def documents(agencies_: Agencies, n: int, rng: np.random.Generator) -> Document
         electronic=electronic[order],
         sent_on=sent_on[order],
         commune=commune[order],
-        courier_saving_vnd=np.where(electronic[order], COURIER_SAVING_VND, 0).astype(np.int32),
     )
 
 

@@ -33,6 +33,8 @@ from etl.synthetic.species_mix import PLANTATION, SCATTERED, URBAN, resolve
 from smarttrees.database import connect
 from smarttrees.domain import fold
 from smarttrees.errors import SmartTreesError
+from smarttrees.ioc import record_parameters
+from smarttrees.settings import Settings, get_settings
 
 DATASET = "province"
 SOURCE = "generator"
@@ -284,6 +286,7 @@ def generate_province(
     seed: int = 2025,
     communes: Path | None = None,
     progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> ProvinceSummary:
     """Generate a province and load it into the database at ``url``, all or nothing.
 
@@ -300,6 +303,9 @@ def generate_province(
         communes; it needs a code column, and may have name and type (phường/xã) columns.
     progress
         Called as ``progress(step, done, total)`` while loading.
+    settings
+        The courier cost and privacy threshold the IOC layers apply (the documents' saving is
+        written at that cost); ``None`` reads the environment.
 
     Raises
     ------
@@ -316,7 +322,7 @@ def generate_province(
         with step(progress, "generate"):
             province = build(SCALES[scale], seed, species_catalogue(conn), communes)
         try:
-            _load(conn, province, progress)
+            _load(conn, province, progress, settings or get_settings())
         except psycopg.errors.IntegrityError as exc:
             # E.g. communes with the same codes already in force: nothing is written.
             raise SmartTreesError(
@@ -335,7 +341,9 @@ def generate_province(
     return summary
 
 
-def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> None:
+def _load(
+    conn: psycopg.Connection, p: Province, progress: Progress | None, settings: Settings
+) -> None:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT set_config('smarttrees.source', %s, true), "
@@ -363,13 +371,14 @@ def _load(conn: psycopg.Connection, p: Province, progress: Progress | None) -> N
                 )
 
             _load_trees(cur, p.trees, p.tree_codes, stand_ids, progress, sent=start_checks)
-            _load_ioc(cur, p, agency_ids, progress)
+            _load_ioc(cur, p, agency_ids, progress, settings.courier_cost_vnd)
             with step(progress, "custody checks"):
                 history = checks[0].result()
         _load_forestry(cur, p, stand_ids, ids, history, progress)
         with step(progress, "analyze"):
             cur.execute("ANALYZE")
         with step(progress, "materialised views"):
+            record_parameters(cur, settings)  # the IOC views apply the settings in force
             refresh_materialised_views(cur)
 
 
@@ -598,7 +607,11 @@ def _reserve_ids(cur: psycopg.Cursor[Any], table: str, n: int) -> np.ndarray:
 
 
 def _load_ioc(
-    cur: psycopg.Cursor[Any], p: Province, agency_ids: np.ndarray, progress: Progress | None
+    cur: psycopg.Cursor[Any],
+    p: Province,
+    agency_ids: np.ndarray,
+    progress: Progress | None,
+    courier_cost_vnd: int,
 ) -> None:
     load_provinces(cur.connection)  # where people were stranded: the cases name them
     d = p.documents
@@ -615,7 +628,7 @@ def _load_ioc(
                 "electronic": ("bool", d.electronic),
                 "sent_on": ("date", d.sent_on),
                 "commune_code": ("text", d.commune),
-                "courier_saving_vnd": ("int4", d.courier_saving_vnd),
+                "courier_saving_vnd": ("int4", np.where(d.electronic, courier_cost_vnd, 0)),
             },
             progress,
             freeze=fresh,
