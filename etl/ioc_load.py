@@ -7,6 +7,10 @@ write is one transaction keyed on the source's key (agency code; sender and docu
 case number) with unchanged rows left alone, and the IOC layers are refreshed in the same
 transaction. ``strict`` writes nothing if any row is bad; ``dry_run`` checks only.
 
+A document register in UTF-8 CSV is first tried on the direct path (:mod:`etl.ioc_direct`:
+Arrow reads it, numpy checks it, binary COPY writes it); at the first row that path is not sure
+of, the load runs here instead, so every refused row is reported as described above.
+
 Citizen-support files hold personal data: their reasons name the row and the field, never the
 value, and their rejects file holds only the case number, the row and the reasons.
 """
@@ -17,6 +21,7 @@ import csv
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from etl import report, stage
+from etl import ioc_direct, report, stage
 from etl.crs import PROVINCE_BOUNDS
 from etl.errors import InputError
 from etl.ioc_load_sql import (
@@ -157,7 +162,7 @@ def match_columns(kind: str, path: Path, headers: list[str]) -> dict[str, int]:
 
 def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, strict: bool = False,
          rejects: Path | None = None, period: tuple[dt.date, dt.date] | None = None,
-         settings: Settings | None = None) -> SeedResult:
+         settings: Settings | None = None, direct: bool = True) -> SeedResult:
     """Load one file of ``kind`` (agencies, documents, citizen-support); all or nothing.
 
     Parameters
@@ -177,6 +182,9 @@ def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, stric
         Dates a document or a payment may have (default: 2000-01-01 to today).
     settings
         Courier cost and privacy threshold the refreshed layers apply.
+    direct
+        Try the direct path first for a document register in UTF-8 CSV
+        (:mod:`etl.ioc_direct`); False: the checked path only.
 
     """
     if kind not in FIELDS:
@@ -186,6 +194,12 @@ def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, stric
         raise InputError(path, "a CSV or XLSX file is expected")
     columns = match_columns(kind, path, table.headers)
     first, last = period or (dt.date(2000, 1, 1), dt.date.today())
+    settings = settings or get_settings()
+    if direct and kind == "documents" and not dry_run and ioc_direct.eligible(table):
+        try:
+            return _load_direct(url, table, columns, (first, last), settings)
+        except ioc_direct.NotClean as exc:  # nothing written: the checked path words it all
+            log.info("%s: checked path (%s)", path.name, exc)
     result = SeedResult(kind, path)
     with connect(url) as conn:
         # Temporary tables live in this session's own buffers: room for a large register.
@@ -204,14 +218,52 @@ def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, stric
             _write_rejects(conn, kind, table.headers, columns, result.rejects_path)
         write = not dry_run and not (strict and result.refused)
         if write:
-            result.inserted, result.updated = _upsert(conn, kind, settings or get_settings(),
-                                                      path.name)
+            result.inserted, result.updated = _upsert(conn, kind, settings, path.name)
             result.unchanged = result.rows - result.refused - result.inserted - result.updated
             result.written = True
         else:
             conn.rollback()
             if dry_run:
                 result.unchanged = result.rows - result.refused
+    return result
+
+
+def _load_direct(url: str | None, table: Any, columns: dict[str, int],
+                 period: tuple[dt.date, dt.date], settings: Settings) -> SeedResult:
+    """A clean UTF-8 register, checked with Arrow and numpy and COPYed typed (etl.ioc_direct).
+
+    Raises :class:`etl.ioc_direct.NotClean`, before anything is written, when a row would be
+    refused.
+    """
+    result = SeedResult("documents", table.path)
+    started = time.perf_counter()
+    register = ioc_direct.read(table, columns)
+    log.info("%s read in %.1f s", table.path.name, time.perf_counter() - started)
+    with connect(url) as conn:
+        started = time.perf_counter()
+        words = {term: value for vocabulary, term, value in _vocabulary_rows()
+                 if vocabulary == "doc_channel"}
+        rules = ioc_direct.rules(conn, words, ioc_direct.channel_cells(register, columns), period)
+        docs = ioc_direct.check(register, columns, rules)
+        del register
+        log.info("%s checked in %.1f s", table.path.name, time.perf_counter() - started)
+        started = time.perf_counter()
+
+        def first_load(cur: psycopg.Cursor[Any]) -> int:
+            with bulk_load(cur, "smarttrees.documents") as fresh, ioc_direct.without_key(cur):
+                return ioc_direct.copy_documents(cur, docs, settings.courier_cost_vnd,
+                                                 freeze=fresh)
+
+        def staged(cur: psycopg.Cursor[Any]) -> None:
+            ioc_direct.copy_checked(cur, docs)
+
+        result.rows = len(docs)
+        result.inserted, result.updated = _write_documents(conn, settings, first_load, staged)
+        result.unchanged = result.rows - result.inserted - result.updated
+        result.written = True
+        log.info("documents: %d inserted, %d updated in %.1f s", result.inserted,
+                 result.updated, time.perf_counter() - started)
+        _refresh(conn, "documents", settings)
     return result
 
 
@@ -298,7 +350,8 @@ def _upsert(conn: psycopg.Connection[Any], kind: str, settings: Settings,
     """Write the good rows; return (inserted, updated); refresh the IOC layers."""
     started = time.perf_counter()
     if kind == "documents":
-        inserted, updated = _write_documents(conn, settings)
+        inserted, updated = _write_documents(
+            conn, settings, lambda cur: _insert_checked(cur, settings.courier_cost_vnd), None)
     else:
         if kind == "citizen-support":
             load_provinces(conn)
@@ -307,29 +360,44 @@ def _upsert(conn: psycopg.Connection[Any], kind: str, settings: Settings,
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
     log.info("%s: %d inserted, %d updated in %.1f s", kind, inserted, updated,
              time.perf_counter() - started)
+    _refresh(conn, kind, settings)
+    return inserted, updated
+
+
+def _refresh(conn: psycopg.Connection[Any], kind: str, settings: Settings) -> None:
     started = time.perf_counter()
     views = () if kind == "citizen-support" else ioc.DOCUMENT_VIEWS  # support views are live
     ioc.refresh(conn, settings, views)
     log.info("IOC layers refreshed in %.1f s", time.perf_counter() - started)
-    return inserted, updated
 
 
-def _write_documents(conn: psycopg.Connection[Any], settings: Settings) -> tuple[int, int]:
-    """Insert the new documents and update the changed ones, set-based; (inserted, updated)."""
+def _insert_checked(cur: psycopg.Cursor[Any], rate: int) -> int:
+    """The checked rows into an empty register; indexes and the foreign key rebuilt once."""
+    with bulk_load(cur, "smarttrees.documents"):
+        cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
+            source=sql.SQL("(" + DOCUMENTS_FIRST + ") AS f"), where=sql.SQL("true")),
+            {"rate": rate})
+        return cur.rowcount
+
+
+def _write_documents(conn: psycopg.Connection[Any], settings: Settings,
+                     first_load: Callable[[psycopg.Cursor[Any]], int],
+                     staged: Callable[[psycopg.Cursor[Any]], None] | None) -> tuple[int, int]:
+    """Insert the new documents and update the changed ones, set-based; (inserted, updated).
+
+    ``first_load`` writes the rows into an empty register and says how many; otherwise the
+    rows are matched by key from ``ioc_checked``, which ``staged`` makes (None: made already).
+    """
     params = {"rate": settings.courier_cost_vnd}
     # One loader at a time (readers go on); a second waits, then sees the first's rows.
     conn.execute("LOCK TABLE smarttrees.documents IN SHARE ROW EXCLUSIVE MODE")
     stored = conn.execute("SELECT EXISTS (SELECT FROM smarttrees.documents)").fetchone()
     with conn.cursor() as cur:
         if stored == (False,):
-            # An empty register: indexes and the foreign key are rebuilt once after the insert.
-            with bulk_load(cur, "smarttrees.documents"):
-                cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
-                    source=sql.SQL("(" + DOCUMENTS_FIRST + ") AS f"), where=sql.SQL("true")),
-                    params)
-                inserted = cur.rowcount
-            updated = 0
+            inserted, updated = first_load(cur), 0
         else:
+            if staged is not None:
+                staged(cur)
             cur.execute(DOCUMENTS_MATCHED, params)
             updated = cur.execute(DOCUMENTS_UPDATE).rowcount
             cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
