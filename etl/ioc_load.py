@@ -37,8 +37,8 @@ from etl.ioc_load_sql import (
     DATE_FUNCTION,
     DOCUMENTS_FIRST,
     DOCUMENTS_INSERT,
-    DOCUMENTS_MATCHED,
-    DOCUMENTS_UPDATE,
+    DOCUMENTS_MERGE,
+    DOCUMENTS_WRITTEN,
     UPSERTS,
 )
 from etl.ioc_reference import load_provinces, read_provinces
@@ -398,10 +398,10 @@ def _write_documents(conn: psycopg.Connection[Any], settings: Settings,
         else:
             if staged is not None:
                 staged(cur)
-            cur.execute(DOCUMENTS_MATCHED, params)
-            updated = cur.execute(DOCUMENTS_UPDATE).rowcount
-            cur.execute(sql.SQL(DOCUMENTS_INSERT).format(
-                source=sql.SQL("ioc_documents"), where=sql.SQL("stored_id IS NULL")))
-            inserted = cur.rowcount
+            cur.execute("SET LOCAL work_mem = '256MB'")  # the key join hashes every row
+            before = cur.execute(DOCUMENTS_WRITTEN).fetchone() or (0, 0)
+            cur.execute(DOCUMENTS_MERGE, params)
+            after = cur.execute(DOCUMENTS_WRITTEN).fetchone() or (0, 0)
+            inserted, updated = after[0] - before[0], after[1] - before[1]
         cur.execute("ANALYZE smarttrees.documents")
     return inserted, updated

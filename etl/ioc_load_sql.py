@@ -255,27 +255,33 @@ WITH up AS (
 ) """ + _COUNTED,
 }
 
-# The document register is written set-based (1.9 M rows): the staged rows are matched to the
-# stored ones by key in one join, then the changed ones updated and the new ones inserted.
-DOCUMENTS_MATCHED = """
-CREATE TEMP TABLE ioc_documents ON COMMIT DROP AS
-SELECT c.agency_id, c.doc_no, c.receiver_id, c.also_to, coalesce(c.doc_type, 'văn bản') AS doc_type,
-       c.electronic, c.sent_on, c.commune_code,
-       CASE WHEN c.electronic THEN %(rate)s ELSE 0 END AS courier_saving_vnd, d.id AS stored_id,
-       d.id IS NOT NULL AND (d.receiver_id, d.also_to, d.doc_type, d.electronic, d.sent_on,
-                             d.commune_code, d.courier_saving_vnd)
-           IS DISTINCT FROM (c.receiver_id, c.also_to, coalesce(c.doc_type, 'văn bản'),
-                             c.electronic, c.sent_on, c.commune_code,
-                             CASE WHEN c.electronic THEN %(rate)s ELSE 0 END) AS changed
-FROM ioc_checked c
-LEFT JOIN smarttrees.documents d ON d.agency_id = c.agency_id AND d.doc_no = c.doc_no
-WHERE cardinality(c.problems) = 0
+# The document register is written set-based (1.9 M rows): one MERGE matches the checked rows
+# to the stored ones by key, updates the changed ones and inserts the new ones.
+DOCUMENTS_MERGE = """
+MERGE INTO smarttrees.documents d
+USING (
+    SELECT agency_id, doc_no, receiver_id, also_to, coalesce(doc_type, 'văn bản') AS doc_type,
+           electronic, sent_on, commune_code,
+           CASE WHEN electronic THEN %(rate)s ELSE 0 END AS courier_saving_vnd
+    FROM ioc_checked WHERE cardinality(problems) = 0
+) c ON d.agency_id = c.agency_id AND d.doc_no = c.doc_no
+WHEN MATCHED AND (d.receiver_id, d.also_to, d.doc_type, d.electronic, d.sent_on,
+                  d.commune_code, d.courier_saving_vnd)
+        IS DISTINCT FROM (c.receiver_id, c.also_to, c.doc_type, c.electronic, c.sent_on,
+                          c.commune_code, c.courier_saving_vnd) THEN
+    UPDATE SET receiver_id = c.receiver_id, also_to = c.also_to, doc_type = c.doc_type,
+               electronic = c.electronic, sent_on = c.sent_on, commune_code = c.commune_code,
+               courier_saving_vnd = c.courier_saving_vnd
+WHEN NOT MATCHED THEN
+    INSERT (agency_id, doc_no, receiver_id, also_to, doc_type, electronic, sent_on, commune_code,
+            courier_saving_vnd)
+    VALUES (c.agency_id, c.doc_no, c.receiver_id, c.also_to, c.doc_type, c.electronic,
+            c.sent_on, c.commune_code, c.courier_saving_vnd)
 """
-DOCUMENTS_UPDATE = """
-UPDATE smarttrees.documents d SET receiver_id = m.receiver_id, also_to = m.also_to,
-    doc_type = m.doc_type, electronic = m.electronic, sent_on = m.sent_on,
-    commune_code = m.commune_code, courier_saving_vnd = m.courier_saving_vnd
-FROM ioc_documents m WHERE m.changed AND d.id = m.stored_id
+# Rows this transaction has inserted into and updated in the register so far.
+DOCUMENTS_WRITTEN = """
+SELECT pg_stat_get_xact_tuples_inserted('smarttrees.documents'::regclass),
+       pg_stat_get_xact_tuples_updated('smarttrees.documents'::regclass)
 """
 DOCUMENTS_INSERT = """
 INSERT INTO smarttrees.documents (agency_id, doc_no, receiver_id, also_to, doc_type, electronic,
