@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from gis_api import (
     care,
+    care_reports,
     field,
     ioc,
     items,
@@ -105,6 +106,7 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *trace_exports.routes(),
         *ioc.routes(),
         *care.routes(),
+        *care_reports.routes(),
         *items.routes(),  # our items, before pygeoapi's documents
         *transactions.routes(),  # the writes to items (OGC API Features Part 4)
         *ogc.routes(settings),

@@ -97,12 +97,14 @@ async def post_inspections(request: Request) -> Response:
     return json_response({"inspections": answers} if batch else answers[0], 201)
 
 
-def _list(request: Request, name: str) -> tuple[str, ...]:
+def query_list(request: Request, name: str) -> tuple[str, ...]:
+    """A comma-separated query parameter as a tuple (empty when absent)."""
     raw = request.query_params.get(name, "")
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _int(request: Request, name: str, default: int) -> int:
+def query_int(request: Request, name: str, default: int) -> int:
+    """An integer query parameter; a 400 naming it when it is not one."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -122,8 +124,9 @@ def due_filter(request: Request) -> DueFilter:
     never = request.query_params.get("never_inspected", "false").lower()
     if never not in ("true", "false"):
         raise InvalidParameter(f"never_inspected: {never!r}: use true or false")
-    return DueFilter(by, request.query_params.get("commune") or None, _list(request, "risk"),
-                     _list(request, "category"), _int(request, "limit", 100), never == "true")
+    return DueFilter(by, request.query_params.get("commune") or None,
+                     query_list(request, "risk"), query_list(request, "category"),
+                     query_int(request, "limit", 100), never == "true")
 
 
 async def get_due(request: Request) -> Response:
@@ -149,8 +152,8 @@ async def get_orders(request: Request) -> Response:
     await require_role(request, *READ_ROLES)
     q = request.query_params
     async with request.app.state.pool.connection() as conn:
-        orders = await list_orders(conn, _list(request, "status"), q.get("crew") or None,
-                                   q.get("commune") or None, _int(request, "limit", 1000))
+        orders = await list_orders(conn, query_list(request, "status"), q.get("crew") or None,
+                                   q.get("commune") or None, query_int(request, "limit", 1000))
     return json_response({"orders": orders})
 
 

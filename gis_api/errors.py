@@ -223,6 +223,9 @@ RULE_STATUS: dict[str, int] = {
     "invalid_damage": 422,
     "unknown_storm": 404,
     "storm_exists": 409,
+    "invalid_report": 422,
+    "unknown_report": 404,
+    "rate_limited": 429,
 }
 
 # The OGC exception code of a status (for answers that are not an ApiError).
@@ -235,6 +238,7 @@ _HTTP_CODES = {
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
     422: "InvalidParameterValue",
+    429: "TooManyRequests",
 }
 
 

@@ -5,7 +5,8 @@
   binds a string parameter would answer a 500 (``PostgreSQL text fields cannot contain NUL``).
 - A request body larger than ``settings.max_body_mb`` is a 413: at once when ``Content-Length``
   says so (before a byte of the body is read), else as soon as the streamed body passes the cap.
-  Routes with a cap of their own (the photo upload of ``/api/scans/decode``) are left to it.
+  Routes with a cap of their own (the photo uploads of ``/api/scans/decode`` and of a public
+  hazard report, ``/api/care/reports``) are left to it.
 
 One ASGI middleware (:class:`RequestGuards`), registered in :func:`gis_api.app.create_app`;
 its answers are the API's usual OGC exception documents (:mod:`gis_api.errors`).
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gis_api.errors import ApiError, InvalidParameter, PayloadTooLarge, api_error_response
 
 # Routes that check their body size themselves (with a cap of their own).
-OWN_BODY_CAP = frozenset({"/api/scans/decode"})
+OWN_BODY_CAP = frozenset({"/api/scans/decode", "/api/care/reports"})
 
 
 def check_no_nul(scope: Scope) -> None:
