@@ -72,7 +72,9 @@ def _too_large(size_mb: float | None, photo_mb: float) -> PayloadTooLarge:
         f"{photo_mb:g} MiB: send a smaller photo (a phone's 'medium' size is enough)")
 
 
-async def _capped_stream(request: Request, limit: int, photo_mb: float) -> AsyncGenerator[bytes, None]:
+async def _capped_stream(
+    request: Request, limit: int, photo_mb: float
+) -> AsyncGenerator[bytes, None]:
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
