@@ -159,12 +159,18 @@ TREES = Layer(
     title_vi="Cây xanh",
     description="Every managed tree: urban, scattered rural and plantation trees.",
     keywords=("trees", "urban green", "forestry"),
-    # The carbon join is removed by PostgreSQL when no carbon field is selected (tree_carbon's
+    # A tree's carbon as of the last refresh, and only while the diameter, species and measured
+    # height it was computed from are still the tree's: an edited tree has none until the next
+    # refresh. The join is removed by PostgreSQL when no carbon field is selected (tree_carbon's
     # tree_id is unique), so reading the other fields costs what reading the table does.
     source=(
         "SELECT t.*, c.agb_kg, c.carbon_kg, c.co2e_kg, c.equation AS carbon_equation, "
         "c.outside_range AS carbon_outside_range FROM smarttrees.trees t "
-        "LEFT JOIN smarttrees.tree_carbon c ON c.tree_id = t.id"
+        "LEFT JOIN smarttrees.tree_carbon c ON c.tree_id = t.id "
+        "AND c.dbh_cm IS NOT DISTINCT FROM t.dbh_cm::float8 "
+        "AND c.species_id IS NOT DISTINCT FROM t.species_id "
+        "AND (c.height_source IS NOT DISTINCT FROM 'measured') = (t.height_m IS NOT NULL) "
+        "AND (t.height_m IS NULL OR c.height_m = t.height_m::float8)"
     ),
     fields=(
         _f("tree_code", "string", "code on the tree's label"),

@@ -270,3 +270,15 @@ def test_ogc_items_carry_the_carbon_of_the_last_refresh(db, sql, province_url):
         for feature in ioc["features"]:
             expected = by_commune.loc[feature["id"], "carbon_t"]
             assert feature["properties"]["carbon_t"] == pytest.approx(expected, rel=1e-9)
+        # An edited tree shows no carbon until the next refresh, rather than its old figures.
+        edited = items[0]["id"]
+        sql.execute("UPDATE smarttrees.trees SET dbh_cm = dbh_cm + 1 WHERE id = %s", (edited,))
+        item = httpx.get(f"{base}/collections/trees/items/{edited}", timeout=60,
+                         params={"f": "json"}).json()
+        assert item["properties"]["carbon_kg"] is None
+        assert item["properties"]["dbh_cm"] is not None
+        db.refresh_carbon()
+        item = httpx.get(f"{base}/collections/trees/items/{edited}", timeout=60,
+                         params={"f": "json"}).json()
+        assert item["properties"]["carbon_kg"] == pytest.approx(
+            db.carbon(by="tree", refresh=False).set_index("tree_id").loc[edited, "carbon_kg"])
