@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 from etl.raster.density import density_surface
 from etl.raster.errors import RasterError
 from etl.raster.inputs import open_raster
-from etl.raster.zonal import run_zonal, zones_from_file
+from etl.raster.zonal import Zones, run_zonal, zonal_statistics, zones_from_file
 from smarttrees.database import connect
 
 SMARTTREES = [sys.executable, "-m", "smarttrees"]
@@ -130,6 +130,42 @@ def test_categorical_raster_gives_class_shares(settings_env: str, tmp_path: Path
         table, categorical = conn.execute("SELECT table_name, categorical FROM zonal_runs").fetchone()
         shares = conn.execute(f"SELECT class_shares FROM smarttrees.\"{table}\" WHERE zone_code = 'A'").fetchone()[0]
     assert categorical and shares == pytest.approx({"1": 0.75, "2": 0.25})
+
+
+def test_large_and_small_zones_and_masked_cells_give_hand_figures(tmp_path: Path) -> None:
+    # Large zones are read one at a time, small ones by raster chunks (etl.raster.zonal):
+    # both must give the same hand-computed figures, leaving out nodata cells and cells hidden
+    # by an internal mask (a raster with no nodata value).
+    rows, cols = np.mgrid[0:600, 0:600]
+    values = (rows * 1000 + cols).astype("float32")  # a cell's value tells where it is
+    valid = np.ones(values.shape, dtype=bool)
+    valid[10:12, 20:25] = valid[200:210, 150:160] = False
+    plain = make_raster(tmp_path / "grid.tif", np.where(valid, values, -1).astype("float32"))
+    masked = make_raster(tmp_path / "masked.tif", values, nodata=None)
+    with rasterio.open(masked, "r+") as dst:
+        dst.write_mask(np.where(valid, 255, 0).astype("uint8"))
+
+    def figures(raster: Path, shapes: dict[str, shapely.Geometry]) -> dict[str, dict[str, float]]:
+        frame = gpd.GeoDataFrame({"zone_code": list(shapes), "zone_name": list(shapes)},
+                                 geometry=list(shapes.values()), crs="EPSG:9213")
+        with open_raster(raster) as source:
+            result = zonal_statistics(source, Zones("test", frame), ("mean", "count", "min"), False)
+        return {r.zone_code: {"mean": r.mean, "count": r.count, "min": r.min}
+                for r in result.itertuples()}
+
+    def expected(shape: shapely.Geometry) -> dict[str, float]:
+        c0, r1, c1, r0 = ((np.array(shape.bounds) - [X0, Y0, X0, Y0]) / [10, -10, 10, -10]).astype(int)
+        cells = values[r0:r1, c0:c1][valid[r0:r1, c0:c1]]
+        return {"mean": float(cells.mean()), "count": float(cells.size), "min": float(cells.min())}
+
+    large = {"L1": box(0, 0, 400, 300), "L2": box(100, 350, 600, 600)}  # 120,000 cells and more
+    small = {f"S{i}": box(20 * i, 10 * i, 20 * i + 15, 10 * i + 8) for i in range(1, 25)}
+    for raster in (plain, masked):
+        for shapes in (large, small):
+            got = figures(raster, shapes)
+            assert list(got) == list(shapes)  # rows in the zones' order
+            for code, shape in shapes.items():
+                assert got[code] == pytest.approx(expected(shape)), (raster.name, code)
 
 
 def test_density_per_commune_adds_up_to_the_trees(province_url: str, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import psycopg
 import shapely
+from exactextract.feature import Feature, FeatureSource
+from exactextract.raster import RasterioRasterSource
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from rasterio.enums import MaskFlags
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
 
 from etl.raster.errors import RasterError
 from etl.raster.inputs import RasterInput, require_overlap
@@ -43,6 +48,8 @@ DEFAULT_STATS = ("mean", "min", "max", "count")
 _EXACTEXTRACT_OP = {"std": "stdev"}
 ID_FIELDS = ("code", "ma_xa", "commune_code", "stand_code", "zone_code", "id")
 NAME_FIELDS = ("name", "ten", "ten_xa", "zone_name")
+ZONE_INDEX = "zone_index"  # the field exactextract is asked to copy: the zone's row
+SMALL_ZONE_CELLS = 256 * 256  # zones smaller than a COG block, on average: read by chunks
 
 
 @dataclass(frozen=True)
@@ -174,31 +181,118 @@ def _class_label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+class _ZoneFeature(Feature):
+    """One zone handed to exactextract: its WKB and its position in the zone frame."""
+
+    def __init__(self, index: int, wkb: bytes) -> None:
+        Feature.__init__(self)
+        self.index, self.wkb = index, wkb
+
+    def get(self, name: str) -> int:
+        return self.index  # the only field asked for is ZONE_INDEX
+
+    def fields(self) -> list[str]:
+        return [ZONE_INDEX]
+
+    def geometry(self) -> bytes:
+        return self.wkb
+
+    def set_geometry_format(self) -> str:
+        return "wkb"
+
+
+class _ZoneSource(FeatureSource):
+    """The zones as WKB made in one shapely call, without GeoPandas' GeoJSON per feature."""
+
+    def __init__(self, geometries: Any, srs_wkt: str) -> None:
+        super().__init__()
+        self.wkbs = shapely.to_wkb(geometries)
+        self.wkt = srs_wkt
+
+    def count(self) -> int:
+        return len(self.wkbs)
+
+    def __iter__(self) -> Iterator[_ZoneFeature]:
+        for index, wkb in enumerate(self.wkbs):
+            yield _ZoneFeature(index, bytes(wkb))
+
+    def srs_wkt(self) -> str:
+        return self.wkt
+
+
+class _BandSource(RasterioRasterSource):
+    """exactextract's rasterio source, reading plain arrays when the nodata value says it all.
+
+    The stock source reads masked arrays; when the band's mask is only its nodata value (or
+    every cell is valid), exactextract tests the nodata value itself, so building the mask is
+    work done twice.
+    """
+
+    def __init__(self, dataset: DatasetReader, band: int) -> None:
+        super().__init__(dataset, band_idx=band)
+        flags = dataset.mask_flag_enums[band - 1]
+        self.plain = not self.scaled and (
+            flags == [MaskFlags.all_valid] or flags == [MaskFlags.nodata]
+        )
+
+    def read_window(self, x0: int, y0: int, nx: int, ny: int) -> Any:
+        if not self.plain:
+            return super().read_window(x0, y0, nx, ny)
+        return self.ds.read(self.band_idx, window=Window(x0, y0, nx, ny))
+
+
+def _strategy(frame: gpd.GeoDataFrame, source: _BandSource) -> str:
+    """``raster-sequential`` for zones smaller than a block on average, else per feature.
+
+    Per feature, exactextract reads each zone's window through one Python call: for thousands
+    of small stands that call is most of the time, and reading the raster in chunks for all the
+    zones they hold is several times faster. Large zones (communes) are faster one at a time.
+    A band with a mask beyond its nodata value is always read per feature: exactextract 0.3.0's
+    raster-sequential pass counts masked cells (seen on a 600 × 600 masked GeoTIFF).
+    """
+    if not source.plain:
+        return "feature-sequential"
+    bounds = shapely.bounds(frame.geometry.values)
+    xres, yres = source.ds.res
+    cells = ((bounds[:, 2] - bounds[:, 0]) / xres) * ((bounds[:, 3] - bounds[:, 1]) / yres)
+    return "raster-sequential" if float(np.mean(cells)) < SMALL_ZONE_CELLS else (
+        "feature-sequential"
+    )
+
+
 def zonal_statistics(
     raster: RasterInput, zones: Zones, stats: Sequence[str], categorical: bool
 ) -> pd.DataFrame:
     """One row per zone: ``zone_code``, ``zone_name``, the stats, and ``class_shares``.
 
-    ``class_shares`` (categorical only) maps each class to its share of the covered area.
+    ``class_shares`` (categorical only) maps each class to its share of the covered area. All
+    the zones go to exactextract in one call, as WKB; its rows come back as one frame.
     """
     from exactextract import exact_extract
-    from exactextract.raster import RasterioRasterSource
 
-    frame = zones.frame.to_crs(raster.crs.to_wkt())
+    wkt = raster.crs.to_wkt()
+    frame = zones.frame.to_crs(wkt)
     require_overlap(raster, tuple(zones.frame.to_crs(4326).total_bounds), f"the {zones.source}s")
     ops = [_EXACTEXTRACT_OP.get(s, s) for s in stats]
     if categorical:
         ops += ["unique", "frac"]
+    source = _BandSource(raster.dataset, raster.band)
     try:
         result = exact_extract(
-            RasterioRasterSource(raster.dataset, band_idx=raster.band),
-            frame,
+            source,
+            _ZoneSource(frame.geometry.values, wkt),
             ops,
-            include_cols=["zone_code", "zone_name"],
+            include_cols=[ZONE_INDEX],
             output="pandas",
+            strategy=_strategy(frame, source),
         )
     except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
         raise raster.read_error(exc) from None
+    # raster-sequential gives the zones in the order it meets them: back to the frame's order
+    result = result.sort_values(ZONE_INDEX).reset_index(drop=True)
+    order = result.pop(ZONE_INDEX).to_numpy()
+    result.insert(0, "zone_name", frame["zone_name"].to_numpy()[order])
+    result.insert(0, "zone_code", frame["zone_code"].to_numpy()[order])
     result = result.rename(columns={v: k for k, v in _EXACTEXTRACT_OP.items()})
     if categorical:
         result["class_shares"] = [
