@@ -151,3 +151,26 @@ def test_an_empty_database_has_no_territory(conn: psycopg.Connection, tmp_path: 
     with pytest.raises(RasterError, match="no communes and no trees"):
         density_surface(conn, 100, tmp_path / "d.tif")
     assert not (tmp_path / "d.tif").exists()
+
+
+def test_tree_chunks_give_every_tree_once_with_its_value(province_url: str) -> None:
+    # Small chunks over ids with gaps (some trees deleted); rolled back afterwards.
+    from psycopg import sql
+
+    from etl.raster.points import tree_chunks
+
+    with connect(province_url) as conn:
+        conn.execute("DELETE FROM trees WHERE id % 7 = 3")
+        rows = conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM trees ORDER BY id").fetchall()
+        chunks = list(tree_chunks(conn, Transformer.from_crs(4326, 9213).target_crs,
+                                  sql.SQL("true"), sql.SQL("t.id"), chunk_rows=500))
+        conn.rollback()
+    assert len(chunks) > 3
+    ids = np.concatenate([c.values for c in chunks]).astype(np.int64)
+    x = np.concatenate([c.x for c in chunks])
+    y = np.concatenate([c.y for c in chunks])
+    expected = np.array(rows)
+    assert sorted(ids.tolist()) == expected[:, 0].astype(np.int64).tolist()
+    order = np.argsort(ids)
+    ex, ey = Transformer.from_crs(4326, 9213, always_xy=True).transform(expected[:, 1], expected[:, 2])
+    assert np.allclose(x[order], ex, atol=1e-6) and np.allclose(y[order], ey, atol=1e-6)

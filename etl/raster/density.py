@@ -27,7 +27,7 @@ from rasterio.features import rasterize
 from etl.raster.cog import write_cog
 from etl.raster.errors import RasterError
 from etl.raster.grid import PROVINCE_CRS, Territory, territory
-from etl.raster.points import tree_chunks
+from etl.raster.points import estimated_trees, tree_chunks
 from smarttrees.domain import fold
 
 Progress = Callable[[str, int, int], None]
@@ -35,6 +35,7 @@ NODATA = -9999.0
 CATEGORIES = ("urban", "scattered", "plantation")
 MIN_MEASURED = 5
 FALLBACK_CROWN_M = 5.0  # a mid-sized tropical street or plantation tree
+BINCOUNT_CELLS = 4_000_000  # grids up to 32 MB of float64 temporaries are counted by bincount
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _accumulate(
 ) -> tuple[np.ndarray, int, int]:
     """Sum 1 (or ``value``) per tree into the grid; (grid, trees counted, trees outside)."""
     grid = area.grid
-    total = _count(conn, where)
+    total = estimated_trees(conn, where) if progress else 0  # a count would scan the trees
     cells = np.zeros((grid.height, grid.width), dtype=np.float32)
     flat = cells.reshape(-1)  # a view: adding into it fills ``cells``
     counted = seen = 0
@@ -126,13 +127,24 @@ def _accumulate(
         row = np.floor((grid.north - chunk.y) / grid.resolution).astype(np.int64)
         inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
         index = row[inside] * grid.width + col[inside]
-        weights = 1.0 if chunk.values is None else chunk.values[inside].astype(np.float32)
-        np.add.at(flat, index, weights)
+        _add(flat, index, None if chunk.values is None else chunk.values[inside])
         counted += int(inside.sum())
         seen += len(col)
         if progress:
             progress("trees", seen, max(total, seen))
     return cells, counted, seen - counted
+
+
+def _add(flat: np.ndarray, index: np.ndarray, weights: np.ndarray | None) -> None:
+    """Add 1 (or ``weights``) at each ``index`` of ``flat``, a tree falling in a cell at a time.
+
+    ``np.bincount`` over the whole grid is several times faster than ``np.add.at`` but makes a
+    float64 grid-sized temporary: it is used while the grid is small next to the chunk.
+    """
+    if flat.size <= BINCOUNT_CELLS:
+        flat += np.bincount(index, weights, minlength=flat.size).astype(np.float32)
+    else:
+        np.add.at(flat, index, 1.0 if weights is None else weights.astype(np.float32))
 
 
 STRIP_ROWS = 512  # rows finished at a time: temporaries stay small and in cache
