@@ -163,3 +163,23 @@ def test_reference_relief_is_served(province_url: str, shared_data: Path, tmp_pa
         pixels = png(httpx.get(f"{base}/collections/relief/tiles/WebMercatorQuad/7/{y}/{x}.png", timeout=30))
     opaque = pixels[pixels[..., 3] == 255]
     assert len(opaque) > 0 and (opaque[:, 0] == opaque[:, 1]).all()  # gray: r == g == b
+
+
+def test_a_stretched_tile_shows_the_colormap_over_the_range_and_hides_nodata() -> None:
+    from rio_tiler.colormap import cmap
+
+    from gis_api.raster_tiles import stretched_png
+
+    values = np.tile(np.linspace(-50, 250, 256, dtype="float32"), (256, 1))  # west to east
+    values[:, 0] = np.nan
+    band = np.ma.masked_array(values, mask=np.zeros(values.shape, bool))
+    band.mask[:10] = True  # the top rows are nodata
+    pixels = np.asarray(Image.open(io.BytesIO(stretched_png(band, 0.0, 200.0, "greens"))).convert("RGBA"))
+    greens = cmap.get("greens")
+    assert pixels.shape == (256, 256, 4)
+    assert (pixels[:10, :, 3] == 0).all() and (pixels[:, 0, 3] == 0).all()
+    assert (pixels[10:, 1:, 3] == 255).all()
+    for col in (1, 60, 128, 200, 255):
+        value = float(values[100, col])
+        expected = greens[int(round(np.clip(value / 200.0, 0, 1) * 255))][:3]
+        assert np.abs(pixels[100, col, :3].astype(int) - expected).max() <= 3, (col, value)
