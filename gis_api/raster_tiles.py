@@ -130,7 +130,8 @@ def draw_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
         path, band = copy, 1  # the copy holds the served band only
     else:  # registered before the copies, or the copy was deleted: warp the file itself
         path, band = raster["path"], raster["band"]
-    reader = _readers.get(path)
+    # Any: the instance's tile_exists is replaced below, which rio-tiler's types do not allow
+    reader: Any = _readers.get(path)
     # rio-tiler's own check reprojects the tile to the raster's CRS, and setting up the
     # VN-2000 transformation costs tens of milliseconds a tile: the stored lon/lat box is
     # enough to tell a tile off the raster.
