@@ -11,6 +11,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 
 want=(postgresql postgresql-contrib python3-venv libpq5)
 [ "${1:-}" = "test" ] && want+=(chromium fonts-dejavu-core gdal-bin pgbouncer)  # gdal-bin: the GDAL QGIS uses; pgbouncer: tests/test_pgbouncer.py
+# python3-qgis: QGIS opening a raster's coverage and tiles (tests/test_raster_qgis.py)
+[ "${1:-}" = "test" ] && want+=(python3-qgis)
 [ "${1:-}" = "bench" ] && want+=(wrk)
 
 missing=()

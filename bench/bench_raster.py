@@ -22,6 +22,8 @@ Usage::
     .venv/bin/python bench/bench_raster.py --url postgresql://...   # a database with the province
     .venv/bin/python bench/bench_raster.py --scale small        # a quick look (5,000 trees)
     .venv/bin/python bench/bench_raster.py --only tiles         # the 10 m surface and its tiles
+    .venv/bin/python bench/bench_raster.py --only zonal         # ... and its zonal statistics
+    .venv/bin/python bench/bench_raster.py --only density       # the 100 m and 10 m COGs
 
 Every section reports "skipped: reason" rather than stopping; figures go to stdout.
 """
@@ -61,12 +63,17 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def load() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def section(title: str, body: Callable[[], None]) -> None:
-    print(f"\n## {title}", flush=True)
+    print(f"\n## {title} (load average {load()} at the start)", flush=True)
     try:
         body()
     except Exception as exc:  # a bench reports and goes on; it never ends in a traceback
         print(f"skipped: {type(exc).__name__}: {exc}", flush=True)
+    print(f"(load average {load()} at the end)", flush=True)
 
 
 def version(package: str) -> str:
@@ -160,14 +167,15 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
         total_polygons, total_seconds = 0, 0.0
         for kind in ("commune", "stand"):
             zones = zones_from_database(conn, kind)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             result = zonal_statistics(source, zones, STATS, categorical=False)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             figures[kind] = result
             total_polygons += len(result)
             total_seconds += seconds
             print(f"exactextract, {len(result):,} {kind}s: {seconds:.2f} s, "
-                  f"{len(result) / seconds:,.0f} polygons/s")
+                  f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: "
+                  f"{len(result) / cpu:,.0f} polygons per CPU second)")
         print(f"exactextract, all {total_polygons:,} zones: {total_seconds:.2f} s, "
               f"{total_polygons / total_seconds:,.0f} polygons/s")
     return figures
@@ -180,9 +188,9 @@ import rasterstats
 zones = json.load(open(sys.argv[1]))
 out = {}
 for kind, features in zones.items():
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     stats = zonal_stats(features, sys.argv[2], stats="mean min max sum count std", nodata=-9999)
-    out[kind] = {"seconds": time.perf_counter() - started,
+    out[kind] = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
                  "means": [s["mean"] for s in stats]}
 out["version"] = rasterstats.__version__
 print(json.dumps(out))
@@ -239,9 +247,10 @@ def zonal_rasterstats(url: str, raster: Path, ours: dict[str, Any]) -> None:
     total_polygons = sum(len(features[k]) for k in features)
     total_seconds = sum(result[k]["seconds"] for k in features)
     for kind in features:
-        n, seconds = len(features[kind]), result[kind]["seconds"]
+        n, seconds, cpu = len(features[kind]), result[kind]["seconds"], result[kind]["cpu"]
         print(f"rasterstats {result['version']}, {n:,} {kind}s: {seconds:.2f} s, "
-              f"{n / seconds:,.0f} polygons/s")
+              f"{n / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: {n / cpu:,.0f} polygons per "
+              "CPU second)")
     print(f"rasterstats, all {total_polygons:,} zones: {total_seconds:.2f} s, "
           f"{total_polygons / total_seconds:,.0f} polygons/s")
     theirs = np.array([np.nan if m is None else m for m in result["commune"]["means"]], float)
@@ -363,7 +372,6 @@ def tiles(url: str, raster: Path) -> None:
             server.wait(timeout=30)
             remove_raster(conn, fast)
             conn.execute("DELETE FROM smarttrees.rasters WHERE name = %s", (warped,))
-            print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -373,8 +381,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a database holding the province (default: generate one)")
     parser.add_argument("--scale", default="full", choices=("full", "small"))
-    parser.add_argument("--only", choices=("tiles",),
-                        help="only the 10 m surface and its tiles")
+    parser.add_argument("--only", choices=("density", "zonal", "tiles"),
+                        help="only the density COGs, or the 10 m surface and its zonal "
+                        "statistics (beside rasterstats) or its tiles")
     args = parser.parse_args()
     print("# Raster benchmark")
     section("versions", print_versions)
@@ -389,17 +398,19 @@ def main() -> None:
         print(f"\nprovince: {trees:,} trees, {communes} communes, {stands:,} stands")
         with tempfile.TemporaryDirectory(dir=OUT if OUT.is_dir() else None) as tmp:
             coarse, fine = Path(tmp) / "density_100m.tif", Path(tmp) / "density_10m.tif"
-            if args.only == "tiles":
+            if args.only in ("zonal", "tiles"):
                 section("density COG", lambda: density(url, 10, fine))
             else:
                 section("density COGs",
                         lambda: (density(url, 100, coarse), density(url, 10, fine)))
+            if args.only in (None, "zonal"):
                 ours: dict[str, Any] = {}
                 section("zonal statistics: exactextract",
                         lambda: ours.update(zonal_ours(url, fine)))
                 section("zonal statistics: rasterstats",
                         lambda: zonal_rasterstats(url, fine, ours))
-            section("raster tiles", lambda: tiles(url, fine))
+            if args.only in (None, "tiles"):
+                section("raster tiles", lambda: tiles(url, fine))
     finally:
         context.__exit__(None, None, None)
 
