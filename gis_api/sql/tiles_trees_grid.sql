@@ -26,6 +26,7 @@ FROM (
             FROM smarttrees.trees t
             WHERE t.geom && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326)
               {filters}
+            OFFSET 0  -- a fence: mx and my computed once per tree, not again in each use
         ) m
     ) p
     -- && compares single-precision boxes and lets through points a hair outside the tile:

@@ -102,9 +102,22 @@ async def render_trees(
         Point zoom and feature cap come from here.
     grid_table
         True when ``smarttrees.tree_grid`` is up to date: grid counts of low zooms are then
-        added up from it rather than from the trees.
+        added up from it rather than from the trees, and a point-zoom tile it counts over the
+        feature cap goes straight to grid counts.
 
     """
+    # Pipeline mode: a SET LOCAL goes out with the query after it, not on a round trip of its own.
+    async with conn.pipeline():
+        return await _render_trees(conn, tile, filters, settings, grid_table)
+
+
+async def _render_trees(
+    conn: AsyncConnection,
+    tile: TileAddress,
+    filters: TreeFilters,
+    settings: Settings,
+    grid_table: bool,
+) -> bytes:
     if grid_table and _grid_table_serves(tile, filters, settings):
         return await _render_grid_from_table(conn, tile, filters)
     where, fparams = _tree_filter_sql(filters)
@@ -113,10 +126,11 @@ async def render_trees(
     if tile.z >= settings.tile_min_zoom_points:
         await _serial(conn)
         cap = settings.tile_max_features
-        params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
-        points = await _fetch_optional(conn, _query("tiles_trees_points", where), params)
-        if points is not None:
-            return points
+        if not (grid_table and await _over_cap_by_grid(conn, tile, filters, cap)):
+            params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
+            points = await _fetch_optional(conn, _query("tiles_trees_points", where), params)
+            if points is not None:
+                return points
         cells = DENSE_GRID_CELLS  # more trees than the cap: counts on a finer grid
     x0, y0, size = tile_origin(tile)
     params = base | {"cells": cells, "x0": x0, "y0": y0, "size": size / cells}
@@ -129,18 +143,46 @@ def _grid_table_serves(tile: TileAddress, filters: TreeFilters, settings: Settin
     return coarse and filters.species is None and filters.commune is None
 
 
-async def _render_grid_from_table(
-    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters
-) -> bytes:
+def _cell_span(tile: TileAddress) -> dict[str, int]:
+    """The level-17 cells a tile covers: i in [i0, i1), j in [j0, j1)."""
     span = 1 << (GRID_LEVEL - tile.z)
-    params: dict[str, Any] = {
-        "z": tile.z,
-        "x": tile.x,
-        "y": tile.y,
+    return {
         "i0": tile.x * span,
         "i1": (tile.x + 1) * span,
         "j0": tile.y * span,
         "j1": (tile.y + 1) * span,
+    }
+
+
+async def _over_cap_by_grid(
+    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters, cap: int
+) -> bool:
+    """Whether tree_grid counts more than ``cap`` trees in the tile (False: not known).
+
+    Only for what the grid can count (a category filter at most, tiles of level 17 or
+    coarser). Saves the densest tiles the picking of ``cap + 1`` trees that would be thrown
+    away; the answer is the one the points query would come to, so the tile is the same.
+    """
+    if tile.z > GRID_LEVEL or filters.species is not None or filters.commune is not None:
+        return False
+    params: dict[str, Any] = _cell_span(tile)
+    where: sql.Composable = sql.SQL("")
+    if filters.category is not None:
+        where = sql.SQL("AND g.category = %(category)s")
+        params["category"] = filters.category
+    cur = await conn.execute(_query("tiles_trees_count_table", where), params)
+    row = await cur.fetchone()
+    return row is not None and int(row[0]) > cap
+
+
+async def _render_grid_from_table(
+    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters
+) -> bytes:
+    params: dict[str, Any] = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        **_cell_span(tile),
         "shift": GRID_LEVEL - tile.z - GRID_SHIFT,
     }
     await _serial(conn)
@@ -164,8 +206,9 @@ async def render_features(
         "buffer": BUFFER,
         "limit": settings.tile_max_features,
     }
-    await _serial(conn)
-    return await _fetch_bytes(conn, _query(collection.sql), params)
+    async with conn.pipeline():  # the SET LOCAL goes out with the query
+        await _serial(conn)
+        return await _fetch_bytes(conn, _query(collection.sql), params)
 
 
 async def trees_version(conn: AsyncConnection) -> int:
