@@ -218,6 +218,13 @@ def test_bad_requests_are_refused_and_leave_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_archive_in_a_missing_folder_is_refused_naming_it(seeded: str, tmp_path: Path) -> None:
+    outcome = export(seeded, tmp_path / "missing" / "x.pmtiles", "--maxzoom", "3")
+    assert outcome.code != 0
+    assert any("missing" in line and "does not exist" in line for line in outcome.error_lines)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_served_archive_answers_range_requests(
     archive: tuple[Path, Outcome], server: str
 ) -> None:

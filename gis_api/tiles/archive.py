@@ -306,6 +306,8 @@ async def export_archive(
     from smarttrees.database import with_search_path
 
     check_zooms(minzoom, maxzoom)
+    if not out.parent.is_dir():
+        raise ExportError(f"--out {out}: the folder {out.parent} does not exist")
     started = time.perf_counter()
     collections = list(tile_collections(settings).values())
     options = with_search_path(url)

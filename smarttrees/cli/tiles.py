@@ -56,7 +56,7 @@ def export(
     minzoom: Annotated[int, typer.Option("--minzoom", help="Lowest zoom level.")] = 0,
     maxzoom: Annotated[int, typer.Option("--maxzoom", help="Highest zoom level.")] = 16,
     bbox: Annotated[str | None, typer.Option(
-        "--bbox", help="west,south,east,north in degrees [default: the data's extent], "
+        "--bbox", help="west,south,east,north in degrees (default: the data's extent), "
         "e.g. a field team's area for an offline map.")] = None,
     connections: Annotated[int, typer.Option(
         "--connections", min=1, max=32,
