@@ -86,3 +86,17 @@ def pgbouncer_config(
     settings = get_settings()
     typer.echo(pgbouncer_ini(database_url(), listen_port=port, pool_size=pool_size,
                              statement_timeout_ms=settings.statement_timeout_ms), nl=False)
+
+
+@app.command("partition-trees")
+def partition_trees() -> None:
+    """Partition the trees by province (the national layout; README: Scale). One transaction."""
+    from smarttrees.database import connect
+    from smarttrees.partitioning import partition_trees as partition
+
+    with connect(database_url()) as conn:
+        report = partition(conn)
+    for name, rows in report.rows.items():
+        typer.echo(f"{name}: {rows:,} trees")
+    typer.echo(f"smarttrees.trees is partitioned by province: {report.total:,} trees in "
+               f"{len(report.rows)} partitions")

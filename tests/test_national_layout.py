@@ -1,0 +1,106 @@
+"""The national layout: `smarttrees db partition-trees` and the same API over the partitions.
+
+Two provinces (19 and 20), each with one commune of the small API data set, and a tree whose
+commune is unknown; the command partitions the trees and the server then answers as before:
+pages, counts, tiles, writes with their history, a duplicate code refused across provinces.
+"""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+import pytest
+
+from smarttrees.database import connect
+from smarttrees.partitioning import partition_counts
+from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.server import TREE_COUNT, make_token, seed_api_data, serve_database
+
+pytestmark = pytest.mark.slow
+
+# Trees G100…G149 are moved to commune 00002 (province 20); G0 has no commune.
+MOVED = 50
+
+
+@pytest.fixture
+def national(db_url: str) -> str:
+    """The small API data set over two provinces, partitioned by the command line."""
+    seed_api_data(db_url)
+    with connect(db_url) as conn:
+        conn.execute("UPDATE admin_units SET parent_code = CASE code WHEN '00001' THEN '19' "
+                     "ELSE '20' END WHERE level = 'commune'")
+        conn.execute("UPDATE trees SET commune_code = '00002' "
+                     "WHERE substr(tree_code, 2)::int >= %s", [TREE_COUNT - MOVED])
+        conn.execute("UPDATE trees SET commune_code = NULL WHERE tree_code = 'G0'")
+    outcome = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=db_url),
+                      timeout=120)
+    assert outcome.code == 0, outcome.stderr
+    assert "trees_p19: 99 trees" in outcome.stdout and "trees_p20: 50 trees" in outcome.stdout
+    return db_url
+
+
+def test_partitions_by_province_with_their_indexes(national: str) -> None:
+    with connect(national) as conn:
+        assert partition_counts(conn) == {"trees_p19": 99, "trees_p20": MOVED,
+                                          "trees_unassigned": 1}
+        indexes = {r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'trees_p20'")}
+        assert any("USING gist (geom)" in d for d in indexes)
+        assert any("UNIQUE INDEX" in d and "(tree_code)" in d for d in indexes)
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM trees WHERE commune_code = ANY(%s) "
+            "AND geom && ST_MakeEnvelope(105.79, 21.49, 105.84, 21.53, 4326)", [["00002"]]))
+        assert "trees_p20" in plan and "trees_p19" not in plan and "unassigned" not in plan
+        triggers = {r[0] for r in conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'smarttrees.trees'::regclass")}
+        assert {"trees_history_insert", "trees_history_update", "trees_history_delete",
+                "trees_count_insert", "trees_unique_code_insert"} <= triggers
+        views = {r[0] for r in conn.execute(
+            "SELECT matviewname FROM pg_matviews WHERE schemaname = 'smarttrees'")}
+        assert {"tree_grid", "tree_grid_version"} <= views
+        # The counts kept by triggers survived the copy.
+        assert conn.execute("SELECT n FROM row_counts WHERE table_name = 'trees'").fetchone() \
+            == (TREE_COUNT,)
+    again = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=national),
+                    timeout=60)
+    assert again.code == 1 and "partitioned already" in again.stderr
+
+
+def test_the_api_is_the_same_over_partitions(national: str) -> None:
+    token = make_token(national, "editor")
+    auth = {"Authorization": f"Bearer {token}"}
+    with serve_database(national) as base, httpx.Client(base_url=base, timeout=30) as client:
+        page = client.get("/collections/trees/items", params={"limit": 20}).json()
+        assert page["numberMatched"] == TREE_COUNT and len(page["features"]) == 20
+        everything = client.get("/collections/trees/items", params={"limit": 500}).json()
+        assert len({f["id"] for f in everything["features"]}) == TREE_COUNT
+        in_20 = client.get("/collections/trees/items",
+                           params={"commune_code": "00002", "limit": 500}).json()
+        assert len(in_20["features"]) == MOVED
+        tile = client.get("/collections/trees/tiles/WebMercatorQuad/15/14378/26015")
+        assert tile.status_code == 200 and tile.content
+        feature = {"type": "Feature",
+                   "geometry": {"type": "Point", "coordinates": [105.85, 21.51]},
+                   "properties": {"tree_code": "NEW-20", "category": "urban",
+                                  "commune_code": "00002"}}
+        created = client.post("/collections/trees/items", json=feature, headers=auth)
+        assert created.status_code == 201
+        assert client.get(created.headers["location"]).json()["properties"]["tree_code"] \
+            == "NEW-20"
+        twice = dict(feature, properties={**feature["properties"], "tree_code": "G5"})
+        assert client.post("/collections/trees/items", json=twice, headers=auth).status_code \
+            == 409  # G5 lives in province 19: refused in province 20's partition too
+        g5 = everything["features"][5]["id"]
+        moved = client.patch(f"/collections/trees/items/{g5}", headers=auth,
+                             json={"type": "Feature", "properties": {"commune_code": "00002"}})
+        assert moved.status_code == 204
+    with connect(national) as conn:
+        assert partition_counts(conn)["trees_p20"] == MOVED + 2
+        history = conn.execute(
+            "SELECT change, actor FROM tree_history WHERE tree_code IN ('NEW-20', %s) "
+            "AND actor IS NOT NULL ORDER BY id",
+            [everything["features"][5]["properties"]["tree_code"]]).fetchall()
+        assert history == [("insert", "test-editor"), ("update", "test-editor")]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO trees (tree_code, category, commune_code, geom) VALUES "
+                         "('G7', 'urban', NULL, ST_SetSRID(ST_MakePoint(105.8, 21.5), 4326))")
