@@ -209,3 +209,30 @@ def test_killing_the_replica_under_load_moves_reads_to_the_primary(
     assert not after["replicas"][0]["in_rotation"] and after["replicas"][0]["error"]
     replica.start()
     assert wait_for(lambda: replica_status(server)["in_rotation"], 20)
+
+
+def test_analysts_read_from_a_healthy_replica(
+    made: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import smarttrees
+    from smarttrees.settings import get_settings
+
+    primary, replica = made["primary"].url(), made["replica"].url()
+    monkeypatch.setenv("SMARTTREES_DATABASE_URL", primary)
+    monkeypatch.setenv("SMARTTREES_REPLICA_URLS", replica)
+    monkeypatch.setenv("SMARTTREES_REPLICA_MAX_LAG_S", "1")
+    get_settings.cache_clear()
+    try:
+        with smarttrees.connect() as db:
+            assert db.url == replica and db.primary_url == primary
+            assert len(db.trees(columns=["tree_code"])) >= 150
+        with psycopg.connect(replica, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+            try:
+                with psycopg.connect(primary, autocommit=True) as writer:
+                    writer.execute("UPDATE smarttrees.agencies SET name = name")
+                assert wait_for(lambda: smarttrees.connect().url == primary, 15)
+            finally:
+                conn.execute("SELECT pg_wal_replay_resume()")
+    finally:
+        get_settings.cache_clear()
