@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from barcodes.codes import Code, CodeError, ItemType, make_code, parse
 from barcodes.custody import (
@@ -31,6 +31,7 @@ from barcodes.custody import (
     check_shape,
 )
 from barcodes.events import ScanEvent, utc_text
+from smarttrees.territory import sql_inside
 
 # Phones' clocks drift; a scan up to this far ahead of the server's clock is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -246,22 +247,23 @@ async def _record_new(
 async def _outside_province(
     conn: AsyncConnection, new: list[tuple[int, ScanEvent]]
 ) -> list[Problem]:
+    # The territory's name comes along: with none set, every location is outside it.
     cur = await conn.execute(
-        "SELECT p.o FROM unnest(%s::float8[], %s::float8[], %s::int[]) p(lon, lat, o) "
-        "CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) AS pt) g "
-        "WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a "
-        "  WHERE a.valid_to IS NULL AND a.level IN ('commune', 'province') "
-        "  AND a.geom && g.pt AND ST_Intersects(a.geom, g.pt))",
+        sql.SQL("SELECT p.o, (SELECT name FROM smarttrees.territory) "
+                "FROM unnest(%s::float8[], %s::float8[], %s::int[]) p(lon, lat, o) "
+                "WHERE NOT {}").format(sql_inside(sql.SQL("p.lon"), sql.SQL("p.lat"))),
         [[e.location.lon for _, e in new], [e.location.lat for _, e in new], [i for i, _ in new]],
     )
-    outside = {r[0] for r in await cur.fetchall()}
+    rows = await cur.fetchall()
+    outside = {r[0] for r in rows}
+    where = f"the territory ({rows[0][1]})" if rows and rows[0][1] else "the territory (none set)"
     return [
         Problem(
             i,
             e.client_event_id,
             e.code,
             "outside_province",
-            f"location [{e.location.lon}, {e.location.lat}] is outside the province",
+            f"location [{e.location.lon}, {e.location.lat}] is outside {where}",
         )
         for i, e in new
         if i in outside

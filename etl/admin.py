@@ -12,11 +12,14 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from etl.errors import InputError
 from etl.merge import set_provenance
 from etl.readers import read_gis_frame
 from smarttrees.database import connect
 from smarttrees.domain import fold
+from smarttrees.territory import unit_code_problem
 
 LEVELS = ("province", "district", "commune")
 CODE_FIELDS = ("code", "{level}_code", "ma", "ma_{vi}", "ma_dvhc")
@@ -49,6 +52,18 @@ FROM (SELECT l.*, NULL::text AS name_ascii FROM load_admin l) n
 WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a
                   WHERE a.level = %(level)s AND a.code = n.code AND a.valid_to IS NULL)
 """
+
+# Units of one level must not overlap (a point would be in two communes). Shared borders and
+# digitising slivers are tolerated: a pair is refused when its overlap exceeds a thousandth of
+# the smaller unit. The worst pair is reported.
+OVERLAPS = """
+SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom))
+                       / nullif(least(ST_Area(a.geom), ST_Area(b.geom)), 0) AS share
+FROM load_admin a JOIN load_admin b ON a.code < b.code AND a.geom && b.geom
+WHERE ST_Relate(a.geom, b.geom, '2********')
+ORDER BY share DESC NULLS LAST LIMIT 1
+"""
+OVERLAP_TOLERANCE = 0.001
 
 # Trees follow their commune: only rows whose commune changed are touched (and so historied).
 REASSIGN_TREES = """
@@ -98,6 +113,16 @@ def _pick(columns: list[str], candidates: tuple[str, ...], level: str,
                      f"(columns: {', '.join(columns)})")
 
 
+def _refuse_overlaps(conn: psycopg.Connection, path: Path, rows: dict[str, int]) -> None:
+    """Refuse a file whose units overlap, naming the worst pair and their rows."""
+    worst = conn.execute(OVERLAPS).fetchone()
+    if worst and worst[2] is not None and worst[2] > OVERLAP_TOLERANCE:
+        a, b, share = worst
+        raise InputError(path, f"units {a} (row {rows[a]}) and {b} (row {rows[b]}) overlap over "
+                         f"{share:.1%} of the smaller one: units of one level must not overlap",
+                         field="geometry")
+
+
 def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                code_field: str | None = None, name_field: str | None = None,
                actor: str | None = None) -> AdminResult:
@@ -120,8 +145,9 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
         data = rec._asdict()
         code = str(data[code_col] or "").strip()
         geom = data["geometry"]
-        if not code.isdigit():
-            raise InputError(path, f"unit code {code!r} is not digits", row=i, field=code_col)
+        problem = unit_code_problem(code)
+        if problem:
+            raise InputError(path, problem, row=i, field=code_col)
         if geom is None or geom.geom_type not in ("Polygon", "MultiPolygon"):
             kind = "no geometry" if geom is None else geom.geom_type
             raise InputError(path, f"{kind} where a polygon was expected", row=i, field="geometry")
@@ -141,6 +167,7 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                 "INSERT INTO load_admin VALUES (%s, %s, %s, %s, "
                 "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SetSRID(%s::geometry, 4326)), 3)))",
                 rows)
+        _refuse_overlaps(conn, path, {r[0]: i for i, r in enumerate(rows, start=1)})
         later = conn.execute(
             "SELECT max(valid_from) FROM smarttrees.admin_units WHERE level = %s "
             "AND valid_to IS NULL", (level,)).fetchone()

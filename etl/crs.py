@@ -17,6 +17,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from smarttrees.errors import SmartTreesError
+from smarttrees.territory import Territory
 
 WGS84 = "EPSG:4326"
 
@@ -35,10 +36,6 @@ ALIASES = {
     # The province's own zone: the name people use for it.
     "vn2000-thainguyen": 9213, "vn2000-thai-nguyen": 9213,
 }
-
-# Thái Nguyên after the 2025 merger with Bắc Kạn, with a margin of a few kilometres.
-PROVINCE_BOUNDS = (105.25, 21.25, 106.45, 22.80)
-
 
 class CRSNameError(SmartTreesError):
     """A CRS name or code that pyproj does not know."""
@@ -122,29 +119,22 @@ def easting_first(crs: CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     return np.where(north_first, y, x), np.where(north_first, x, y)
 
 
-def inside(
-    lon: np.ndarray, lat: np.ndarray, bounds: tuple[float, float, float, float]
-) -> np.ndarray:
-    """Boolean mask of points within the bounds (xmin, ymin, xmax, ymax)."""
-    return (lon >= bounds[0]) & (lon <= bounds[2]) & (lat >= bounds[1]) & (lat <= bounds[3])
-
-
-# The CRSs tried when projected points fall outside the province: the usual mix-ups.
+# The CRSs tried when projected points fall outside the territory: the usual mix-ups.
 _CANDIDATES = (9213, 9211, 9212, 9214, 9210, 5897, 3405, 3406, 32648, 32649)
 
 
 def wrong_zone_hints(
-    crs: CRS, x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float]
+    crs: CRS, x: np.ndarray, y: np.ndarray, territory: Territory
 ) -> list[str | None]:
-    """For each point, a hint naming the CRS under which it would fall inside the province.
+    """For each point, a hint naming the CRS under which it would fall inside the territory.
 
-    Only computed for points outside the province; ``None`` where no candidate helps.
+    Only computed for points outside the territory; ``None`` where no candidate helps.
     """
     hints: list[str | None] = [None] * len(x)
     todo = np.ones(len(x), dtype=bool)
     own = crs.to_epsg()
     if crs.is_geographic:
-        swapped = inside(y, x, bounds)
+        swapped = territory.contains(y, x)
         for i in np.flatnonzero(swapped):
             hints[i] = "longitude and latitude look swapped"
         return hints
@@ -152,10 +142,10 @@ def wrong_zone_hints(
         if code == own or not todo.any():
             continue
         lon, lat = to_wgs84(CRS.from_epsg(code), x[todo], y[todo])
-        ok = inside(lon, lat, bounds)
+        ok = territory.contains(lon, lat)
         idx = np.flatnonzero(todo)[ok]
         name = CRS.from_epsg(code).name
         for i in idx:
-            hints[i] = f"inside the province if the CRS is EPSG:{code} ({name}): wrong zone?"
+            hints[i] = f"inside the territory if the CRS is EPSG:{code} ({name}): wrong zone?"
         todo[idx] = False
     return hints

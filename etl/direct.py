@@ -300,9 +300,7 @@ class Checker:
         x, y = self._number(batch, x_name), self._number(batch, y_name)
         self._require(~np.isnan(x) & ~np.isnan(y), "position missing")
         lon, lat = crsmod.to_wgs84(self.plan.crs, *crsmod.easting_first(self.plan.crs, x, y))
-        xmin, ymin, xmax, ymax = self.plan.bounds
-        self._require((lon >= xmin) & (lon <= xmax) & (lat >= ymin) & (lat <= ymax),
-                      "position outside the province")
+        self._require(self.plan.territory.contains(lon, lat), "position outside the territory")
         return lon, lat
 
     def _sizes(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:

@@ -30,7 +30,6 @@ import psycopg
 from psycopg import sql
 
 from etl import ioc_direct, report, stage
-from etl.crs import PROVINCE_BOUNDS
 from etl.errors import InputError
 from etl.ioc_load_sql import (
     CHECKS,
@@ -45,7 +44,7 @@ from etl.ioc_reference import load_provinces, read_provinces
 from etl.readers import csv_text, open_table
 from etl.seed import SeedResult
 from etl.synthetic.load import bulk_load
-from smarttrees import ioc
+from smarttrees import ioc, territory
 from smarttrees.database import connect
 from smarttrees.domain import fold
 from smarttrees.settings import Settings, get_settings
@@ -314,8 +313,8 @@ def _check(conn: psycopg.Connection[Any], kind: str, columns: dict[str, int],
         else:
             values[f.name] = sql.SQL("NULL::text")
             params[f"label_{f.name}"] = f.name
-    xmin, ymin, xmax, ymax = PROVINCE_BOUNDS
-    params |= {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
+    if "lon" in columns or "lat" in columns:
+        territory.current(conn)   # refuses, saying how to set one, when there is none
     conn.execute(sql.SQL(CHECKS[kind]).format(raw=stage.raw_table(FILE_NO), **values), params)
 
 

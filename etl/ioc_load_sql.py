@@ -80,9 +80,8 @@ SELECT row_no, code, name, level, commune, address, lon, lat, array_remove(ARRAY
               'position: give both longitude and latitude, or neither'
          WHEN lon_raw IS NOT NULL AND lon IS NULL THEN %(label_lon)s || ': not a number'
          WHEN lat_raw IS NOT NULL AND lat IS NULL THEN %(label_lat)s || ': not a number'
-         WHEN lon IS NOT NULL AND NOT (lon BETWEEN %(xmin)s AND %(xmax)s
-                                       AND lat BETWEEN %(ymin)s AND %(ymax)s) THEN
-              'position: outside the province' END
+         WHEN lon IS NOT NULL AND NOT smarttrees.in_territory(lon, lat) THEN
+              'position: outside the territory' END
 ], NULL) AS problems
 FROM t
 """

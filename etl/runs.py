@@ -20,7 +20,8 @@ SELECT md5(coalesce((SELECT string_agg(concat_ws('|', id, scientific_name, vietn
                                                  array_to_string(synonyms, ';')), ',' ORDER BY id)
                      FROM smarttrees.species), '')),
        md5(coalesce((SELECT string_agg(concat_ws('|', id, valid_to), ',' ORDER BY id)
-                     FROM smarttrees.admin_units WHERE level = 'commune'), ''))
+                     FROM smarttrees.admin_units WHERE level = 'commune'), '')),
+       md5(coalesce((SELECT refreshed_at::text FROM smarttrees.territory), ''))
 """
 TREE_VERSION = "SELECT coalesce(max(id), 0) FROM smarttrees.tree_history"
 # TRUNCATE leaves no history: the number of trees guards against it.

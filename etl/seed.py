@@ -10,6 +10,7 @@ equal-scale projection for the province, not on the sphere.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from etl import report
 from etl.errors import InputError
 from etl.readers import open_table, read_gis_frame
 from etl.validate import SpeciesIndex, _parse_date, shown
+from smarttrees import territory
 from smarttrees.database import connect
 from smarttrees.domain import fold
 
@@ -106,11 +108,14 @@ class SeedResult:
     rejects_path: Path | None = None
     written: bool = False
     problems: list[tuple[int, str]] = field(default_factory=list)
+    all_outside: str | None = None   # the line saying every position is outside the territory
 
     def summary(self) -> str:
         """One line for the terminal."""
         text = (f"{self.path.name}: {self.rows} {self.kind}: inserted {self.inserted}, updated "
                 f"{self.updated}, unchanged {self.unchanged}, refused {self.refused}")
+        if self.all_outside:
+            text += f"\n  {self.all_outside}"
         if self.rejects_path:
             text += f"\n  refused rows and reasons: {self.rejects_path}"
         return text
@@ -129,7 +134,9 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
     """Load nurseries, seedling lots or plantation stands from one file; all or nothing."""
     spec = SPECS[kind]
     result = SeedResult(kind, path)
-    headers, records = _read(spec, path, crs)
+    with connect(url) as conn:
+        area = territory.current(conn)
+    headers, records = _read(spec, path, crs, area)
     columns = _match(headers, spec, path)
     for col in spec.columns:
         if col.required and col.name not in columns:
@@ -161,6 +168,7 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
                 nurseries.setdefault(code, -1)
         result.rows = len(records)
         result.refused = len(refused)
+        result.all_outside = _all_outside(area, path, records)
         if refused:
             result.rejects_path = rejects or report.default_path(path)
             report.write_rows(result.rejects_path, headers, refused)
@@ -178,9 +186,8 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
     return result
 
 
-def _read(spec: Spec, path: Path, crs: str | None) -> tuple[list[str], list[tuple[int, list[str],
-                                                                                 bytes | None,
-                                                                                 str | None]]]:
+def _read(spec: Spec, path: Path, crs: str | None, area: territory.Territory
+          ) -> tuple[list[str], list[tuple[int, list[str], bytes | None, str | None]]]:
     """Rows as (row number, text cells, WKB geometry in WGS 84, geometry problem)."""
     if spec.geometry == "polygon":
         return _read_polygons(path, crs)
@@ -194,6 +201,7 @@ def _read(spec: Spec, path: Path, crs: str | None) -> tuple[list[str], list[tupl
         if spec.geometry == "point":
             x, y = _point_columns(table.headers, chunk)
             lon, lat = crsmod.to_wgs84(source, x, y)
+            inside = area.contains(lon, lat)
         for i, row_no in enumerate(chunk.row_no):
             geom = problem = None
             if spec.geometry == "point":
@@ -201,12 +209,23 @@ def _read(spec: Spec, path: Path, crs: str | None) -> tuple[list[str], list[tupl
                     problem = chunk.geom_problem[i]
                 elif np.isnan(lon[i]) or np.isnan(lat[i]):
                     problem = "position: missing or not a number"
-                elif not crsmod.inside(lon[i:i + 1], lat[i:i + 1], crsmod.PROVINCE_BOUNDS)[0]:
-                    problem = f"position: {lon[i]:.6f}, {lat[i]:.6f} is outside the province"
+                elif not inside[i]:
+                    problem = f"position: {lon[i]:.6f}, {lat[i]:.6f} is outside the territory"
                 else:
                     geom = shapely.to_wkb(shapely.Point(lon[i], lat[i]))
             records.append((int(row_no), cells[i], geom, problem))
     return table.headers, records
+
+
+def _all_outside(area: territory.Territory, path: Path,
+                 records: list[tuple[int, list[str], bytes | None, str | None]]) -> str | None:
+    """The territory line when no row has a position inside and some are outside."""
+    if any(geom is not None for _, _, geom, _ in records):
+        return None
+    found = [re.match(r"position: (-?[0-9.]+), (-?[0-9.]+) is outside", problem or "")
+             for *_, problem in records]
+    points = np.array([(float(m[1]), float(m[2])) for m in found if m]).reshape(-1, 2)
+    return territory.all_outside(area, path.name, points[:, 0], points[:, 1])
 
 
 def _point_columns(headers: list[str], chunk: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from pyproj import CRS
 from etl import crs as crsmod
 from etl.errors import InputError
 from etl.readers import Chunk, Table, csv_text
+from smarttrees.territory import Territory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +70,7 @@ class Coordinates:
     x: int | None = None        # column index of X / longitude
     y: int | None = None        # column index of Y / latitude
     from_geometry: bool = False
-    bounds: tuple[float, float, float, float] = crsmod.PROVINCE_BOUNDS
+    territory: Territory | None = None   # where the points must fall (smarttrees.territory)
 
 
 def copy_chunks(conn: psycopg.Connection, table: Table, file_no: int, where: Coordinates,
@@ -112,10 +113,11 @@ def _staged_frame(chunk: Chunk, where: Coordinates) -> pd.DataFrame:
                                     _numbers(cells.iloc[:, where.y]))
     if x is not None and y is not None:
         lon, lat = crsmod.to_wgs84(where.crs, x, y)
-        outside = ~crsmod.inside(lon, lat, where.bounds) & ~np.isnan(lon)
-        if outside.any():
+        outside = (~where.territory.contains(lon, lat) & ~np.isnan(lon)
+                   if where.territory else np.zeros(len(lon), dtype=bool))
+        if outside.any() and where.territory:
             idx = np.flatnonzero(outside)
-            found = crsmod.wrong_zone_hints(where.crs, x[idx], y[idx], where.bounds)
+            found = crsmod.wrong_zone_hints(where.crs, x[idx], y[idx], where.territory)
             for i, hint in zip(idx, found, strict=True):
                 hints[i] = hint
     front = pd.DataFrame({

@@ -22,6 +22,7 @@ from etl.direct import NotClean
 from etl.errors import InputError
 from etl.mappings import Mapping, load_mapping
 from etl.readers import Table, open_table
+from smarttrees import territory
 from smarttrees.database import connect
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ class LoadOptions:
     rejects: Path | None = None
     source_name: str | None = None
     actor: str | None = None
-    bounds: tuple[float, float, float, float] = crsmod.PROVINCE_BOUNDS
     layer: str | None = None
 
 
@@ -56,6 +56,7 @@ class FileResult:
     rejects_path: Path | None = None
     source_crs: str = ""
     direct: bool = False    # checked on the direct path (``etl.direct``)
+    all_outside: str | None = None   # the line saying every position is outside the territory
 
 
 @dataclass
@@ -213,7 +214,7 @@ def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping
     source_crs = _source_crs(table, columns, mapping, options)
     _require(table, columns, mapping)
     plan = validate.FilePlan(file_no, table.path.name, table.headers, columns, mapping,
-                             crsmod.label(source_crs), options.bounds, crs=source_crs)
+                             crsmod.label(source_crs), territory.current(conn), crs=source_crs)
     conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)",
                  (file_no, plan.name, plan.label("tree_code"), plan.position_label))
     return plan
@@ -288,23 +289,23 @@ def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
             and table.geometry_type != "Unknown":
         raise InputError(table.path, f"the layer holds {table.geometry_type} geometries: "
                          "trees need points", field="geometry")
-    where = _coordinates(table, columns, source_crs, options.bounds)
+    where = _coordinates(table, columns, source_crs, plan.territory)
     stage.copy_chunks(conn, table, file_no, where, tick)
 
 
 def _coordinates(table: Table, columns: dict[str, int], source_crs: crsmod.CRS,
-                 bounds: tuple[float, float, float, float]) -> stage.Coordinates:
+                 area: territory.Territory) -> stage.Coordinates:
     """Where points come from: geometry, or X/Y or lon/lat columns reprojected with pyproj.
 
     Lon/lat columns already in WGS 84 are left to SQL, which parses and checks them.
     """
     if table.kind == "vector":
-        return stage.Coordinates(source_crs, from_geometry=True, bounds=bounds)
+        return stage.Coordinates(source_crs, from_geometry=True, territory=area)
     if "x" in columns and "y" in columns:
-        return stage.Coordinates(source_crs, columns["x"], columns["y"], bounds=bounds)
+        return stage.Coordinates(source_crs, columns["x"], columns["y"], territory=area)
     if "lon" in columns and "lat" in columns and source_crs.to_epsg() != 4326:
-        return stage.Coordinates(source_crs, columns["lon"], columns["lat"], bounds=bounds)
-    return stage.Coordinates(source_crs, bounds=bounds)
+        return stage.Coordinates(source_crs, columns["lon"], columns["lat"], territory=area)
+    return stage.Coordinates(source_crs, territory=area)
 
 
 def _source_crs(table: Table, columns: dict[str, int], mapping: Mapping,
@@ -364,7 +365,28 @@ def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
             target = options.rejects / report.default_path(table.path).name
         report.write_rejects(conn, plan.file_no, table.headers, target)
         res.rejects_path = target
+        res.all_outside = _all_outside(conn, plan)
     return res
+
+
+# Rows inside, and the count and extent of those refused as outside (from their messages).
+OUTSIDE = """
+SELECT count(*) FILTER (WHERE c.geom IS NOT NULL), count(o.m),
+       min(o.m[1]::float8), min(o.m[2]::float8), max(o.m[1]::float8), max(o.m[2]::float8)
+FROM load_checked c LEFT JOIN LATERAL (
+    SELECT regexp_match(p, ': (-?[0-9.]+), (-?[0-9.]+) is outside the territory') AS m
+    FROM unnest(c.problems) p WHERE p LIKE '%%is outside the territory%%' LIMIT 1) o ON true
+WHERE c.file_no = %s
+"""
+
+
+def _all_outside(conn: psycopg.Connection, plan: validate.FilePlan) -> str | None:
+    """One line naming the territory and the file's extent when no position of it is inside."""
+    row = conn.execute(OUTSIDE, (plan.file_no,)).fetchone()
+    if row is None or row[0] or not row[1]:
+        return None
+    return territory.outside_line(plan.territory, plan.name, row[1],
+                                  (row[2], row[3], row[4], row[5]))
 
 
 def _ticker(progress: Progress | None, phase: str, total: int) -> Callable[[int], None] | None:

@@ -21,6 +21,7 @@ from pyproj import CRS
 from etl.mappings import Mapping
 from etl.stage import cell, raw_table
 from smarttrees.domain import Category, Condition, fold
+from smarttrees.territory import Territory, sql_inside
 
 # Non-capturing groups: PostgreSQL matches them a third faster than capturing ones.
 # Exponents of up to two digits, or three with a leading zero as printf writes them (1.5e+001);
@@ -59,7 +60,7 @@ class FilePlan:
     columns: dict[str, int]            # field → column index
     mapping: Mapping
     source_crs: str
-    bounds: tuple[float, float, float, float]
+    territory: Territory
     crs: CRS = field(default_factory=lambda: CRS.from_epsg(4326))   # of the coordinates
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -274,11 +275,8 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
     category = sql.SQL("coalesce({fixed}, l_category.value, {default})").format(
         fixed=lit(m.fixed.get("category")) if "category" in m.fixed else sql.SQL("NULL"),
         default=lit(m.defaults.get("category")))
-    xmin, ymin, xmax, ymax = plan.bounds
-    inside = sql.SQL("(lon BETWEEN {} AND {} AND lat BETWEEN {} AND {})").format(
-        lit(xmin), lit(xmax), lit(ymin), lit(ymax))
-    swapped = sql.SQL("(lat BETWEEN {} AND {} AND lon BETWEEN {} AND {})").format(
-        lit(xmin), lit(xmax), lit(ymin), lit(ymax))
+    inside = sql_inside(sql.SQL("lon"), sql.SQL("lat"))
+    swapped = sql_inside(sql.SQL("lat"), sql.SQL("lon"))
     pos = lit(plan.position_label)
     code_label = lit(plan.label("tree_code"))
     species_missing = (
@@ -298,7 +296,7 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
         sql.SQL("CASE WHEN g_problem IS NULL AND (lon IS NULL OR lat IS NULL) AND NOT coord_bad "
                 "THEN format('%s: missing', {pos}) END").format(pos=pos),
         sql.SQL("CASE WHEN lon IS NOT NULL AND lat IS NOT NULL AND NOT {inside} THEN "
-                "format('%s: %s, %s is outside the province%s', {pos}, round(lon::numeric, 6), "
+                "format('%s: %s, %s is outside the territory%s', {pos}, round(lon::numeric, 6), "
                 "round(lat::numeric, 6), coalesce('; ' || g_hint, CASE WHEN {swapped} THEN "
                 "'; longitude and latitude look swapped' END, '')) END").format(
             inside=inside, pos=pos, swapped=swapped),

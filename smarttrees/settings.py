@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -144,6 +145,12 @@ class Settings(BaseSettings):
         8 << 20, ge=1 << 16, description="bytes of a file read and checked at a time"
     )
 
+    unit_code_pattern: str = Field(
+        r"^[0-9]+$",
+        description="regular expression every administrative unit code must match: Vietnam's "
+        "statistics codes are digits (the default); elsewhere, e.g. ^[A-Za-z0-9]{1,16}$",
+    )
+
     gs1_company_prefix: str | None = Field(
         None, pattern=r"^\d{6,12}$", description="GS1 company prefix for GS1-128 labels"
     )
@@ -178,6 +185,15 @@ class Settings(BaseSettings):
         from smarttrees.care.vocabulary import check_cycle
 
         return check_cycle(value)
+
+    @field_validator("unit_code_pattern")
+    @classmethod
+    def _is_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
 
     @property
     def filter_slots(self) -> int:

@@ -1,8 +1,8 @@
 """Fixtures: a throwaway PostGIS cluster per test session, a fresh database per test.
 
 The cluster is made by the same manager users run (``smarttrees.cluster``), in a temporary
-folder, with fsync off. A template database holds the migrated schema and the species
-catalogue; each test that asks for ``db_url`` gets its own copy, dropped afterwards.
+folder, with fsync off. A template database holds the migrated schema, the species
+catalogue and a territory (the demo province's extent, as a loaded boundary); each test that asks for ``db_url`` gets its own copy, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from etl.species import load_species
 from smarttrees import schema
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
-from tests.fixtures.databases import TEMPLATE, copied_database
+from tests.fixtures.databases import TEMPLATE, copied_database, store_test_territory
 
 pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server"]
 
@@ -37,6 +37,7 @@ def cluster() -> Iterator[Cluster]:
     schema.upgrade(url)
     with connect(url) as conn:
         load_species(conn)
+        store_test_territory(conn)
     yield cluster
     cluster.destroy()
     shutil.rmtree(folder, ignore_errors=True)

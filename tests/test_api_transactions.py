@@ -80,6 +80,8 @@ def count_trees(db):
         ({**feature(), "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}, "Point"),
         ({**feature(), "geometry": {"type": "Point", "coordinates": [500, 21]}}, "longitude"),
         ({**feature(), "geometry": None}, "Point"),
+        ({**feature(), "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
+         "geometry: POINT(2.35 48.85) is outside the territory"),
         (feature(category="forest"), "trees_category_check"),
         (feature(dbh_cm="thick"), "properties.dbh_cm: expected number, got string"),
         (feature(tree_code=["a"]), "properties.tree_code: expected string, got array"),

@@ -296,7 +296,7 @@ def test_bad_scans_are_refused_and_nothing_is_stored(db_url: str, world: dict[st
             "future_time",
             "in the future",
         ),
-        (scan(lot, "inspected", where=(2.35, 48.85)), "outside_province", "outside the province"),
+        (scan(lot, "inspected", where=(2.35, 48.85)), "outside_province", "outside the territory"),
         (scan(lot, "dispatched", to_commune="90001"), "missing_field", "needs quantity"),
         (
             scan(lot, "dispatched", quantity=5, to_commune="99999"),

@@ -111,7 +111,7 @@ def test_bad_agencies_are_refused_with_reasons(db_url: str, tmp_path: Path) -> N
         "6": "Mã xã: 99999 is not a commune in force",
         "7": "Mã cơ quan: UBND-TINH already appears in row 2",
         "8": "Cấp: 'bộ' is not one of tỉnh (province), sở (department), xã/phường (commune); "
-             "position: outside the province",
+             "position: outside the territory",
     }
 
 

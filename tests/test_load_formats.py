@@ -97,7 +97,7 @@ def test_wrong_zone_is_refused_with_a_hint(db_url: str, tmp_path: Path) -> None:
     assert res.refused == 3
     with res.rejects_path.open(encoding="utf-8-sig") as handle:
         reasons = [r["reason"] for r in csv.DictReader(handle)]
-    assert all("is outside the province; inside the province if the CRS is EPSG:9213" in r for r in reasons)
+    assert all("is outside the territory; inside the territory if the CRS is EPSG:9213" in r for r in reasons)
 
 
 def test_english_mapping_with_unit_conversions(db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:

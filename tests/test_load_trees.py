@@ -49,7 +49,7 @@ def test_vietnamese_survey_exact_counts_and_rejects(db_url: str, conn: psycopg.C
     assert sorted(got) == [5, 8, 9, 11, 12, 13, 15, 17, 19]
     assert got[5] == "Đường kính (cm): 'abc' is not a number"
     assert got[8].startswith("Tên cây: 'Keo la trm' is not in the species catalogue; closest: Keo lá tràm")
-    assert got[9].endswith("is outside the province; longitude and latitude look swapped")
+    assert got[9].endswith("is outside the territory; longitude and latitude look swapped")
     assert got[9].startswith("Kinh độ/Vĩ độ: ")
     assert got[11] == "Mã cây: TN-0000009 already appears in row 10"
     assert got[12].startswith("Tình trạng: 'Tuyệt vời' is not a known condition")

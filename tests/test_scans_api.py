@@ -343,7 +343,7 @@ def test_bad_scans_get_a_clear_4xx_and_store_nothing(
             422,
             "in the future",
         ),
-        "outside": (event(lot, "inspected", where=(139.69, 35.68)), 422, "outside the province"),
+        "outside": (event(lot, "inspected", where=(139.69, 35.68)), 422, "outside the territory"),
         "missing_field": (
             {k: v for k, v in event(lot, "inspected").items() if k != "location"},
             422,

@@ -17,6 +17,7 @@ from shapely.geometry import MultiPoint, Polygon
 
 from smarttrees.domain import fold
 from smarttrees.errors import SmartTreesError
+from smarttrees.territory import unit_code_problem
 
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQUATOR = 111_320.0
@@ -250,8 +251,9 @@ def read_communes(path: Path) -> Communes:
         frame = frame.to_crs(4326)
     codes = [str(c).strip() for c in frame[code_col]]
     for row, code in enumerate(codes, start=1):
-        if not code.isdigit():
-            raise CommunesFileError(f"{path}: row {row}: field {code_col}: {code!r} is not a code")
+        problem = unit_code_problem(code)
+        if problem:
+            raise CommunesFileError(f"{path}: row {row}: field {code_col}: {problem}")
         if frame.geometry.iloc[row - 1] is None or frame.geometry.iloc[row - 1].is_empty:
             raise CommunesFileError(f"{path}: row {row}: commune {code} has no geometry")
     duplicates = sorted({c for c in codes if codes.count(c) > 1})

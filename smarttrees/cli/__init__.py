@@ -65,6 +65,7 @@ def _register() -> None:
         raster,
         scan,
         serve,
+        territory,
         tiles,
         trace,
         users,
@@ -86,6 +87,7 @@ def _register() -> None:
     trace.register(app)
     care.register(app)
     tiles.register(app)
+    territory.register(app, load.app)
 
 
 def main() -> None:
