@@ -1,4 +1,6 @@
-"""The IOC's loaders: agencies, the document register, citizen-support cases (CSV or XLSX).
+"""The IOC's loaders: agencies, the document register, citizen-support cases, planting targets.
+
+CSV or XLSX.
 
 The ETL's rules: the file is staged as text (a UTF-8 CSV is streamed to the server as it is,
 ``COPY … FORMAT csv``, so a 1.9 M-row register never passes through Python row by row), every
@@ -101,6 +103,12 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("channel", ("Kênh đăng ký", "Hình thức đăng ký", "Kênh", "channel")),
         Field("support_type", ("Loại hỗ trợ", "support_type")),
     ),
+    "targets": (
+        Field("commune", ("Mã xã", "Mã xã/phường", "Mã đơn vị hành chính", "commune_code",
+                          "commune"), required=True),
+        Field("target", ("Chỉ tiêu", "Chỉ tiêu trồng cây", "Chỉ tiêu số cây", "Số cây mục tiêu",
+                         "target", "planting_target"), required=True),
+    ),
 }
 KINDS = tuple(FIELDS)
 PERSONAL_KINDS = frozenset({"citizen-support"})
@@ -162,7 +170,7 @@ def match_columns(kind: str, path: Path, headers: list[str]) -> dict[str, int]:
 def load(kind: str, url: str | None, path: Path, *, dry_run: bool = False, strict: bool = False,
          rejects: Path | None = None, period: tuple[dt.date, dt.date] | None = None,
          settings: Settings | None = None, direct: bool = True) -> SeedResult:
-    """Load one file of ``kind`` (agencies, documents, citizen-support); all or nothing.
+    """Load one file of ``kind`` (agencies, documents, citizen-support, targets); all or nothing.
 
     Parameters
     ----------
@@ -365,7 +373,8 @@ def _upsert(conn: psycopg.Connection[Any], kind: str, settings: Settings,
 
 def _refresh(conn: psycopg.Connection[Any], kind: str, settings: Settings) -> None:
     started = time.perf_counter()
-    views = () if kind == "citizen-support" else ioc.DOCUMENT_VIEWS  # support views are live
+    # Support views are live, targets are joined where they are read: only the version moves.
+    views = ioc.DOCUMENT_VIEWS if kind in ("agencies", "documents") else ()
     ioc.refresh(conn, settings, views)
     log.info("IOC layers refreshed in %.1f s", time.perf_counter() - started)
 

@@ -211,11 +211,52 @@ SELECT row_no, case_no, full_name, national_id, phone, bank_account, commune, pr
 FROM t
 """
 
-CHECKS = {"agencies": AGENCIES, "documents": DOCUMENTS, "citizen-support": CITIZEN_SUPPORT}
+# Planting targets per commune: a commune in force, a whole number of trees, once per commune.
+TARGETS = """
+CREATE TEMP TABLE ioc_checked ON COMMIT DROP AS
+WITH v AS (
+    SELECT r.row_no, {commune} AS commune, regexp_replace({target}, '[., ]', '', 'g')
+               AS target_raw, {target} AS target_cell
+    FROM {raw} r
+), dups AS (
+    SELECT commune, min(row_no) AS first_row FROM v WHERE commune IS NOT NULL
+    GROUP BY commune HAVING count(*) > 1
+), t AS (
+    SELECT v.*, d.first_row,
+           CASE WHEN v.target_cell ~ '^\\d{{1,3}}([., ]?\\d{{3}})*$'
+                     AND length(v.target_raw) <= 9
+                THEN v.target_raw::integer END AS target,
+           EXISTS (SELECT FROM smarttrees.communes c WHERE c.code = v.commune) AS commune_known
+    FROM v LEFT JOIN dups d ON d.commune = v.commune
+)
+SELECT row_no, commune, target, array_remove(ARRAY[
+    CASE WHEN commune IS NULL THEN %(label_commune)s || ': missing'
+         WHEN NOT commune_known THEN %(label_commune)s || ': ' || commune
+              || ' is not a commune in force'
+         WHEN first_row IS NOT NULL AND row_no <> first_row THEN
+              %(label_commune)s || ': ' || commune || ' already appears in row ' || first_row END,
+    CASE WHEN target_cell IS NULL THEN %(label_target)s || ': missing'
+         WHEN target IS NULL THEN %(label_target)s || ': ' || quote_literal(target_cell)
+              || ' is not a whole number of trees (0 to 999,999,999)' END
+], NULL) AS problems
+FROM t
+"""
+
+CHECKS = {"agencies": AGENCIES, "documents": DOCUMENTS, "citizen-support": CITIZEN_SUPPORT,
+          "targets": TARGETS}
 
 _COUNTED = "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
 
 UPSERTS = {
+    "targets": """
+WITH up AS (
+    INSERT INTO smarttrees.planting_targets AS p (commune_code, target, source)
+    SELECT commune, target, %(source)s FROM ioc_checked WHERE cardinality(problems) = 0
+    ON CONFLICT (commune_code) DO UPDATE SET target = excluded.target, source = excluded.source,
+        updated_at = now()
+    WHERE p.target IS DISTINCT FROM excluded.target
+    RETURNING xmax = 0 AS inserted
+) """ + _COUNTED,
     "agencies": """
 WITH up AS (
     INSERT INTO smarttrees.agencies AS a (code, name, level, commune_code, address, geom)

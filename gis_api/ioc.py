@@ -166,6 +166,14 @@ SUMMARY_SCHEMA: dict[str, Any] = {
             "by_condition": {"type": "object", "additionalProperties": _INT},
             "target": {**_INT, "description": "SMARTTREES_PLANTING_TARGET"},
             "progress": {"type": "number", "nullable": True},
+            "commune_targets": {
+                "type": "object",
+                "description": "communes with a target of their own (smarttrees load targets)",
+                "properties": {
+                    "communes": _INT,
+                    "target": {**_INT, "description": "their targets added up"},
+                    "trees": {**_INT, "description": "their trees today"},
+                    "progress": {"type": "number", "nullable": True}}},
             "history": {"type": "array", "items": {"type": "object", "properties": {
                 "month": {"type": "string", "example": "2025-03"},
                 "planted": _INT,

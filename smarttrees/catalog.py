@@ -601,11 +601,17 @@ TREES_BY_COMMUNE = Layer(
     id="trees_by_commune",
     title="Trees per commune",
     title_vi="Cây xanh theo xã",
-    description="IOC: trees per commune by category and condition, per km², and their carbon.",
+    description=(
+        "IOC: trees per commune by category and condition, per km², their carbon, and the "
+        "progress towards the commune's planting target."
+    ),
     keywords=("IOC", "trees"),
     source=(
-        "SELECT i.*, s.agb_t, s.carbon_t, s.co2e_t FROM smarttrees.ioc_trees_by_commune i "
+        "SELECT i.*, s.agb_t, s.carbon_t, s.co2e_t, p.target, "
+        "round(i.trees::numeric / nullif(p.target, 0), 4) AS progress "
+        "FROM smarttrees.ioc_trees_by_commune i "
         "LEFT JOIN smarttrees.tree_carbon_by_commune s ON s.commune_code = i.commune_code "
+        "LEFT JOIN smarttrees.planting_targets p ON p.commune_code = i.commune_code "
         "WHERE i.geom IS NOT NULL"
     ),
     key="commune_code",
@@ -619,6 +625,9 @@ TREES_BY_COMMUNE = Layer(
         )),
         _f("trees_per_km2", "number", "trees per km²", "trees/km²"),
         *_CARBON,  # at the last carbon refresh
+        _f("target", "integer", "the commune's planting target (smarttrees load targets)",
+           "trees"),
+        _f("progress", "number", "trees ÷ target"),
     ),
 )
 

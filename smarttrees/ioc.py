@@ -13,8 +13,9 @@ caller and :func:`assemble` turns their rows into the summary.
   VND, provinces where they were stranded; withheld when fewer than
   ``SMARTTREES_PRIVACY_MIN_COUNT`` people;
 - trees: from ``ioc_trees_by_commune`` and ``ioc_tree_count_month`` (refreshed when the trees
-  changed since): count by category and condition, the target ``SMARTTREES_PLANTING_TARGET``
-  and the count at the end of each month of the inventory's latest year.
+  changed since): count by category and condition, the target ``SMARTTREES_PLANTING_TARGET``,
+  the communes' own targets (``smarttrees.planting_targets``, ``smarttrees load targets``) and
+  the count at the end of each month of the inventory's latest year.
 
 The layers (materialised views of migration 0011) apply the courier cost and the privacy
 threshold recorded in ``smarttrees.ioc_parameters``: :func:`refresh` records the settings in
@@ -32,8 +33,10 @@ from psycopg import sql
 
 from smarttrees.settings import Settings, get_settings
 
-# In dependency order: the commune months add up the agency months.
+# In dependency order: the pairs read the register once (0017), the agency months and the
+# flows add them up, the commune months add up the agency months.
 DOCUMENT_VIEWS = (
+    "ioc_doc_pair_month",
     "ioc_documents_agency_month",
     "ioc_documents_commune_month",
     "ioc_document_flows",
@@ -41,6 +44,8 @@ DOCUMENT_VIEWS = (
 TREE_VIEWS = ("ioc_trees_by_commune", "ioc_tree_count_month")
 IOC_VIEWS = DOCUMENT_VIEWS + TREE_VIEWS
 
+# Every refresh advances the IOC data version: tiles of the IOC layers are cached under it.
+BUMP_VERSION = "UPDATE smarttrees.ioc_version SET version = version + 1"
 UPSERT_PARAMETER = """
 INSERT INTO smarttrees.ioc_parameters (name, value) VALUES (%s, %s)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value
@@ -67,6 +72,7 @@ def refresh_statements(
     for name in views:
         view = sql.Identifier("smarttrees", name)
         statements.append((sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(view), None))
+    statements.append((BUMP_VERSION, None))
     return statements
 
 
@@ -78,6 +84,7 @@ def record_parameters(cur: psycopg.Cursor[Any], settings: Settings | None = None
     """
     for name, value in parameters(settings or get_settings()).items():
         cur.execute(UPSERT_PARAMETER, [name, value])
+    cur.execute(BUMP_VERSION)
 
 
 def refresh(
@@ -125,6 +132,12 @@ SELECT coalesce(sum(trees), 0)::bigint, coalesce(sum(urban), 0)::bigint,
        coalesce(sum(removed), 0)::bigint, coalesce(sum(condition_unknown), 0)::bigint
 FROM smarttrees.ioc_trees_by_commune
 """
+# The communes with a planting target: how many, the targets added up, their trees today.
+TARGETS = """
+SELECT count(*), coalesce(sum(p.target), 0)::bigint, coalesce(sum(t.trees), 0)::bigint
+FROM smarttrees.planting_targets p
+LEFT JOIN smarttrees.ioc_trees_by_commune t USING (commune_code)
+"""
 TREE_HISTORY = """
 SELECT month, sum(planted)::bigint, sum(trees)::bigint
 FROM smarttrees.ioc_tree_count_month GROUP BY month ORDER BY month
@@ -140,6 +153,7 @@ STATEMENTS = {
     "support": SUPPORT,
     "trees": TREES,
     "tree_history": TREE_HISTORY,
+    "targets": TARGETS,
 }
 
 DEFINITIONS: dict[str, dict[str, str]] = {
@@ -175,6 +189,12 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "en": "Trees today ÷ the province's target.",
         "vi": "Số cây hiện nay ÷ chỉ tiêu của tỉnh.",
     },
+    "trees.commune_targets": {
+        "en": "Communes with a planting target (smarttrees load targets): their targets added "
+              "up, their trees today, and trees ÷ targets.",
+        "vi": "Các xã có chỉ tiêu trồng cây: tổng chỉ tiêu, số cây hiện nay và tỷ lệ hoàn "
+              "thành.",
+    },
     "trees.history": {
         "en": "Trees at the end of each month (planted by then, or without a planting date).",
         "vi": "Số cây cuối mỗi tháng (đã trồng đến khi đó, hoặc không rõ ngày trồng).",
@@ -207,6 +227,7 @@ def assemble(rows: dict[str, list[tuple[Any, ...]]], settings: Settings) -> dict
     people, amount, paid_from, paid_to, provinces, k = rows["support"][0]
     withheld = 0 < people < k
     trees = rows["trees"][0]
+    communes, commune_target, commune_trees = rows["targets"][0]
     rate = settings.courier_cost_vnd
     target = settings.planting_target
     return {
@@ -236,6 +257,12 @@ def assemble(rows: dict[str, list[tuple[Any, ...]]], settings: Settings) -> dict
             ),
             "target": target,
             "progress": round(trees[0] / target, 4) if target else None,
+            "commune_targets": {
+                "communes": communes,
+                "target": commune_target,
+                "trees": commune_trees,
+                "progress": round(commune_trees / commune_target, 4) if commune_target else None,
+            },
             "history": [
                 {"month": month.strftime("%Y-%m"), "planted": planted, "trees": count}
                 for month, planted, count in rows["tree_history"]

@@ -309,7 +309,8 @@ async def export_archive(
     if not out.parent.is_dir():
         raise ExportError(f"--out {out}: the folder {out.parent} does not exist")
     started = time.perf_counter()
-    collections = list(tile_collections(settings).values())
+    # The IOC's layers change at every IOC load: they are served live, not archived.
+    collections = [c for c in tile_collections(settings).values() if c.version_sql is None]
     options = with_search_path(url)
     lead = await _snapshot_connection(url, options, None)
     conns = [lead]

@@ -21,6 +21,9 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 
 
+_JSON_TYPES = {"Number": "number", "String": "string", "Boolean": "boolean"}
+
+
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +53,7 @@ class VectorLayer(_Document):
     description: str | None = None
     minzoom: int = Field(ge=0, le=MAX_ZOOM)
     maxzoom: int = Field(ge=0, le=MAX_ZOOM)
-    fields: dict[str, Literal["Number", "String"]]
+    fields: dict[str, Literal["Number", "String", "Boolean"]]
 
 
 class BoundingBox(_Document):
@@ -148,7 +151,7 @@ def _geodata_layer(layer: TileLayer) -> GeoDataLayer:
         maxTileMatrix=str(layer.maxzoom),
         propertiesSchema=PropertiesSchema(
             properties={
-                name: {"type": "number" if kind == "Number" else "string"}
+                name: {"type": _JSON_TYPES[kind]}
                 for name, kind in layer.fields.items()
             }
         ),

@@ -118,6 +118,8 @@ class TileEndpoints:
             version = await render.trees_version(conn) if collection.versioned else None
             if version is not None:
                 key += (version,)
+            elif collection.version_sql is not None:
+                key += (await render.data_version(conn, collection.version_sql),)
             cached = self.cache(settings).get(key)
             if cached is None:
                 async with conn.transaction():  # for the SET LOCAL of render._serial

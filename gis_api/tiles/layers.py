@@ -18,7 +18,7 @@ MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TMS_ID = "WebMercatorQuad"
 MAX_ZOOM = 24  # WebMercatorQuad defines tile matrices 0..24
 
-FieldKind = Literal["Number", "String"]
+FieldKind = Literal["Number", "String", "Boolean"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class TileCollection:
     estimated_extent
         True: the extent comes from the planner's statistics (an exact one would scan a
         million rows), exact when there are none yet.
+    version_sql
+        The ``gis_api/sql`` file giving the data version tiles are cached under (the IOC
+        layers: advanced by every IOC load); ``None``: the collection's tiles never change
+        while the server runs, or follow the trees (``versioned``).
 
     """
 
@@ -68,6 +72,7 @@ class TileCollection:
     filtered: bool = False
     versioned: bool = False
     estimated_extent: bool = False
+    version_sql: str | None = None
 
 
 def catalogue_fields(layer_id: str, names: tuple[str, ...]) -> dict[str, FieldKind]:
@@ -90,7 +95,9 @@ def catalogue_fields(layer_id: str, names: tuple[str, ...]) -> dict[str, FieldKi
     return kinds
 
 
-_MVT_KINDS: dict[str, FieldKind] = {"string": "String", "integer": "Number", "number": "Number"}
+_MVT_KINDS: dict[str, FieldKind] = {
+    "string": "String", "integer": "Number", "number": "Number", "boolean": "Boolean"
+}
 
 
 def tile_collections(settings: Settings) -> dict[str, TileCollection]:
@@ -159,4 +166,38 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
             table="communes",
             sql="tiles_communes",
         ),
+        **ioc_tile_collections(),
+    }
+
+
+# The IOC's area layers (issue 13): per commune, the fields a choropleth needs.
+IOC_TILED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "documents_by_commune": (
+        "Electronic documents per commune",
+        ("id", "commune_code", "commune_name", "documents", "electronic", "courier_saving_vnd"),
+    ),
+    "citizen_support_by_commune": (
+        "Citizen support per commune (withheld below the privacy threshold)",
+        ("id", "commune_code", "commune_name", "people", "amount_vnd", "suppressed"),
+    ),
+    "trees_by_commune": (
+        "Trees per commune and planting progress",
+        ("id", "commune_code", "commune_name", "trees", "urban", "scattered", "plantation",
+         "trees_per_km2", "carbon_t", "target", "progress"),
+    ),
+}
+
+
+def ioc_tile_collections() -> dict[str, TileCollection]:
+    """The IOC's area layers as tiles, cached under the IOC data version."""
+    return {
+        cid: TileCollection(
+            cid,
+            title,
+            (TileLayer(cid, "polygon", catalogue_fields(cid, names)),),
+            table="communes",
+            sql=f"tiles_{cid}",
+            version_sql="tiles_ioc_version",
+        )
+        for cid, (title, names) in IOC_TILED.items()
     }

@@ -196,7 +196,7 @@ async def _render_grid_from_table(
 async def render_features(
     conn: AsyncConnection, collection: TileCollection, tile: TileAddress, settings: Settings
 ) -> bytes:
-    """A tile of a collection's own SQL (stands, communes), capped at the feature limit."""
+    """A tile of a collection's own SQL (stands, communes, IOC layers), capped at the limit."""
     assert collection.sql is not None, f"{collection.id} tiles are not rendered from features"
     params = {
         "z": tile.z,
@@ -216,6 +216,13 @@ async def trees_version(conn: AsyncConnection) -> int:
     cur = await conn.execute(_sql_text("tiles_trees_version"))
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def data_version(conn: AsyncConnection, name: str) -> tuple[Any, ...]:
+    """The row of a version query (``gis_api/sql/{name}.sql``): part of a tile's cache key."""
+    cur = await conn.execute(_sql_text(name))
+    row = await cur.fetchone()
+    return tuple(row) if row else ()
 
 
 async def grid_version(conn: AsyncConnection) -> int | None:

@@ -1,4 +1,4 @@
-"""The IOC's loaders, added to ``smarttrees load``: agencies, documents, citizen-support."""
+"""The IOC's loaders in ``smarttrees load``: agencies, documents, citizen-support, targets."""
 
 # ruff: noqa: B008 - typer declares options as parameter defaults
 from __future__ import annotations
@@ -39,7 +39,8 @@ def _command(kind: str, key: str) -> Callable[..., None]:
 
 
 def add_commands(load: typer.Typer) -> None:
-    """Add ``agencies``, ``documents`` and ``citizen-support`` to the ``load`` group."""
+    """Add ``agencies``, ``documents``, ``citizen-support`` and ``targets`` to ``load``."""
     load.command("agencies")(_command("agencies", "the agency code"))
     load.command("documents")(_command("documents", "the sender and document number"))
     load.command("citizen-support")(_command("citizen-support", "the case number"))
+    load.command("targets")(_command("targets", "the commune code"))
