@@ -11,7 +11,7 @@ FROM (
            s.commune_code,
            s.commune_name,
            s.people,
-           s.amount_vnd,
+           s.amount_vnd::bigint AS amount_vnd,  -- numeric would be sent as text
            s.suppressed,
            ST_AsMVTGeom(ST_Transform(s.geom, 3857), b.tile, 4096, %(buffer)s, true) AS geom
     FROM smarttrees.citizen_support_by_commune s
