@@ -11,7 +11,8 @@ synthetic province there once (1.13 M trees, 1.9 M documents, 11,669 support cas
    path: Arrow read, numpy checks, binary COPY; then the CONCURRENT refresh of the document
    layers), then the same file again (every row unchanged: one keyed MERGE), with the time
    of each step as the loader logs it;
-2. starts the server (uvicorn, one worker) and times ``GET /api/ioc/summary``;
+2. starts the server (uvicorn, one worker) and times ``GET /api/ioc/summary``, then the z8 tile
+   over the province centre and a page of items of the trees and of the IOC's tiled layers;
 3. prints the full-scale summary.
 
 Figures go to stdout; progress to stderr. Targets: load + refresh < 30 s, summary p50 ≤ 50 ms.
@@ -123,6 +124,38 @@ def summary_timings(base: str, requests: int) -> list[float]:
     return times
 
 
+TILED = ("trees", "documents_by_commune", "citizen_support_by_commune", "trees_by_commune")
+CENTRE = (105.83, 21.59)  # Thái Nguyên city: the province's centre
+
+
+def tile_timings(base: str, collection: str, requests: int) -> tuple[float, float, int]:
+    """The z8 tile over the centre: first (rendered) ms, p50 of the cached ms, its bytes."""
+    import morecantile
+
+    tile = morecantile.tms.get("WebMercatorQuad").tile(*CENTRE, 8)
+    url = f"{base}/collections/{collection}/tiles/WebMercatorQuad/8/{tile.y}/{tile.x}"
+    times = []
+    with httpx.Client(timeout=60) as client:
+        for _ in range(requests + 1):
+            started = time.perf_counter()
+            response = client.get(url)
+            response.raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return times[0], statistics.median(times[1:]), len(response.content)
+
+
+def items_timing(base: str, collection: str, requests: int) -> float:
+    """p50 ms of a page of a collection's items (100 features, with geometry)."""
+    times = []
+    with httpx.Client(timeout=60) as client:
+        client.get(f"{base}/collections/{collection}/items").raise_for_status()
+        for _ in range(requests):
+            started = time.perf_counter()
+            client.get(f"{base}/collections/{collection}/items").raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,6 +179,9 @@ def main() -> None:
         with server(url) as base:
             times = summary_timings(base, args.requests)
             summary_load = load_average()
+            tiles = {c: tile_timings(base, c, 50) for c in TILED}
+            pages = {c: items_timing(base, c, 20) for c in TILED}
+            tiles_load = load_average()
             summary = httpx.get(f"{base}/api/ioc/summary", timeout=60).json()
     print(f"Python {platform.python_version()}, psycopg {psycopg.__version__}, "
           f"{versions[0].split(' on ')[0]}, PostGIS {versions[1]}, {os.cpu_count()} cores")
@@ -159,6 +195,10 @@ def main() -> None:
     p95 = statistics.quantiles(times, n=20)[-1]
     print(f"GET /api/ioc/summary ({len(times)} requests): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
           f"(goal p50 ≤ 50 ms; load average {summary_load})")
+    print(f"z8 tile over the centre, and a page of 100 items (load average {tiles_load}):")
+    for collection, (first_ms, cached_ms, size) in tiles.items():
+        print(f"    {collection:28s} tile: first {first_ms:6.1f} ms, cached p50 "
+              f"{cached_ms:5.1f} ms, {size:,} B; items p50 {pages[collection]:6.1f} ms")
     d, c, t = summary["documents"], summary["citizen_support"], summary["trees"]
     print(json.dumps({
         "documents": {k: d[k] for k in ("period", "total", "electronic",

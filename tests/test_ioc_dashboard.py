@@ -139,3 +139,17 @@ def test_the_picker_and_the_indicators(dashboard: tuple[Any, str]) -> None:
     values = {d["name"]: d["value"] for d in
               page.evaluate("smarttreesIoc.charts.map.getOption().series[0].data")}
     assert values["00001"] == trees["properties"]["trees_per_km2"]
+
+
+def test_the_tree_chart_is_drawn_against_the_target(dashboard: tuple[Any, str]) -> None:
+    page, base = dashboard
+
+    def target_line() -> list[Any]:
+        return [d["yAxis"] for d in page.evaluate(
+            "smarttreesIoc.charts.trees.getOption().series"
+            ".find((s) => s.id === 'trees').markLine.data")]
+
+    summary = httpx.get(f"{base}/api/ioc/summary", timeout=30).json()
+    assert target_line() == [summary["trees"]["target"]]  # the province's
+    page.select_option("#commune", "00001")  # no target of its own in the known register
+    assert target_line() == []

@@ -32,7 +32,17 @@
     ["trees", "Số cây", "Trees", (c) => (data.trees[c] ? data.trees[c].trees : null)],
     ["trees_per_km2", "Mật độ cây (cây/km²)", "Trees per km²",
       (c) => (data.trees[c] ? data.trees[c].trees_per_km2 : null)],
+    ["progress", "Tiến độ so với chỉ tiêu của xã", "Progress to the commune's target",
+      (c) => (data.trees[c] ? data.trees[c].progress : null)],
   ];
+
+  // The target the tree chart is drawn against: the commune's when one is picked (none
+  // loaded: no line), else the province's.
+  function target() {
+    if (!state.commune) return data.summary.trees.target;
+    const commune = data.trees[state.commune];
+    return commune && commune.target != null ? commune.target : null;
+  }
 
   const data = { summary: null, communes: [], names: {}, documents: [], agencyMonths: [],
                  support: {}, trees: {}, treeMonths: [] };
@@ -198,7 +208,10 @@
       xAxis: { type: "category", data: trees.map((d) => d.month.slice(0, 7)) },
       yAxis: [{ type: "value", scale: true }, { type: "value" }],
       series: [
-        { id: "trees", name: "Số cây · trees", type: "line", data: trees.map((d) => d.trees) },
+        { id: "trees", name: "Số cây · trees", type: "line", data: trees.map((d) => d.trees),
+          markLine: target() == null ? { data: [] } : {
+            symbol: "none", label: { formatter: "Chỉ tiêu · target {c}" },
+            data: [{ yAxis: target(), name: "target" }] } },
         { id: "planted", name: "Trồng mới · planted", type: "bar", yAxisIndex: 1,
           data: trees.map((d) => d.planted) },
       ],
