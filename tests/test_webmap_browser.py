@@ -178,3 +178,61 @@ def test_custody_scans_show_where_logs_went(page: Any, province_url: str) -> Non
         "smarttreesMap.queryRenderedFeatures({layers: ['custody']}).map(f => f.properties.event_type)"
     )
     assert "received" in steps
+
+
+@pytest.fixture
+def density_raster(province_url: str, tmp_path: Path) -> str:
+    """A 30 m density surface registered (with its Web Mercator copy) before the page opens."""
+    from etl.raster.density import density_surface
+    from etl.raster.registry import add_raster
+    from smarttrees.database import connect
+
+    with connect(province_url) as conn:
+        density_surface(conn, 30, tmp_path / "density.tif")
+        add_raster(conn, tmp_path / "density.tif", "density_30m", colormap="greens",
+                   copies=tmp_path)
+    return "density_30m"
+
+
+def canvas(page: Any) -> np.ndarray:
+    data_url = page.evaluate("smarttreesMap.getCanvas().toDataURL('image/png')")
+    image = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+    return np.asarray(image, dtype=np.int16)
+
+
+def test_a_registered_raster_is_a_layer_with_legend_and_opacity(
+    density_raster: str, page: Any, province_url: str
+) -> None:
+    panel = page.locator("#rasters")
+    panel.locator(f"input[data-raster={density_raster}]").wait_for()
+    assert "trees/ha" in panel.inner_text()  # the legend's units, with the range's ends
+    ramp = panel.locator(".raster-legend .ramp").get_attribute("style")
+    assert "linear-gradient" in ramp
+    layer = f"raster-{density_raster}"
+    assert page.evaluate(f"smarttreesMap.getLayoutProperty('{layer}', 'visibility')") == "none"
+
+    with psycopg.connect(province_url) as conn:
+        lon, lat = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees"
+                                " WHERE category = 'urban' ORDER BY id LIMIT 1").fetchone()
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 14}})")
+    wait_idle(page)
+    before = canvas(page)
+    panel.locator(f"input[data-raster={density_raster}]").check()
+    wait_idle(page)
+    shown = canvas(page)
+    # Even cells without trees are tinted (the ramp's palest green); cells with trees darker.
+    changed = (np.abs(shown - before).sum(axis=2) > 10).sum()
+    darker = (shown.sum(axis=2) < before.sum(axis=2) - 120).sum()
+    assert changed > 0.2 * shown.shape[0] * shown.shape[1] and darker > 100
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-raster.png"))
+    tiles = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name)"
+        f".filter(n => n.includes('/collections/{density_raster}/tiles/'))"
+    )
+    assert tiles and all(t.endswith(".png") for t in tiles)
+
+    slider = panel.locator("input[type=range]")
+    slider.fill("0")  # opacity to nothing: the map as it was
+    wait_idle(page)
+    assert page.evaluate(f"smarttreesMap.getPaintProperty('{layer}', 'raster-opacity')") == 0
+    assert (np.abs(canvas(page) - before).sum(axis=2) > 10).sum() < changed / 20

@@ -119,7 +119,9 @@
     center: [105.84, 21.59],
     zoom: 8,
     attributionControl: false,
-    preserveDrawingBuffer: true, // lets a test (or a user) read the canvas back
+    // lets a test (or a user) read the canvas back; MapLibre 5 ignores a top-level
+    // preserveDrawingBuffer, and the canvas then reads back black
+    canvasContextAttributes: { preserveDrawingBuffer: true },
   });
   map.addControl(new maplibregl.NavigationControl(), "top-right");
   map.addControl(new maplibregl.ScaleControl(), "bottom-right");
@@ -365,9 +367,54 @@
     }
   });
 
+  // --- registered rasters (density, canopy, land cover...): PNG tiles under the vectors ------
+
+  const RASTER_OPACITY = 0.75;
+  const formatValue = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
+
+  function rasterLegend(raster) {
+    if (!raster.legend.length) return element("p", { class: "hint" }, "colours from the file");
+    const stops = raster.legend.map((s, i) => `${s.color} ${(100 * i) / (raster.legend.length - 1)}%`);
+    const first = raster.legend[0].value;
+    const last = raster.legend[raster.legend.length - 1].value;
+    const units = raster.units ? ` ${raster.units}` : "";
+    return element("div", { class: "raster-legend" },
+      element("div", { class: "ramp", style: `background: linear-gradient(to right, ${stops.join(", ")})` }),
+      element("div", { class: "ends" }, element("span", {}, formatValue(first)),
+        element("span", {}, `${formatValue(last)}${units}`)));
+  }
+
+  // One layer per raster, hidden until ticked, drawn beneath the communes and the trees.
+  function addRaster(raster) {
+    const id = `raster-${raster.name}`;
+    map.addSource(id, { type: "raster", tiles: [raster.tiles], tileSize: 256, bounds: raster.bbox });
+    map.addLayer({ id, type: "raster", source: id, layout: { visibility: "none" },
+      paint: { "raster-opacity": RASTER_OPACITY } }, "communes-fill");
+    const box = element("input", { type: "checkbox", "data-raster": raster.name });
+    const opacity = element("input", { type: "range", min: "0", max: "100",
+      value: String(RASTER_OPACITY * 100), "aria-label": `${raster.title} opacity` });
+    box.addEventListener("change", () => map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none"));
+    opacity.addEventListener("input", () => map.setPaintProperty(id, "raster-opacity", Number(opacity.value) / 100));
+    return element("div", { class: "raster-layer" },
+      element("label", {}, box, ` ${raster.title}`), rasterLegend(raster), opacity);
+  }
+
+  async function loadRasters() {
+    try {
+      const { rasters } = await getJson(`${base}/api/rasters`);
+      if (!rasters.length) return;
+      const fieldset = document.getElementById("rasters");
+      rasters.forEach((raster) => fieldset.append(addRaster(raster)));
+      fieldset.hidden = false;
+    } catch (error) {
+      console.warn("rasters not shown:", error.message);
+    }
+  }
+
   map.on("load", () => {
     drawLegend();
     loadOptions().catch((error) => console.error("options not loaded:", error));
     loadNurseries();
+    loadRasters();
   });
 })();
