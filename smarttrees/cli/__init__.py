@@ -65,6 +65,7 @@ def _register() -> None:
         raster,
         scan,
         serve,
+        species,
         territory,
         tiles,
         trace,
@@ -88,6 +89,7 @@ def _register() -> None:
     care.register(app)
     tiles.register(app)
     territory.register(app, load.app)
+    species.register(app, load.app)
 
 
 def main() -> None:
