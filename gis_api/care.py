@@ -25,11 +25,16 @@
 - ``POST /api/care/storms/{id}/orders`` (editor): a work order for every record without one,
   most urgent first; answers ``{"opened": [ids]}``.
 
+- ``GET /api/care/due.pdf`` (the due list's parameters) and ``GET /api/care/orders.pdf?crew=&on=
+  &status=`` (default: scheduled orders): printable A4 sheets with a map
+  (:mod:`gis_api.care_sheets`); any token.
+
 Refusals are raised, never answered here: :mod:`gis_api.errors` maps each care rule to its status.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -253,12 +258,55 @@ async def post_storm_orders(request: Request) -> Response:
     return json_response({"opened": opened}, 201)
 
 
+def _pdf(data: bytes, name: str) -> Response:
+    return Response(data, media_type="application/pdf", headers={
+        "Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{name}"'})
+
+
+async def get_due_pdf(request: Request) -> Response:
+    """The due list as a printable sheet with a map."""
+    await require_role(request, *READ_ROLES)
+    what = due_filter(request)
+    from gis_api.care_sheets import commune_outlines, due_points, due_sheet
+
+    async with request.app.state.pool.connection() as conn:
+        doc = await due_list(conn, what)
+        rings = await commune_outlines(conn, due_points(doc))
+    parts = [f"xã · commune {what.commune}" if what.commune else "toàn tỉnh · whole province"]
+    parts += [f"rủi ro · risk {', '.join(what.risks)}"] if what.risks else []
+    data = await asyncio.to_thread(due_sheet, doc, "; ".join(parts), rings)
+    return _pdf(data, f"due-{what.by.isoformat()}.pdf")
+
+
+async def get_orders_pdf(request: Request) -> Response:
+    """Work orders (default: scheduled) as a crew's printable sheet with a map."""
+    await require_role(request, *READ_ROLES)
+    q = request.query_params
+    raw_on = q.get("on")
+    try:
+        day = date.fromisoformat(raw_on).isoformat() if raw_on else None
+    except ValueError:
+        raise InvalidParameter(f"on: {raw_on!r} is not a date (YYYY-MM-DD)") from None
+    from gis_api.care_sheets import commune_outlines, order_points, orders_sheet
+
+    async with request.app.state.pool.connection() as conn:
+        orders = await list_orders(conn, query_list(request, "status") or ("scheduled",),
+                                   q.get("crew") or None, q.get("commune") or None)
+        orders = [o for o in orders if day is None or o["scheduled_on"] == day]
+        rings = await commune_outlines(conn, order_points(orders))
+    heading = f"Tổ · Crew: {q.get('crew') or 'tất cả · all'}; ngày · day: {day or 'mọi ngày · any'}"
+    data = await asyncio.to_thread(orders_sheet, orders, heading, rings)
+    return _pdf(data, "work-orders.pdf")
+
+
 def routes() -> list[BaseRoute]:
     """The tree-care routes (mounted before the OGC APIs)."""
     return [
         Route("/api/care/inspections", post_inspections, methods=["POST"],
               name="care_inspections"),
         Route("/api/care/due", get_due, methods=["GET"], name="care_due"),
+        Route("/api/care/due.pdf", get_due_pdf, methods=["GET"], name="care_due_pdf"),
+        Route("/api/care/orders.pdf", get_orders_pdf, methods=["GET"], name="care_orders_pdf"),
         Route("/api/care/orders", post_order, methods=["POST"], name="care_order_create"),
         Route("/api/care/orders", get_orders, methods=["GET"], name="care_orders"),
         Route("/api/care/orders/{order_id:int}", get_one_order, methods=["GET"],

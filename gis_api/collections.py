@@ -188,7 +188,11 @@ IOC_COLLECTIONS: tuple[Collection, ...] = (
     published("trees_by_commune"),
     published("tree_count_by_month"),
 )
-COLLECTIONS = COLLECTIONS + IOC_COLLECTIONS
+# Tree care (issue 19): inspections due, open work orders, storm damage, public reports.
+CARE_COLLECTIONS: tuple[Collection, ...] = tuple(
+    published(layer.id) for layer in catalog.CARE_LAYERS
+)
+COLLECTIONS = COLLECTIONS + IOC_COLLECTIONS + CARE_COLLECTIONS
 
 
 def get(collection_id: str) -> Collection | None:

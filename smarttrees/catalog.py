@@ -680,6 +680,146 @@ RASTER_SAMPLES = Layer(
     ),
 )
 
+# Tree care (issue 19, migrations 0012_care_*): what the department looks after. No person is
+# named: crews, inspectors and accounts, devices, and what the public typed stay out.
+CARE_INSPECTIONS_DUE = Layer(
+    id="care_inspections_due",
+    title="Tree inspections: risk class and next due date",
+    title_vi="Kiểm tra cây: cấp rủi ro và hạn kiểm tra",
+    description=(
+        "Every inspected tree's latest ISA TRAQ risk class and the day its next inspection is "
+        "due (the inspection cycle of its category and risk class)."
+    ),
+    keywords=("tree care", "inspections", "risk"),
+    source=(
+        "SELECT s.tree_id AS id, s.tree_code, s.category, s.commune_code, s.risk, "
+        "s.last_inspected_on, s.next_due, s.next_due <= current_date AS due, "
+        "array_to_string(s.defects, ';') AS defects, s.geom "
+        "FROM smarttrees.care_tree_status s"
+    ),
+    fields=(
+        _f("tree_code", "string", "tree code"),
+        _f("category", "string", "urban, scattered or plantation"),
+        _f("commune_code", "string", "commune code"),
+        _f("risk", "string", "ISA TRAQ risk class: low, moderate, high or extreme"),
+        _f("last_inspected_on", "date", "day of the latest inspection"),
+        _f("next_due", "date", "day the next inspection is due"),
+        _f("due", "boolean", "the next inspection is due today or overdue"),
+        _f("defects", "string", "defects found at the latest inspection, ';'-separated"),
+    ),
+)
+
+CARE_WORK_ORDERS = Layer(
+    id="care_work_orders",
+    title="Open work orders",
+    title_vi="Lệnh công việc đang mở",
+    description="Work orders requested, approved or scheduled, at their first tree or spot.",
+    keywords=("tree care", "work orders"),
+    source=(
+        "SELECT o.id, o.work_type, o.status, o.priority, o.origin, o.scheduled_on, "
+        "o.estimated_cost_vnd, (SELECT count(*) FROM smarttrees.care_work_order_trees x "
+        "WHERE x.order_id = o.id)::integer AS trees, o.commune_code, o.created_at, o.geom "
+        "FROM smarttrees.care_work_orders o "
+        "WHERE o.status IN ('requested', 'approved', 'scheduled')"
+    ),
+    fields=(
+        _f("work_type", "string", "pruning, removal, planting, stump_removal, staking, "
+           "watering or cabling"),
+        _f("status", "string", "requested, approved or scheduled"),
+        _f("priority", "integer", "1 (most urgent) to 5"),
+        _f("origin", "string", "staff, inspection, report, storm or replacement"),
+        _f("scheduled_on", "date", "day the work is scheduled"),
+        _f("estimated_cost_vnd", "integer", "estimated cost from the price catalogue", "VND"),
+        _f("trees", "integer", "trees the order names", "trees"),
+        _f("commune_code", "string", "commune code"),
+        _f("created_at", "datetime", "when the order was requested"),
+    ),
+)
+
+CARE_STORM_DAMAGE = Layer(
+    id="care_storm_damage",
+    title="Storm damage to trees",
+    title_vi="Cây bị thiệt hại do bão",
+    description="Damage field teams recorded under each storm event, with its priority.",
+    keywords=("tree care", "storm"),
+    source=(
+        "SELECT d.id, d.storm_id, s.name AS storm_name, d.damage, d.blocks_road, "
+        "d.hazard_to_people, d.priority, t.tree_code, d.observed_at, d.commune_code, "
+        "d.work_order_id, d.geom FROM smarttrees.care_damage d "
+        "JOIN smarttrees.care_storms s ON s.id = d.storm_id "
+        "LEFT JOIN smarttrees.trees t ON t.id = d.tree_id"
+    ),
+    fields=(
+        _f("storm_id", "integer", "storm event id"),
+        _f("storm_name", "string", "storm name"),
+        _f("damage", "string", "fallen, broken, leaning or uprooted"),
+        _f("blocks_road", "boolean", "the tree blocks a road"),
+        _f("hazard_to_people", "boolean", "the tree endangers people"),
+        _f("priority", "integer", "1 hazard to people, 2 road blocked, 3 fallen or uprooted, "
+           "4 broken or leaning"),
+        _f("tree_code", "string", "tree code, when the tree is in the inventory"),
+        _f("observed_at", "datetime", "when the damage was seen"),
+        _f("commune_code", "string", "commune code"),
+        _f("work_order_id", "integer", "the work order opened for it, if any"),
+    ),
+)
+
+CARE_STORM_DAMAGE_BY_COMMUNE = Layer(
+    id="care_storm_damage_by_commune",
+    title="Storm damage per commune",
+    title_vi="Thiệt hại cây do bão theo xã",
+    description="IOC: each storm's damage records per commune in force, by kind.",
+    keywords=("IOC", "tree care", "storm"),
+    source=(
+        "SELECT storm_id || ':' || commune_code AS id, * "
+        "FROM smarttrees.care_storm_damage_by_commune"
+    ),
+    geometry_type="MultiPolygon",
+    fields=(
+        _f("id", "string", "feature id: storm id and commune code"),
+        _f("storm_id", "integer", "storm event id"),
+        _f("storm_name", "string", "storm name"),
+        _f("commune_code", "string", "commune code"),
+        _f("commune_name", "string", "commune name"),
+        *(_f(n, "integer", d, "trees") for n, d in (
+            ("records", "damage records"), ("fallen", "fallen trees"),
+            ("uprooted", "uprooted trees"), ("broken", "broken trees"),
+            ("leaning", "leaning trees"), ("blocking_roads", "trees blocking a road"),
+            ("hazards_to_people", "trees endangering people"),
+            ("without_order", "records without a work order"),
+        )),
+    ),
+)
+
+CARE_REPORTS = Layer(
+    id="care_reports",
+    title="Hazard reports from the public",
+    title_vi="Phản ánh cây nguy hiểm của người dân",
+    description=(
+        "Where people reported a dangerous or fallen tree, the kind of hazard and what staff "
+        "decided; nothing a reporter typed, and no contact."
+    ),
+    keywords=("tree care", "public reports"),
+    source=(
+        "SELECT r.id, r.hazard, r.status, r.received_at::date AS received_on, r.commune_code, "
+        "t.tree_code, r.work_order_id, r.geom FROM smarttrees.care_reports r "
+        "LEFT JOIN smarttrees.trees t ON t.id = r.tree_id"
+    ),
+    fields=(
+        _f("hazard", "string", "fallen, leaning, broken_branch, dead, blocking or other"),
+        _f("status", "string", "new, accepted or rejected"),
+        _f("received_on", "date", "day the report came in"),
+        _f("commune_code", "string", "commune code"),
+        _f("tree_code", "string", "tree code, when the report named one"),
+        _f("work_order_id", "integer", "the work order it became, if accepted"),
+    ),
+)
+
+CARE_LAYERS: tuple[Layer, ...] = (
+    CARE_INSPECTIONS_DUE, CARE_WORK_ORDERS, CARE_STORM_DAMAGE, CARE_STORM_DAMAGE_BY_COMMUNE,
+    CARE_REPORTS,
+)
+
 # What db.ioc(indicator, by=…) reads.
 IOC_LAYERS: dict[tuple[str, str], Layer] = {
     ("documents", "commune"): DOCUMENTS_BY_COMMUNE,
@@ -691,6 +831,7 @@ IOC_LAYERS: dict[tuple[str, str], Layer] = {
     ("citizen_support", "province"): CITIZEN_SUPPORT_BY_PROVINCE,
     ("trees", "commune"): TREES_BY_COMMUNE,
     ("trees", "month"): TREE_COUNT_BY_MONTH,
+    ("storm_damage", "commune"): CARE_STORM_DAMAGE_BY_COMMUNE,
 }
 
 # Computed from the trees (migration 0010): read after smarttrees.carbon.refresh().
@@ -717,6 +858,7 @@ LAYERS: tuple[Layer, ...] = (
     CITIZEN_SUPPORT_BY_PROVINCE,
     TREES_BY_COMMUNE,
     TREE_COUNT_BY_MONTH,
+    *CARE_LAYERS,
 )
 
 

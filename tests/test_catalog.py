@@ -31,6 +31,7 @@ from gis_api.collections import COLLECTIONS, IOC_COLLECTIONS
 from gis_api.tiles.layers import tile_collections
 from smarttrees import catalog, ioc
 from smarttrees.settings import Settings
+from tests.fixtures.care import CARE_CONTACT, CARE_NOTE, seed_care
 from tests.fixtures.databases import copied_database
 from tests.fixtures.province import PROVINCE_TEMPLATE
 from tests.fixtures.server import serve_database
@@ -69,6 +70,7 @@ def province(cluster: Any, province_template: Any) -> Iterator[str]:
                 "ORDER BY id LIMIT 20) UNION ALL (SELECT 'stands', id FROM smarttrees.stands "
                 "ORDER BY id LIMIT 1)) AS sampled"
             )
+        seed_care(url)  # an inspection, an order, storm damage, a public report
         yield url
 
 
@@ -320,6 +322,8 @@ def test_nothing_personal_in_any_output(province: str, outputs: dict[str, Output
     for full_name, national_id in people:
         assert full_name not in text and json.dumps(full_name)[1:-1] not in text
         assert not national_id or national_id not in text
+    for typed in (CARE_CONTACT, CARE_NOTE):  # what a member of the public typed
+        assert typed not in text and json.dumps(typed)[1:-1] not in text
 
 
 def test_the_readme_field_vocabulary_is_the_catalogue() -> None:

@@ -5,9 +5,11 @@ import pytest
 from smarttrees import catalog
 from smarttrees.errors import ArgumentError
 from smarttrees.layers import LAYERS, read_layer
+from tests.fixtures.care import seed_care
 
 
 def test_every_layer_reads(province_url):
+    seed_care(province_url)  # the generator makes no inspection, order, storm or report
     for name in LAYERS:
         frame = read_layer(name, url=province_url, limit=50)
         layer = catalog.get(name)

@@ -311,7 +311,8 @@ def test_tiles_are_discovered_from_the_collection_documents(tiles_server: str) -
     with_tiles = {c["id"] for c in listed if any(link["rel"] == TILESETS_REL for link in c["links"])}
     assert with_tiles == {"trees", "stands", "communes",  # nurseries etc. have no tiles
                           "documents_by_commune", "citizen_support_by_commune",
-                          "trees_by_commune"}  # the IOC's area layers
+                          "trees_by_commune",  # the IOC's area layers
+                          "care_inspections_due", "care_storm_damage"}  # tree care
 
     town = tile_of(*TOWN, 12)
     for collection in ("trees", "stands", "communes"):

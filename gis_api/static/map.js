@@ -23,6 +23,8 @@
     },
   };
   let colourBy = "category";
+  // Tree care: ISA TRAQ risk classes (the due list's layer).
+  const RISK_COLOURS = { low: "#1a9641", moderate: "#fdae61", high: "#e66101", extreme: "#b2182b" };
   // Chain-of-custody scans, by the step they record: where logs and seedlings went.
   const CUSTODY_COLOURS = {
     felled: "#8c510a", at_landing: "#d8b365", loaded: "#e08214", received: "#b2182b",
@@ -60,6 +62,9 @@
       nurseries: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       custody: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       found: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      // Tree care changes by the minute: always the live tiles, never an archive.
+      care_due: { type: "vector", tiles: [tilesUrl("care_inspections_due")], minzoom: 0, maxzoom: 16 },
+      care_damage: { type: "vector", tiles: [tilesUrl("care_storm_damage")], minzoom: 0, maxzoom: 16 },
     };
     const layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1ea" } }];
     if (config.basemapUrl) {
@@ -103,6 +108,20 @@
         paint: {
           "circle-color": ["match", ["get", "event_type"], ...Object.entries(CUSTODY_COLOURS).flat(), "#555555"],
           "circle-radius": 5, "circle-stroke-color": "#ffffff", "circle-stroke-width": 1,
+        } },
+      { id: "care-due", type: "circle", source: "care_due", "source-layer": "care_inspections_due",
+        layout: { visibility: "none" },
+        paint: {
+          "circle-color": ["match", ["get", "risk"], ...Object.entries(RISK_COLOURS).flat(), "#555555"],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 2.5, 17, 7],
+          "circle-stroke-color": "#ffffff", "circle-stroke-width": 1,
+        } },
+      { id: "care-damage", type: "circle", source: "care_damage", "source-layer": "care_storm_damage",
+        layout: { visibility: "none" },
+        paint: {
+          "circle-color": ["match", ["get", "priority"], 1, "#b2182b", 2, "#e66101", 3, "#fdae61", "#1f78b4"],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 3, 17, 8],
+          "circle-stroke-color": "#000000", "circle-stroke-width": 1,
         } },
       { id: "found", type: "circle", source: "found",
         paint: {
@@ -247,6 +266,19 @@
       drawLegend();
     });
   });
+
+  // Tree care filters: the risk classes shown, and only trees due by today.
+  function careFilter() {
+    const risk = document.getElementById("care-risk").value;
+    const dueOnly = document.getElementById("care-due-only").checked;
+    const parts = ["all"];
+    if (risk) parts.push(["in", ["get", "risk"], ["literal", risk.split(",")]]);
+    if (dueOnly) parts.push(["<=", ["get", "next_due"], new Date().toISOString().slice(0, 10)]);
+    map.setFilter("care-due", parts.length > 1 ? parts : null);
+  }
+  document.getElementById("care-risk").addEventListener("change", careFilter);
+  document.getElementById("care-due-only").addEventListener("change", careFilter);
+  window.smarttreesCareFilter = careFilter;
 
   document.querySelectorAll("input[data-layers]").forEach((box) => {
     box.addEventListener("change", () => {

@@ -166,6 +166,37 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
             table="communes",
             sql="tiles_communes",
         ),
+        # Tree care (issue 19): the web map's risk and storm layers.
+        "care_inspections_due": TileCollection(
+            "care_inspections_due",
+            "Tree inspections: risk class and next due date",
+            (
+                TileLayer(
+                    "care_inspections_due",
+                    "point",
+                    catalogue_fields("care_inspections_due", (
+                        "id", "tree_code", "risk", "commune_code",
+                    )) | {"next_due": "String"},
+                ),
+            ),
+            table="care_tree_status",
+            sql="tiles_care_inspections_due",
+        ),
+        "care_storm_damage": TileCollection(
+            "care_storm_damage",
+            "Storm damage to trees",
+            (
+                TileLayer(
+                    "care_storm_damage",
+                    "point",
+                    catalogue_fields("care_storm_damage", (
+                        "id", "storm_id", "damage", "priority", "commune_code",
+                    )),
+                ),
+            ),
+            table="care_damage",
+            sql="tiles_care_storm_damage",
+        ),
         **ioc_tile_collections(),
     }
 

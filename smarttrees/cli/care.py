@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,6 +102,8 @@ def due(
     never: bool = typer.Option(False, "--never-inspected",
                                help="List trees never inspected instead."),
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    pdf: Path = typer.Option(None, "--pdf", dir_okay=False,
+                             help="Write a printable sheet with a map to this file."),
 ) -> None:
     """The trees due for inspection, soonest first, with the count per risk class."""
     from smarttrees.care.due import DueFilter, due_list
@@ -112,6 +114,17 @@ def due(
     except ValueError:
         raise CareError("bad_parameter", f"--by: {by!r} is not a date (YYYY-MM-DD)") from None
     what = DueFilter(day, commune, tuple(risk), tuple(category), limit, never)
+    if pdf is not None:
+        from gis_api.care_sheets import commune_outlines, due_points, due_sheet
+
+        async def sheet(conn: Any) -> bytes:
+            doc = await due_list(conn, what)
+            rings = await commune_outlines(conn, due_points(doc))
+            return due_sheet(doc, _filters(commune, risk, category), rings)
+
+        pdf.write_bytes(run(sheet))
+        typer.echo(f"due list written to {pdf}")
+        return
     doc = run(lambda conn: due_list(conn, what))
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -123,6 +136,16 @@ def due(
         per_risk = ", ".join(f"{k} {v:,}" for k, v in doc["by_risk"].items())
         typer.echo(f"{doc['total']:,} trees due by {doc['by']} ({per_risk}); "
                    f"{len(doc['trees']):,} listed")
+
+
+def _filters(commune: str | None, risks: Sequence[str], categories: Sequence[str]) -> str:
+    """What a sheet lists, in words."""
+    parts = [f"xã · commune {commune}" if commune else "toàn tỉnh · whole province"]
+    if risks:
+        parts.append("rủi ro · risk " + ", ".join(risks))
+    if categories:
+        parts.append("loại · category " + ", ".join(categories))
+    return "; ".join(parts)
 
 
 @app.command("refresh")
@@ -223,6 +246,34 @@ def orders_list(
         return
     for o in orders:
         typer.echo(_order_line(o))
+
+
+@orders_app.command("sheet")
+def orders_sheet(
+    pdf: Path = typer.Argument(..., dir_okay=False, help="The PDF file to write."),
+    crew: str = typer.Option(None, help="Only orders of this crew."),
+    on: str = typer.Option(None, help="Only orders scheduled on this day (YYYY-MM-DD)."),
+    status: list[str] = typer.Option(["scheduled"], help="Orders of this status (repeatable)."),
+) -> None:
+    """Print a crew's orders as a PDF sheet with a map (default: every scheduled order)."""
+    from gis_api.care_sheets import commune_outlines, order_points, orders_sheet
+    from smarttrees.care.errors import CareError
+    from smarttrees.care.orders import list_orders
+
+    try:
+        day = date.fromisoformat(on).isoformat() if on else None
+    except ValueError:
+        raise CareError("bad_parameter", f"--on: {on!r} is not a date (YYYY-MM-DD)") from None
+
+    async def sheet(conn: Any) -> bytes:
+        orders = await list_orders(conn, tuple(status), crew)
+        orders = [o for o in orders if day is None or o["scheduled_on"] == day]
+        rings = await commune_outlines(conn, order_points(orders))
+        heading = f"Tổ · Crew: {crew or 'tất cả · all'}; ngày · day: {day or 'mọi ngày · any'}"
+        return orders_sheet(orders, heading, rings)
+
+    pdf.write_bytes(run(sheet))
+    typer.echo(f"work orders written to {pdf}")
 
 
 @orders_app.command("show")
