@@ -181,6 +181,7 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
             ),
             table="care_tree_status",
             sql="tiles_care_inspections_due",
+            version_sql="tiles_care_version",  # live: never archived
         ),
         "care_storm_damage": TileCollection(
             "care_storm_damage",
@@ -196,6 +197,7 @@ def tile_collections(settings: Settings) -> dict[str, TileCollection]:
             ),
             table="care_damage",
             sql="tiles_care_storm_damage",
+            version_sql="tiles_care_version",  # live: never archived
         ),
         **ioc_tile_collections(),
     }
