@@ -151,3 +151,27 @@ def test_work_orders_are_opened_from_damage_most_urgent_first(
     again = run_cli("care", "storms", "orders", str(storm),
                     env=cli_env(SMARTTREES_DATABASE_URL=care_db))
     assert again.stdout.strip() == "0 work orders requested"
+
+
+def test_the_damage_tiles_follow_new_records(
+        server: str, care_db: str, tokens: dict[str, dict[str, str]], storm: int) -> None:
+    import math
+
+    import mapbox_vector_tile
+
+    lon, lat, z = 105.875, 21.515, 14
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    url = f"{server}/collections/care_storm_damage/tiles/WebMercatorQuad/{z}/{y}/{x}"
+
+    def kinds() -> list[str]:
+        body = httpx.get(url).content
+        layer = mapbox_vector_tile.decode(body).get("care_storm_damage", {"features": []})
+        return sorted(f["properties"]["damage"] for f in layer["features"])
+
+    before = kinds()  # cached now
+    added = httpx.post(f"{server}/api/care/storms/{storm}/damage", headers=tokens["field"],
+                       json=[record("t-1", "uprooted", location=point(lon, lat))])
+    assert added.status_code == 201
+    assert kinds() == sorted([*before, "uprooted"])
