@@ -196,21 +196,28 @@ SET dbh_cm = coalesce(i.dbh_cm, t.dbh_cm),
     height_m = coalesce(i.height_m, t.height_m),
     condition = coalesce(i.condition, t.condition),
     updated_at = now()
-FROM smarttrees.care_tree_status s
-JOIN smarttrees.care_inspections i ON i.id = s.last_inspection_id
-WHERE s.tree_id = t.id AND s.last_inspection_id = ANY(%(ids)s::bigint[])
+FROM smarttrees.care_inspections i
+JOIN smarttrees.care_tree_status s ON s.tree_id = i.tree_id AND s.last_inspection_id = i.id
+WHERE i.id = ANY(%(ids)s::bigint[]) AND t.id = i.tree_id
   AND (t.dbh_cm, t.height_m, t.condition) IS DISTINCT FROM
       (coalesce(i.dbh_cm, t.dbh_cm), coalesce(i.height_m, t.height_m),
        coalesce(i.condition, t.condition))
 """
 
+# Each inspection found by an index: by id (new, without a key) or by its key. An OR of the
+# two in one join condition scanned every stored inspection once per answer.
 _ANSWERS = """
 SELECT r.i, i.id, t.tree_code, i.inspected_on, i.likelihood_failure_impact, i.risk, s.next_due
 FROM jsonb_to_recordset(%(keys)s::jsonb)
      AS r(i int, id bigint, device_id text, client_event_id text)
-JOIN smarttrees.care_inspections i
-  ON i.id = r.id
-  OR (r.id IS NULL AND i.device_id = r.device_id AND i.client_event_id = r.client_event_id)
+CROSS JOIN LATERAL (
+    SELECT x.id, x.tree_id, x.inspected_on, x.likelihood_failure_impact, x.risk
+    FROM smarttrees.care_inspections x WHERE x.id = r.id
+    UNION ALL
+    SELECT x.id, x.tree_id, x.inspected_on, x.likelihood_failure_impact, x.risk
+    FROM smarttrees.care_inspections x
+    WHERE r.id IS NULL AND x.device_id = r.device_id AND x.client_event_id = r.client_event_id
+) i
 JOIN smarttrees.trees t ON t.id = i.tree_id
 LEFT JOIN smarttrees.care_tree_status s ON s.tree_id = i.tree_id
 ORDER BY r.i
