@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from PIL import Image
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -60,6 +60,8 @@ _COLUMNS = (
     "id, name, title, path, band, crs, dtype, nodata, value_min, value_max, colormap, units, "
     "bbox, mercator_path"
 )
+ROW_SECONDS = 2.0  # a tile request reuses the raster's row read this long ago
+_rows: TTLCache[str, dict[str, Any] | None] = TTLCache(256, ROW_SECONDS)  # event loop only
 _cache: LRUCache[tuple[int, int, int, int], bytes] = LRUCache(CACHE_BYTES, getsizeof=len)
 _cache_lock = threading.Lock()  # render_tile runs in worker threads
 
@@ -190,6 +192,21 @@ def stretched_png(band: np.ma.MaskedArray, low: float, high: float, colormap: st
     return out.getvalue()
 
 
+async def _raster_row(pool: AsyncConnectionPool, name: str) -> dict[str, Any] | None:
+    """The row of raster ``name`` (None: not registered), read at most every :data:`ROW_SECONDS`.
+
+    A map asks for a dozen tiles at once, and a query per tile repeats the same read for each
+    (a pool checkout and a round trip on the event loop). A raster added, replaced or removed
+    shows within the delay.
+    """
+    if name in _rows:
+        return _rows[name]
+    rows = await registered(pool, name)
+    row = rows[0] if rows else None
+    _rows[name] = row
+    return row
+
+
 async def tile(request: Request) -> Response:
     """One PNG tile of a registered raster."""
     name = request.path_params["name"]
@@ -198,11 +215,11 @@ async def tile(request: Request) -> Response:
     address = parse_tile_address(
         request.path_params["z"], request.path_params["y"], request.path_params["x"]
     )
-    rows = await registered(request.app.state.pool, name)
-    if not rows:
+    raster = await _raster_row(request.app.state.pool, name)
+    if raster is None:
         raise NotFound(f"no raster {name!r} is registered")
     try:
-        content = await asyncio.to_thread(render_tile, rows[0], address.z, address.y, address.x)
+        content = await asyncio.to_thread(render_tile, raster, address.z, address.y, address.x)
     except OSError as exc:  # rasterio's errors are OSErrors: the file moved or broke
         log.warning("raster %s cannot be read: %s", name, type(exc).__name__)
         raise Unavailable(f"the file of raster {name!r} cannot be read") from None
