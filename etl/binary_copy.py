@@ -44,7 +44,8 @@ POINT_EWKB = np.dtype(
     [("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
 )
 _NUMBERS = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8"}
-KINDS = frozenset({*_NUMBERS, "bool", "date", "text", "geometry"})
+KINDS = frozenset({*_NUMBERS, "bool", "date", "text", "jsonb", "geometry"})
+JSONB_VERSION = b"\x01"  # jsonb's binary form: this version byte, then the JSON text
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ def _field(kind: str, values: np.ndarray) -> _Field:
     """One column in wire form; see :func:`binary_rows` for the kinds and their NULLs."""
     if kind == "text":
         return _text(values)
+    if kind == "jsonb":
+        text = _text(values)
+        lengths = text.lengths if text.lengths is not None else np.full(len(values), text.width)
+        return _Field(np.strings.add(JSONB_VERSION, text.values.astype("S")),
+                      np.where(lengths < 0, -1, lengths + 1), text.width + 1)
     null = _null_mask(values)
     values = np.ma.getdata(values)
     if kind == "geometry":

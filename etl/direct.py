@@ -19,8 +19,10 @@ compares everything stored and reported.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +37,7 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
 
-from etl import binary_copy, merge, validate
+from etl import attributes, binary_copy, digests, merge, validate
 from etl import crs as crsmod
 from etl.mappings import Mapping
 from etl.readers import Table
@@ -96,18 +98,20 @@ class Rows:
     source: np.ndarray
     lon: np.ndarray
     lat: np.ndarray
+    attributes: np.ndarray      # JSON text of the columns the mapping does not know (b'': none)
 
     def __len__(self) -> int:
         return len(self.tree_code)
 
-    def stored(self, source_crs: str) -> list[binary_copy.Column]:
+    def stored(self, source_crs: str, digests: np.ndarray) -> list[binary_copy.Column]:
         """The columns of :data:`STORED`, as ``etl.binary_copy`` encodes them."""
         return [("text", self.tree_code), ("text", self.category), ("int4", self.species_id),
                 ("float4", self.dbh_cm), ("float4", self.height_m), ("float4", self.crown_m),
                 ("text", self.condition), ("date", self.planted_on),
                 ("text", self.commune_code), ("text", self.source),
                 ("text", np.full(len(self), source_crs)),
-                ("geometry", np.column_stack([self.lon, self.lat]))]
+                ("geometry", np.column_stack([self.lon, self.lat])),
+                ("jsonb", self.attributes), ("int8", digests)]
 
 
 @dataclass
@@ -174,8 +178,9 @@ def read_batches(table: Table, columns: dict[str, int],
         "parse_options": pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True,
                                             ignore_empty_lines=False),
         # Only an empty cell is empty: "NA" or "null" in a number column is not a number.
-        "convert_options": pacsv.ConvertOptions(column_types=types, null_values=[""],
-                                                strings_can_be_null=False),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=types, null_values=[""], strings_can_be_null=False,
+            decimal_point=decimal_mark(table, sorted(numbers))),
     }
     try:
         with table.path.open("rb") as handle:
@@ -187,6 +192,43 @@ def read_batches(table: Table, columns: dict[str, int],
                     done = handle.tell()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise NotClean(f"{table.path.name}: {exc}") from exc
+
+
+SAMPLE_BYTES = 1 << 20        # read to tell a file's decimal mark
+_COMMA_NUMBER = re.compile(r"^[+-]?[0-9]*,[0-9]+$")
+_POINT_NUMBER = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
+
+
+def decimal_mark(table: Table, numbers: list[int]) -> str:
+    """``","`` for a file whose number columns are written with decimal commas ("8,6"), else ".".
+
+    Told from the first megabyte: commas and no points in its number cells. A file mixing both
+    is read with points; its comma cells then fail Arrow's parse and the file goes the checked
+    way, which reads both.
+    """
+    if not numbers:
+        return "."
+    with table.path.open("rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    cut = sample.rfind(b"\n")
+    if cut <= 0:
+        return "."
+    names = [f"c{i}" for i in range(len(table.headers))]
+    try:
+        head = pacsv.read_csv(
+            io.BytesIO(sample[:cut + 1]),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"c{i}": pa.string() for i in numbers},
+                include_columns=[f"c{i}" for i in numbers]))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return "."
+    cells = [str(v).strip() for column in head.columns for v in column.unique().to_pylist()
+             if v is not None]
+    commas = any(_COMMA_NUMBER.match(c) for c in cells)
+    points = any(_POINT_NUMBER.match(c) for c in cells)
+    return "," if commas and not points else "."
 
 
 @dataclass
@@ -232,17 +274,19 @@ class Checker:
             dbh_cm=sizes["dbh"], height_m=sizes["height"], crown_m=sizes["crown"],
             condition=condition, planted_on=planted,
             commune_code=(self.communes.of(lon, lat) if self.communes else np.full(n, "")),
-            source=sources, lon=lon, lat=lat)
+            source=sources, lon=lon, lat=lat,
+            attributes=utf8_bytes(attributes.objects(batch, self.plan.extra)))
 
     # -- one kind of field each --------------------------------------------------------------
 
-    def _column(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
+    def column(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
+        """The column of a batch feeding a field, if the file has one."""
         index = self.plan.columns.get(name)
         return None if index is None else batch.column(index)
 
     def _text(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
         """Trimmed text of a column, empty → null (``nullif(btrim(cell), '')``)."""
-        column = self._column(batch, name)
+        column = self.column(batch, name)
         if column is None:
             return None
         trimmed = pc.utf8_trim(column, characters=" ")
@@ -255,7 +299,7 @@ class Checker:
         distinct value of the batch is resolved and typed once, then spread over the rows.
         """
         convert, empty = TYPES[kind]
-        column = self._column(batch, name)
+        column = self.column(batch, name)
         if column is None:
             return np.full(batch.num_rows, empty)
         dictionary = column.dictionary.to_pylist()
@@ -283,7 +327,7 @@ class Checker:
 
     def _number(self, batch: pa.RecordBatch, name: str) -> np.ndarray:
         """A number column as float64 (NaN: empty); refuses NaN and infinities written out."""
-        column = self._column(batch, name)
+        column = self.column(batch, name)
         if column is None:
             return np.full(batch.num_rows, np.nan)
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -372,7 +416,7 @@ def require_distinct_spots(keys: list[np.ndarray]) -> None:
 # The columns of a tree the direct path writes (see Rows.stored), with the id in trees and
 # the file, row and spot key in load_checked (whose problems keep their default, '{}').
 STORED = ("tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m", "condition",
-          "planted_on", "commune_code", "source", "source_crs", "geom")
+          "planted_on", "commune_code", "source", "source_crs", "geom", "attributes", "load_digest")
 COLUMNS = ("id", *STORED)
 STAGED_COLUMNS = ("file_no", "row_no", *STORED, "gx", "gy")
 # The next value of a table's identity, without taking it.
@@ -385,12 +429,52 @@ HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
 @dataclass
 class FileInput:
-    """One file on the direct path: its plan and checker, its batches, its history source."""
+    """One file on the direct path: its plan and checker, its batches, its history source.
+
+    ``context`` seeds the rows' digests (``etl.digests``); a row whose digest is in ``stored``
+    (sorted) was loaded before into a tree unchanged since, and is counted in ``skipped``
+    instead of being checked. ``codes`` collects the hashed tree code of every row, skipped or
+    not, for :func:`require_distinct_codes`.
+    """
 
     plan: validate.FilePlan
     checker: Checker
     batches: Iterator[pa.RecordBatch]
     source: str
+    context: int = 0
+    stored: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skipped: int = 0
+    codes: list[np.ndarray] = field(default_factory=list)
+
+    def checked(self) -> Iterator[tuple[Rows, np.ndarray, np.ndarray]]:
+        """Each batch's rows to write, checked, with their file row numbers and digests."""
+        row_no = 2                                    # row 1: the header
+        for batch in self.batches:
+            n = batch.num_rows
+            numbers = np.arange(row_no, row_no + n, dtype=np.int64)
+            row_no += n
+            row_digests = digests.row_digests(batch, self.context)
+            if len(self.stored):
+                code = self.checker.column(batch, "tree_code")
+                if code is not None:
+                    self.codes.append(digests.column_hash(pc.utf8_trim(code, characters=" ")))
+                keep = ~digests.known(row_digests, self.stored)
+                if not keep.all():
+                    self.skipped += int(n - keep.sum())
+                    batch, numbers = batch.filter(pa.array(keep)), numbers[keep]
+                    row_digests = row_digests[keep]
+                    if batch.num_rows == 0:
+                        continue
+            yield self.checker.check(batch), numbers, row_digests
+
+
+def require_distinct_codes(files: list[FileInput]) -> None:
+    """A code repeated in a run with skipped rows: the checked path words it (on every row)."""
+    if not any(f.skipped for f in files):
+        return
+    every = np.sort(np.concatenate([c for f in files for c in f.codes] or [np.zeros(0, np.uint64)]))
+    if (every[1:] == every[:-1]).any():
+        raise NotClean("a tree code repeats in a run whose other rows are unchanged")
 
 
 def claim_empty_inventory(conn: psycopg.Connection) -> bool:
@@ -476,18 +560,13 @@ def _lap(clock: list[float]) -> float:
 
 def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
     """COPY one file's checked rows into ``load_checked``, for the merge into the inventory."""
-    row_no = 2
     with conn.cursor() as cur, binary_copy.open_copy(
             cur, sql.Identifier("load_checked"), STAGED_COLUMNS, queued=True) as copy:
-        for batch in f.batches:
-            rows = f.checker.check(batch)
-            n = len(rows)
+        for rows, numbers, row_digests in f.checked():
             gx, gy = spot_grid(rows.lon, rows.lat)
             copy.write(binary_copy.binary_rows([
-                ("int4", np.full(n, f.plan.file_no, dtype=np.int32)),
-                ("int8", np.arange(row_no, row_no + n, dtype=np.int64)),
-                *rows.stored(f.plan.source_crs), ("int8", gx), ("int8", gy)]))
-            row_no += n
+                ("int4", np.full(len(rows), f.plan.file_no, dtype=np.int32)), ("int8", numbers),
+                *rows.stored(f.plan.source_crs, row_digests), ("int8", gx), ("int8", gy)]))
 
 
 def _next_id(conn: psycopg.Connection, table: str) -> int:
@@ -525,13 +604,13 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
     with conn.cursor() as cur, binary_copy.open_copy(
             cur, sql.Identifier("smarttrees", "trees"), COLUMNS, freeze=True,
             queued=True) as copy:
-        for batch in f.batches:
-            rows = f.checker.check(batch)
+        for rows, _numbers, row_digests in f.checked():
             n = len(rows)
             ids = np.arange(next_id, next_id + n, dtype=np.int64)
             next_id += n
             spots.append(spot_keys(rows.lon, rows.lat))
-            copy.write(binary_copy.binary_rows([("int8", ids), *rows.stored(f.plan.source_crs)]))
+            copy.write(binary_copy.binary_rows([("int8", ids),
+                                                *rows.stored(f.plan.source_crs, row_digests)]))
             history.write(binary_copy.binary_rows([
                 ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
                 ("text", np.full(n, "insert")),

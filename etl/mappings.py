@@ -60,6 +60,7 @@ class Mapping:
     defaults: dict[str, str] = field(default_factory=dict)
     crs: str | None = None
     vocabulary: dict[str, dict[str, str]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()      # headers not kept in a tree's attributes
 
     def match(self, headers: list[str], path: Path | str = "input") -> dict[str, int]:
         """Field → index of the header that feeds it (the rule of ``etl.headers``)."""
@@ -136,7 +137,16 @@ def _parse(raw: dict[str, Any], path: Path) -> Mapping:
         crs=raw.get("crs"),
         vocabulary={k: {kk: str(vv) for kk, vv in v.items()}
                     for k, v in raw.get("vocabulary", {}).items()},
+        exclude=tuple(_strings(raw.get("exclude", []), path, "exclude")),
     )
+
+
+def _strings(value: Any, path: Path, key: str) -> list[str]:
+    """A TOML value that must be a list of strings (one string is a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise MappingError(f"{path.name}: {key} must be a list of column headers")
+    return items
 
 
 def merge(mappings: list[Mapping], name: str) -> Mapping:
@@ -144,7 +154,9 @@ def merge(mappings: list[Mapping], name: str) -> Mapping:
     fields: dict[str, FieldSpec] = {}
     vocabulary: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
+    exclude: tuple[str, ...] = ()
     for m in mappings:
+        exclude += m.exclude
         for fname, spec in m.fields.items():
             old = fields.get(fname)
             if old is None:
@@ -156,4 +168,4 @@ def merge(mappings: list[Mapping], name: str) -> Mapping:
             vocabulary.setdefault(vocab_name, {}).update(table)
         for key, value in m.defaults.items():
             defaults.setdefault(key, value)
-    return Mapping(name, fields, {}, defaults, None, vocabulary)
+    return Mapping(name, fields, {}, defaults, None, vocabulary, exclude)

@@ -12,13 +12,14 @@ import logging
 import time
 
 import psycopg
-from psycopg import sql
+
+from etl import bulk
 
 log = logging.getLogger(__name__)
 
 # The columns a survey sets; source and source_crs follow a change but are no change by themselves.
 COMPARED = ("category", "species_id", "dbh_cm", "height_m", "crown_m", "condition", "planted_on",
-            "commune_code", "geom")
+            "commune_code", "geom", "attributes")
 _OLD = ", ".join(f"t.{c}" for c in COMPARED)
 _STAGED = ", ".join(f"c.{c}" for c in COMPARED)
 
@@ -30,8 +31,8 @@ _GOOD = "c.file_no = %(file_no)s AND c.problems = '{}'"
 # New codes: a plain INSERT (no speculative insertion); a code inserted meanwhile by another
 # session fails the load as a whole, which is then simply run again.
 INSERT_NEW = f"""
-INSERT INTO smarttrees.trees (tree_code, {", ".join(COMPARED)}, source, source_crs)
-SELECT c.tree_code, {_STAGED}, c.source, c.source_crs
+INSERT INTO smarttrees.trees (tree_code, {", ".join(COMPARED)}, source, source_crs, load_digest)
+SELECT c.tree_code, {_STAGED}, c.source, c.source_crs, c.load_digest
 FROM load_checked c
 WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code = c.tree_code)
 """
@@ -40,10 +41,20 @@ WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code
 # and get no history.
 UPDATE_CHANGED = f"""
 UPDATE smarttrees.trees t
-SET {", ".join(f"{col} = c.{col}" for col in (*COMPARED, "source", "source_crs"))},
+SET {", ".join(f"{col} = c.{col}" for col in (*COMPARED, "source", "source_crs", "load_digest"))},
     updated_at = now()
 FROM load_checked c
 WHERE {_GOOD} AND t.tree_code = c.tree_code AND {_CHANGED}
+"""
+
+# Trees the file leaves as they are, whose digest differs (written another way, or before
+# digests were kept): the row's digest is kept, so the next reload skips the row. The history
+# trigger compares the trees without their digests and records nothing.
+REFRESH_DIGESTS = f"""
+UPDATE smarttrees.trees t SET load_digest = c.load_digest
+FROM load_checked c
+WHERE {_GOOD} AND t.tree_code = c.tree_code AND c.load_digest IS NOT NULL
+  AND t.load_digest IS DISTINCT FROM c.load_digest AND NOT {_CHANGED}
 """
 
 # What the merge would do, without doing it (for --dry-run).
@@ -68,45 +79,28 @@ def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tupl
         row = conn.execute(PREVIEW, params).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
+    start = time.perf_counter()
     updated = conn.execute(UPDATE_CHANGED, params).rowcount
+    log.debug("%d trees updated (with their history) in %.2f s", updated,
+              time.perf_counter() - start)
+    refreshed = conn.execute(REFRESH_DIGESTS, params).rowcount
     inserted = conn.execute(INSERT_NEW, params).rowcount
+    log.debug("%d digests refreshed, %d trees inserted; merge in %.2f s", refreshed, inserted,
+              time.perf_counter() - start)
     return inserted, updated
 
 
-# Secondary indexes of trees that a bulk load drops and rebuilds: unique ones stay (they guard
-# the key), the others are cheaper to build once, sorted, than to grow row by row.
-# The same for tree_history, whose rows the insert trigger writes one per new tree, when the
-# load outweighs the history too (readers of the history then wait for the commit).
-SECONDARY_INDEXES = """
-SELECT c.relname, pg_get_indexdef(i.indexrelid)
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary
-ORDER BY c.relname
-"""
-# Foreign keys of trees: checked row by row by triggers on insert; a bulk load re-adds them after,
-# which checks every row in one join.
-FOREIGN_KEYS = """
-SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-WHERE conrelid = 'smarttrees.trees'::regclass AND contype = 'f' ORDER BY conname
-"""
-# Primary and unique keys of a table, unless a foreign key elsewhere depends on them.
-KEYS = """
-SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint k
-WHERE conrelid = %s::regclass AND contype IN ('p', 'u')
-  AND NOT EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = k.conindid)
-ORDER BY contype, conname
-"""
 BULK_MIN_ROWS = 50_000
 
 
 def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int | None, *,
                           keys: bool = False) -> list[str]:
-    """Drop trees' secondary indexes when the load outweighs the table; return their definitions.
+    """Set aside trees' indexes and foreign keys when the load outweighs the table (``etl.bulk``).
 
-    ``good_rows=None`` drops them whatever the sizes. ``keys`` drops the primary and unique
-    keys of ``trees`` and ``tree_history`` too: only for a load into an empty ``trees``, whose
-    rows were checked distinct beforehand (the rebuild checks them again).
-    Inside the load's transaction, so a failure restores them; readers wait for the lock meanwhile.
+    ``good_rows=None`` sets them aside whatever the sizes; the history's go too when the load
+    outweighs it (readers of the history then wait for the commit). ``keys`` drops the primary
+    and unique keys as well: only for a load into an empty ``trees``, whose rows were checked
+    distinct beforehand. Returns the DDL for :func:`rebuild_indexes`.
     """
     if good_rows is not None and (good_rows < BULK_MIN_ROWS
                                   or good_rows <= _rows(conn, "smarttrees.trees")):
@@ -114,23 +108,7 @@ def drop_indexes_for_bulk(conn: psycopg.Connection, good_rows: int | None, *,
     tables = ["smarttrees.trees"]
     if good_rows is None or good_rows > _rows(conn, "smarttrees.tree_history"):
         tables.append("smarttrees.tree_history")
-    restore = []
-    if keys:
-        for table in tables:
-            for name, definition in conn.execute(KEYS, (table,)).fetchall():
-                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.SQL(table), sql.Identifier(name)))
-                restore.append(f"ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}")
-    for table in tables:
-        definitions = conn.execute(SECONDARY_INDEXES, (table,)).fetchall()
-        for name, _ in definitions:
-            conn.execute(sql.SQL("DROP INDEX smarttrees.{}").format(sql.Identifier(name)))
-        restore += [definition for _, definition in definitions]
-    for name, definition in conn.execute(FOREIGN_KEYS).fetchall():
-        conn.execute(sql.SQL("ALTER TABLE smarttrees.trees DROP CONSTRAINT {}").format(
-            sql.Identifier(name)))
-        restore.append(f"ALTER TABLE smarttrees.trees ADD CONSTRAINT \"{name}\" {definition}")
-    return restore
+    return bulk.set_aside(conn, tables, keys=keys)
 
 
 def _rows(conn: psycopg.Connection, table: str) -> int:
@@ -141,10 +119,5 @@ def _rows(conn: psycopg.Connection, table: str) -> int:
 
 
 def rebuild_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
-    """Recreate the indexes and constraints dropped for a bulk load (catalogue definitions)."""
-    for definition in definitions:
-        start = time.perf_counter()
-        conn.execute(sql.SQL(definition))  # type: ignore[arg-type,unused-ignore]  # catalogue DDL
-        log.debug("%.2f s: %s", time.perf_counter() - start, definition)
-    if definitions:
-        conn.execute("ANALYZE smarttrees.trees, smarttrees.tree_history")
+    """Recreate what :func:`drop_indexes_for_bulk` set aside, then analyse the two tables."""
+    bulk.rebuild(conn, definitions, analyse=("smarttrees.trees", "smarttrees.tree_history"))

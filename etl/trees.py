@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -14,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import shapely
 from psycopg import sql
 
+from etl import attributes, digests, direct, merge, report, runs, stage, validate
 from etl import crs as crsmod
-from etl import direct, merge, report, runs, stage, validate
 from etl.direct import NotClean
 from etl.errors import InputError
 from etl.mappings import Mapping, load_mapping
@@ -57,6 +59,7 @@ class FileResult:
     source_crs: str = ""
     direct: bool = False    # checked on the direct path (``etl.direct``)
     all_outside: str | None = None   # the line saying every position is outside the territory
+    skipped: int = 0        # of the unchanged, rows known by their digest and not checked again
 
 
 @dataclass
@@ -148,8 +151,8 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         if try_direct and not all(map(direct.eligible, tables, plans)):
             raise NotClean("not every file is a UTF-8 CSV with coordinate columns")
         actor = options.actor or f"load:{getpass.getuser()}"
-        digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
-        print_ = runs.fingerprint(conn, digests, options, repr(mapping))
+        file_digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
+        print_ = runs.fingerprint(conn, file_digests, options, repr(mapping))
         earlier = runs.previous_clean_run(conn, print_)
         if earlier is not None:
             # The same bytes were loaded cleanly and no tree changed since: nothing can change.
@@ -157,29 +160,34 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
                                        source_crs=f.get("source_crs", ""))
                             for t, f in zip(tables, earlier["files"], strict=True)]
             if not options.dry_run:
-                runs.record(conn, print_, _files_record(result, digests), actor, skipped=True)
+                runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=True)
             result.written = not options.dry_run
             return result
         species = validate.SpeciesIndex.from_db(conn)
+        lap = _laps()
+        skipped = [0] * len(tables)      # rows known unchanged by their digest (etl.digests)
         if not try_direct:
             _stage_and_check(conn, plans, tables, options, species, progress)
-        elif _load_direct(conn, plans, tables, options, species, actor, progress, result):
+        elif _load_direct(conn, plans, tables, options, species, actor, progress, result,
+                          skipped):
             # Written straight into the empty inventory: nothing to merge.
-            runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
+            runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False)
             result.written = True
             return result
+        lap("rows read, checked and staged")
         conn.execute("ANALYZE load_checked")
         validate.cross_checks(conn)
+        lap("checks across rows")
         if try_direct and conn.execute(
                 "SELECT EXISTS (SELECT FROM load_checked WHERE cardinality(problems) > 0)"
         ).fetchone() == (True,):
             raise NotClean("a row repeats a code or a spot of the run or of the inventory")
-        for plan, table in zip(plans, tables, strict=True):
-            result.files.append(_counts(conn, plan, table, options, len(tables)))
+        for plan, table, known in zip(plans, tables, skipped, strict=True):
+            result.files.append(_counts(conn, plan, table, options, len(tables), known))
             result.files[-1].direct = try_direct
         refused = result.total("refused")
         write = not options.dry_run and not (options.strict and refused)
-        good = sum(r.rows - r.refused for r in result.files)
+        good = sum(r.rows - r.refused for r in result.files) - sum(skipped)   # to write
         dropped = merge.drop_indexes_for_bulk(conn, good) if write else []
         for plan, res in zip(plans, result.files, strict=True):
             if progress:
@@ -191,9 +199,10 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
             if options.strict and refused:
                 res.inserted = res.updated = 0
             res.unchanged = res.rows - res.refused - res.inserted - res.updated
+        lap("merged")
         merge.rebuild_indexes(conn, dropped)
         if write:
-            runs.record(conn, print_, _files_record(result, digests), actor, skipped=False)
+            runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False)
         if not write:
             conn.rollback()
         result.written = write
@@ -213,8 +222,15 @@ def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping
     columns, mapping = mapping.for_headers(table.headers, table.path)
     source_crs = _source_crs(table, columns, mapping, options)
     _require(table, columns, mapping)
+    dropped = [h for i, h in enumerate(table.headers)
+               if i not in columns.values() and attributes.personal(h)]
+    if dropped:
+        log.warning("%s: not kept, as they name personal data: %s", table.path.name,
+                    ", ".join(repr(h) for h in dropped))
     plan = validate.FilePlan(file_no, table.path.name, table.headers, columns, mapping,
-                             crsmod.label(source_crs), territory.current(conn), crs=source_crs)
+                             crsmod.label(source_crs), territory.current(conn), crs=source_crs,
+                             extra=attributes.extra_columns(table.headers, columns.values(),
+                                                            mapping.exclude))
     conn.execute("INSERT INTO load_files VALUES (%s, %s, %s, %s)",
                  (file_no, plan.name, plan.label("tree_code"), plan.position_label))
     return plan
@@ -222,22 +238,30 @@ def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping
 
 def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: list[Table],
                  options: LoadOptions, species: validate.SpeciesIndex, actor: str,
-                 progress: Progress | None, result: LoadResult) -> bool:
+                 progress: Progress | None, result: LoadResult, skipped: list[int]) -> bool:
     """Check the files on the direct path; ``NotClean`` at the first row it would refuse.
 
     Into an empty inventory the rows are written at once (true is returned, the counts are in
-    ``result``); otherwise they are staged in ``load_checked`` for the merge (false).
+    ``result``); otherwise the rows not known unchanged by their digest are staged in
+    ``load_checked`` for the merge (false; ``skipped`` is given the others' count per file).
     """
     lookups = direct.Lookups(plans[0].mapping, species)
     communes = direct.Communes(conn)
+    reference = conn.execute(runs.REFERENCE_DIGEST).fetchone()
     files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
                               direct.read_batches(table, plan.columns, _ticker(
                                   progress, f"loading {plan.name}", table.size)),
-                              options.source_name or plan.name)
+                              options.source_name or plan.name,
+                              context=_row_context(plan, reference))
              for plan, table in zip(plans, tables, strict=True)]
     if options.dry_run or not direct.claim_empty_inventory(conn):
+        stored = digests.stored_digests(conn)
         for f in files:
+            f.stored = stored
             direct.stage_checked(conn, f)
+        direct.require_distinct_codes(files)
+        skipped[:] = [f.skipped for f in files]
+        log.debug("direct: %d rows known unchanged by their digest", sum(skipped))
         return False
     log.debug("direct: ready to copy")
     counts = direct.load_into_empty(
@@ -248,6 +272,14 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
         result.files.append(FileResult(table.path, rows=rows, inserted=rows,
                                        source_crs=plan.source_crs, direct=True))
     return True
+
+
+def _row_context(plan: validate.FilePlan, reference: object) -> int:
+    """The seed of a file's row digests: all a row's check depends on besides its cells."""
+    return digests.context_digest(plan.headers, sorted(plan.columns.items()), repr(plan.mapping),
+                                  plan.source_crs, plan.crs.to_wkt(),
+                                  hashlib.sha256(shapely.to_wkb(plan.territory.geometry)).hexdigest(),
+                                  reference)
 
 
 def _stage_and_check(conn: psycopg.Connection, plans: list[validate.FilePlan],
@@ -347,13 +379,14 @@ def _require(table: Table, columns: dict[str, int], mapping: Mapping) -> None:
 
 
 def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
-            options: LoadOptions, files: int) -> FileResult:
+            options: LoadOptions, files: int, skipped: int = 0) -> FileResult:
+    """A file's counts; ``skipped`` rows, known unchanged, were not staged."""
     row = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) FROM load_checked "
         "WHERE file_no = %s", (plan.file_no,)).fetchone()
     assert row is not None
-    res = FileResult(table.path, rows=int(row[0]), refused=int(row[1]),
-                     source_crs=plan.source_crs)
+    res = FileResult(table.path, rows=int(row[0]) + skipped, refused=int(row[1]),
+                     source_crs=plan.source_crs, skipped=skipped)
     if res.rows == 0:
         raise InputError(table.path, "has a header but no data rows")
     if res.refused:
@@ -387,6 +420,18 @@ def _all_outside(conn: psycopg.Connection, plan: validate.FilePlan) -> str | Non
         return None
     return territory.outside_line(plan.territory, plan.name, row[1],
                                   (row[2], row[3], row[4], row[5]))
+
+
+def _laps() -> Callable[[str], None]:
+    """A debug log of the seconds each step took since the previous one."""
+    last = [time.perf_counter()]
+
+    def lap(what: str) -> None:
+        now = time.perf_counter()
+        log.debug("%s in %.2f s", what, now - last[0])
+        last[0] = now
+
+    return lap
 
 
 def _ticker(progress: Progress | None, phase: str, total: int) -> Callable[[int], None] | None:

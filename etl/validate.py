@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from pyproj import CRS
 
+from etl import attributes
 from etl.mappings import Mapping
 from etl.stage import cell, raw_table
 from smarttrees.domain import Category, Condition, fold
@@ -43,7 +44,7 @@ CREATE TEMP TABLE load_checked (
     file_no int NOT NULL, row_no bigint NOT NULL, tree_code text, category text,
     species_id integer, dbh_cm real, height_m real, crown_m real, condition text,
     planted_on date, commune_code text, source text, source_crs text,
-    geom geometry(Point, 4326), gx bigint, gy bigint,
+    geom geometry(Point, 4326), attributes jsonb, load_digest bigint, gx bigint, gy bigint,
     problems text[] NOT NULL DEFAULT '{}') ON COMMIT DROP;
 CREATE TEMP TABLE load_files (file_no int PRIMARY KEY, name text, code_label text,
                               position_label text) ON COMMIT DROP;
@@ -63,6 +64,7 @@ class FilePlan:
     territory: Territory
     crs: CRS = field(default_factory=lambda: CRS.from_epsg(4326))   # of the coordinates
     labels: dict[str, str] = field(default_factory=dict)
+    extra: list[tuple[int, str]] = field(default_factory=list)   # kept as attributes
 
     def label(self, name: str) -> str:
         """How a field is named in messages: the file's own header when it has one."""
@@ -315,12 +317,13 @@ def check_sql(plan: FilePlan, communes: bool) -> sql.Composed:
         if communes else "NULL::text")
     return sql.SQL("""
 INSERT INTO load_checked (file_no, row_no, tree_code, category, species_id, dbh_cm, height_m,
-    crown_m, condition, planted_on, commune_code, source, source_crs, geom, gx, gy, problems)
+    crown_m, condition, planted_on, commune_code, source, source_crs, geom, gx, gy, problems,
+    attributes)
 SELECT {fn}, row_no, t_tree_code, category, species_id, v_dbh, v_height, v_crown, condition,
        planted_on, CASE WHEN ok_position THEN {commune} END, source, {crs},
        CASE WHEN ok_position THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
        CASE WHEN ok_position THEN round(lon * 1e6)::bigint END,
-       CASE WHEN ok_position THEN round(lat * 1e6)::bigint END, problems
+       CASE WHEN ok_position THEN round(lat * 1e6)::bigint END, problems, attributes
 FROM (
     SELECT w.*, array_remove(ARRAY[{problems}], NULL) AS problems,
            (lon IS NOT NULL AND lat IS NOT NULL AND {inside}) AS ok_position
@@ -337,7 +340,8 @@ FROM (
                ({coord_bad}) AS coord_bad, {lookup_problems}
         FROM (
             SELECT p.*, {numbers}
-            FROM (SELECT row_no, g_lon, g_lat, g_problem, g_hint, {texts} FROM {raw} OFFSET 0) p
+            FROM (SELECT row_no, g_lon, g_lat, g_problem, g_hint, {texts},
+                         {attributes} AS attributes FROM {raw} OFFSET 0) p
             OFFSET 0
         ) q {joins}
         OFFSET 0
@@ -349,6 +353,7 @@ FROM (
         inside=inside, category=category, default_source=lit(plan.name), dbh=dbh, height=height,
         crown_f=lit(f["crown"]), coord_bad=coord_bad, numbers=numbers, texts=texts,
         raw=raw_table(plan.file_no), joins=joins, lookup_problems=lookup_problems,
+        attributes=attributes.sql_object(plan.extra, cells=[cell(i) for i, _ in plan.extra]),
     )
 
 

@@ -159,6 +159,21 @@ def test_byte_order_mark_and_semicolons(db_url: str, other_url: str, tmp_path: P
     assert first.files[0].direct and first.files[0].inserted == 60
 
 
+@pytest.mark.parametrize("delimiter", [";", ","])
+def test_decimal_commas_stay_on_the_direct_path(db_url: str, other_url: str, tmp_path: Path,
+                                                delimiter: str) -> None:
+    frame = make_survey(300)
+    numbers = ["Đường kính (cm)", "Chiều cao (m)", "Đường kính tán (m)", "Kinh độ", "Vĩ độ"]
+    written = frame.assign(**{c: frame[c].map(lambda v: str(v).replace(".", ",")) for c in numbers})
+    path = write_survey(written, tmp_path / "thap_phan.csv", delimiter=delimiter)
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert first.files[0].direct and counts(first) == [(300, 300, 0, 0, 0)]
+    with connect(db_url) as conn:
+        dbh = dict(conn.execute("SELECT tree_code, dbh_cm FROM smarttrees.trees").fetchall())
+    assert all(abs(dbh[code] - d) < 1e-4 for code, d in zip(frame["Mã cây"],
+                                                              frame["Đường kính (cm)"], strict=True))
+
+
 def test_english_form_with_a_mapping_of_fixed_values(
         db_url: str, other_url: str, tmp_path: Path) -> None:
     mapping = tmp_path / "contractor.toml"

@@ -17,6 +17,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from etl import bulk
 from etl.binary_copy import POINT_EWKB, Progress, ewkb_points
 
 CHUNK = 50_000
@@ -85,11 +86,9 @@ def step(progress: Progress | None, name: str) -> Iterator[None]:
 def bulk_load(
     cur: psycopg.Cursor[Any], table: str, progress: Progress | None = None
 ) -> Iterator[bool]:
-    """Drop ``table``'s secondary indexes and foreign keys for a bulk load, restore them after.
+    """Set ``table``'s secondary indexes and foreign keys aside for a bulk load (``etl.bulk``).
 
-    Building an index once is much cheaper than maintaining it row by row, and one foreign-key
-    validation (a single join) much cheaper than a check per row. Indexes backing primary-key
-    and unique constraints stay: they guard the load itself. Everything happens inside the
+    Unique and primary indexes stay: they guard the load itself. Everything happens inside the
     caller's transaction, so a failed load leaves the table as it was.
 
     An empty table is also truncated: its storage is then new in this transaction, which lets
@@ -97,39 +96,11 @@ def bulk_load(
     cluster) and lets COPY write frozen rows. Yields whether that happened (COPY FREEZE ok).
     """
     schema, _, name = table.rpartition(".")
-    target = sql.Identifier(schema, name)
-    fresh = _truncate_if_empty(cur, target)
-    indexes = cur.execute(
-        """
-        SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x
-        JOIN pg_class c ON c.oid = x.indexrelid
-        WHERE x.indrelid = %s::regclass
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
-        """,
-        [table],
-    ).fetchall()
-    foreign_keys = cur.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype = 'f'",
-        [table],
-    ).fetchall()
-    for constraint, _ in foreign_keys:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(constraint))
-        )
-    for index, _ in indexes:
-        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, index)))
+    fresh = _truncate_if_empty(cur, sql.Identifier(schema, name))
+    restore = bulk.set_aside(cur, [table])
     yield fresh
     with step(progress, f"{name} indexes and keys"):
-        # The definitions come from the catalogue, exactly as the migrations created them.
-        for _, definition in indexes:
-            cur.execute(sql.SQL(definition))
-        for constraint, definition in foreign_keys:
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition).format(
-                    target, sql.Identifier(constraint)
-                )
-            )
+        bulk.rebuild(cur, restore)
 
 
 def ids_by_code(

@@ -1,0 +1,101 @@
+"""Incremental reloads: a resubmitted survey's unchanged rows are known by their digest.
+
+Only the changed and new rows are checked, staged and written (with history); unchanged trees
+keep their row version. A tree changed since by anything but a load is checked again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+from etl.trees import load_trees
+from tests.fixtures.survey_writer import make_survey, write_survey
+
+
+def versions(conn: psycopg.Connection) -> dict[str, str]:
+    conn.commit()
+    return dict(conn.execute("SELECT tree_code, xmin::text FROM smarttrees.trees").fetchall())
+
+
+def history(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    return conn.execute("SELECT tree_code, change FROM smarttrees.tree_history "
+                        "WHERE change <> 'insert' ORDER BY id").fetchall()
+
+
+def counts(result: object) -> tuple[int, ...]:
+    f = result.files[0]  # type: ignore[attr-defined]
+    return f.inserted, f.updated, f.unchanged, f.refused, f.skipped
+
+
+def resurvey(survey: pd.DataFrame) -> pd.DataFrame:
+    """Three trees measured again, two new trees."""
+    changed = survey.astype(object)
+    for i in (3, 50, 111):
+        changed.loc[i, "Đường kính (cm)"] = float(survey.loc[i, "Đường kính (cm)"]) + 1.5
+    new = make_survey(2, start=9001)
+    return pd.concat([changed, new], ignore_index=True)
+
+
+def test_only_changed_and_new_rows_are_written(db_url: str, conn: psycopg.Connection,
+                                               tmp_path: Path) -> None:
+    survey = make_survey(200)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    before = versions(conn)
+    result = load_trees(db_url, [write_survey(resurvey(survey), tmp_path / "resurvey.csv")])
+    assert counts(result) == (2, 3, 197, 0, 197)
+    after = versions(conn)
+    moved = {code for code in before if after[code] != before[code]}
+    assert moved == {survey.loc[i, "Mã cây"] for i in (3, 50, 111)}
+    assert sorted(history(conn)) == sorted((survey.loc[i, "Mã cây"], "update") for i in (3, 50, 111))
+    dbh = conn.execute("SELECT dbh_cm FROM smarttrees.trees WHERE tree_code = %s",
+                       (survey.loc[50, "Mã cây"],)).fetchone()
+    assert dbh is not None and abs(dbh[0] - (survey.loc[50, "Đường kính (cm)"] + 1.5)) < 1e-4
+
+
+def test_a_tree_edited_since_is_checked_and_set_back(db_url: str, conn: psycopg.Connection,
+                                                     tmp_path: Path) -> None:
+    survey = make_survey(60)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    code = survey.loc[7, "Mã cây"]
+    conn.execute("UPDATE smarttrees.trees SET dbh_cm = 1 WHERE tree_code = %s", (code,))
+    conn.commit()
+    changed = survey.astype(object)
+    changed.loc[20, "Chiều cao (m)"] = 29.9
+    result = load_trees(db_url, [write_survey(changed, tmp_path / "resurvey.csv")])
+    assert counts(result) == (0, 2, 58, 0, 58)
+    dbh = conn.execute("SELECT dbh_cm FROM smarttrees.trees WHERE tree_code = %s", (code,)).fetchone()
+    assert dbh is not None and abs(dbh[0] - survey.loc[7, "Đường kính (cm)"]) < 1e-4
+
+
+def test_a_code_repeated_beside_an_unchanged_row_is_refused(db_url: str, conn: psycopg.Connection,
+                                                            tmp_path: Path) -> None:
+    survey = make_survey(40)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    twin = survey.iloc[[5]].assign(**{"Kinh độ": survey.loc[39, "Kinh độ"] + 0.001})
+    result = load_trees(db_url, [write_survey(pd.concat([survey, twin], ignore_index=True),
+                                              tmp_path / "twice.csv")])
+    f = result.files[0]
+    assert (f.inserted, f.updated, f.unchanged, f.refused) == (0, 0, 40, 1)
+    reasons = f.rejects_path.read_text(encoding="utf-8-sig")
+    assert f"{survey.loc[5, 'Mã cây']} already appears in row 7" in reasons
+    assert history(conn) == []
+
+
+def test_same_trees_written_differently_are_unchanged_then_known(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    survey = make_survey(80)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    before = versions(conn)
+    reordered = survey[list(reversed(survey.columns))]      # other headers: other digests
+    first = load_trees(db_url, [write_survey(reordered, tmp_path / "reordered.csv")])
+    assert counts(first) == (0, 0, 80, 0, 0)
+    assert history(conn) == []
+    changed = reordered.astype(object)
+    changed.loc[0, "Chiều cao (m)"] = 28.5
+    again = load_trees(db_url, [write_survey(changed, tmp_path / "reordered_2.csv")])
+    assert counts(again) == (0, 1, 79, 0, 79)
+    assert history(conn) == [(survey.loc[0, "Mã cây"], "update")]
+    assert len(versions(conn)) == len(before)
