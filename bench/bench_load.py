@@ -12,6 +12,8 @@ each load into its own fresh copy of the migrated database:
   2. smarttrees load trees (full validation, species resolution, history) on an empty table
   3. the same load again, file unchanged (nothing to write)
   4. the survey with one tree in a hundred changed (11,300 updates with their history)
+then loads once each other input (--formats): the survey with decimal commas and ";", as a
+GeoPackage (with ogr2ogr on it beside) and its first 1,000,000 rows as XLSX (--xlsx-rows);
 and prints every time and the peak RSS of each child (from /usr/bin/time -v), then the medians
 and their ratio. Between steps the loaded database is vacuumed and checkpointed, so each step
 starts on a quiet server; single runs of either tool vary by ±15 % on this machine.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import os
 import re
 import shutil
@@ -30,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +42,9 @@ REPO = Path(__file__).resolve().parent.parent
 COMMUNES = REPO.parent / "shared" / "data" / "admin" / "communes_2025_approx.geojson"
 sys.path.insert(0, str(REPO))
 
+import geopandas as gpd  # noqa: E402
 import numpy  # noqa: E402
+import pandas as pd  # noqa: E402
 import pyarrow  # noqa: E402
 
 from etl.admin import load_admin  # noqa: E402
@@ -103,6 +110,138 @@ def write_changed(path: Path, changed: Path) -> None:
             writer.writerow(row)
 
 
+NUMBER_HEADERS = ["Đường kính (cm)", "Chiều cao (m)", "Đường kính tán (m)", "Kinh độ", "Vĩ độ"]
+
+
+def chunks(csv_path: Path, rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The survey's rows as text frames of 200,000 (the first ``rows`` only, when given)."""
+    yield from pd.read_csv(csv_path, dtype=str, keep_default_na=False, chunksize=200_000,
+                           nrows=rows)
+
+
+def write_decimal_commas(csv_path: Path, out: Path) -> None:
+    """The survey as a Vietnamese spreadsheet exports it: ``;`` between cells, "8,6"."""
+    for i, frame in enumerate(chunks(csv_path)):
+        for column in NUMBER_HEADERS:
+            frame[column] = frame[column].str.replace(".", ",", regex=False)
+        frame.to_csv(out, sep=";", index=False, header=i == 0, mode="w" if i == 0 else "a")
+
+
+def write_geopackage(csv_path: Path, out: Path) -> None:
+    """The survey as a GeoPackage layer of points (WGS 84), the coordinates as geometry."""
+    for i, frame in enumerate(chunks(csv_path)):
+        points = gpd.points_from_xy(frame.pop("Kinh độ").astype(float),
+                                    frame.pop("Vĩ độ").astype(float))
+        for column in NUMBER_HEADERS[:3]:
+            frame[column] = frame[column].astype(float)
+        gdf = gpd.GeoDataFrame(frame, geometry=points, crs="EPSG:4326")
+        gdf.to_file(out, layer="trees", driver="GPKG", engine="pyogrio",
+                    mode="w" if i == 0 else "a")
+
+
+XLSX_PARTS = {
+    "[Content_Types].xml":
+        '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+        'package/2006/content-types"><Default Extension="rels" ContentType="application/'
+        'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType='
+        '"application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName='
+        '"/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.worksheet+xml"/></Types>',
+    "_rels/.rels":
+        '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+        'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target='
+        '"xl/workbook.xml"/></Relationships>',
+    "xl/workbook.xml":
+        '<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.'
+        'org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/'
+        'officeDocument/2006/relationships"><sheets><sheet name="Khao sat" sheetId="1" '
+        'r:id="rId1"/></sheets></workbook>',
+    "xl/_rels/workbook.xml.rels":
+        '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+        'schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target='
+        '"worksheets/sheet1.xml"/></Relationships>',
+}
+
+
+def write_xlsx(csv_path: Path, out: Path, rows: int) -> None:
+    """The survey's first ``rows`` rows as one XLSX sheet, numbers as numbers.
+
+    Written as the format's zipped XML, streamed (inline strings): openpyxl takes a quarter of
+    an hour for a million rows on this machine.
+    """
+    from xml.sax.saxutils import escape
+
+    letters = [chr(ord("A") + i) for i in range(26)]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as book:
+        for name, text in XLSX_PARTS.items():
+            book.writestr(name, text)
+        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8") as sheet:
+            sheet.write('<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://'
+                        'schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
+
+            def row(number: int, values: list[str], numbers: set[int]) -> str:
+                cells = "".join(
+                    f'<c r="{letters[j]}{number}"><v>{v}</v></c>' if j in numbers and v else
+                    f'<c r="{letters[j]}{number}" t="inlineStr"><is><t>{escape(v)}</t></is></c>'
+                    for j, v in enumerate(values) if v != "")
+                return f'<row r="{number}">{cells}</row>'
+
+            number = 1
+            for i, frame in enumerate(chunks(csv_path, rows)):
+                numbers = {frame.columns.get_loc(c) for c in NUMBER_HEADERS}
+                if i == 0:
+                    sheet.write(row(number, list(frame.columns), set()))
+                for values in frame.itertuples(index=False):
+                    number += 1
+                    sheet.write(row(number, list(values), numbers))
+            sheet.write("</sheetData></worksheet>")
+
+
+def fresh(url: str, name: str) -> str:
+    """A fresh copy of the migrated database (species, communes), by name."""
+    server = url.rsplit("/", 1)[0]
+    with connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE bench")
+    return f"{server}/{name}"
+
+
+def drop(url: str) -> None:
+    server, name = url.rsplit("/", 1)
+    with connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def formats_round(cluster: Cluster, url: str, inputs: dict[str, Path],
+                  cli: list[str]) -> dict[str, tuple[float, int]]:
+    """Our first load of each other input (and ogr2ogr on the GeoPackage): seconds, peak RSS."""
+    out: dict[str, tuple[float, int]] = {}
+    for case, path in inputs.items():
+        ours = fresh(url, "bench_format")
+        quiesce(url)
+        env = {**os.environ, "SMARTTREES_DATABASE_URL": ours}
+        seconds, rss, stdout = timed([*cli, "-vv", "load", "trees", str(path)], env)
+        line(f"{case}: smarttrees load trees", seconds, rss)
+        print("   ", stdout.strip().splitlines()[0])
+        out[case] = (seconds, rss)
+        drop(ours)
+        if case == "GeoPackage":
+            ogr = fresh(url, "bench_format_ogr")
+            pg_conn = (f"PG:host=127.0.0.1 port={cluster.port} user=smarttrees "
+                       "dbname=bench_format_ogr")
+            seconds, rss, _ = timed(["ogr2ogr", "-f", "PostgreSQL", pg_conn, str(path),
+                                     "-nln", "public.ogr_trees", "-gt", "65536",
+                                     "--config", "PG_USE_COPY", "YES"])
+            line("GeoPackage: ogr2ogr (COPY + GIST index)", seconds, rss)
+            out["GeoPackage, ogr2ogr"] = (seconds, rss)
+            drop(ogr)
+    return out
+
+
 def one_round(cluster: Cluster, url: str, csv_path: Path, cli: list[str],
               n: int) -> tuple[float, float, float, float, int]:
     """ogr2ogr, our load, our reload and our load of the changed survey.
@@ -155,6 +294,11 @@ def main() -> None:
     parser.add_argument("--no-communes", action="store_true",
                         help=f"do not load the province's communes ({COMMUNES.name})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--formats", default="decimal,gpkg,xlsx",
+                        help="other inputs loaded once after the rounds (decimal, gpkg, xlsx; "
+                             "'' for none)")
+    parser.add_argument("--xlsx-rows", type=int, default=1_000_000,
+                        help="rows of the XLSX case (a sheet holds at most 1,048,576)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="smarttrees-bench-load-"))
@@ -197,12 +341,32 @@ def main() -> None:
         ogr_s, ours_s, again_s, changed_s = (statistics.median(r[k] for r in rounds)
                                              for k in range(4))
         peak = max(r[4] for r in rounds)
+        wanted = [f for f in args.formats.split(",") if f]
+        inputs: dict[str, Path] = {}
+        makers = {
+            "decimal": ("CSV with decimal commas and ;", "survey_thap_phan.csv",
+                        write_decimal_commas),
+            "gpkg": ("GeoPackage", "survey.gpkg", write_geopackage),
+            "xlsx": (f"XLSX, {args.xlsx_rows:,} rows", "survey.xlsx",
+                     lambda src, out: write_xlsx(src, out, args.xlsx_rows)),
+        }
+        for key in wanted:
+            label, name, make = makers[key]
+            t = time.perf_counter()
+            make(csv_path, folder / name)
+            print(f"{label}: written in {time.perf_counter() - t:.1f} s "
+                  f"({(folder / name).stat().st_size / 1e6:.0f} MB)", flush=True)
+            inputs[label] = folder / name
+        others = formats_round(cluster, url, inputs, cli) if inputs else {}
         print(f"medians of {args.rounds} rounds: ogr2ogr {ogr_s:.2f} s, ours {ours_s:.2f} s, "
               f"unchanged {again_s:.2f} s, 1 % changed {changed_s:.2f} s")
         print(f"ratio ours/ogr2ogr: {ours_s / ogr_s:.2f} (goal <= 1.0); "
               f"first/unchanged: {ours_s / again_s:.1f}x (goal >= 3); "
               f"1 % changed/unchanged: {changed_s / again_s:.1f}x (goal <= 3); "
               f"peak {peak / 1024:.0f} MB (goal < 1536)")
+        for case, (seconds, rss) in others.items():
+            print(f"{case}: {seconds:.2f} s, {seconds / ours_s:.2f}x the CSV's first load "
+                  f"(goal <= 1.5), peak {rss / 1024:.0f} MB")
     finally:
         cluster.stop()
         if not args.keep:

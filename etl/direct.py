@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
 
-from etl import attributes, binary_copy, digests, merge, validate
+from etl import arrow_readers, attributes, binary_copy, digests, merge, validate
 from etl import crs as crsmod
 from etl.mappings import Mapping
 from etl.readers import Table
@@ -66,9 +66,32 @@ class NotClean(Exception):
 
 
 def eligible(table: Table, plan: validate.FilePlan) -> bool:
-    """True for a UTF-8 CSV with coordinate columns and a mapping whose fixed values we apply."""
-    return (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
-            and bool(position_columns(plan)) and set(plan.mapping.fixed) <= FIXABLE)
+    """True for a CSV or GIS layer the direct path reads, with fixed values it applies.
+
+    A CSV must be UTF-8 with coordinate columns; a GIS layer must hold points.
+    """
+    readable = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
+                and bool(position_columns(plan))) or arrow_readers.point_layer(table)
+    return readable and set(plan.mapping.fixed) <= FIXABLE
+
+
+def batches(table: Table, plan: validate.FilePlan,
+            tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's rows in Arrow batches typed for the checker.
+
+    A GIS layer's points are its batches' two last columns (``plan`` is then the one of
+    :func:`etl.arrow_readers.vector_plan`).
+    """
+    if table.kind != "vector":
+        yield from read_batches(table, plan.columns, tick)
+        return
+    numbers = {plan.columns[n] for n in validate.NUMBER_FIELDS
+               if n in plan.columns and n not in ("x", "y")}
+    lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
+    try:
+        yield from arrow_readers.read_vector_batches(table, plan.columns, numbers, lookups, tick)
+    except arrow_readers.Unreadable as exc:
+        raise NotClean(f"{table.path.name}: {exc}") from exc
 
 
 def position_columns(plan: validate.FilePlan) -> tuple[str, str] | None:
@@ -443,12 +466,13 @@ class FileInput:
     source: str
     context: int = 0
     stored: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_row: int = 2            # the file's number of its first row (a GIS feature's: 1)
     skipped: int = 0
     codes: list[np.ndarray] = field(default_factory=list)
 
     def checked(self) -> Iterator[tuple[Rows, np.ndarray, np.ndarray]]:
         """Each batch's rows to write, checked, with their file row numbers and digests."""
-        row_no = 2                                    # row 1: the header
+        row_no = self.first_row
         for batch in self.batches:
             n = batch.num_rows
             numbers = np.arange(row_no, row_no + n, dtype=np.int64)

@@ -4,7 +4,7 @@ Cells stay text here (what the person typed); parsing, units and checks happen i
 staged rows, so a bad cell is reported with its original value. Files are streamed in chunks,
 never held whole in memory: CSV in blocks of whole rows cut and checked against the limits of
 ``etl.limits`` (a CSV is scanned so once when opened, whichever path loads it) and parsed by
-pandas' C parser, XLSX through openpyxl's read-only mode, GIS formats through pyogrio in
+pandas' C parser, XLSX through calamine (python-calamine, Rust), GIS formats through pyogrio in
 feature windows. pandas and geopandas are imported by
 the readers that use them: the direct path (``etl.direct``, which reads CSVs with Arrow) needs
 neither, and they cost a quarter of a second at every start.
@@ -209,13 +209,14 @@ def _file_lines(message: str, first: int) -> str:
 
 def _open_xlsx(path: Path, limits: Limits) -> Table:
     _check_shared_strings(path, limits)
-    headers, _ = _xlsx_header(path)
+    headers, header_row = _xlsx_header(path)
     _check_headers(path, headers)
-    return Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits)
+    return Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits,
+                 data_line=header_row + 1)
 
 
 def _check_shared_strings(path: Path, limits: Limits) -> None:
-    """Refuse a workbook whose text table openpyxl would hold whole beyond a batch's bound.
+    """Refuse a workbook whose text table the reader would hold whole beyond a batch's bound.
 
     A sheet is streamed row by row, but the workbook's shared strings are read into memory at
     once: a few MB in a real survey, gigabytes in a zip bomb.
@@ -227,35 +228,41 @@ def _check_shared_strings(path: Path, limits: Limits) -> None:
             strings = sum(i.file_size for i in archive.infolist()
                           if i.filename.lower().endswith("sharedstrings.xml"))
     except zipfile.BadZipFile:
-        return      # openpyxl says what is wrong with it
+        return      # the reader says what is wrong with it
     bound = XLSX_STRINGS_BATCHES * limits.batch_bytes
     if strings > bound:
         raise InputError(path, f"its shared text table unpacks to {strings / 2**20:,.0f} MiB, "
                          f"over {size(bound)} (16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV")
 
 
-def _xlsx_header(path: Path) -> tuple[list[str], int]:
-    import openpyxl
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
+    """(row number, values) of the first sheet's rows, read by calamine (Rust)."""
+    from python_calamine import CalamineWorkbook
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        book = CalamineWorkbook.from_path(str(path))
+        sheet = book.get_sheet_by_index(0)
+    except Exception as exc:  # calamine raises several kinds for a broken file
         raise InputError(path, f"not a readable XLSX workbook: {exc}") from exc
+    first = (sheet.start or (0, 0))[0] + 1          # the used range's first row, 1-based
     try:
-        sheet = book.worksheets[0]
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell_text(v) for v in values]
-            if any(cells):
-                while cells and not cells[-1]:
-                    cells.pop()
-                return [c.strip() for c in cells], number
+        yield from enumerate(sheet.iter_rows(), start=first)
     finally:
         book.close()
+
+
+def _xlsx_header(path: Path) -> tuple[list[str], int]:
+    for number, values in _xlsx_rows(path):
+        cells = [_cell_text(v) for v in values]
+        if any(cells):
+            while cells and not cells[-1]:
+                cells.pop()
+            return [c.strip() for c in cells], number
     raise InputError(path, "the first sheet is empty (no header row)")
 
 
 def _cell_text(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -267,32 +274,26 @@ def _cell_text(value: object) -> str:
 
 
 def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
-    import openpyxl
     import pandas as pd
 
-    _, header_row = _xlsx_header(table.path)
+    header_row = table.data_line - 1
     width = len(table.headers)
-    book = openpyxl.load_workbook(table.path, read_only=True, data_only=True)
-    try:
-        sheet = book.worksheets[0]
-        buffer: list[list[str]] = []
-        numbers: list[int] = []
-        for number, values in enumerate(
-            sheet.iter_rows(min_row=header_row + 1, values_only=True), start=header_row + 1
-        ):
-            cells = [_cell_text(v) for v in values[:width]]
-            if not any(cells):
-                continue
-            _check_cells(table, cells, number)
-            buffer.append(cells + [""] * (width - len(cells)))
-            numbers.append(number)
-            if len(buffer) >= rows:
-                yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
-                buffer, numbers = [], []
-        if buffer:
+    buffer: list[list[str]] = []
+    numbers: list[int] = []
+    for number, values in _xlsx_rows(table.path):
+        if number <= header_row:
+            continue
+        cells = [_cell_text(v) for v in values[:width]]
+        if not any(cells):
+            continue
+        _check_cells(table, cells, number)
+        buffer.append(cells + [""] * (width - len(cells)))
+        numbers.append(number)
+        if len(buffer) >= rows:
             yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
-    finally:
-        book.close()
+            buffer, numbers = [], []
+    if buffer:
+        yield Chunk(pd.DataFrame(buffer, columns=table.headers), np.array(numbers))
 
 
 def _check_cells(table: Table, cells: list[str], row: int) -> None:
@@ -372,7 +373,7 @@ def _vector_chunks(table: Table, rows: int) -> Iterator[Chunk]:
         cells = pd.DataFrame({n: _text_array(c) for n, c in zip(names, columns, strict=True)})
         _check_frame(table, cells, done + 1)
         geoms = shapely.from_wkb(wkb) if wkb is not None else np.full(count, None)
-        x, y, problems = _points(geoms)
+        x, y, problems = point_xy(geoms)
         yield Chunk(cells, np.arange(done + 1, done + count + 1), x, y, problems)
         done += count
 
@@ -389,7 +390,7 @@ def _text_array(values: np.ndarray) -> list[str]:
     return ["" if v is None else str(v) for v in values]
 
 
-def _points(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+def point_xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """X/Y of point geometries; a problem text where a feature is not a usable point."""
     import shapely
 

@@ -18,7 +18,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from etl import attributes, digests, direct, merge, report, runs, stage, validate
+from etl import arrow_readers, attributes, digests, direct, merge, report, runs, stage, validate
 from etl import crs as crsmod
 from etl.direct import NotClean
 from etl.errors import InputError
@@ -248,12 +248,15 @@ def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], table
     lookups = direct.Lookups(plans[0].mapping, species)
     communes = direct.Communes(conn)
     reference = conn.execute(runs.REFERENCE_DIGEST).fetchone()
-    files = [direct.FileInput(plan, direct.Checker(plan, lookups, communes),
-                              direct.read_batches(table, plan.columns, _ticker(
-                                  progress, f"loading {plan.name}", table.size)),
-                              options.source_name or plan.name,
-                              context=_row_context(plan, reference))
-             for plan, table in zip(plans, tables, strict=True)]
+    files = []
+    for plan, table in zip(plans, tables, strict=True):
+        vector = table.kind == "vector"
+        read = arrow_readers.vector_plan(plan) if vector else plan   # points as two columns
+        files.append(direct.FileInput(
+            read, direct.Checker(read, lookups, communes),
+            direct.batches(table, read, _ticker(progress, f"loading {plan.name}", table.size)),
+            options.source_name or plan.name, context=_row_context(read, reference),
+            first_row=1 if vector else 2))
     if options.dry_run or not direct.claim_empty_inventory(conn):
         stored = digests.stored_digests(conn)
         for f in files:

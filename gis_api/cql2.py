@@ -335,6 +335,15 @@ class Translator:
         if name == collection.id_column and name not in collection.property_names:
             return Value(sql.Identifier("t", name), [], collection.id_type, name, True)
         prop = collection.property(name)
+        if prop is not None and prop.type == "object":
+            raise InvalidFilter(f"filter: {name} is an object; compare one of its keys, "
+                                f'e.g. "{name}.Ghi chú" = \'…\'')
+        head, dot, key = name.partition(".")
+        parent = collection.property(head) if dot and key else None
+        if parent is not None and parent.type == "object":
+            # One key of an object property, as text; the key is bound, never spliced.
+            return Value(sql.SQL("({} ->> %s)").format(sql.Identifier("t", head)), [key],
+                         "string", name, True)
         if prop is not None:
             kind = _property_kind(prop.type, prop.format)
             return Value(sql.Identifier("t", name), [], kind, name, True)

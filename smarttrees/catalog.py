@@ -188,6 +188,8 @@ TREES = Layer(
         _f("source", "string", "where the record came from"),
         _f("updated_at", "datetime", "last change"),
         *TREE_CARBON_FIELDS,
+        _f("attributes", "json", "survey columns the mapping does not know, by the file's header "
+           "(filter on one: \"attributes.Ghi chú\" = '…')"),
     ),
 )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
 from etl.trees import LoadOptions, load_trees
+from tests.fixtures.server import serve_database
 from tests.fixtures.survey_writer import make_survey, write_survey
 
 NOTES = ["gần trụ điện", "", 'nghiêng "nhẹ"', "rễ nổi\\lề", "  "]
@@ -73,3 +76,26 @@ def test_a_changed_attribute_is_an_update_with_history(db_url: str, conn: psycop
     assert len(changes) == 1 and changes[0][0] == frame.loc[2, "Mã cây"]
     assert changes[0][1]["attributes"]["new"]["Tuyến đường"] == "Đường Quang Trung"
     assert changes[0][1]["attributes"]["old"]["Tuyến đường"] == "Đường 2"
+
+
+def test_attributes_are_shown_in_items_and_filtered_in_cql2(db_url: str, tmp_path: Path) -> None:
+    frame = survey_with_extras(12)
+    load_trees(db_url, [write_survey(frame, tmp_path / "survey.csv")])
+    road_1 = set(frame.loc[frame["Tuyến đường"] == "Đường 1", "Mã cây"])
+    with serve_database(db_url) as base:
+        def features(**params: str) -> list[dict]:
+            r = httpx.get(f"{base}/collections/trees/items", params={"limit": "100", **params})
+            assert r.status_code == 200, r.text
+            return r.json()["features"]
+
+        by_code = {f["properties"]["tree_code"]: f["properties"] for f in features()}
+        for code, kept in expected(frame, ("Ghi chú", "Tuyến đường")).items():
+            assert by_code[code]["attributes"] == kept
+        text = features(filter="\"attributes.Tuyến đường\" = 'Đường 1'")
+        assert {f["properties"]["tree_code"] for f in text} == road_1
+        as_json = features(**{"filter-lang": "cql2-json", "filter": json.dumps(
+            {"op": "=", "args": [{"property": "attributes.Tuyến đường"}, "Đường 1"]})})
+        assert {f["properties"]["tree_code"] for f in as_json} == road_1
+        bare = httpx.get(f"{base}/collections/trees/items",
+                         params={"filter": "attributes = 'Đường 1'"})
+        assert bare.status_code == 400 and "attributes is an object" in bare.text

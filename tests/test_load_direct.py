@@ -174,6 +174,25 @@ def test_decimal_commas_stay_on_the_direct_path(db_url: str, other_url: str, tmp
                                                               frame["Đường kính (cm)"], strict=True))
 
 
+@pytest.mark.parametrize(("suffix", "crs"), [(".gpkg", "wgs84"), (".geojson", "wgs84"),
+                                            (".gpkg", "vn2000-tm3-106-30"), (".fgb", "utm48")])
+def test_gis_layers_of_points_are_read_directly(db_url: str, other_url: str, tmp_path: Path,
+                                                suffix: str, crs: str) -> None:
+    frame = make_survey(200, crs=crs)
+    path = write_survey(frame, tmp_path / f"survey{suffix}", crs=crs)
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert first.files[0].direct and counts(first) == [(200, 200, 0, 0, 0)]
+
+
+def test_a_gis_layer_with_a_bad_feature_is_reported_as_on_the_checked_path(
+        db_url: str, other_url: str, tmp_path: Path) -> None:
+    frame = make_survey(50).astype(object)
+    frame.loc[7, "Tên cây"] = "Cây lạ"
+    path = write_survey(frame, tmp_path / "survey.gpkg")
+    first, _ = both_ways(db_url, other_url, [path], tmp_path)
+    assert not first.files[0].direct and counts(first) == [(50, 49, 0, 0, 1)]
+
+
 def test_english_form_with_a_mapping_of_fixed_values(
         db_url: str, other_url: str, tmp_path: Path) -> None:
     mapping = tmp_path / "contractor.toml"

@@ -1,0 +1,92 @@
+"""GIS layers read into Arrow batches shaped as the direct path reads CSVs (issue 11 point 1).
+
+A layer is opened once with pyogrio's Arrow stream (``open_arrow``) and read batch by batch.
+Each batch becomes the columns ``c0 … c{n-1}`` of the layer's fields, typed as
+``etl.direct.read_batches`` types a CSV's (numbers as float64, lookup fields as dictionary text,
+the rest as text), plus two columns ``c{n}``, ``c{n+1}``: each point's X and Y in the layer's CRS.
+:func:`vector_plan` gives the plan that reads those two as the position.
+
+Whatever the direct path does not take raises ``NotClean`` (the checked path then reads the
+file and words the problem): a field that is not a number where one is expected, a cell over
+the field limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+
+from etl import validate
+from etl.readers import Table, point_xy
+
+BATCH_ROWS = 65_536
+POSITION_HEADERS = ("geometry X", "geometry Y")
+
+
+class Unreadable(Exception):
+    """The layer holds something the direct path does not take."""
+
+
+def point_layer(table: Table) -> bool:
+    """True for a GIS layer of points (or of unknown geometry type, checked per feature)."""
+    kind = (table.geometry_type or "").replace(" Z", "").replace(" M", "")
+    return table.kind == "vector" and kind in ("Point", "Unknown")
+
+
+def vector_plan(plan: validate.FilePlan) -> validate.FilePlan:
+    """The plan that reads the two position columns :func:`read_vector_batches` appends."""
+    n = len(plan.headers)
+    columns = {k: v for k, v in plan.columns.items() if k not in ("x", "y", "lon", "lat")}
+    return dataclasses.replace(plan, headers=[*plan.headers, *POSITION_HEADERS],
+                               columns={**columns, "x": n, "y": n + 1})
+
+
+def read_vector_batches(table: Table, columns: dict[str, int], numbers: set[int],
+                        lookups: set[int],
+                        tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """The layer's features in batches: fields typed, then the point X and Y columns.
+
+    ``numbers`` and ``lookups`` are the indices of the fields read as numbers and as lookups.
+    """
+    from pyogrio.raw import open_arrow
+
+    names = [f"c{i}" for i in range(len(table.headers) + 2)]
+    limit = table.limits.field_bytes
+    with open_arrow(table.path, layer=table.layer, batch_size=BATCH_ROWS,
+                    use_pyarrow=True) as (meta, reader):
+        geometry = meta.get("geometry_name") or "wkb_geometry"
+        for batch in reader:
+            out = [_typed(batch.column(header), i in numbers, i in lookups, limit)
+                   for i, header in enumerate(table.headers)]
+            geoms = shapely.from_wkb(np.asarray(batch.column(geometry).to_numpy(
+                zero_copy_only=False), dtype=object))
+            # Not a usable point: NaN, which the checker refuses (the checked path words it).
+            x, y, _ = point_xy(geoms)
+            out += [pa.array(x, pa.float64()), pa.array(y, pa.float64())]
+            yield pa.record_batch(out, names=names)
+            if tick:
+                tick(batch.num_rows)
+
+
+def _typed(column: pa.Array, number: bool, lookup: bool, limit: int) -> pa.Array:
+    """One field as the direct path's CSV columns: float64, dictionary text or text."""
+    if number:
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            return column.cast(pa.float64())
+        try:
+            return pc.utf8_trim(column.cast(pa.string()), characters=" ").cast(pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise Unreadable(f"a field is not a number: {exc}") from exc
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        column = pc.strftime(column, format="%Y-%m-%d")
+    text = column.cast(pa.string())
+    longest = pc.max(pc.binary_length(text)).as_py() or 0
+    if longest > limit:
+        raise Unreadable("a cell over the field limit")
+    text = pc.fill_null(text, "")
+    return pc.dictionary_encode(text) if lookup else text
