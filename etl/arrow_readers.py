@@ -1,4 +1,4 @@
-"""GIS layers read into Arrow batches shaped as the direct path reads CSVs (issue 11 point 1).
+"""GIS layers and workbooks read into Arrow batches shaped as the direct path reads CSVs.
 
 A layer is opened once with pyogrio's Arrow stream (``open_arrow``) and read batch by batch.
 Each batch becomes the columns ``c0 … c{n-1}`` of the layer's fields, typed as
@@ -6,7 +6,10 @@ Each batch becomes the columns ``c0 … c{n-1}`` of the layer's fields, typed as
 the rest as text), plus two columns ``c{n}``, ``c{n+1}``: each point's X and Y in the layer's CRS.
 :func:`vector_plan` gives the plan that reads those two as the position.
 
-Whatever the direct path does not take raises ``NotClean`` (the checked path then reads the
+A workbook's first sheet is read by calamine (Rust) row by row into the same columns
+(:func:`read_xlsx_batches`).
+
+Whatever the direct path does not take raises :class:`Unreadable` (the checked path then reads the
 file and words the problem): a field that is not a number where one is expected, a cell over
 the field limit.
 """
@@ -14,6 +17,7 @@ the field limit.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -22,7 +26,7 @@ import pyarrow.compute as pc
 import shapely
 
 from etl import validate
-from etl.readers import Table, point_xy
+from etl.readers import Table, cell_text, point_xy, xlsx_rows
 
 BATCH_ROWS = 65_536
 POSITION_HEADERS = ("geometry X", "geometry Y")
@@ -90,3 +94,64 @@ def _typed(column: pa.Array, number: bool, lookup: bool, limit: int) -> pa.Array
         raise Unreadable("a cell over the field limit")
     text = pc.fill_null(text, "")
     return pc.dictionary_encode(text) if lookup else text
+
+
+_NUMBER = re.compile(validate.NUMBER_RE)
+
+
+def read_xlsx_batches(table: Table, numbers: set[int], lookups: set[int],
+                      tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """The first sheet's rows after the header, in batches typed as a CSV's; empty rows skipped.
+
+    Number cells stay numbers; a number typed as text ("8,6") is read as the checked path
+    reads it; any other text in a number column is :class:`Unreadable`.
+    """
+    width = len(table.headers)
+    names = [f"c{i}" for i in range(width)]
+    limit = table.limits.field_bytes
+    rows: list[list[object]] = []
+    for number, values in xlsx_rows(table.path):
+        if number < table.data_line:
+            continue
+        row = list(values[:width]) + [None] * (width - len(values))
+        if all(v is None or v == "" for v in row):
+            continue
+        rows.append(row)
+        if len(rows) == BATCH_ROWS:
+            yield _xlsx_batch(rows, names, numbers, lookups, limit)
+            if tick:
+                tick(len(rows))
+            rows = []
+    if rows:
+        yield _xlsx_batch(rows, names, numbers, lookups, limit)
+
+
+def _xlsx_batch(rows: list[list[object]], names: list[str], numbers: set[int],
+                lookups: set[int], limit: int) -> pa.RecordBatch:
+    columns = []
+    for i, values in enumerate(zip(*rows, strict=True)):
+        if i in numbers:
+            columns.append(pa.array([_number(v) for v in values], pa.float64()))
+            continue
+        text = [cell_text(v) for v in values]
+        if max(map(len, text), default=0) * 4 > limit and \
+                max(len(t.encode()) for t in text) > limit:
+            raise Unreadable("a cell over the field limit")
+        array = pa.array(text, pa.string())
+        columns.append(pc.dictionary_encode(array) if i in lookups else array)
+    return pa.record_batch(columns, names=names)
+
+
+def _number(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Unreadable("a yes/no cell where a number was expected")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    if not _NUMBER.match(text):
+        raise Unreadable(f"{text[:20]!r} where a number was expected")
+    return float(text.replace(",", "."))

@@ -165,6 +165,8 @@ def binary_rows(columns: Sequence[Column], *, keep_order: bool = True) -> bytes:
 
         - ``text``: str arrays (``<U``), object arrays of str, or ``S`` arrays of UTF-8 bytes
           (e.g. from an Arrow buffer); ``""`` or ``None`` is NULL.
+        - ``jsonb``: JSON texts as ``text`` takes them (``""`` is NULL), sent in jsonb's
+          binary form (a version byte, then the text).
         - ``int2``, ``int4``: integers; NULL only where a numpy masked array is masked.
         - ``int8``: integers; negative values (ids not known) are NULL.
         - ``float4``, ``float8``: NaN is NULL.

@@ -70,26 +70,32 @@ def eligible(table: Table, plan: validate.FilePlan) -> bool:
 
     A CSV must be UTF-8 with coordinate columns; a GIS layer must hold points.
     """
-    readable = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
-                and bool(position_columns(plan))) or arrow_readers.point_layer(table)
+    readable = (((table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig"))
+                 or table.kind == "xlsx") and bool(position_columns(plan))
+                or arrow_readers.point_layer(table))
     return readable and set(plan.mapping.fixed) <= FIXABLE
 
 
 def batches(table: Table, plan: validate.FilePlan,
             tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
-    """The file's rows in Arrow batches typed for the checker.
+    """The file's rows in Arrow batches typed for the checker: a CSV, a workbook, a GIS layer.
 
     A GIS layer's points are its batches' two last columns (``plan`` is then the one of
     :func:`etl.arrow_readers.vector_plan`).
     """
-    if table.kind != "vector":
+    if table.kind == "csv":
         yield from read_batches(table, plan.columns, tick)
         return
+    vector = table.kind == "vector"
     numbers = {plan.columns[n] for n in validate.NUMBER_FIELDS
-               if n in plan.columns and n not in ("x", "y")}
+               if n in plan.columns and not (vector and n in ("x", "y"))}
     lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
     try:
-        yield from arrow_readers.read_vector_batches(table, plan.columns, numbers, lookups, tick)
+        if vector:
+            yield from arrow_readers.read_vector_batches(table, plan.columns, numbers, lookups,
+                                                         tick)
+        else:
+            yield from arrow_readers.read_xlsx_batches(table, numbers, lookups, tick)
     except arrow_readers.Unreadable as exc:
         raise NotClean(f"{table.path.name}: {exc}") from exc
 

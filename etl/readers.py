@@ -235,7 +235,7 @@ def _check_shared_strings(path: Path, limits: Limits) -> None:
                          f"over {size(bound)} (16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV")
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
+def xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
     """(row number, values) of the first sheet's rows, read by calamine (Rust)."""
     from python_calamine import CalamineWorkbook
 
@@ -252,8 +252,8 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
 
 
 def _xlsx_header(path: Path) -> tuple[list[str], int]:
-    for number, values in _xlsx_rows(path):
-        cells = [_cell_text(v) for v in values]
+    for number, values in xlsx_rows(path):
+        cells = [cell_text(v) for v in values]
         if any(cells):
             while cells and not cells[-1]:
                 cells.pop()
@@ -261,7 +261,8 @@ def _xlsx_header(path: Path) -> tuple[list[str], int]:
     raise InputError(path, "the first sheet is empty (no header row)")
 
 
-def _cell_text(value: object) -> str:
+def cell_text(value: object) -> str:
+    """A workbook cell as the text a person sees (1.0 → "1", a date → "2019-03-15")."""
     if value is None or value == "":
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -280,10 +281,10 @@ def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
     width = len(table.headers)
     buffer: list[list[str]] = []
     numbers: list[int] = []
-    for number, values in _xlsx_rows(table.path):
+    for number, values in xlsx_rows(table.path):
         if number <= header_row:
             continue
-        cells = [_cell_text(v) for v in values[:width]]
+        cells = [cell_text(v) for v in values[:width]]
         if not any(cells):
             continue
         _check_cells(table, cells, number)

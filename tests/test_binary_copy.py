@@ -170,7 +170,18 @@ def test_no_rows_no_bytes():
 
 
 def test_an_unknown_kind_or_uneven_columns_are_refused():
-    with pytest.raises(ValueError, match="unknown binary COPY kind 'jsonb'"):
-        binary_rows([("jsonb", np.array([1]))])
+    with pytest.raises(ValueError, match="unknown binary COPY kind 'json'"):
+        binary_rows([("json", np.array([1]))])
     with pytest.raises(ValueError, match="different lengths"):
         binary_rows([("int8", np.array([1, 2])), ("int8", np.array([1]))])
+
+
+def test_jsonb_objects_and_their_nulls_come_back_from_postgresql(conn):
+    texts = ['{"Ghi chú": "gần trụ"}', "", '{"a": [1, 2], "b": null}', ""]
+    values = np.array([t.encode() for t in texts], dtype=np.bytes_)
+    conn.execute("CREATE TEMP TABLE docs (n int4, attributes jsonb)")
+    with conn.cursor() as cur:
+        copy_binary(cur, "pg_temp.docs", {"n": ("int4", np.arange(4, dtype=np.int32)),
+                                          "attributes": ("jsonb", values)})
+    got = [r[0] for r in conn.execute("SELECT attributes FROM docs ORDER BY n").fetchall()]
+    assert got == [{"Ghi chú": "gần trụ"}, None, {"a": [1, 2], "b": None}, None]

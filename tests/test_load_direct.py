@@ -184,6 +184,18 @@ def test_gis_layers_of_points_are_read_directly(db_url: str, other_url: str, tmp
     assert first.files[0].direct and counts(first) == [(200, 200, 0, 0, 0)]
 
 
+@pytest.mark.parametrize("crs", ["wgs84", "vn2000-utm48"])
+def test_workbooks_are_read_directly(db_url: str, other_url: str, tmp_path: Path,
+                                     crs: str) -> None:
+    frame = make_survey(150, crs=crs).astype(object)
+    frame.loc[3, "Đường kính (cm)"] = "12,5"           # a number typed as text
+    frame.loc[4, "Chiều cao (m)"] = None
+    path = write_survey(frame, tmp_path / "survey.xlsx")
+    options = LoadOptions(actor="load:test", crs=None if crs == "wgs84" else crs)
+    first, _ = both_ways(db_url, other_url, [path], tmp_path, options)
+    assert first.files[0].direct and counts(first) == [(150, 150, 0, 0, 0)]
+
+
 def test_a_gis_layer_with_a_bad_feature_is_reported_as_on_the_checked_path(
         db_url: str, other_url: str, tmp_path: Path) -> None:
     frame = make_survey(50).astype(object)
