@@ -123,6 +123,9 @@ def _refuse_overlaps(conn: psycopg.Connection, path: Path, rows: dict[str, int])
                          field="geometry")
 
 
+MAX_SHOWN = 10     # problems named in the one error; the count gives the rest
+
+
 def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                code_field: str | None = None, name_field: str | None = None,
                actor: str | None = None) -> AdminResult:
@@ -141,24 +144,34 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
     type_col = _pick(columns, TYPE_FIELDS, level, None, path, "optional")
     parent_col = next((c for c in PARENT[level] if c in columns), None)
     rows = []
+    problems: list[str] = []        # every problem of every row: the file is refused once
     for i, rec in enumerate(frame.itertuples(index=False), start=1):
         data = rec._asdict()
         code = str(data[code_col] or "").strip()
         geom = data["geometry"]
+        found = []
         problem = unit_code_problem(code)
         if problem:
-            raise InputError(path, problem, row=i, field=code_col)
+            found.append(f"{code_col}: {problem}")
         if geom is None or geom.geom_type not in ("Polygon", "MultiPolygon"):
             kind = "no geometry" if geom is None else geom.geom_type
-            raise InputError(path, f"{kind} where a polygon was expected", row=i, field="geometry")
+            found.append(f"geometry: {kind} where a polygon was expected")
+        if found:
+            problems.append(f"row {i:,}: {'; '.join(found)}")
+            continue
         rows.append((code, str(data[name_col]).strip(),
                      str(data[type_col]) if type_col and data[type_col] else None,
                      str(data[parent_col]) if parent_col and data[parent_col] else None,
                      shapely.to_wkb(geom)))
-    codes = [r[0] for r in rows]
-    if len(set(codes)) != len(codes):
-        dup = next(c for c in codes if codes.count(c) > 1)
-        raise InputError(path, f"unit code {dup} appears twice", field=code_col)
+    seen: dict[str, int] = {}
+    for i, code in enumerate(r[0] for r in rows):
+        if code in seen:
+            problems.append(f"unit code {code} appears twice")
+        seen.setdefault(code, i)
+    if problems:
+        shown = "; ".join(problems[:MAX_SHOWN])
+        more = f" … and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+        raise InputError(path, f"{len(problems):,} problem(s), nothing loaded: {shown}{more}")
     result = AdminResult(level, valid_from)
     with connect(url) as conn:
         conn.execute(STAGE)

@@ -37,24 +37,32 @@ FROM load_checked c
 WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code = c.tree_code)
 """
 
-# Known codes: only rows that differ are updated, so unchanged trees keep their row version
-# and get no history.
+# Known codes, in one pass over the join: rows that differ are updated (new row version and
+# history), and trees the file leaves as they are but whose digest differs (written another
+# way, or before digests were kept) only take the row's digest, so the next reload skips the row
+# (the history trigger compares trees without their digests and records nothing). Returns the
+# count of changed trees.
+_KEEP_UNLESS_CHANGED = ("source", "source_crs")
 UPDATE_CHANGED = f"""
-UPDATE smarttrees.trees t
-SET {", ".join(f"{col} = c.{col}" for col in (*COMPARED, "source", "source_crs", "load_digest"))},
-    updated_at = now()
-FROM load_checked c
-WHERE {_GOOD} AND t.tree_code = c.tree_code AND {_CHANGED}
-"""
-
-# Trees the file leaves as they are, whose digest differs (written another way, or before
-# digests were kept): the row's digest is kept, so the next reload skips the row. The history
-# trigger compares the trees without their digests and records nothing.
-REFRESH_DIGESTS = f"""
-UPDATE smarttrees.trees t SET load_digest = c.load_digest
-FROM load_checked c
-WHERE {_GOOD} AND t.tree_code = c.tree_code AND c.load_digest IS NOT NULL
-  AND t.load_digest IS DISTINCT FROM c.load_digest AND NOT {_CHANGED}
+WITH hit AS MATERIALIZED (
+    SELECT t.id, {", ".join(f"c.{col}" for col in (*COMPARED, *_KEEP_UNLESS_CHANGED,
+                                                     "load_digest"))},
+           {_CHANGED} AS changed
+    FROM load_checked c JOIN smarttrees.trees t ON t.tree_code = c.tree_code
+    WHERE {_GOOD} AND ({_CHANGED} OR (c.load_digest IS NOT NULL
+                                       AND t.load_digest IS DISTINCT FROM c.load_digest))
+), written AS (
+    UPDATE smarttrees.trees t
+    SET {", ".join(f"{col} = h.{col}" for col in COMPARED)},
+        {", ".join(f"{col} = CASE WHEN h.changed THEN h.{col} ELSE t.{col} END"
+                   for col in _KEEP_UNLESS_CHANGED)},
+        load_digest = h.load_digest,
+        updated_at = CASE WHEN h.changed THEN now() ELSE t.updated_at END
+    FROM hit h
+    WHERE t.id = h.id
+    RETURNING h.changed
+)
+SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE NOT changed) FROM written
 """
 
 # What the merge would do, without doing it (for --dry-run).
@@ -80,13 +88,12 @@ def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tupl
         assert row is not None
         return int(row[0]), int(row[1])
     start = time.perf_counter()
-    updated = conn.execute(UPDATE_CHANGED, params).rowcount
-    log.debug("%d trees updated (with their history) in %.2f s", updated,
-              time.perf_counter() - start)
-    refreshed = conn.execute(REFRESH_DIGESTS, params).rowcount
+    row = conn.execute(UPDATE_CHANGED, params).fetchone()
+    updated, refreshed = (int(row[0]), int(row[1])) if row else (0, 0)
+    log.debug("%d trees updated (with their history), %d digests refreshed, in %.2f s",
+              updated, refreshed, time.perf_counter() - start)
     inserted = conn.execute(INSERT_NEW, params).rowcount
-    log.debug("%d digests refreshed, %d trees inserted; merge in %.2f s", refreshed, inserted,
-              time.perf_counter() - start)
+    log.debug("%d trees inserted; merge in %.2f s", inserted, time.perf_counter() - start)
     return inserted, updated
 
 

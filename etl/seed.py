@@ -22,7 +22,7 @@ from etl import headers as headers_mod
 from etl import report
 from etl.errors import InputError
 from etl.readers import open_table, read_gis_frame
-from etl.validate import SpeciesIndex, _parse_date, shown
+from etl.validate import SpeciesIndex, parse_date, shown
 from smarttrees import territory
 from smarttrees.database import connect
 from smarttrees.domain import fold
@@ -317,7 +317,7 @@ def _convert(col: Col, raw: str, species: SpeciesIndex,
             return None, f"is below {col.minimum}"
         return int(number), None
     if col.kind == "date":
-        day, problem = _parse_date(raw)
+        day, problem = parse_date(raw)
         return (dt.date.fromisoformat(day) if day else None), problem
     if col.kind == "species":
         sid = species.resolve(raw)

@@ -123,7 +123,8 @@ class SpeciesIndex:
         return seen[:n]
 
 
-def _parse_date(raw: str) -> tuple[str | None, str | None]:
+def parse_date(raw: str) -> tuple[str | None, str | None]:
+    """(ISO date, None) of a date as surveys write it, or (None, what is wrong with it)."""
     text = raw.strip()
     for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y-%m-%dT%H:%M:%S",
                     "%Y-%m-%d %H:%M:%S"):
@@ -195,7 +196,7 @@ def resolve_one(name: str, raw: str, mapping: Mapping,
         hint = f"; closest: {', '.join(close)}" if close else ""
         return None, f"is not in the species catalogue{hint}"
     if name == "planted_on":
-        return _parse_date(raw)
+        return parse_date(raw)
     if name == "planted_year":
         return _parse_year(raw)
     table = mapping.lookup(name)

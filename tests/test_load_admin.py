@@ -74,3 +74,27 @@ def test_an_older_version_is_refused(db_url: str, shared_data: Path) -> None:
     load_admin(db_url, path, level="commune", valid_from=JULY_2025)
     with pytest.raises(InputError, match="newer than --valid-from 2020-01-01"):
         load_admin(db_url, path, level="commune", valid_from=dt.date(2020, 1, 1))
+
+
+def test_every_problem_of_a_units_file_is_named_at_once(db_url: str, conn: psycopg.Connection,
+                                                        tmp_path: Path) -> None:
+    from shapely.geometry import Point, box
+
+    frame = gpd.GeoDataFrame({
+        "code": ["00101", "x12", "00103", "00101", "00105"],
+        "name_vi": ["Xã A", "Xã B", "Xã C", "Xã D", "Xã E"],
+        "geometry": [box(105.7, 21.5, 105.8, 21.6), box(105.8, 21.5, 105.9, 21.6),
+                     Point(105.9, 21.5), box(106.0, 21.5, 106.1, 21.6),
+                     box(106.1, 21.5, 106.2, 21.6)],
+    }, crs="EPSG:4326")
+    path = tmp_path / "communes.geojson"
+    frame.to_file(path, driver="GeoJSON")
+    with pytest.raises(InputError) as info:
+        load_admin(db_url, path, level="commune", valid_from=JULY_2025)
+    message = str(info.value)
+    assert message.startswith("communes.geojson: 3 problem(s), nothing loaded: ")
+    for part in ("row 2: code: unit code 'x12' does not follow the unit-code scheme",
+                 "row 3: geometry: Point where a polygon was expected",
+                 "unit code 00101 appears twice"):
+        assert part in message, message
+    assert conn.execute("SELECT count(*) FROM smarttrees.admin_units").fetchone() == (0,)

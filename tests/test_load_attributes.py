@@ -37,17 +37,19 @@ def expected(frame, headers: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+@pytest.mark.parametrize(("suffix", "encoding", "direct"), [
+    (".csv", "utf-8", True), (".xlsx", "utf-8", True), (".csv", "vni", False)])
 def test_unknown_columns_are_kept_and_a_mapping_can_exclude_one(
-        db_url: str, conn: psycopg.Connection, tmp_path: Path, suffix: str) -> None:
+        db_url: str, conn: psycopg.Connection, tmp_path: Path, suffix: str, encoding: str,
+        direct: bool) -> None:
     mapping = tmp_path / "mine.toml"
     preset = (Path(__file__).parents[1] / "data" / "mappings" / "vi_field_survey.toml").read_text(
         encoding="utf-8")
     mapping.write_text('exclude = ["tuyen duong"]\n' + preset, encoding="utf-8")
     frame = survey_with_extras()
-    path = write_survey(frame, tmp_path / f"survey{suffix}")
+    path = write_survey(frame, tmp_path / f"survey{suffix}", encoding=encoding)
     result = load_trees(db_url, [path], LoadOptions(mapping=mapping))
-    assert result.files[0].inserted == 30 and result.files[0].direct == (suffix == ".csv")
+    assert result.files[0].inserted == 30 and result.files[0].direct == direct
     assert attributes(conn) == expected(frame, ("Ghi chú",))
 
 
