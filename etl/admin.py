@@ -126,6 +126,18 @@ def _refuse_overlaps(conn: psycopg.Connection, path: Path, rows: dict[str, int])
 MAX_SHOWN = 10     # problems named in the one error; the count gives the rest
 
 
+def _refuse_problems(path: Path, problems: list[tuple[int | None, str | None, str]]) -> None:
+    """One error for all of a file's problems: one as its row and field say, several listed."""
+    if len(problems) == 1:
+        row, field, what = problems[0]
+        raise InputError(path, what, row=row, field=field)
+    if problems:
+        shown = "; ".join((f"row {row:,}: " if row else "") + f"{field}: {what}"
+                          for row, field, what in problems[:MAX_SHOWN])
+        more = f" … and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+        raise InputError(path, f"{len(problems):,} problems, nothing loaded: {shown}{more}")
+
+
 def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                code_field: str | None = None, name_field: str | None = None,
                actor: str | None = None) -> AdminResult:
@@ -144,7 +156,8 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
     type_col = _pick(columns, TYPE_FIELDS, level, None, path, "optional")
     parent_col = next((c for c in PARENT[level] if c in columns), None)
     rows = []
-    problems: list[str] = []        # every problem of every row: the file is refused once
+    # Every problem of every row (row, field, what): the file is refused once, naming them all.
+    problems: list[tuple[int | None, str | None, str]] = []
     for i, rec in enumerate(frame.itertuples(index=False), start=1):
         data = rec._asdict()
         code = str(data[code_col] or "").strip()
@@ -152,26 +165,23 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
         found = []
         problem = unit_code_problem(code)
         if problem:
-            found.append(f"{code_col}: {problem}")
+            found.append((i, code_col, problem))
         if geom is None or geom.geom_type not in ("Polygon", "MultiPolygon"):
             kind = "no geometry" if geom is None else geom.geom_type
-            found.append(f"geometry: {kind} where a polygon was expected")
+            found.append((i, "geometry", f"{kind} where a polygon was expected"))
         if found:
-            problems.append(f"row {i:,}: {'; '.join(found)}")
+            problems += found
             continue
         rows.append((code, str(data[name_col]).strip(),
                      str(data[type_col]) if type_col and data[type_col] else None,
                      str(data[parent_col]) if parent_col and data[parent_col] else None,
                      shapely.to_wkb(geom)))
-    seen: dict[str, int] = {}
-    for i, code in enumerate(r[0] for r in rows):
+    seen: set[str] = set()
+    for code in (r[0] for r in rows):
         if code in seen:
-            problems.append(f"unit code {code} appears twice")
-        seen.setdefault(code, i)
-    if problems:
-        shown = "; ".join(problems[:MAX_SHOWN])
-        more = f" … and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
-        raise InputError(path, f"{len(problems):,} problem(s), nothing loaded: {shown}{more}")
+            problems.append((None, code_col, f"unit code {code} appears twice"))
+        seen.add(code)
+    _refuse_problems(path, problems)
     result = AdminResult(level, valid_from)
     with connect(url) as conn:
         conn.execute(STAGE)
