@@ -14,13 +14,25 @@ tokens_app = typer.Typer(help="API tokens (stored hashed; shown once).", no_args
 def add_user(
     username: str,
     role: str = typer.Option("viewer", help=f"One of: {', '.join(accounts.ROLES)}."),
+    database: bool = typer.Option(
+        False, "--database",
+        help="Editors: also a PostgreSQL login role (st_NAME) to edit trees, stands and "
+             "nurseries in QGIS; its password is printed once."),
 ) -> None:
     """Create a user."""
     from smarttrees.database import connect
 
+    if database and role != "editor":
+        raise accounts.AccountError("--database is for editors: give --role editor")
     with connect() as conn:
         accounts.create_user(conn, username, role)
+        if database:
+            from smarttrees import db_roles
+
+            login, password = db_roles.create_login(conn, username)
     typer.echo(f"user {username} ({role}) created")
+    if database:
+        typer.echo(f"database login {login}, password (shown once): {password}")
 
 
 @users_app.command("list")
