@@ -24,6 +24,7 @@ from gis_api import (
     ioc,
     items,
     ogc,
+    photos,
     raster_tiles,
     scans,
     tiles,
@@ -107,6 +108,7 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *ioc.routes(),
         *care.routes(),
         *care_reports.routes(),
+        *photos.routes(),
         *items.routes(),  # our items, before pygeoapi's documents
         *transactions.routes(),  # the writes to items (OGC API Features Part 4)
         *ogc.routes(settings),

@@ -39,6 +39,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,9 +47,10 @@ from starlette.routing import BaseRoute, Route
 
 from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
+from smarttrees import photos
 from smarttrees.care.due import DueFilter, due_list
 from smarttrees.care.errors import CareError
-from smarttrees.care.inspections import parse_inspections, record_inspections
+from smarttrees.care.inspections import Inspection, parse_inspections, record_inspections
 from smarttrees.care.orders import create_order, get_order, list_orders, move, parse_order
 from smarttrees.care.storms import (
     create_storm,
@@ -91,6 +93,15 @@ def batch_items(payload: Any, key: str) -> tuple[list[Any], bool]:
     return [payload], False
 
 
+async def check_photos(conn: AsyncConnection, parsed: list[Inspection]) -> None:
+    """Every photo id an inspection names is in the photo store (uploaded first)."""
+    missing = set(await photos.missing_photos(conn, [p for i in parsed for p in i.photos]))
+    problems = [f"inspections[{n}].photos: photo {p} was not uploaded (POST /api/photos first)"
+                for n, i in enumerate(parsed) for p in i.photos if p in missing]
+    if problems:
+        raise CareError("invalid_inspection", "nothing stored: " + "; ".join(problems[:10]))
+
+
 async def post_inspections(request: Request) -> Response:
     """Record one inspection or a batch, all or nothing."""
     who = await require_role(request, *RECORD_ROLES)
@@ -98,6 +109,7 @@ async def post_inspections(request: Request) -> Response:
     parsed = parse_inspections(items)
     cycle = request.app.state.settings.care_cycle_months
     async with request.app.state.pool.connection() as conn:
+        await check_photos(conn, parsed)
         answers = await record_inspections(conn, parsed, cycle, who.username)
     return json_response({"inspections": answers} if batch else answers[0], 201)
 

@@ -225,6 +225,8 @@ RULE_STATUS: dict[str, int] = {
     "storm_exists": 409,
     "invalid_report": 422,
     "unknown_report": 404,
+    "unknown_photo": 404,
+    "photo_too_large": 413,
     "rate_limited": 429,
 }
 

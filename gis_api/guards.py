@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gis_api.errors import ApiError, InvalidParameter, PayloadTooLarge, api_error_response
 
 # Routes that check their body size themselves (with a cap of their own).
-OWN_BODY_CAP = frozenset({"/api/scans/decode", "/api/care/reports"})
+OWN_BODY_CAP = frozenset({"/api/scans/decode", "/api/care/reports", "/api/photos"})
 
 
 def check_no_nul(scope: Scope) -> None:

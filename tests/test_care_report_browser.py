@@ -72,7 +72,7 @@ def test_a_reporter_marks_the_place_attaches_a_photo_and_sends(
     report_id = int(text.split("Mã báo cáo ")[1].split()[0])
     with connect(url) as conn:
         hazard, commune, contact, note, has_photo = conn.execute(
-            "SELECT r.hazard, r.commune_code, d.contact, d.note, d.photo IS NOT NULL "
+            "SELECT r.hazard, r.commune_code, d.contact, d.note, d.photo_id IS NOT NULL "
             "FROM care_reports r JOIN restricted.care_report_details d ON d.report_id = r.id "
             "WHERE r.id = %s", [report_id]).fetchone()
     assert (hazard, contact, note, has_photo) == ("fallen", "0987 654 321", "Cây đổ chắn ngõ", True)

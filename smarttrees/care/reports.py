@@ -15,7 +15,6 @@ hash, and more than ``per_hour`` reports from one hash in an hour are refused (r
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from smarttrees import photos
 from smarttrees.accounts import Principal
 from smarttrees.care.errors import CareError
 from smarttrees.care.orders import OrderRequest, insert_order
@@ -36,7 +36,7 @@ HAZARDS: dict[str, tuple[str, str]] = {
     "blocking": ("a tree blocking a road or path", "cây chắn đường"),
     "other": ("another danger", "nguy hiểm khác"),
 }
-PHOTO_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+PHOTO_TYPES = photos.PHOTO_TYPES
 _ITEM_URL = re.compile(r"/collections/trees/items/([0-9]{1,18})/?(?:\?.*)?$")
 
 
@@ -76,17 +76,10 @@ def parse_report(fields: dict[str, Any]) -> Report:
 
 def photo_type(photo: bytes) -> str:
     """The media type of a photo Pillow can read (JPEG, PNG, WebP); ``bad_image`` otherwise."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(io.BytesIO(photo)) as image:
-            kind = image.format or ""
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise CareError("bad_image", "photo: not a JPEG, PNG or WebP image") from None
-    if kind not in PHOTO_TYPES:
-        raise CareError("bad_image", f"photo: a {kind} image; send JPEG, PNG or WebP")
-    return PHOTO_TYPES[kind]
+        return photos.inspect_photo(photo).media_type
+    except photos.PhotoError as exc:
+        raise CareError(exc.rule, exc.message) from None
 
 
 async def _sender_hash(conn: AsyncConnection, sender: str) -> str:
@@ -167,7 +160,8 @@ async def submit_report(
         ``outside_province`` (422), ``bad_image`` (422); nothing is stored.
 
     """
-    kind = photo_type(photo) if photo else None
+    if photo:
+        photo_type(photo)  # refused before anything else, as a bad field is
     async with conn.transaction():
         sender_hash = await _sender_hash(conn, sender)
         await _check_rate(conn, sender_hash, per_hour)
@@ -189,17 +183,18 @@ async def submit_report(
             {"hazard": report.hazard, "tree": tree_id, "pt": geom})
         row = await cur.fetchone()
         assert row is not None
+        photo_id = (await photos.store_photo(conn, photo, "report", None))["id"] if photo else None
         await conn.execute(
-            "INSERT INTO restricted.care_report_details (report_id, note, contact, photo, "
-            "photo_type, sender_hash) VALUES (%s, %s, %s, %s, %s, %s)",
-            [row[0], report.note, report.contact, photo, kind, sender_hash])
+            "INSERT INTO restricted.care_report_details (report_id, note, contact, photo_id, "
+            "sender_hash) VALUES (%s, %s, %s, %s, %s)",
+            [row[0], report.note, report.contact, photo_id, sender_hash])
     return {"report_id": int(row[0]), "status": "new", "received_at": row[1].isoformat()}
 
 
 _PUBLIC = """
 SELECT r.id, r.received_at, r.hazard, r.status, r.commune_code, t.tree_code, r.work_order_id,
        round(ST_X(r.geom)::numeric, 7)::float8, round(ST_Y(r.geom)::numeric, 7)::float8,
-       d.photo IS NOT NULL
+       d.photo_id IS NOT NULL
 FROM smarttrees.care_reports r
 JOIN restricted.care_report_details d ON d.report_id = r.id
 LEFT JOIN smarttrees.trees t ON t.id = r.tree_id
@@ -228,7 +223,7 @@ async def open_report(conn: AsyncConnection, report_id: int, who: Principal) -> 
     """One report with what its reporter typed; the reading is written to the access log."""
     async with conn.transaction():
         cur = await conn.execute(
-            _PUBLIC.replace("d.photo IS NOT NULL", "d.photo IS NOT NULL, d.note, d.contact")
+            _PUBLIC.replace("d.photo_id IS NOT NULL", "d.photo_id IS NOT NULL, d.note, d.contact")
             + " WHERE r.id = %s", [report_id])
         row = await cur.fetchone()
         if row is None:
@@ -242,12 +237,12 @@ async def open_report(conn: AsyncConnection, report_id: int, who: Principal) -> 
 
 async def report_photo(conn: AsyncConnection, report_id: int) -> tuple[bytes, str] | None:
     """A report's photo and its media type, or ``None`` when it has none."""
-    cur = await conn.execute("SELECT photo, photo_type FROM restricted.care_report_details "
+    cur = await conn.execute("SELECT photo_id::text FROM restricted.care_report_details "
                              "WHERE report_id = %s", [report_id])
     row = await cur.fetchone()
     if row is None:
         raise CareError("unknown_report", f"no report {report_id}")
-    return (bytes(row[0]), str(row[1])) if row[0] is not None else None
+    return await photos.read_photo(conn, row[0]) if row[0] is not None else None
 
 
 class Triage(BaseModel):
