@@ -8,8 +8,8 @@ Routes
 ------
 - ``/map``: the page, with its configuration inlined.
 - ``/map/static/...``: the page's script and style, and the vendored MapLibre.
-- ``/map/options.json``: what the filter selects offer (species, categories, conditions, communes)
-  and the extent of the trees.
+- ``/map/options.json``: what the filter selects offer (the catalogue's trees ``map_filters``:
+  categories, species, communes), the conditions, and the extent of the trees.
 - ``/map/search.json?code=``: a tree by its code (for "search by tree code").
 - ``/api/trees/{id}/history``: a tree's change history (no actor names: personal data).
 """
@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
+from psycopg import sql
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -31,7 +32,8 @@ from starlette.staticfiles import StaticFiles
 
 from gis_api.errors import InvalidParameter, NotFound
 from gis_api.links import base_url
-from smarttrees.domain import Category, Condition
+from smarttrees.catalog import TREES, MapFilter
+from smarttrees.domain import Condition
 from smarttrees.settings import Settings
 
 MAX_CODE_LENGTH = 64
@@ -74,19 +76,19 @@ async def map_page(request: Request) -> Response:
 
 
 async def map_options(request: Request) -> Response:
-    """Choices for the filters, and the trees' extent to open the map on."""
+    """Choices for the filters, and the trees' extent to open the map on.
+
+    The filters are those of the catalogue's trees layer (``map_filters``): each one's choices
+    are listed under its ``options_key``, and ``filters`` says which select fills from which key.
+    """
     async with request.app.state.pool.connection() as conn:
+        doc: dict[str, Any] = {
+            "filters": [_filter_doc(f) for f in TREES.map_filters],
+            "conditions": [c.value for c in Condition],
+        }
+        for definition in TREES.map_filters:
+            doc[definition.options_key] = await _choices(conn, definition)
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "SELECT id, vietnamese_name AS name, scientific_name FROM smarttrees.species"
-            " ORDER BY vietnamese_ascii, id"
-        )
-        species = await cur.fetchall()
-        await cur.execute(
-            "SELECT code, name, ARRAY[ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)]"
-            " AS bbox FROM smarttrees.communes ORDER BY coalesce(name_ascii, name), code"
-        )
-        communes = await cur.fetchall()
         await cur.execute(
             "SELECT ARRAY[ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)] AS bounds"
             " FROM (SELECT ST_Extent(geom) AS b FROM smarttrees.communes) e"
@@ -95,16 +97,45 @@ async def map_options(request: Request) -> Response:
         bounds = row["bounds"] if row and row["bounds"] and row["bounds"][0] is not None else None
         if bounds is None:
             bounds = await _trees_bounds(conn)
-    return _json(
-        {
-            "categories": [c.value for c in Category],
-            "conditions": [c.value for c in Condition],
-            "species": species,
-            "communes": communes,
-            "bounds": bounds,
-        },
-        max_age=60,
+    doc["bounds"] = bounds
+    return _json(doc, max_age=60)
+
+
+def _filter_doc(definition: MapFilter) -> dict[str, Any]:
+    """How the page builds one filter's select: its parameter, choices key and value column."""
+    table = definition.table
+    return {
+        "param": definition.param,
+        "field": definition.field,
+        "options": definition.options_key,
+        "value": table.value if table else None,
+        "label": table.columns[0][0] if table else None,
+        "bbox": bool(table and table.bbox),
+    }
+
+
+async def _choices(conn: Any, definition: MapFilter) -> list[Any]:
+    """A filter's choices: its fixed values, or its reference table's rows in order."""
+    table = definition.table
+    if table is None:
+        return list(definition.values)
+    columns: list[sql.Composable] = [sql.Identifier(table.value)]
+    columns += [
+        sql.SQL("{} AS {}").format(sql.Identifier(column), sql.Identifier(alias))
+        for alias, column in table.columns
+    ]
+    if table.bbox:
+        columns.append(
+            sql.SQL("ARRAY[ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)] AS bbox")
+        )
+    query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
+        sql.SQL(", ").join(columns),
+        sql.Identifier("smarttrees", table.table),
+        sql.SQL(", ").join(sql.Identifier(c) for c in table.order),
     )
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query)
+    return list(await cur.fetchall())
 
 
 async def _trees_bounds(conn: Any) -> list[float] | None:

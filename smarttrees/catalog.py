@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from smarttrees.domain import Category
+
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime", "json"]
 GeometryType = Literal["Point", "LineString", "MultiPolygon"]
 
@@ -52,6 +54,41 @@ class Field:
 
 
 @dataclass(frozen=True)
+class ChoicesTable:
+    """A filter's choices read from a reference table of schema ``smarttrees``.
+
+    Example: the species filter offers ``smarttrees.species`` rows, the value being ``id``.
+    """
+
+    table: str  # e.g. "species"
+    value: str  # the column a choice's value is read from, e.g. "id"
+    # (alias, column) pairs sent with each choice besides its value: ("name", "vietnamese_name")
+    columns: tuple[tuple[str, str], ...]
+    order: tuple[str, ...]  # the columns the choices are listed by
+    bbox: bool = False  # also send each row's bounding box (the map zooms to a chosen commune)
+
+
+@dataclass(frozen=True)
+class MapFilter:
+    """A filter the web map and the vector tiles offer on a layer.
+
+    ``param`` is the query parameter (``/collections/trees/tiles/...?species=12``) and the
+    select the map draws; ``field`` the layer's public field it keeps rows by. Its choices are
+    either fixed ``values`` (a domain vocabulary) or the rows of ``table``; a value typed in a URL
+    must then match ``pattern``.
+    """
+
+    param: str
+    field: str
+    type: Literal["string", "integer"]
+    options_key: str  # the key of /map/options.json listing the choices, e.g. "species"
+    values: tuple[str, ...] = ()
+    table: ChoicesTable | None = None
+    pattern: str = ""  # a regular expression a value from a URL must match (with table)
+    expected: str = ""  # what the pattern asks for, in an error message: "a species id (integer)"
+
+
+@dataclass(frozen=True)
 class Layer:
     """A public layer: where it comes from and what it holds."""
 
@@ -65,6 +102,7 @@ class Layer:
     title_vi: str = ""  # Vietnamese: QGIS lists a collection as "title_vi — title"
     description: str = ""
     keywords: tuple[str, ...] = ()
+    map_filters: tuple[MapFilter, ...] = ()  # what the web map and the tiles filter this layer by
 
     @property
     def display_title(self) -> str:
@@ -190,6 +228,20 @@ TREES = Layer(
         *TREE_CARBON_FIELDS,
         _f("attributes", "json", "survey columns the mapping does not know, by the file's header "
            "(filter on one: \"attributes.Ghi chú\" = '…')"),
+    ),
+    map_filters=(
+        MapFilter("category", "category", "string", "categories",
+                  values=tuple(c.value for c in Category)),
+        MapFilter("species", "species_id", "integer", "species",
+                  table=ChoicesTable("species", "id",
+                                     (("name", "vietnamese_name"),
+                                      ("scientific_name", "scientific_name")),
+                                     ("vietnamese_ascii", "id")),
+                  pattern="[0-9]{1,9}", expected="a species id (integer)"),
+        MapFilter("commune", "commune_code", "string", "communes",
+                  table=ChoicesTable("communes", "code", (("name", "name"),),
+                                     ("name_ascii", "name", "code"), bbox=True),
+                  pattern="[0-9]{1,10}", expected="a commune code (digits)"),
     ),
 )
 

@@ -56,6 +56,29 @@ def test_options_list_species_and_communes(map_server: str, map_db: str) -> None
     assert west < east and south < north
 
 
+def test_the_filters_come_from_the_catalogue(map_server: str, map_db: str) -> None:
+    from gis_api.tiles.params import TreeFilters
+    from smarttrees.catalog import TREES
+
+    options = httpx.get(f"{map_server}/map/options.json").json()
+    params = [f.param for f in TREES.map_filters]
+    assert [f["param"] for f in options["filters"]] == params == list(TreeFilters._fields)
+    for definition in TREES.map_filters:
+        assert TREES.field(definition.field) is not None, definition  # a public field
+        assert options[definition.options_key], definition  # with choices to offer
+    by_param = {f["param"]: f for f in options["filters"]}
+    assert by_param["species"]["value"] == "id" and by_param["commune"]["bbox"] is True
+    # A value outside a filter's choices is a 400 that names the parameter.
+    tile = f"{map_server}/collections/trees/tiles/WebMercatorQuad/10/450/813"
+    for param, bad in [("category", "forest"), ("species", "oak"), ("commune", "x1")]:
+        response = httpx.get(tile, params={param: bad})
+        assert response.status_code == 400, param
+        assert param in response.json()["description"]
+    # A species id from the choices filters the tile: its trees are those of that species.
+    species = options["species"][0]["id"]
+    assert httpx.get(tile, params={"species": str(species)}).status_code in (200, 204)
+
+
 def test_search_finds_a_tree_by_code_in_any_case(map_server: str, map_db: str) -> None:
     with psycopg.connect(map_db) as conn:
         tree_id, code, lon, lat = conn.execute(

@@ -9,14 +9,18 @@ from typing import NamedTuple
 from gis_api.errors import InvalidParameter, NotFound
 from gis_api.tiles.grid import TileAddress, matrix_size
 from gis_api.tiles.layers import MAX_ZOOM, TMS_ID
-from smarttrees.domain import Category
+from smarttrees.catalog import TREES, MapFilter
 
 _INTEGER = re.compile(r"[0-9]{1,9}")
-_COMMUNE_CODE = re.compile(r"[0-9]{1,10}")
+TREE_FILTERS = TREES.map_filters
 
 
 class TreeFilters(NamedTuple):
-    """Filters a trees tile may be asked for (``None``: no filter on that attribute)."""
+    """Filters a trees tile may be asked for (``None``: no filter on that attribute).
+
+    One attribute per ``map_filters`` entry of the catalogue's trees layer, named by its query
+    parameter (a test keeps the two the same).
+    """
 
     category: str | None = None
     species: int | None = None
@@ -43,18 +47,23 @@ def parse_tile_address(z: str, y: str, x: str) -> TileAddress:
 
 
 def parse_tree_filters(params: Mapping[str, str]) -> TreeFilters:
-    """Read ``category``, ``species`` (species id) and ``commune`` (commune code) from a query."""
-    category = params.get("category") or None
-    if category is not None and category not in {c.value for c in Category}:
-        allowed = ", ".join(c.value for c in Category)
-        raise InvalidParameter(f"category must be one of {allowed}, got {category!r}")
-    species_text = params.get("species") or None
-    species = None
-    if species_text is not None:
-        if not _INTEGER.fullmatch(species_text):
-            raise InvalidParameter(f"species must be a species id (integer), got {species_text!r}")
-        species = int(species_text)
-    commune = params.get("commune") or None
-    if commune is not None and not _COMMUNE_CODE.fullmatch(commune):
-        raise InvalidParameter(f"commune must be a commune code (digits), got {commune!r}")
-    return TreeFilters(category, species, commune)
+    """Read the trees layer's filters (:data:`smarttrees.catalog.TREES` ``map_filters``).
+
+    Today ``category``, ``species`` (species id) and ``commune`` (commune code); an empty value is
+    no filter. Raise a 400 naming the parameter for a value outside its choices or pattern.
+    """
+    values = {f.param: parse_filter_value(f, params.get(f.param) or None) for f in TREE_FILTERS}
+    return TreeFilters(**values)  # type: ignore[arg-type]  # each typed by its definition
+
+
+def parse_filter_value(definition: MapFilter, text: str | None) -> str | int | None:
+    """One filter's value from a query parameter, checked against its catalogue definition."""
+    if text is None:
+        return None
+    if definition.values:
+        if text not in definition.values:
+            allowed = ", ".join(definition.values)
+            raise InvalidParameter(f"{definition.param} must be one of {allowed}, got {text!r}")
+    elif not re.fullmatch(definition.pattern, text):
+        raise InvalidParameter(f"{definition.param} must be {definition.expected}, got {text!r}")
+    return int(text) if definition.type == "integer" else text

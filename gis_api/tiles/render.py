@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 
 from gis_api.tiles.grid import TileAddress, tile_origin
 from gis_api.tiles.layers import TileCollection
-from gis_api.tiles.params import TreeFilters
+from gis_api.tiles.params import TREE_FILTERS, TreeFilters
 from smarttrees.settings import Settings
 
 EXTENT = 4096  # MVT tile extent in tile units
@@ -42,18 +42,21 @@ def _query(name: str, filters: sql.Composable | None = None) -> sql.Composed:
 
 
 def _tree_filter_sql(filters: TreeFilters) -> tuple[sql.Composable, dict[str, Any]]:
-    """SQL conditions (each starting with AND) and their parameters for the tree filters."""
+    """SQL conditions (each starting with AND) and their parameters for the tree filters.
+
+    Each filter of the catalogue compares its field (a column of ``smarttrees.trees``).
+    """
     parts: list[sql.Composable] = []
     params: dict[str, Any] = {}
-    if filters.category is not None:
-        parts.append(sql.SQL("AND t.category = %(category)s"))
-        params["category"] = filters.category
-    if filters.species is not None:
-        parts.append(sql.SQL("AND t.species_id = %(species)s"))
-        params["species"] = filters.species
-    if filters.commune is not None:
-        parts.append(sql.SQL("AND t.commune_code = %(commune)s"))
-        params["commune"] = filters.commune
+    for definition in TREE_FILTERS:
+        value = getattr(filters, definition.param)
+        if value is not None:
+            parts.append(
+                sql.SQL("AND t.{} = {}").format(
+                    sql.Identifier(definition.field), sql.Placeholder(definition.param)
+                )
+            )
+            params[definition.param] = value
     return sql.SQL(" ").join(parts), params
 
 
