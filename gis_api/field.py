@@ -12,6 +12,9 @@ Routes
 - ``/field/manifest.webmanifest`` and ``/field/icons/{192,512}.png``: what makes it installable.
 - ``/field/rules.json``: the code and custody rules as data (:func:`barcodes.rules.rules_document`),
   which the page checks codes and events with before queueing them.
+- ``/field/care.json``: the tree check's vocabulary and ranges as data (conditions, defects, the
+  TRAQ ratings, DBH and height bounds from :class:`smarttrees.care.inspections.Inspection`, the
+  photo cap), which the page checks a tree check with before queueing it.
 - ``/field/me``: who a field token belongs to (the sign-in check).
 - ``/field/static/...``: the page's script and style, and the vendored decoder.
 """
@@ -129,6 +132,38 @@ async def rules(request: Request) -> Response:
     return _json(rules_document())
 
 
+MAX_CHECK_PHOTOS = 3
+
+
+def care_document(photo_mb: float) -> dict[str, Any]:
+    """The tree check's rules as data: the server's own models, not rewritten in JavaScript."""
+    from smarttrees.care.inspections import Inspection
+    from smarttrees.care.traq import matrices
+    from smarttrees.care.vocabulary import DEFECTS
+
+    props = Inspection.model_json_schema()["properties"]
+
+    def plain(name: str) -> dict[str, Any]:  # the non-null branch of an optional field
+        schema = props[name]
+        return next((s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"), {})
+
+    traq = matrices()
+    return {
+        "fields": {name: plain(name) for name in ("condition", "dbh_cm", "height_m", "note")},
+        "defects": {code: {"en": en, "vi": vi} for code, (en, vi) in DEFECTS.items()},
+        "traq": {"likelihood_failure": list(traq.failure),
+                 "likelihood_impact": list(traq.impact),
+                 "consequences": list(traq.consequences)},
+        "max_photos": MAX_CHECK_PHOTOS,
+        "photo_mb": photo_mb,
+    }
+
+
+async def care(request: Request) -> Response:
+    """The tree check's vocabulary and ranges (public: they hold no data)."""
+    return _json(care_document(request.app.state.settings.care_report_photo_mb))
+
+
 async def me(request: Request) -> Response:
     """Who the request's token belongs to; 401/403 unless it is a field (or admin) token."""
     who = await require_role(request, "field")
@@ -203,6 +238,12 @@ def openapi_paths() -> dict[str, Any]:
             "application/json",
             schema={"type": "object"},
         ),
+        "/field/care.json": get(
+            "getFieldCare",
+            "The tree check's vocabulary and ranges as data",
+            "application/json",
+            schema={"type": "object"},
+        ),
         "/field/me": get(
             "getFieldMe",
             "Who a field token belongs to",
@@ -224,6 +265,7 @@ def routes() -> list[BaseRoute]:
         Route("/field/manifest.webmanifest", manifest, methods=["GET"], name="field_manifest"),
         Route("/field/icons/{filename}", icon, methods=["GET"], name="field_icon"),
         Route("/field/rules.json", rules, methods=["GET"], name="field_rules"),
+        Route("/field/care.json", care, methods=["GET"], name="field_care"),
         Route("/field/me", me, methods=["GET"], name="field_me"),
         Mount("/field/static", static, name="field_static"),
     ]

@@ -18,6 +18,8 @@ const DEVICE_KEY = "smarttrees.field.device";
 const LANG_KEY = "smarttrees.field.lang";
 const RULES_KEY = "smarttrees.field.rules";
 const REFERENCE_KEY = "smarttrees.field.reference";
+const CARE_KEY = "smarttrees.field.care";
+const USER_KEY = "smarttrees.field.user";
 
 const TEXT = {
   vi: {
@@ -49,6 +51,16 @@ const TEXT = {
     f_to_stand: "Mã lô rừng nhận", f_certificate_no: "Số chứng chỉ", f_fpl_number: "Số bảng kê lâm sản",
     f_load_code: "Mã tem chuyến xe", f_vehicle_plate: "Biển số xe", f_destination_kind: "Nơi nhận là",
     f_destination: "Tên nơi nhận", f_note: "Ghi chú", mill: "Xưởng", yard: "Bãi",
+    ev_tree_check: "Kiểm tra cây", f_condition: "Tình trạng", f_dbh_cm: "Đường kính ngang ngực (cm)",
+    f_height_m: "Chiều cao (m)", f_defects: "Khuyết tật", f_likelihood_failure: "Khả năng gãy đổ",
+    f_likelihood_impact: "Khả năng va chạm", f_consequences: "Hậu quả", f_photos: "Ảnh (tối đa 3)",
+    good: "Tốt", fair: "Trung bình", poor: "Kém", dead: "Chết",
+    improbable: "Khó xảy ra", possible: "Có thể", probable: "Nhiều khả năng", imminent: "Sắp xảy ra",
+    very_low: "Rất thấp", low: "Thấp", medium: "Trung bình", high: "Cao",
+    negligible: "Không đáng kể", minor: "Nhỏ", significant: "Đáng kể", severe: "Nghiêm trọng",
+    too_many_photos: "Tối đa 3 ảnh", photo_too_big: "Ảnh quá lớn, tối đa (MiB)",
+    check_needs_trace: "Cần tra cứu cây này một lần khi có mạng trước khi kiểm tra ngoại tuyến",
+    photos_pending: "ảnh",
   },
   en: {
     signin_title: "Sign in", token_label: "Field token", signin: "Sign in", signout: "Sign out",
@@ -77,6 +89,16 @@ const TEXT = {
     f_to_stand: "Receiving stand code", f_certificate_no: "Certificate no.", f_fpl_number: "Forest-product list no.",
     f_load_code: "Transport load tag", f_vehicle_plate: "Vehicle plate", f_destination_kind: "Destination is a",
     f_destination: "Destination name", f_note: "Note", mill: "Mill", yard: "Yard",
+    ev_tree_check: "Tree check", f_condition: "Condition", f_dbh_cm: "DBH (cm)", f_height_m: "Height (m)",
+    f_defects: "Defects", f_likelihood_failure: "Likelihood of failure", f_likelihood_impact: "Likelihood of impact",
+    f_consequences: "Consequences", f_photos: "Photos (up to 3)",
+    good: "Good", fair: "Fair", poor: "Poor", dead: "Dead",
+    improbable: "Improbable", possible: "Possible", probable: "Probable", imminent: "Imminent",
+    very_low: "Very low", low: "Low", medium: "Medium", high: "High",
+    negligible: "Negligible", minor: "Minor", significant: "Significant", severe: "Severe",
+    too_many_photos: "At most 3 photos", photo_too_big: "Photo too large, at most (MiB)",
+    check_needs_trace: "Look this tree up once with signal before checking it offline",
+    photos_pending: "photos",
   },
 };
 
@@ -203,10 +225,13 @@ let dbPromise = null;
 
 function db() {
   dbPromise ??= new Promise((resolve, reject) => {
-    const request = indexedDB.open("smarttrees-field", 1);
+    const request = indexedDB.open("smarttrees-field", 2);
     request.onupgradeneeded = () => {
-      request.result.createObjectStore("queue", { keyPath: "client_event_id" });
-      request.result.createObjectStore("items", { keyPath: "code" });
+      const handle = request.result;
+      const stores = [["queue", "client_event_id"], ["items", "code"], ["checks", "client_event_id"], ["photos", "id"]];
+      for (const [name, keyPath] of stores) {
+        if (!handle.objectStoreNames.contains(name)) handle.createObjectStore(name, { keyPath });
+      }
     };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -228,6 +253,12 @@ async function store(name, mode, work) {
 const queueAll = async () => (await store("queue", "readonly", (s) => s.getAll())).sort((a, b) => a.seq - b.seq);
 const queuePut = (records) => store("queue", "readwrite", (s) => records.forEach((r) => s.put(r)));
 const queueDelete = (ids) => store("queue", "readwrite", (s) => ids.forEach((id) => s.delete(id)));
+const checksAll = async () => (await store("checks", "readonly", (s) => s.getAll())).sort((a, b) => a.seq - b.seq);
+const checksPut = (records) => store("checks", "readwrite", (s) => records.forEach((r) => s.put(r)));
+const checksDelete = (ids) => store("checks", "readwrite", (s) => ids.forEach((id) => s.delete(id)));
+const photoGet = (id) => store("photos", "readonly", (s) => s.get(id));
+const photosPut = (records) => store("photos", "readwrite", (s) => records.forEach((r) => s.put(r)));
+const photosDelete = (ids) => store("photos", "readwrite", (s) => ids.forEach((id) => s.delete(id)));
 
 /* ---- signing in ---------------------------------------------------------------------------- */
 
@@ -244,6 +275,7 @@ async function signIn() {
       say(t("signin_bad"));
       return;
     }
+    localStorage.setItem(USER_KEY, (await response.json()).username);
   } catch {
     say(t("signin_offline"));
     return;
@@ -428,6 +460,7 @@ async function renderItem() {
   );
   drawRoute(trace);
   const allowed = allowedEvents(item.item_type, status, known);
+  if (item.item_type === "tree" && state.care) allowed.unshift("tree_check");
   const buttons = allowed.map((name) => {
     const button = el("button", t(`ev_${name}`));
     button.type = "button";
@@ -504,6 +537,7 @@ function chooseEvent(name, values = {}) {
   for (const button of $("event-types").querySelectorAll("button")) {
     button.setAttribute("aria-pressed", String(button.dataset.event === name));
   }
+  if (name === "tree_check") return chooseCheck(values);
   const rule = state.rules.item_types[state.item.item_type].events[name];
   const names = [...rule.needs, ...rule.uses, "note"];
   $("event-fields").replaceChildren(...names.map((field) => fieldInput(field, rule.needs.includes(field), values[field])));
@@ -603,6 +637,7 @@ function position() {
 
 async function record(submit) {
   submit.preventDefault();
+  if (state.eventType === "tree_check") return recordCheck();
   const rule = state.rules.item_types[state.item.item_type].events[state.eventType];
   const { values, problems } = readFields(rule);
   for (const input of $("event-fields").querySelectorAll("input, select")) {
@@ -649,7 +684,8 @@ async function enqueue(events) {
 
 async function renderQueue() {
   const records = await queueAll();
-  $("queue-count").textContent = String(records.length);
+  const checks = await checksAll();
+  $("queue-count").textContent = String(records.length + checks.length);
   // Every refused event, and the oldest pending ones: thousands of list rows help nobody.
   const pending = records.filter((r) => r.state === "pending");
   const shown = [...records.filter((r) => r.state !== "pending"), ...pending.slice(0, SHOWN_PENDING)];
@@ -676,6 +712,25 @@ async function renderQueue() {
       return li;
     }),
     ...more,
+    ...checks.map((r) => {
+      const li = el("li");
+      li.className = `${r.state} check`;
+      li.dataset.id = r.client_event_id;
+      const photos = r.photos.length ? ` · ${r.photos.length} ${t("photos_pending")}` : "";
+      li.append(el("div", `${r.code} · ${t("ev_tree_check")}${photos} · ${t(r.state)}`));
+      if (r.problem) {
+        li.append(Object.assign(el("div", `${r.problem.rule}: ${r.problem.message}`), { className: "problem" }));
+        const actions = Object.assign(el("div"), { className: "actions" });
+        const drop = Object.assign(el("button", t("drop")), { type: "button", className: "drop" });
+        drop.addEventListener("click", async () => {
+          await dropCheck(r.client_event_id);
+          await renderQueue();
+        });
+        actions.append(drop);
+        li.append(actions);
+      }
+      return li;
+    }),
   );
 }
 
@@ -705,7 +760,7 @@ function retryLater() {
 /** Send the pending events in batches until none is left, one sender at a time (Web Locks). */
 async function sync() {
   if (!token()) return;
-  const run = () => sendAll().finally(renderQueue);
+  const run = () => sendAll().then(sendChecks).finally(renderQueue);
   if (navigator.locks) return navigator.locks.request("smarttrees-field-sync", { ifAvailable: true }, (lock) => lock && run());
   if (state.syncing) return;
   state.syncing = true;
@@ -713,6 +768,227 @@ async function sync() {
     await run();
   } finally {
     state.syncing = false;
+  }
+}
+
+/* ---- tree checks: care inspections with photos, queued like the events ---------------------- */
+
+/** The tree check's rules (care.json, from the server's own models), kept for offline use. */
+async function loadCare() {
+  try {
+    const response = await fetch("care.json");
+    if (!response.ok) throw new Error(String(response.status));
+    const care = await response.json();
+    localStorage.setItem(CARE_KEY, JSON.stringify(care));
+    return care;
+  } catch {
+    return JSON.parse(localStorage.getItem(CARE_KEY) || "null");
+  }
+}
+
+function choiceInput(name, options, value, required) {
+  const wrap = el("div");
+  const label = el("label", t(`f_${name}`) + (required ? ` (${t("required")})` : ""));
+  label.htmlFor = `f-${name}`;
+  const input = el("select");
+  input.append(el("option", ""), ...options.map((v) => Object.assign(el("option", t(v)), { value: v })));
+  input.id = `f-${name}`;
+  input.name = name;
+  if (value != null) input.value = String(value);
+  wrap.append(label, input, Object.assign(el("p"), { className: "status bad", id: `f-${name}-problem` }));
+  return wrap;
+}
+
+function numberInput(name, value) {
+  const wrap = el("div");
+  const label = el("label", t(`f_${name}`));
+  label.htmlFor = `f-${name}`;
+  const input = Object.assign(el("input"), { type: "number", inputMode: "decimal", step: "any", id: `f-${name}`, name });
+  if (value != null) input.value = String(value);
+  wrap.append(label, input, Object.assign(el("p"), { className: "status bad", id: `f-${name}-problem` }));
+  return wrap;
+}
+
+function chooseCheck(values) {
+  const care = state.care;
+  const defects = Object.assign(el("fieldset"), { id: "f-defects" });
+  defects.append(el("legend", t("f_defects")));
+  for (const [code, label] of Object.entries(care.defects)) {
+    const box = Object.assign(el("input"), { type: "checkbox", value: code, name: "defect" });
+    box.checked = (values.defects || []).includes(code);
+    const line = el("label");
+    line.append(box, ` ${label[state.lang] || label.en}`);
+    defects.append(line);
+  }
+  const photos = el("div");
+  const label = el("label", t("f_photos"));
+  label.htmlFor = "f-photos";
+  const input = Object.assign(el("input"), { type: "file", accept: "image/jpeg,image/png,image/webp", multiple: true, id: "f-photos", name: "photos" });
+  input.setAttribute("capture", "environment");
+  photos.append(label, input, Object.assign(el("p"), { className: "status bad", id: "f-photos-problem" }));
+  const note = fieldInput("note", false, values.note);
+  $("event-fields").replaceChildren(
+    choiceInput("condition", care.fields.condition.enum, values.condition, false),
+    numberInput("dbh_cm", values.dbh_cm),
+    numberInput("height_m", values.height_m),
+    defects,
+    choiceInput("likelihood_failure", care.traq.likelihood_failure, values.likelihood_failure, true),
+    choiceInput("likelihood_impact", care.traq.likelihood_impact, values.likelihood_impact, true),
+    choiceInput("consequences", care.traq.consequences, values.consequences, true),
+    photos,
+    note,
+  );
+  $("event-form").hidden = false;
+}
+
+/** A number field checked by its JSON schema from care.json; [value|null, problem|null]. */
+function checkNumber(text, schema) {
+  if (!text) return [null, null];
+  const number = Number(text);
+  if (!Number.isFinite(number)) return [null, t("field_number")];
+  if (schema.exclusiveMinimum !== undefined && number <= schema.exclusiveMinimum) return [null, `${t("field_min")} ${schema.exclusiveMinimum}`];
+  if (schema.maximum !== undefined && number > schema.maximum) return [null, `${t("field_max")} ${schema.maximum}`];
+  return [number, null];
+}
+
+/** The tree check from the form, checked by the server's rules; {values, files, problems}. */
+function readCheck() {
+  const care = state.care;
+  const values = {};
+  const problems = {};
+  const text = (name) => $(`f-${name}`).value.trim();
+  if (text("condition")) values.condition = text("condition");
+  for (const name of ["dbh_cm", "height_m"]) {
+    const [number, problem] = checkNumber(text(name), care.fields[name]);
+    if (problem) problems[name] = problem;
+    else if (number !== null) values[name] = number;
+  }
+  values.defects = [...$("f-defects").querySelectorAll("input:checked")].map((b) => b.value);
+  for (const name of ["likelihood_failure", "likelihood_impact", "consequences"]) {
+    if (!text(name)) problems[name] = t("field_required");
+    else values[name] = text(name);
+  }
+  if (text("note")) {
+    if (text("note").length > care.fields.note.maxLength) problems.note = `${t("field_long")} ${care.fields.note.maxLength}`;
+    else values.note = text("note");
+  }
+  const files = [...$("f-photos").files];
+  if (files.length > care.max_photos) problems.photos = t("too_many_photos");
+  else if (files.some((f) => f.size > care.photo_mb * 1024 * 1024)) problems.photos = `${t("photo_too_big")} ${care.photo_mb}`;
+  return { values, files, problems };
+}
+
+function localDate() {
+  const now = new Date();
+  return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
+
+async function recordCheck() {
+  const { values, files, problems } = readCheck();
+  for (const name of ["condition", "dbh_cm", "height_m", "likelihood_failure", "likelihood_impact", "consequences", "photos", "note"]) {
+    $(`f-${name}-problem`).textContent = problems[name] || "";
+    $(`f-${name}`).setAttribute("aria-invalid", String(name in problems));
+  }
+  if (Object.keys(problems).length) return;
+  const treeCode = state.item.trace?.item?.tree_code;
+  if (!treeCode) {
+    say(t("check_needs_trace"));
+    return;
+  }
+  const clientEventId = crypto.randomUUID();
+  const photos = files.map((file) => ({ id: crypto.randomUUID(), blob: file, type: file.type, server_id: null }));
+  await photosPut(photos); // the blobs first: a check never names a photo the phone lost
+  const inspection = {
+    tree_code: treeCode,
+    inspected_on: localDate(),
+    inspector: localStorage.getItem(USER_KEY) || "field",
+    device_id: deviceId(),
+    client_event_id: clientEventId,
+    ...values,
+  };
+  await checksPut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), code: state.item.code, inspection, photos: photos.map((p) => p.id), state: "pending", problem: null }]);
+  if (state.editing) {
+    await dropCheck(state.editing);
+    state.editing = null;
+  }
+  say(`${t("queued")}: ${t("ev_tree_check")} · ${state.item.code}`, "info");
+  await renderItem();
+  await renderQueue();
+  sync();
+}
+
+async function dropCheck(clientEventId) {
+  const record = (await checksAll()).find((r) => r.client_event_id === clientEventId);
+  if (!record) return;
+  await photosDelete(record.photos);
+  await checksDelete([clientEventId]);
+}
+
+/** Upload a check's photos not yet on the server; their server ids, or {refused} or {retry}. */
+async function uploadPhotos(record) {
+  const ids = [];
+  for (const localId of record.photos) {
+    const photo = await photoGet(localId);
+    if (!photo) continue;
+    if (photo.server_id) {
+      ids.push(photo.server_id);
+      continue;
+    }
+    let response;
+    try {
+      response = await fetch(`${API}photos`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token()}`, "Content-Type": photo.type || "image/jpeg" },
+        body: photo.blob,
+      });
+    } catch {
+      return { retry: true }; // cut mid-upload: sent again, the server stores one copy
+    }
+    if (response.status === 401 || response.status === 403) return { expired: true };
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      if ([413, 415, 422].includes(response.status)) return { refused: { rule: `HTTP ${response.status}`, message: body?.description || String(response.status), status: response.status } };
+      return { retry: true };
+    }
+    photo.server_id = (await response.json()).id;
+    await photosPut([photo]);
+    ids.push(photo.server_id);
+  }
+  return { ids };
+}
+
+/** Send the pending tree checks, one at a time: photos first, then the inspection naming them. */
+async function sendChecks() {
+  for (const record of (await checksAll()).filter((r) => r.state === "pending")) {
+    const uploaded = await uploadPhotos(record);
+    if (uploaded.expired) return sessionExpired();
+    if (uploaded.retry) return retryLater();
+    if (uploaded.refused) {
+      await checksPut([{ ...record, state: "conflict", problem: uploaded.refused }]);
+      continue;
+    }
+    let response;
+    try {
+      response = await fetch(`${API}care/inspections`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ ...record.inspection, photos: uploaded.ids }),
+      });
+    } catch {
+      return retryLater(); // resent as is: the server keeps one per (device, client event id)
+    }
+    if (response.ok) {
+      state.failures = 0;
+      await dropCheck(record.client_event_id);
+      continue;
+    }
+    if (response.status === 401 || response.status === 403) return sessionExpired();
+    const body = await response.json().catch(() => null);
+    if ([404, 409, 422].includes(response.status) && body?.description) {
+      await checksPut([{ ...record, state: "conflict", problem: { rule: body.code || String(response.status), message: body.description, status: response.status } }]);
+      continue;
+    }
+    return retryLater();
   }
 }
 
@@ -794,6 +1070,7 @@ async function loadRules() {
 async function start() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch((e) => console.warn(e));
   state.rules = await loadRules();
+  state.care = await loadCare();
   loadReference();
   $("device").textContent = deviceId();
   $("lang").addEventListener("click", () => {
@@ -822,7 +1099,7 @@ async function start() {
   translate();
   show();
   await renderQueue();
-  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, enqueue, deviceId };
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, enqueue, deviceId };
   sync();
 }
 

@@ -5,13 +5,14 @@
  * touched; scans (POST /api/scans) and traces go to the network untouched, and the page keeps
  * its own queue and copies of what it looked up (IndexedDB).
  */
-const CACHE = "smarttrees-field-v1";
+const CACHE = "smarttrees-field-v2";
 const SHELL = [
   "./",
   "manifest.webmanifest",
   "icons/192.png",
   "icons/512.png",
   "rules.json",
+  "care.json",
   "static/field/app.js",
   "static/field/field.css",
   "static/vendor/maplibre-gl/maplibre-gl.js",

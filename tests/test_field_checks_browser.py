@@ -1,0 +1,128 @@
+"""Tree checks in the field app (/field/) on a phone-sized headless Chromium: a tree's tag looked
+up, a check with photos recorded offline, kept through a reload, sent once the signal is back
+(photos first, then the inspection naming them); the web map links to the app."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from PIL import Image
+
+from barcodes.tags import issue_tags
+from smarttrees.database import connect
+from tests.test_field_browser import browser, look_up, open_app, phone, sign_in  # noqa: F401
+from tests.test_webmap_browser import CHROMIUM, SCREENSHOTS
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
+]
+GPS = {1: "N", 2: (21.0, 35.0, 24.0), 3: "E", 4: (105.0, 50.0, 6.0)}
+
+
+def jpeg(colour: tuple[int, int, int], gps: dict[int, Any] | None = None) -> bytes:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if gps:
+        exif[0x8825] = gps
+    Image.new("RGB", (120, 90), colour).save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+def a_tree(url: str) -> tuple[int, str, tuple[float, float]]:
+    with psycopg.connect(url) as conn:
+        tree_id, code, lon, lat = conn.execute(
+            "SELECT id, tree_code, ST_X(geom), ST_Y(geom) FROM smarttrees.trees "
+            "WHERE condition <> 'removed' ORDER BY id LIMIT 1").fetchone()
+    return tree_id, code, (lon, lat)
+
+
+def checks(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate(  # type: ignore[no-any-return]
+        "smarttreesField.checksAll().then(cs => cs.map(c => ({state: c.state, photos: c.photos.length,"
+        " inspection: c.inspection, problem: c.problem})))")
+
+
+def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
+    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+) -> None:
+    tree_id, tree_code, where = a_tree(province_url)
+    with connect(province_url) as conn:
+        (tag,) = issue_tags(conn, "tree", [tree_id]).values()
+    context, page, errors = phone(browser, where)
+    open_app(page, live_server)
+    sign_in(page, field_token)
+    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
+    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    look_up(page, tag)  # with signal: the tree is kept on the phone
+
+    context.set_offline(True)
+    page.click('#event-types button[data-event="tree_check"]')
+    page.select_option("#f-condition", "poor")
+    page.fill("#f-dbh_cm", "900")  # above the server's 500 cm: refused on the phone
+    page.select_option("#f-likelihood_failure", "probable")
+    page.select_option("#f-likelihood_impact", "high")
+    page.click("#record")
+    assert "500" in page.inner_text("#f-dbh_cm-problem")
+    assert "Cần điền" in page.inner_text("#f-consequences-problem")  # "required"
+    assert checks(page) == []
+
+    page.fill("#f-dbh_cm", "42.5")
+    page.fill("#f-height_m", "11")
+    page.select_option("#f-consequences", "significant")
+    page.check('#f-defects input[value="decay"]')
+    page.fill("#f-note", "Thân mục ở gốc")
+    page.set_input_files("#f-photos", [
+        {"name": "a.jpg", "mimeType": "image/jpeg", "buffer": jpeg((30, 110, 40), GPS)},
+        {"name": "b.jpg", "mimeType": "image/jpeg", "buffer": jpeg((150, 90, 20))},
+    ])
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-tree-check.png"))
+    page.click("#record")
+    page.locator("#message.info").wait_for()
+    queued = checks(page)
+    assert [(c["state"], c["photos"]) for c in queued] == [("pending", 2)]
+    assert queued[0]["inspection"]["tree_code"] == tree_code
+
+    page.reload()  # offline: the service worker serves the app, IndexedDB kept check and photos
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    assert page.inner_text("#queue-count") == "1"
+    assert "2 ảnh" in page.inner_text("#queue-list")  # "2 photos"
+
+    context.set_offline(False)
+    page.evaluate("smarttreesField.sync()")
+    page.wait_for_function("smarttreesField.checksAll().then(c => c.length === 0)"
+                           " && document.querySelector('#queue-count').textContent === '0'",
+                           timeout=60_000)
+    page.evaluate("smarttreesField.sync()")  # nothing left to send twice
+    with psycopg.connect(province_url) as conn:
+        rows = conn.execute(
+            "SELECT condition, dbh_cm, height_m, defects, photos, note FROM "
+            "smarttrees.care_inspections WHERE client_event_id = %s",
+            [queued[0]["inspection"]["client_event_id"]]).fetchall()
+        tree = conn.execute("SELECT condition, dbh_cm FROM smarttrees.trees WHERE id = %s",
+                            [tree_id]).fetchone()
+        assert len(rows) == 1
+        photos = conn.execute(
+            "SELECT gps_lat IS NOT NULL, uploaded_by FROM restricted.photos "
+            "WHERE id = ANY(%s::uuid[]) ORDER BY gps_lat IS NOT NULL", [rows[0][4]]).fetchall()
+    condition, dbh, height, defects, photo_ids, note = rows[0]
+    assert (condition, float(dbh), float(height), list(defects), note) == (
+        "poor", 42.5, 11.0, ["decay"], "Thân mục ở gốc")
+    assert len(photo_ids) == 2 and photos == [(False, "test-field"), (True, "test-field")]
+    assert (tree[0], float(tree[1])) == ("poor", 42.5)  # written to the tree and its history
+    assert errors == []
+    context.close()
+
+
+def test_the_web_map_links_to_the_field_app(browser: Any, live_server: str) -> None:  # noqa: F811
+    context, page, errors = phone(browser, (105.8, 21.6))
+    page.goto(f"{live_server}/map")
+    page.click("#field-link")
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    assert page.url.endswith("/field/")
+    assert errors == []
+    context.close()
