@@ -314,6 +314,10 @@ def test_the_schema_is_whole_after_a_direct_load(db_url: str, conn: psycopg.Conn
     conn.commit()
     assert load_trees(db_url, [survey(tmp_path, n=200)]).files[0].direct
     assert conn.execute(shape).fetchone() == before
+    # The count kept for numberMatched is the trees' (its insert trigger was off for the COPY).
+    assert conn.execute("SELECT n FROM smarttrees.row_counts WHERE table_name = 'trees'"
+                        ).fetchone() == conn.execute("SELECT count(*) FROM smarttrees.trees"
+                                                     ).fetchone() == (200,)
     # The identity carries on after the ids the load gave, and the trigger writes history.
     conn.execute("INSERT INTO smarttrees.trees (tree_code, category, geom) "
                  "VALUES ('NEW-1', 'urban', ST_SetSRID(ST_MakePoint(105.9, 21.6), 4326))")
@@ -322,6 +326,10 @@ def test_the_schema_is_whole_after_a_direct_load(db_url: str, conn: psycopg.Conn
                        "WHERE t.tree_code = 'NEW-1'").fetchone()
     assert new == (conn.execute("SELECT max(id) FROM smarttrees.trees").fetchone()[0], "insert")
     assert new[0] > 200
+    # The territory is held again by the database for other writers.
+    with pytest.raises(psycopg.errors.CheckViolation, match="outside the territory"):
+        conn.execute("INSERT INTO smarttrees.trees (tree_code, category, geom) "
+                     "VALUES ('FAR-1', 'urban', ST_SetSRID(ST_MakePoint(0, 0), 4326))")
 
 
 def test_a_dry_run_of_a_clean_survey_writes_nothing(db_url: str, conn: psycopg.Connection,
