@@ -11,7 +11,8 @@ Routes
 - ``/map/options.json``: what the filter selects offer (the catalogue's trees ``map_filters``:
   categories, species, communes), the conditions, and the extent of the trees.
 - ``/map/search.json?code=``: a tree by its code (for "search by tree code").
-- ``/api/trees/{id}/history``: a tree's change history (no actor names: personal data).
+- ``/api/trees/{id}/history``: a tree's change history and its checks (care inspections), with
+  no actor names (personal data).
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ async def tree_history(request: Request) -> Response:
             [tree_id],
         )
         rows = await cur.fetchall()
+        await cur.execute(_CHECKS, [tree_id])
+        checks = await cur.fetchall()
         await cur.execute("SELECT tree_code FROM smarttrees.trees WHERE id = %s", [tree_id])
         tree = await cur.fetchone()
     if tree is None and not rows:
@@ -192,8 +195,22 @@ async def tree_history(request: Request) -> Response:
             "tree_code": tree["tree_code"] if tree else None,
             "exists": tree is not None,
             "history": [_history_row(r) for r in rows],
+            "checks": [_check_row(r) for r in checks],
         }
     )
+
+
+# A tree's checks (care inspections), newest first: what was found, never who found it, the
+# note (free text may name people) or the device; photos by count (they are served to staff).
+_CHECKS = (
+    "SELECT inspected_on, condition, dbh_cm, height_m, defects, risk,"
+    " cardinality(photos) AS photos FROM smarttrees.care_inspections"
+    " WHERE tree_id = %s ORDER BY inspected_on DESC, id DESC LIMIT 20"
+)
+
+
+def _check_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "inspected_on": row["inspected_on"].isoformat()}
 
 
 def _history_row(row: dict[str, Any]) -> dict[str, Any]:

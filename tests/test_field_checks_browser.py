@@ -114,6 +114,19 @@ def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
         "poor", 42.5, 11.0, ["decay"], "Thân mục ở gốc")
     assert len(photo_ids) == 2 and photos == [(False, "test-field"), (True, "test-field")]
     assert (tree[0], float(tree[1])) == ("poor", 42.5)  # written to the tree and its history
+
+    # The web map's popup shows the check, what was found but not who found it or the note.
+    page.goto(f"{live_server}/map")
+    page.fill("#search-code", tree_code)
+    page.click("#search button")
+    shown = page.locator(".tree-popup .checks li").first
+    shown.wait_for(timeout=60_000)
+    text = shown.inner_text()
+    assert "poor" in text and "DBH 42.5 cm" in text and "decay" in text and "2 photos" in text
+    popup = page.inner_text(".tree-popup")
+    assert "Thân mục" not in popup and "test-field" not in popup
+    assert "dbh_cm" in page.inner_text(".tree-popup .history")  # the tree's own history
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-popup-checks.png"))
     assert errors == []
     context.close()
 

@@ -31,7 +31,10 @@ def test_page_loads_only_our_own_scripts_and_styles(map_server: str) -> None:
     page = httpx.get(f"{map_server}/map")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    # What the page loads (scripts, styles); links to other pages (the field app) are not assets.
+    assets = re.findall(r'<(?:script|link)\b[^>]*?(?:src|href)="([^"]+)"', page.text)
+    links = re.findall(r'<a\b[^>]*?href="([^"]+)"', page.text)
+    assert links == [f"{map_server}/field/"]
     assert assets and all(a.startswith(f"{map_server}/map/static/") for a in assets)
     assert '"basemapUrl":null' in page.text  # no basemap unless configured: works offline
     for asset in assets:

@@ -311,6 +311,16 @@
     return element("ol", { class: "history" }, ...items);
   }
 
+  // A tree's checks from the field app and the office (care inspections), newest first.
+  function checksList(checks) {
+    const items = checks.map((c) => {
+      const parts = [c.inspected_on, c.condition, c.dbh_cm && `DBH ${c.dbh_cm} cm`, c.height_m && `${c.height_m} m`,
+        `risk ${c.risk}`, c.defects.length && c.defects.join(", "), c.photos && `${c.photos} photo${c.photos > 1 ? "s" : ""}`];
+      return element("li", {}, parts.filter(Boolean).join(" · "));
+    });
+    return element("ol", { class: "checks" }, ...items);
+  }
+
   // Show what the tile knows at once, then the full record and its history.
   async function openTreePopup(id, lngLat, tileProps) {
     const box = element("div", { class: "tree-popup" },
@@ -324,6 +334,7 @@
     }
     try {
       const history = await getJson(`${base}/api/trees/${id}/history`);
+      if (history.checks?.length) box.append(element("strong", {}, "Tree checks"), checksList(history.checks));
       box.append(element("strong", {}, "History"), historyList(history.history));
     } catch (error) {
       box.append(element("p", {}, `History unavailable: ${error.message}`));
