@@ -14,7 +14,7 @@ Routes
   which the page checks codes and events with before queueing them.
 - ``/field/care.json``: the tree check's vocabulary and ranges as data (conditions, defects, the
   TRAQ ratings, DBH and height bounds from :class:`smarttrees.care.inspections.Inspection`, the
-  photo cap), which the page checks a tree check with before queueing it.
+  photo cap, the storm damage kinds), which the page checks a tree check with before queueing it.
 - ``/field/me``: who a field token belongs to (the sign-in check).
 - ``/field/static/...``: the page's script and style, and the vendored decoder.
 """
@@ -154,9 +154,21 @@ def care_document(photo_mb: float) -> dict[str, Any]:
         "traq": {"likelihood_failure": list(traq.failure),
                  "likelihood_impact": list(traq.impact),
                  "consequences": list(traq.consequences)},
+        "damage": damage_rules(),
         "max_photos": MAX_CHECK_PHOTOS,
         "photo_mb": photo_mb,
     }
+
+
+def damage_rules() -> dict[str, Any]:
+    """A storm damage record's kinds and note length, from :class:`DamageRecord` itself."""
+    from typing import get_args
+
+    from smarttrees.care.storms import Damage, DamageRecord
+
+    note = DamageRecord.model_json_schema()["properties"]["note"]
+    length = next(s["maxLength"] for s in note["anyOf"] if "maxLength" in s)
+    return {"kinds": list(get_args(Damage)), "note_max_length": length}
 
 
 async def care(request: Request) -> Response:

@@ -139,3 +139,54 @@ def test_the_web_map_links_to_the_field_app(browser: Any, live_server: str) -> N
     assert page.url.endswith("/field/")
     assert errors == []
     context.close()
+
+
+def test_storm_damage_recorded_offline_reaches_the_database_once(
+    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+) -> None:
+    import httpx
+
+    from tests.fixtures.server import make_token
+
+    editor = {"Authorization": f"Bearer {make_token(province_url, 'editor')}"}
+    storm = httpx.post(f"{live_server}/api/care/storms", headers=editor,
+                       json={"name": "Yagi", "started_on": "2024-09-07"})
+    assert storm.status_code == 201, storm.text
+    _, tree_code, where = a_tree(province_url)
+    context, page, errors = phone(browser, where)
+    open_app(page, live_server)
+    sign_in(page, field_token)
+    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
+    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    device = page.evaluate("smarttreesField.deviceId()")
+    page.click("#damage-btn")  # with signal: the storms are kept on the phone
+    page.locator('#d-storm option', has_text="Yagi").wait_for(state="attached")
+
+    context.set_offline(True)
+    page.click("#d-record")  # no kind chosen: said on the phone, nothing queued
+    assert "Cần điền" in page.inner_text("#d-kind-problem")
+    assert checks(page) == []
+    page.check('#d-kind input[value="fallen"]')
+    page.check("#d-road")
+    page.fill("#d-tree", tree_code)
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-damage.png"))
+    page.click("#d-record")
+    page.locator("#message.info").wait_for()
+    assert [c["state"] for c in checks(page)] == ["pending"]
+    page.reload()  # offline: kept through a reload
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    assert page.inner_text("#queue-count") == "1"
+
+    context.set_offline(False)
+    page.evaluate("smarttreesField.sync()")
+    page.wait_for_function("document.querySelector('#queue-count').textContent === '0'",
+                           timeout=60_000)
+    page.evaluate("smarttreesField.sync()")
+    with psycopg.connect(province_url) as conn:
+        rows = conn.execute(
+            "SELECT d.damage, d.blocks_road, d.hazard_to_people, t.tree_code, d.storm_id "
+            "FROM smarttrees.care_damage d LEFT JOIN smarttrees.trees t ON t.id = d.tree_id "
+            "WHERE d.device_id = %s", [device]).fetchall()
+    assert rows == [("fallen", True, False, tree_code, storm.json()["id"])]
+    assert errors == []
+    context.close()

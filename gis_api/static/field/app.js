@@ -61,6 +61,10 @@ const TEXT = {
     too_many_photos: "Tối đa 3 ảnh", photo_too_big: "Ảnh quá lớn, tối đa (MiB)",
     check_needs_trace: "Cần tra cứu cây này một lần khi có mạng trước khi kiểm tra ngoại tuyến",
     photos_pending: "ảnh",
+    damage_open: "Báo thiệt hại do bão", damage_title: "Thiệt hại do bão", d_storm: "Cơn bão",
+    d_kind: "Thiệt hại", d_road: "Chắn đường", d_hazard: "Nguy hiểm cho người", d_tree: "Mã cây (nếu biết)",
+    fallen: "Đổ", broken: "Gãy", leaning: "Nghiêng", uprooted: "Bật gốc", ev_damage: "Thiệt hại do bão",
+    no_storm: "Chưa có cơn bão nào: văn phòng cần tạo trước",
   },
   en: {
     signin_title: "Sign in", token_label: "Field token", signin: "Sign in", signout: "Sign out",
@@ -99,6 +103,10 @@ const TEXT = {
     too_many_photos: "At most 3 photos", photo_too_big: "Photo too large, at most (MiB)",
     check_needs_trace: "Look this tree up once with signal before checking it offline",
     photos_pending: "photos",
+    damage_open: "Report storm damage", damage_title: "Storm damage", d_storm: "Storm",
+    d_kind: "Damage", d_road: "Blocks the road", d_hazard: "Hazard to people", d_tree: "Tree code (if known)",
+    fallen: "Fallen", broken: "Broken", leaning: "Leaning", uprooted: "Uprooted", ev_damage: "Storm damage",
+    no_storm: "No storm recorded yet: the office creates it first",
   },
 };
 
@@ -297,6 +305,7 @@ function show() {
   $("signin").hidden = signedIn;
   $("scan").hidden = !signedIn;
   if (!signedIn) $("item").hidden = true;
+  if (!signedIn) $("damage").hidden = true;
 }
 
 /* ---- typing and scanning a code ------------------------------------------------------------ */
@@ -717,7 +726,7 @@ async function renderQueue() {
       li.className = `${r.state} check`;
       li.dataset.id = r.client_event_id;
       const photos = r.photos.length ? ` · ${r.photos.length} ${t("photos_pending")}` : "";
-      li.append(el("div", `${r.code} · ${t("ev_tree_check")}${photos} · ${t(r.state)}`));
+      li.append(el("div", `${r.code} · ${t(r.kind === "damage" ? "ev_damage" : "ev_tree_check")}${photos} · ${t(r.state)}`));
       if (r.problem) {
         li.append(Object.assign(el("div", `${r.problem.rule}: ${r.problem.message}`), { className: "problem" }));
         const actions = Object.assign(el("div"), { className: "actions" });
@@ -957,9 +966,45 @@ async function uploadPhotos(record) {
   return { ids };
 }
 
+/** POST one queued record; "ok", "refused" (kept with the server's message) or "stop" (later). */
+async function sendOne(record, url, body) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    retryLater(); // resent as is: the server keeps one per (device, client event id)
+    return "stop";
+  }
+  if (response.ok) {
+    state.failures = 0;
+    await dropCheck(record.client_event_id);
+    return "ok";
+  }
+  if (response.status === 401 || response.status === 403) {
+    sessionExpired();
+    return "stop";
+  }
+  const answer = await response.json().catch(() => null);
+  if ([404, 409, 422].includes(response.status) && answer?.description) {
+    await checksPut([{ ...record, state: "conflict", problem: { rule: answer.code || String(response.status), message: answer.description, status: response.status } }]);
+    return "refused";
+  }
+  retryLater();
+  return "stop";
+}
+
 /** Send the pending tree checks, one at a time: photos first, then the inspection naming them. */
 async function sendChecks() {
   for (const record of (await checksAll()).filter((r) => r.state === "pending")) {
+    if (record.kind === "damage") {
+      const done = await sendOne(record, `${API}care/storms/${record.storm_id}/damage`, record.record);
+      if (done === "stop") return;
+      continue;
+    }
     const uploaded = await uploadPhotos(record);
     if (uploaded.expired) return sessionExpired();
     if (uploaded.retry) return retryLater();
@@ -990,6 +1035,76 @@ async function sendChecks() {
     }
     return retryLater();
   }
+}
+
+/* ---- storm damage: records under a storm, queued like the rest --------------------------- */
+
+const STORMS_KEY = "smarttrees.field.storms";
+
+/** The storms to record damage under (GET /api/care/storms), kept for offline use. */
+async function loadStorms() {
+  try {
+    const response = await fetch(`${API}care/storms`, { headers: { Authorization: `Bearer ${token()}` } });
+    if (response.ok) localStorage.setItem(STORMS_KEY, JSON.stringify((await response.json()).storms));
+  } catch {
+    // offline: the copy kept last time serves
+  }
+  return JSON.parse(localStorage.getItem(STORMS_KEY) || "[]");
+}
+
+async function openDamage() {
+  if (!state.care) return;
+  const storms = await loadStorms();
+  const select = $("d-storm");
+  select.replaceChildren(...storms.map((s) => Object.assign(el("option", `${s.name} (${s.started_on})`), { value: String(s.id) })));
+  $("d-storm-problem").textContent = storms.length ? "" : t("no_storm");
+  const kinds = $("d-kind");
+  kinds.replaceChildren(el("legend", t("d_kind")), ...state.care.damage.kinds.map((kind) => {
+    const line = el("label");
+    line.append(Object.assign(el("input"), { type: "radio", name: "damage", value: kind }), ` ${t(kind)}`);
+    return line;
+  }));
+  const tree = state.item?.item_type === "tree" ? state.item.trace?.item?.tree_code : null;
+  $("d-tree").value = tree || "";
+  $("damage").hidden = false;
+  $("damage").scrollIntoView();
+}
+
+async function recordDamage(submit) {
+  submit.preventDefault();
+  const problems = {};
+  const storm = $("d-storm").value;
+  if (!storm) problems.storm = t("no_storm");
+  const kind = $("d-kind").querySelector("input:checked")?.value;
+  if (!kind) problems.kind = t("field_required");
+  const note = $("d-note").value.trim();
+  if (note.length > state.care.damage.note_max_length) problems.note = `${t("field_long")} ${state.care.damage.note_max_length}`;
+  for (const name of ["storm", "kind", "note"]) $(`d-${name}-problem`).textContent = problems[name] || "";
+  if (Object.keys(problems).length) return;
+  const where = await position();
+  const treeCode = $("d-tree").value.trim();
+  if (!where && !treeCode) {
+    say(t("no_gps"));
+    return;
+  }
+  const clientEventId = crypto.randomUUID();
+  const record = {
+    device_id: deviceId(),
+    client_event_id: clientEventId,
+    damage: kind,
+    blocks_road: $("d-road").checked,
+    hazard_to_people: $("d-hazard").checked,
+    observed_at: new Date().toISOString(),
+    ...(where ? { location: { type: "Point", coordinates: where } } : {}),
+    ...(treeCode ? { tree_code: treeCode } : {}),
+    ...(note ? { note } : {}),
+  };
+  await checksPut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), kind: "damage", storm_id: Number(storm), code: treeCode || t(kind), record, photos: [], state: "pending", problem: null }]);
+  say(`${t("queued")}: ${t("ev_damage")} · ${t(kind)}`, "info");
+  $("damage-form").reset();
+  $("damage").hidden = true;
+  await renderQueue();
+  sync();
 }
 
 async function sendAll() {
@@ -1085,6 +1200,8 @@ async function start() {
   $("lookup").addEventListener("click", () => lookUp($("code").value));
   $("camera-btn").addEventListener("click", startCamera);
   $("event-form").addEventListener("submit", record);
+  $("damage-btn").addEventListener("click", openDamage);
+  $("damage-form").addEventListener("submit", recordDamage);
   $("sync").addEventListener("click", () => {
     state.failures = 0;
     sync();
