@@ -72,6 +72,20 @@ def test_every_change_to_a_tree_is_kept_in_history(conn):
     assert rows[2][3]["tree_code"] == "T1"
 
 
+def test_history_names_a_move_by_its_position_and_keeps_no_geometry(conn):
+    _insert_tree(conn, "T2", lon=105.84, lat=21.59)
+    conn.execute("UPDATE trees SET geom = ST_SetSRID(ST_MakePoint(105.8412345678, 21.59), 4326) "
+                 "WHERE tree_code = 'T2'")
+    conn.execute("DELETE FROM trees WHERE tree_code = 'T2'")
+    moved, deleted = (r[0] for r in conn.execute(
+        "SELECT changes FROM tree_history WHERE tree_code = 'T2' AND change <> 'insert' "
+        "ORDER BY id").fetchall())
+    assert moved == {"lon": {"old": 105.84, "new": 105.8412346}}
+    assert deleted["lon"] == 105.8412346 and deleted["lat"] == 21.59
+    assert {"geom", "created_at", "updated_at", "load_digest"}.isdisjoint(deleted)
+    assert {"tree_code", "dbh_cm", "category", "attributes"} <= set(deleted)
+
+
 def test_admin_unit_versions_cannot_overlap(conn):
     sql = (
         "INSERT INTO admin_units (level, code, name, valid_from, valid_to) "
