@@ -123,7 +123,7 @@ def query_list(request: Request, name: str) -> tuple[str, ...]:
 def query_int(request: Request, name: str, default: int) -> int:
     """An integer query parameter; a 400 naming it when it is not one."""
     raw = request.query_params.get(name)
-    if raw is None:
+    if not raw:  # "limit=" is answered as if it were absent, as everywhere
         return default
     try:
         return int(raw)
@@ -138,7 +138,7 @@ def due_filter(request: Request) -> DueFilter:
         by = date.fromisoformat(raw_by) if raw_by else date.today()
     except ValueError:
         raise InvalidParameter(f"by: {raw_by!r} is not a date (YYYY-MM-DD)") from None
-    never = request.query_params.get("never_inspected", "false").lower()
+    never = (request.query_params.get("never_inspected") or "false").lower()
     if never not in ("true", "false"):
         raise InvalidParameter(f"never_inspected: {never!r}: use true or false")
     return DueFilter(by, request.query_params.get("commune") or None,

@@ -43,6 +43,9 @@ from smarttrees.care.reports import (
     submit_report,
     triage,
 )
+from smarttrees.care.reports import (
+    STATUSES as REPORT_STATUSES,
+)
 from smarttrees.settings import Settings
 
 MIB = 1024 * 1024
@@ -133,8 +136,12 @@ def _report_id(request: Request) -> int:
 async def get_reports(request: Request) -> Response:
     """Reports to triage (no note, contact or photo)."""
     await require_role(request, "editor")
+    statuses = query_list(request, "status")
+    unknown = [s for s in statuses if s not in REPORT_STATUSES]
+    if unknown:
+        raise InvalidParameter(f"status: {unknown[0]!r}; use one of {', '.join(REPORT_STATUSES)}")
     async with request.app.state.pool.connection() as conn:
-        reports = await list_reports(conn, query_list(request, "status"))
+        reports = await list_reports(conn, statuses)
     return json_response({"reports": reports})
 
 

@@ -141,6 +141,10 @@ def _equals(collection: Collection, params: Mapping[str, str]) -> dict[str, str]
         prop = collection.property(name)
         if prop is None:
             continue
+        if prop.type == "object":
+            raise InvalidParameter(
+                f"{name}: an object is not compared with '='; filter on one of its members "
+                f"with CQL2, e.g. filter=\"{name}.Ghi chú\" = 'x'")
         if not _holds(prop.type, prop.format, value):
             kind = prop.format or prop.type
             raise InvalidParameter(f"{name}: {value!r} is not a valid {kind} ({name} is a {kind})")

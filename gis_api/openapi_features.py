@@ -204,6 +204,8 @@ def _items_parameters(c: Collection, settings: Settings) -> list[dict[str, Any]]
             _crs("bbox-crs", "CRS of bbox"),
         ]
     for p in c.properties:  # property=value, a value the property can hold (else a 400)
+        if p.type == "object":  # its members are filtered with CQL2 (attributes.<header>)
+            continue
         parameters.append(_query(p.name, f"only features whose {p.name} is this value",
                                  _equality_schema(p), empty=p.type == "string" and not p.format))
     return parameters

@@ -228,6 +228,14 @@ def scan_schemas() -> dict[str, Any]:
     }
 
 
+def model_schema(model: type[Any]) -> dict[str, Any]:
+    """A pydantic model's JSON Schema as OpenAPI 3.0, written out without references."""
+    schema = model.model_json_schema()
+    definitions = {name: _oas30(s) for name, s in schema.pop("$defs", {}).items()}
+    inlined: dict[str, Any] = _inline(_oas30(schema), definitions)
+    return inlined
+
+
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_inline(n, definitions) for n in node]
@@ -314,6 +322,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     from gis_api.field import openapi_paths as field_paths  # the field app (issue 16)
 
     doc["paths"].update(field_paths())
+    from gis_api.care_openapi import openapi_paths as care_paths  # tree care (issue 19)
+
+    doc["paths"].update(care_paths())
     for name, path in doc["paths"].items():  # OGC API – Features Part 4: writes need a token
         if name.startswith("/collections/"):
             for method in ("post", "put", "patch", "delete"):

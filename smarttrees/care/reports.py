@@ -36,6 +36,7 @@ HAZARDS: dict[str, tuple[str, str]] = {
     "blocking": ("a tree blocking a road or path", "cây chắn đường"),
     "other": ("another danger", "nguy hiểm khác"),
 }
+STATUSES = ("new", "accepted", "rejected")  # the CHECK of care_reports.status
 PHOTO_TYPES = photos.PHOTO_TYPES
 _ITEM_URL = re.compile(r"/collections/trees/items/([0-9]{1,18})/?(?:\?.*)?$")
 
