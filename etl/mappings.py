@@ -8,6 +8,7 @@ Headers are matched after folding (lower case, no diacritics, single spaces), so
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from etl.errors import MappingError
 from smarttrees.domain import fold
 
 PRESETS = Path(__file__).resolve().parent.parent / "data" / "mappings"
+# The presets read together when no mapping is given: the survey forms, not the city inventories.
+AUTO_PRESETS = ("vi_field_survey", "en_survey")
 
 # Unit → factor to the stored unit (cm for diameters, m for heights and crowns).
 LENGTH_UNITS_CM = {"cm": 1.0, "mm": 0.1, "m": 100.0, "in": 2.54, "inch": 2.54, "inches": 2.54}
@@ -27,7 +30,14 @@ LENGTH_UNITS_M = {"m": 1.0, "cm": 0.01, "ft": 0.3048, "feet": 0.3048, "dm": 0.1}
 FIELDS = (
     "tree_code", "species", "category", "dbh", "circumference", "height", "height_class",
     "crown", "condition", "planted_on", "planted_year", "lon", "lat", "x", "y", "source",
+    "point",
 )
+# The keys a field may set, and the top-level keys of a mapping (anything else is a typo).
+FIELD_KEYS = {"columns", "unit", "values", "combine", "separator", "case", "format", "classes"}
+TOP_KEYS = {"name", "crs", "fields", "fixed", "defaults", "vocabulary", "exclude", "skip"}
+NUMERIC_FIELDS = ("dbh", "circumference", "height", "crown")
+# Date-format tokens a person writes ("M/D/YYYY") → strptime directives.
+DATE_TOKENS = (("YYYY", "%Y"), ("MM", "%m"), ("DD", "%d"), ("M", "%m"), ("D", "%d"))
 UNIT_TABLES = {"dbh": LENGTH_UNITS_CM, "circumference": LENGTH_UNITS_CM,
                "height": LENGTH_UNITS_M, "crown": LENGTH_UNITS_M}
 DEFAULT_UNITS = {"dbh": "cm", "circumference": "cm", "height": "m", "crown": "m"}
@@ -41,6 +51,11 @@ class FieldSpec:
     columns: tuple[str, ...] = ()
     unit: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    combine: str | None = None      # "join" | "first": the field is built from every column
+    separator: str = " "            # between joined columns
+    case: str | None = None         # sentence | lower | upper | title, after joining
+    format: str | None = None       # planted_on: a strptime format; point: latlon, wkt…
+    classes: dict[str, float] = field(default_factory=dict)   # class → representative value
 
     @property
     def factor(self) -> float:
@@ -61,6 +76,25 @@ class Mapping:
     crs: str | None = None
     vocabulary: dict[str, dict[str, str]] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()      # headers not kept in a tree's attributes
+    skip: dict[str, tuple[str, ...]] = field(default_factory=dict)   # header → values left out
+    source: str = ""                   # the mapping file's name, for messages
+
+    def column(self, table: Any, header: str, key: str) -> int:
+        """The index of the file's column ``header`` (case and diacritics aside).
+
+        Raises
+        ------
+        MappingError
+            The file has no such column; the message names this mapping's file and ``key``.
+
+        """
+        headers = list(table.headers)
+        for level in headers_mod.LEVELS[:3]:
+            keys = [level(h) for h in headers]
+            if level(header) in keys:
+                return keys.index(level(header))
+        raise MappingError(f"{self.source or self.name}: {key}: {table.path.name} has no column "
+                           f"{header!r} (columns: {', '.join(headers)})")
 
     def match(self, headers: list[str], path: Path | str = "input") -> dict[str, int]:
         """Field → index of the header that feeds it (the rule of ``etl.headers``)."""
@@ -96,13 +130,13 @@ class Mapping:
 def load_mapping(name_or_path: str | Path | None) -> Mapping:
     """A preset by name (``vi_field_survey``, ``en_survey``) or a mapping file by path.
 
-    ``None`` gives the union of the shipped presets, which reads both Vietnamese and English
-    headers.
+    ``None`` gives the union of the survey-form presets (:data:`AUTO_PRESETS`), which reads
+    both Vietnamese and English headers.
     """
     if name_or_path is None:
-        # The Vietnamese form first: its aliases are the ones error messages name.
-        presets = sorted(PRESETS.glob("*.toml"), key=lambda p: (p.stem != "vi_field_survey", p))
-        return merge([load_mapping(p) for p in presets], "auto")
+        # The Vietnamese form first: its aliases are the ones error messages name. The city
+        # inventories' mappings are not read without being asked for.
+        return merge([load_mapping(PRESETS / f"{p}.toml") for p in AUTO_PRESETS], "auto")
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS / f"{name_or_path}.toml"
@@ -117,10 +151,12 @@ def load_mapping(name_or_path: str | Path | None) -> Mapping:
 
 
 def _parse(raw: dict[str, Any], path: Path) -> Mapping:
+    _known(path, "", raw, TOP_KEYS)
     fields: dict[str, FieldSpec] = {}
     for name, spec in raw.get("fields", {}).items():
         if name not in FIELDS:
             raise MappingError(f"{path.name}: unknown field {name!r} (known: {', '.join(FIELDS)})")
+        _known(path, f"fields.{name}.", spec, FIELD_KEYS)
         columns = spec.get("columns", [])
         if isinstance(columns, str):
             columns = [columns]
@@ -128,7 +164,11 @@ def _parse(raw: dict[str, Any], path: Path) -> Mapping:
         if unit is not None and (name not in UNIT_TABLES or unit not in UNIT_TABLES[name]):
             units = ", ".join(UNIT_TABLES.get(name, {})) or "none"
             raise MappingError(f"{path.name}: field {name}: unknown unit {unit!r} (known: {units})")
-        fields[name] = FieldSpec(name, tuple(columns), unit, dict(spec.get("values", {})))
+        fields[name] = FieldSpec(name, tuple(columns), unit, dict(spec.get("values", {})),
+                                 **_row_options(path, name, spec))
+    skip = raw.get("skip", {})
+    if not isinstance(skip, dict):
+        raise MappingError(f"{path.name}: skip must be a table: column = [values to leave out]")
     return Mapping(
         name=raw.get("name", path.stem),
         fields=fields,
@@ -138,14 +178,78 @@ def _parse(raw: dict[str, Any], path: Path) -> Mapping:
         vocabulary={k: {kk: str(vv) for kk, vv in v.items()}
                     for k, v in raw.get("vocabulary", {}).items()},
         exclude=tuple(_strings(raw.get("exclude", []), path, "exclude")),
+        skip={k: tuple(_strings(v, path, f"skip.{k}", "values")) for k, v in skip.items()},
+        source=path.name,
     )
 
 
-def _strings(value: Any, path: Path, key: str) -> list[str]:
+def _known(path: Path, prefix: str, table: Any, allowed: set[str]) -> None:
+    """Refuse a key the format does not have (a typo would otherwise be silently ignored)."""
+    if not isinstance(table, dict):
+        raise MappingError(f"{path.name}: {prefix.rstrip('.') or 'the file'} must be a table")
+    for key in table:
+        if key not in allowed:
+            raise MappingError(f"{path.name}: {prefix}{key}: unknown option "
+                               f"(known: {', '.join(sorted(allowed))})")
+
+
+def _row_options(path: Path, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The open-inventory options of one field (``etl.mapping_rows``), checked."""
+    from etl.mapping_rows import CASES, POINT_FORMATS
+
+    key = f"{path.name}: fields.{name}"
+    out: dict[str, Any] = {}
+    combine = spec.get("combine")
+    if combine is not None:
+        if combine not in ("join", "first"):
+            raise MappingError(f"{key}.combine: {combine!r} is not join or first")
+        if not isinstance(spec.get("columns"), list) or len(spec["columns"]) < 2:
+            raise MappingError(f"{key}.combine: needs columns = [two or more headers]")
+        out["combine"] = combine
+    if "separator" in spec:
+        out["separator"] = str(spec["separator"])
+    case = spec.get("case")
+    if case is not None:
+        if case not in CASES:
+            raise MappingError(f"{key}.case: {case!r} is not one of {', '.join(CASES)}")
+        out["case"] = case
+    fmt = spec.get("format")
+    if fmt is not None:
+        if name == "point":
+            if fmt not in POINT_FORMATS:
+                raise MappingError(f"{key}.format: {fmt!r} is not one of "
+                                   f"{', '.join(POINT_FORMATS)}")
+            out["format"] = fmt
+        elif name == "planted_on":
+            out["format"] = _date_format(str(fmt))
+        else:
+            raise MappingError(f"{key}.format: only planted_on and point take a format")
+    classes = spec.get("classes")
+    if classes is not None:
+        if name not in NUMERIC_FIELDS:
+            raise MappingError(f"{key}.classes: only {', '.join(NUMERIC_FIELDS)} take classes")
+        if not isinstance(classes, dict) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in classes.values()):
+            raise MappingError(f"{key}.classes: give class = representative number")
+        out["classes"] = {str(k): float(v) for k, v in classes.items()}
+    return out
+
+
+def _date_format(text: str) -> str:
+    """"M/D/YYYY" or a strptime format as a strptime format."""
+    if "%" in text:
+        return text
+    out = text
+    for token, directive in DATE_TOKENS:
+        out = re.sub(rf"(?<![A-Z%]){token}(?![A-Z])", directive, out)
+    return out
+
+
+def _strings(value: Any, path: Path, key: str, what: str = "column headers") -> list[str]:
     """A TOML value that must be a list of strings (one string is a list of one)."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        raise MappingError(f"{path.name}: {key} must be a list of column headers")
+        raise MappingError(f"{path.name}: {key} must be a list of {what}")
     return items
 
 

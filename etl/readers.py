@@ -17,7 +17,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,8 @@ from etl.limits import CHUNK_ROWS, CsvBlocks, Limits, size
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
+
+    from etl.mapping_rows import Derivation
 
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip"}
 
@@ -63,9 +65,15 @@ class Table:
     limits: Limits = field(default_factory=Limits)
     data_offset: int = 0                   # CSV: byte offset of the first data row
     data_line: int = 2                     # CSV: its line in the file (blank lines counted)
+    # Row work a mapping asks for (etl.mapping_rows): headers then end with the added columns.
+    derivation: Derivation | None = None
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
         """The rows, a chunk at a time."""
+        if self.derivation is not None:
+            base = replace(self, headers=self.headers[:self.derivation.file_columns],
+                           derivation=None)
+            return map(self.derivation.apply, base.chunks(rows))
         if self.kind == "csv":
             return _csv_chunks(self, rows)
         if self.kind == "xlsx":

@@ -299,6 +299,7 @@ def unmatched(url: str | None, path: Path, *, mapping: str | Path | None = None,
     from collections import Counter
 
     from etl.errors import InputError
+    from etl.mapping_rows import derive
     from etl.mappings import load_mapping
     from etl.readers import open_table
     from etl.validate import SpeciesIndex
@@ -310,7 +311,9 @@ def unmatched(url: str | None, path: Path, *, mapping: str | Path | None = None,
                              field=column)
         index = table.headers.index(column)
     else:
-        found = load_mapping(mapping).match(table.headers).get("species")
+        # The mapping's row work first: a species joined from genus and epithet columns.
+        table, read = derive(table, load_mapping(mapping))
+        found = read.match(table.headers).get("species")
         if found is None:
             raise InputError(path, "no species column: name it with --column (columns: "
                              f"{', '.join(table.headers)})", row=1)

@@ -18,7 +18,18 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from etl import arrow_readers, attributes, digests, direct, merge, report, runs, stage, validate
+from etl import (
+    arrow_readers,
+    attributes,
+    digests,
+    direct,
+    mapping_rows,
+    merge,
+    report,
+    runs,
+    stage,
+    validate,
+)
 from etl import crs as crsmod
 from etl.direct import NotClean
 from etl.errors import InputError
@@ -60,6 +71,7 @@ class FileResult:
     direct: bool = False    # checked on the direct path (``etl.direct``)
     all_outside: str | None = None   # the line saying every position is outside the territory
     skipped: int = 0        # of the unchanged, rows known by their digest and not checked again
+    left_out: int = 0       # rows the mapping's skip rule leaves out (not counted in rows)
 
 
 @dataclass
@@ -129,7 +141,10 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
           progress: Progress | None, *, try_direct: bool) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
-    tables = [open_table(p, options.encoding, options.layer) for p in paths]
+    opened = [mapping_rows.derive(open_table(p, options.encoding, options.layer), mapping)
+              for p in paths]
+    tables = [t for t, _ in opened]
+    derived = [m for _, m in opened]
     result = LoadResult()
     with connect(url) as conn:
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
@@ -146,8 +161,11 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         conn.execute("SET LOCAL work_mem = '512MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute(validate.CREATE_SHARED)
-        plans = [_plan(conn, file_no, table, mapping, options)
-                 for file_no, table in enumerate(tables)]
+        plans = [_plan(conn, file_no, table, file_mapping, options)
+                 for file_no, (table, file_mapping) in enumerate(zip(tables, derived, strict=True))]
+        if try_direct and any(t.derivation is not None for t in tables):
+            raise NotClean("the mapping rewrites rows (joined columns, a point column, formats, "
+                           "classes or a skip rule)")
         if try_direct and not all(map(direct.eligible, tables, plans)):
             raise NotClean("not every file is a UTF-8 CSV with coordinate columns")
         actor = options.actor or f"load:{getpass.getuser()}"
@@ -307,6 +325,7 @@ def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
     columns, source_crs, name, file_no = plan.columns, plan.crs, plan.name, plan.file_no
     tick = _ticker(progress, f"reading {name}", table.size)
     fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
+            and table.derivation is None
             and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
     stage.create_raw(conn, file_no, len(table.headers))
     if fast:
@@ -388,10 +407,12 @@ def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
         "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) FROM load_checked "
         "WHERE file_no = %s", (plan.file_no,)).fetchone()
     assert row is not None
+    left_out = table.derivation.left_out if table.derivation is not None else 0
     res = FileResult(table.path, rows=int(row[0]) + skipped, refused=int(row[1]),
-                     source_crs=plan.source_crs, skipped=skipped)
+                     source_crs=plan.source_crs, skipped=skipped, left_out=left_out)
     if res.rows == 0:
-        raise InputError(table.path, "has a header but no data rows")
+        after = f" once the mapping's skip rule left out {left_out}" if left_out else ""
+        raise InputError(table.path, "has a header but no data rows" + after)
     if res.refused:
         if options.rejects is None:
             target = report.default_path(table.path)

@@ -71,6 +71,8 @@ def trees(
     for f in result.files:
         typer.echo(f"{f.path.name}: {f.rows} rows ({f.source_crs}): inserted {f.inserted}, "
                    f"updated {f.updated}, unchanged {f.unchanged}, refused {f.refused}")
+        if f.left_out:
+            typer.echo(f"  left out by the mapping's skip rule: {f.left_out} rows")
         if f.all_outside:
             typer.echo(f"  {f.all_outside}")
         if f.rejects_path:
