@@ -18,6 +18,7 @@ from etl.errors import MappingError
 from etl.mappings import PRESETS, load_mapping
 from etl.species import load_catalogue, unmatched
 from etl.trees import LoadOptions, load_trees
+from tests.fixtures.cli import cli_env, run_cli
 
 DATA = Path(__file__).parent / "data" / "open_inventories"
 
@@ -198,3 +199,24 @@ def test_an_unknown_option_is_refused_naming_file_and_key(
 def test_the_worked_mappings_ship_with_the_package() -> None:
     names = {p.stem for p in PRESETS.glob("*.toml")}
     assert {"nyc_street_tree_census_2015", "paris_les_arbres", "vienna_baumkataster"} <= names
+
+
+def test_the_command_says_what_the_skip_rule_left_out_and_names_a_bad_mapping(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    set_up_city(db_url, "nyc")
+    env = cli_env(SMARTTREES_DATABASE_URL=db_url)
+    survey = DATA / "nyc_street_trees_2015.csv"
+    bad = tmp_path / "nyc.toml"
+    bad.write_text((PRESETS / "nyc_street_tree_census_2015.toml").read_text(encoding="utf-8")
+                   .replace('status = ["Stump"]', 'statut = ["Stump"]'), encoding="utf-8")
+    refused = run_cli("load", "trees", str(survey), "--mapping", str(bad), env=env)
+    assert refused.code != 0 and "Traceback" not in refused.stderr
+    assert refused.error_lines[0].endswith(
+        "nyc.toml: skip.statut: nyc_street_trees_2015.csv has no column 'statut' (columns: "
+        + ", ".join(survey.read_text(encoding="utf-8").splitlines()[0].split(",")) + ")")
+    assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
+    out = run_cli("load", "trees", str(survey), "--mapping", "nyc_street_tree_census_2015",
+                  "--rejects", str(tmp_path / "rejects.csv"), env=env)
+    assert out.code == 0, out.stderr
+    assert "nyc_street_trees_2015.csv: 18 rows" in out.stdout
+    assert "left out by the mapping's skip rule: 2 rows" in out.stdout
