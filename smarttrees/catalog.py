@@ -422,11 +422,8 @@ DOCUMENTS_BY_COMMUNE = Layer(
         "SELECT c.code AS commune_code, c.name AS commune_name, "
         "coalesce(a.documents, 0) AS documents, coalesce(a.electronic, 0) AS electronic, "
         "coalesce(a.courier_saving_vnd, 0) AS courier_saving_vnd, c.geom "
-        "FROM smarttrees.communes c LEFT JOIN ("
-        "SELECT commune_code, count(*) AS documents, "
-        "count(*) FILTER (WHERE electronic) AS electronic, "
-        "sum(courier_saving_vnd) AS courier_saving_vnd "
-        "FROM smarttrees.documents GROUP BY commune_code) a ON a.commune_code = c.code"
+        "FROM smarttrees.communes c "
+        "LEFT JOIN smarttrees.ioc_documents_commune a ON a.commune_code = c.code"
     ),
     key="commune_code",
     geometry_type="MultiPolygon",

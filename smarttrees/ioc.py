@@ -34,12 +34,14 @@ from psycopg import sql
 from smarttrees.settings import Settings, get_settings
 
 # In dependency order: the pairs read the register once (0017), the agency months and the
-# flows add them up, the commune months add up the agency months.
+# flows add them up, the commune months add up the agency months; the commune totals (0024)
+# read the register by each document's own commune.
 DOCUMENT_VIEWS = (
     "ioc_doc_pair_month",
     "ioc_documents_agency_month",
     "ioc_documents_commune_month",
     "ioc_document_flows",
+    "ioc_documents_commune",
 )
 TREE_VIEWS = ("ioc_trees_by_commune", "ioc_tree_count_month")
 IOC_VIEWS = DOCUMENT_VIEWS + TREE_VIEWS
