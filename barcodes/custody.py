@@ -214,25 +214,47 @@ def apply(
     return None
 
 
+@dataclass(frozen=True)
+class QuantityRule:
+    """A seedling lot's count an event may not exceed: ``of`` minus ``less`` of the lot's state.
+
+    The event adds its quantity to ``less`` (a dispatch to the seedlings dispatched, a planting
+    to those planted). Exported as data by :func:`barcodes.rules.rules_document`, so the field
+    app checks a quantity on the phone with the same rule.
+    """
+
+    rule: str
+    of: str
+    less: str
+    message: str
+
+    def left(self, item: ItemState) -> int:
+        """How many seedlings the event may still take."""
+        return int(getattr(item, self.of)) - int(getattr(item, self.less))
+
+
+QUANTITY_RULES: dict[str, QuantityRule] = {
+    "dispatched": QuantityRule(
+        "lot_quantity", "quantity", "dispatched",
+        "{code}: cannot dispatch {quantity} seedlings, only {left} of {total} are left in the lot",
+    ),
+    "planted": QuantityRule(
+        "planted_quantity", "dispatched", "planted",
+        "{code}: cannot plant {quantity} seedlings, only {left} dispatched seedlings are not yet "
+        "planted",
+    ),
+}
+
+
 def _check_totals(
     event: ScanEvent, item: ItemState, stands: dict[int, StandState]
 ) -> tuple[str, str] | None:
-    if event.event_type == "dispatched":
-        left = item.quantity - item.dispatched
+    limit = QUANTITY_RULES.get(event.event_type)
+    if limit is not None:
+        left = limit.left(item)
         if event.quantity is not None and event.quantity > left:
-            return (
-                "lot_quantity",
-                f"{event.code}: cannot dispatch {event.quantity} seedlings, only {left} of "
-                f"{item.quantity} are left in the lot",
-            )
-    if event.event_type == "planted":
-        left = item.dispatched - item.planted
-        if event.quantity is not None and event.quantity > left:
-            return (
-                "planted_quantity",
-                f"{event.code}: cannot plant {event.quantity} seedlings, only {left} dispatched "
-                "seedlings are not yet planted",
-            )
+            return limit.rule, limit.message.format(
+                code=event.code, quantity=event.quantity, left=left, total=item.quantity)
     if event.event_type == "at_landing" and item.stand_id is not None:
         stand = stands[item.stand_id]
         allowed = stand.allowed_m3 if stand.allowed_m3 is not None else Decimal(0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from barcodes.codes import CHECK_ALPHABET, CODE_PATTERN, NUMBER_WIDTH, PREFIXES
-from barcodes.custody import EXACTLY_ONE, MACHINES, OPTIONAL_FIELDS, STATES
+from barcodes.custody import EXACTLY_ONE, MACHINES, OPTIONAL_FIELDS, QUANTITY_RULES, STATES
 from barcodes.decode import TREE_URL_PATTERN
 from barcodes.events import MAX_BATCH, ScanEvent
 from barcodes.gs1 import AIS, GS
@@ -33,6 +33,11 @@ def _field_schemas() -> dict[str, Any]:
     return fields
 
 
+# A lot's counts as barcodes.custody.ItemState names them, and as a trace shows them.
+_TRACE_KEYS = {"quantity": "quantity", "dispatched": "quantity_dispatched",
+               "planted": "quantity_planted"}
+
+
 def rules_document() -> dict[str, Any]:
     """Everything a client needs to check a code and an event before sending it.
 
@@ -47,7 +52,9 @@ def rules_document() -> dict[str, Any]:
         which exactly one must be given; ``fields``: each optional field's JSON Schema;
         ``gs1``: the application identifiers (fixed length or ``null``, maximum length);
         ``tree_url_pattern``: a tree tag's URL; ``max_batch``: the most events one request
-        may hold.
+        may hold; ``quantities``: per event type, the seedling count its quantity may not exceed
+        (``of`` minus ``less``, as keys of a lot's trace; the event adds to ``less``) and the
+        rule the server refuses it with.
 
     """
     item_types: dict[str, Any] = {}
@@ -66,7 +73,12 @@ def rules_document() -> dict[str, Any]:
                 for name, t in machine.items()
             },
         }
+    quantities = {
+        event: {"rule": q.rule, "of": _TRACE_KEYS[q.of], "less": _TRACE_KEYS[q.less]}
+        for event, q in QUANTITY_RULES.items()
+    }
     return {
+        "quantities": quantities,
         "code": {
             "pattern": CODE_PATTERN,
             "number_width": NUMBER_WIDTH,

@@ -169,6 +169,13 @@ def logs_at_one_stand(url: str) -> tuple[list[int], tuple[float, float], int, st
     return logs, (lon, lat), lot, commune
 
 
+def lot_left(url: str, lot: int) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT quantity - quantity_dispatched FROM smarttrees.seedling_lots "
+                           "WHERE id = %s", [lot]).fetchone()
+    return int(row[0])
+
+
 def stored(url: str, device: str) -> list[tuple[str, str, str]]:
     with psycopg.connect(url) as conn:
         return conn.execute(
@@ -207,7 +214,14 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     look_up(page, lot_code)
     page.click('#event-types button[data-event="dispatched"]')
     assert page.locator(f'#f-to_commune option[value="{commune}"]').count() == 1  # kept offline
-    record(page, "dispatched", quantity="9999999", to_commune=commune)  # more than the lot
+    # More than the lot holds: refused on the phone by the server's own rule, nothing queued.
+    page.fill("#f-quantity", "9999999")
+    page.select_option("#f-to_commune", commune)
+    page.click("#record")
+    page.locator("#f-quantity-problem", has_text="lot_quantity: ").wait_for()
+    assert len(queue(page)) == 1
+    left = lot_left(province_url, lot)
+    record(page, "dispatched", quantity=str(left), to_commune=commune)  # all that is left
     look_up(page, log_b)
     record(page, "at_landing")
     assert [r["state"] for r in queue(page)] == ["pending"] * 3
@@ -229,6 +243,13 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     }
     answer = httpx.post(
         f"{live_server}/api/scans", json=other, headers={"Authorization": f"Bearer {field_token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    # ... and dispatches one seedling of the lot: the phone's dispatch is now one too many.
+    part = {**other, "client_event_id": "other-2", "code": lot_code, "event_type": "dispatched",
+            "quantity": 1, "to_commune": commune}
+    answer = httpx.post(
+        f"{live_server}/api/scans", json=part, headers={"Authorization": f"Bearer {field_token}"}
     )
     assert answer.status_code == 200, answer.text
 

@@ -64,7 +64,7 @@ const TEXT = {
     damage_open: "Báo thiệt hại do bão", damage_title: "Thiệt hại do bão", d_storm: "Cơn bão",
     d_kind: "Thiệt hại", d_road: "Chắn đường", d_hazard: "Nguy hiểm cho người", d_tree: "Mã cây (nếu biết)",
     fallen: "Đổ", broken: "Gãy", leaning: "Nghiêng", uprooted: "Bật gốc", ev_damage: "Thiệt hại do bão",
-    no_storm: "Chưa có cơn bão nào: văn phòng cần tạo trước",
+    no_storm: "Chưa có cơn bão nào: văn phòng cần tạo trước", only_left: "Chỉ còn",
   },
   en: {
     signin_title: "Sign in", token_label: "Field token", signin: "Sign in", signout: "Sign out",
@@ -106,7 +106,7 @@ const TEXT = {
     damage_open: "Report storm damage", damage_title: "Storm damage", d_storm: "Storm",
     d_kind: "Damage", d_road: "Blocks the road", d_hazard: "Hazard to people", d_tree: "Tree code (if known)",
     fallen: "Fallen", broken: "Broken", leaning: "Leaning", uprooted: "Uprooted", ev_damage: "Storm damage",
-    no_storm: "No storm recorded yet: the office creates it first",
+    no_storm: "No storm recorded yet: the office creates it first", only_left: "Only left:",
   },
 };
 
@@ -633,6 +633,22 @@ function readFields(rule) {
   return { values, problems };
 }
 
+/** The server's seedling-count rule (rules.json "quantities") on the lot as last seen, moved on
+ * by the events still waiting in the queue; a message, or null when the quantity fits. */
+async function quantityProblem(eventType, quantity) {
+  const limit = state.rules.quantities?.[eventType];
+  const lot = state.item?.trace?.item;
+  if (!limit || quantity == null || !lot || lot[limit.of] == null) return null;
+  const counts = { ...lot };
+  for (const record of await queueAll()) {
+    const queued = state.rules.quantities[record.event.event_type];
+    if (record.event.code !== state.item.code || record.state !== "pending" || !queued) continue;
+    counts[queued.less] = (counts[queued.less] || 0) + (record.event.quantity || 0);
+  }
+  const left = counts[limit.of] - (counts[limit.less] || 0);
+  return quantity > left ? `${limit.rule}: ${t("only_left")} ${left}` : null;
+}
+
 function position() {
   return new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
@@ -652,6 +668,12 @@ async function record(submit) {
   for (const input of $("event-fields").querySelectorAll("input, select")) {
     $(`f-${input.name}-problem`).textContent = problems[input.name] || "";
     input.setAttribute("aria-invalid", String(input.name in problems));
+  }
+  const over = await quantityProblem(state.eventType, values.quantity);
+  if (over) {
+    $("f-quantity-problem").textContent = over;
+    $("f-quantity").setAttribute("aria-invalid", "true");
+    return;
   }
   if (Object.keys(problems).length) return;
   const where = await position();
@@ -674,9 +696,10 @@ async function record(submit) {
     await queueDelete([state.editing]); // the refused original was never stored by the server
     state.editing = null;
   }
-  say(`${t("queued")}: ${t(`ev_${state.eventType}`)} · ${state.item.code}`, "info");
+  const done = `${t("queued")}: ${t(`ev_${state.eventType}`)} · ${state.item.code}`;
   await renderItem();
   await renderQueue();
+  say(done, "info"); // once the queue shows it
   sync();
 }
 let seqCounter = 0;
