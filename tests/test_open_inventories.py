@@ -220,3 +220,6 @@ def test_the_command_says_what_the_skip_rule_left_out_and_names_a_bad_mapping(
     assert out.code == 0, out.stderr
     assert "nyc_street_trees_2015.csv: 18 rows" in out.stdout
     assert "left out by the mapping's skip rule: 2 rows" in out.stdout
+    again = run_cli("load", "trees", str(survey), "--mapping", "nyc_street_tree_census_2015",
+                    "--rejects", str(tmp_path / "rejects.csv"), env=env)
+    assert "inserted 0, updated 0, unchanged 15, refused 3" in again.stdout, again.stdout
