@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
+from gis_api.i18n import languages
 from gis_api.links import base_url
 from smarttrees import ioc
 from smarttrees.settings import Settings
@@ -123,7 +124,8 @@ async def dashboard(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     base = base_url(request, settings)
     template = resources.files("gis_api").joinpath("static/ioc.html").read_text(encoding="utf-8")
-    config = orjson.dumps({"base": base}).decode().replace("</", "<\\/")
+    config = orjson.dumps({"base": base, "languages": list(languages())}).decode()
+    config = config.replace("</", "<\\/")
     page = template.replace("__CONFIG__", config).replace("__BASE__", html.escape(base))
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 

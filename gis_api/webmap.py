@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gis_api.errors import InvalidParameter, NotFound
+from gis_api.i18n import languages
 from gis_api.links import base_url
 from smarttrees.catalog import TREES, MapFilter
 from smarttrees.domain import Condition
@@ -55,6 +56,7 @@ def page_config(settings: Settings, base: str) -> dict[str, Any]:
         "basemapUrl": settings.basemap_url,
         "pointZoom": settings.tile_min_zoom_points,
         "tilesArchive": _archive_url(settings.map_tiles_archive_url, base),
+        "languages": list(languages()),
     }
 
 
@@ -110,7 +112,7 @@ def _filter_doc(definition: MapFilter) -> dict[str, Any]:
         "field": definition.field,
         "options": definition.options_key,
         "value": table.value if table else None,
-        "label": table.columns[0][0] if table else None,
+        "labels": [alias for alias, _ in table.columns] if table else [],
         "bbox": bool(table and table.bbox),
     }
 

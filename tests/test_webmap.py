@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import psycopg
 import pytest
 
@@ -80,6 +81,26 @@ def test_the_filters_come_from_the_catalogue(map_server: str, map_db: str) -> No
     # A species id from the choices filters the tile: its trees are those of that species.
     species = options["species"][0]["id"]
     assert httpx.get(tile, params={"species": str(species)}).status_code in (200, 204)
+
+
+def test_every_language_has_every_message_the_pages_use(map_server: str) -> None:
+    from pathlib import Path
+
+    static = Path(__file__).parent.parent / "gis_api" / "static"
+    page = httpx.get(f"{map_server}/map").text
+    languages = re.search(r'"languages":(\[[^\]]*\])', page)
+    assert languages is not None
+    codes = {lang["code"] for lang in orjson.loads(languages.group(1))}
+    assert {"vi", "en"} <= codes  # the files found, each with its own name
+    catalogues = {c: httpx.get(f"{map_server}/map/static/i18n/{c}.json").json() for c in codes}
+    used = set(re.findall(r'data-i18n="([^"]+)"', page))
+    used |= {key for pair in re.findall(r'data-i18n-attr="([^"]+)"', page)
+             for key in (p.split(":")[1] for p in pair.split(";"))}
+    used |= set(re.findall(r'\bt\("([a-z_.]+)"', (static / "map.js").read_text()))
+    assert len(used) > 40
+    for code, messages in catalogues.items():
+        assert used - set(messages) == set(), code
+        assert set(messages) == set(catalogues["en"]), code
 
 
 def test_search_finds_a_tree_by_code_in_any_case(map_server: str, map_db: str) -> None:

@@ -45,7 +45,8 @@ def page(live_server: str) -> Iterator[Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         # Reduced motion: MapLibre then jumps instead of animating (software WebGL draws slowly).
-        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
+        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce",
+                                locale="en-GB")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{live_server}/map")
@@ -236,3 +237,105 @@ def test_a_registered_raster_is_a_layer_with_legend_and_opacity(
     wait_idle(page)
     assert page.evaluate(f"smarttreesMap.getPaintProperty('{layer}', 'raster-opacity')") == 0
     assert (np.abs(canvas(page) - before).sum(axis=2) > 10).sum() < changed / 20
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "is_mobile": True,
+         "has_touch": True, "reduced_motion": "reduce"}
+
+
+def open_map(context: Any, url: str) -> Any:
+    """A page of ``context`` on the web map at ``url``, once the map has loaded its view."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
+    page.locator("#filter-category option").nth(1).wait_for(state="attached")
+    wait_idle(page)
+    page.errors = errors
+    return page
+
+
+def test_on_a_phone_the_panel_folds_away_in_the_browsers_language(
+    live_server: str, province_url: str
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(locale="vi-VN", **PHONE)
+        page = open_map(context, f"{live_server}/map")
+        # Closed on a phone: the whole screen is the map, one button opens the panel.
+        assert not page.locator("#panel").is_visible()
+        assert page.locator("#panel-toggle").is_visible()
+        assert drawn_pixels(page) > 1_000
+        page.click("#panel-toggle")
+        assert page.locator("#panel").is_visible()
+        box = page.locator("#panel").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sideways
+        page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-vi.png"))
+        # Vietnamese, as the browser asks: labels, choices and the legend of every symbol.
+        assert page.evaluate("document.documentElement.lang") == "vi"
+        assert page.inner_text("label[for=filter-category]") == "Loại cây"
+        assert "rừng trồng" in page.inner_text("#filter-category")
+        assert "chết" not in page.inner_text("#legend") and "rừng trồng" in page.inner_text("#legend")
+        legend = page.inner_text("#legend-layers")
+        for name in ("vườn ươm", "lô rừng trồng", "ranh giới xã, phường"):
+            assert name in legend, name
+        page.check("#care-due-toggle")
+        assert "rất cao" in page.inner_text("#legend-layers")  # the risk classes, while shown
+        # Switching to English is kept: the next visit opens in English.
+        with page.expect_navigation():
+            page.select_option("#lang", "en")
+        page.wait_for_function("document.documentElement.lang === 'en'")
+        page.locator("label[for=filter-category]").wait_for(state="attached")
+        assert page.inner_text("label[for=filter-category]") == "Category"
+        again = open_map(context, f"{live_server}/map")
+        again.click("#panel-toggle")
+        assert "nurseries" in again.inner_text("#legend-layers")
+        assert again.inner_text("#search button") == "Find"
+        again.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-en.png"))
+        assert page.errors == [] and again.errors == []
+        browser.close()
+
+
+def test_a_link_opens_the_same_view(live_server: str, province_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with psycopg.connect(province_url) as conn:
+        lon, lat = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees WHERE category = 'plantation'"
+            " ORDER BY id LIMIT 1"
+        ).fetchone()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(locale="en-GB", reduced_motion="reduce",
+                                      viewport={"width": 900, "height": 650})
+        page = open_map(context, f"{live_server}/map")
+        page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 15.5}})")
+        wait_idle(page)
+        page.select_option("#filter-category", "plantation")
+        page.uncheck("input[data-layers=nurseries]")
+        page.check("#care-damage-toggle")
+        page.check("input[name=colour-by][value=condition]")
+        link = page.url
+        assert "#" in link and "category=plantation" in link
+
+        other = open_map(browser.new_context(locale="vi-VN", reduced_motion="reduce",
+                                             viewport={"width": 900, "height": 650}), link)
+        assert other.evaluate("smarttreesMap.getZoom()") == pytest.approx(15.5, abs=0.01)
+        center = other.evaluate("smarttreesMap.getCenter().toArray()")
+        assert center == pytest.approx([lon, lat], abs=1e-4)
+        assert other.input_value("#filter-category") == "plantation"
+        visibility = other.evaluate(
+            "['nurseries', 'care-damage', 'stands-fill'].map("
+            "id => smarttreesMap.getLayoutProperty(id, 'visibility') || 'visible')")
+        assert visibility == ["none", "visible", "visible"]
+        assert other.evaluate("smarttreesMap.getPaintProperty('trees', 'circle-color')[1]") == [
+            "get", "condition"]
+        tiles = other.evaluate("smarttreesMap.getSource('trees').tiles[0]")
+        assert tiles.endswith("?category=plantation")
+        assert other.inner_text("label[for=filter-category]") == "Loại cây"  # its own language
+        assert page.errors == [] and other.errors == []
+        browser.close()

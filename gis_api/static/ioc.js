@@ -1,39 +1,41 @@
 // The IOC dashboard: the province summary, a choropleth per indicator, monthly trends.
 // Every figure comes from the public API (/api/ioc/summary and the OGC collections); nothing
-// is computed here but sums of published figures. Labels are Vietnamese with English beside.
-(function () {
+// is computed here but sums of published figures. Labels come from the message catalogue of
+// the language chosen (static/i18n/<code>.json, keys "ioc.*").
+SmartTreesI18n.load(`${window.SMARTTREES_IOC.base}/ioc/static`, window.SMARTTREES_IOC.languages).then((i18n) => {
   "use strict";
 
+  const { t } = i18n;
+  i18n.apply();
+  i18n.picker(document.getElementById("lang"));
+  document.title = `${t("ioc.short")} · SmartTrees`;
   const config = window.SMARTTREES_IOC;
   const base = config.base;
-  const number = new Intl.NumberFormat("vi-VN");
+  const locale = i18n.lang === "vi" ? "vi-VN" : i18n.lang;
+  const number = new Intl.NumberFormat(locale);
 
-  // Summary figures: [key in the summary, Vietnamese label, English label, how to show it].
+  // Summary figures: [key in the summary (and its message ioc.figure.<key>), how to show it].
   const FIGURES = [
-    ["documents.total", "Văn bản", "Documents", "count"],
-    ["documents.electronic", "Văn bản điện tử", "Sent electronically", "count"],
-    ["documents.courier_cost_saved_vnd", "Chi phí bưu chính tiết kiệm", "Courier cost saved", "vnd"],
-    ["citizen_support.people", "Công dân được hỗ trợ", "Citizens supported", "count"],
-    ["citizen_support.amount_vnd", "Tiền hỗ trợ", "Support paid", "vnd"],
-    ["citizen_support.provinces", "Tỉnh, thành nơi mắc kẹt", "Provinces stranded in", "count"],
-    ["trees.total", "Số cây", "Trees", "count"],
-    ["trees.progress", "Tiến độ so với chỉ tiêu", "Progress to the target", "share"],
+    ["documents.total", "count"],
+    ["documents.electronic", "count"],
+    ["documents.courier_cost_saved_vnd", "vnd"],
+    ["citizen_support.people", "count"],
+    ["citizen_support.amount_vnd", "vnd"],
+    ["citizen_support.provinces", "count"],
+    ["trees.total", "count"],
+    ["trees.progress", "share"],
   ];
 
-  // Choropleth indicators: id, labels, and the value of a commune (null: withheld or none).
+  // Choropleth indicators: id (its message: ioc.indicator.<id>), and the value of a commune
+  // (null: withheld or none).
   const INDICATORS = [
-    ["documents_sent", "Văn bản gửi đi", "Documents sent", (c) => sumOf(data.documents, c, "sent")],
-    ["courier_saving_vnd", "Chi phí tiết kiệm (đồng)", "Courier cost saved (VND)",
-      (c) => sumOf(data.documents, c, "courier_saving_vnd")],
-    ["support_people", "Người được hỗ trợ", "People supported",
-      (c) => (data.support[c] ? data.support[c].people : null)],
-    ["support_vnd", "Tiền hỗ trợ (đồng)", "Support paid (VND)",
-      (c) => (data.support[c] ? data.support[c].amount_vnd : null)],
-    ["trees", "Số cây", "Trees", (c) => (data.trees[c] ? data.trees[c].trees : null)],
-    ["trees_per_km2", "Mật độ cây (cây/km²)", "Trees per km²",
-      (c) => (data.trees[c] ? data.trees[c].trees_per_km2 : null)],
-    ["progress", "Tiến độ so với chỉ tiêu của xã", "Progress to the commune's target",
-      (c) => (data.trees[c] ? data.trees[c].progress : null)],
+    ["documents_sent", (c) => sumOf(data.documents, c, "sent")],
+    ["courier_saving_vnd", (c) => sumOf(data.documents, c, "courier_saving_vnd")],
+    ["support_people", (c) => (data.support[c] ? data.support[c].people : null)],
+    ["support_vnd", (c) => (data.support[c] ? data.support[c].amount_vnd : null)],
+    ["trees", (c) => (data.trees[c] ? data.trees[c].trees : null)],
+    ["trees_per_km2", (c) => (data.trees[c] ? data.trees[c].trees_per_km2 : null)],
+    ["progress", (c) => (data.trees[c] ? data.trees[c].progress : null)],
   ];
 
   // The target the tree chart is drawn against: the commune's when one is picked (none
@@ -82,7 +84,7 @@
   }
 
   function show(value, kind) {
-    if (value === null || value === undefined) return "ẩn · withheld";
+    if (value === null || value === undefined) return t("ioc.withheld");
     if (kind === "share") return `${(value * 100).toFixed(1)} %`;
     if (kind === "vnd") return `${number.format(value)} đ`;
     return number.format(value);
@@ -92,7 +94,7 @@
     const part = key.split(".")[0];
     const period = data.summary[part] && data.summary[part].period;
     if (period && period.from) return `${period.from} – ${period.to}`;
-    if (part === "trees") return `${data.summary.trees.target.toLocaleString("vi-VN")} cây · target`;
+    if (part === "trees") return t("ioc.target_trees", { target: number.format(data.summary.trees.target) });
     return "";
   }
 
@@ -101,7 +103,7 @@
     document.getElementById("province").textContent = s.province.name || "";
     const box = document.getElementById("summary");
     box.replaceChildren();
-    for (const [key, vi, en, kind] of FIGURES) {
+    for (const [key, kind] of FIGURES) {
       const value = pick(s, key);
       const definition = s.definitions[key] || s.definitions[key.replace(/\.[^.]*$/, ".total")];
       const div = document.createElement("div");
@@ -110,11 +112,11 @@
       div.dataset.value = value === null ? "" : String(value);
       div.innerHTML = '<div class="label"></div><div class="value"></div>' +
         '<div class="period"></div><div class="definition"></div>';
-      div.querySelector(".label").innerHTML = `${vi} <span class="en">${en}</span>`;
+      div.querySelector(".label").textContent = t(`ioc.figure.${key}`);
       div.querySelector(".value").textContent = show(value, kind);
       div.querySelector(".period").textContent = periodOf(key);
       div.querySelector(".definition").textContent =
-        definition ? `${definition.vi} — ${definition.en}` : "";
+        definition ? definition[i18n.lang] || definition.en : "";
       box.append(div);
     }
   }
@@ -124,18 +126,18 @@
   }
 
   function drawMap() {
-    const [, vi, en, value] = indicator();
+    const [id, value] = indicator();
     const rows = data.communes.map((c) => {
       const v = value(c.id);
       return { name: c.id, value: v === null ? NaN : v };
     });
     const values = rows.map((r) => r.value).filter((v) => !Number.isNaN(v));
     charts.map.setOption({
-      title: { text: `${vi} · ${en}`, left: 8, top: 4, textStyle: { fontSize: 13 } },
+      title: { text: t(`ioc.indicator.${id}`), left: 8, top: 4, textStyle: { fontSize: 13 } },
       tooltip: {
         trigger: "item",
         formatter: (p) => `${data.names[p.name] || p.name}: ${
-          Number.isNaN(p.value) ? "ẩn · withheld" : number.format(p.value)}`,
+          Number.isNaN(p.value) ? t("ioc.withheld") : number.format(p.value)}`,
       },
       visualMap: { min: values.length ? Math.min(...values) : 0,
                    max: values.length ? Math.max(...values, 1) : 1,
@@ -180,27 +182,26 @@
   }
 
   function drawTrends() {
-    const where = state.commune ? data.names[state.commune] || state.commune : "Toàn tỉnh";
-    const whereEn = state.commune ? "" : " · whole province";
-    document.getElementById("trend-title").textContent = `${where}${whereEn}`;
+    const where = state.commune ? data.names[state.commune] || state.commune : t("ioc.whole_province");
+    document.getElementById("trend-title").textContent = where;
     const docs = documentMonths();
     charts.documents.setOption({
-      title: { text: "Văn bản theo tháng · Documents per month", left: 8, textStyle: { fontSize: 13 } },
+      title: { text: t("ioc.documents_chart"), left: 8, textStyle: { fontSize: 13 } },
       tooltip: { trigger: "axis" },
       legend: { top: 24 },
       grid: { top: 60, left: 60, right: 16, bottom: 28 },
       xAxis: { type: "category", data: docs.map((d) => d.month.slice(0, 7)) },
       yAxis: { type: "value" },
       series: [
-        { id: "sent", name: "Gửi · sent", type: "bar", data: docs.map((d) => d.sent) },
-        { id: "received", name: "Nhận · received", type: "bar", data: docs.map((d) => d.received) },
-        { id: "electronic", name: "Gửi điện tử · sent electronically", type: "line",
+        { id: "sent", name: t("ioc.series.sent"), type: "bar", data: docs.map((d) => d.sent) },
+        { id: "received", name: t("ioc.series.received"), type: "bar", data: docs.map((d) => d.received) },
+        { id: "electronic", name: t("ioc.series.electronic"), type: "line",
           data: docs.map((d) => d.electronic) },
       ],
     }, { replaceMerge: ["series"] });
     const trees = treeMonths();
     charts.trees.setOption({
-      title: { text: "Số cây cuối tháng · Trees at each month's end", left: 8,
+      title: { text: t("ioc.trees_chart"), left: 8,
                textStyle: { fontSize: 13 } },
       tooltip: { trigger: "axis" },
       legend: { top: 24 },
@@ -208,11 +209,11 @@
       xAxis: { type: "category", data: trees.map((d) => d.month.slice(0, 7)) },
       yAxis: [{ type: "value", scale: true }, { type: "value" }],
       series: [
-        { id: "trees", name: "Số cây · trees", type: "line", data: trees.map((d) => d.trees),
+        { id: "trees", name: t("ioc.series.trees"), type: "line", data: trees.map((d) => d.trees),
           markLine: target() == null ? { data: [] } : {
-            symbol: "none", label: { formatter: "Chỉ tiêu · target {c}" },
+            symbol: "none", label: { formatter: `${t("ioc.target")} {c}` },
             data: [{ yAxis: target(), name: "target" }] } },
-        { id: "planted", name: "Trồng mới · planted", type: "bar", yAxisIndex: 1,
+        { id: "planted", name: t("ioc.series.planted"), type: "bar", yAxisIndex: 1,
           data: trees.map((d) => d.planted) },
       ],
     }, { replaceMerge: ["series"] });
@@ -229,13 +230,13 @@
 
   function fillControls() {
     const indicatorSelect = document.getElementById("indicator");
-    for (const [id, vi, en] of INDICATORS) indicatorSelect.add(new Option(`${vi} · ${en}`, id));
+    for (const [id] of INDICATORS) indicatorSelect.add(new Option(t(`ioc.indicator.${id}`), id));
     indicatorSelect.addEventListener("change", () => {
       state.indicator = indicatorSelect.value;
       drawMap();
     });
     const communeSelect = document.getElementById("commune");
-    for (const c of [...data.communes].sort((a, b) => data.names[a.id].localeCompare(data.names[b.id], "vi"))) {
+    for (const c of [...data.communes].sort((a, b) => data.names[a.id].localeCompare(data.names[b.id], locale))) {
       communeSelect.add(new Option(`${data.names[c.id]} (${c.id})`, c.id));
     }
     communeSelect.addEventListener("change", () => select(communeSelect.value));
@@ -275,4 +276,4 @@
   // For tests and for the curious: the charts, what is shown, and when it is ready.
   window.smarttreesIoc = { charts, state, data, select, documentMonths, treeMonths,
                            ready: load().then(() => true) };
-})();
+}).catch((error) => console.error("dashboard not started:", error));

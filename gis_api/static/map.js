@@ -2,9 +2,13 @@
 // Plain script, no build step. Configuration comes from the page (window.SMARTTREES).
 "use strict";
 
-(function () {
+SmartTreesI18n.load(`${window.SMARTTREES.base}/map/static`, window.SMARTTREES.languages).then((i18n) => {
+  const { t } = i18n;
   const config = window.SMARTTREES;
   const base = config.base;
+  i18n.apply();
+  i18n.picker(document.getElementById("lang"));
+  document.title = t("map.title");
   const tilesUrl = (collection) =>
     `${base}/collections/${collection}/tiles/WebMercatorQuad/{z}/{y}/{x}`;
   // With a PMTiles archive (smarttrees tiles export) the vector tiles come from it, by HTTP range
@@ -132,11 +136,17 @@
     return { version: 8, sources, layers };
   }
 
+  // --- the view in the URL hash: #map=zoom/lat/lon&layers=...&category=...&colour=... ----------
+
+  const hashState = new URLSearchParams(location.hash.slice(1));
+  const hashView = (hashState.get("map") || "").split("/").map(Number);
+  const viewInHash = hashView.length === 3 && hashView.every(Number.isFinite);
+
   const map = new maplibregl.Map({
     container: "map",
     style: style(),
-    center: [105.84, 21.59],
-    zoom: 8,
+    center: viewInHash ? [hashView[2], hashView[1]] : [105.84, 21.59],
+    zoom: viewInHash ? hashView[0] : 8,
     attributionControl: false,
     // lets a test (or a user) read the canvas back; MapLibre 5 ignores a top-level
     // preserveDrawingBuffer, and the canvas then reads back black
@@ -146,9 +156,41 @@
   map.addControl(new maplibregl.ScaleControl(), "bottom-right");
   window.smarttreesMap = map; // for the browser test and the console
 
-  document.getElementById("point-zoom").textContent = config.pointZoom;
-  const showZoom = () => { document.getElementById("zoom-now").textContent = map.getZoom().toFixed(1); };
+  const showZoom = () => {
+    document.getElementById("zoom-hint").textContent =
+      t("map.zoom_hint", { point: config.pointZoom, zoom: map.getZoom().toFixed(1) });
+  };
   map.on("zoomend", showZoom);
+
+  // What the page shows, written to the hash so a link opens the same view.
+  function writeHash() {
+    const c = map.getCenter();
+    const state = new URLSearchParams();
+    state.set("map", `${map.getZoom().toFixed(2)}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`);
+    const on = [...document.querySelectorAll("input[data-layers], input[data-raster]")]
+      .filter((box) => box.checked).map((box) => box.dataset.raster ? `raster-${box.dataset.raster}` : box.dataset.layers.split(",")[0]);
+    state.set("layers", on.join(","));
+    Object.entries(selects).forEach(([name, select]) => { if (select.value) state.set(name, select.value); });
+    if (colourBy !== "category") state.set("colour", colourBy);
+    history.replaceState(null, "", `#${state.toString().replace(/%2F/g, "/").replace(/%2C/g, ",")}`);
+  }
+  map.on("moveend", writeHash);
+  // The layers named in the hash (when it names any) are those switched on.
+  const hashLayers = hashState.has("layers") ? hashState.get("layers").split(",") : null;
+  function layerOnInHash(box) {
+    const id = box.dataset.raster ? `raster-${box.dataset.raster}` : box.dataset.layers.split(",")[0];
+    return hashLayers.includes(id);
+  }
+
+  // --- the panel: open on a wide screen, closed on a phone until asked for ------------------
+
+  const toggle = document.getElementById("panel-toggle");
+  function openPanel(open) {
+    document.body.classList.toggle("panel-closed", !open);
+    toggle.setAttribute("aria-expanded", String(open));
+  }
+  openPanel(!window.matchMedia("(max-width: 600px)").matches);
+  toggle.addEventListener("click", () => openPanel(document.body.classList.contains("panel-closed")));
 
   // --- helpers ---------------------------------------------------------------------------
 
@@ -171,21 +213,46 @@
 
   // --- filters ---------------------------------------------------------------------------
 
-  const selects = {
-    category: document.getElementById("filter-category"),
-    species: document.getElementById("filter-species"),
-    commune: document.getElementById("filter-commune"),
-  };
+  // One select per filter of the catalogue's trees layer (options.json's "filters"), keyed
+  // by its query parameter.
+  const selects = {};
 
-  function fillSelect(select, items) {
-    items.forEach(([value, label]) => select.append(element("option", { value }, label)));
+  // A choice's label: a fixed value's message ("category.urban"), else the row's label columns.
+  function choiceLabel(filter, choice) {
+    if (!filter.value) {
+      const key = `${filter.param}.${choice}`;
+      return i18n.has(key) ? t(key) : String(choice);
+    }
+    const [first, ...rest] = filter.labels.map((column) => choice[column]).filter((v) => v);
+    return rest.length ? `${first} (${rest.join(", ")})` : String(first ?? choice[filter.value]);
+  }
+
+  function buildFilter(filter, options) {
+    const id = `filter-${filter.param}`;
+    const select = element("select", { id, name: filter.param },
+      element("option", { value: "" }, t(`filter.${filter.param}.all`)));
+    options[filter.options].forEach((choice) => {
+      const value = filter.value ? choice[filter.value] : choice;
+      select.append(element("option", { value: String(value) }, choiceLabel(filter, choice)));
+    });
+    if (filter.bbox) { // zoom to the chosen row (a commune)
+      select.addEventListener("change", () => {
+        const row = options[filter.options].find((c) => String(c[filter.value]) === select.value);
+        if (row && row.bbox && row.bbox[0] !== null) map.fitBounds(row.bbox, { padding: 30 });
+      });
+    }
+    document.getElementById("filters").append(element("label", { for: id }, t(`filter.${filter.param}`)), select);
+    selects[filter.param] = select;
+    return select;
   }
 
   // Filters go to the server as query parameters, so the low-zoom counts obey them too.
   function applyFilters() {
-    if (archive) { // the archive holds every tree: the category is picked out here, in the page
-      const category = selects.category.value;
-      map.setFilter("trees", category ? ["==", ["get", "category"], category] : null);
+    writeHash();
+    if (archive) { // the archive holds every tree: fixed-choice filters are applied in the page
+      const parts = filters.filter((f) => !f.value && selects[f.param].value)
+        .map((f) => ["==", ["get", f.field], selects[f.param].value]);
+      map.setFilter("trees", parts.length ? ["all", ...parts] : null);
       return;
     }
     const query = new URLSearchParams();
@@ -194,25 +261,28 @@
     map.getSource("trees").setTiles([tilesUrl("trees") + suffix]);
   }
 
+  let filters = [];
   async function loadOptions() {
     const options = await getJson(`${base}/map/options.json`);
-    fillSelect(selects.category, options.categories.map((c) => [c, c]));
-    fillSelect(selects.species, options.species.map((s) => [s.id, `${s.name} (${s.scientific_name})`]));
-    fillSelect(selects.commune, options.communes.map((c) => [c.code, c.name]));
-    Object.values(selects).forEach((s) => s.addEventListener("change", applyFilters));
-    if (archive) { // species and commune filters need the server's tiles
-      [selects.species, selects.commune].forEach((s) => {
-        s.disabled = true;
-        s.title = "not with a tiles archive";
-      });
-    }
-    selects.commune.addEventListener("change", () => {
-      const commune = options.communes.find((c) => c.code === selects.commune.value);
-      if (commune && commune.bbox[0] !== null) map.fitBounds(commune.bbox, { padding: 30 });
+    filters = options.filters;
+    filters.forEach((filter) => {
+      const select = buildFilter(filter, options);
+      select.value = hashState.get(filter.param) || "";
+      select.addEventListener("change", applyFilters);
+      if (archive && filter.value) { // choices from a table need the server's tiles
+        select.disabled = true;
+        select.title = t("filter.archive");
+      }
     });
-    // Leave room for the panel on the left.
-    if (options.bounds) map.fitBounds(options.bounds, { padding: { top: 20, bottom: 20, left: 280, right: 20 }, animate: false });
+    if (filters.some((f) => selects[f.param].value)) applyFilters();
+    // Open on the whole province, leaving room for the panel on a wide screen; a link opens
+    // where it was made.
+    const wide = !window.matchMedia("(max-width: 600px)").matches;
+    if (options.bounds && !viewInHash) {
+      map.fitBounds(options.bounds, { padding: { top: 20, bottom: 20, left: wide ? 280 : 20, right: 20 }, animate: false });
+    }
     showZoom();
+    writeHash();
   }
 
   // Nurseries are few: one GeoJSON request to the features API.
@@ -232,7 +302,7 @@
     const note = document.getElementById("custody-note");
     if (!box.checked) return;
     if (map.getZoom() < CUSTODY_MIN_ZOOM) {
-      note.textContent = `zoom in to ${CUSTODY_MIN_ZOOM} to see custody scans`;
+      note.textContent = t("custody.zoom_in", { zoom: CUSTODY_MIN_ZOOM });
       map.getSource("custody").setData({ type: "FeatureCollection", features: [] });
       return;
     }
@@ -241,9 +311,9 @@
     try {
       const data = await getJson(`${base}/collections/custody_events/items?f=json&limit=2000&bbox=${bbox}`);
       map.getSource("custody").setData(data);
-      note.textContent = `${data.features.length} custody scans in view`;
+      note.textContent = t("custody.in_view", { count: data.features.length });
     } catch (error) {
-      note.textContent = `custody scans not shown: ${error.message}`;
+      note.textContent = t("custody.failed", { message: error.message });
     }
   }
   map.on("moveend", loadCustody);
@@ -251,12 +321,41 @@
 
   // --- colouring and legend --------------------------------------------------------------
 
+  const swatch = (kind, style) => element("span", { class: `swatch ${kind}`, style: style || "" });
+  const circle = (colour) => swatch("circle", `background:${colour}`);
+
   function drawLegend() {
     const legend = document.getElementById("legend");
-    legend.replaceChildren(...Object.entries(COLOURS[colourBy]).map(([name, colour]) => {
-      const swatch = element("span", { class: "swatch", style: `background:${colour}` });
-      return element("li", {}, swatch, name);
-    }));
+    legend.replaceChildren(...Object.entries(COLOURS[colourBy]).map(([name, colour]) =>
+      element("li", {}, circle(colour), t(`${colourBy}.${name}`))));
+    drawLayerLegend();
+  }
+
+  // Every other symbol drawn: always the base layers, and the classes of a layer while it is on.
+  const CLASSED = [
+    ["custody", "legend.custody", CUSTODY_COLOURS, "custody.step."],
+    ["care-due", "legend.care_due", RISK_COLOURS, "care.risk."],
+    ["care-damage", "legend.care_damage", { 1: "#b2182b", 2: "#e66101", 3: "#fdae61" }, "care.priority."],
+  ];
+  function drawLayerLegend() {
+    const list = document.getElementById("legend-layers");
+    const visible = (id) => map.getLayer(id) && map.getLayoutProperty(id, "visibility") !== "none";
+    const items = [
+      element("li", {}, circle(COLOURS.category.plantation), t("legend.cells")),
+      element("li", {}, swatch("fill", "background:rgba(127,191,123,0.6)"), t("layers.stands")),
+      element("li", {}, circle("#8c510a"), t("layers.nurseries")),
+      element("li", {}, swatch("line"), t("layers.communes")),
+      element("li", {}, swatch("ring"), t("legend.found")),
+    ];
+    CLASSED.filter(([id]) => visible(id)).forEach(([, title, colours, prefix]) => {
+      const classes = Object.entries(colours).map(([name, colour]) =>
+        element("li", {}, circle(colour), i18n.has(prefix + name) ? t(prefix + name) : name));
+      items.push(element("li", { class: "classed" }, element("div", {}, title ? t(title) : "", element("ul", {}, ...classes))));
+    });
+    document.querySelectorAll("input[data-raster]").forEach((box) => {
+      if (box.checked) items.push(element("li", {}, swatch("fill", "background:linear-gradient(to right,#edf8e9,#005a32)"), box.parentElement.textContent.trim()));
+    });
+    list.replaceChildren(...items);
   }
 
   document.querySelectorAll("input[name=colour-by]").forEach((radio) => {
@@ -264,6 +363,7 @@
       colourBy = radio.value;
       map.setPaintProperty("trees", "circle-color", matchColour(colourBy));
       drawLegend();
+      writeHash();
     });
   });
 
@@ -280,25 +380,43 @@
   document.getElementById("care-due-only").addEventListener("change", careFilter);
   window.smarttreesCareFilter = careFilter;
 
+  function showLayers(box) {
+    box.dataset.layers.split(",").forEach((id) =>
+      map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none"));
+  }
   document.querySelectorAll("input[data-layers]").forEach((box) => {
     box.addEventListener("change", () => {
-      box.dataset.layers.split(",").forEach((id) =>
-        map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none"));
+      showLayers(box);
+      drawLayerLegend();
+      writeHash();
     });
   });
+  // The layers and colouring a link names (once the style is loaded: it takes them then).
+  function applyHashLayers() {
+    if (hashLayers) {
+      document.querySelectorAll("input[data-layers]").forEach((box) => {
+        box.checked = layerOnInHash(box);
+        showLayers(box);
+      });
+    }
+    if (hashState.get("colour") === "condition") {
+      document.querySelector("input[name=colour-by][value=condition]").checked = true;
+      colourBy = "condition";
+      map.setPaintProperty("trees", "circle-color", matchColour(colourBy));
+    }
+    if (document.getElementById("custody-toggle").checked) loadCustody();
+  }
 
   // --- popups ----------------------------------------------------------------------------
 
-  const FIELDS = [
-    ["category", "Category"], ["species_vi", "Species"], ["species_name", "Scientific name"],
-    ["species", "Species"], ["condition", "Condition"], ["dbh_cm", "DBH (cm)"],
-    ["height_m", "Height (m)"], ["crown_m", "Crown (m)"], ["planted_on", "Planted"],
-    ["commune_code", "Commune"], ["area_ha", "Area (ha)"],
-  ];
+  const FIELDS = ["category", "species_vi", "species_name", "species", "condition", "dbh_cm",
+    "height_m", "crown_m", "planted_on", "commune_code", "area_ha"];
+  // A value shown as its message when the catalogue has one (category.urban, condition.good).
+  const valueText = (key, value) => (i18n.has(`${key}.${value}`) ? t(`${key}.${value}`) : String(value));
 
   function attributeTable(props) {
-    const rows = FIELDS.filter(([key]) => props[key] !== undefined && props[key] !== null)
-      .map(([key, label]) => element("tr", {}, element("th", {}, label), element("td", {}, String(props[key]))));
+    const rows = FIELDS.filter((key) => props[key] !== undefined && props[key] !== null)
+      .map((key) => element("tr", {}, element("th", {}, t(`field.${key}`)), element("td", {}, valueText(key, props[key]))));
     return element("table", {}, ...rows);
   }
 
@@ -314,8 +432,10 @@
   // A tree's checks from the field app and the office (care inspections), newest first.
   function checksList(checks) {
     const items = checks.map((c) => {
-      const parts = [c.inspected_on, c.condition, c.dbh_cm && `DBH ${c.dbh_cm} cm`, c.height_m && `${c.height_m} m`,
-        `risk ${c.risk}`, c.defects.length && c.defects.join(", "), c.photos && `${c.photos} photo${c.photos > 1 ? "s" : ""}`];
+      const parts = [c.inspected_on, c.condition && valueText("condition", c.condition),
+        c.dbh_cm && t("popup.check.dbh", { dbh: c.dbh_cm }), c.height_m && `${c.height_m} m`,
+        t("popup.check.risk", { risk: valueText("care.risk", c.risk) }), c.defects.length && c.defects.join(", "),
+        c.photos && t("popup.check.photos", { count: c.photos })];
       return element("li", {}, parts.filter(Boolean).join(" · "));
     });
     return element("ol", { class: "checks" }, ...items);
@@ -324,7 +444,7 @@
   // Show what the tile knows at once, then the full record and its history.
   async function openTreePopup(id, lngLat, tileProps) {
     const box = element("div", { class: "tree-popup" },
-      element("h3", {}, tileProps.tree_code || `tree ${id}`), attributeTable(tileProps));
+      element("h3", {}, tileProps.tree_code || t("popup.tree", { id })), attributeTable(tileProps));
     const popup = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(lngLat).setDOMContent(box).addTo(map);
     try {
       const item = await getJson(`${base}/collections/trees/items/${id}?f=json`);
@@ -334,10 +454,10 @@
     }
     try {
       const history = await getJson(`${base}/api/trees/${id}/history`);
-      if (history.checks?.length) box.append(element("strong", {}, "Tree checks"), checksList(history.checks));
-      box.append(element("strong", {}, "History"), historyList(history.history));
+      if (history.checks?.length) box.append(element("strong", {}, t("popup.checks")), checksList(history.checks));
+      box.append(element("strong", {}, t("popup.history")), historyList(history.history));
     } catch (error) {
-      box.append(element("p", {}, `History unavailable: ${error.message}`));
+      box.append(element("p", {}, t("popup.history_failed", { message: error.message })));
     }
     return popup;
   }
@@ -352,7 +472,7 @@
     new maplibregl.Popup()
       .setLngLat(event.lngLat)
       .setDOMContent(element("div", { class: "cell-popup" },
-        `${p.count} trees: ${p.urban} urban, ${p.scattered} scattered, ${p.plantation} plantation`))
+        t("popup.cell", p)))
       .addTo(map);
     map.easeTo({ center: event.lngLat, zoom: Math.min(map.getZoom() + 2, config.pointZoom) });
   });
@@ -361,7 +481,7 @@
     if (map.queryRenderedFeatures(event.point, { layers: ["trees", "tree-cells", "nurseries"] }).length) return;
     const p = event.features[0].properties;
     new maplibregl.Popup().setLngLat(event.lngLat)
-      .setDOMContent(element("div", {}, element("strong", {}, `Stand ${p.stand_code}`),
+      .setDOMContent(element("div", {}, element("strong", {}, t("popup.stand", { code: p.stand_code })),
         attributeTable({ species: p.species_vi, planted_on: p.planting_year, area_ha: p.area_ha })))
       .addTo(map);
   });
@@ -369,18 +489,19 @@
   map.on("click", "nurseries", (event) => {
     const p = event.features[0].properties;
     new maplibregl.Popup().setLngLat(event.features[0].geometry.coordinates)
-      .setDOMContent(element("div", {}, element("strong", {}, `Nursery ${p.name || p.nursery_code}`)))
+      .setDOMContent(element("div", {}, element("strong", {}, t("popup.nursery", { name: p.name || p.nursery_code }))))
       .addTo(map);
   });
 
   map.on("click", "custody", (event) => {
     const p = event.features[0].properties;
     const when = String(p.occurred_at || "").slice(0, 16).replace("T", " ");
-    const rows = [["Step", p.event_type], ["When", when], ["Species", p.species_name],
-      ["Stand", p.stand_code], ["Destination", p.destination], ["Forest-product list", p.fpl_number],
-      ["Volume (m³)", p.volume_m3], ["Seedlings", p.quantity], ["State after", p.status_after]]
+    const step = i18n.has(`custody.step.${p.event_type}`) ? t(`custody.step.${p.event_type}`) : p.event_type;
+    const rows = [["step", step], ["when", when], ["species", p.species_name],
+      ["stand", p.stand_code], ["destination", p.destination], ["fpl", p.fpl_number],
+      ["volume", p.volume_m3], ["seedlings", p.quantity], ["status_after", p.status_after]]
       .filter(([, v]) => v !== undefined && v !== null && v !== "")
-      .map(([k, v]) => element("tr", {}, element("th", {}, k), element("td", {}, String(v))));
+      .map(([k, v]) => element("tr", {}, element("th", {}, t(`custody.field.${k}`)), element("td", {}, String(v))));
     new maplibregl.Popup().setLngLat(event.features[0].geometry.coordinates)
       .setDOMContent(element("div", { class: "custody-popup" }, element("strong", {}, p.code), element("table", {}, ...rows)))
       .addTo(map);
@@ -416,7 +537,7 @@
   const formatValue = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
 
   function rasterLegend(raster) {
-    if (!raster.legend.length) return element("p", { class: "hint" }, "colours from the file");
+    if (!raster.legend.length) return element("p", { class: "hint" }, t("rasters.file_colours"));
     const stops = raster.legend.map((s, i) => `${s.color} ${(100 * i) / (raster.legend.length - 1)}%`);
     const first = raster.legend[0].value;
     const last = raster.legend[raster.legend.length - 1].value;
@@ -435,8 +556,13 @@
       paint: { "raster-opacity": RASTER_OPACITY } }, "communes-fill");
     const box = element("input", { type: "checkbox", "data-raster": raster.name });
     const opacity = element("input", { type: "range", min: "0", max: "100",
-      value: String(RASTER_OPACITY * 100), "aria-label": `${raster.title} opacity` });
-    box.addEventListener("change", () => map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none"));
+      value: String(RASTER_OPACITY * 100), "aria-label": t("rasters.opacity", { title: raster.title }) });
+    const show = () => map.setLayoutProperty(id, "visibility", box.checked ? "visible" : "none");
+    if (hashLayers && hashLayers.includes(id)) {
+      box.checked = true;
+      show();
+    }
+    box.addEventListener("change", () => { show(); drawLayerLegend(); writeHash(); });
     opacity.addEventListener("input", () => map.setPaintProperty(id, "raster-opacity", Number(opacity.value) / 100));
     return element("div", { class: "raster-layer" },
       element("label", {}, box, ` ${raster.title}`), rasterLegend(raster), opacity);
@@ -449,15 +575,17 @@
       const fieldset = document.getElementById("rasters");
       rasters.forEach((raster) => fieldset.append(addRaster(raster)));
       fieldset.hidden = false;
+      drawLayerLegend();
     } catch (error) {
       console.warn("rasters not shown:", error.message);
     }
   }
 
   map.on("load", () => {
+    applyHashLayers();
     drawLegend();
     loadOptions().catch((error) => console.error("options not loaded:", error));
     loadNurseries();
     loadRasters();
   });
-})();
+}).catch((error) => console.error("map not started:", error));
