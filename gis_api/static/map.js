@@ -182,14 +182,15 @@ SmartTreesI18n.load(`${window.SMARTTREES.base}/map/static`, window.SMARTTREES.la
     return hashLayers.includes(id);
   }
 
-  // --- the panel: open on a wide screen, closed on a phone until asked for ------------------
+  // --- the panel: open at first (on a phone a sheet over the map's lower part); the button
+  // hides it to give the whole screen to the map, and shows it again.
 
   const toggle = document.getElementById("panel-toggle");
   function openPanel(open) {
     document.body.classList.toggle("panel-closed", !open);
     toggle.setAttribute("aria-expanded", String(open));
   }
-  openPanel(!window.matchMedia("(max-width: 600px)").matches);
+  openPanel(true);
   toggle.addEventListener("click", () => openPanel(document.body.classList.contains("panel-closed")));
 
   // --- helpers ---------------------------------------------------------------------------
@@ -279,7 +280,8 @@ SmartTreesI18n.load(`${window.SMARTTREES.base}/map/static`, window.SMARTTREES.la
     // where it was made.
     const wide = !window.matchMedia("(max-width: 600px)").matches;
     if (options.bounds && !viewInHash) {
-      map.fitBounds(options.bounds, { padding: { top: 20, bottom: 20, left: wide ? 280 : 20, right: 20 }, animate: false });
+      const bottom = wide ? 20 : Math.round(0.45 * window.innerHeight) + 10; // above the sheet
+      map.fitBounds(options.bounds, { padding: { top: 20, bottom, left: wide ? 280 : 20, right: 20 }, animate: false });
     }
     showZoom();
     writeHash();
@@ -435,7 +437,7 @@ SmartTreesI18n.load(`${window.SMARTTREES.base}/map/static`, window.SMARTTREES.la
       const parts = [c.inspected_on, c.condition && valueText("condition", c.condition),
         c.dbh_cm && t("popup.check.dbh", { dbh: c.dbh_cm }), c.height_m && `${c.height_m} m`,
         t("popup.check.risk", { risk: valueText("care.risk", c.risk) }), c.defects.length && c.defects.join(", "),
-        c.photos && t("popup.check.photos", { count: c.photos })];
+        c.photos && t(c.photos > 1 ? "popup.check.photos" : "popup.check.photo", { count: c.photos })];
       return element("li", {}, parts.filter(Boolean).join(" · "));
     });
     return element("ol", { class: "checks" }, ...items);
