@@ -214,6 +214,12 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     look_up(page, lot_code)
     page.click('#event-types button[data-event="dispatched"]')
     assert page.locator(f'#f-to_commune option[value="{commune}"]').count() == 1  # kept offline
+    with psycopg.connect(province_url) as conn:
+        (stand_code,) = conn.execute(
+            "SELECT stand_code FROM smarttrees.stands "
+            "WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) LIMIT 1", where
+        ).fetchone()
+    assert page.locator(f'#f-to_stand option[value="{stand_code}"]').count() == 1  # around here
     # More than the lot holds: refused on the phone by the server's own rule, nothing queued.
     page.fill("#f-quantity", "9999999")
     page.select_option("#f-to_commune", commune)

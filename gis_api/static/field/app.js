@@ -289,6 +289,7 @@ async function signIn() {
     return;
   }
   localStorage.setItem(TOKEN_KEY, value);
+  loadStands();
   $("token").value = "";
   say("");
   show();
@@ -583,9 +584,32 @@ function fieldInput(name, required, value) {
 
 /** Choices a field takes from the reference data kept on the phone, or null (free text). */
 function referenceChoices(name) {
+  if (name === "to_stand") {
+    const stands = JSON.parse(localStorage.getItem(STANDS_KEY) || "[]");
+    return stands.length ? stands.map((code) => [code, code]) : null;
+  }
   const communes = JSON.parse(localStorage.getItem(REFERENCE_KEY) || "null")?.communes;
   if (name !== "to_commune" || !communes?.length) return null;
   return communes.map((c) => [c.code, `${c.name} (${c.code})`]);
+}
+
+const STANDS_KEY = "smarttrees.field.stands";
+const STANDS_AROUND_DEG = 0.05; // about 5 km around the phone: the team's working area
+
+/** The plantation stands around the phone (their codes), kept for offline use. */
+async function loadStands() {
+  const where = await position();
+  if (!where) return;
+  const [lon, lat] = where;
+  const bbox = [lon - STANDS_AROUND_DEG, lat - STANDS_AROUND_DEG, lon + STANDS_AROUND_DEG, lat + STANDS_AROUND_DEG];
+  try {
+    const response = await fetch(`../collections/stands/items?f=json&limit=1000&bbox=${bbox.map((v) => v.toFixed(5)).join(",")}`);
+    if (!response.ok) return;
+    const codes = (await response.json()).features.map((f) => f.properties.stand_code).filter(Boolean).sort();
+    localStorage.setItem(STANDS_KEY, JSON.stringify(codes));
+  } catch {
+    // offline: the copy kept last time serves
+  }
 }
 
 /** The reference data of the web map (species, communes), kept for offline use. */
@@ -1210,6 +1234,7 @@ async function start() {
   state.rules = await loadRules();
   state.care = await loadCare();
   loadReference();
+  if (token()) loadStands();
   $("device").textContent = deviceId();
   $("lang").addEventListener("click", () => {
     state.lang = state.lang === "vi" ? "en" : "vi";
