@@ -40,7 +40,7 @@ from psycopg import sql
 from etl import arrow_readers, attributes, binary_copy, digests, merge, validate
 from etl import crs as crsmod
 from etl.mappings import Mapping
-from etl.readers import Table
+from etl.readers import CheckedStream, Table
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def read_batches(table: Table, columns: dict[str, int],
              for i, name in enumerate(names)}
     options = {
         # One thread: the other core is the server's, storing the previous batch.
-        # A block holds whole rows: the scan at open (etl.limits) bounds them to half of one.
+        # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
                                           block_size=table.limits.block_bytes,
                                           use_threads=False),
@@ -214,7 +214,8 @@ def read_batches(table: Table, columns: dict[str, int],
             decimal_point=decimal_mark(table, sorted(numbers))),
     }
     try:
-        with table.path.open("rb") as handle:
+        # Through the limits' checks (the tree loader opens CSVs without the scan at open).
+        with CheckedStream(table) as handle:
             done = 0
             for batch in pacsv.open_csv(handle, **options):
                 yield batch

@@ -5,8 +5,10 @@ each row ends somewhere. A file whose "row" never ends (a disk image, a file of 
 quote left open) or with one enormous cell would otherwise be held whole, several times over,
 by the CSV parsers. :func:`record_blocks` reads a CSV's bytes in blocks cut at row ends, and
 refuses, naming the file, row and field, a NUL byte, a row or a field over its limit, and a
-byte the file's encoding cannot decode. Both load paths read through it: the direct path's scan
-at open (``etl.readers.open_table``) and the checked path's reader.
+byte the file's encoding cannot decode. Every CSV reader reads through it: the scan at open
+(``etl.readers.open_table``), or, for the tree loader, which skips that scan, the readers
+themselves (``etl.readers.CheckedStream`` for Arrow, ``checked_bytes`` for COPY, and the chunks
+of the checked path).
 
 Rows are counted as the checked path counts them: the header is row 1, blank lines are skipped,
 and a quoted cell may span lines.

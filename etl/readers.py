@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyproj import CRS
@@ -82,10 +82,12 @@ class Table:
 
 
 def open_table(path: Path, encoding: str | None = None, layer: str | None = None,
-               limits: Limits | None = None) -> Table:
+               limits: Limits | None = None, *, scan: bool = True) -> Table:
     """Open any supported file and read its headers; raise :class:`InputError` if unusable.
 
-    A CSV is read through once, checked against ``limits`` (the settings' by default).
+    A CSV is read through once, checked against ``limits`` (the settings' by default), unless
+    ``scan`` is false: for a caller that reads its rows only through :func:`csv_blocks`, which
+    checks them as it goes (the tree loader, which saves a pass over the file).
     """
     if not path.exists():
         raise InputError(path, "no such file")
@@ -96,7 +98,7 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
         raise InputError(path, "the file is empty")
     limits = limits or Limits.from_settings()
     if suffix in (".csv", ".txt", ".tsv"):
-        return _open_csv(path, encoding, limits)
+        return _open_csv(path, encoding, limits, scan)
     if suffix in (".xlsx", ".xlsm"):
         return _open_xlsx(path, limits)
     if suffix in VECTOR_SUFFIXES:
@@ -111,7 +113,7 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
 # -- CSV -------------------------------------------------------------------------------------
 
 
-def _open_csv(path: Path, encoding: str | None, limits: Limits) -> Table:
+def _open_csv(path: Path, encoding: str | None, limits: Limits, scan: bool = True) -> Table:
     encodings.register()
     encoding = encoding or encodings.detect(path)
     # The header alone, read as bytes: a bad byte further down is reported with its own row.
@@ -150,8 +152,52 @@ def _open_csv(path: Path, encoding: str | None, limits: Limits) -> Table:
     table = Table(path, "csv", headers, encoding=encoding, delimiter=delimiter,
                   size=path.stat().st_size, limits=limits, data_offset=data_offset,
                   data_line=data_line)
-    _blocks(table).scan()
+    if scan:
+        _blocks(table).scan()
     return table
+
+
+def checked_bytes(table: Table) -> Iterator[bytes]:
+    """A CSV's bytes as they are, the data rows checked against the limits as they are read.
+
+    The header line (and blank lines before the first data row) first, then the blocks of
+    :class:`etl.limits.CsvBlocks`: the file's bytes, in order, for a reader of the whole file
+    that saves the pass of the scan at open.
+    """
+    with table.path.open("rb") as raw:
+        yield raw.read(table.data_offset)
+    yield from _blocks(table)
+
+
+class CheckedStream(io.RawIOBase):
+    """:func:`checked_bytes` as a binary file (for Arrow's CSV reader); ``tell`` counts bytes."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__()
+        self._parts = checked_bytes(table)
+        self._left = memoryview(b"")
+        self._done = 0
+
+    def readable(self) -> bool:
+        """Always: a stream to read."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the next checked bytes; 0 at the end of the file."""
+        while not self._left:
+            part = next(self._parts, None)
+            if part is None:
+                return 0
+            self._left = memoryview(part)
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        self._done += n
+        return n
+
+    def tell(self) -> int:
+        """Bytes read so far (for the progress bar)."""
+        return self._done
 
 
 def _blocks(table: Table) -> CsvBlocks:

@@ -19,13 +19,12 @@ from pyproj import CRS
 
 from etl import crs as crsmod
 from etl.errors import InputError
-from etl.readers import Chunk, Table, csv_text
+from etl.readers import Chunk, Table, checked_bytes, csv_text
 from smarttrees.territory import Territory
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BLOCK = 1 << 20
 Progress = Callable[[int], None]
 
 
@@ -55,8 +54,10 @@ def copy_csv_bytes(conn: psycopg.Connection, table: Table, file_no: int,
     statement = sql.SQL(
         "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true, DELIMITER {}, ENCODING 'UTF8')"
     ).format(raw_table(file_no), names, sql.Literal(table.delimiter))
-    with conn.cursor() as cur, cur.copy(statement) as copy, table.path.open("rb") as handle:
-        while block := handle.read(BLOCK):
+    # The rows are checked against the limits as they are sent (the tree loader opens CSVs
+    # without the scan at open).
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for block in checked_bytes(table):
             copy.write(block)
             if progress:
                 progress(len(block))

@@ -141,7 +141,8 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
           progress: Progress | None, *, try_direct: bool) -> LoadResult:
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
-    opened = [mapping_rows.derive(open_table(p, options.encoding, options.layer), mapping)
+    opened = [mapping_rows.derive(
+        open_table(p, options.encoding, options.layer, scan=False), mapping)
               for p in paths]
     tables = [t for t, _ in opened]
     derived = [m for _, m in opened]
