@@ -322,6 +322,9 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     from gis_api.field import openapi_paths as field_paths  # the field app (issue 16)
 
     doc["paths"].update(field_paths())
+    from gis_api.photos import openapi_paths as photo_paths  # photos (issues 16, 19)
+
+    doc["paths"].update(photo_paths())
     from gis_api.care_openapi import openapi_paths as care_paths  # tree care (issue 19)
 
     doc["paths"].update(care_paths())

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -80,3 +82,37 @@ def routes() -> list[BaseRoute]:
         Route("/api/photos", post_photo, methods=["POST"], name="photos"),
         Route("/api/photos/{photo_id}", get_photo, methods=["GET"], name="photo"),
     ]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 descriptions of the photo routes (field and editor tokens)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/smarttreesException"}}}
+
+    def errors(*statuses: int) -> dict[str, Any]:
+        return {str(s): {"description": "refused (the description names the rule)",
+                         "content": error} for s in statuses}
+
+    image = {"schema": {"type": "string", "format": "binary"}}
+    stored = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "/api/photos": {"post": {
+            "operationId": "postPhoto", "summary": "Store a photo (JPEG, PNG or WebP); its id",
+            "tags": ["photos"], "security": [{"bearerAuth": []}],
+            "requestBody": {"required": True,
+                            "content": {media: image for media in photos.PHOTO_TYPES.values()}},
+            "responses": {"201": {"description": "stored", "content": stored},
+                          "200": {"description": "already stored", "content": stored},
+                          **errors(400, 401, 403, 413, 415, 422)},
+        }},
+        "/api/photos/{photo_id}": {"get": {
+            "operationId": "getPhoto", "summary": "A stored photo", "tags": ["photos"],
+            "security": [{"bearerAuth": []}],
+            "parameters": [{"name": "photo_id", "in": "path", "required": True,
+                            "description": "the id POST /api/photos gave",
+                            "schema": {"type": "string", "format": "uuid"}}],
+            "responses": {"200": {"description": "the photo",
+                                  "content": {m: image for m in photos.PHOTO_TYPES.values()}},
+                          **errors(401, 403, 404)},
+        }},
+    }
+

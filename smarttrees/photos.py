@@ -89,12 +89,15 @@ def inspect_photo(photo: bytes, field: str = "photo") -> PhotoInfo:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        # Pillow's verify() must come straight after open (reading the EXIF first makes some
+        # PNGs raise RuntimeError), so the photo is opened twice: checked, then read.
+        with Image.open(io.BytesIO(photo)) as image:
+            image.verify()
         with Image.open(io.BytesIO(photo)) as image:
             kind = image.format or ""
             width, height = image.size
             lon, lat, taken = _exif(image)
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError, RuntimeError):
         raise PhotoError("bad_image", f"{field}: not a JPEG, PNG or WebP image") from None
     if kind not in PHOTO_TYPES:
         raise PhotoError("bad_image", f"{field}: a {kind} image; send JPEG, PNG or WebP")
