@@ -29,12 +29,15 @@ TREES = 100_000
 
 
 def star_polygon(vertices: int = 400) -> str:
-    """WKT of a star-shaped polygon around every test tree (none on its boundary)."""
+    """WKT of a star-shaped polygon around every test tree (none on its boundary).
+
+    The trees lie inside the test territory (tests.fixtures.databases.TEST_TERRITORY).
+    """
     points = []
     for i in range(vertices + 1):
         angle = 2 * math.pi * (i % vertices) / vertices
         r = 1.0 + 0.05 * (i % 2)
-        points.append(f"{105.45 + 0.6 * r * math.cos(angle):.5f} {21.05 + 0.3 * r * math.sin(angle):.5f}")
+        points.append(f"{105.75 + 0.6 * r * math.cos(angle):.5f} {21.35 + 0.3 * r * math.sin(angle):.5f}")
     return f"POLYGON(({', '.join(points)}))"
 
 
@@ -48,12 +51,12 @@ def many_trees(module_db_url: str) -> str:
         conn.execute(
             "INSERT INTO admin_units (level, code, name, name_ascii, unit_type, valid_from, geom) "
             "VALUES ('commune', '00001', 'Một', 'mot', 'xã', '2025-07-01', "
-            "ST_Multi(ST_MakeEnvelope(105.0, 21.0, 106.0, 22.0, 4326)))"
+            "ST_Multi(ST_MakeEnvelope(105.3, 21.3, 106.3, 22.3, 4326)))"
         )
         conn.execute(
             "INSERT INTO trees (tree_code, category, species_id, dbh_cm, commune_code, source, geom) "
             "SELECT 'F' || g, 'urban', 1 + g %% 5, 10 + g %% 40, '00001', 'test', "
-            "ST_SetSRID(ST_MakePoint(105.0 + (g %% 1000) * 0.0009, 21.0 + (g / 1000) * 0.0009), 4326) "
+            "ST_SetSRID(ST_MakePoint(105.3 + (g %% 1000) * 0.0009, 21.3 + (g / 1000) * 0.0009), 4326) "
             "FROM generate_series(1, %s) g",
             [TREES],
         )

@@ -73,8 +73,12 @@ def test_gdal_reads_every_layer_of_the_generated_province(province_url):
             df = pyogrio.read_dataframe(f"OAPIF:{base}/collections/{collection.id}",
                                         PAGE_SIZE=1000, fid_as_index=True)
             ids = table_ids(province_url, collection)
-            got = (sorted(df["id"].astype(str)) if collection.id_type == "string"
-                   else sorted(str(v) for v in df.index))
+            if df.empty:  # no feature (the care layers of the generated province): no fields
+                got = []
+            elif collection.id_type == "string":
+                got = sorted(df["id"].astype(str))
+            else:
+                got = sorted(str(v) for v in df.index)
             assert got == ids, collection.id
 
 

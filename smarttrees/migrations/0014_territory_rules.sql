@@ -29,7 +29,8 @@ BEGIN
     END IF;
     SELECT ST_AsText(ST_PointOnSurface(n.geom), 6) INTO bad
     FROM new_rows n
-    WHERE NOT ST_Intersects((SELECT geom FROM smarttrees.territory), ST_PointOnSurface(n.geom))
+    WHERE NOT ST_IsEmpty(n.geom)  -- an empty geometry (a stand without its polygon) is nowhere
+      AND NOT ST_Intersects((SELECT geom FROM smarttrees.territory), ST_PointOnSurface(n.geom))
     LIMIT 1;
     PERFORM smarttrees.raise_outside_territory(bad, area, TG_TABLE_NAME);
     RETURN NULL;
@@ -50,6 +51,7 @@ BEGIN
     SELECT ST_AsText(ST_PointOnSurface(n.geom), 6) INTO bad
     FROM new_rows n JOIN old_rows o ON o.id = n.id
     WHERE NOT ST_OrderingEquals(o.geom, n.geom)
+      AND NOT ST_IsEmpty(n.geom)
       AND NOT ST_Intersects((SELECT geom FROM smarttrees.territory), ST_PointOnSurface(n.geom))
     LIMIT 1;
     PERFORM smarttrees.raise_outside_territory(bad, area, TG_TABLE_NAME);
