@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from smarttrees import photos
@@ -27,6 +27,7 @@ from smarttrees.accounts import Principal
 from smarttrees.care.errors import CareError
 from smarttrees.care.orders import OrderRequest, insert_order
 from smarttrees.care.vocabulary import WorkType
+from smarttrees.territory import sql_inside
 
 HAZARDS: dict[str, tuple[str, str]] = {
     "fallen": ("a fallen tree", "cây đổ"),
@@ -125,11 +126,9 @@ async def _tree(conn: AsyncConnection, text: str) -> tuple[int, Any]:
     return int(row[0]), row[1]
 
 
-_INSIDE = """
-SELECT EXISTS (SELECT 1 FROM smarttrees.admin_units a
-               WHERE a.valid_to IS NULL AND a.level IN ('commune', 'province')
-                 AND a.geom && %(pt)s::geometry AND ST_Intersects(a.geom, %(pt)s::geometry))
-"""
+# Whether the report's point lies in the territory (smarttrees.territory, its one home).
+_INSIDE = sql.SQL("SELECT {}").format(sql_inside(
+    sql.SQL("ST_X(%(pt)s::geometry)"), sql.SQL("ST_Y(%(pt)s::geometry)")))
 
 
 async def submit_report(

@@ -22,12 +22,13 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from smarttrees.accounts import Principal
 from smarttrees.care.errors import CareError
 from smarttrees.care.orders import OrderRequest, insert_order
+from smarttrees.territory import sql_inside
 
 MAX_BATCH = 5_000
 CLOCK_SKEW = timedelta(minutes=5)
@@ -204,15 +205,11 @@ ON CONFLICT (device_id, client_event_id) DO NOTHING
 RETURNING device_id, client_event_id, id, storm_id, damage, NULL::text, priority
 """
 
-# A position counts as inside the territory when a commune or the province in force holds it.
-_OUTSIDE = """
-SELECT r.i FROM jsonb_to_recordset(%s::jsonb) AS r(i int, lon float8, lat float8)
-CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326) AS pt) g
-WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a
-                  WHERE a.valid_to IS NULL AND a.level IN ('commune', 'province')
-                    AND a.geom && g.pt AND ST_Intersects(a.geom, g.pt))
-ORDER BY r.i
-"""
+# The records whose position lies outside the territory (smarttrees.territory, its one home).
+_OUTSIDE = sql.SQL(
+    "SELECT r.i FROM jsonb_to_recordset(%s::jsonb) AS r(i int, lon float8, lat float8) "
+    "WHERE NOT {} ORDER BY r.i"
+).format(sql_inside(sql.SQL("r.lon"), sql.SQL("r.lat")))
 
 
 def _row(i: int, r: DamageRecord) -> dict[str, Any]:
