@@ -240,6 +240,7 @@ def main() -> None:
                         help="measure only these servers (repeatable)")
     args = parser.parse_args()
     results: list[dict[str, object]] = []
+    OUT.mkdir(parents=True, exist_ok=True)  # the pgbench script is written there, even with --url
     with full_province(args.url) as url:
         queries, found = cases(url)
         log(json.dumps(found))
