@@ -81,3 +81,34 @@ def refresh(
         )
     conn.commit()
     return time.perf_counter() - started
+
+
+def refresh_after_load(url: str | None = None, settings: Settings | None = None) -> str | None:
+    """Recompute the carbon figures once a load has committed, if it changed their inputs.
+
+    The OGC items and the IOC tree layer serve the stored figures, so a load that left them
+    stale would publish empty carbon for its trees until someone refreshed.
+
+    Parameters
+    ----------
+    url:
+        The database the load wrote to; default the configured one.
+    settings:
+        Where ``carbon_after_load``, the carbon fraction and E come from.
+
+    Returns
+    -------
+    str or None
+        A line for the load's report, or None when ``SMARTTREES_CARBON_AFTER_LOAD`` is off.
+
+    """
+    from smarttrees.database import connect
+
+    settings = settings or get_settings()
+    if not settings.carbon_after_load:
+        return None
+    with connect(url) as conn:
+        seconds = refresh(conn, settings)
+    if seconds is None:
+        return "carbon: already current"
+    return f"carbon: recomputed in {seconds:.1f} s"

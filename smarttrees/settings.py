@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         le=3,
         description="environmental-stress term E of Chave et al. 2014's equation without height",
     )
+    carbon_after_load: bool = Field(
+        True,
+        description="recompute the carbon figures at the end of a tree or species load that"
+        " changed them (false: the next reader or `smarttrees carbon refresh` does it)",
+    )
 
     load_max_field_bytes: int = Field(
         1 << 20, ge=1024, description="longest cell a loaded file may hold, in bytes"

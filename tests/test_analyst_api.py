@@ -131,6 +131,13 @@ def test_history_since_and_updates(db, shared_province):
     assert history.changes.iloc[-1]["dbh_cm"]["new"] == 77
     recent = db.history(since=history.changed_at.iloc[-1])
     assert code in set(recent.tree_code)
+    with psycopg.connect(shared_province) as conn:  # migration 0028: read through its index
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN (FORMAT JSON) SELECT * FROM smarttrees.tree_history "
+            "WHERE changed_at >= %s ORDER BY changed_at, id", (history.changed_at.iloc[-1],)
+        ).fetchone()[0]
+    assert "tree_history_changed_idx" in str(plan)
 
 
 def test_communes_at_a_date(db):

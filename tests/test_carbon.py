@@ -282,3 +282,26 @@ def test_ogc_items_carry_the_carbon_of_the_last_refresh(db, sql, province_url):
                          params={"f": "json"}).json()
         assert item["properties"]["carbon_kg"] == pytest.approx(
             db.carbon(by="tree", refresh=False).set_index("tree_id").loc[edited, "carbon_kg"])
+
+
+def test_a_load_brings_the_stored_carbon_up_to_date(db, province_env, tmp_path):
+    from tests.fixtures.cli import cli_env, run_cli
+    from tests.fixtures.survey_writer import make_survey, write_survey
+
+    db.refresh_carbon()
+    before = db.carbon(by="commune", refresh=False).carbon_t.sum()
+    path = write_survey(make_survey(40, lang="en", prefix="CL"), tmp_path / "new_trees.csv")
+    done = run_cli("load", "trees", str(path), env=cli_env())
+    assert done.code == 0, done.stderr
+    assert "inserted 40" in done.stdout and "carbon: recomputed in" in done.stdout
+    # What the OGC API and the IOC layer serve, read without refreshing: the new trees count.
+    after = db.carbon(by="commune", refresh=False).carbon_t.sum()
+    new = db.carbon(by="tree", refresh=False)
+    added = new.loc[new.tree_code.str.startswith("CL-"), "carbon_kg"]
+    assert len(added) == 40 and added.notna().all()
+    assert after - before == pytest.approx(added.sum() / 1000, rel=1e-6)
+    again = run_cli("load", "trees", str(path), env=cli_env())
+    assert "unchanged 40" in again.stdout and "carbon: already current" in again.stdout
+    off = run_cli("load", "trees", str(path), env=cli_env(SMARTTREES_CARBON_AFTER_LOAD="false"))
+    assert off.code == 0 and "carbon" not in off.stdout
+

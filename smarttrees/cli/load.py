@@ -77,11 +77,22 @@ def trees(
             typer.echo(f"  {f.all_outside}")
         if f.rejects_path:
             typer.echo(f"  refused rows and reasons: {f.rejects_path}")
+    if result.written and not dry_run:
+        carbon_after_load()
     if dry_run:
         typer.echo("dry run: nothing written")
     elif strict and result.total("refused"):
         typer.echo(f"strict: {result.total('refused')} bad row(s), nothing written", err=True)
         raise typer.Exit(1)
+
+
+def carbon_after_load() -> None:
+    """Bring the carbon figures up to date with what the load committed (see the README)."""
+    from smarttrees import carbon
+
+    line = carbon.refresh_after_load()
+    if line:
+        typer.echo(line)
 
 
 def _seed_command(kind: str) -> Callable[..., None]:

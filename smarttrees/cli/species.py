@@ -26,8 +26,10 @@ def load_species(
 ) -> None:
     """Merge a species file into the catalogue by scientific name, with history."""
     from etl.species import load_catalogue
+    from smarttrees.cli.load import carbon_after_load
 
     typer.echo(load_catalogue(None, file, wood_densities=wood_densities).summary())
+    carbon_after_load()  # wood densities feed the carbon of every tree of their species
 
 
 @app.command()
