@@ -70,10 +70,10 @@ class NotClean(Exception):
 def eligible(table: Table, plan: validate.FilePlan) -> bool:
     """True for a CSV or GIS layer the direct path reads, with fixed values it applies.
 
-    A CSV must be UTF-8 with coordinate columns; a GIS layer must hold points.
+    A CSV (in any encoding :func:`read_batches` decodes) or a workbook must have coordinate
+    columns; a GIS layer must hold points.
     """
-    readable = (((table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig"))
-                 or table.kind == "xlsx") and bool(position_columns(plan))
+    readable = (table.kind in ("csv", "xlsx") and bool(position_columns(plan))
                 or arrow_readers.point_layer(table))
     return readable and set(plan.mapping.fixed) <= FIXABLE
 
@@ -203,9 +203,11 @@ def read_batches(table: Table, columns: dict[str, int],
     options = {
         # One thread: the other core is the server's, storing the previous batch.
         # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
+        # A legacy encoding (TCVN3, VNI, Windows-1258: etl.encodings) is decoded by Arrow
+        # through the Python codec as the bytes come in.
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
                                           block_size=table.limits.block_bytes,
-                                          use_threads=False),
+                                          use_threads=False, encoding=arrow_encoding(table)),
         "parse_options": pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True,
                                             ignore_empty_lines=False),
         # Only an empty cell is empty: "NA" or "null" in a number column is not a number.
@@ -218,12 +220,35 @@ def read_batches(table: Table, columns: dict[str, int],
         with CheckedStream(table) as handle:
             done = 0
             for batch in pacsv.open_csv(handle, **options):
-                yield batch
+                yield composed(batch) if decomposed_tones(table) else batch
                 if tick:
                     tick(handle.tell() - done)
                     done = handle.tell()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise NotClean(f"{table.path.name}: {exc}") from exc
+
+
+def arrow_encoding(table: Table) -> str:
+    """The encoding Arrow is told: its own UTF-8 reader (a BOM is skipped), else the codec's."""
+    return "utf8" if table.encoding in ("utf-8", "utf-8-sig") else table.encoding
+
+
+def decomposed_tones(table: Table) -> bool:
+    """True for Windows-1258, which writes tones as combining marks after the letter."""
+    return table.encoding.replace("-", "").lower() == "cp1258"
+
+
+def composed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch's text with tones composed (NFC), as Unicode and the catalogue write them."""
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type):
+            column = pa.DictionaryArray.from_arrays(
+                column.indices, pc.utf8_normalize(column.dictionary, form="NFC"))
+        elif pa.types.is_string(column.type):
+            column = pc.utf8_normalize(column, form="NFC")
+        columns.append(column)
+    return pa.record_batch(columns, names=batch.schema.names)
 
 
 SAMPLE_BYTES = 1 << 20        # read to tell a file's decimal mark
@@ -249,7 +274,8 @@ def decimal_mark(table: Table, numbers: list[int]) -> str:
     try:
         head = pacsv.read_csv(
             io.BytesIO(sample[:cut + 1]),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False,
+                                           encoding=arrow_encoding(table)),
             parse_options=pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={f"c{i}": pa.string() for i in numbers},

@@ -38,7 +38,7 @@ def expected(frame, headers: tuple[str, ...]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("suffix", "encoding", "direct"), [
-    (".csv", "utf-8", True), (".xlsx", "utf-8", True), (".csv", "vni", False)])
+    (".csv", "utf-8", True), (".xlsx", "utf-8", True), (".csv", "vni", True)])
 def test_unknown_columns_are_kept_and_a_mapping_can_exclude_one(
         db_url: str, conn: psycopg.Connection, tmp_path: Path, suffix: str, encoding: str,
         direct: bool) -> None:
