@@ -8,7 +8,8 @@ Routes
 ------
 - ``/field``: redirects to ``/field/`` (the service worker's scope is the folder).
 - ``/field/``: the page.
-- ``/field/sw.js``: the service worker, which caches the app shell.
+- ``/field/sw.js``: the service worker, which caches the app shell and the message catalogues
+  (``static/i18n/<code>.json``, the ones the web map and the dashboard use).
 - ``/field/manifest.webmanifest`` and ``/field/icons/{192,512}.png``: what makes it installable.
 - ``/field/rules.json``: the code and custody rules as data (:func:`barcodes.rules.rules_document`),
   which the page checks codes and events with before queueing them.
@@ -36,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from barcodes.rules import rules_document
 from gis_api.auth import require_role
 from gis_api.errors import NotFound
+from gis_api.i18n import languages
 
 ICON_SIZES = (192, 512)
 # Dark green on white: legible in sunlight, and the colours of the labels.
@@ -78,18 +80,34 @@ async def redirect_to_folder(request: Request) -> Response:
     return RedirectResponse(str(request.url.replace(path=request.url.path + "/")), 308)
 
 
+def page_config() -> dict[str, Any]:
+    """What the page's script needs before it starts: the languages there are catalogues for."""
+    return {"languages": list(languages())}
+
+
 async def page(request: Request) -> Response:
-    """The app's page (the app shell)."""
+    """The app's page (the app shell), with its config inlined."""
+    config = orjson.dumps(page_config()).decode().replace("</", "<\\/")  # in a <script> block
     return Response(
-        _static("index.html"), media_type="text/html", headers={"Cache-Control": "no-cache"}
+        _static("index.html").replace("__CONFIG__", config),
+        media_type="text/html",
+        headers={"Cache-Control": "no-cache"},
     )
+
+
+def catalogue_files() -> list[str]:
+    """The message catalogues the service worker keeps (one per language), relative to /field/."""
+    return ["static/i18n.js", *(f"static/i18n/{lang['code']}.json" for lang in languages())]
 
 
 async def service_worker(request: Request) -> Response:
-    """The service worker; never cached by HTTP, so a new version is picked up on the next visit."""
-    return Response(
-        _static("sw.js"), media_type="text/javascript", headers={"Cache-Control": "no-cache"}
-    )
+    """The service worker; never cached by HTTP, so a new version is picked up on the next visit.
+
+    The catalogues it keeps are listed in it here, so adding a language file is all it takes.
+    """
+    listed = orjson.dumps(catalogue_files()).decode()
+    script = _static("sw.js").replace('"__CATALOGUES__"', listed[1:-1])
+    return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 async def manifest(request: Request) -> Response:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
+from importlib import resources
 
 import httpx
+import orjson
 from PIL import Image
 
 from barcodes.codes import make_code, parse
@@ -43,3 +46,37 @@ def test_rules_manifest_icons_and_sign_in(live_server: str, field_token: str) ->
     assert httpx.get(f"{live_server}/field/me").status_code == 401
     me = httpx.get(f"{live_server}/field/me", headers={"Authorization": f"Bearer {field_token}"})
     assert me.status_code == 200 and me.json()["role"] == "field"
+
+
+def test_every_message_the_app_shows_is_in_every_catalogue() -> None:
+    """The app's texts are the catalogues' ``fieldapp.*`` keys: the ones written in its page and
+    script, and the ones it names from the rules (events, states, fields, choices)."""
+    from gis_api.field import care_document
+
+    static = resources.files("gis_api").joinpath("static")
+    script = static.joinpath("field/app.js").read_text(encoding="utf-8")
+    page = static.joinpath("field/index.html").read_text(encoding="utf-8")
+    assert "const TEXT" not in script  # no second catalogue in the script
+
+    keys = set(re.findall(r'\bt\("([a-z0-9_]+)"', script))
+    keys |= set(re.findall(r'"(code_[a-z]+)"', script))  # the code check's reasons
+    used = set(re.findall(r'data-i18n="([^"]+)"', page))
+    used |= {pair.split(":")[1] for pair in re.findall(r'data-i18n-attr="([^"]+)"', page)}
+    rules, care = rules_document(), care_document(8)
+    for item_type, spec in rules["item_types"].items():
+        keys.add(item_type)
+        keys |= {f"ev_{name}" for name in (*spec["events"], *spec["states"])}
+    for name, schema in rules["fields"].items():
+        keys.add(f"f_{name}")
+        keys |= set(schema.get("enum", []))
+    keys |= {f"f_{name}" for name in (*care["fields"], *care["traq"], "defects", "photos")}
+    keys |= set(care["fields"]["condition"]["enum"]) | set(care["damage"]["kinds"])
+    keys |= {value for values in care["traq"].values() for value in values}
+    keys |= {"ev_tree_check", "ev_damage", "pending", "conflict"}
+    assert len(keys) > 100
+    used |= {f"fieldapp.{key}" for key in keys}
+
+    for code in ("vi", "en"):
+        messages = orjson.loads(static.joinpath(f"i18n/{code}.json").read_bytes())
+        missing = sorted(used - set(messages))
+        assert not missing, f"{code}.json lacks {missing}"

@@ -41,12 +41,16 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def phone(browser: Any, where: tuple[float, float]) -> tuple[Any, Any, list[str]]:
-    """A phone-sized page with a GPS fix at ``where`` (lon, lat); also its page errors."""
+def phone(
+    browser: Any, where: tuple[float, float], locale: str = "vi-VN"
+) -> tuple[Any, Any, list[str]]:
+    """A phone-sized page with a GPS fix at ``where`` (lon, lat), set to ``locale``; also its
+    page errors."""
     context = browser.new_context(
         viewport=PHONE,
         is_mobile=True,
         has_touch=True,
+        locale=locale,
         geolocation={"longitude": where[0], "latitude": where[1]},
         permissions=["geolocation"],
     )
@@ -93,9 +97,9 @@ def queue(page: Any) -> list[dict[str, Any]]:
 def test_codes_are_checked_as_typed_with_the_servers_rules(
     browser: Any, live_server: str, field_token: str
 ) -> None:
-    context, page, errors = phone(browser, (105.8, 21.6))
+    context, page, errors = phone(browser, (105.8, 21.6), locale="fr-FR")
     open_app(page, live_server)
-    assert page.evaluate("document.documentElement.lang") == "vi"
+    assert page.evaluate("document.documentElement.lang") == "vi"  # no French: Vietnamese
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-signin.png"))
     sign_in(page, field_token)
 
@@ -121,7 +125,7 @@ def test_codes_are_checked_as_typed_with_the_servers_rules(
     assert page.is_enabled("#lookup")
 
     page.click("#lang")  # English on request
-    assert page.inner_text("#code-status") == "✓ Valid code"
+    page.locator("#code-status", has_text="✓ Valid code").wait_for()
 
     # Scanned symbols: GS1-128 (bracketed and raw with group separators) and a tree tag's URL.
     fields = element_string("8934567", "seedling_lot", make_code("seedling_lot", 42))
@@ -237,6 +241,16 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
     assert page.inner_text("#queue-count") == "3"
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-queue.png"))
+    # ... and its words, from the catalogues the map uses, in either language.
+    catalogues = {c: httpx.get(f"{live_server}/field/static/i18n/{c}.json").json() for c in ("vi", "en")}
+    heading = page.locator("#queue h2 [data-i18n]")
+    assert heading.inner_text() == catalogues["vi"]["fieldapp.queue_title"]
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert heading.inner_text() == catalogues["en"]["fieldapp.queue_title"]
+    assert page.inner_text("#net") == catalogues["en"]["fieldapp.offline"]
+    page.click("#lang")  # back to Vietnamese, which the rest of the test reads
+    page.wait_for_function("document.documentElement.lang === 'vi'")
 
     # Meanwhile another phone brings log B to the landing first.
     other = {

@@ -116,6 +116,7 @@ def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
     assert (tree[0], float(tree[1])) == ("poor", 42.5)  # written to the tree and its history
 
     # The web map's popup shows the check, what was found but not who found it or the note.
+    page.evaluate("SmartTreesI18n.keep('en')")  # picked here, kept for every page: in English
     page.goto(f"{live_server}/map")
     page.fill("#search-code", tree_code)
     page.click("#search button")

@@ -70,5 +70,10 @@ window.SmartTreesI18n = (function () {
     return { lang, t, has, apply, picker };
   }
 
-  return { load };
+  // Keep `code` as the language picked (a page that switches without a reload, then loads again).
+  function keep(code) {
+    try { localStorage.setItem(STORED, code); } catch (e) { /* storage disabled */ }
+  }
+
+  return { load, keep };
 })();

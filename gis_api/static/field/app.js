@@ -15,104 +15,15 @@ const SHOWN_PENDING = 50;
 const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000, 60000];
 const TOKEN_KEY = "smarttrees.field.token";
 const DEVICE_KEY = "smarttrees.field.device";
-const LANG_KEY = "smarttrees.field.lang";
 const RULES_KEY = "smarttrees.field.rules";
 const REFERENCE_KEY = "smarttrees.field.reference";
 const CARE_KEY = "smarttrees.field.care";
 const USER_KEY = "smarttrees.field.user";
 
-const TEXT = {
-  vi: {
-    signin_title: "Đăng nhập", token_label: "Mã truy cập hiện trường", signin: "Đăng nhập",
-    signout: "Đăng xuất", code_label: "Mã tem", lookup: "Xem", camera: "Quét camera",
-    camera_stop: "Dừng camera", record_title: "Ghi sự kiện", record: "Ghi lại",
-    queue_title: "Chờ gửi", sync: "Gửi ngay", device: "Thiết bị", drop: "Bỏ",
-    edit: "Sửa và gửi lại", online: "Có mạng", offline: "Mất mạng",
-    code_incomplete: "Đang nhập…", code_ok: "✓ Mã hợp lệ", code_shape: "✗ Không phải mã SmartTrees (ví dụ SL-00000042-4)",
-    code_prefix: "✗ Loại mã không rõ: dùng SL, TL, TR hoặc TC",
-    code_check: "✗ Sai ký tự kiểm tra: mã bị nhập hoặc đọc nhầm",
-    unknown_item: "Không có tem nào mang mã này", offline_copy: "Bản lưu trên máy (không có mạng)",
-    offline_unknown: "Không có mạng: chưa biết trạng thái, mọi sự kiện của loại này được phép",
-    state: "Trạng thái", no_events: "Trạng thái hiện tại không cho phép sự kiện nào",
-    required: "bắt buộc", exactly_one: "Điền đúng một trong hai ô",
-    field_required: "Cần điền", field_number: "Phải là số", field_min: "Phải lớn hơn",
-    field_max: "Tối đa", field_long: "Quá dài, tối đa", no_gps: "Chưa có vị trí GPS: ra chỗ thoáng và thử lại",
-    queued: "Đã lưu vào hàng chờ", pending: "chờ gửi", conflict: "bị từ chối",
-    signin_bad: "Mã truy cập không đúng hoặc không phải của đội hiện trường",
-    signin_offline: "Cần có mạng để đăng nhập lần đầu", session_expired: "Phiên đăng nhập hết hạn: đăng nhập lại",
-    camera_none: "Không mở được camera", scanned: "Đã quét",
-    type: "Loại", species: "Loài", origin: "Nguồn gốc", quantity_left: "Còn lại",
-    seedling_lot: "Lô cây giống", timber_log: "Khúc gỗ", transport_load: "Chuyến xe", tree: "Cây",
-    ev_certified: "Cấp chứng chỉ", ev_ready: "Sẵn sàng xuất", ev_dispatched: "Xuất vườn",
-    ev_planted: "Đã trồng", ev_felled: "Chặt hạ", ev_at_landing: "Đến bãi gỗ",
-    ev_loaded: "Bốc lên xe", ev_received: "Đã nhận", ev_processed: "Đã chế biến", ev_sold: "Đã bán",
-    ev_inspected: "Kiểm tra", ev_registered: "Đã đăng ký",
-    f_quantity: "Số cây", f_volume_m3: "Thể tích (m³)", f_to_commune: "Mã xã nhận",
-    f_to_stand: "Mã lô rừng nhận", f_certificate_no: "Số chứng chỉ", f_fpl_number: "Số bảng kê lâm sản",
-    f_load_code: "Mã tem chuyến xe", f_vehicle_plate: "Biển số xe", f_destination_kind: "Nơi nhận là",
-    f_destination: "Tên nơi nhận", f_note: "Ghi chú", mill: "Xưởng", yard: "Bãi",
-    ev_tree_check: "Kiểm tra cây", f_condition: "Tình trạng", f_dbh_cm: "Đường kính ngang ngực (cm)",
-    f_height_m: "Chiều cao (m)", f_defects: "Khuyết tật", f_likelihood_failure: "Khả năng gãy đổ",
-    f_likelihood_impact: "Khả năng va chạm", f_consequences: "Hậu quả", f_photos: "Ảnh (tối đa 3)",
-    good: "Tốt", fair: "Trung bình", poor: "Kém", dead: "Chết",
-    improbable: "Khó xảy ra", possible: "Có thể", probable: "Nhiều khả năng", imminent: "Sắp xảy ra",
-    very_low: "Rất thấp", low: "Thấp", medium: "Trung bình", high: "Cao",
-    negligible: "Không đáng kể", minor: "Nhỏ", significant: "Đáng kể", severe: "Nghiêm trọng",
-    too_many_photos: "Tối đa 3 ảnh", photo_too_big: "Ảnh quá lớn, tối đa (MiB)",
-    check_needs_trace: "Cần tra cứu cây này một lần khi có mạng trước khi kiểm tra ngoại tuyến",
-    photos_pending: "ảnh",
-    damage_open: "Báo thiệt hại do bão", damage_title: "Thiệt hại do bão", d_storm: "Cơn bão",
-    d_kind: "Thiệt hại", d_road: "Chắn đường", d_hazard: "Nguy hiểm cho người", d_tree: "Mã cây (nếu biết)",
-    fallen: "Đổ", broken: "Gãy", leaning: "Nghiêng", uprooted: "Bật gốc", ev_damage: "Thiệt hại do bão",
-    no_storm: "Chưa có cơn bão nào: văn phòng cần tạo trước", only_left: "Chỉ còn",
-  },
-  en: {
-    signin_title: "Sign in", token_label: "Field token", signin: "Sign in", signout: "Sign out",
-    code_label: "Tag code", lookup: "Look up", camera: "Scan with camera", camera_stop: "Stop camera",
-    record_title: "Record an event", record: "Record", queue_title: "Waiting to send",
-    sync: "Send now", device: "Device", drop: "Drop", edit: "Edit and resend", online: "Online",
-    offline: "Offline", code_incomplete: "Typing…", code_ok: "✓ Valid code",
-    code_shape: "✗ Not a SmartTrees code (e.g. SL-00000042-4)",
-    code_prefix: "✗ Unknown type: use SL, TL, TR or TC",
-    code_check: "✗ Wrong check character: the code was mistyped or misread",
-    unknown_item: "No tag has this code", offline_copy: "Copy kept on this phone (offline)",
-    offline_unknown: "Offline: state unknown, every event of this type is offered",
-    state: "State", no_events: "No event is allowed in the current state",
-    required: "required", exactly_one: "Fill in exactly one of the two",
-    field_required: "Required", field_number: "Must be a number", field_min: "Must be more than",
-    field_max: "At most", field_long: "Too long, at most", no_gps: "No GPS fix yet: move into the open and try again",
-    queued: "Saved in the queue", pending: "pending", conflict: "refused",
-    signin_bad: "The token is wrong or not a field team's", signin_offline: "Signing in the first time needs a connection",
-    session_expired: "Signed out: sign in again", camera_none: "The camera could not be opened",
-    scanned: "Scanned", type: "Type", species: "Species", origin: "Origin", quantity_left: "Left",
-    seedling_lot: "Seedling lot", timber_log: "Timber log", transport_load: "Transport load", tree: "Tree",
-    ev_certified: "Certified", ev_ready: "Ready", ev_dispatched: "Dispatched", ev_planted: "Planted",
-    ev_felled: "Felled", ev_at_landing: "At landing", ev_loaded: "Loaded", ev_received: "Received",
-    ev_processed: "Processed", ev_sold: "Sold", ev_inspected: "Inspected", ev_registered: "Registered",
-    f_quantity: "Seedlings", f_volume_m3: "Volume (m³)", f_to_commune: "Receiving commune code",
-    f_to_stand: "Receiving stand code", f_certificate_no: "Certificate no.", f_fpl_number: "Forest-product list no.",
-    f_load_code: "Transport load tag", f_vehicle_plate: "Vehicle plate", f_destination_kind: "Destination is a",
-    f_destination: "Destination name", f_note: "Note", mill: "Mill", yard: "Yard",
-    ev_tree_check: "Tree check", f_condition: "Condition", f_dbh_cm: "DBH (cm)", f_height_m: "Height (m)",
-    f_defects: "Defects", f_likelihood_failure: "Likelihood of failure", f_likelihood_impact: "Likelihood of impact",
-    f_consequences: "Consequences", f_photos: "Photos (up to 3)",
-    good: "Good", fair: "Fair", poor: "Poor", dead: "Dead",
-    improbable: "Improbable", possible: "Possible", probable: "Probable", imminent: "Imminent",
-    very_low: "Very low", low: "Low", medium: "Medium", high: "High",
-    negligible: "Negligible", minor: "Minor", significant: "Significant", severe: "Severe",
-    too_many_photos: "At most 3 photos", photo_too_big: "Photo too large, at most (MiB)",
-    check_needs_trace: "Look this tree up once with signal before checking it offline",
-    photos_pending: "photos",
-    damage_open: "Report storm damage", damage_title: "Storm damage", d_storm: "Storm",
-    d_kind: "Damage", d_road: "Blocks the road", d_hazard: "Hazard to people", d_tree: "Tree code (if known)",
-    fallen: "Fallen", broken: "Broken", leaning: "Leaning", uprooted: "Uprooted", ev_damage: "Storm damage",
-    no_storm: "No storm recorded yet: the office creates it first", only_left: "Only left:",
-  },
-};
-
 const $ = (id) => document.getElementById(id);
 const state = {
-  lang: localStorage.getItem(LANG_KEY) || "vi",
+  lang: "vi",
+  i18n: null, // the shared loader's catalogue of the language chosen (static/i18n.js)
   rules: null,
   item: null, // {code, item_type, trace|null, status|null, offline}
   map: null,
@@ -123,8 +34,9 @@ const state = {
   retryTimer: null,
 };
 
+/** The text of the field app's message `key` (catalogue key "fieldapp.<key>") in the language chosen. */
 function t(key) {
-  return TEXT[state.lang][key] ?? TEXT.en[key] ?? key;
+  return state.i18n ? state.i18n.t(`fieldapp.${key}`) : key;
 }
 
 function deviceId() {
@@ -1198,10 +1110,38 @@ async function sendAll() {
 
 /* ---- start --------------------------------------------------------------------------------- */
 
+/** The languages there are catalogues for, as the server listed them in the page. */
+const LANGUAGES = window.SMARTTREES_FIELD?.languages?.length ? window.SMARTTREES_FIELD.languages : [{ code: "vi", name: "Tiếng Việt" }];
+
+/** Load the catalogue of the language chosen (the one loader of the map and the dashboard):
+ * the one picked before, else the phone's, else Vietnamese. The service worker keeps the
+ * catalogues, so this works offline too. */
+async function loadLanguage() {
+  try {
+    state.i18n = await window.SmartTreesI18n.load("static", LANGUAGES);
+  } catch (error) {
+    console.warn("no catalogue", error); // the keys show: better than no page
+    state.i18n = null;
+  }
+  state.lang = state.i18n?.lang || "vi";
+}
+
+/** The next language in the list: the header's button switches to it, without a reload. */
+function nextLanguage() {
+  const codes = LANGUAGES.map((l) => l.code);
+  return codes[(codes.indexOf(state.lang) + 1) % codes.length];
+}
+
+async function switchLanguage() {
+  window.SmartTreesI18n.keep(nextLanguage());
+  await loadLanguage();
+  translate();
+}
+
 function translate() {
-  document.documentElement.lang = state.lang;
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  $("lang").textContent = state.lang === "vi" ? "EN" : "VI";
+  if (state.i18n) state.i18n.apply();
+  else document.documentElement.lang = state.lang;
+  $("lang").textContent = nextLanguage().toUpperCase();
   $("camera-btn").textContent = camera.stream ? t("camera_stop") : t("camera");
   showNetwork();
   if (state.rules) {
@@ -1231,16 +1171,13 @@ async function loadRules() {
 
 async function start() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch((e) => console.warn(e));
+  await loadLanguage();
   state.rules = await loadRules();
   state.care = await loadCare();
   loadReference();
   if (token()) loadStands();
   $("device").textContent = deviceId();
-  $("lang").addEventListener("click", () => {
-    state.lang = state.lang === "vi" ? "en" : "vi";
-    localStorage.setItem(LANG_KEY, state.lang);
-    translate();
-  });
+  $("lang").addEventListener("click", switchLanguage);
   $("signin-btn").addEventListener("click", signIn);
   $("signout").addEventListener("click", signOut);
   $("code").addEventListener("input", onCodeInput);

@@ -1,11 +1,12 @@
-/* The field app's service worker: keeps the app shell and the rules so the app opens offline.
+/* The field app's service worker: keeps the app shell, the rules and the message catalogues so
+ * the app opens offline, in its language.
  *
  * Network first (a few seconds at most), the cached copy otherwise: a phone with signal always
  * gets the current app, one without still gets the last. Only GETs of the app's own files are
  * touched; scans (POST /api/scans) and traces go to the network untouched, and the page keeps
  * its own queue and copies of what it looked up (IndexedDB).
  */
-const CACHE = "smarttrees-field-v2";
+const CACHE = "smarttrees-field-v3";
 const SHELL = [
   "./",
   "manifest.webmanifest",
@@ -19,6 +20,7 @@ const SHELL = [
   "static/vendor/maplibre-gl/maplibre-gl.css",
   "static/vendor/zxing-wasm/zxing-reader.js",
   "static/vendor/zxing-wasm/zxing_reader.wasm",
+  "__CATALOGUES__", // the server lists static/i18n.js and every static/i18n/<code>.json here
 ];
 const NETWORK_WAIT_MS = 4000;
 const scope = new URL(self.registration.scope);
