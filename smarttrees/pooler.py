@@ -5,8 +5,8 @@ outlive a transaction on the server side:
 
 - **startup options** — PgBouncer 1.18 (Debian 12) refuses the ``options`` startup parameter our
   connections carry (``-c search_path=…``), so it is ignored and the same settings are made by
-  ``connect_query`` on every server connection PgBouncer opens: the search path and the API's
-  statement timeout;
+  ``connect_query`` on every server connection PgBouncer opens: the search path, the API's
+  statement timeout and its planner setting (no Parallel Append);
 - **prepared statements** — psycopg prepares a statement on the server after its fifth run on a
   connection; with ``SMARTTREES_TRANSACTION_POOLER=true`` the server prepares none
   (:mod:`gis_api.database`), and bound parameters go in unnamed statements, which work;
@@ -56,7 +56,9 @@ def pgbouncer_ini(
     parts = conninfo_to_dict(database_url)
     dbname = str(parts.get("dbname") or "smarttrees")
     user = str(parts.get("user") or "smarttrees")
-    connect = f"SET search_path = {SEARCH_PATH}; SET statement_timeout = {statement_timeout_ms}"
+    # The API's session settings (gis_api.database.server_conninfo), made here instead.
+    connect = (f"SET search_path = {SEARCH_PATH}; SET statement_timeout = {statement_timeout_ms}; "
+               "SET enable_parallel_append = off")
     target = " ".join([
         f"host={parts.get('host') or '127.0.0.1'}",
         f"port={parts.get('port') or 5432}",

@@ -10,9 +10,15 @@ from __future__ import annotations
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
-from smarttrees.database import connect
+from gis_api import features
+from gis_api.collections import get
+from gis_api.database import server_conninfo
+from gis_api.items_params import parse_items
+from smarttrees.database import connect, with_search_path
 from smarttrees.partitioning import partition_counts
+from smarttrees.settings import Settings
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.server import TREE_COUNT, make_token, seed_api_data, serve_database
 
@@ -104,3 +110,33 @@ def test_the_api_is_the_same_over_partitions(national: str) -> None:
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO trees (tree_code, category, commune_code, geom) VALUES "
                          "('G7', 'urban', NULL, ST_SetSRID(ST_MakePoint(105.8, 21.5), 4326))")
+
+
+def generic_plan(conninfo: str, params: dict[str, str]) -> str:
+    """The plan of a trees page once PostgreSQL plans it generically, in a server session.
+
+    psycopg prepares a statement from its fifth run; PostgreSQL may then plan it once for any
+    values (a generic plan), without the box's row estimate. Parallel workers are made to look
+    free, as they do to the planner on a table of millions of trees.
+    """
+    statement, args = features.page_sql(parse_items(get("trees"), params, 100, 10_000))
+    with psycopg.connect(conninfo, options=with_search_path(conninfo)) as conn:
+        conn.execute("SET parallel_setup_cost = 0")
+        conn.execute("SET parallel_tuple_cost = 0")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(statement, args, prepare=True).fetchall()
+        name = conn.execute("SELECT name FROM pg_prepared_statements").fetchone()
+        assert name is not None
+        explain = sql.SQL("EXPLAIN EXECUTE {}({})").format(
+            sql.Identifier(name[0]), sql.SQL(", ").join(sql.Literal(a) for a in args))
+        return "\n".join(r[0] for r in conn.execute(explain))
+
+
+def test_a_bbox_page_over_partitions_starts_no_workers(national: str) -> None:
+    # Without a commune filter every partition is read, each through its own GIST index, in
+    # the server's process: a Gather of workers cost 50-60 ms for a 1 ms page.
+    plan = generic_plan(server_conninfo(national, Settings()),
+                        {"bbox": "105.79,21.49,105.84,21.53", "limit": "100"})
+    assert "Gather" not in plan and "Parallel" not in plan, plan
+    for partition in ("trees_p19", "trees_p20"):
+        assert f"{partition}_geom_idx on {partition}" in plan, plan
