@@ -9,7 +9,8 @@ as one table, and after ``smarttrees db partition-trees`` (the national layout).
 
 Cases, each ``--requests`` sequential requests over 50 places in province 01 (the same places
 whatever N): a bbox page of 100 trees (a 0.01° box, ~450 trees), the same page with a
-``commune_code`` filter (pruned to one partition), an uncached z15 and an uncached z14 tile.
+``commune_code`` filter (pruned to one partition), with a ``province`` filter (pruned to one
+partition; its 100 communes' codes in the query), an uncached z15 and an uncached z14 tile.
 Printed: p50 and p90 in ms per case and layout, the ratio of each p50 to the one-province
 figure, versions and the load average.
 
@@ -125,13 +126,15 @@ def cases() -> dict[str, list[str]]:
     x0, y0 = corner(0)
     per_row = round(PROVINCE_DEG / COMMUNE_DEG)
     out: dict[str, list[str]] = {"items bbox": [], "items bbox+commune": [],
-                                 "tile z15": [], "tile z14": []}
+                                 "items bbox+province": [], "tile z15": [], "tile z14": []}
     for lon, lat in places():
         bbox = f"{lon:.5f},{lat:.5f},{lon + 0.01:.5f},{lat + 0.01:.5f}"
         k = int((lon - x0) / COMMUNE_DEG) + per_row * int((lat - y0) / COMMUNE_DEG)
         out["items bbox"].append(f"/collections/trees/items?bbox={bbox}&limit=100")
         out["items bbox+commune"].append(
             f"/collections/trees/items?bbox={bbox}&limit=100&commune_code=01{k:03d}")
+        out["items bbox+province"].append(f"/collections/trees/items?bbox={bbox}&limit=100"
+                                          "&province=01")
         for z in (15, 14):
             tz, ty, tx = tile_of(lon, lat, z)
             out[f"tile z{z}"].append(f"/collections/trees/tiles/WebMercatorQuad/{tz}/{ty}/{tx}")

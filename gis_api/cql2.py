@@ -21,6 +21,7 @@ import orjson
 from psycopg import sql
 from pygeofilter import ast, values
 
+from gis_api import provinces
 from gis_api.collections import Collection
 from gis_api.crs import CRS84, Crs, from_input
 from gis_api.errors import InvalidFilter
@@ -156,11 +157,22 @@ def _normalise_json(node: Any) -> Any:
 
 
 class Translator:
-    """Turns one parsed filter into SQL for one collection."""
+    """Turns one parsed filter into SQL for one collection.
 
-    def __init__(self, collection: Collection, filter_crs: Crs = CRS84) -> None:
+    ``province_communes``: each province's communes, for the ``province`` queryable of a
+    collection with communes (:mod:`gis_api.provinces`): ``province = '19'``,
+    ``province <> '19'`` and ``province IN ('19', '20')``.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        filter_crs: Crs = CRS84,
+        province_communes: provinces.Provinces | None = None,
+    ) -> None:
         self.collection = collection
         self.filter_crs = filter_crs
+        self.provinces = province_communes if provinces.offered(collection) else None
 
     def where(self, node: ast.AstType) -> Fragment:
         """The SQL condition of a whole filter."""
@@ -209,6 +221,11 @@ class Translator:
         return sql.SQL("TRUE" if node else "FALSE"), []
 
     def _comparison(self, node: ast.Comparison) -> Fragment:
+        if self._is_province(node.lhs) or self._is_province(node.rhs):
+            value = node.rhs if self._is_province(node.lhs) else node.lhs
+            if type(node) not in (ast.Equal, ast.NotEqual):
+                raise InvalidFilter("filter: province is compared with =, <> or IN only")
+            return self._province([value], negated=isinstance(node, ast.NotEqual))
         left, right = self._alike(self._scalar(node.lhs), self._scalar(node.rhs))
         op = sql.SQL(_COMPARISONS[type(node)])
         return sql.SQL("({} {} {})").format(left.sql, op, right.sql), left.params + right.params
@@ -231,9 +248,11 @@ class Translator:
         return sql.SQL("({}::text {} %s)").format(lhs.sql, sql.SQL(op)), [*lhs.params, node.pattern]
 
     def _in(self, node: ast.In) -> Fragment:
-        lhs = self._scalar(node.lhs)
         if not node.sub_nodes:
             raise InvalidFilter("filter: IN needs at least one value")
+        if self._is_province(node.lhs):
+            return self._province(list(node.sub_nodes), negated=node.not_)
+        lhs = self._scalar(node.lhs)
         items = []
         for v in node.sub_nodes:
             lhs, item = self._alike(lhs, self._scalar(v))
@@ -242,6 +261,20 @@ class Translator:
         neg = sql.SQL("NOT " if node.not_ else "")
         item_params = [p for item in items for p in item.params]
         return sql.SQL("({} {}IN ({}))").format(lhs.sql, neg, listed), lhs.params + item_params
+
+    def _is_province(self, node: Any) -> bool:
+        return (self.provinces is not None and isinstance(node, ast.Attribute)
+                and node.name == provinces.PROVINCE)
+
+    def _province(self, values: list[Any], negated: bool) -> Fragment:
+        """The features whose commune is in (or, ``negated``, not in) one of the provinces."""
+        assert self.provinces is not None
+        codes = []
+        for value in values:
+            if not isinstance(value, str):
+                raise InvalidFilter(f"filter: province is a string; {_describe(value)} is not")
+            codes.append(value)
+        return provinces.condition(self.provinces, codes, negated)
 
     def _is_null(self, node: ast.IsNull) -> Fragment:
         lhs = self._scalar(node.lhs)
@@ -350,6 +383,8 @@ class Translator:
         if name in _GEOMETRY_NAMES and collection.geometry_column:
             geom = sql.Identifier("t", collection.geometry_column)
             return Value(geom, [], "geometry", name, True)
+        if name == provinces.PROVINCE and self.provinces is not None:
+            raise InvalidFilter("filter: province is compared with =, <> or IN only")
         known = ", ".join(collection.property_names)
         raise InvalidFilter(f"filter: unknown property {name!r} of {collection.id}; known: {known}")
 

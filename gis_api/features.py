@@ -104,6 +104,9 @@ def conditions(query: ItemsQuery, with_after: bool) -> Fragment:
     for name, value in query.equals.items():
         parts.append(sql.SQL("{}::text = %s").format(sql.Identifier("t", name)))
         params.append(value)
+    if query.province is not None:
+        parts.append(query.province[0])
+        params += query.province[1]
     if query.filter is not None:
         parts.append(query.filter[0])
         params += query.filter[1]

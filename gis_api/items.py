@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gis_api import cql2, downloads, features
+from gis_api import cql2, downloads, features, provinces
 from gis_api.crs import content_crs_header, transforming
 from gis_api.errors import NotFound
 from gis_api.items_params import (
@@ -106,6 +106,18 @@ async def _number_matched(conn: Any, query: ItemsQuery, returned: int, more: boo
     return count if count <= cap else None
 
 
+async def _province_communes(request: Request) -> provinces.Provinces:
+    """Each province's communes, kept a few seconds by the app (:mod:`gis_api.provinces`)."""
+    state = request.app.state
+    if getattr(state, "provinces", None) is None:
+        state.provinces = provinces.ProvinceCache()
+    cache: provinces.ProvinceCache = state.provinces
+    if (known := cache.fresh()) is not None:
+        return known
+    async with read_pool(request).connection() as conn:
+        return await cache.read(conn)
+
+
 async def items(request: Request) -> Response:
     """A page of features as GeoJSON (HTML and other formats: pygeoapi; downloads)."""
     collection = collection_or_404(request)
@@ -115,6 +127,7 @@ async def items(request: Request) -> Response:
     query = parse_items(
         collection, params, settings.default_page_size, settings.max_page_size,
         cql2.Limits(settings.filter_max_terms, settings.filter_max_depth),
+        await _province_communes(request) if provinces.mentioned(params) else None,
     )
     if fmt := downloads.wanted(request):
         with features.evaluating(query):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from gis_api import collections, cql2
+from gis_api import collections, cql2, provinces
 from gis_api.collections import Collection
 from gis_api.crs import CRS84, Crs, parse_crs
 from gis_api.errors import InvalidFilter, InvalidParameter, NotFound
@@ -60,11 +60,13 @@ class ItemsQuery:
     equals: dict[str, str] = field(default_factory=dict)
     skip_geometry: bool = False
     properties: tuple[str, ...] | None = None  # None: every published property
+    province: Fragment | None = None  # ``province=``: its communes (gis_api.provinces)
 
     @property
     def is_unfiltered(self) -> bool:
         """True when every feature of the collection matches."""
-        return self.bbox is None and self.filter is None and not self.equals
+        return (self.bbox is None and self.filter is None and not self.equals
+                and self.province is None)
 
     @property
     def first_page(self) -> bool:
@@ -176,8 +178,12 @@ def parse_items(
     default_limit: int,
     max_limit: int,
     filter_limits: cql2.Limits = cql2.Limits(),  # noqa: B008 - frozen, shared safely
+    province_communes: provinces.Provinces | None = None,
 ) -> ItemsQuery:
     """Validate the query parameters of an items request.
+
+    ``province_communes``: each province's communes, for the ``province`` parameter and
+    queryable (:mod:`gis_api.provinces`); needed when :func:`provinces.mentioned` says so.
 
     Raises
     ------
@@ -188,9 +194,14 @@ def parse_items(
         types or is larger than ``filter_limits`` (400).
 
     """
+    by_province = provinces.offered(collection)
     for name in params:
-        if name not in ITEMS_PARAMETERS and name not in collection.property_names:
+        if name not in ITEMS_PARAMETERS and name not in collection.property_names and not (
+                by_province and name == provinces.PROVINCE):
             raise InvalidParameter(f"unknown query parameter {name!r} for {collection.id}")
+    if by_province and provinces.mentioned(params) and province_communes is None:
+        raise ValueError("parse_items: the province filter needs province_communes")
+    communes = province_communes or {}
     if params.get("sortby"):
         raise InvalidParameter("sortby: sorting is not supported; items come in id order")
     if params.get("q"):
@@ -207,6 +218,8 @@ def parse_items(
         skip_geometry=_boolean(params, "skipGeometry"),
         properties=_selected(collection, params.get("properties")),
     )
+    if by_province and provinces.PROVINCE in params:
+        query.province = provinces.condition(communes, [params[provinces.PROVINCE]])
     if (params.get("filter-lang") or "cql2-text").lower() not in FILTER_LANGUAGES:
         raise InvalidFilter(f"filter-lang: {params['filter-lang']!r} is not supported; use "
                             f"{' or '.join(FILTER_LANGUAGES)}")
@@ -214,7 +227,7 @@ def parse_items(
     if params.get("filter"):
         tree = cql2.parse(params["filter"], params.get("filter-lang"))
         cql2.check_size(tree, filter_limits)
-        query.filter = cql2.Translator(collection, filter_crs).where(tree)
+        query.filter = cql2.Translator(collection, filter_crs, communes).where(tree)
     if query.bbox and not collection.geometry_column:
         raise InvalidParameter(f"bbox: {collection.id} has no geometry")
     return query

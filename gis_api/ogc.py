@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gis_api import collections, logs, openapi_features, openapi_paths
+from gis_api import collections, logs, openapi_features, openapi_paths, provinces
 from gis_api.crs import CRS84, URIS
 from gis_api.errors import InvalidParameter
 from gis_api.features import relation
@@ -309,15 +309,15 @@ async def conformance(request: Request) -> Response:
     return _amend_json(response, amend)
 
 
-def _amend_json(response: Response, amend: Any) -> Response:
+def _amend_json(response: Response, amend: Any, media_type: str = "application/json") -> Response:
     """Apply ``amend`` to the body of a successful JSON answer (HTML and errors pass through)."""
     if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
-        "application/json"
+        media_type
     ):
         return response
     body = orjson.loads(response.body)
     amend(body)
-    amended = Response(orjson.dumps(body), 200, media_type="application/json")
+    amended = Response(orjson.dumps(body), 200, media_type=media_type)
     for name, value in response.headers.items():
         if name.lower() not in ("content-length", "content-type"):
             amended.headers[name] = value
@@ -380,9 +380,21 @@ async def queryables(request: Request) -> Response:
     """Queryables of a collection (pygeoapi, from the registry)."""
     import pygeoapi.api.itemtypes as itemtypes
 
-    return await _bridge(request).call(
+    response = await _bridge(request).call(
         request, itemtypes.get_collection_queryables, request.path_params["collection_id"]
     )
+    collection = collections.get(request.path_params["collection_id"])
+    if collection is None or not provinces.offered(collection):
+        return response
+
+    def add_province(body: dict[str, Any]) -> None:
+        # Not a property of the features (their schema leaves it out): the province of their
+        # commune, a filter that reads only that province's partition (gis_api.provinces).
+        body.setdefault("properties", {})[provinces.PROVINCE] = {
+            "title": provinces.PROVINCE, "type": "string",
+            "description": "province code of the feature's commune (=, <> and IN)"}
+
+    return _amend_json(response, add_province, "application/schema+json")
 
 
 async def schema(request: Request) -> Response:

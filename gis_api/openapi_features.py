@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gis_api import provinces
 from gis_api.collections import COLLECTIONS, Collection, Property
 from gis_api.crs import URIS
 from gis_api.downloads import DOWNLOADS
@@ -203,6 +204,10 @@ def _items_parameters(c: Collection, settings: Settings) -> list[dict[str, Any]]
                        {"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}]}),
             _crs("bbox-crs", "CRS of bbox"),
         ]
+    if provinces.offered(c):
+        parameters.append(_query(
+            provinces.PROVINCE, "only features in this province (its communes' province code "
+            "in the administrative units); a code no commune has matches nothing", TEXT))
     for p in c.properties:  # property=value, a value the property can hold (else a 400)
         if p.type == "object":  # its members are filtered with CQL2 (attributes.<header>)
             continue

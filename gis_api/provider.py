@@ -18,12 +18,13 @@ from pygeoapi.provider.base import (
     SchemaType,
 )
 
-from gis_api import cql2, features
+from gis_api import cql2, features, provinces
 from gis_api.collections import Collection, get
 from gis_api.crs import CRS84
 from gis_api.errors import InvalidFilter
 from gis_api.items_params import ItemsQuery, parse_id
 from smarttrees.database import connect
+from smarttrees.partitioning import PROVINCES_SQL
 
 
 class SmartTreesProvider(BaseProvider):
@@ -74,7 +75,8 @@ class SmartTreesProvider(BaseProvider):
             skip_geometry=bool(skip_geometry),
         )
         if filterq is not None:
-            query.filter = cql2.Translator(self.collection, CRS84).where(filterq)
+            communes = self._province_communes()
+            query.filter = cql2.Translator(self.collection, CRS84, communes).where(filterq)
         statement, params = features.page_sql(query)
         try:
             with connect(self.data) as conn, features.evaluating(query):
@@ -87,6 +89,13 @@ class SmartTreesProvider(BaseProvider):
             "features": [] if resulttype == "hits" else items,
             "numberReturned": 0 if resulttype == "hits" else len(items),
         }
+
+    def _province_communes(self) -> provinces.Provinces | None:
+        """Each province's communes, when the collection takes a province filter."""
+        if not provinces.offered(self.collection):
+            return None
+        with connect(self.data) as conn:
+            return provinces.from_rows(conn.execute(PROVINCES_SQL).fetchall())
 
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
         """One feature by id."""

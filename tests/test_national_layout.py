@@ -12,12 +12,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from gis_api import features
+from gis_api import features, provinces
 from gis_api.collections import get
 from gis_api.database import server_conninfo
 from gis_api.items_params import parse_items
 from smarttrees.database import connect, with_search_path
-from smarttrees.partitioning import partition_counts
+from smarttrees.partitioning import PROVINCES_SQL, partition_counts
 from smarttrees.settings import Settings
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.server import TREE_COUNT, make_token, seed_api_data, serve_database
@@ -119,8 +119,10 @@ def generic_plan(conninfo: str, params: dict[str, str]) -> str:
     values (a generic plan), without the box's row estimate. Parallel workers are made to look
     free, as they do to the planner on a table of millions of trees.
     """
-    statement, args = features.page_sql(parse_items(get("trees"), params, 100, 10_000))
     with psycopg.connect(conninfo, options=with_search_path(conninfo)) as conn:
+        communes = provinces.from_rows(conn.execute(PROVINCES_SQL).fetchall())
+        query = parse_items(get("trees"), params, 100, 10_000, province_communes=communes)
+        statement, args = features.page_sql(query)
         conn.execute("SET parallel_setup_cost = 0")
         conn.execute("SET parallel_tuple_cost = 0")
         conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -132,11 +134,58 @@ def generic_plan(conninfo: str, params: dict[str, str]) -> str:
         return "\n".join(r[0] for r in conn.execute(explain))
 
 
-def test_a_bbox_page_over_partitions_starts_no_workers(national: str) -> None:
-    # Without a commune filter every partition is read, each through its own GIST index, in
-    # the server's process: a Gather of workers cost 50-60 ms for a 1 ms page.
-    plan = generic_plan(server_conninfo(national, Settings()),
-                        {"bbox": "105.79,21.49,105.84,21.53", "limit": "100"})
+def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(national: str) -> None:
+    server = server_conninfo(national, Settings())
+    box = "105.79,21.49,105.84,21.53"
+    # Without a province every partition is read, each through its own GIST index, in the
+    # server's process: a Gather of workers cost 50-60 ms for a 1 ms page.
+    plan = generic_plan(server, {"bbox": box, "limit": "100"})
     assert "Gather" not in plan and "Parallel" not in plan, plan
     for partition in ("trees_p19", "trees_p20"):
         assert f"{partition}_geom_idx on {partition}" in plan, plan
+    # With one, only its partition is read, in a generic plan too (pruned as it starts).
+    plan = generic_plan(server, {"bbox": box, "limit": "100", "province": "20"})
+    assert "on trees_p20" in plan and "trees_p19" not in plan and "unassigned" not in plan, plan
+    with psycopg.connect(national, options=with_search_path(national)) as conn:
+        query = parse_items(get("trees"), {"bbox": box, "province": "20"}, 100, 10_000,
+                            province_communes={"20": ("00002",)})
+        statement, args = features.page_sql(query)
+        custom = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + statement, args))
+    assert "on trees_p20" in custom and "trees_p19" not in custom, custom
+
+
+def test_a_province_filter_in_items_and_queryables(national: str) -> None:
+    with serve_database(national) as base, httpx.Client(base_url=base, timeout=30) as client:
+        def ids(**params: str) -> set[str]:
+            response = client.get("/collections/trees/items", params={"limit": 500, **params})
+            assert response.status_code == 200, response.text
+            return {f["properties"]["tree_code"] for f in response.json()["features"]}
+
+        in_20 = ids(province="20")
+        assert len(in_20) == MOVED and in_20 == ids(commune_code="00002")
+        assert len(ids(province="19")) == TREE_COUNT - MOVED - 1  # G0 has no commune
+        assert ids(province="99") == set()
+        assert ids(filter="province = '20'") == in_20
+        assert ids(filter="province IN ('19', '20')") == ids(filter="commune_code IS NOT NULL")
+        assert ids(filter="province <> '19'") == in_20
+        assert ids(filter="province = '20' AND dbh_cm > 0") == ids(
+            commune_code="00002", filter="dbh_cm > 0")
+        # The same over a bbox, and the trees' download as a file too.
+        box = "105.0,21.0,107.0,23.0"
+        assert ids(province="20", bbox=box) == in_20
+        csv = client.get("/collections/trees/items", params={"province": "20", "f": "csv",
+                                                             "limit": 500})
+        assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == MOVED + 1
+
+        refused = client.get("/collections/trees/items", params={"filter": "province > '19'"})
+        assert refused.status_code == 400 and "province" in refused.json()["description"]
+        no_communes = client.get("/collections/seedling_lots/items", params={"province": "19"})
+        assert no_communes.status_code == 400 and "province" in no_communes.json()["description"]
+
+        queryables = client.get("/collections/trees/queryables", params={"f": "json"}).json()
+        assert queryables["properties"]["province"]["type"] == "string"
+        schema = client.get("/collections/trees/schema", params={"f": "json"}).json()
+        assert "province" not in schema["properties"]  # a filter, not a property of a tree
+        api = client.get("/openapi", params={"f": "json"}).json()
+        parameters = api["paths"]["/collections/trees/items"]["get"]["parameters"]
+        assert "province" in {p.get("name") for p in parameters}
