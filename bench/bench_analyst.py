@@ -3,7 +3,8 @@
 Measures on the full province (1.13 M trees), each reader in its own process (time and peak
 RSS of that process):
 
-- ``db.trees()`` (ADBC → Arrow, points from coordinates, species names mapped on the client);
+- ``db.trees()`` (ADBC → Arrow, read in key ranges over one connection per core, points
+  decoded from EWKB, species names mapped on the client), and the same on one connection;
 - ``db.trees(carbon=True)``: the same with each tree's carbon, joined in SQL;
 - the alternative it was chosen over: ADBC with the geometry as WKB (``ST_AsBinary``) and
   ``shapely.from_wkb``, species names joined in SQL;
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-READERS = ("api", "api_carbon", "adbc_wkb", "read_postgis")
+READERS = ("api", "api_one_part", "api_carbon", "adbc_wkb", "read_postgis")
 
 # The rows and columns db.trees() returns, for the readers that take SQL.
 COLUMNS = (
@@ -77,33 +78,41 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 
 class Backend:
-    """CPU time the PostgreSQL backend serving a reader spent (it runs on this machine)."""
+    """CPU time the PostgreSQL backends serving a reader spent (they run on this machine)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.start = cpu_seconds(pid)
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self.start = sum(map(cpu_seconds, pids))
         self.used = float("nan")
 
     def stop(self) -> None:
-        """Read the backend's CPU time (before the connection closes and the backend exits)."""
-        self.used = cpu_seconds(self.pid) - self.start
+        """Read the backends' CPU time (before the connections close and the backends exit)."""
+        self.used = sum(map(cpu_seconds, self.pids)) - self.start
 
 
 BACKEND: Backend | None = None
 
 
-def read_api(url: str) -> int:
+def read_api(url: str, parts: int | None = None) -> int:
+    """``db.trees()``, split over ``parts`` connections (default: one per core, up to 4)."""
     global BACKEND
     from psycopg import sql
 
-    import smarttrees
+    from smarttrees.api import Database
 
-    with smarttrees.connect(url) as db:
-        pid = db.query_arrow(sql.SQL("SELECT pg_backend_pid()")).column(0)[0].as_py()
-        BACKEND = Backend(pid)
+    with Database(url, parts=parts) as db:
+        # The read's connections are opened first, so that every backend serving it is timed.
+        pids = [db._fetch(conn, sql.SQL("SELECT pg_backend_pid()"), ()).column(0)[0].as_py()
+                for conn in db._connections(db.parts)]
+        BACKEND = Backend(*pids)
         rows = len(db.trees())
         BACKEND.stop()
         return rows
+
+
+def read_api_one_part(url: str) -> int:
+    """``db.trees()`` on one connection: what the split into parts is measured against."""
+    return read_api(url, parts=1)
 
 
 def read_api_carbon(url: str) -> int:
@@ -158,20 +167,23 @@ def worker(reader: str, url: str) -> None:
 
     The libraries are imported before the clock starts: an analyst pays that once a session.
     """
+    import os
+
     import adbc_driver_postgresql.dbapi  # noqa: F401
     import geopandas  # noqa: F401
     import sqlalchemy  # noqa: F401
 
     import smarttrees.api  # noqa: F401
 
-    before = peak_rss_mb()
+    before, load = peak_rss_mb(), os.getloadavg()[0]
     started, cpu = time.perf_counter(), cpu_seconds()
-    rows = {"api": read_api, "api_carbon": read_api_carbon, "adbc_wkb": read_adbc_wkb,
-            "read_postgis": read_postgis}[reader](url)
+    rows = {"api": read_api, "api_one_part": read_api_one_part, "api_carbon": read_api_carbon,
+            "adbc_wkb": read_adbc_wkb, "read_postgis": read_postgis}[reader](url)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     server = BACKEND.used if BACKEND else float("nan")
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-                      "rss_before_mb": before, "client_cpu_s": cpu, "server_cpu_s": server}))
+                      "rss_before_mb": before, "client_cpu_s": cpu, "server_cpu_s": server,
+                      "load": f"{load:.1f} → {os.getloadavg()[0]:.1f}"}))
 
 
 def run_reader(reader: str, url: str, runs: int) -> dict[str, object]:
@@ -292,8 +304,9 @@ def report(readers: dict[str, dict[str, object]], town: dict[str, float],
     anchor = readers.get("read_postgis", {})
     print("\nWhole province into a GeoDataFrame (one process per reader)")
     print(f"{'reader':<32}{'rows':>10}{'time':>9}{'peak RSS':>11}{'vs read_postgis':>16}"
-          f"{'CPU client + server':>22}")
-    names = {"api": "db.trees()", "api_carbon": "db.trees(carbon=True)",
+          f"{'CPU client + server':>22}{'load':>14}")
+    names = {"api": "db.trees()", "api_one_part": "db.trees(), one connection",
+             "api_carbon": "db.trees(carbon=True)",
              "adbc_wkb": "ADBC + WKB + shapely.from_wkb",
              "read_postgis": "geopandas.read_postgis"}
     for reader, result in readers.items():
@@ -305,7 +318,7 @@ def report(readers: dict[str, dict[str, object]], town: dict[str, float],
             ratio = f"{anchor['seconds'] / result['seconds']:.1f}× faster"  # type: ignore[operator]
         cpu = f"{result['client_cpu_s']:.2f} + {result['server_cpu_s']:.2f} s"
         print(f"{names[reader]:<32}{result['rows']:>10,}{result['seconds']:>8.2f}s"
-              f"{result['peak_rss_mb'] / 1024:>9.2f} GB{ratio:>16}{cpu:>22}")
+              f"{result['peak_rss_mb'] / 1024:>9.2f} GB{ratio:>16}{cpu:>22}{result['load']:>14}")
     print(f"\ndb.trees(bbox={[round(v, 4) for v in box]}): {town['rows']:,.0f} trees, "
           f"first call {town['first_ms']:.0f} ms (connects), then median {town['median_ms']:.1f} ms"
           f" (min {town['min_ms']:.1f} ms) of 20")

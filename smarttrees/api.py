@@ -19,6 +19,8 @@ raises :class:`~smarttrees.errors.ArgumentError` naming the argument and the val
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -30,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from smarttrees import catalog
+from smarttrees import catalog, parallel_read
 from smarttrees.arguments import BBox, as_date, as_datetime, as_list, checked_bbox, closest, sample
 from smarttrees.arrow_frames import column, geometry
 from smarttrees.domain import Category, fold
@@ -72,20 +74,26 @@ class Database:
     (``id``, or ``code`` for communes) first.
     """
 
-    def __init__(self, url: str, primary_url: str | None = None) -> None:
+    def __init__(self, url: str, primary_url: str | None = None, *, parts: int | None = None
+                 ) -> None:
         self.url = url
         # Where writes go (the carbon refresh) when ``url`` is a read replica.
         self.primary_url = primary_url or url
+        # Connections a large read is split over (smarttrees.parallel_read): one per core.
+        self.parts = max(1, parts if parts is not None else min(4, os.cpu_count() or 1))
         self._conn: Any = None
+        self._extra: list[Any] = []  # the connections of parts 2, 3…
         self._vocabulary: dict[str, Any] = {}
 
     # -- connection ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the database connection (a later read opens a new one)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, *self._extra):
+            if conn is not None:
+                conn.close()
+        self._conn = None
+        self._extra = []
 
     def __enter__(self) -> Database:
         return self
@@ -98,15 +106,24 @@ class Database:
 
     def _connection(self) -> Any:
         if self._conn is None:
-            import adbc_driver_postgresql.dbapi as adbc
-
-            try:
-                self._conn = adbc.connect(self.url, autocommit=True)
-            except Exception as exc:  # the driver's errors carry no stable type
-                raise SmartTreesError(
-                    f"cannot connect to {_redacted(self.url)}: {exc}".strip()
-                ) from None
+            self._conn = self._connect()
         return self._conn
+
+    def _connections(self, count: int) -> list[Any]:
+        """The main connection and ``count - 1`` more (kept open for the next large read)."""
+        while len(self._extra) < count - 1:
+            self._extra.append(self._connect())
+        return [self._connection(), *self._extra[: count - 1]]
+
+    def _connect(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        try:
+            return adbc.connect(self.url, autocommit=True)
+        except Exception as exc:  # the driver's errors carry no stable type
+            raise SmartTreesError(
+                f"cannot connect to {_redacted(self.url)}: {exc}".strip()
+            ) from None
 
     def query_arrow(self, query: sql.Composable, params: Sequence[object] = ()) -> pa.Table:
         """Run one SELECT and return its result as an Arrow table.
@@ -121,27 +138,40 @@ class Database:
         """
         import adbc_driver_manager
 
-        text = numbered(query.as_string(None))
-        values = tuple(params) if params else None
         for attempt in (1, 2):
             try:
-                with self._connection().cursor() as cur:
-                    cur.execute(text, parameters=values)
-                    return cur.fetch_arrow_table()
+                return self._fetch(self._connection(), query, params)
             except adbc_driver_manager.OperationalError:
                 self.close()  # the server restarted or the connection dropped: once more
                 if attempt == 2:
                     raise SmartTreesError(
                         f"lost the connection to {_redacted(self.url)}; is the database up?"
                     ) from None
-            except adbc_driver_manager.ProgrammingError as exc:
-                if getattr(exc, "sqlstate", None) == "42P01":  # undefined table
-                    raise SmartTreesError(
-                        f"the database at {_redacted(self.url)} lacks a table or view this "
-                        "version reads; run `smarttrees db upgrade`"
-                    ) from None
-                raise
         raise AssertionError("unreachable")
+
+    def _fetch(self, conn: Any, query: sql.Composable, params: Sequence[object], *,
+               copy: bool = True) -> pa.Table:
+        """One query on one connection, as an Arrow table (a missing view says to upgrade).
+
+        ``copy=False`` for a statement that ``COPY (…) TO STDOUT`` cannot wrap (EXPLAIN).
+        """
+        import adbc_driver_manager
+        from adbc_driver_postgresql import StatementOptions
+
+        try:
+            with conn.cursor() as cur:
+                if not copy:
+                    cur.adbc_statement.set_options(**{StatementOptions.USE_COPY.value: "false"})
+                cur.execute(numbered(query.as_string(None)),
+                            parameters=tuple(params) if params else None)
+                return cur.fetch_arrow_table()
+        except adbc_driver_manager.ProgrammingError as exc:
+            if getattr(exc, "sqlstate", None) == "42P01":  # undefined table
+                raise SmartTreesError(
+                    f"the database at {_redacted(self.url)} lacks a table or view this "
+                    "version reads; run `smarttrees db upgrade`"
+                ) from None
+            raise
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -527,16 +557,57 @@ class Database:
         ):
             self.refresh_carbon()
         query, params = select(layer, fields, where, order_by, limit)
-        table = self.query_arrow(query, params)
-        return self._frame(layer, fields, table)
+        if limit is None and not order_by and self._worth_splitting(layer, query, params):
+            table, shapes = self._read_in_parts(layer, fields, where)
+        else:
+            table = self.query_arrow(query, params)
+            shapes = geometry(layer, table)
+        return self._frame(layer, fields, table, shapes)
+
+    def _worth_splitting(
+        self, layer: catalog.Layer, query: sql.Composable, params: Sequence[object]
+    ) -> bool:
+        """Whether PostgreSQL expects enough rows for a read in parts to pay."""
+        if self.parts < 2 or layer.key is None or layer.key_type != "integer":
+            return False
+        plan = self._fetch(self._connection(), sql.SQL("EXPLAIN (FORMAT JSON) ") + query, params,
+                           copy=False)
+        rows = json.loads(plan.column(0)[0].as_py())[0]["Plan"]["Plan Rows"]
+        return bool(rows >= parallel_read.MIN_ROWS)
+
+    def _read_in_parts(
+        self, layer: catalog.Layer, fields: Sequence[catalog.Field], where: Where
+    ) -> tuple[pa.Table, np.ndarray | None]:
+        """A large read split in key ranges over :attr:`parts` connections at once."""
+        import adbc_driver_manager
+
+        key = sql.Identifier(layer.key or "")
+        bounds = self.query_arrow(
+            sql.SQL("SELECT min({k})::int8, max({k})::int8 FROM {rel} AS layer").format(
+                k=key, rel=sql.SQL(layer.relation))
+        ).to_pylist()[0]
+        low, high = bounds["min"], bounds["max"]
+        if low is None:  # empty: one plain read gives the columns
+            table = self.query_arrow(*select(layer, fields, where, (), None))
+            return table, geometry(layer, table)
+        try:
+            return parallel_read.read_in_parts(
+                layer, fields, where, (low, high), self._connections(self.parts), self._fetch)
+        except adbc_driver_manager.OperationalError:
+            self.close()  # a connection dropped: read it again in one part, which retries
+            table = self.query_arrow(*select(layer, fields, where, (), None))
+            return table, geometry(layer, table)
 
     # -- building frames ----------------------------------------------------------------------
 
     def _frame(
-        self, layer: catalog.Layer, fields: Sequence[catalog.Field], table: pa.Table
+        self,
+        layer: catalog.Layer,
+        fields: Sequence[catalog.Field],
+        table: pa.Table,
+        points_or_shapes: np.ndarray | None,
     ) -> gpd.GeoDataFrame | pd.DataFrame:
         """The fetched table as a (Geo)DataFrame: columns in catalogue order, lookups mapped."""
-        points_or_shapes = geometry(layer, table)
         data: dict[str, Any] = {}
         for name in output_names(layer, fields):
             field = layer.field(name)

@@ -282,3 +282,34 @@ def test_keys_keep_their_type(db):
     assert "90001" in set(db.carbon(by="commune", refresh=False).commune_code)
     assert db.ioc("trees").commune_code.map(type).eq(str).all()
     assert db.trees(limit=3).id.dtype.kind == "i"
+
+
+def test_a_read_in_parts_gives_the_same_trees(shared_province, monkeypatch):
+    from smarttrees import parallel_read
+    from smarttrees.api import Database
+
+    with Database(shared_province, parts=1) as one:
+        whole = one.trees(category=["urban", "plantation"])
+    monkeypatch.setattr(parallel_read, "MIN_ROWS", 1)  # the small province is below the limit
+    with Database(shared_province, parts=3) as three:
+        split = three.trees(category=["urban", "plantation"])
+        assert len(three._extra) == 2, "the read was not split"
+    split = split.sort_values("id", ignore_index=True)
+    whole = whole.sort_values("id", ignore_index=True)
+    assert split.drop(columns="geometry").equals(whole.drop(columns="geometry"))
+    assert split.geometry.geom_equals_exact(whole.geometry, 0).all()
+
+
+def test_ewkb_points_decode_like_shapely():
+    from smarttrees.arrow_frames import ewkb_points
+
+    shapes = [shapely.Point(105.8, 21.6), shapely.Point(106.1, 21.4)]
+    plain = pa.array(shapely.to_wkb(shapely.set_srid(shapes, 4326), include_srid=True,
+                                    byte_order=1, flavor="extended"), pa.binary())
+    decoded = ewkb_points(plain)
+    assert [(p.x, p.y) for p in decoded] == [(105.8, 21.6), (106.1, 21.4)]
+    # Anything else goes through shapely: big-endian, missing, empty.
+    mixed = pa.array([shapely.to_wkb(shapes[0], byte_order=0), None,
+                      shapely.to_wkb(shapely.Point(), include_srid=False)], pa.binary())
+    first, missing, empty = ewkb_points(mixed)
+    assert (first.x, first.y) == (105.8, 21.6) and missing is None and empty is None
