@@ -17,6 +17,8 @@ Routes
   TRAQ ratings, DBH and height bounds from :class:`smarttrees.care.inspections.Inspection`, the
   photo cap, the storm damage kinds), which the page checks a tree check with before queueing it.
 - ``/field/me``: who a field token belongs to (the sign-in check).
+- ``/field/tiles/plan``: the vector tiles of an area the phone keeps for offline use, their count
+  and size before the download (:mod:`gis_api.field_tiles`).
 - ``/field/static/...``: the page's script and style, and the vendored decoder.
 """
 
@@ -35,6 +37,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from barcodes.rules import rules_document
+from gis_api import field_tiles
 from gis_api.auth import require_role
 from gis_api.errors import NotFound
 from gis_api.i18n import languages
@@ -226,6 +229,7 @@ def openapi_paths() -> dict[str, Any]:
 
     page = {"type": "string"}
     return {
+        **field_tiles.openapi_paths(),
         "/field": {
             "get": {
                 "operationId": "redirectFieldApp",
@@ -297,5 +301,6 @@ def routes() -> list[BaseRoute]:
         Route("/field/rules.json", rules, methods=["GET"], name="field_rules"),
         Route("/field/care.json", care, methods=["GET"], name="field_care"),
         Route("/field/me", me, methods=["GET"], name="field_me"),
+        Route("/field/tiles/plan", field_tiles.plan, methods=["GET"], name="field_tiles_plan"),
         Mount("/field/static", static, name="field_static"),
     ]

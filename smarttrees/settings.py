@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     care_reports_per_hour: int = Field(
         10, ge=1, description="public hazard reports one address may send per hour; above: 429"
     )
+    field_offline_max_tiles: int = Field(
+        4000,
+        ge=1,
+        description="most vector tiles the field app keeps of an area for offline use; a plan"
+        " of more is a 400",
+    )
 
     @field_validator("care_cycle_months")
     @classmethod

@@ -80,3 +80,50 @@ def test_every_message_the_app_shows_is_in_every_catalogue() -> None:
         messages = orjson.loads(static.joinpath(f"i18n/{code}.json").read_bytes())
         missing = sorted(used - set(messages))
         assert not missing, f"{code}.json lacks {missing}"
+
+
+def test_the_offline_map_plan_counts_sizes_and_caps_an_area(
+    live_server: str, province_url: str, field_token: str
+) -> None:
+    """The tiles a phone keeps of an area: each one a tile the map asks for, their size known
+    before the download, and an area too large refused with what to change."""
+    import psycopg
+
+    from gis_api.field_tiles import SAMPLE
+
+    auth = {"Authorization": f"Bearer {field_token}"}
+    plan_url = f"{live_server}/field/tiles/plan"
+    with psycopg.connect(province_url) as conn:
+        lon, lat = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees ORDER BY id LIMIT 1"
+        ).fetchone()
+        west, south, east, north = conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+            "FROM (SELECT ST_Extent(geom) e FROM smarttrees.communes) x"
+        ).fetchone()
+    small = f"{lon - 0.002},{lat - 0.002},{lon + 0.002},{lat + 0.002}"
+    query = {"bbox": small, "minzoom": "14", "maxzoom": "16"}
+
+    assert httpx.get(plan_url, params=query).status_code == 401
+    answer = httpx.get(plan_url, params=query, headers=auth)
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert 0 < plan["tiles"] == len(plan["urls"]) <= SAMPLE  # every tile sampled: the size exact
+    sizes = []
+    for url in plan["urls"]:
+        tile = httpx.get(f"{live_server}/{url}")
+        assert tile.status_code == 200 and tile.headers["content-type"].startswith(
+            "application/vnd.mapbox-vector-tile"
+        ), url
+        sizes.append(len(tile.content))
+    assert plan["bytes"] == sum(sizes)
+    assert any("/trees/tiles/WebMercatorQuad/16/" in url for url in plan["urls"])
+
+    whole = {"bbox": f"{west},{south},{east},{north}", "minzoom": "8", "maxzoom": "16"}
+    refused = httpx.get(plan_url, params=whole, headers=auth)
+    assert refused.status_code == 400
+    text = refused.json()["description"]
+    assert f"more than the {plan['max_tiles']}" in text and "lower maxzoom" in text
+    for bad, named in (({"bbox": "1,2,3"}, "bbox"), ({**query, "minzoom": "17"}, "maxzoom")):
+        answer = httpx.get(plan_url, params=bad, headers=auth)
+        assert answer.status_code == 400 and named in answer.json()["description"], bad

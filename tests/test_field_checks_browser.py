@@ -191,3 +191,73 @@ def test_storm_damage_recorded_offline_reaches_the_database_once(
     assert rows == [("fallen", True, False, tree_code, storm.json()["id"])]
     assert errors == []
     context.close()
+
+
+MAP_READY = "smarttreesField.area.map && smarttreesField.area.map.loaded()"
+TREES_DRAWN = (
+    "smarttreesField.area.map.loaded()"
+    " && smarttreesField.area.map.queryRenderedFeatures({layers: ['trees']}).length > 0"
+)
+
+
+def test_the_area_map_kept_offline_shows_the_trees_and_a_tapped_tree_opens_its_check(
+    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+) -> None:
+    _, _, where = a_tree(province_url)
+    context, page, errors = phone(browser, where)
+    open_app(page, live_server)
+    sign_in(page, field_token)
+    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
+    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    page.click("#area-btn")
+    page.wait_for_function(MAP_READY, timeout=60_000)
+
+    # Too large an area (the province): refused before any download, saying what to change.
+    page.evaluate(f"smarttreesField.area.map.jumpTo({{center: {list(where)}, zoom: 6}})")
+    page.select_option("#area-minzoom", "8")
+    page.click("#area-plan")
+    page.locator("#area-status.bad", has_text="lower maxzoom").wait_for()
+    assert page.is_hidden("#area-download")
+
+    # The view around the tree, zooms 14-16: its count and size shown, then downloaded.
+    page.evaluate(f"smarttreesField.area.map.jumpTo({{center: {list(where)}, zoom: 16}})")
+    page.select_option("#area-minzoom", "14")
+    page.click("#area-plan")
+    page.locator("#area-status.ok").wait_for()
+    plan = page.evaluate("smarttreesField.area.plan")
+    assert plan["tiles"] > 0 and f"{plan['tiles']} ô bản đồ, khoảng" in page.inner_text(
+        "#area-status")  # "N map tiles, about … KB"
+    page.click("#area-download")
+    page.locator("#area-saved", has_text=f"{plan['tiles']} ô").wait_for(timeout=60_000)
+    kept = page.evaluate(
+        "caches.open('smarttrees-field-tiles').then(c => c.keys()).then(k => k.length)")
+    assert kept == plan["tiles"]
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-area-map.png"))
+
+    context.set_offline(True)
+    page.reload()  # no signal: the app from the service worker, the tiles from the phone
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    page.click("#area-btn")
+    page.wait_for_function(MAP_READY, timeout=60_000)
+    page.evaluate(f"smarttreesField.area.map.jumpTo({{center: {list(where)}, zoom: 16}})")
+    page.wait_for_function(TREES_DRAWN, timeout=60_000)
+
+    # Tapping a tree opens its tree check, recorded offline for that tree.
+    tapped = page.evaluate(
+        f"(() => {{ const m = smarttreesField.area.map; const p = m.project({list(where)});"
+        " const f = m.queryRenderedFeatures(p, {layers: ['trees']})[0];"
+        " const box = m.getCanvas().getBoundingClientRect();"
+        " return {x: box.left + p.x, y: box.top + p.y, tree_code: f.properties.tree_code}; })()"
+    )
+    page.mouse.click(tapped["x"], tapped["y"])
+    page.locator("#f-likelihood_failure").wait_for()
+    offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
+    assert offered == ["tree_check"]
+    for field, value in (("likelihood_failure", "possible"), ("likelihood_impact", "low"),
+                         ("consequences", "minor")):
+        page.select_option(f"#f-{field}", value)
+    page.click("#record")
+    page.locator("#message.info").wait_for()
+    assert [c["inspection"]["tree_code"] for c in checks(page)] == [tapped["tree_code"]]
+    assert errors == []
+    context.close()

@@ -19,6 +19,7 @@ const RULES_KEY = "smarttrees.field.rules";
 const REFERENCE_KEY = "smarttrees.field.reference";
 const CARE_KEY = "smarttrees.field.care";
 const USER_KEY = "smarttrees.field.user";
+const TEAM_KEY = "smarttrees.field.team";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -35,8 +36,8 @@ const state = {
 };
 
 /** The text of the field app's message `key` (catalogue key "fieldapp.<key>") in the language chosen. */
-function t(key) {
-  return state.i18n ? state.i18n.t(`fieldapp.${key}`) : key;
+function t(key, values) {
+  return state.i18n ? state.i18n.t(`fieldapp.${key}`, values) : key;
 }
 
 function deviceId() {
@@ -219,6 +220,7 @@ function show() {
   $("scan").hidden = !signedIn;
   if (!signedIn) $("item").hidden = true;
   if (!signedIn) $("damage").hidden = true;
+  if (!signedIn) $("area").hidden = true;
 }
 
 /* ---- typing and scanning a code ------------------------------------------------------------ */
@@ -381,7 +383,8 @@ async function renderItem() {
     ...last.map((e) => el("li", `${e.occurred_at.slice(0, 16).replace("T", " ")} · ${t(`ev_${e.event_type}`)}`)),
   );
   drawRoute(trace);
-  const allowed = allowedEvents(item.item_type, status, known);
+  // A tree picked on the map may carry no tag: only its tree check, which needs none.
+  const allowed = item.picked ? [] : allowedEvents(item.item_type, status, known);
   if (item.item_type === "tree" && state.care) allowed.unshift("tree_check");
   const buttons = allowed.map((name) => {
     const button = el("button", t(`ev_${name}`));
@@ -1108,6 +1111,235 @@ async function sendAll() {
   }
 }
 
+/* ---- the area map: the server's vector tiles, kept on the phone for offline use -------------
+ *
+ * The map reads its tiles through the "fieldtiles" protocol: with signal from the server's tile
+ * routes (falling back to the copy kept), without from the copy kept in the Cache API
+ * (TILES_CACHE, which the service worker leaves alone). What to keep is the server's plan
+ * (/field/tiles/plan: the tiles of an area and zoom range where something is, their count and
+ * size, refused above the server's cap); a download already partly done goes on where it
+ * stopped (a tile kept is not fetched again). */
+
+const TILES_CACHE = "smarttrees-field-tiles";
+const AREA_KEY = "smarttrees.field.area";
+const AREA_ZOOMS = [12, 16]; // the default range: streets to single trees
+const DOWNLOADS_AT_ONCE = 4;
+const TREE_COLOURS = ["match", ["get", "category"], "urban", "#1f78b4", "scattered", "#ff7f00", "plantation", "#33a02c", "#999999"];
+
+const area = { map: null, plan: null, mapProtocol: false };
+
+function tileUrl(collection) {
+  return `fieldtiles://collections/${collection}/tiles/WebMercatorQuad/{z}/{y}/{x}`;
+}
+
+/** The absolute URL of a tile path the plan or the map names ("collections/…"). */
+function tileHref(path) {
+  return new URL(`../${path}`, location.href).href;
+}
+
+async function keptTile(href) {
+  const hit = await (await caches.open(TILES_CACHE)).match(href);
+  return hit ? hit.arrayBuffer() : null;
+}
+
+/** The map's tile loader: network first with signal, the kept copy otherwise; an address with
+ * neither is drawn empty (the plan leaves out the tiles known to be empty). */
+async function loadTile(params, abort) {
+  const href = tileHref(params.url.slice("fieldtiles://".length));
+  if (navigator.onLine) {
+    try {
+      const response = await fetch(href, { signal: abort.signal });
+      if (response.ok) return { data: await response.arrayBuffer() };
+    } catch (error) {
+      if (abort.signal.aborted) throw error;
+    }
+  }
+  return { data: (await keptTile(href)) || new ArrayBuffer(0) };
+}
+
+function areaStyle() {
+  return {
+    version: 8,
+    sources: {
+      trees: { type: "vector", tiles: [tileUrl("trees")], minzoom: 0, maxzoom: 16 },
+      stands: { type: "vector", tiles: [tileUrl("stands")], minzoom: 0, maxzoom: 15 },
+      communes: { type: "vector", tiles: [tileUrl("communes")], minzoom: 0, maxzoom: 14 },
+      here: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+    },
+    layers: [
+      { id: "bg", type: "background", paint: { "background-color": "#eef1ea" } },
+      { id: "communes-line", type: "line", source: "communes", "source-layer": "communes", paint: { "line-color": "#6b5b95", "line-width": 1.5, "line-dasharray": [3, 2] } },
+      { id: "stands-fill", type: "fill", source: "stands", "source-layer": "stands", paint: { "fill-color": "#7fbf7b", "fill-opacity": 0.45 } },
+      { id: "stands-line", type: "line", source: "stands", "source-layer": "stands", paint: { "line-color": "#2d7a35", "line-width": 1 } },
+      { id: "tree-cells", type: "circle", source: "trees", "source-layer": "trees_grid", paint: { "circle-color": "#33a02c", "circle-opacity": 0.7, "circle-radius": 4 } },
+      {
+        id: "trees", type: "circle", source: "trees", "source-layer": "trees",
+        paint: {
+          "circle-color": TREE_COLOURS,
+          // Large enough to tap with a thumb at street zoom.
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 13, 3, 16, 7, 19, 12],
+          "circle-stroke-color": "#ffffff", "circle-stroke-width": 1.5,
+        },
+      },
+      { id: "here", type: "circle", source: "here", paint: { "circle-radius": 8, "circle-color": "#1565c0", "circle-stroke-color": "#fff", "circle-stroke-width": 3 } },
+    ],
+  };
+}
+
+function zoomChoices() {
+  const top = 16;
+  for (const [id, value] of [["area-minzoom", AREA_ZOOMS[0]], ["area-maxzoom", AREA_ZOOMS[1]]]) {
+    const select = $(id);
+    if (select.options.length) continue;
+    for (let z = 8; z <= top; z += 1) select.append(new Option(String(z), String(z), false, z === value));
+  }
+}
+
+function formatSize(bytes) {
+  const locale = state.lang === "vi" ? "vi-VN" : state.lang;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toLocaleString(locale, { maximumFractionDigits: 0 })} KB`;
+  return `${(bytes / 1024 / 1024).toLocaleString(locale, { maximumFractionDigits: 1 })} MB`;
+}
+
+function showSavedArea() {
+  const saved = JSON.parse(localStorage.getItem(AREA_KEY) || "null");
+  $("area-saved").textContent = saved ? t("area_saved", { tiles: saved.tiles, size: formatSize(saved.bytes), date: saved.date }) : "";
+}
+
+async function openArea() {
+  $("area").hidden = false;
+  zoomChoices();
+  showSavedArea();
+  if (!window.maplibregl) return say(t("area_no_map"));
+  const saved = JSON.parse(localStorage.getItem(AREA_KEY) || "null");
+  const where = area.map ? null : await position();
+  if (!area.map) {
+    if (!area.mapProtocol) {
+      window.maplibregl.addProtocol("fieldtiles", loadTile);
+      area.mapProtocol = true;
+    }
+    const view = where ? { center: where, zoom: 15 } : saved ? { bounds: [saved.bbox.slice(0, 2), saved.bbox.slice(2)] } : { center: [105.8, 21.6], zoom: 12 };
+    try {
+      area.map = new window.maplibregl.Map({ container: "area-map", style: areaStyle(), attributionControl: false, maxZoom: 19, ...view });
+    } catch (error) {
+      console.warn("no map", error);
+      return say(t("area_no_map"));
+    }
+    area.map.on("click", "trees", (e) => e.features.length && openTree(e.features[0].properties));
+    area.map.on("mouseenter", "trees", () => { area.map.getCanvas().style.cursor = "pointer"; });
+    if (where) area.map.on("load", () => area.map.getSource("here").setData({ type: "Point", coordinates: where }));
+  }
+  $("area").scrollIntoView();
+  area.map.resize();
+}
+
+/** The area the user chose: the map's view, or the team's area when it has one. */
+function chosenBbox() {
+  const team = JSON.parse(localStorage.getItem(TEAM_KEY) || "null");
+  if ($("area-extent").value === "team") {
+    if (team?.bbox) return team.bbox;
+    say(t("area_no_team"));
+  }
+  const b = area.map.getBounds();
+  return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+}
+
+async function planArea() {
+  if (!area.map) return;
+  $("area-download").hidden = true;
+  area.plan = null;
+  const bbox = chosenBbox().map((v) => v.toFixed(5)).join(",");
+  const query = new URLSearchParams({ bbox, minzoom: $("area-minzoom").value, maxzoom: $("area-maxzoom").value });
+  let response;
+  try {
+    response = await fetch(`tiles/plan?${query}`, { headers: { Authorization: `Bearer ${token()}` } });
+  } catch {
+    $("area-status").textContent = t("area_needs_online");
+    $("area-status").className = "status bad";
+    return;
+  }
+  if (response.status === 401 || response.status === 403) return sessionExpired();
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    $("area-status").textContent = body?.description || String(response.status); // the cap, and what to change
+    $("area-status").className = "status bad";
+    return;
+  }
+  area.plan = body;
+  $("area-status").textContent = t("area_planned", { tiles: body.tiles, size: formatSize(body.bytes) });
+  $("area-status").className = "status ok";
+  $("area-download").hidden = body.tiles === 0;
+}
+
+/** Fetch the plan's tiles into TILES_CACHE, a few at a time, skipping those kept already. */
+async function downloadArea() {
+  const plan = area.plan;
+  if (!plan) return;
+  if (navigator.storage?.persist) navigator.storage.persist().catch(() => {});
+  const cache = await caches.open(TILES_CACHE);
+  const bar = $("area-progress");
+  bar.max = plan.urls.length;
+  bar.value = 0;
+  bar.hidden = false;
+  $("area-download").disabled = true;
+  let done = 0;
+  let bytes = 0;
+  let cut = false;
+  const todo = [...plan.urls];
+  const step = () => {
+    bar.value = done;
+    $("area-status").textContent = t("area_progress", { done, total: plan.urls.length });
+    $("area-status").className = "status wait";
+  };
+  async function worker() {
+    while (todo.length && !cut) {
+      const href = tileHref(todo.shift());
+      const kept = await cache.match(href);
+      if (kept) {
+        bytes += (await kept.clone().arrayBuffer()).byteLength;
+      } else {
+        try {
+          const response = await fetch(href);
+          if (!response.ok) throw new Error(String(response.status));
+          const body = await response.clone().arrayBuffer();
+          await cache.put(href, response);
+          bytes += body.byteLength;
+        } catch {
+          cut = true; // offline or the server busy: what is kept stays, the next press goes on
+          return;
+        }
+      }
+      done += 1;
+      step();
+    }
+  }
+  step();
+  await Promise.all(Array.from({ length: DOWNLOADS_AT_ONCE }, worker));
+  $("area-download").disabled = false;
+  if (cut) {
+    $("area-status").textContent = t("area_cut", { done, total: plan.urls.length });
+    $("area-status").className = "status bad";
+    return;
+  }
+  bar.hidden = true;
+  localStorage.setItem(AREA_KEY, JSON.stringify({ bbox: plan.bbox, minzoom: plan.minzoom, maxzoom: plan.maxzoom, tiles: done, bytes, date: localDate() }));
+  $("area-status").textContent = "";
+  showSavedArea();
+}
+
+/** A tree tapped on the map: its tree check, from what its tile carries (no lookup needed). */
+async function openTree(properties) {
+  const prefix = state.rules.item_types.tree.prefix;
+  const digits = String(properties.id).padStart(state.rules.code.number_width, "0");
+  const code = `${prefix}-${digits}-${checkCharacter(prefix + digits, state.rules.code.check_alphabet)}`;
+  const item = { tree_code: properties.tree_code, species: properties.species_vi || properties.species_name, category: properties.category };
+  state.editing = null;
+  state.item = { code, item_type: "tree", trace: { code, item_type: "tree", item, origin: null, events: [] }, offline: !navigator.onLine, picked: true };
+  await renderItem();
+  chooseEvent("tree_check");
+  $("item").scrollIntoView();
+}
+
 /* ---- start --------------------------------------------------------------------------------- */
 
 /** The languages there are catalogues for, as the server listed them in the page. */
@@ -1187,6 +1419,9 @@ async function start() {
   $("event-form").addEventListener("submit", record);
   $("damage-btn").addEventListener("click", openDamage);
   $("damage-form").addEventListener("submit", recordDamage);
+  $("area-btn").addEventListener("click", openArea);
+  $("area-plan").addEventListener("click", planArea);
+  $("area-download").addEventListener("click", downloadArea);
   $("sync").addEventListener("click", () => {
     state.failures = 0;
     sync();
@@ -1201,7 +1436,7 @@ async function start() {
   translate();
   show();
   await renderQueue();
-  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, enqueue, deviceId };
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, enqueue, deviceId, area };
   sync();
 }
 

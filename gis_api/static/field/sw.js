@@ -22,6 +22,7 @@ const SHELL = [
   "static/vendor/zxing-wasm/zxing_reader.wasm",
   "__CATALOGUES__", // the server lists static/i18n.js and every static/i18n/<code>.json here
 ];
+const TILES = "smarttrees-field-tiles"; // app.js's TILES_CACHE: written and read by the page
 const NETWORK_WAIT_MS = 4000;
 const scope = new URL(self.registration.scope);
 
@@ -32,7 +33,8 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches.keys()
-      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      // The old shells go; the map tiles the page kept for offline use (TILES) stay.
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE && k !== TILES).map((k) => caches.delete(k))))
       .then(() => self.clients.claim()),
   );
 });
@@ -57,5 +59,6 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== scope.origin) return;
   if (!url.pathname.startsWith(scope.pathname) || url.pathname.endsWith("/me")) return;
+  if (url.pathname.endsWith("/tiles/plan")) return; // asked with signal only, never an old one
   event.respondWith(networkFirst(event.request));
 });
