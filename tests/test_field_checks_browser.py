@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from barcodes.codes import make_code
 from barcodes.tags import issue_tags
 from smarttrees.database import connect
 from tests.test_field_browser import browser, look_up, open_app, phone, sign_in  # noqa: F401
@@ -200,7 +201,7 @@ TREES_DRAWN = (
 )
 
 
-def test_the_area_map_kept_offline_shows_the_trees_and_a_tapped_tree_opens_its_check(
+def test_the_area_map_kept_offline_shows_the_trees_a_tapped_tree_opens_its_check_and_a_refused_check_is_corrected(
     browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
 ) -> None:
     _, _, where = a_tree(province_url)
@@ -247,7 +248,8 @@ def test_the_area_map_kept_offline_shows_the_trees_and_a_tapped_tree_opens_its_c
         f"(() => {{ const m = smarttreesField.area.map; const p = m.project({list(where)});"
         " const f = m.queryRenderedFeatures(p, {layers: ['trees']})[0];"
         " const box = m.getCanvas().getBoundingClientRect();"
-        " return {x: box.left + p.x, y: box.top + p.y, tree_code: f.properties.tree_code}; })()"
+        " return {x: box.left + p.x, y: box.top + p.y, id: f.id, tree_code: f.properties.tree_code};"
+        " })()"
     )
     page.mouse.click(tapped["x"], tapped["y"])
     page.locator("#f-likelihood_failure").wait_for()
@@ -259,5 +261,34 @@ def test_the_area_map_kept_offline_shows_the_trees_and_a_tapped_tree_opens_its_c
     page.click("#record")
     page.locator("#message.info").wait_for()
     assert [c["inspection"]["tree_code"] for c in checks(page)] == [tapped["tree_code"]]
+    assert page.inner_text("#item-code") == make_code("tree", tapped["id"])
+
+    # The server refuses it by a rule this phone did not apply (as an older app would not):
+    # the refusal stays, through a reload, until the check is corrected and sent again.
+    page.evaluate("smarttreesField.checksAll().then(([c]) => smarttreesField.checksPut("
+                  "[{...c, inspection: {...c.inspection, dbh_cm: 900}}]))")
+    context.set_offline(False)
+    page.evaluate("smarttreesField.sync()")
+    refused = page.locator("#queue-list li.conflict.check")
+    refused.wait_for(timeout=60_000)
+    assert "dbh_cm" in refused.inner_text() and "500" in refused.inner_text()  # the server's
+    page.reload()
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+    refused.locator("button.edit").click()
+    page.locator("#f-dbh_cm").wait_for()
+    assert page.input_value("#f-dbh_cm") == "900"
+    assert page.input_value("#f-consequences") == "minor"  # what it held, to correct
+    page.fill("#f-dbh_cm", "42")
+    page.click("#record")
+    page.wait_for_function("smarttreesField.checksAll().then(c => c.length === 0)"
+                           " && document.querySelector('#queue-count').textContent === '0'",
+                           timeout=60_000)
+    device = page.evaluate("smarttreesField.deviceId()")
+    with psycopg.connect(province_url) as conn:
+        stored = conn.execute(
+            "SELECT t.tree_code, i.dbh_cm, i.consequences FROM smarttrees.care_inspections i "
+            "JOIN smarttrees.trees t ON t.id = i.tree_id WHERE i.device_id = %s", [device]
+        ).fetchall()
+    assert [(c, float(d), q) for c, d, q in stored] == [(tapped["tree_code"], 42.0, "minor")]
     assert errors == []
     context.close()

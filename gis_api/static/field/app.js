@@ -698,6 +698,11 @@ async function renderQueue() {
           await renderQueue();
         });
         actions.append(drop);
+        if (r.kind !== "damage") {
+          const edit = Object.assign(el("button", t("edit")), { type: "button", className: "edit" });
+          edit.addEventListener("click", () => editRefusedCheck(r));
+          actions.append(edit);
+        }
         li.append(actions);
       }
       return li;
@@ -712,6 +717,23 @@ async function editRefused(record) {
   const events = state.rules.item_types[state.item.item_type].events;
   const name = record.event.event_type in events ? record.event.event_type : null;
   if (name && $("event-types").querySelector(`[data-event="${name}"]`)) chooseEvent(name, record.event);
+  $("item").scrollIntoView();
+}
+
+/** Open a refused tree check's form with what it held, to correct and queue again; the
+ * original stays in the queue until the corrected one replaces it. */
+async function editRefusedCheck(record) {
+  const kept = await store("items", "readonly", (s) => s.get(record.code));
+  const trace = kept?.item?.tree_code === record.inspection.tree_code ? kept
+    : { code: record.code, item_type: "tree", item: { tree_code: record.inspection.tree_code }, origin: null, events: [] };
+  state.item = { code: record.code, item_type: "tree", trace, offline: !navigator.onLine, picked: true };
+  await renderItem();
+  state.editing = record.client_event_id;
+  chooseEvent("tree_check", record.inspection);
+  if (record.photos.length) {
+    $("f-photos-problem").textContent = "";
+    $("f-photos").insertAdjacentElement("afterend", Object.assign(el("p", t("photos_kept", { count: record.photos.length })), { className: "hint" }));
+  }
   $("item").scrollIntoView();
 }
 
@@ -867,21 +889,28 @@ async function recordCheck() {
     return;
   }
   const clientEventId = crypto.randomUUID();
+  // A refused check edited: its photos stay with it unless new ones are chosen.
+  const original = state.editing ? (await checksAll()).find((r) => r.client_event_id === state.editing) : null;
+  const keepPhotos = Boolean(original) && files.length === 0;
   const photos = files.map((file) => ({ id: crypto.randomUUID(), blob: file, type: file.type, server_id: null }));
   await photosPut(photos); // the blobs first: a check never names a photo the phone lost
+  const today = localDate();
   const inspection = {
     tree_code: treeCode,
-    inspected_on: localDate(),
+    inspected_on: original && original.inspection.inspected_on < today ? original.inspection.inspected_on : today,
     inspector: localStorage.getItem(USER_KEY) || "field",
     device_id: deviceId(),
     client_event_id: clientEventId,
     ...values,
   };
-  await checksPut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), code: state.item.code, inspection, photos: photos.map((p) => p.id), state: "pending", problem: null }]);
-  if (state.editing) {
-    await dropCheck(state.editing);
-    state.editing = null;
+  const photoIds = keepPhotos ? original.photos : photos.map((p) => p.id);
+  await checksPut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), code: state.item.code, inspection, photos: photoIds, state: "pending", problem: null }]);
+  if (original) {
+    // The refused original was never stored by the server: it goes (its photos too, if replaced).
+    if (keepPhotos) await checksDelete([original.client_event_id]);
+    else await dropCheck(original.client_event_id);
   }
+  state.editing = null;
   say(`${t("queued")}: ${t("ev_tree_check")} · ${state.item.code}`, "info");
   await renderItem();
   await renderQueue();
@@ -1225,7 +1254,7 @@ async function openArea() {
       console.warn("no map", error);
       return say(t("area_no_map"));
     }
-    area.map.on("click", "trees", (e) => e.features.length && openTree(e.features[0].properties));
+    area.map.on("click", "trees", (e) => e.features.length && openTree(e.features[0]));
     area.map.on("mouseenter", "trees", () => { area.map.getCanvas().style.cursor = "pointer"; });
     if (where) area.map.on("load", () => area.map.getSource("here").setData({ type: "Point", coordinates: where }));
   }
@@ -1327,10 +1356,12 @@ async function downloadArea() {
   showSavedArea();
 }
 
-/** A tree tapped on the map: its tree check, from what its tile carries (no lookup needed). */
-async function openTree(properties) {
+/** A tree tapped on the map: its tree check, from what its tile carries (no lookup needed; the
+ * tile's feature id is the tree's id, which its tag's number is). */
+async function openTree(feature) {
+  const { properties } = feature;
   const prefix = state.rules.item_types.tree.prefix;
-  const digits = String(properties.id).padStart(state.rules.code.number_width, "0");
+  const digits = String(feature.id ?? properties.id).padStart(state.rules.code.number_width, "0");
   const code = `${prefix}-${digits}-${checkCharacter(prefix + digits, state.rules.code.check_alphabet)}`;
   const item = { tree_code: properties.tree_code, species: properties.species_vi || properties.species_name, category: properties.category };
   state.editing = null;
@@ -1436,7 +1467,7 @@ async function start() {
   translate();
   show();
   await renderQueue();
-  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, enqueue, deviceId, area };
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, checksPut, enqueue, deviceId, area };
   sync();
 }
 
