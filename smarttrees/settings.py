@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     )
     carbon_after_load: bool = Field(
         True,
-        description="recompute the carbon figures at the end of a tree or species load that"
-        " changed them (false: the next reader or `smarttrees carbon refresh` does it)",
+        description="recompute the carbon figures at the end of a tree, species or admin-unit"
+        " load that changed them (false: the next reader or `smarttrees carbon refresh` does it)",
     )
 
     load_max_field_bytes: int = Field(

@@ -136,3 +136,4 @@ def admin(
     result = load_admin(None, file, level=level, valid_from=valid_from.date(),
                         code_field=code_field, name_field=name_field)
     typer.echo(result.summary())
+    carbon_after_load()  # trees moved to their new communes: the per-commune carbon follows
