@@ -71,7 +71,11 @@ def read_in_parts(
         # The bounds are integers of our own, written as literals: a query with no bound value
         # is read through COPY, which the driver streams; with one it takes libpq's buffered
         # path (0.6 s more for the province, and every row held twice, 450 MB more).
-        bounded.parts.append(sql.SQL("{key} >= {start} AND {key} < {stop}").format(
+        # The last part also takes any row without a key, which no range holds.
+        template = "{key} >= {start} AND {key} < {stop}"
+        if index == len(ranges) - 1:
+            template = f"({template} OR {{key}} IS NULL)"
+        bounded.parts.append(sql.SQL(template).format(
             key=sql.Identifier(layer.key or ""), start=sql.Literal(start),
             stop=sql.Literal(stop)))
         query, params = select(layer, fields, bounded, (), None)
