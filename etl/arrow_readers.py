@@ -6,7 +6,8 @@ Each batch becomes the columns ``c0 … c{n-1}`` of the layer's fields, typed as
 the rest as text), plus two columns ``c{n}``, ``c{n+1}``: each point's X and Y in the layer's CRS.
 :func:`vector_plan` gives the plan that reads those two as the position.
 
-A workbook's first sheet is read by calamine (Rust) row by row into the same columns
+A workbook's first sheet is read by fastexcel straight into Arrow (``etl.xlsx_arrow``), or,
+when a column mixes kinds of cell, by calamine row by row into the same columns
 (:func:`read_xlsx_batches`).
 
 Whatever the direct path does not take raises :class:`Unreadable` (the checked path then reads the
@@ -156,6 +157,21 @@ def read_xlsx_batches(table: Table, numbers: set[int], lookups: set[int],
     Number cells stay numbers; a number typed as text ("8,6") is read as the checked path
     reads it; any other text in a number column is :class:`Unreadable`.
     """
+    from etl import xlsx_arrow
+
+    sheet = xlsx_arrow.read_sheet(table, numbers)
+    if sheet is None:
+        yield from _xlsx_row_batches(table, numbers, lookups, tick)
+        return
+    try:
+        yield from xlsx_arrow.batches(sheet, table, numbers, lookups, tick)
+    except xlsx_arrow.NotTaken as exc:
+        raise Unreadable(str(exc)) from exc
+
+
+def _xlsx_row_batches(table: Table, numbers: set[int], lookups: set[int],
+                      tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """:func:`read_xlsx_batches` cell by cell, for sheets fastexcel does not read as we do."""
     width = len(table.headers)
     names = [f"c{i}" for i in range(width)]
     limit = table.limits.field_bytes

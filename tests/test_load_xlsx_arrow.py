@@ -1,0 +1,84 @@
+"""Workbooks read by fastexcel straight into Arrow give the cells the row-by-row reader gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pytest
+
+from etl import arrow_readers, xlsx_arrow
+from etl.readers import open_table
+
+HEADERS = ["Mã cây", "Đường kính (cm)", "Số hiệu", "Có hoa", "Ngày trồng", "Ghi chú"]
+NUMBERS = {1}
+LOOKUPS = {4}
+
+
+def _workbook(path: Path, rows: list[list[object]], *, blank_rows_first: int = 0) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for _ in range(blank_rows_first):
+        sheet.append([None])
+    sheet.append(HEADERS)
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+ROWS = [
+    ["A1", 12.5, 101, True, dt.date(2020, 3, 1), 3.25],
+    ["A2", 8.0, 102, False, dt.datetime(2019, 12, 31, 10, 5), 1e-07],
+    [None, None, None, None, None, None],                 # an empty row: left out
+    ["A3", None, 103.0, None, None, 1.5e20],
+    ["A4", -0.0, 2**40, True, dt.date(1999, 1, 2), 42.0],
+]
+
+
+def _both(path: Path) -> tuple[pa.Table, pa.Table, bool]:
+    table = open_table(path, None, None, scan=False)
+    fast = xlsx_arrow.read_sheet(table, NUMBERS) is not None
+    ours = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, NUMBERS, LOOKUPS)))
+    rows = pa.Table.from_batches(list(arrow_readers._xlsx_row_batches(table, NUMBERS, LOOKUPS)))
+    return ours, rows, fast
+
+
+@pytest.mark.parametrize("blank_rows_first", [0, 2])
+def test_typed_columns_read_as_the_row_reader_reads_them(tmp_path: Path,
+                                                         blank_rows_first: int) -> None:
+    path = _workbook(tmp_path / "survey.xlsx", ROWS, blank_rows_first=blank_rows_first)
+    ours, rows, fast = _both(path)
+    assert fast
+    assert ours.to_pylist() == rows.to_pylist()
+    assert ours.num_rows == 4 and ours.column("c5").to_pylist() == [
+        "3.25", "1e-07", "150000000000000000000", "42"]
+    assert ours.column("c4").to_pylist() == ["2020-03-01", "2019-12-31", "", "1999-01-02"]
+
+
+def test_numbers_typed_as_text_among_numbers(tmp_path: Path) -> None:
+    rows = [[*row[:1], " 8,6 ", *row[2:]] if i == 1 else row for i, row in enumerate(ROWS)]
+    ours, reference, fast = _both(_workbook(tmp_path / "commas.xlsx", rows))
+    assert fast and ours.to_pylist() == reference.to_pylist()
+    assert ours.column("c1").to_pylist() == [12.5, 8.6, None, -0.0]
+
+
+@pytest.mark.parametrize("cell", ["mười", True, dt.date(2020, 1, 1)])
+def test_what_is_not_a_number_leaves_the_direct_path(tmp_path: Path, cell: object) -> None:
+    rows = [[*row[:1], cell, *row[2:]] if i == 1 else row for i, row in enumerate(ROWS)]
+    table = open_table(_workbook(tmp_path / "bad.xlsx", rows), None, None, scan=False)
+    for read in (arrow_readers.read_xlsx_batches, arrow_readers._xlsx_row_batches):
+        with pytest.raises(arrow_readers.Unreadable):
+            list(read(table, NUMBERS, LOOKUPS))
+
+
+@pytest.mark.parametrize("cell", ["văn bản", dt.time(10, 5)])
+def test_mixed_or_time_cells_in_a_text_field_are_read_cell_by_cell(tmp_path: Path,
+                                                                   cell: object) -> None:
+    rows = [[*row[:3], cell, *row[4:]] if i == 0 else row for i, row in enumerate(ROWS)]
+    if isinstance(cell, dt.time):
+        rows = [[*row[:5], cell] for row in rows]
+    ours, reference, fast = _both(_workbook(tmp_path / "mixed.xlsx", rows))
+    assert not fast and ours.to_pylist() == reference.to_pylist()
