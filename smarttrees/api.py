@@ -125,7 +125,9 @@ class Database:
                 f"cannot connect to {_redacted(self.url)}: {exc}".strip()
             ) from None
 
-    def query_arrow(self, query: sql.Composable, params: Sequence[object] = ()) -> pa.Table:
+    def query_arrow(
+        self, query: sql.Composable, params: Sequence[object] = (), *, copy: bool = True
+    ) -> pa.Table:
         """Run one SELECT and return its result as an Arrow table.
 
         Parameters
@@ -134,13 +136,15 @@ class Database:
             A :mod:`psycopg.sql` composition whose values are ``sql.Placeholder()`` (``%s``).
         params:
             The values, in order; they are bound, never written into the SQL text.
+        copy:
+            False for a statement ``COPY (…) TO STDOUT`` cannot wrap, such as EXPLAIN.
 
         """
         import adbc_driver_manager
 
         for attempt in (1, 2):
             try:
-                return self._fetch(self._connection(), query, params)
+                return self._fetch(self._connection(), query, params, copy=copy)
             except adbc_driver_manager.OperationalError:
                 self.close()  # the server restarted or the connection dropped: once more
                 if attempt == 2:
@@ -570,8 +574,7 @@ class Database:
         """Whether PostgreSQL expects enough rows for a read in parts to pay."""
         if self.parts < 2 or layer.key is None or layer.key_type != "integer":
             return False
-        plan = self._fetch(self._connection(), sql.SQL("EXPLAIN (FORMAT JSON) ") + query, params,
-                           copy=False)
+        plan = self.query_arrow(sql.SQL("EXPLAIN (FORMAT JSON) ") + query, params, copy=False)
         rows = json.loads(plan.column(0)[0].as_py())[0]["Plan"]["Plan Rows"]
         return bool(rows >= parallel_read.MIN_ROWS)
 

@@ -240,6 +240,12 @@ def test_a_dropped_connection_is_reopened(db_url):
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         assert len(database.species()) > 0
+        with psycopg.connect(db_url, autocommit=True) as conn:  # again, before a plain read
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert database.trees().empty
 
 
 def test_a_database_without_the_carbon_views_says_to_upgrade(db_url):
