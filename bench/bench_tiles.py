@@ -296,7 +296,8 @@ def measure(name: str, url: str) -> dict[str, object]:
     cold_ms = (time.perf_counter() - first) * 1000
     response.raise_for_status()
     figures = wrk(url)
-    result = {"server": name, "bytes": len(response.content), "first_ms": round(cold_ms), **figures}
+    result = {"server": name, "bytes": len(response.content), "first_ms": round(cold_ms),
+              **figures, "load": round(os.getloadavg()[0], 1)}  # the machine is shared
     log(json.dumps(result))
     return result
 
@@ -341,12 +342,12 @@ def main() -> None:
     )
     print(
         f"{'tile':18} {'server':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'bytes':>9} {'1st ms':>7}"
+        f" {'bytes':>9} {'1st ms':>7} {'load':>5}"
     )
     for r in results:
         print(
             f"{r['tile']:18} {r['server']:18} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}"
-            f" {r['bytes']:9d} {r['first_ms']:7d}"
+            f" {r['bytes']:9d} {r['first_ms']:7d} {r['load']:5.1f}"
             + (f"  ({r['errors']} errors)" if r["errors"] else "")
         )
 

@@ -99,6 +99,9 @@ def route_table(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/readyz", readyz, methods=["GET"], name="readyz"),
+        # The busiest reads first: Starlette tries the routes in turn, and no route above
+        # the OGC documents takes a path of the items.
+        *items.routes(),  # our items, before pygeoapi's documents
         *raster_tiles.routes(),  # before the vector tiles: its .../{x}.png is the more specific
         *tiles.routes(),
         *webmap.routes(),
@@ -109,7 +112,6 @@ def route_table(settings: Settings) -> list[BaseRoute]:
         *care.routes(),
         *care_reports.routes(),
         *photos.routes(),
-        *items.routes(),  # our items, before pygeoapi's documents
         *transactions.routes(),  # the writes to items (OGC API Features Part 4)
         *ogc.routes(settings),
     ]

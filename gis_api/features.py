@@ -133,6 +133,26 @@ def page_sql(query: ItemsQuery) -> Statement:
     return statement, [*params, query.limit + 1, query.offset]
 
 
+def page_text_sql(query: ItemsQuery) -> Statement:
+    """SQL of one page as one row: the features joined, the rows read, the page's last id.
+
+    The page's rows are those of :func:`page_sql` (one more than the limit, to see a next
+    page); the features of all but that extra row leave PostgreSQL as one text value,
+    ``feature,feature,…`` in id order, ready to go between the brackets of a
+    FeatureCollection. Rows sent one by one woke the server for every 8 KB the database sent
+    (18 times for a page of 400 trees); one value comes in a few reads, and Python neither
+    decodes nor joins it.
+    """
+    rows, params = page_sql(query)
+    statement = sql.SQL(
+        "SELECT coalesce(string_agg(p.feature, ',' ORDER BY p.n) FILTER (WHERE p.n <= %s), ''),"
+        " count(*), (array_agg(p.id ORDER BY p.n DESC) FILTER (WHERE p.n <= %s))[1]"
+        " FROM (SELECT r.feature, r.id, row_number() OVER (ORDER BY r.id) AS n"
+        " FROM ({rows}) AS r (feature, id)) AS p"
+    ).format(rows=rows)
+    return statement, [query.limit, query.limit, *params]
+
+
 def estimate_sql(query: ItemsQuery) -> Statement:
     """EXPLAIN of the matching rows: the planner's estimate of numberMatched."""
     where, params = conditions(query, with_after=False)

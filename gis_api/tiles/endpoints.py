@@ -62,6 +62,7 @@ class TileEndpoints:
 
     def __init__(self) -> None:
         self._cache: TileCache | None = None  # made on first use: the settings size it
+        self._collections: dict[str, TileCollection] | None = None  # likewise
         self._refreshing: asyncio.Task[None] | None = None
 
     def cache(self, settings: Settings) -> TileCache:
@@ -70,9 +71,10 @@ class TileEndpoints:
             self._cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
         return self._cache
 
-    @staticmethod
-    def _collection(request: Request) -> TileCollection:
-        collections = tile_collections(request.app.state.settings)
+    def _collection(self, request: Request) -> TileCollection:
+        if self._collections is None:  # built once: it reads the catalogue for every field
+            self._collections = tile_collections(request.app.state.settings)
+        collections = self._collections
         cid = request.path_params["collection_id"]
         if cid not in collections:
             served = ", ".join(collections)
@@ -115,21 +117,25 @@ class TileEndpoints:
         settings: Settings = request.app.state.settings
         key: tuple[Any, ...] = (collection.id, tile, filters)
         async with read_pool(request).connection() as conn:
-            version = await render.trees_version(conn) if collection.versioned else None
-            if version is not None:
+            current = False  # whether tree_grid counts the trees of this version
+            if collection.versioned:
+                version, grid = await render.tree_versions(conn)
+                current = grid == version
                 key += (version,)
             elif collection.version_sql is not None:
                 key += (await render.data_version(conn, collection.version_sql),)
             cached = self.cache(settings).get(key)
             if cached is None:
-                async with conn.transaction():  # for the SET LOCAL of render._serial
+                # Pipeline mode: BEGIN, the render's SET LOCAL and its first query go out
+                # together, and COMMIT with the last one's answer.
+                async with conn.pipeline(), conn.transaction():
                     if collection.versioned:
-                        current = await render.grid_version(conn) == version
                         body = await render.render_trees(conn, tile, filters, settings, current)
-                        if not current:  # on the primary: a replica cannot refresh a view
-                            self._refresh_grid(request.app.state.pool)
                     else:
                         body = await render.render_features(conn, collection, tile, settings)
+                if collection.versioned and not current:
+                    # on the primary: a replica cannot refresh a view
+                    self._refresh_grid(request.app.state.pool)
                 cached = (body, etag_of(body))
                 self.cache(settings).put(key, *cached)
         body, etag = cached

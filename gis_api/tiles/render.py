@@ -64,7 +64,8 @@ async def _fetch_optional(
     conn: AsyncConnection, query: sql.Composed, params: dict[str, Any]
 ) -> bytes | None:
     # Not prepared: a generic plan would lose the row estimate the constant envelope gives.
-    cur = await conn.execute(query, params, prepare=False)
+    # Binary: the tile comes as its bytes, not as hex text twice its size to decode.
+    cur = await conn.execute(query, params, prepare=False, binary=True)
     row = await cur.fetchone()
     return None if row is None or row[0] is None else bytes(row[0])
 
@@ -226,6 +227,14 @@ async def data_version(conn: AsyncConnection, name: str) -> tuple[Any, ...]:
     cur = await conn.execute(_sql_text(name))
     row = await cur.fetchone()
     return tuple(row) if row else ()
+
+
+async def tree_versions(conn: AsyncConnection) -> tuple[int, int | None]:
+    """The trees' data version and tree_grid's (:func:`trees_version`, :func:`grid_version`)."""
+    cur = await conn.execute(_sql_text("tiles_trees_versions"))
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate's row
+    return int(row[0]), None if row[1] is None else int(row[1])
 
 
 async def grid_version(conn: AsyncConnection) -> int | None:
