@@ -122,7 +122,7 @@ def generic_plan(conninfo: str, params: dict[str, str]) -> str:
     with psycopg.connect(conninfo, options=with_search_path(conninfo)) as conn:
         communes = provinces.from_rows(conn.execute(PROVINCES_SQL).fetchall())
         query = parse_items(get("trees"), params, 100, 10_000, province_communes=communes)
-        statement, args = features.page_sql(query)
+        statement, args = features.page_text_sql(query)  # what the server runs
         conn.execute("SET parallel_setup_cost = 0")
         conn.execute("SET parallel_tuple_cost = 0")
         conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -149,7 +149,7 @@ def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(natio
     with psycopg.connect(national, options=with_search_path(national)) as conn:
         query = parse_items(get("trees"), {"bbox": box, "province": "20"}, 100, 10_000,
                             province_communes={"20": ("00002",)})
-        statement, args = features.page_sql(query)
+        statement, args = features.page_text_sql(query)  # what the server runs
         custom = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + statement, args))
     assert "on trees_p20" in custom and "trees_p19" not in custom, custom
 
