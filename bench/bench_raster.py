@@ -5,7 +5,9 @@ On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the
 1. ``smarttrees raster density`` at 100 m and 10 m: seconds and the job's peak RSS (each in a
    fresh process), with the check that density × cell area adds up to the trees;
 2. zonal statistics (mean, min, max, sum, count, std) of the 10 m surface over the communes and
-   the stands with exactextract (``etl.raster.zonal``): polygons per second; then the same
+   the stands with exactextract (``etl.raster.zonal``), in one process and over its worker
+   processes (``SMARTTREES_RASTER_WORKERS``, default one per CPU): polygons per second and
+   CPU seconds (worker processes included); then the same
    zones and statistics with rasterstats, installed by this script into
    ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
    communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
@@ -157,27 +159,47 @@ def density(url: str, resolution: int, out: Path) -> dict[str, Any]:
 # --- 2. zonal statistics --------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """CPU of this process and of its finished children (the zonal worker processes)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
+    """exactextract in this process, then shared out over worker processes (the default)."""
+    import numpy as np
+
     from etl.raster.inputs import open_raster
-    from etl.raster.zonal import zonal_statistics, zones_from_database
+    from etl.raster.zonal import worker_count, zonal_statistics, zones_from_database
     from smarttrees.database import connect
 
     figures: dict[str, Any] = {}
+    workers = worker_count()
     with connect(url) as conn, open_raster(raster) as source:
-        total_polygons, total_seconds = 0, 0.0
-        for kind in ("commune", "stand"):
-            zones = zones_from_database(conn, kind)
-            started, cpu = time.perf_counter(), time.process_time()
-            result = zonal_statistics(source, zones, STATS, categorical=False)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            figures[kind] = result
-            total_polygons += len(result)
-            total_seconds += seconds
-            print(f"exactextract, {len(result):,} {kind}s: {seconds:.2f} s, "
-                  f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: "
-                  f"{len(result) / cpu:,.0f} polygons per CPU second)")
-        print(f"exactextract, all {total_polygons:,} zones: {total_seconds:.2f} s, "
-              f"{total_polygons / total_seconds:,.0f} polygons/s")
+        zones = {kind: zones_from_database(conn, kind) for kind in ("commune", "stand")}
+        for label, count in (("one process", 1), (f"{workers} worker processes", None)):
+            total_polygons, total_seconds = 0, 0.0
+            for kind, these in zones.items():
+                started, cpu = time.perf_counter(), cpu_seconds()
+                result = zonal_statistics(source, these, STATS, categorical=False, workers=count)
+                seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+                if kind in figures:  # the same figures however the zones are shared out
+                    same = np.allclose(figures[kind][list(STATS)].to_numpy(float),
+                                       result[list(STATS)].to_numpy(float), equal_nan=True,
+                                       rtol=1e-9)
+                    label_same = "same figures as one process" if same else "FIGURES DIFFER"
+                else:
+                    figures[kind], label_same = result, "the reference"
+                total_polygons += len(result)
+                total_seconds += seconds
+                print(f"exactextract, {label}, {len(result):,} {kind}s: {seconds:.2f} s, "
+                      f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: "
+                      f"{len(result) / cpu:,.0f} polygons per CPU second; {label_same}; "
+                      f"load {load()})")
+            print(f"exactextract, {label}, all {total_polygons:,} zones: {total_seconds:.2f} s, "
+                  f"{total_polygons / total_seconds:,.0f} polygons/s")
     return figures
 
 

@@ -189,6 +189,9 @@ class Settings(BaseSettings):
         description="most vector tiles the field app keeps of an area for offline use; a plan"
         " of more is a 400",
     )
+    raster_workers: int | None = Field(
+        None, ge=1, description="worker processes of one zonal statistics run; unset = one per CPU"
+    )
 
     @field_validator("care_cycle_months")
     @classmethod

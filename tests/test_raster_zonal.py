@@ -145,11 +145,13 @@ def test_large_and_small_zones_and_masked_cells_give_hand_figures(tmp_path: Path
     with rasterio.open(masked, "r+") as dst:
         dst.write_mask(np.where(valid, 255, 0).astype("uint8"))
 
-    def figures(raster: Path, shapes: dict[str, shapely.Geometry]) -> dict[str, dict[str, float]]:
+    def figures(raster: Path, shapes: dict[str, shapely.Geometry],
+                workers: int) -> dict[str, dict[str, float]]:
         frame = gpd.GeoDataFrame({"zone_code": list(shapes), "zone_name": list(shapes)},
                                  geometry=list(shapes.values()), crs="EPSG:9213")
         with open_raster(raster) as source:
-            result = zonal_statistics(source, Zones("test", frame), ("mean", "count", "min"), False)
+            result = zonal_statistics(source, Zones("test", frame), ("mean", "count", "min"), False,
+                                      workers=workers)
         return {r.zone_code: {"mean": r.mean, "count": r.count, "min": r.min}
                 for r in result.itertuples()}
 
@@ -162,10 +164,29 @@ def test_large_and_small_zones_and_masked_cells_give_hand_figures(tmp_path: Path
     small = {f"S{i}": box(20 * i, 10 * i, 20 * i + 15, 10 * i + 8) for i in range(1, 25)}
     for raster in (plain, masked):
         for shapes in (large, small):
-            got = figures(raster, shapes)
-            assert list(got) == list(shapes)  # rows in the zones' order
-            for code, shape in shapes.items():
-                assert got[code] == pytest.approx(expected(shape)), (raster.name, code)
+            for workers in (1, 3):  # in this process, and shared out over worker processes
+                got = figures(raster, shapes, workers)
+                assert list(got) == list(shapes)  # rows in the zones' order
+                for code, shape in shapes.items():
+                    assert got[code] == pytest.approx(expected(shape)), (raster.name, code, workers)
+
+
+def test_worker_processes_give_the_same_figures_and_class_shares(tmp_path: Path) -> None:
+    # Zones shared out over processes by bands of the raster: every figure as in one process.
+    rng = np.random.default_rng(7)
+    classes = rng.integers(1, 5, size=(300, 300)).astype("uint8")
+    raster = make_raster(tmp_path / "classes.tif", classes, nodata=0)
+    shapes = [shapely.Point(X0 + 30 * i, Y0 - 25 * i - 40).buffer(15 + 3 * i) for i in range(1, 60)]
+    frame = gpd.GeoDataFrame({"zone_code": [f"Z{i}" for i in range(len(shapes))],
+                              "zone_name": None}, geometry=shapes, crs="EPSG:9213")
+    stats = ("mean", "min", "max", "sum", "count", "std", "majority")
+    with open_raster(raster) as source:
+        alone = zonal_statistics(source, Zones("test", frame), stats, True, workers=1)
+        shared = zonal_statistics(source, Zones("test", frame), stats, True, workers=2)
+    assert list(shared["zone_code"]) == list(frame["zone_code"])
+    assert shared[list(stats)].to_numpy() == pytest.approx(alone[list(stats)].to_numpy())
+    assert list(shared["class_shares"]) == list(alone["class_shares"])
+    assert all(sum(s.values()) == pytest.approx(1, abs=1e-5) for s in shared["class_shares"])
 
 
 def test_density_per_commune_adds_up_to_the_trees(province_url: str, tmp_path: Path) -> None:

@@ -50,6 +50,9 @@ ID_FIELDS = ("code", "ma_xa", "commune_code", "stand_code", "zone_code", "id")
 NAME_FIELDS = ("name", "ten", "ten_xa", "zone_name")
 ZONE_INDEX = "zone_index"  # the field exactextract is asked to copy: the zone's row
 SMALL_ZONE_CELLS = 256 * 256  # zones smaller than a COG block, on average: read by chunks
+PARALLEL_MIN_CELLS = 4_000_000  # below this many box cells (~0.2 s) one process is quicker
+PARTS_PER_WORKER = 2  # spatial parts per worker process: a slow part is evened out
+PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' worth of work
 
 
 @dataclass(frozen=True)
@@ -202,19 +205,22 @@ class _ZoneFeature(Feature):
 
 
 class _ZoneSource(FeatureSource):
-    """The zones as WKB made in one shapely call, without GeoPandas' GeoJSON per feature."""
+    """Zones as WKB (made in one shapely call, not GeoPandas' GeoJSON per feature).
 
-    def __init__(self, geometries: Any, srs_wkt: str) -> None:
+    ``indices`` are the zones' rows in the whole zone frame, so that a worker given some of
+    the zones answers with rows that say which zone each is.
+    """
+
+    def __init__(self, wkbs: Sequence[bytes], indices: Sequence[int], srs_wkt: str) -> None:
         super().__init__()
-        self.wkbs = shapely.to_wkb(geometries)
-        self.wkt = srs_wkt
+        self.wkbs, self.indices, self.wkt = wkbs, indices, srs_wkt
 
     def count(self) -> int:
         return len(self.wkbs)
 
     def __iter__(self) -> Iterator[_ZoneFeature]:
-        for index, wkb in enumerate(self.wkbs):
-            yield _ZoneFeature(index, bytes(wkb))
+        for index, wkb in zip(self.indices, self.wkbs, strict=True):
+            yield _ZoneFeature(int(index), bytes(wkb))
 
     def srs_wkt(self) -> str:
         return self.wkt
@@ -241,7 +247,13 @@ class _BandSource(RasterioRasterSource):
         return self.ds.read(self.band_idx, window=Window(x0, y0, nx, ny))
 
 
-def _strategy(frame: gpd.GeoDataFrame, source: _BandSource) -> str:
+def _zone_cells(geometries: Any, res: tuple[float, float]) -> np.ndarray:
+    """How many raster cells each zone's bounding box holds."""
+    bounds = shapely.bounds(geometries)
+    return ((bounds[:, 2] - bounds[:, 0]) / res[0]) * ((bounds[:, 3] - bounds[:, 1]) / res[1])
+
+
+def _strategy(cells: np.ndarray, plain: bool) -> str:
     """``raster-sequential`` for zones smaller than a block on average, else per feature.
 
     Per feature, exactextract reads each zone's window through one Python call: for thousands
@@ -250,25 +262,104 @@ def _strategy(frame: gpd.GeoDataFrame, source: _BandSource) -> str:
     A band with a mask beyond its nodata value is always read per feature: exactextract 0.3.0's
     raster-sequential pass counts masked cells (seen on a 600 × 600 masked GeoTIFF).
     """
-    if not source.plain:
+    if not plain or len(cells) == 0:
         return "feature-sequential"
-    bounds = shapely.bounds(frame.geometry.values)
-    xres, yres = source.ds.res
-    cells = ((bounds[:, 2] - bounds[:, 0]) / xres) * ((bounds[:, 3] - bounds[:, 1]) / yres)
     return "raster-sequential" if float(np.mean(cells)) < SMALL_ZONE_CELLS else (
         "feature-sequential"
     )
 
 
+def worker_count(workers: int | None = None) -> int:
+    """Worker processes for one zonal run: ``workers``, else the setting, else the CPUs."""
+    if workers is None:
+        from smarttrees.settings import get_settings
+
+        workers = get_settings().raster_workers
+    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+
+
+def spatial_parts(geometries: Any, cells: np.ndarray, parts: int) -> list[np.ndarray]:
+    """The zones' rows cut into ``parts`` bands from north to south, of about equal work.
+
+    Zones are ordered by the northern edge of their box and cut where the running work (box
+    cells, plus a fixed cost per zone) passes each share, so each worker reads one band of the
+    raster rather than blocks scattered over it.
+    """
+    order = np.argsort(-shapely.bounds(geometries)[:, 3], kind="stable")
+    work = np.cumsum(cells[order] + PER_ZONE_CELLS)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts)
+    return [p for p in np.split(order, cuts) if len(p)]
+
+
+def _extract(
+    source: _BandSource, wkbs: Sequence[bytes], indices: Sequence[int], wkt: str,
+    ops: Sequence[str], strategy: str,
+) -> pd.DataFrame:
+    from exactextract import exact_extract
+
+    frame: pd.DataFrame = exact_extract(
+        source, _ZoneSource(wkbs, indices, wkt), list(ops), include_cols=[ZONE_INDEX],
+        output="pandas", strategy=strategy,
+    )
+    return frame
+
+
+def _extract_part(
+    path: str, band: int, wkbs: list[bytes], indices: list[int], wkt: str, ops: list[str]
+) -> pd.DataFrame:
+    """A worker process's share: it opens the raster itself and summarises its zones.
+
+    Zone by zone: exactextract's raster-sequential pass walks the chunks of the whole raster,
+    so a worker given one band of it would read the others too.
+    """
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        source = _BandSource(dataset, band)
+        return _extract(source, wkbs, indices, wkt, ops, "feature-sequential")
+
+
+def _extract_parallel(
+    raster: RasterInput, wkbs: np.ndarray, cells: np.ndarray, geometries: Any, wkt: str,
+    ops: Sequence[str], workers: int,
+) -> pd.DataFrame:
+    """The zones in spatial parts over ``workers`` processes; the rows of every part.
+
+    exactextract holds the GIL through its whole call, so threads do not run it side by side;
+    processes do. They are forked where the platform can (the parent's imports come free).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pandas as pd
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    parts = spatial_parts(geometries, cells, workers * PARTS_PER_WORKER)
+    with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
+        futures = [
+            pool.submit(
+                _extract_part, str(raster.path), raster.band, [bytes(w) for w in wkbs[part]],
+                part.tolist(), wkt, list(ops),
+            )
+            for part in parts
+        ]
+        return pd.concat([f.result() for f in futures], ignore_index=True)
+
+
 def zonal_statistics(
-    raster: RasterInput, zones: Zones, stats: Sequence[str], categorical: bool
+    raster: RasterInput, zones: Zones, stats: Sequence[str], categorical: bool,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """One row per zone: ``zone_code``, ``zone_name``, the stats, and ``class_shares``.
 
-    ``class_shares`` (categorical only) maps each class to its share of the covered area. All
-    the zones go to exactextract in one call, as WKB; its rows come back as one frame.
+    ``class_shares`` (categorical only) maps each class to its share of the covered area. The
+    zones go to exactextract as WKB; when they cover more than ``PARALLEL_MIN_CELLS`` cells (or
+    ``workers`` is given), they are cut into spatial parts summarised by ``workers`` processes
+    (default: the ``raster_workers`` setting, else one per CPU). Each zone is summarised whole
+    by one call, so the figures are the same however the zones are shared out.
     """
-    from exactextract import exact_extract
+    import pandas as pd
 
     wkt = raster.crs.to_wkt()
     frame = zones.frame.to_crs(wkt)
@@ -276,29 +367,35 @@ def zonal_statistics(
     ops = [_EXACTEXTRACT_OP.get(s, s) for s in stats]
     if categorical:
         ops += ["unique", "frac"]
+    geometries = frame.geometry.values
+    wkbs = shapely.to_wkb(geometries)
+    cells = _zone_cells(geometries, raster.dataset.res)
     source = _BandSource(raster.dataset, raster.band)
+    processes = worker_count(workers)
+    parallel = processes > 1 and len(wkbs) > 1 and (
+        workers is not None or float(cells.sum()) >= PARALLEL_MIN_CELLS
+    )
     try:
-        result = exact_extract(
-            source,
-            _ZoneSource(frame.geometry.values, wkt),
-            ops,
-            include_cols=[ZONE_INDEX],
-            output="pandas",
-            strategy=_strategy(frame, source),
-        )
+        if parallel:
+            result = _extract_parallel(raster, wkbs, cells, geometries, wkt, ops, processes)
+        else:
+            result = _extract(
+                source, wkbs, range(len(wkbs)), wkt, ops, _strategy(cells, source.plain)
+            )
     except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
         raise raster.read_error(exc) from None
-    # raster-sequential gives the zones in the order it meets them: back to the frame's order
+    # Parts and raster-sequential give zones in the order met: back to the frame's order
     result = result.sort_values(ZONE_INDEX).reset_index(drop=True)
     order = result.pop(ZONE_INDEX).to_numpy()
     result.insert(0, "zone_name", frame["zone_name"].to_numpy()[order])
     result.insert(0, "zone_code", frame["zone_code"].to_numpy()[order])
     result = result.rename(columns={v: k for k, v in _EXACTEXTRACT_OP.items()})
     if categorical:
-        result["class_shares"] = [
+        shares = [
             {_class_label(c): round(float(f), 6) for c, f in sorted(zip(u, fr, strict=True))}
             for u, fr in zip(result.pop("unique"), result.pop("frac"), strict=True)
         ]
+        result["class_shares"] = pd.Series(shares, index=result.index, dtype=object)
     return result
 
 
