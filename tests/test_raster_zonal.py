@@ -171,6 +171,42 @@ def test_large_and_small_zones_and_masked_cells_give_hand_figures(tmp_path: Path
                     assert got[code] == pytest.approx(expected(shape)), (raster.name, code, workers)
 
 
+def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(tmp_path: Path) -> None:
+    # Zones spanning many 128-cell tiles are cut (tiles inside summed with numpy, edges by
+    # exactextract): the same figures as exactextract over each whole zone, which it still
+    # computes when a statistic that does not pool (majority) is asked for.
+    rng = np.random.default_rng(11)
+    values = rng.gamma(2.0, 50.0, size=(700, 700)).astype("float32")
+    values[rng.random(values.shape) < 0.02] = -1  # nodata cells, inside tiles too
+    values[300:310, 300:305] = np.nan  # NaN is no value either
+    raster = make_raster(tmp_path / "big.tif", values)
+    shapes = {
+        "circle": shapely.Point(X0 + 3500, Y0 - 3500).buffer(3300),
+        "diamond": shapely.Polygon([(X0 + 3500, Y0 - 100), (X0 + 6900, Y0 - 3500),
+                                    (X0 + 3500, Y0 - 6900), (X0 + 100, Y0 - 3500)]),
+        "past the edge": box(300.5, 250.25, 900, 900),
+        "rectangle": box(10, 10, 590, 590),
+        "small": box(5, 5, 9.5, 9.5),
+    }
+    frame = gpd.GeoDataFrame({"zone_code": list(shapes), "zone_name": None},
+                             geometry=list(shapes.values()), crs="EPSG:9213")
+    pooled = ("mean", "min", "max", "sum", "count", "std")
+    with open_raster(raster) as source:
+        whole = zonal_statistics(source, Zones("t", frame), (*pooled, "majority"), False, workers=1)
+        for workers in (1, 2):
+            cut = zonal_statistics(source, Zones("t", frame), pooled, False, workers=workers)
+            assert list(cut["zone_code"]) == list(shapes)
+            assert cut[list(pooled)].to_numpy() == pytest.approx(
+                whole[list(pooled)].to_numpy(), rel=1e-9), workers
+    cells = values[10:590, 10:590]
+    cells = cells[(cells != -1) & ~np.isnan(cells)].astype("float64")
+    rectangle = cut.set_index("zone_code").loc["rectangle"]
+    assert rectangle["count"] == pytest.approx(cells.size)
+    assert rectangle["sum"] == pytest.approx(cells.sum(), rel=1e-9)
+    assert rectangle["std"] == pytest.approx(cells.std(), rel=1e-9)
+    assert (rectangle["min"], rectangle["max"]) == (cells.min(), cells.max())
+
+
 def test_worker_processes_give_the_same_figures_and_class_shares(tmp_path: Path) -> None:
     # Zones shared out over processes by bands of the raster: every figure as in one process.
     rng = np.random.default_rng(7)

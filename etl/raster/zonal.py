@@ -3,8 +3,12 @@
 exactextract weighs each cell by the fraction of it inside the polygon, so a commune boundary
 that halves a cell counts half of it: ``count`` is the covered cell area in cells, ``sum`` the
 coverage-weighted sum, ``mean`` the weighted mean. The zones are reprojected to the raster's CRS
-(cheaper and exact, compared with warping the raster), and exactextract reads only the windows
-each zone needs, so memory stays bounded on rasters larger than memory. A categorical band
+(cheaper and exact, compared with warping the raster). The zones are cut into spatial parts
+(bands north to south); the band under a part is read into memory once (at most
+``WINDOW_MAX_CELLS``, else exactextract reads each zone's window itself), so memory stays
+bounded on rasters larger than memory. Large zones are cut at raster tiles, the tiles inside
+them summed with numpy (:mod:`etl.raster.interior`); parts can go to worker processes
+(``SMARTTREES_RASTER_WORKERS``). A categorical band
 (integer values with a colour table, or ``categorical=True``) also gives each class's share of
 the zone's covered area.
 
@@ -29,15 +33,18 @@ import numpy as np
 import psycopg
 import shapely
 from exactextract.feature import Feature, FeatureSource
-from exactextract.raster import RasterioRasterSource
+from exactextract.raster import NumPyRasterSource, RasterioRasterSource
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from rasterio import windows
 from rasterio.enums import MaskFlags
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from etl.raster import interior
 from etl.raster.errors import RasterError
 from etl.raster.inputs import RasterInput, require_overlap
+from etl.raster.interior import ZONE_INDEX  # the field exactextract copies: the zone's row
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -48,10 +55,10 @@ DEFAULT_STATS = ("mean", "min", "max", "count")
 _EXACTEXTRACT_OP = {"std": "stdev"}
 ID_FIELDS = ("code", "ma_xa", "commune_code", "stand_code", "zone_code", "id")
 NAME_FIELDS = ("name", "ten", "ten_xa", "zone_name")
-ZONE_INDEX = "zone_index"  # the field exactextract is asked to copy: the zone's row
 SMALL_ZONE_CELLS = 256 * 256  # zones smaller than a COG block, on average: read by chunks
 PARALLEL_MIN_CELLS = 4_000_000  # below this many box cells (~0.2 s) one process is quicker
 PARTS_PER_WORKER = 2  # spatial parts per worker process: a slow part is evened out
+WINDOW_MAX_CELLS = 32_000_000  # largest window of a band read into memory (128 MB of float32)
 PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' worth of work
 
 
@@ -270,12 +277,17 @@ def _strategy(cells: np.ndarray, plain: bool) -> str:
 
 
 def worker_count(workers: int | None = None) -> int:
-    """Worker processes for one zonal run: ``workers``, else the setting, else the CPUs."""
+    """Worker processes for one zonal run: ``workers``, else the setting, else 1.
+
+    One by default: on the shared two-core machine of the benchmark, two processes took
+    longer than one (each warms its own GDAL block cache, and the scheduler shares the CPU
+    per session). On a server with cores to spare, ``SMARTTREES_RASTER_WORKERS`` sets more.
+    """
     if workers is None:
         from smarttrees.settings import get_settings
 
         workers = get_settings().raster_workers
-    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+    return max(1, workers or 1)
 
 
 def spatial_parts(geometries: Any, cells: np.ndarray, parts: int) -> list[np.ndarray]:
@@ -304,6 +316,84 @@ def _extract(
     return frame
 
 
+@dataclass(frozen=True)
+class _Values:
+    """A window of the band read into memory, as exactextract's source and as an array."""
+
+    source: NumPyRasterSource
+    array: np.ndarray
+    origin: tuple[int, int]  # the window's top-left cell (row, column) in the raster
+
+
+def _window(dataset: DatasetReader, geometries: Any) -> Window | None:
+    """The cells of the raster under the zones' boxes; None when they miss it."""
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
+    c0, r0 = ~dataset.transform @ (xmin, ymax)
+    c1, r1 = ~dataset.transform @ (xmax, ymin)
+    col0, row0 = max(0, math.floor(min(c0, c1))), max(0, math.floor(min(r0, r1)))
+    col1 = min(dataset.width, math.ceil(max(c0, c1)))
+    row1 = min(dataset.height, math.ceil(max(r0, r1)))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _read_values(source: _BandSource, geometries: Any, wkt: str) -> _Values | None:
+    """The band under the zones' boxes, read once; None when that exceeds ``WINDOW_MAX_CELLS``.
+
+    exactextract reads a zone's window through Python for every zone (and again for every
+    zone a block belongs to); from memory each is a slice.
+    """
+    dataset = source.ds
+    window = _window(dataset, geometries)
+    if window is None or window.width * window.height > WINDOW_MAX_CELLS:
+        return None
+    dtype = np.dtype(dataset.dtypes[source.band_idx - 1])
+    nodata: float | int | None = dataset.nodatavals[source.band_idx - 1]
+    if nodata is not None and dtype.kind in "iu":  # exactextract wants the band's own type
+        info = np.iinfo(dtype)
+        if not (float(nodata).is_integer() and info.min <= nodata <= info.max):
+            return None  # a nodata value the band cannot hold: left to the stock source
+        nodata = int(nodata)
+    array = dataset.read(source.band_idx, window=window)
+    west, south, east, north = windows.bounds(window, dataset.transform)
+    return _Values(
+        NumPyRasterSource(array, west, south, east, north, nodata=nodata, srs_wkt=wkt),
+        array, (int(window.row_off), int(window.col_off)),
+    )
+
+
+def _summarise(
+    source: _BandSource, wkbs: Sequence[bytes], indices: Sequence[int], wkt: str,
+    ops: Sequence[str], strategy: str | None,
+) -> pd.DataFrame:
+    """``ops`` of the zones ``wkbs`` (rows ``indices``).
+
+    When the band's mask is its nodata value alone, the band under the zones is read into
+    memory once (if not larger than ``WINDOW_MAX_CELLS``), and large zones are cut at raster
+    tiles when every statistic pools (:mod:`etl.raster.interior`). ``strategy`` None:
+    exactextract's strategy is chosen by :func:`_strategy` from the zones (or pieces).
+    """
+    dataset = source.ds
+    geometries = shapely.from_wkb(wkbs)
+    values = _read_values(source, geometries, wkt) if source.plain else None
+    if values is not None and interior.can_split(ops, dataset.transform):
+        split = interior.split_zones(
+            geometries, indices, dataset.transform, dataset.width, dataset.height
+        )
+        if len(split.tiles):
+            how = strategy or _strategy(_zone_cells(shapely.from_wkb(split.pieces),
+                                                    dataset.res), plain=True)
+            figures = _extract(values.source, split.pieces, range(len(split.pieces)), wkt,
+                               interior.PIECE_OPS, how)
+            figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
+            tiles = interior.tile_figures(values.array, values.origin,
+                                          dataset.nodatavals[source.band_idx - 1], split.tiles)
+            return interior.pool(indices, figures, split.piece_owner, tiles, split.tile_owner, ops)
+    how = strategy or _strategy(_zone_cells(geometries, dataset.res), source.plain)
+    return _extract(source if values is None else values.source, wkbs, indices, wkt, ops, how)
+
+
 def _extract_part(
     path: str, band: int, wkbs: list[bytes], indices: list[int], wkt: str, ops: list[str]
 ) -> pd.DataFrame:
@@ -315,15 +405,27 @@ def _extract_part(
     import rasterio
 
     with rasterio.open(path) as dataset:
-        source = _BandSource(dataset, band)
-        return _extract(source, wkbs, indices, wkt, ops, "feature-sequential")
+        return _summarise(_BandSource(dataset, band), wkbs, indices, wkt, ops,
+                          "feature-sequential")
+
+
+def _part_count(dataset: DatasetReader, geometries: Any, workers: int) -> int:
+    """How many parts to cut the zones into.
+
+    Two per worker process, and enough that each part's window is about half
+    ``WINDOW_MAX_CELLS`` (so that, widened by its tallest zones, it still fits).
+    """
+    window = _window(dataset, geometries)
+    cells = 0 if window is None else window.width * window.height
+    per_worker = PARTS_PER_WORKER if workers > 1 else 1
+    return max(workers * per_worker, math.ceil(cells / (WINDOW_MAX_CELLS / 2)), 1)
 
 
 def _extract_parallel(
-    raster: RasterInput, wkbs: np.ndarray, cells: np.ndarray, geometries: Any, wkt: str,
+    raster: RasterInput, wkbs: np.ndarray, parts: list[np.ndarray], wkt: str,
     ops: Sequence[str], workers: int,
 ) -> pd.DataFrame:
-    """The zones in spatial parts over ``workers`` processes; the rows of every part.
+    """The parts summarised by ``workers`` processes; the rows of every part.
 
     exactextract holds the GIL through its whole call, so threads do not run it side by side;
     processes do. They are forked where the platform can (the parent's imports come free).
@@ -335,7 +437,6 @@ def _extract_parallel(
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    parts = spatial_parts(geometries, cells, workers * PARTS_PER_WORKER)
     with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
         futures = [
             pool.submit(
@@ -372,15 +473,16 @@ def zonal_statistics(
     cells = _zone_cells(geometries, raster.dataset.res)
     source = _BandSource(raster.dataset, raster.band)
     processes = worker_count(workers)
-    parallel = processes > 1 and len(wkbs) > 1 and (
-        workers is not None or float(cells.sum()) >= PARALLEL_MIN_CELLS
-    )
+    if len(wkbs) < 2 or (workers is None and float(cells.sum()) < PARALLEL_MIN_CELLS):
+        processes = 1
+    parts = spatial_parts(geometries, cells, _part_count(raster.dataset, geometries, processes))
     try:
-        if parallel:
-            result = _extract_parallel(raster, wkbs, cells, geometries, wkt, ops, processes)
+        if processes > 1:
+            result = _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
         else:
-            result = _extract(
-                source, wkbs, range(len(wkbs)), wkt, ops, _strategy(cells, source.plain)
+            result = pd.concat(
+                [_summarise(source, wkbs[part], part.tolist(), wkt, ops, None) for part in parts],
+                ignore_index=True,
             )
     except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
         raise raster.read_error(exc) from None
