@@ -5,9 +5,10 @@ On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the
 1. ``smarttrees raster density`` at 100 m and 10 m: seconds and the job's peak RSS (each in a
    fresh process), with the check that density × cell area adds up to the trees;
 2. zonal statistics (mean, min, max, sum, count, std) of the 10 m surface over the communes and
-   the stands with exactextract (``etl.raster.zonal``), in one process and over its worker
-   processes (``SMARTTREES_RASTER_WORKERS``, default one per CPU): polygons per second and
-   CPU seconds (worker processes included); then the same
+   the stands: exactextract called alone (the file and a GeoDataFrame, whole zones), then
+   ``etl.raster.zonal`` in one process and over worker processes (``SMARTTREES_RASTER_WORKERS``):
+   polygons per second and CPU seconds (worker processes included), and whether the figures
+   are exactextract's own (relative 1e-9); then the same
    zones and statistics with rasterstats, installed by this script into
    ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
    communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
@@ -167,39 +168,64 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def zonal_plain(raster: Path, zones: Any) -> Any:
+    """exactextract called as its README shows: the file, a GeoDataFrame, whole zones."""
+    from exactextract import exact_extract
+
+    ops = [{"std": "stdev"}.get(s, s) for s in STATS]
+    frame = zones.frame.to_crs(crs_wkt(raster))
+    result = exact_extract(str(raster), frame, ops, include_cols=["zone_code"], output="pandas")
+    return result.rename(columns={"stdev": "std"})
+
+
+def crs_wkt(raster: Path) -> str:
+    import rasterio
+
+    with rasterio.open(raster) as ds:
+        return str(ds.crs.to_wkt())
+
+
 def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
-    """exactextract in this process, then shared out over worker processes (the default)."""
+    """exactextract alone, then ``etl.raster.zonal`` in one process and in worker processes."""
     import numpy as np
 
     from etl.raster.inputs import open_raster
-    from etl.raster.zonal import worker_count, zonal_statistics, zones_from_database
+    from etl.raster.zonal import zonal_statistics, zones_from_database
     from smarttrees.database import connect
 
     figures: dict[str, Any] = {}
-    workers = worker_count()
+    workers = max(2, os.cpu_count() or 1)
     with connect(url) as conn, open_raster(raster) as source:
         zones = {kind: zones_from_database(conn, kind) for kind in ("commune", "stand")}
-        for label, count in (("one process", 1), (f"{workers} worker processes", None)):
+        runs: list[tuple[str, Callable[[Any], Any]]] = [
+            ("exactextract alone (whole zones, read from the file)",
+             lambda these: zonal_plain(raster, these)),
+            ("etl.raster.zonal, one process",
+             lambda these: zonal_statistics(source, these, STATS, False, workers=1)),
+            (f"etl.raster.zonal, {workers} worker processes",
+             lambda these: zonal_statistics(source, these, STATS, False, workers=workers)),
+        ]
+        for label, run in runs:
             total_polygons, total_seconds = 0, 0.0
             for kind, these in zones.items():
                 started, cpu = time.perf_counter(), cpu_seconds()
-                result = zonal_statistics(source, these, STATS, categorical=False, workers=count)
+                result = run(these)
                 seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-                if kind in figures:  # the same figures however the zones are shared out
+                if kind in figures:  # the same figures however the zones are cut or shared
                     same = np.allclose(figures[kind][list(STATS)].to_numpy(float),
                                        result[list(STATS)].to_numpy(float), equal_nan=True,
-                                       rtol=1e-9)
-                    label_same = "same figures as one process" if same else "FIGURES DIFFER"
+                                       rtol=1e-9, atol=0)
+                    check = "same figures as exactextract alone" if same else "FIGURES DIFFER"
                 else:
-                    figures[kind], label_same = result, "the reference"
+                    figures[kind], check = result, "the reference"
                 total_polygons += len(result)
                 total_seconds += seconds
-                print(f"exactextract, {label}, {len(result):,} {kind}s: {seconds:.2f} s, "
+                print(f"{label}, {len(result):,} {kind}s: {seconds:.2f} s, "
                       f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: "
-                      f"{len(result) / cpu:,.0f} polygons per CPU second; {label_same}; "
-                      f"load {load()})")
-            print(f"exactextract, {label}, all {total_polygons:,} zones: {total_seconds:.2f} s, "
-                  f"{total_polygons / total_seconds:,.0f} polygons/s")
+                      f"{len(result) / cpu:,.0f} polygons per CPU second; {check}; "
+                      f"load {load()})", flush=True)
+            print(f"{label}, all {total_polygons:,} zones: {total_seconds:.2f} s, "
+                  f"{total_polygons / total_seconds:,.0f} polygons/s", flush=True)
     return figures
 
 

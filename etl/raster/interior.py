@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 TILE = 128  # cells on a side of a tile
 SPLIT_MIN_TILES = 16  # a zone whose box spans fewer tiles is left whole
 POOLED_OPS = frozenset({"count", "sum", "mean", "min", "max", "stdev"})  # exactextract's names
-PIECE_OPS = ["count", "sum", "min", "max", "stdev"]  # what each piece is asked for
 ZONE_INDEX = "zone_index"  # the column naming each row's zone
 
 
@@ -46,6 +45,11 @@ class Split:
     piece_owner: np.ndarray
     tiles: np.ndarray  # (row, col) of each tile's top-left cell, shape (n, 2)
     tile_owner: np.ndarray
+
+
+def piece_ops(ops: Sequence[str]) -> list[str]:
+    """What exactextract is asked of each piece: count and sum, and the rest only if needed."""
+    return ["count", "sum", *(op for op in ("min", "max", "stdev") if op in ops)]
 
 
 def can_split(ops: Sequence[str], transform: Affine) -> bool:
@@ -165,17 +169,19 @@ def pool(
 ) -> pd.DataFrame:
     """Each zone's ``ops`` from its pieces' exactextract figures and its tiles' figures.
 
-    ``pieces`` has exactextract's ``count``, ``sum``, ``min``, ``max`` and ``stdev`` per piece,
-    in the order of ``piece_owner``; rows come back in the order of ``zones``, with their
-    ``ZONE_INDEX``.
+    ``pieces`` has exactextract's :func:`piece_ops` per piece, in the order of
+    ``piece_owner``; rows come back in the order of ``zones``, with their ``ZONE_INDEX``.
     """
     import pandas as pd
 
-    count = np.concatenate([pieces["count"].to_numpy(float), tiles[:, 0]])
-    total = np.concatenate([pieces["sum"].to_numpy(float), tiles[:, 1]])
-    low = np.concatenate([pieces["min"].to_numpy(float), tiles[:, 2]])
-    high = np.concatenate([pieces["max"].to_numpy(float), tiles[:, 3]])
-    stdev = pieces["stdev"].to_numpy(float)
+    def column(name: str, tile_column: int) -> np.ndarray:
+        if name not in pieces:  # not asked for: not computed
+            return np.full(len(pieces) + len(tiles), np.nan)
+        return np.concatenate([pieces[name].to_numpy(float), tiles[:, tile_column]])
+
+    count, total = column("count", 0), column("sum", 1)
+    low, high = column("min", 2), column("max", 3)
+    stdev = pieces["stdev"].to_numpy(float) if "stdev" in pieces else np.zeros(len(pieces))
     spread = np.concatenate([count[: len(stdev)] * np.nan_to_num(stdev) ** 2, tiles[:, 4]])
     owner = np.concatenate([piece_owner, tile_owner])
     position = {zone: i for i, zone in enumerate(zones)}

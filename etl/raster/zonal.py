@@ -385,7 +385,7 @@ def _summarise(
             how = strategy or _strategy(_zone_cells(shapely.from_wkb(split.pieces),
                                                     dataset.res), plain=True)
             figures = _extract(values.source, split.pieces, range(len(split.pieces)), wkt,
-                               interior.PIECE_OPS, how)
+                               interior.piece_ops(ops), how)
             figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
             tiles = interior.tile_figures(values.array, values.origin,
                                           dataset.nodatavals[source.band_idx - 1], split.tiles)
