@@ -19,6 +19,8 @@ Routes
 - ``/field/me``: who a field token belongs to (the sign-in check).
 - ``/field/tiles/plan``: the vector tiles of an area the phone keeps for offline use, their count
   and size before the download (:mod:`gis_api.field_tiles`).
+- ``/field/team``: the account's team, its area and the items issued to it, which the phone
+  keeps for scans without signal (:mod:`gis_api.field_team`).
 - ``/field/static/...``: the page's script and style, and the vendored decoder.
 """
 
@@ -37,7 +39,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from barcodes.rules import rules_document
-from gis_api import field_tiles
+from gis_api import field_team, field_tiles
 from gis_api.auth import require_role
 from gis_api.errors import NotFound
 from gis_api.i18n import languages
@@ -230,6 +232,7 @@ def openapi_paths() -> dict[str, Any]:
     page = {"type": "string"}
     return {
         **field_tiles.openapi_paths(),
+        **field_team.openapi_paths(),
         "/field": {
             "get": {
                 "operationId": "redirectFieldApp",
@@ -302,5 +305,6 @@ def routes() -> list[BaseRoute]:
         Route("/field/care.json", care, methods=["GET"], name="field_care"),
         Route("/field/me", me, methods=["GET"], name="field_me"),
         Route("/field/tiles/plan", field_tiles.plan, methods=["GET"], name="field_tiles_plan"),
+        Route("/field/team", field_team.team, methods=["GET"], name="field_team"),
         Mount("/field/static", static, name="field_static"),
     ]

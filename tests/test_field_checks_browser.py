@@ -14,6 +14,7 @@ from PIL import Image
 
 from barcodes.codes import make_code
 from barcodes.tags import issue_tags
+from smarttrees import accounts, teams
 from smarttrees.database import connect
 from tests.test_field_browser import browser, look_up, open_app, phone, sign_in  # noqa: F401
 from tests.test_webmap_browser import CHROMIUM, SCREENSHOTS
@@ -201,15 +202,27 @@ TREES_DRAWN = (
 )
 
 
-def test_the_area_map_kept_offline_shows_the_trees_a_tapped_tree_opens_its_check_and_a_refused_check_is_corrected(
-    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+def test_the_team_area_map_and_items_kept_offline_a_tapped_tree_checked_and_a_refused_check_corrected(
+    browser: Any, live_server: str, province_url: str  # noqa: F811
 ) -> None:
     _, _, where = a_tree(province_url)
+    # A team working around the tree, with a log issued to it that this phone never looked up.
+    with connect(province_url) as conn:
+        accounts.create_user(conn, "test-field-team", "field")
+        team_token = accounts.issue_token(conn, "test-field-team")
+        area = (where[0] - 0.003, where[1] - 0.003, where[0] + 0.003, where[1] + 0.003)
+        teams.create_team(conn, "around-the-tree", area)
+        teams.add_members(conn, "around-the-tree", ["test-field-team"])
+        (log,) = conn.execute("SELECT id FROM smarttrees.timber_logs WHERE status = 'felled' "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        (log_code,) = issue_tags(conn, "timber_log", [log]).values()
+        teams.issue(conn, "around-the-tree", [log_code])
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
-    sign_in(page, field_token)
+    sign_in(page, team_token)
     page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
     page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    page.locator("#team", has_text="around-the-tree: 1").wait_for()  # "… 1 item issued, kept"
     page.click("#area-btn")
     page.wait_for_function(MAP_READY, timeout=60_000)
 
@@ -220,12 +233,14 @@ def test_the_area_map_kept_offline_shows_the_trees_a_tapped_tree_opens_its_check
     page.locator("#area-status.bad", has_text="lower maxzoom").wait_for()
     assert page.is_hidden("#area-download")
 
-    # The view around the tree, zooms 14-16: its count and size shown, then downloaded.
+    # The team's area, zooms 14-16: its count and size shown, then downloaded.
     page.evaluate(f"smarttreesField.area.map.jumpTo({{center: {list(where)}, zoom: 16}})")
+    page.select_option("#area-extent", "team")
     page.select_option("#area-minzoom", "14")
     page.click("#area-plan")
     page.locator("#area-status.ok").wait_for()
     plan = page.evaluate("smarttreesField.area.plan")
+    assert plan["bbox"] == pytest.approx(list(area), abs=1e-5)
     assert plan["tiles"] > 0 and f"{plan['tiles']} ô bản đồ, khoảng" in page.inner_text(
         "#area-status")  # "N map tiles, about … KB"
     page.click("#area-download")
@@ -242,6 +257,10 @@ def test_the_area_map_kept_offline_shows_the_trees_a_tapped_tree_opens_its_check
     page.wait_for_function(MAP_READY, timeout=60_000)
     page.evaluate(f"smarttreesField.area.map.jumpTo({{center: {list(where)}, zoom: 16}})")
     page.wait_for_function(TREES_DRAWN, timeout=60_000)
+    look_up(page, log_code)  # issued to the team: known offline, with what may happen next
+    assert page.inner_text("#item-summary") == "Bản lưu trên máy (không có mạng)"
+    offered = page.eval_on_selector_all("#event-types button", "bs => bs.map(b => b.dataset.event)")
+    assert "at_landing" in offered and "loaded" not in offered  # a felled log
 
     # Tapping a tree opens its tree check, recorded offline for that tree.
     tapped = page.evaluate(

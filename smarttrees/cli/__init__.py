@@ -66,6 +66,7 @@ def _register() -> None:
         scan,
         serve,
         species,
+        teams,
         territory,
         tiles,
         trace,
@@ -90,6 +91,7 @@ def _register() -> None:
     tiles.register(app)
     territory.register(app, load.app)
     species.register(app, load.app)
+    teams.register(app)
 
 
 def main() -> None:

@@ -202,7 +202,7 @@ async function signIn() {
     return;
   }
   localStorage.setItem(TOKEN_KEY, value);
-  loadStands();
+  loadTeam().then(loadStands);
   $("token").value = "";
   say("");
   show();
@@ -211,6 +211,7 @@ async function signIn() {
 
 function signOut() {
   localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TEAM_KEY);
   show();
 }
 
@@ -511,12 +512,16 @@ function referenceChoices(name) {
 const STANDS_KEY = "smarttrees.field.stands";
 const STANDS_AROUND_DEG = 0.05; // about 5 km around the phone: the team's working area
 
-/** The plantation stands around the phone (their codes), kept for offline use. */
+/** The plantation stands of the team's area, else around the phone (their codes), kept for
+ * offline use. */
 async function loadStands() {
-  const where = await position();
-  if (!where) return;
-  const [lon, lat] = where;
-  const bbox = [lon - STANDS_AROUND_DEG, lat - STANDS_AROUND_DEG, lon + STANDS_AROUND_DEG, lat + STANDS_AROUND_DEG];
+  let bbox = JSON.parse(localStorage.getItem(TEAM_KEY) || "null")?.bbox;
+  if (!bbox) {
+    const where = await position();
+    if (!where) return;
+    const [lon, lat] = where;
+    bbox = [lon - STANDS_AROUND_DEG, lat - STANDS_AROUND_DEG, lon + STANDS_AROUND_DEG, lat + STANDS_AROUND_DEG];
+  }
   try {
     const response = await fetch(`../collections/stands/items?f=json&limit=1000&bbox=${bbox.map((v) => v.toFixed(5)).join(",")}`);
     if (!response.ok) return;
@@ -525,6 +530,27 @@ async function loadStands() {
   } catch {
     // offline: the copy kept last time serves
   }
+}
+
+/** The account's team and the items issued to it (GET /field/team), kept on the phone: each
+ * item as its trace, where a look-up without signal finds it. */
+async function loadTeam() {
+  try {
+    const response = await fetch("team", { headers: { Authorization: `Bearer ${token()}` } });
+    if (!response.ok) return;
+    const answer = await response.json();
+    if (answer.items.length) await store("items", "readwrite", (s) => answer.items.forEach((item) => s.put(item)));
+    const team = answer.team ? { ...answer.team, items: answer.items.length, date: localDate() } : null;
+    localStorage.setItem(TEAM_KEY, JSON.stringify(team));
+  } catch {
+    // offline: the items kept last time serve
+  }
+  showTeam();
+}
+
+function showTeam() {
+  const team = JSON.parse(localStorage.getItem(TEAM_KEY) || "null");
+  $("team").textContent = team ? t("team_kept", { name: team.name, items: team.items, date: team.date }) : "";
 }
 
 /** The reference data of the web map (species, communes), kept for offline use. */
@@ -1405,6 +1431,7 @@ function translate() {
   if (state.i18n) state.i18n.apply();
   else document.documentElement.lang = state.lang;
   $("lang").textContent = nextLanguage().toUpperCase();
+  showTeam();
   $("camera-btn").textContent = camera.stream ? t("camera_stop") : t("camera");
   showNetwork();
   if (state.rules) {
@@ -1438,7 +1465,7 @@ async function start() {
   state.rules = await loadRules();
   state.care = await loadCare();
   loadReference();
-  if (token()) loadStands();
+  if (token()) loadTeam().then(loadStands);
   $("device").textContent = deviceId();
   $("lang").addEventListener("click", switchLanguage);
   $("signin-btn").addEventListener("click", signIn);
@@ -1467,7 +1494,7 @@ async function start() {
   translate();
   show();
   await renderQueue();
-  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, checksPut, enqueue, deviceId, area };
+  window.smarttreesField = { ready: true, checkCharacter, checkCode, codeFromSymbol, sync, queueAll, checksAll, checksPut, enqueue, deviceId, area, loadTeam };
   sync();
 }
 

@@ -59,6 +59,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== scope.origin) return;
   if (!url.pathname.startsWith(scope.pathname) || url.pathname.endsWith("/me")) return;
-  if (url.pathname.endsWith("/tiles/plan")) return; // asked with signal only, never an old one
+  // Asked with signal only, never an old answer: the page keeps what it needs of them itself.
+  if (url.pathname.endsWith("/tiles/plan") || url.pathname.endsWith("/team")) return;
   event.respondWith(networkFirst(event.request));
 });

@@ -1,0 +1,91 @@
+"""Field teams: made and filled with `smarttrees teams`, and by the custody events that hand
+items over; a team's phone gets its items from GET /field/team."""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+
+from barcodes.tags import issue_tags
+from smarttrees import accounts
+from smarttrees.database import connect
+from tests.fixtures.cli import cli_env, run_cli
+
+
+def a_felled_log_a_ready_lot_and_two_stands(url: str) -> tuple[int, int, str, list[float]]:
+    """A felled log, a ready lot, the code of a stand other than the log's and a box around it."""
+    with psycopg.connect(url) as conn:
+        log, stand_id = conn.execute(
+            "SELECT id, stand_id FROM smarttrees.timber_logs WHERE status = 'felled' "
+            "ORDER BY id LIMIT 1").fetchone()
+        lot = conn.execute("SELECT id FROM smarttrees.seedling_lots WHERE status = 'ready' "
+                           "ORDER BY id DESC LIMIT 1").fetchone()[0]
+        code, *box = conn.execute(
+            "SELECT stand_code, ST_XMin(geom) - 0.001, ST_YMin(geom) - 0.001, "
+            "  ST_XMax(geom) + 0.001, ST_YMax(geom) + 0.001 FROM smarttrees.stands "
+            "WHERE id <> %s AND NOT ST_IsEmpty(geom) ORDER BY id DESC LIMIT 1",
+            [stand_id]).fetchone()
+    return log, lot, code, box
+
+
+def test_items_issued_by_command_and_handed_over_by_custody_reach_the_teams_phones(
+    live_server: str, province_url: str
+) -> None:
+    log, lot, stand, box = a_felled_log_a_ready_lot_and_two_stands(province_url)
+    with connect(province_url) as conn:
+        (log_code,) = issue_tags(conn, "timber_log", [log]).values()
+        (lot_code,) = issue_tags(conn, "seedling_lot", [lot]).values()
+        accounts.create_user(conn, "team-landing-1", "field")
+        accounts.create_user(conn, "team-planting-1", "field")
+        landing_token = accounts.issue_token(conn, "team-landing-1")
+        planting_token = accounts.issue_token(conn, "team-planting-1")
+    env = cli_env(SMARTTREES_DATABASE_URL=province_url)
+
+    bbox = ",".join(f"{v:.6f}" for v in box)
+    for args in (("add", "landing"), ("add", "planting", "--bbox", bbox),
+                 ("member", "landing", "team-landing-1"),
+                 ("member", "planting", "team-planting-1"),
+                 ("issue", "landing", log_code)):
+        done = run_cli("teams", *args, env=env)
+        assert done.code == 0, (args, done.stderr)
+    wrong = log_code[:-1] + ("A" if log_code[-1] != "A" else "B")
+    refused = run_cli("teams", "issue", "landing", wrong, env=env)
+    assert refused.code == 1 and refused.error_lines[0].startswith("error: nothing issued")
+    assert wrong in refused.error_lines[0] and "Traceback" not in refused.stderr
+
+    def phone(token: str) -> dict:
+        answer = httpx.get(f"{live_server}/field/team",
+                           headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    got = phone(landing_token)
+    assert got["team"] == {"name": "landing", "bbox": None}
+    assert [(i["code"], i["item"]["status"]) for i in got["items"]] == [(log_code, "felled")]
+    assert httpx.get(f"{live_server}/field/team").status_code == 401
+
+    # A landing team member dispatches the lot to a stand in the planting team's area: the
+    # member's team holds it now, and the planting team receives it.
+    with psycopg.connect(province_url) as conn:
+        left, lon, lat = conn.execute(
+            "SELECT l.quantity - l.quantity_dispatched, ST_X(n.geom), ST_Y(n.geom) "
+            "FROM smarttrees.seedling_lots l JOIN smarttrees.nurseries n ON n.id = l.nursery_id "
+            "WHERE l.id = %s", [lot]).fetchone()
+    event = {"device_id": "team-phone", "client_event_id": "dispatch-1", "code": lot_code,
+             "event_type": "dispatched", "occurred_at": "2026-01-02T08:00:00Z",
+             "location": {"type": "Point", "coordinates": [lon, lat]},
+             "quantity": left, "to_stand": stand}
+    answer = httpx.post(f"{live_server}/api/scans", json=event,
+                        headers={"Authorization": f"Bearer {landing_token}"})
+    assert answer.status_code == 200, answer.text
+    assert sorted(i["code"] for i in phone(landing_token)["items"]) == sorted([log_code, lot_code])
+    planting = phone(planting_token)
+    assert planting["team"]["name"] == "planting"
+    assert [round(v, 6) for v in planting["team"]["bbox"]] == [round(v, 6) for v in box]
+    assert [(i["code"], i["item"]["status"]) for i in planting["items"]] == [
+        (lot_code, "dispatched")]
+    assert all("device_id" not in e for i in planting["items"] for e in i["events"])
+
+    listing = run_cli("teams", "list", env=env).stdout
+    assert "landing\tno area\t1 member(s)\t2 item(s)" in listing
+    assert "planting\t" in listing and "\t1 member(s)\t1 item(s)" in listing
