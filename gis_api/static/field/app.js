@@ -1393,7 +1393,7 @@ async function openTree(feature) {
   state.editing = null;
   state.item = { code, item_type: "tree", trace: { code, item_type: "tree", item, origin: null, events: [] }, offline: !navigator.onLine, picked: true };
   await renderItem();
-  chooseEvent("tree_check");
+  if (state.care) chooseEvent("tree_check"); // the check's rules, kept since the first start
   $("item").scrollIntoView();
 }
 
