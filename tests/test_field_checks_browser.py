@@ -171,7 +171,7 @@ def test_storm_damage_recorded_offline_reaches_the_database_once(
     assert checks(page) == []
     page.check('#d-kind input[value="fallen"]')
     page.check("#d-road")
-    page.fill("#d-tree", tree_code)
+    page.fill("#d-tree", tree_code + "9")  # mistyped: no tree has it, which only the server knows
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-field-damage.png"))
     page.click("#d-record")
     page.locator("#message.info").wait_for()
@@ -182,6 +182,14 @@ def test_storm_damage_recorded_offline_reaches_the_database_once(
 
     context.set_offline(False)
     page.evaluate("smarttreesField.sync()")
+    refused = page.locator("#queue-list li.conflict.check")
+    refused.wait_for(timeout=60_000)
+    assert tree_code + "9" in refused.locator(".problem").inner_text()  # the server's message
+    refused.locator("button.edit").click()  # corrected and sent again, where it was seen
+    assert page.is_checked('#d-kind input[value="fallen"]') and page.is_checked("#d-road")
+    assert page.input_value("#d-tree") == tree_code + "9"
+    page.fill("#d-tree", tree_code)
+    page.click("#d-record")
     page.wait_for_function("document.querySelector('#queue-count').textContent === '0'",
                            timeout=60_000)
     page.evaluate("smarttreesField.sync()")

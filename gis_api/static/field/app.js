@@ -29,7 +29,8 @@ const state = {
   item: null, // {code, item_type, trace|null, status|null, offline}
   map: null,
   eventType: null,
-  editing: null, // client_event_id of the refused event being edited
+  editing: null, // client_event_id of the refused event (or tree check) being edited
+  editingDamage: null, // client_event_id of the refused damage record being edited
   syncing: false,
   failures: 0,
   retryTimer: null,
@@ -724,11 +725,9 @@ async function renderQueue() {
           await renderQueue();
         });
         actions.append(drop);
-        if (r.kind !== "damage") {
-          const edit = Object.assign(el("button", t("edit")), { type: "button", className: "edit" });
-          edit.addEventListener("click", () => editRefusedCheck(r));
-          actions.append(edit);
-        }
+        const edit = Object.assign(el("button", t("edit")), { type: "button", className: "edit" });
+        edit.addEventListener("click", () => (r.kind === "damage" ? editRefusedDamage(r) : editRefusedCheck(r)));
+        actions.append(edit);
         li.append(actions);
       }
       return li;
@@ -1087,6 +1086,19 @@ async function openDamage() {
   $("damage").scrollIntoView();
 }
 
+/** Open a refused damage record's form with what it held, to correct and queue again. */
+async function editRefusedDamage(record) {
+  await openDamage();
+  state.editingDamage = record.client_event_id;
+  $("d-storm").value = String(record.storm_id);
+  const kind = $("d-kind").querySelector(`input[value="${record.record.damage}"]`);
+  if (kind) kind.checked = true;
+  $("d-road").checked = Boolean(record.record.blocks_road);
+  $("d-hazard").checked = Boolean(record.record.hazard_to_people);
+  $("d-tree").value = record.record.tree_code || "";
+  $("d-note").value = record.record.note || "";
+}
+
 async function recordDamage(submit) {
   submit.preventDefault();
   const problems = {};
@@ -1098,7 +1110,9 @@ async function recordDamage(submit) {
   if (note.length > state.care.damage.note_max_length) problems.note = `${t("field_long")} ${state.care.damage.note_max_length}`;
   for (const name of ["storm", "kind", "note"]) $(`d-${name}-problem`).textContent = problems[name] || "";
   if (Object.keys(problems).length) return;
-  const where = await position();
+  // A refused record corrected keeps where and when the damage was seen.
+  const original = state.editingDamage ? (await checksAll()).find((r) => r.client_event_id === state.editingDamage) : null;
+  const where = original ? original.record.location?.coordinates : await position();
   const treeCode = $("d-tree").value.trim();
   if (!where && !treeCode) {
     say(t("no_gps"));
@@ -1111,12 +1125,14 @@ async function recordDamage(submit) {
     damage: kind,
     blocks_road: $("d-road").checked,
     hazard_to_people: $("d-hazard").checked,
-    observed_at: new Date().toISOString(),
+    observed_at: original ? original.record.observed_at : new Date().toISOString(),
     ...(where ? { location: { type: "Point", coordinates: where } } : {}),
     ...(treeCode ? { tree_code: treeCode } : {}),
     ...(note ? { note } : {}),
   };
   await checksPut([{ client_event_id: clientEventId, seq: Date.now() * 1000 + (seqCounter++ % 1000), kind: "damage", storm_id: Number(storm), code: treeCode || t(kind), record, photos: [], state: "pending", problem: null }]);
+  if (original) await checksDelete([original.client_event_id]); // never stored by the server
+  state.editingDamage = null;
   say(`${t("queued")}: ${t("ev_damage")} · ${t(kind)}`, "info");
   $("damage-form").reset();
   $("damage").hidden = true;
