@@ -1,9 +1,11 @@
 """The write: checked rows into ``smarttrees.trees``, touching only what changed.
 
 Changed rows are updated, new codes inserted, identical rows left alone (no new row version,
-no history); the whole run is one transaction, so it is all or nothing. The history
-triggers of 0001_core record who (``smarttrees.actor``) and from which file
-(``smarttrees.source``), both set for the transaction only.
+no history); the whole run is one transaction, so it is all or nothing. History rows say who
+(``smarttrees.actor``) and from which file (``smarttrees.source``), both set for the
+transaction only: the insert trigger of 0001_core writes those of new trees, and the update
+of changed trees writes theirs in the same statement (the update trigger, told so, leaves
+them alone: migration 0027).
 """
 
 from __future__ import annotations
@@ -44,11 +46,38 @@ WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code
 # way, or before digests were kept) only take the row's digest, so the next reload skips the row
 # (the history trigger compares trees without their digests and records nothing). Returns the
 # count of changed trees.
+#
+# The changed trees' history rows are written here, in the same statement, as the update
+# trigger of 0007/0027 would write them: each column the update can change that differs,
+# {"old": …, "new": …} in JSON, the position as lon/lat rounded to 7 decimals (the history's
+# form of a tree, 0023). Old values come from the join, new ones as stored (RETURNING); the
+# trigger is told to leave these rows alone (:func:`merge_file`).
 _KEEP_UNLESS_CHANGED = ("source", "source_crs")
+_HISTORY_COLUMNS = tuple(c for c in (*COMPARED, *_KEEP_UNLESS_CHANGED) if c != "geom")
+_POSITION = (("lon", "ST_X"), ("lat", "ST_Y"))
+
+
+def _history_changes() -> str:
+    """The ``changes`` object of a ``written`` row: {field: {"old", "new"}} of what differs.
+
+    Compared as stored, turned into JSON only where they differ (two fields of thirteen, most
+    often), one object per field concatenated: building every field's JSON, or aggregating the
+    fields row by row, took most of the statement's time.
+    """
+    fields = [(c, f"w.old_{c}", f"w.{c}") for c in _HISTORY_COLUMNS]
+    fields += [(key, f"round({f}(w.old_geom)::numeric, 7)", f"round({f}(w.geom)::numeric, 7)")
+               for key, f in _POSITION]
+    return "\n           || ".join(
+        f"CASE WHEN {old} IS DISTINCT FROM {new} THEN jsonb_build_object('{key}', "
+        f"jsonb_build_object('old', to_jsonb({old}), 'new', to_jsonb({new}))) ELSE '{{}}' END"
+        for key, old, new in fields)
+
+
 UPDATE_CHANGED = f"""
 WITH hit AS MATERIALIZED (
     SELECT t.id, {", ".join(f"c.{col}" for col in (*COMPARED, *_KEEP_UNLESS_CHANGED,
                                                      "load_digest"))},
+           {", ".join(f"t.{col} AS old_{col}" for col in (*_HISTORY_COLUMNS, "geom"))},
            {_CHANGED} AS changed
     FROM load_checked c JOIN smarttrees.trees t ON t.tree_code = c.tree_code
     WHERE {_GOOD} AND ({_CHANGED} OR (c.load_digest IS NOT NULL
@@ -62,10 +91,24 @@ WITH hit AS MATERIALIZED (
         updated_at = CASE WHEN h.changed THEN now() ELSE t.updated_at END
     FROM hit h
     WHERE t.id = h.id
-    RETURNING h.changed
+    RETURNING h.changed, t.id, t.tree_code,
+              {", ".join(f"t.{col}" for col in (*_HISTORY_COLUMNS, "geom"))},
+              {", ".join(f"h.old_{col}" for col in (*_HISTORY_COLUMNS, "geom"))}
+), history AS (
+    INSERT INTO smarttrees.tree_history (tree_id, tree_code, change, actor, source, changes)
+    SELECT id, tree_code, 'update', current_setting('smarttrees.actor', true),
+           coalesce(nullif(current_setting('smarttrees.source', true), ''), source), changes
+    FROM (SELECT w.id, w.tree_code, w.source, {_history_changes()} AS changes
+          FROM written w WHERE w.changed) d
+    WHERE changes <> '{{}}'
 )
 SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE NOT changed) FROM written
 """
+# Tells the update trigger (0027) that the next statement writes its own history, then that
+# the statements after it do not.
+_HISTORY_BY_LOADER = ("SELECT set_config('smarttrees.history_written_by', txid_current()::text, "
+                      "true)")
+_HISTORY_BY_TRIGGER = "SELECT set_config('smarttrees.history_written_by', '', true)"
 
 # What the merge would do, without doing it (for --dry-run).
 PREVIEW = f"""
@@ -91,7 +134,9 @@ def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tupl
         return int(row[0]), int(row[1])
     start = time.perf_counter()
     with _index_friendly(conn):
+        conn.execute(_HISTORY_BY_LOADER)
         row = conn.execute(UPDATE_CHANGED, params).fetchone()
+        conn.execute(_HISTORY_BY_TRIGGER)
         updated, refreshed = (int(row[0]), int(row[1])) if row else (0, 0)
         log.debug("%d trees updated (with their history), %d digests refreshed, in %.2f s",
                   updated, refreshed, time.perf_counter() - start)

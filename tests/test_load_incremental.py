@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pytest
 
-from etl.trees import load_trees
+from etl import merge
+from etl.trees import LoadOptions, load_trees
 from tests.fixtures.survey_writer import make_survey, write_survey
 
 
@@ -99,3 +101,41 @@ def test_same_trees_written_differently_are_unchanged_then_known(
     assert counts(again) == (0, 1, 79, 0, 79)
     assert history(conn) == [(survey.loc[0, "Mã cây"], "update")]
     assert len(versions(conn)) == len(before)
+
+
+def test_the_loader_writes_the_history_the_update_trigger_would(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    survey = make_survey(20).astype(object)
+    survey["Ghi chú"] = "gốc to"
+    survey.loc[9, "Đường kính tán (m)"] = None
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    changed = survey.copy()
+    changed.loc[1, "Đường kính (cm)"] = float(survey.loc[1, "Đường kính (cm)"]) + 1.5
+    changed.loc[2, "Chiều cao (m)"] = None
+    changed.loc[3, "Tên cây"] = "Gạo" if survey.loc[3, "Tên cây"] != "Gạo" else "Vải"
+    changed.loc[4, "Loại cây"] = "Cây phân tán" if survey.loc[4, "Loại cây"] != "Cây phân tán" \
+        else "Rừng trồng"
+    changed.loc[5, "Tình trạng"] = "Kém"
+    changed.loc[6, "Ngày trồng"] = "2011-02-03"
+    changed.loc[7, "Kinh độ"] = float(survey.loc[7, "Kinh độ"]) + 0.0001
+    changed.loc[8, "Ghi chú"] = "bị sâu"
+    changed.loc[9, "Đường kính tán (m)"] = 4.5
+    codes = {survey.loc[i, "Mã cây"] for i in range(1, 10)}
+    # With the trigger not told, it records every change too: its rows beside the loader's.
+    monkeypatch.setattr(merge, "_HISTORY_BY_LOADER", "SELECT 1")
+    result = load_trees(db_url, [write_survey(changed, tmp_path / "resurvey.csv")],
+                        LoadOptions(actor="load:test"))
+    assert result.files[0].updated == 9
+    rows = conn.execute("SELECT tree_code, actor, source, changes FROM smarttrees.tree_history "
+                        "WHERE change = 'update' ORDER BY tree_code, id").fetchall()
+    by_tree: dict[str, list[tuple]] = {}
+    for code, *rest in rows:
+        by_tree.setdefault(code, []).append(tuple(rest))
+    assert set(by_tree) == codes
+    assert all(len(pair) == 2 and pair[0] == pair[1] for pair in by_tree.values()), by_tree
+    one = by_tree[survey.loc[1, "Mã cây"]][0]
+    assert one[0] == "load:test" and one[1] == "resurvey.csv"
+    assert set(one[2]) == {"dbh_cm", "source"}
+    assert set(by_tree[survey.loc[7, "Mã cây"]][0][2]) >= {"lon", "source"}
+    assert by_tree[survey.loc[9, "Mã cây"]][0][2]["crown_m"] == {"old": None, "new": 4.5}
