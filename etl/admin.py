@@ -11,27 +11,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import psycopg
+import pyarrow as pa
 
+from etl import checker
 from etl.errors import InputError
 from etl.merge import set_provenance
 from etl.readers import read_gis_frame
+from etl.rules import ADMIN
 from smarttrees.database import connect
 from smarttrees.domain import fold
 from smarttrees.territory import unit_code_problem
 
 LEVELS = ("province", "district", "commune")
-CODE_FIELDS = ("code", "{level}_code", "ma", "ma_{vi}", "ma_dvhc")
-NAME_FIELDS = ("name", "name_vi", "{level}_name", "ten", "ten_{vi}")
-TYPE_FIELDS = ("division_type", "unit_type", "type", "{level}_type", "loai")
+CODE_FIELDS = ADMIN["code"].aliases
+NAME_FIELDS = ADMIN["name"].aliases
+TYPE_FIELDS = ADMIN["unit_type"].aliases
 PARENT = {"commune": ("district_code", "province_code", "parent_code"),
           "district": ("province_code", "parent_code"), "province": ()}
 VI = {"commune": "xa", "district": "huyen", "province": "tinh"}
 
 STAGE = """
 CREATE TEMP TABLE load_admin (code text, name text, unit_type text, parent_code text,
-                              geom geometry) ON COMMIT DROP
+                              geom geometry, name_ascii text) ON COMMIT DROP
 """
 
 CLOSE = """
@@ -48,7 +53,7 @@ INSERT INTO smarttrees.admin_units (level, code, name, name_ascii, unit_type, pa
                                     valid_from, source, geom)
 SELECT %(level)s, n.code, n.name, n.name_ascii, n.unit_type, n.parent_code, %(from)s, %(source)s,
        n.geom
-FROM (SELECT l.*, NULL::text AS name_ascii FROM load_admin l) n
+FROM load_admin n
 WHERE NOT EXISTS (SELECT 1 FROM smarttrees.admin_units a
                   WHERE a.level = %(level)s AND a.code = n.code AND a.valid_to IS NULL)
 """
@@ -138,12 +143,52 @@ def _refuse_problems(path: Path, problems: list[tuple[int | None, str | None, st
         raise InputError(path, f"{len(problems):,} problems, nothing loaded: {shown}{more}")
 
 
+def _checked(frame: Any, found: dict[str, str]
+             ) -> tuple[list[tuple[Any, ...]], list[tuple[int | None, str | None, str]]]:
+    """The units to stage, and every problem of every row as (row, field, what).
+
+    The fields are checked by the one checker against ``etl.rules.ADMIN``; the geometry must
+    be a polygon; a code used twice by good rows is named once.
+    """
+    import shapely
+
+    cells = pa.table({name: pa.array([None if v is None or v != v else str(v)
+                                      for v in frame[header]], pa.string())
+                      for name, header in found.items()})
+    columns = {name: i for i, name in enumerate(found)}
+    result = checker.check(cells, columns, dict(found), ADMIN,
+                           {"unit_code": lambda raw: (raw, unit_code_problem(raw))})
+    problems, values = result.problems, result.values
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    kinds = shapely.get_type_id(geoms)
+    not_polygon = ~np.isin(kinds, (3, 6))
+    problems.add(not_polygon, lambda rows: [
+        f"{'no geometry' if geoms[i] is None else geoms[i].geom_type} where a polygon was "
+        "expected" for i in rows], "geometry")
+    out: list[tuple[int | None, str | None, str]] = []
+    for f in problems.findings:
+        prefix = f"{f.field}: " if f.field else ""
+        out += [(int(r) + 1, f.field, reason.removeprefix(prefix))
+                for r, reason in zip(f.rows.tolist(), f.reasons, strict=True)]
+    out.sort(key=lambda p: p[0] or 0)
+    good = np.flatnonzero(~problems.bad)
+    codes = values["code"][good]
+    distinct, counts = np.unique(codes.astype(str), return_counts=True)
+    out += [(None, found["code"], f"unit code {code} appears twice")
+            for code in distinct[counts > 1].tolist()]
+
+    def cell(name: str, i: int) -> str | None:
+        return values[name][i] if name in values else None
+
+    rows = [(values["code"][i], values["name"][i], cell("unit_type", i), cell("parent_code", i),
+             shapely.to_wkb(geoms[i]), fold(values["name"][i])) for i in good.tolist()]
+    return rows, out
+
+
 def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
                code_field: str | None = None, name_field: str | None = None,
                actor: str | None = None) -> AdminResult:
     """Load one version of the units of ``level`` in force from ``valid_from``; all or nothing."""
-    import shapely
-
     if level not in LEVELS:
         raise InputError(path, f"unknown level {level!r}: one of {', '.join(LEVELS)}")
     frame = read_gis_frame(path)
@@ -151,36 +196,12 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
         raise InputError(path, "declares no CRS (a Shapefile without .prj?)")
     frame = frame.to_crs(4326)
     columns = [str(c) for c in frame.columns if c != "geometry"]
-    code_col = _pick(columns, CODE_FIELDS, level, code_field, path, "code")
-    name_col = _pick(columns, NAME_FIELDS, level, name_field, path, "name")
-    type_col = _pick(columns, TYPE_FIELDS, level, None, path, "optional")
-    parent_col = next((c for c in PARENT[level] if c in columns), None)
-    rows = []
-    # Every problem of every row (row, field, what): the file is refused once, naming them all.
-    problems: list[tuple[int | None, str | None, str]] = []
-    for i, rec in enumerate(frame.itertuples(index=False), start=1):
-        data = rec._asdict()
-        code = str(data[code_col] or "").strip()
-        geom = data["geometry"]
-        found = []
-        problem = unit_code_problem(code)
-        if problem:
-            found.append((i, code_col, problem))
-        if geom is None or geom.geom_type not in ("Polygon", "MultiPolygon"):
-            kind = "no geometry" if geom is None else geom.geom_type
-            found.append((i, "geometry", f"{kind} where a polygon was expected"))
-        if found:
-            problems += found
-            continue
-        rows.append((code, str(data[name_col]).strip(),
-                     str(data[type_col]) if type_col and data[type_col] else None,
-                     str(data[parent_col]) if parent_col and data[parent_col] else None,
-                     shapely.to_wkb(geom)))
-    seen: set[str] = set()
-    for code in (r[0] for r in rows):
-        if code in seen:
-            problems.append((None, code_col, f"unit code {code} appears twice"))
-        seen.add(code)
+    picked = {"code": _pick(columns, CODE_FIELDS, level, code_field, path, "code"),
+              "name": _pick(columns, NAME_FIELDS, level, name_field, path, "name"),
+              "unit_type": _pick(columns, TYPE_FIELDS, level, None, path, "optional"),
+              "parent_code": next((c for c in PARENT[level] if c in columns), None)}
+    found = {name: header for name, header in picked.items() if header is not None}
+    rows, problems = _checked(frame, found)
     _refuse_problems(path, problems)
     result = AdminResult(level, valid_from)
     with connect(url) as conn:
@@ -188,8 +209,8 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO load_admin VALUES (%s, %s, %s, %s, "
-                "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SetSRID(%s::geometry, 4326)), 3)))",
-                rows)
+                "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SetSRID(%s::geometry, 4326)), 3)), "
+                "%s)", rows)
         _refuse_overlaps(conn, path, {r[0]: i for i, r in enumerate(rows, start=1)})
         later = conn.execute(
             "SELECT max(valid_from) FROM smarttrees.admin_units WHERE level = %s "
@@ -201,9 +222,6 @@ def load_admin(url: str | None, path: Path, *, level: str, valid_from: dt.date,
         result.closed = conn.execute(CLOSE, params).rowcount
         cur2 = conn.execute(INSERT, params)
         result.inserted = cur2.rowcount
-        for code, name, *_ in rows:
-            conn.execute("UPDATE smarttrees.admin_units SET name_ascii = %s WHERE level = %s "
-                         "AND code = %s AND valid_from = %s", (fold(name), level, code, valid_from))
         result.unchanged = len(rows) - result.inserted
         if level == "commune":
             set_provenance(conn, actor or "load:admin", path.name)

@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from etl import validate
+from etl import checker, validate
 from etl.readers import Table, cell_text, point_xy, xlsx_rows
 
 BATCH_ROWS = 65_536
-POSITION_HEADERS = ("geometry X", "geometry Y")
+POSITION_HEADERS = ("geometry X", "geometry Y", "geometry problem")
+GEOMETRY_PROBLEM = "geometry_problem"    # the plan's name of the third added column
 
 
 class Unreadable(Exception):
@@ -48,7 +49,8 @@ def vector_plan(plan: validate.FilePlan) -> validate.FilePlan:
     n = len(plan.headers)
     columns = {k: v for k, v in plan.columns.items() if k not in ("x", "y", "lon", "lat")}
     return dataclasses.replace(plan, headers=[*plan.headers, *POSITION_HEADERS],
-                               columns={**columns, "x": n, "y": n + 1})
+                               columns={**columns, "x": n, "y": n + 1, GEOMETRY_PROBLEM: n + 2},
+                               geometry=True)
 
 
 def read_vector_batches(table: Table, columns: dict[str, int], numbers: set[int],
@@ -60,7 +62,7 @@ def read_vector_batches(table: Table, columns: dict[str, int], numbers: set[int]
     """
     from pyogrio.raw import open_arrow
 
-    names = [f"c{i}" for i in range(len(table.headers) + 2)]
+    names = [f"c{i}" for i in range(len(table.headers) + 3)]
     limit = table.limits.field_bytes
     with open_arrow(table.path, layer=table.layer, batch_size=BATCH_ROWS,
                     use_pyarrow=True) as (meta, reader):
@@ -68,25 +70,27 @@ def read_vector_batches(table: Table, columns: dict[str, int], numbers: set[int]
         for batch in reader:
             out = [_typed(batch.column(header), i in numbers, i in lookups, limit)
                    for i, header in enumerate(table.headers)]
-            x, y = _points(batch.column(geometry))
-            out += [pa.array(x, pa.float64()), pa.array(y, pa.float64())]
+            x, y, problems = _points(batch.column(geometry))
+            out += [pa.array(x, pa.float64()), pa.array(y, pa.float64()),
+                    pa.array(problems, pa.string())]
             yield pa.record_batch(out, names=names)
             if tick:
                 tick(batch.num_rows)
 
 
-def _points(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """X and Y of each feature's point; NaN where it is not a usable point.
+def _points(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """X and Y of each feature's point, NaN where it is not a usable point, and why not.
 
-    The checker refuses NaN (the checked path words why). A layer of plain points is read
-    straight from the WKB bytes; anything else goes through shapely.
+    A layer of plain points is read straight from the WKB bytes; anything else goes through
+    shapely.
     """
     xy = wkb_point_xy(column)
     if xy is not None:
-        return xy
+        x, y = xy
+        empty = np.isnan(x) | np.isnan(y)
+        return x, y, [("geometry: empty" if e else None) for e in empty.tolist()]
     geoms = shapely.from_wkb(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
-    x, y, _ = point_xy(geoms)
-    return x, y
+    return point_xy(geoms)
 
 
 # WKB point types by their byte length: 2D; Z or M (ISO and EWKB codes); ZM.
@@ -139,15 +143,12 @@ def _typed(column: pa.Array, number: bool, lookup: bool, limit: int) -> pa.Array
             raise Unreadable(f"a field is not a number: {exc}") from exc
     if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
         column = pc.strftime(column, format="%Y-%m-%d")
-    text = column.cast(pa.string())
-    longest = pc.max(pc.binary_length(text)).as_py() or 0
-    if longest > limit:
-        raise Unreadable("a cell over the field limit")
-    text = pc.fill_null(text, "")
+    # (A cell over the field limit is refused by the tree loader, naming its row.)
+    text = pc.fill_null(column.cast(pa.string()), "")
     return pc.dictionary_encode(text) if lookup else text
 
 
-_NUMBER = re.compile(validate.NUMBER_RE)
+_NUMBER = re.compile(checker.NUMBER_RE)
 
 
 def read_xlsx_batches(table: Table, numbers: set[int], lookups: set[int],
@@ -200,9 +201,6 @@ def _xlsx_batch(rows: list[list[object]], names: list[str], numbers: set[int],
             columns.append(pa.array([_number(v) for v in values], pa.float64()))
             continue
         text = [cell_text(v) for v in values]
-        if max(map(len, text), default=0) * 4 > limit and \
-                max(len(t.encode()) for t in text) > limit:
-            raise Unreadable("a cell over the field limit")
         array = pa.array(text, pa.string())
         columns.append(pc.dictionary_encode(array) if i in lookups else array)
     return pa.record_batch(columns, names=names)

@@ -1,33 +1,28 @@
-"""The direct path: a clean survey CSV checked in Python, column by column, and COPYed typed.
+"""Tree surveys read into Arrow, checked column by column, and COPYed typed: the one path.
 
-Most surveys that reach the loader are clean. For them the checked path (``etl.validate``:
-every cell staged as text, typed and checked in SQL, then copied again into ``trees``) costs
-three passes over the rows on the database's one core. Here the file is parsed by Arrow, each
-batch is checked with numpy in this process while the server stores the previous one, and the
-typed rows go by binary COPY straight into ``trees`` when the inventory is empty
+Every input (CSV in any encoding ``etl.encodings`` knows, XLSX, GIS point layers) is read into
+Arrow batches; each batch is checked by :class:`Checker` (the rules of ``etl.rules``, the
+primitives of ``etl.checker``) in this process while the server stores the previous one. A
+batch's good rows go by binary COPY straight into ``trees`` when the inventory is empty
 (:func:`load_into_empty`), otherwise into the staging table the merge reads
-(:func:`stage_checked`).
-
-This path only says *clean* or *not clean*. At the first row the checked path would refuse, or
-at anything it does not take (an encoding other than UTF-8, a GIS file, a number Arrow cannot
-read, a fixed value other than category or source…), it raises :class:`NotClean` and the load
-is run again on the checked path, which words the problems and writes the rejects file. The
-rules are those of ``etl.validate`` and share its constants and its resolution of names, dates
-and vocabularies; ``tests/test_load_direct.py`` loads clean and messy surveys both ways and
-compares everything stored and reported.
+(:func:`stage_checked`). Its bad rows, with every problem of each and their cells as the file
+wrote them, go to ``load_checked`` and ``load_raw_<file>``, from which the rejects file is
+written (``etl.report``). Checks across rows (a code or a spot used twice) are made as the
+rows stream by into an empty inventory (:class:`RunChecks`), and in SQL against a loaded one
+(``etl.validate.cross_checks``).
 """
 
 from __future__ import annotations
 
-import io
+import decimal
 import logging
 import math
-import re
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, NoReturn
+from dataclasses import dataclass, field, replace
+from typing import IO
 
 import numpy as np
 import psycopg
@@ -37,10 +32,13 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
 
-from etl import arrow_readers, attributes, binary_copy, digests, merge, validate
+from etl import arrow_readers, attributes, binary_copy, checker, digests, merge, stage, validate
 from etl import crs as crsmod
+from etl.checker import Finding, Problems
+from etl.errors import InputError
 from etl.mappings import Mapping
-from etl.readers import CheckedStream, Table
+from etl.readers import CheckedStream, Chunk, Table
+from etl.rules import TREES
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,6 @@ BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
 HISTORY_IN_MEMORY = 256 << 20   # encoded history rows kept in memory; beyond, a temporary file
 INSERT_TRIGGERS_DONE_HERE = ("trees_history_insert", "trees_in_territory_insert",
                              "trees_count_insert")
-MAX_SOURCE_BYTES = 1024         # a longer source text is stored by the checked path
 # How resolved lookup values are typed, and the empty value of each kind.
 TYPES: dict[str, tuple[Callable[[str], object], object]] = {
     "text": (str, ""), "id": (int, -1), "number": (float, np.nan),
@@ -56,57 +53,101 @@ TYPES: dict[str, tuple[Callable[[str], object], object]] = {
 }
 LOOKUP_COLUMNS = ("species", "category", "condition", "planted_on", "planted_year",
                   "height_class")
-# Fixed values the direct path applies itself; any other fixed field goes the checked way.
-FIXABLE = frozenset({"category", "source"})
+# Fixed values taken as they are; any other fixed field is resolved as if every cell held it.
+AS_GIVEN = frozenset({"category", "source"})
 
 
 Tick = Callable[[int], None]
 
 
-class NotClean(Exception):
-    """The file needs the checked path: a row would be refused, or the input is not plain."""
+def readable(table: Table) -> None:
+    """Refuse, naming the file, an input no tree can come from: a layer of polygons or lines.
 
-
-def eligible(table: Table, plan: validate.FilePlan) -> bool:
-    """True for a CSV or GIS layer the direct path reads, with fixed values it applies.
-
-    A CSV (in any encoding :func:`read_batches` decodes) or a workbook must have coordinate
-    columns; a GIS layer must hold points.
+    A mapping's row rules (joins, a point column, formats, classes, a skip rule) are for
+    tables: a GIS layer with them is refused too.
     """
-    readable = (table.kind in ("csv", "xlsx") and bool(position_columns(plan))
-                or arrow_readers.point_layer(table))
-    return readable and set(plan.mapping.fixed) <= FIXABLE
+    if table.kind == "vector" and not arrow_readers.point_layer(table):
+        raise InputError(table.path, f"the layer holds {table.geometry_type} geometries: "
+                         "trees need points", field="geometry")
+    if table.kind == "vector" and table.derivation is not None:
+        raise InputError(table.path, "a mapping's row rules (joined columns, a point column, "
+                         "formats, classes, a skip rule) apply to CSV and XLSX files, "
+                         "not to GIS layers")
 
 
-def batches(table: Table, plan: validate.FilePlan,
-            tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
-    """The file's rows in Arrow batches typed for the checker: a CSV, a workbook, a GIS layer.
+Batch = tuple[pa.RecordBatch, np.ndarray]      # a batch and the file's row number of each row
 
-    A GIS layer's points are its batches' two last columns (``plan`` is then the one of
-    :func:`etl.arrow_readers.vector_plan`).
+
+def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> Iterator[Batch]:
+    """The file's rows in Arrow batches, with their row numbers: a CSV, a workbook, a GIS layer.
+
+    Cells are text (lookup fields dictionary-encoded) except the numbers a workbook or a GIS
+    layer types itself. A GIS layer's points are its batches' three last columns (X, Y and a
+    problem with the geometry; ``plan`` is then the one of :func:`etl.arrow_readers.vector_plan`).
+    A mapping's row rules are applied to each batch (``etl.mapping_rows``).
     """
-    if table.kind == "csv":
-        yield from read_batches(table, plan.columns, tick)
+    if table.derivation is not None:
+        base = replace(table, headers=table.headers[:table.derivation.file_columns],
+                       derivation=None)
+        yield from (_derived(table, batch, rows) for batch, rows in batches(base, plan, tick))
         return
-    vector = table.kind == "vector"
-    numbers = {plan.columns[n] for n in validate.NUMBER_FIELDS
-               if n in plan.columns and not (vector and n in ("x", "y"))}
-    lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
-    try:
-        if vector:
-            yield from arrow_readers.read_vector_batches(table, plan.columns, numbers, lookups,
-                                                         tick)
-        else:
-            yield from arrow_readers.read_xlsx_batches(table, numbers, lookups, tick)
-    except arrow_readers.Unreadable as exc:
-        raise NotClean(f"{table.path.name}: {exc}") from exc
+    first = 1 if table.kind == "vector" else 2
+    if table.kind == "csv":
+        source: Iterator[pa.RecordBatch] = read_batches(table, plan.columns, tick)
+    else:
+        lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
+        source = (arrow_readers.read_vector_batches(table, plan.columns, set(), lookups, tick)
+                  if table.kind == "vector"
+                  else arrow_readers.read_xlsx_batches(table, set(), lookups, tick))
+    done = 0
+    for batch in source:
+        rows = np.arange(first + done, first + done + batch.num_rows, dtype=np.int64)
+        done += batch.num_rows
+        if table.kind != "csv":
+            _within_field_limit(table, batch, rows)
+        yield batch, rows
+
+
+def _within_field_limit(table: Table, batch: pa.RecordBatch, rows: np.ndarray) -> None:
+    """Refuse a cell over the field limit, naming its row and field, as a CSV's would be."""
+    limit = table.limits.field_bytes
+    for i, header in enumerate(table.headers):
+        column = batch.column(i)
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if not pa.types.is_string(column.type):
+            continue
+        lengths = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+        over = np.flatnonzero(lengths > limit)
+        if len(over):
+            raise InputError(table.path, f"the cell is longer than {size(limit)} "
+                             "(SMARTTREES_LOAD_MAX_FIELD_BYTES)", row=int(rows[over[0]]),
+                             field=header)
+
+
+def _derived(table: Table, batch: pa.RecordBatch, rows: np.ndarray) -> Batch:
+    """A batch through the mapping's row rules: added columns, rewritten cells, rows left out."""
+    import pandas as pd
+
+    base = table.headers[:table.derivation.file_columns]            # type: ignore[union-attr]
+    frame = pd.DataFrame({h: checker.as_text(batch.column(i)).to_pandas().fillna("")
+                          for i, h in enumerate(base)})
+    chunk = table.derivation.apply(Chunk(frame, rows))               # type: ignore[union-attr]
+    names = [f"c{i}" for i in range(len(table.headers))]
+    columns = [pa.array(chunk.cells.iloc[:, i].astype(str).tolist(), pa.string())
+               for i in range(len(table.headers))]
+    return pa.record_batch(columns, names=names), np.asarray(chunk.row_no, dtype=np.int64)
+
+
+def size(n: int) -> str:
+    """A byte count as the limits' messages write it."""
+    from etl.limits import size as limit_size
+
+    return limit_size(n)
 
 
 def position_columns(plan: validate.FilePlan) -> tuple[str, str] | None:
-    """The fields that place a tree: X/Y when the file has them, else longitude/latitude.
-
-    The same choice as the checked path's (``etl.trees._coordinates``).
-    """
+    """The fields that place a tree: X/Y when the file has them, else longitude/latitude."""
     for pair in (("x", "y"), ("lon", "lat")):
         if all(name in plan.columns for name in pair):
             return pair
@@ -115,7 +156,11 @@ def position_columns(plan: validate.FilePlan) -> tuple[str, str] | None:
 
 @dataclass
 class Rows:
-    """One batch of checked rows, typed as stored (NaN, NaT and '' stand for NULL)."""
+    """One batch of checked rows, typed as stored (NaN, NaT and '' stand for NULL).
+
+    ``bad`` marks the refused rows, ``reasons`` gives each one's problems (by index) and
+    ``placed`` the rows whose position is inside the territory.
+    """
 
     tree_code: np.ndarray
     category: np.ndarray
@@ -130,19 +175,30 @@ class Rows:
     lon: np.ndarray
     lat: np.ndarray
     attributes: np.ndarray      # JSON text of the columns the mapping does not know (b'': none)
+    problems: Problems = field(default_factory=lambda: Problems(0))
+    placed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.tree_code)
 
     def stored(self, source_crs: str, digests: np.ndarray) -> list[binary_copy.Column]:
         """The columns of :data:`STORED`, as ``etl.binary_copy`` encodes them."""
+        lon = np.where(self.placed, self.lon, np.nan) if len(self.placed) else self.lon
         return [("text", self.tree_code), ("text", self.category), ("int4", self.species_id),
                 ("float4", self.dbh_cm), ("float4", self.height_m), ("float4", self.crown_m),
                 ("text", self.condition), ("date", self.planted_on),
                 ("text", self.commune_code), ("text", self.source),
                 ("text", np.full(len(self), source_crs)),
-                ("geometry", np.column_stack([self.lon, self.lat])),
+                ("geometry", np.column_stack([lon, self.lat])),
                 ("jsonb", self.attributes), ("int8", digests)]
+
+    def take(self, keep: np.ndarray) -> Rows:
+        """The rows where ``keep`` is true (their problems are not carried)."""
+        values = {name: getattr(self, name)[keep] for name in (
+            "tree_code", "category", "species_id", "dbh_cm", "height_m", "crown_m", "condition",
+            "planted_on", "commune_code", "source", "lon", "lat", "attributes")}
+        placed = self.placed[keep] if len(self.placed) else self.placed
+        return Rows(**values, problems=Problems(int(keep.sum())), placed=placed)
 
 
 @dataclass
@@ -154,7 +210,7 @@ class Lookups:
     seen: dict[tuple[str, str], tuple[str | None, str | None]] = field(default_factory=dict)
 
     def resolve(self, name: str, raw: str) -> tuple[str | None, str | None]:
-        """(value, problem) of one raw value, as ``etl.validate.resolve_lookups`` stages it."""
+        """(value, problem) of one trimmed raw value (``etl.validate.resolve_one``)."""
         key = (name, raw)
         if key not in self.seen:
             self.seen[key] = validate.resolve_one(name, raw, self.mapping, self.species)
@@ -162,7 +218,7 @@ class Lookups:
 
 
 class Communes:
-    """The communes in force, for assigning each point its commune as the checked path does."""
+    """The communes in force, for assigning each point its commune."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         rows = conn.execute("SELECT code, ST_AsBinary(geom) FROM smarttrees.communes "
@@ -190,16 +246,17 @@ class Communes:
 
 def read_batches(table: Table, columns: dict[str, int],
                  tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
-    """The file's rows in Arrow batches: number columns typed, the others as text.
+    """The file's rows in Arrow batches of text (lookup fields dictionary-encoded).
 
-    ``tick`` is told how many bytes of the file each batch took (for a progress bar).
+    Numbers stay text here: :func:`etl.checker.numbers` reads them (a decimal comma, a cell
+    that is no number) without failing the batch. ``tick`` is told how many bytes of the file
+    each batch took (for a progress bar).
     """
     names = [f"c{i}" for i in range(len(table.headers))]
-    numbers = {columns[n] for n in validate.NUMBER_FIELDS if n in columns}
     lookups = {columns[n] for n in LOOKUP_COLUMNS if n in columns}
-    types = {name: pa.float64() if i in numbers
-             else pa.dictionary(pa.int32(), pa.string()) if i in lookups else pa.string()
+    types = {name: pa.dictionary(pa.int32(), pa.string()) if i in lookups else pa.string()
              for i, name in enumerate(names)}
+    ragged = _RaggedRow(table)
     options = {
         # One thread: the other core is the server's, storing the previous batch.
         # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
@@ -208,24 +265,47 @@ def read_batches(table: Table, columns: dict[str, int],
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
                                           block_size=table.limits.block_bytes,
                                           use_threads=False, encoding=arrow_encoding(table)),
+        # Blank lines are skipped: row numbers count records, as spreadsheets do.
         "parse_options": pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True,
-                                            ignore_empty_lines=False),
+                                            ignore_empty_lines=True, invalid_row_handler=ragged),
         # Only an empty cell is empty: "NA" or "null" in a number column is not a number.
         "convert_options": pacsv.ConvertOptions(
-            column_types=types, null_values=[""], strings_can_be_null=False,
-            decimal_point=decimal_mark(table, sorted(numbers))),
+            column_types=types, null_values=[""], strings_can_be_null=True,
+            quoted_strings_can_be_null=True),
     }
-    try:
-        # Through the limits' checks (the tree loader opens CSVs without the scan at open).
-        with CheckedStream(table) as handle:
-            done = 0
+    # Through the limits' checks (the tree loader opens CSVs without the scan at open).
+    with CheckedStream(table) as handle:
+        done = 0
+        try:
             for batch in pacsv.open_csv(handle, **options):
                 yield composed(batch) if decomposed_tones(table) else batch
                 if tick:
                     tick(handle.tell() - done)
                     done = handle.tell()
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise NotClean(f"{table.path.name}: {exc}") from exc
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(table.path, ragged.explain(exc), row=ragged.row) from exc
+
+
+class _RaggedRow:
+    """Arrow's handler of a row with too few or too many cells: noted, then refused."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.row: int | None = None
+        self.found = ""
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        if row.number is not None:
+            self.row = row.number
+        self.found = (f"{row.actual_columns} cells where the header has "
+                      f"{row.expected_columns}")
+        return "error"
+
+    def explain(self, exc: Exception) -> str:
+        """The message for the file, naming what Arrow found."""
+        if self.found:
+            return f"malformed CSV: {self.found} (a delimiter in an unquoted cell?)"
+        return f"malformed CSV: {str(exc).splitlines()[0]}"
 
 
 def arrow_encoding(table: Table) -> str:
@@ -251,187 +331,208 @@ def composed(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.record_batch(columns, names=batch.schema.names)
 
 
-SAMPLE_BYTES = 1 << 20        # read to tell a file's decimal mark
-_COMMA_NUMBER = re.compile(r"^[+-]?[0-9]*,[0-9]+$")
-_POINT_NUMBER = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
-
-
-def decimal_mark(table: Table, numbers: list[int]) -> str:
-    """``","`` for a file whose number columns are written with decimal commas ("8,6"), else ".".
-
-    Told from the first megabyte: commas and no points in its number cells. A file mixing both
-    is read with points; its comma cells then fail Arrow's parse and the file goes the checked
-    way, which reads both.
-    """
-    if not numbers:
-        return "."
-    with table.path.open("rb") as handle:
-        sample = handle.read(SAMPLE_BYTES)
-    cut = sample.rfind(b"\n")
-    if cut <= 0:
-        return "."
-    names = [f"c{i}" for i in range(len(table.headers))]
-    try:
-        head = pacsv.read_csv(
-            io.BytesIO(sample[:cut + 1]),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=False,
-                                           encoding=arrow_encoding(table)),
-            parse_options=pacsv.ParseOptions(delimiter=table.delimiter, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f"c{i}": pa.string() for i in numbers},
-                include_columns=[f"c{i}" for i in numbers]))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return "."
-    cells = [str(v).strip() for column in head.columns for v in column.unique().to_pylist()
-             if v is not None]
-    commas = any(_COMMA_NUMBER.match(c) for c in cells)
-    points = any(_POINT_NUMBER.match(c) for c in cells)
-    return "," if commas and not points else "."
-
-
 @dataclass
 class Checker:
-    """Checks one file's batches, as ``etl.validate.check_sql`` does, and types their rows."""
+    """Checks one file's batches against the tree rules (``etl.rules.TREES``) and types them."""
 
     plan: validate.FilePlan
     lookups: Lookups
     communes: Communes | None
-    rows_before: int = 0
 
     def check(self, batch: pa.RecordBatch) -> Rows:
-        """The batch's rows typed as stored; :class:`NotClean` at the first problem."""
+        """The batch's rows typed as stored, with every problem of every row.
+
+        The problems of a row come in the order of the rules: code, species, category,
+        numbers, ranges, vocabularies, position.
+        """
         n = batch.num_rows
-        code = self._text(batch, "tree_code")
-        if code is None:
-            self._refuse("no tree code")
-        self._require(~pc.is_null(code).to_numpy(zero_copy_only=False), "tree code missing")
-        self._require(pc.less_equal(pc.utf8_length(code), 64).to_numpy(zero_copy_only=False),
-                      "tree code longer than 64 characters")
-        species = self._lookup(batch, "species", "id")
-        self._require(species >= 0, "species missing")
-        category = self._category(batch, n)
-        condition = self._lookup(batch, "condition")
-        planted = self._lookup(batch, "planted_on", "date")
-        planted = np.where(np.isnat(planted), self._lookup(batch, "planted_year", "date"),
+        problems = Problems(n)
+        code = checker.text(self.column(batch, "tree_code"))
+        has_code = checker.present(code, n)
+        label = self.plan.label
+        problems.add(~has_code, f"{label('tree_code')}: missing")
+        if code is not None:
+            longest = TREES["tree_code"].max_length
+            long = pc.fill_null(pc.greater(pc.utf8_length(code), longest), False)
+            problems.add(long.to_numpy(zero_copy_only=False),
+                         f"{label('tree_code')}: longer than {longest} characters")
+        problems.add(~checker.present(checker.text(self.column(batch, "species")), n),
+                     f"{label('species')}: missing")
+        vocab: list[Finding | None] = []
+        species = self._lookup(batch, "species", "id", vocab)
+        category = self._category(batch, n, vocab, problems)
+        condition = self._lookup(batch, "condition", "text", vocab)
+        planted = self._lookup(batch, "planted_on", "date", vocab)
+        planted = np.where(np.isnat(planted), self._lookup(batch, "planted_year", "date", vocab),
                            planted)
-        lon, lat = self._position(batch)
-        sizes = self._sizes(batch)
-        source = self._text(batch, "source")
+        by_class = self._lookup(batch, "height_class", "number", vocab)
+        numbers: dict[str, np.ndarray] = {}
+        not_numbers: dict[str, Finding | None] = {}
+        for name in TREES.names("number"):
+            found: list[Finding | None] = []
+            column = self.column(batch, name)
+            numbers[name] = (np.full(n, np.nan) if column is None
+                             else checker.numbers(column, label(name), finding=found))
+            not_numbers[name] = found[0] if found else None
+        problems.extend(not_numbers.values())
+        sizes = self._sizes(numbers, by_class, problems)
+        problems.extend(vocab)
+        lon, lat, placed = self._position(batch, numbers, not_numbers, problems)
+        rows = self._rows(batch, n, code, category, species, condition, planted, sizes, lon,
+                          lat, placed)
+        rows.problems = problems
+        return rows
+
+    def _rows(self, batch: pa.RecordBatch, n: int, code: pa.Array | None, category: np.ndarray,
+              species: np.ndarray, condition: np.ndarray, planted: np.ndarray,
+              sizes: dict[str, np.ndarray], lon: np.ndarray, lat: np.ndarray,
+              placed: np.ndarray) -> Rows:
+        source = checker.text(self.column(batch, "source"))
         fixed_source = self.plan.mapping.fixed.get("source")
         if fixed_source is not None or source is None:
             sources = np.full(n, fixed_source or self.plan.name)
         else:
-            # One byte matrix of the longest width: a long source text goes the checked way.
-            if (pc.max(pc.binary_length(source)).as_py() or 0) > MAX_SOURCE_BYTES:
-                self._refuse("a source text longer than the direct path takes")
             sources = utf8_bytes(pc.fill_null(source, self.plan.name))
-        self.rows_before += n
+        communes = np.full(n, "")
+        if self.communes is not None and placed.any():
+            communes = communes.astype(self.communes.codes.dtype)
+            communes[placed] = self.communes.of(lon[placed], lat[placed])
         return Rows(
-            tree_code=utf8_bytes(code), category=category,
-            species_id=species,
+            tree_code=utf8_bytes(code) if code is not None else np.full(n, b""),
+            category=category, species_id=species,
             dbh_cm=sizes["dbh"], height_m=sizes["height"], crown_m=sizes["crown"],
-            condition=condition, planted_on=planted,
-            commune_code=(self.communes.of(lon, lat) if self.communes else np.full(n, "")),
+            condition=condition, planted_on=planted, commune_code=communes,
             source=sources, lon=lon, lat=lat,
-            attributes=utf8_bytes(attributes.objects(batch, self.plan.extra)))
+            attributes=utf8_bytes(attributes.objects(batch, self.plan.extra)), placed=placed)
 
     # -- one kind of field each --------------------------------------------------------------
 
     def column(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
-        """The column of a batch feeding a field, if the file has one."""
+        """The column of a batch feeding a field; a fixed value as a column of it."""
+        fixed = self.plan.mapping.fixed.get(name)
+        if fixed is not None and name not in AS_GIVEN:
+            return pc.dictionary_encode(pa.array([fixed] * batch.num_rows, pa.string()))
         index = self.plan.columns.get(name)
         return None if index is None else batch.column(index)
 
-    def _text(self, batch: pa.RecordBatch, name: str) -> pa.Array | None:
-        """Trimmed text of a column, empty → null (``nullif(btrim(cell), '')``)."""
-        column = self.column(batch, name)
-        if column is None:
-            return None
-        trimmed = pc.utf8_trim(column, characters=" ")
-        return pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+    def _lookup(self, batch: pa.RecordBatch, name: str, kind: str,
+                found: list[Finding | None]) -> np.ndarray:
+        """Resolved values of a lookup field, typed; an unknown value is a problem.
 
-    def _lookup(self, batch: pa.RecordBatch, name: str, kind: str = "text") -> np.ndarray:
-        """Resolved values of a lookup field, typed; refuses an unknown value.
-
-        Empty cells give the kind's empty value ('' for text, -1 for ids, NaN, NaT). Each
-        distinct value of the batch is resolved and typed once, then spread over the rows.
+        Empty cells give the kind's empty value ('' for text, -1 for ids, NaN, NaT).
         """
         convert, empty = TYPES[kind]
-        column = self.column(batch, name)
-        if column is None:
-            return np.full(batch.num_rows, empty)
-        dictionary = column.dictionary.to_pylist()
-        values = [empty] * (len(dictionary) + 1)              # the last: a null cell
-        for i, raw in enumerate(dictionary):
-            raw = raw.strip(" ")
-            if not raw:
-                continue
+
+        def resolve(raw: str) -> tuple[object, str | None]:
             value, problem = self.lookups.resolve(name, raw)
             if problem is not None or value is None:
-                self._refuse(f"{self.plan.label(name)}: {validate.shown(raw)} {problem}")
-            values[i] = convert(value)
-        return np.array(values)[pc.fill_null(column.indices, len(dictionary)).to_numpy()]
+                return empty, problem or "is not known"
+            return convert(value), None
 
-    def _category(self, batch: pa.RecordBatch, n: int) -> np.ndarray:
+        dtype = {"text": object, "id": np.int64, "number": np.float64,
+                 "date": "datetime64[D]"}[kind]
+        resolved = checker.lookup(self.column(batch, name), batch.num_rows,
+                                  self.plan.label(name), resolve, empty, dtype)
+        found.append(resolved.finding)
+        values = resolved.values
+        return values.astype(str) if kind == "text" else values
+
+    def _category(self, batch: pa.RecordBatch, n: int, found: list[Finding | None],
+                  problems: Problems) -> np.ndarray:
         fixed = self.plan.mapping.fixed.get("category")
         if fixed is not None:
             return np.full(n, fixed)
-        category = self._lookup(batch, "category")
+        category = self._lookup(batch, "category", "text", found)
         default = self.plan.mapping.defaults.get("category")
         if default is not None:
             category = np.where(category == "", default, category)
-        self._require(category != "", "category missing")
+        cell = checker.present(checker.text(self.column(batch, "category")), n)
+        problems.add((category == "") & ~cell, f"{self.plan.label('category')}: missing")
         return category
 
-    def _number(self, batch: pa.RecordBatch, name: str) -> np.ndarray:
-        """A number column as float64 (NaN: empty); refuses NaN and infinities written out."""
-        column = self.column(batch, name)
-        if column is None:
-            return np.full(batch.num_rows, np.nan)
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        self._require(np.isfinite(values) | pc.is_null(column).to_numpy(zero_copy_only=False),
-                      f"{self.plan.label(name)} not a finite number")
-        return values
-
-    def _position(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-        """WGS 84 longitude and latitude of each row, reprojected as the checked path does."""
-        x_name, y_name = position_columns(self.plan) or ("lon", "lat")
-        for name in ("x", "y", "lon", "lat"):   # the pair not used must still hold numbers
-            if name not in (x_name, y_name):
-                self._number(batch, name)
-        x, y = self._number(batch, x_name), self._number(batch, y_name)
-        self._require(~np.isnan(x) & ~np.isnan(y), "position missing")
-        lon, lat = crsmod.to_wgs84(self.plan.crs, *crsmod.easting_first(self.plan.crs, x, y))
-        self._require(self.plan.territory.contains(lon, lat), "position outside the territory")
-        return lon, lat
-
-    def _sizes(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    def _sizes(self, numbers: dict[str, np.ndarray], by_class: np.ndarray,
+               problems: Problems) -> dict[str, np.ndarray]:
         """Diameter, height and crown in stored units (float4), each within its range."""
         m = self.plan.mapping
 
         def factor(name: str) -> float:
             return m.fields[name].factor if name in m.fields else 1.0
 
-        dbh = self._number(batch, "dbh") * factor("dbh")
-        around = self._number(batch, "circumference") * factor("circumference") / math.pi
-        height = self._number(batch, "height") * factor("height")
-        by_class = self._lookup(batch, "height_class", "number")
+        dbh = numbers["dbh"] * factor("dbh")
+        around = numbers["circumference"] * factor("circumference") / math.pi
+        height = numbers["height"] * factor("height")
         sizes = {"dbh": np.where(np.isnan(dbh), around, dbh).astype(np.float32),
                  "height": np.where(np.isnan(height), by_class, height).astype(np.float32),
-                 "crown": (self._number(batch, "crown") * factor("crown")).astype(np.float32)}
-        for name, (low, high, _unit) in validate.RANGES.items():
-            value = sizes[name]
-            self._require(np.isnan(value) | ((value > low) & (value <= high)),
-                          f"{name} outside its plausible range")
+                 "crown": (numbers["crown"] * factor("crown")).astype(np.float32)}
+        fallback = {"dbh": "circumference", "height": "height_class", "crown": "crown"}
+        for name, value in sizes.items():
+            rule = TREES[name]
+            low, high = rule.range or (-math.inf, math.inf)
+            header = self.plan.label(name if name in self.plan.columns else fallback[name])
+            bad = ~np.isnan(value) & ~((value > low) & (value <= high))
+            problems.add(bad, _outside_range(value, header, rule.unit or "", low, high))
         return sizes
 
-    def _require(self, good: np.ndarray, what: str) -> None:
-        if not good.all():
-            row = self.rows_before + int(np.flatnonzero(~good)[0]) + 2
-            self._refuse(f"row {row}: {what}")
+    def _position(self, batch: pa.RecordBatch, numbers: dict[str, np.ndarray],
+                  not_numbers: dict[str, Finding | None], problems: Problems
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """WGS 84 longitude and latitude of each row, and whether it is inside the territory."""
+        n = batch.num_rows
+        x_name, y_name = position_columns(self.plan) or ("lon", "lat")
+        x, y = crsmod.easting_first(self.plan.crs, numbers[x_name], numbers[y_name])
+        lon, lat = crsmod.to_wgs84(self.plan.crs, x, y)
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        geometry = self._geometry_problems(batch)
+        problems.add(geometry != "", lambda rows: list(geometry[rows]))
+        coordinate_bad = np.zeros(n, dtype=bool)
+        for name in ("lon", "lat", "x", "y"):
+            found = not_numbers.get(name)
+            if found is not None and name in self.plan.columns:
+                coordinate_bad[found.rows] = True
+        where = self.plan.position_label
+        missing = np.isnan(lon) | np.isnan(lat)
+        problems.add(missing & (geometry == "") & ~coordinate_bad, f"{where}: missing")
+        inside = self.plan.territory.contains(lon, lat)
+        outside = ~missing & ~inside
 
-    def _refuse(self, why: str) -> NoReturn:
-        raise NotClean(f"{self.plan.name}: {why}")
+        def outside_reasons(rows: np.ndarray) -> list[str]:
+            hints = crsmod.wrong_zone_hints(self.plan.crs, x[rows], y[rows], self.plan.territory)
+            if not self.plan.crs.is_geographic:
+                swapped = self.plan.territory.contains(lat[rows], lon[rows])
+                hints = [h or ("longitude and latitude look swapped" if s else None)
+                         for h, s in zip(hints, swapped, strict=True)]
+            return [f"{where}: {rounded(lon[i], 6)}, {rounded(lat[i], 6)} is outside the territory"
+                    + (f"; {h}" if h else "") for i, h in zip(rows, hints, strict=True)]
+
+        problems.add(outside, outside_reasons)
+        return lon, lat, inside
+
+    def _geometry_problems(self, batch: pa.RecordBatch) -> np.ndarray:
+        """What is wrong with each feature's geometry ('' where nothing; a table has none)."""
+        index = self.plan.columns.get(arrow_readers.GEOMETRY_PROBLEM)
+        if index is None:
+            return np.full(batch.num_rows, "", dtype=object)
+        column = batch.column(index)
+        return np.array([v or "" for v in column.to_pylist()], dtype=object)
+
+
+def _outside_range(value: np.ndarray, header: str, unit: str, low: float,
+                   high: float) -> Callable[[np.ndarray], list[str]]:
+    def reasons(rows: np.ndarray) -> list[str]:
+        return [f"{header}: {rounded(x, 1)} {unit} is outside the plausible range "
+                f"({low}–{high} {unit})" for x in value[rows]]
+    return reasons
+
+
+def rounded(value: float, places: int) -> str:
+    """A number in a message as PostgreSQL's ``round(value::numeric, places)`` writes it.
+
+    The shortest decimal that reads back as the value (a ``real`` as a float32), rounded half
+    away from zero: 105.7012135 is 105.701214, 12.25 is 12.3.
+    """
+    shortest = str(value) if isinstance(value, np.float32) else repr(float(value))
+    step = decimal.Decimal(1).scaleb(-places)
+    return str(decimal.Decimal(shortest).quantize(step, rounding=decimal.ROUND_HALF_UP))
 
 
 def utf8_bytes(text: pa.Array) -> np.ndarray:
@@ -440,6 +541,8 @@ def utf8_bytes(text: pa.Array) -> np.ndarray:
     Read from the column's offsets and data buffers: no Python string per value.
     """
     text = pc.fill_null(text, "")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
     n = len(text)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=n + 1, offset=text.offset * 4)
     data = np.frombuffer(text.buffers()[2] or b"\0", dtype=np.uint8)
@@ -452,7 +555,7 @@ def utf8_bytes(text: pa.Array) -> np.ndarray:
 
 
 def spot_grid(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points on the 1e-6 degree grid: the checked path's gx, gy ("the same spot")."""
+    """Points on the 1e-6 degree grid: gx, gy ("the same spot", within about 10 cm)."""
     return np.round(lon * 1e6).astype(np.int64), np.round(lat * 1e6).astype(np.int64)
 
 
@@ -462,11 +565,125 @@ def spot_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return gx * 1_000_000_000 + gy
 
 
-def require_distinct_spots(keys: list[np.ndarray]) -> None:
-    """Distinct codes at one spot are refused by the checked path: send them there."""
-    every = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-    if (every[1:] == every[:-1]).any():          # (a sort: np.unique is 15 times slower here)
-        raise NotClean("two rows at the same spot")
+@dataclass
+class RunChecks:
+    """The checks across the rows of a run into an empty inventory, made as the rows go by.
+
+    A code seen before in the run (in any row, refused or not) refuses the later row; so does
+    a spot taken by an earlier good row under another code. Rows come in file and row order,
+    so "earlier" is what ``etl.validate.cross_checks`` means by it on a loaded inventory.
+    Each batch's keys are compared with those seen by one set intersection; only a batch that
+    shares one is walked row by row.
+    """
+
+    codes: dict[bytes, tuple[int, int]] = field(default_factory=dict)   # → file, row
+    spots: dict[int, tuple[bytes, int]] = field(default_factory=dict)   # → code, row
+    names: dict[int, str] = field(default_factory=dict)                 # file number → name
+
+    def check(self, plan: validate.FilePlan, rows: Rows, numbers: np.ndarray) -> None:
+        """Add the repeated codes and taken spots of one checked batch to its problems."""
+        self.names[plan.file_no] = plan.name
+        coded = np.flatnonzero(rows.tree_code != b"")
+        keys = rows.tree_code[coded].tolist()
+        firsts = [(plan.file_no, r) for r in numbers[coded].tolist()]
+        if len(set(keys)) < len(keys) or not self.codes.keys().isdisjoint(keys):
+            self._repeated_codes(plan, rows, coded, keys, firsts)
+        else:
+            self.codes.update(zip(keys, firsts, strict=True))
+        good = np.flatnonzero(~rows.problems.bad)
+        spots = spot_keys(rows.lon[good], rows.lat[good]).tolist()
+        if len(set(spots)) < len(spots) or not self.spots.keys().isdisjoint(spots):
+            self._taken_spots(plan, rows, good, spots, numbers)
+        else:
+            self.spots.update(zip(spots, zip(rows.tree_code[good].tolist(),
+                                             numbers[good].tolist(), strict=True), strict=True))
+
+    def _repeated_codes(self, plan: validate.FilePlan, rows: Rows, coded: np.ndarray,
+                        keys: list[bytes], firsts: list[tuple[int, int]]) -> None:
+        label = plan.label("tree_code")
+        refused, reasons = [], []
+        for i, key, first in zip(coded.tolist(), keys, firsts, strict=True):
+            seen = self.codes.setdefault(key, first)
+            if seen != first:
+                where = "" if seen[0] == plan.file_no else f"{self.names[seen[0]]} "
+                refused.append(i)
+                reasons.append(f"{label}: {key.decode()} already appears in {where}row {seen[1]}")
+        rows.problems.extend([Finding(np.array(refused, dtype=np.int64), reasons)])
+
+    def _taken_spots(self, plan: validate.FilePlan, rows: Rows, good: np.ndarray,
+                     spots: list[int], numbers: np.ndarray) -> None:
+        refused, reasons = [], []
+        for i, spot in zip(good.tolist(), spots, strict=True):
+            code, row = rows.tree_code[i], int(numbers[i])
+            first = self.spots.setdefault(spot, (code, row))
+            if first[1] != row or first[0] != code:
+                refused.append(i)
+                reasons.append(f"{plan.position_label}: same spot as tree {first[0].decode()} "
+                               f"(row {first[1]})")
+        rows.problems.extend([Finding(np.array(refused, dtype=np.int64), reasons)])
+
+
+def text_arrays(lists: list[list[str]]) -> np.ndarray:
+    """Each list of problems as the binary COPY form of a ``text[]`` (an ``S`` array)."""
+    out = []
+    for items in lists:
+        encoded = [item.encode() for item in items]
+        out.append(struct.pack(">iiiii", 1, 0, 25, len(encoded), 1)
+                   + b"".join(struct.pack(">i", len(e)) + e for e in encoded))
+    return np.array(out, dtype=np.bytes_)
+
+
+class Refused:
+    """A file's refused rows, encoded as they are found and COPYed once the reading is done.
+
+    Each goes to ``load_checked`` with its problems, its cells as the file wrote them to
+    ``load_raw_<file>`` (the rejects file joins the two). Rows are held in temporary files
+    (in memory up to a bound): a COPY into ``trees`` may be under way meanwhile on the same
+    connection.
+    """
+
+    def __init__(self, plan: validate.FilePlan, width: int) -> None:
+        self.plan = plan
+        self.width = width
+        # Closed by copy(), once their rows are sent.
+        self.checked: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=HISTORY_IN_MEMORY)
+        self.cells: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=HISTORY_IN_MEMORY)
+
+    def add(self, batch: pa.RecordBatch, numbers: np.ndarray, rows: Rows,
+            row_digests: np.ndarray, keep: np.ndarray) -> None:
+        """Encode the rows ``keep`` marks, with their problems and cells."""
+        at = np.flatnonzero(keep)
+        if not len(at):
+            return
+        self.add_cells(batch, numbers, at)
+        reasons = rows.problems.reasons()
+        chosen = rows.take(keep)
+        placed = chosen.placed
+        gx, gy = spot_grid(np.where(placed, chosen.lon, 0.0), np.where(placed, chosen.lat, 0.0))
+        self.checked.write(binary_copy.binary_rows([
+            ("int4", np.full(len(at), self.plan.file_no, dtype=np.int32)), ("int8", numbers[at]),
+            *chosen.stored(self.plan.source_crs, row_digests[at]),
+            ("int8", np.where(placed, gx, -1)), ("int8", np.where(placed, gy, -1)),
+            ("text", text_arrays([reasons.get(int(i), []) for i in at]))]))
+
+    def add_cells(self, batch: pa.RecordBatch, numbers: np.ndarray, at: np.ndarray) -> None:
+        """Encode the cells of some rows of a batch, as text."""
+        taken = pa.array(at)
+        columns: list[binary_copy.Column] = [("int8", numbers[at])]
+        for i in range(self.width):
+            columns.append(("text", utf8_bytes(checker.as_text(batch.column(i)).take(taken))))
+        self.cells.write(binary_copy.binary_rows(columns))
+
+    def copy(self, conn: psycopg.Connection) -> None:
+        """COPY what was encoded into the two staging tables."""
+        _copy_rows(conn, sql.Identifier("load_checked"), (*STAGED_COLUMNS, "problems"),
+                   self.checked)
+        _copy_rows(conn, stage.raw_table(self.plan.file_no),
+                   ("row_no", *(f"c{i}" for i in range(self.width))), self.cells)
+        self.checked.close()
+        self.cells.close()
 
 
 # -- the write into an empty inventory ----------------------------------------------------------
@@ -487,53 +704,100 @@ HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
 @dataclass
 class FileInput:
-    """One file on the direct path: its plan and checker, its batches, its history source.
+    """One file of a run: its plan and checker, its batches, its history source, its counts.
 
     ``context`` seeds the rows' digests (``etl.digests``); a row whose digest is in ``stored``
     (sorted) was loaded before into a tree unchanged since, and is counted in ``skipped``
     instead of being checked. ``codes`` collects the hashed tree code of every row, skipped or
-    not, for :func:`require_distinct_codes`.
+    not, with ``code_rows`` their row numbers, for :func:`require_distinct_codes`.
     """
 
     plan: validate.FilePlan
     checker: Checker
-    batches: Iterator[pa.RecordBatch]
+    batches: Iterator[Batch]
     source: str
+    width: int                    # the file's columns, staged as text for the rejects file
     context: int = 0
     stored: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    first_row: int = 2            # the file's number of its first row (a GIS feature's: 1)
     skipped: int = 0
+    rows: int = 0                 # every row read
+    refused: int = 0
     codes: list[np.ndarray] = field(default_factory=list)
+    code_rows: list[np.ndarray] = field(default_factory=list)
+    kept: list[np.ndarray] = field(default_factory=list)     # false: skipped
+    refused_rows: Refused = field(init=False)
 
-    def checked(self) -> Iterator[tuple[Rows, np.ndarray, np.ndarray]]:
-        """Each batch's rows to write, checked, with their file row numbers and digests."""
-        row_no = self.first_row
-        for batch in self.batches:
+    def __post_init__(self) -> None:
+        self.refused_rows = Refused(self.plan, self.width)
+
+    def checked(self) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
+        """Each batch to write, checked: the batch, its rows, row numbers and digests."""
+        for batch, numbers in self.batches:
             n = batch.num_rows
-            numbers = np.arange(row_no, row_no + n, dtype=np.int64)
-            row_no += n
+            self.rows += n
             row_digests = digests.row_digests(batch, self.context)
             if len(self.stored):
                 code = self.checker.column(batch, "tree_code")
-                if code is not None:
-                    self.codes.append(digests.column_hash(pc.utf8_trim(code, characters=" ")))
                 keep = ~digests.known(row_digests, self.stored)
+                if code is not None:
+                    self.codes.append(digests.column_hash(pc.utf8_trim(
+                        checker.as_text(code), characters=" ")))
+                    self.code_rows.append(numbers)
+                    self.kept.append(keep)
                 if not keep.all():
                     self.skipped += int(n - keep.sum())
                     batch, numbers = batch.filter(pa.array(keep)), numbers[keep]
                     row_digests = row_digests[keep]
                     if batch.num_rows == 0:
                         continue
-            yield self.checker.check(batch), numbers, row_digests
+            yield batch, self.checker.check(batch), numbers, row_digests
 
 
-def require_distinct_codes(files: list[FileInput]) -> None:
-    """A code repeated in a run with skipped rows: the checked path words it (on every row)."""
-    if not any(f.skipped for f in files):
+def repeats_beside_unchanged(conn: psycopg.Connection, files: list[FileInput]) -> None:
+    """Refuse the staged rows repeating the code of an earlier row known unchanged.
+
+    A row known unchanged by its digest is not staged, so the checks across staged rows
+    (``etl.validate.cross_checks``) cannot see it: a later row with its code is refused here,
+    naming it. A code repeated *by* an unchanged row after a staged one cannot be reported
+    with its cells (it was not read into the staging tables): the run is then refused as a
+    whole, naming both rows.
+    """
+    if not any(f.skipped for f in files) or not any(f.codes for f in files):
         return
-    every = np.sort(np.concatenate([c for f in files for c in f.codes] or [np.zeros(0, np.uint64)]))
-    if (every[1:] == every[:-1]).any():
-        raise NotClean("a tree code repeats in a run whose other rows are unchanged")
+    hashes = np.concatenate([c for f in files for c in f.codes])
+    rows = np.concatenate([r for f in files for r in f.code_rows])
+    file_no = np.concatenate([np.full(len(r), f.plan.file_no) for f in files for r in f.code_rows])
+    kept = np.concatenate([k for f in files for k in f.kept])
+    order = np.lexsort((rows, file_no, hashes))
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return
+    plans = {f.plan.file_no: f.plan for f in files}
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    ends = np.concatenate([starts[1:], [len(order)]])
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        group = order[start:end]
+        if len(group) < 2 or kept[group].all():
+            continue
+        first, later = group[0], group[1:]
+        unchanged_later = later[~kept[later]]
+        if len(unchanged_later):
+            at = unchanged_later[0]
+            raise InputError(plans[int(file_no[at])].name, "the tree code of row "
+                             f"{int(rows[first])} appears again in row {int(rows[at])}, a row "
+                             "loaded before and unchanged: remove one of them",
+                             row=int(rows[at]), field=plans[int(file_no[at])].label("tree_code"))
+        if kept[first]:
+            continue          # the staged rows of the group are checked in SQL
+        at = later[0]
+        plan = plans[int(file_no[at])]
+        where = "" if file_no[first] == file_no[at] else f"{plans[int(file_no[first])].name} "
+        conn.execute(
+            "UPDATE load_checked SET problems = problems || format('%%s: %%s already appears "
+            "in %%srow %%s', %s::text, tree_code, %s::text, %s::bigint) "
+            "WHERE file_no = %s AND row_no = %s",
+            (plan.label("tree_code"), where, int(rows[first]), int(file_no[at]), int(rows[at])))
 
 
 def claim_empty_inventory(conn: psycopg.Connection) -> bool:
@@ -559,58 +823,51 @@ def claim_empty_inventory(conn: psycopg.Connection) -> bool:
 
 
 def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str,
-                    phase: Callable[[str], None] | None = None) -> list[int]:
-    """Check every file and COPY its rows into the empty ``trees``; return rows per file.
+                    phase: Callable[[str], None] | None = None) -> None:
+    """Check every file and COPY its good rows into the empty ``trees``; refused rows are staged.
 
-    The caller holds the lock of :func:`claim_empty_inventory`. Raises :class:`NotClean`
-    (the transaction is then to be rolled back) at the first row the checked path would refuse.
-    ``phase`` is told when the steps after the COPY begin (for a progress display).
+    The caller holds the lock of :func:`claim_empty_inventory`; each file's counts are in its
+    :class:`FileInput`. ``phase`` is told when the steps after the COPY begin.
     """
     restore = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
-    # set a GENERATED ALWAYS column); the identities are moved past them at the end: sequences
-    # ignore rollbacks, and a run that gives way must not leave a gap.
+    # set a GENERATED ALWAYS column); the identities are moved past them at the end.
     ids = {table: _next_id(conn, table) for table in SEQUENCES}
     clock = [time.perf_counter()]
-    counts = _copy_trees_and_history(conn, files, ids, actor, clock)
+    written = _copy_trees_and_history(conn, files, ids, actor, clock)
     if phase:
         phase("building keys and indexes")
     _enable_insert_triggers(conn, True)
     # What trees_count_insert would have added (TRUNCATE set the count to 0).
     conn.execute("UPDATE smarttrees.row_counts SET n = n + %s WHERE table_name = 'trees'",
-                 (sum(counts),))
-    try:
-        merge.rebuild_indexes(conn, restore)
-    except psycopg.errors.UniqueViolation as exc:
-        raise NotClean(f"a tree code appears twice ({exc.diag.message_detail})") from exc
+                 (written,))
+    merge.rebuild_indexes(conn, restore)
     log.debug("direct: keys, indexes and foreign keys rebuilt in %.2f s", _lap(clock))
-    if sum(counts):
+    if written:
         for table, first in ids.items():
             conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
-                         (table, first + sum(counts) - 1))
-    return counts
+                         (table, first + written - 1))
 
 
 def _copy_trees_and_history(conn: psycopg.Connection, files: list[FileInput],
-                            ids: dict[str, int], actor: str, clock: list[float]) -> list[int]:
-    """COPY every file's trees, then their insert history; return rows per file."""
-    spots: list[np.ndarray] = []
-    counts = []
+                            ids: dict[str, int], actor: str, clock: list[float]) -> int:
+    """COPY every file's good trees, then their insert history; return how many."""
     next_id = ids["smarttrees.trees"]
+    start = next_id
     offset = ids["smarttrees.tree_history"] - next_id      # history id of a tree's insert row
+    run = RunChecks()
     # History rows are encoded while the trees are sent and COPYed after them: a province-sized
     # survey's stay in memory (75 MB per million trees), a bigger one's spill to a file.
     with tempfile.SpooledTemporaryFile(max_size=HISTORY_IN_MEMORY) as history:
         for f in files:
-            start = next_id
-            next_id = _copy_file(conn, f, next_id, offset, spots, history, actor)
-            counts.append(next_id - start)
-        log.debug("direct: %d trees checked and copied in %.2f s", sum(counts), _lap(clock))
-        require_distinct_spots(spots)
-        log.debug("direct: spots checked in %.2f s", _lap(clock))
-        _copy_rows(conn, "tree_history", HISTORY_COLUMNS, history)
+            next_id = _copy_file(conn, f, next_id, offset, history, actor, run)
+        log.debug("direct: %d trees checked and copied in %.2f s", next_id - start,
+                  _lap(clock))
+        _copy_rows(conn, sql.Identifier("smarttrees", "tree_history"), HISTORY_COLUMNS, history)
+        for f in files:
+            f.refused_rows.copy(conn)
     log.debug("direct: history copied in %.2f s", _lap(clock))
-    return counts
+    return next_id - start
 
 
 def _lap(clock: list[float]) -> float:
@@ -621,14 +878,28 @@ def _lap(clock: list[float]) -> float:
 
 
 def stage_checked(conn: psycopg.Connection, f: FileInput) -> None:
-    """COPY one file's checked rows into ``load_checked``, for the merge into the inventory."""
+    """COPY one file's checked rows into ``load_checked`` and their cells into its raw table.
+
+    For the merge into a loaded inventory: the checks across rows (``etl.validate``) run on
+    them next, and may refuse a row the batch's checks let through, so every staged row keeps
+    its cells for the rejects file.
+    """
     with conn.cursor() as cur, binary_copy.open_copy(
             cur, sql.Identifier("load_checked"), STAGED_COLUMNS, queued=True) as copy:
-        for rows, numbers, row_digests in f.checked():
-            gx, gy = spot_grid(rows.lon, rows.lat)
+        for batch, rows, numbers, row_digests in f.checked():
+            bad = rows.problems.bad
+            f.refused += int(bad.sum())
+            f.refused_rows.add(batch, numbers, rows, row_digests, bad)
+            f.refused_rows.add_cells(batch, numbers, np.flatnonzero(~bad))
+            good = rows.take(~bad)
+            if not len(good):
+                continue
+            gx, gy = spot_grid(good.lon, good.lat)
             copy.write(binary_copy.binary_rows([
-                ("int4", np.full(len(rows), f.plan.file_no, dtype=np.int32)), ("int8", numbers),
-                *rows.stored(f.plan.source_crs, row_digests), ("int8", gx), ("int8", gy)]))
+                ("int4", np.full(len(good), f.plan.file_no, dtype=np.int32)),
+                ("int8", numbers[~bad]), *good.stored(f.plan.source_crs, row_digests[~bad]),
+                ("int8", gx), ("int8", gy)]))
+    f.refused_rows.copy(conn)
 
 
 def _next_id(conn: psycopg.Connection, table: str) -> int:
@@ -670,8 +941,8 @@ def _enable_insert_triggers(conn: psycopg.Connection, on: bool) -> None:
 
 
 def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int,
-               spots: list[np.ndarray], history: IO[bytes], actor: str) -> int:
-    """COPY one file's checked batches into ``trees``; return the next free tree id.
+               history: IO[bytes], actor: str, run: RunChecks) -> int:
+    """COPY one file's good rows into ``trees``; stage its refused ones; return the next id.
 
     The insert history of each batch (row ids: tree id + ``offset``) is encoded meanwhile
     and written to ``history``.
@@ -680,11 +951,18 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
     with conn.cursor() as cur, binary_copy.open_copy(
             cur, sql.Identifier("smarttrees", "trees"), COLUMNS, freeze=True,
             queued=True) as copy:
-        for rows, _numbers, row_digests in f.checked():
+        for batch, rows, numbers, row_digests in f.checked():
+            run.check(f.plan, rows, numbers)
+            bad = rows.problems.bad
+            if bad.any():
+                f.refused += int(bad.sum())
+                f.refused_rows.add(batch, numbers, rows, row_digests, bad)
+                rows, row_digests = rows.take(~bad), row_digests[~bad]
             n = len(rows)
+            if not n:
+                continue
             ids = np.arange(next_id, next_id + n, dtype=np.int64)
             next_id += n
-            spots.append(spot_keys(rows.lon, rows.lat))
             copy.write(binary_copy.binary_rows([("int8", ids),
                                                 *rows.stored(f.plan.source_crs, row_digests)]))
             history.write(binary_copy.binary_rows([
@@ -694,11 +972,10 @@ def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int
     return next_id
 
 
-def _copy_rows(conn: psycopg.Connection, table: str, columns: tuple[str, ...],
+def _copy_rows(conn: psycopg.Connection, table: sql.Composable, columns: tuple[str, ...],
                rows: IO[bytes]) -> None:
     """COPY rows encoded by :func:`etl.binary_copy.binary_rows`, read back from ``rows``."""
     rows.seek(0)
-    with conn.cursor() as cur, binary_copy.open_copy(
-            cur, sql.Identifier("smarttrees", table), columns) as copy:
+    with conn.cursor() as cur, binary_copy.open_copy(cur, table, columns) as copy:
         while block := rows.read(BLOCK_BYTES):
             copy.write(block)

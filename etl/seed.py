@@ -1,28 +1,29 @@
 """Forestry seed data: nurseries (points), seedling lots, plantation stands (polygons).
 
-These files are small (hundreds to thousands of rows), so rows are checked in Python; the rules
-are those of the tree loader: every refused row goes to a rejects file with its reasons, the
-write is one transaction keyed on the code, unchanged rows are not touched, ``--strict`` refuses
-all when one row is bad. Stand areas are computed in VN-2000 / TM-3 106°30' (EPSG:9213), an
-equal-scale projection for the province, not on the sphere.
+The fields' rules are ``etl.rules.SEED``, checked by the one checker (``etl.checker``) over the
+file's cells in Arrow, as tree surveys are: every refused row goes to a rejects file with all its
+reasons, the write is one transaction keyed on the code, unchanged rows are not touched,
+``--strict`` refuses all when one row is bad. Stand areas are computed in VN-2000 / TM-3
+106°30' (EPSG:9213), an equal-scale projection for the province, not on the sphere.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from etl import checker, report
 from etl import crs as crsmod
 from etl import headers as headers_mod
-from etl import report
 from etl.errors import InputError
 from etl.readers import open_table, read_gis_frame
-from etl.validate import SpeciesIndex, parse_date, shown
+from etl.rules import SEED, Rules
+from etl.validate import SpeciesIndex
 from smarttrees import territory
 from smarttrees.database import connect
 from smarttrees.domain import fold
@@ -30,67 +31,20 @@ from smarttrees.domain import fold
 AREA_CRS = 9213
 AREAS: dict[bytes, float] = {}   # polygon WKB → area in hectares, filled while reading
 
-OWNER_TYPES = {"nha nuoc": "state", "state": "state", "doanh nghiep": "company",
-               "cong ty": "company", "company": "company", "hop tac xa": "cooperative",
-               "cooperative": "cooperative",
-               "ho gia dinh": "household", "household": "household", "cong dong": "community",
-               "community": "community"}
-FUNCTIONS = {"san xuat": "production", "production": "production", "phong ho": "protection",
-             "protection": "protection", "dac dung": "special_use", "special use": "special_use",
-             "special_use": "special_use"}
-
-
-@dataclass(frozen=True)
-class Col:
-    """One target column: headers that feed it, its kind, whether it is required."""
-
-    name: str
-    aliases: tuple[str, ...]
-    kind: str = "text"           # text, int, date, year, species, nursery, choice
-    required: bool = False
-    choices: dict[str, str] | None = None
-    minimum: int | None = None
-
-
 @dataclass(frozen=True)
 class Spec:
-    """A seed table: its key, columns and geometry."""
+    """A seed table: its key, the rules of its columns (``etl.rules.SEED``) and its geometry."""
 
     table: str
     key: str
-    columns: tuple[Col, ...]
+    rules: Rules
     geometry: str | None         # point, polygon or None
 
 
 SPECS = {
-    "nurseries": Spec("nurseries", "nursery_code", (
-        Col("nursery_code", ("nursery_code", "Mã vườn ươm", "code"), required=True),
-        Col("name", ("name", "Tên vườn ươm", "Tên"), required=True),
-        Col("operator", ("operator", "Chủ vườn ươm", "Đơn vị quản lý", "Chủ sở hữu")),
-        Col("certificate_no", ("certificate_no", "Số giấy chứng nhận", "Giấy chứng nhận")),
-        Col("capacity", ("capacity", "Công suất (cây/năm)", "Công suất"), "int", minimum=0),
-    ), "point"),
-    "lots": Spec("seedling_lots", "lot_code", (
-        Col("lot_code", ("lot_code", "Mã lô", "Mã lô cây giống"), required=True),
-        Col("nursery_id", ("nursery_code", "Mã vườn ươm"), "nursery", required=True),
-        Col("species_id", ("species", "Loài", "Tên cây", "Loài cây"), "species", required=True),
-        Col("seed_source", ("seed_source", "Nguồn giống")),
-        Col("quantity", ("quantity", "Số lượng", "Số lượng (cây)"), "int", required=True,
-            minimum=1),
-        Col("certificate_no", ("certificate_no", "Số giấy chứng nhận", "Chứng chỉ")),
-        Col("sown_on", ("sown_on", "Ngày gieo"), "date"),
-        Col("ready_on", ("ready_on", "Ngày xuất vườn", "Ngày đủ tiêu chuẩn"), "date"),
-    ), None),
-    "stands": Spec("stands", "stand_code", (
-        Col("stand_code", ("stand_code", "Mã lô rừng", "Mã lô", "code"), required=True),
-        Col("species_id", ("species", "Loài cây", "Loài", "Tên cây"), "species"),
-        Col("planting_year", ("planting_year", "Năm trồng"), "year"),
-        Col("planted_count", ("planted_count", "Số cây trồng", "Mật độ trồng"), "int", minimum=0),
-        Col("owner_type", ("owner_type", "Loại chủ rừng"), "choice", choices=OWNER_TYPES),
-        Col("owner_name", ("owner_name", "Chủ rừng")),
-        Col("forest_function", ("forest_function", "Chức năng", "Loại rừng"), "choice",
-            choices=FUNCTIONS),
-    ), "polygon"),
+    "nurseries": Spec("nurseries", "nursery_code", SEED["nurseries"], "point"),
+    "lots": Spec("seedling_lots", "lot_code", SEED["lots"], None),
+    "stands": Spec("stands", "stand_code", SEED["stands"], "polygon"),
 }
 
 
@@ -123,8 +77,7 @@ class SeedResult:
 
 def _match(headers: list[str], spec: Spec, path: Path) -> dict[str, int]:
     """Column → header index, by the rule of ``etl.headers`` (most specific alias wins)."""
-    found = headers_mod.match(headers, {col.name: col.aliases for col in spec.columns},
-                              path=path)
+    found = headers_mod.match(headers, spec.rules.aliases(), path=path)
     return {name: m.index for name, m in found.items()}
 
 
@@ -138,34 +91,15 @@ def load(kind: str, url: str | None, path: Path, *, crs: str | None = None,
         area = territory.current(conn)
     headers, records = _read(spec, path, crs, area)
     columns = _match(headers, spec, path)
-    for col in spec.columns:
-        if col.required and col.name not in columns:
-            raise InputError(path, f"no column for {col.name}: expected one of "
-                             f"{', '.join(repr(a) for a in col.aliases)}", row=1)
-    refused: list[tuple[list[str], int, str]] = []
-    good: list[dict[str, Any]] = []
+    for rule in spec.rules:
+        if rule.required and rule.name not in columns:
+            raise InputError(path, f"no column for {rule.name}: expected one of "
+                             f"{', '.join(repr(a) for a in rule.aliases)}", row=1)
     with connect(url) as conn:
         species = SpeciesIndex.from_db(conn)
         nurseries = dict(conn.execute(
             "SELECT nursery_code, id FROM smarttrees.nurseries").fetchall())
-        seen: dict[str, int] = {}
-        for row_no, cells, geom, geom_problem in records:
-            values, problems = _check(spec, headers, columns, cells, species, nurseries)
-            if geom_problem:
-                problems.append(geom_problem)
-            code = values.get(spec.key)
-            if code in seen:
-                problems.append(f"{headers[columns[spec.key]]}: {code} already appears in "
-                                f"row {seen[code]}")
-            elif code:
-                seen[code] = row_no
-            if problems:
-                refused.append((cells, row_no, "; ".join(problems)))
-            else:
-                values["geom"] = geom
-                good.append(values)
-            if kind == "nurseries" and code and not problems:
-                nurseries.setdefault(code, -1)
+        refused, good = _checked(spec, headers, columns, records, species, nurseries)
         result.rows = len(records)
         result.refused = len(refused)
         result.all_outside = _all_outside(area, path, records)
@@ -278,63 +212,66 @@ def _read_polygons(path: Path, crs: str | None) -> tuple[list[str], list[tuple[i
     return headers, records
 
 
-def _check(spec: Spec, headers: list[str], columns: dict[str, int], cells: list[str],
-           species: SpeciesIndex, nurseries: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for col in spec.columns:
-        if col.name not in columns:
-            continue
-        label = headers[columns[col.name]]
-        raw = cells[columns[col.name]].strip()
-        if raw in ("", "nan", "None"):
-            if col.required:
-                problems.append(f"{label}: missing")
-            continue
-        value, problem = _convert(col, raw, species, nurseries)
-        if problem:
-            problems.append(f"{label}: {shown(raw)} {problem}")
-        values[col.name] = value
-    if values.get("sown_on") and values.get("ready_on") and values["ready_on"] < values["sown_on"]:
-        problems.append("ready_on: before the sowing date")
-    return values, problems
+def _checked(spec: Spec, headers: list[str], columns: dict[str, int],
+             records: list[tuple[int, list[str], bytes | None, str | None]],
+             species: SpeciesIndex, nurseries: dict[str, int]
+             ) -> tuple[list[tuple[list[str], int, str]], list[dict[str, Any]]]:
+    """(refused rows with their reasons, good rows' values): every problem of every row."""
+    empty = ("", "nan", "None")      # how the readers' text writes an empty cell
+    cells = pa.table({f"c{i}": pa.array([None if r[1][i] in empty else r[1][i] for r in records],
+                                        pa.string())
+                      for i in range(len(headers))})
+    checked = checker.check(cells, columns, {n: headers[i] for n, i in columns.items()},
+                            spec.rules, {"species": lambda raw: _species(raw, species),
+                                         "nursery": lambda raw: _nursery(raw, nurseries)})
+    values, problems = checked.values, checked.problems
+    if "sown_on" in values and "ready_on" in values:
+        sown, ready = values["sown_on"], values["ready_on"]
+        late = [s is not None and r is not None and r < s for s, r in zip(sown, ready,
+                                                                         strict=True)]
+        problems.add(np.array(late, dtype=bool), "ready_on: before the sowing date")
+    geometry = np.array([bool(r[3]) for r in records], dtype=bool)
+    problems.add(geometry, lambda rows: [records[int(i)][3] or "" for i in rows])
+    _repeated_codes(spec, headers, columns, values, records, problems)
+    reasons = problems.reasons()
+    refused = [(records[i][1], records[i][0], "; ".join(reasons[i])) for i in reasons]
+    good = [{**{name: v[i] for name, v in values.items() if v[i] is not None},
+             "geom": records[i][2]}
+            for i in range(len(records)) if i not in reasons]
+    return refused, good
 
 
-def _convert(col: Col, raw: str, species: SpeciesIndex,
-             nurseries: dict[str, int]) -> tuple[Any, str | None]:
-    if col.kind == "text":
-        return raw, None
-    if col.kind in ("int", "year"):
-        try:
-            number = float(raw.replace(",", "."))
-        except ValueError:
-            return None, "is not a number"
-        if not number.is_integer():
-            return None, "is not a whole number"
-        if col.kind == "year" and not 1900 <= number <= dt.date.today().year:
-            return None, "is not a plausible year"
-        if col.minimum is not None and number < col.minimum:
-            return None, f"is below {col.minimum}"
-        return int(number), None
-    if col.kind == "date":
-        day, problem = parse_date(raw)
-        return (dt.date.fromisoformat(day) if day else None), problem
-    if col.kind == "species":
-        sid = species.resolve(raw)
-        if sid is None:
-            close = species.suggest(raw)
-            return None, "is not in the species catalogue" + (
-                f"; closest: {', '.join(close)}" if close else "")
-        return sid, None
-    if col.kind == "nursery":
-        if raw not in nurseries:
-            return None, "is not a known nursery (load nurseries first)"
-        return nurseries[raw], None
-    assert col.choices is not None
-    value = col.choices.get(fold(raw))
-    if value is None:
-        return None, f"is not one of {', '.join(sorted(set(col.choices.values())))}"
-    return value, None
+def _repeated_codes(spec: Spec, headers: list[str], columns: dict[str, int],
+                    values: dict[str, np.ndarray],
+                    records: list[tuple[int, list[str], bytes | None, str | None]],
+                    problems: checker.Problems) -> None:
+    """A key seen in an earlier row refuses the later one."""
+    seen: dict[str, int] = {}
+    repeated, reasons = [], []
+    label = headers[columns[spec.key]]
+    for i, code in enumerate(values[spec.key]):
+        if code is None:
+            continue
+        first = seen.setdefault(code, records[i][0])
+        if first != records[i][0]:
+            repeated.append(i)
+            reasons.append(f"{label}: {code} already appears in row {first}")
+    problems.extend([checker.Finding(np.array(repeated, dtype=np.int64), reasons)])
+
+
+def _species(raw: str, species: SpeciesIndex) -> tuple[object, str | None]:
+    sid = species.resolve(raw)
+    if sid is None:
+        close = species.suggest(raw)
+        return None, "is not in the species catalogue" + (
+            f"; closest: {', '.join(close)}" if close else "")
+    return sid, None
+
+
+def _nursery(raw: str, nurseries: dict[str, int]) -> tuple[object, str | None]:
+    if raw not in nurseries:
+        return None, "is not a known nursery (load nurseries first)"
+    return nurseries[raw], None
 
 
 def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str,
@@ -345,7 +282,7 @@ def _upsert(conn: Any, spec: Spec, rows: list[dict[str, Any]], source: str,
     """
     from psycopg import sql
 
-    given = [c.name for c in spec.columns if c.name in present]
+    given = [r.name for r in spec.rules if r.name in present]
     cols = [*given, "source"]
     exprs = ["%s"] * len(cols)
     data = [[r.get(name) for name in given] + [source] for r in rows]

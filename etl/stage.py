@@ -1,29 +1,19 @@
-"""Staging: input rows COPYed as text into temporary tables, one per file, for SQL checks.
+"""Staging tables of input cells as text, one per file (``load_raw_<file>``).
 
-Two ways in. A UTF-8 CSV whose points are WGS 84 longitude/latitude is streamed to the server
-byte for byte (``COPY … FORMAT csv``): the server parses it, Python never touches a row. Every
-other input (XLSX, GIS formats, projected coordinates, legacy encodings) is read in chunks,
-its points reprojected with pyproj, and the chunk COPYed with its row numbers.
+The tree loader stages the cells of the rows it refuses there (``etl.direct.stage_cells``),
+for the rejects file; the IOC loader streams a UTF-8 CSV to the server byte for byte
+(``COPY … FORMAT csv``) and checks it in SQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
 import psycopg
 from psycopg import sql
-from pyproj import CRS
 
-from etl import crs as crsmod
 from etl.errors import InputError
-from etl.readers import Chunk, Table, checked_bytes, csv_text
-from smarttrees.territory import Territory
-
-if TYPE_CHECKING:
-    import pandas as pd
+from etl.readers import Table, checked_bytes
 
 Progress = Callable[[int], None]
 
@@ -61,74 +51,6 @@ def copy_csv_bytes(conn: psycopg.Connection, table: Table, file_no: int,
             copy.write(block)
             if progress:
                 progress(len(block))
-
-
-@dataclass(frozen=True)
-class Coordinates:
-    """Where a chunk's points come from: geometry, or columns in a CRS."""
-
-    crs: CRS
-    x: int | None = None        # column index of X / longitude
-    y: int | None = None        # column index of Y / latitude
-    from_geometry: bool = False
-    territory: Territory | None = None   # where the points must fall (smarttrees.territory)
-
-
-def copy_chunks(conn: psycopg.Connection, table: Table, file_no: int, where: Coordinates,
-                progress: Progress | None = None) -> int:
-    """Read the file chunk by chunk, reproject its points, and COPY the rows; return the count."""
-    names = sql.SQL(", ").join(cell(i) for i in range(len(table.headers)))
-    statement = sql.SQL(
-        "COPY {} (row_no, g_lon, g_lat, g_problem, g_hint, {}) FROM STDIN (FORMAT csv)"
-    ).format(raw_table(file_no), names)
-    total = 0
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for chunk in table.chunks():
-            frame = _staged_frame(chunk, where)
-            copy.write(csv_text(frame))
-            total += len(frame)
-            if progress:
-                progress(len(frame))
-    return total
-
-
-def _numbers(column: pd.Series) -> np.ndarray:
-    import pandas as pd  # here, not at import: the direct path (etl.direct) never needs it
-
-    text = column.str.strip().str.replace(",", ".", regex=False)
-    return pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
-
-
-def _staged_frame(chunk: Chunk, where: Coordinates) -> pd.DataFrame:
-    import pandas as pd
-
-    cells = chunk.cells
-    lon = lat = None
-    x: np.ndarray | None = None
-    y: np.ndarray | None = None
-    hints: list[str | None] = [None] * len(cells)
-    if where.from_geometry and chunk.x is not None and chunk.y is not None:
-        x, y = chunk.x, chunk.y
-    elif where.x is not None and where.y is not None:
-        x, y = crsmod.easting_first(where.crs, _numbers(cells.iloc[:, where.x]),
-                                    _numbers(cells.iloc[:, where.y]))
-    if x is not None and y is not None:
-        lon, lat = crsmod.to_wgs84(where.crs, x, y)
-        outside = (~where.territory.contains(lon, lat) & ~np.isnan(lon)
-                   if where.territory else np.zeros(len(lon), dtype=bool))
-        if outside.any() and where.territory:
-            idx = np.flatnonzero(outside)
-            found = crsmod.wrong_zone_hints(where.crs, x[idx], y[idx], where.territory)
-            for i, hint in zip(idx, found, strict=True):
-                hints[i] = hint
-    front = pd.DataFrame({
-        "row_no": chunk.row_no,
-        "g_lon": lon if lon is not None else np.nan,
-        "g_lat": lat if lat is not None else np.nan,
-        "g_problem": chunk.geom_problem if chunk.geom_problem is not None else None,
-        "g_hint": hints,
-    })
-    return pd.concat([front, cells.reset_index(drop=True)], axis=1)
 
 
 def check_width(table: Table, conn: psycopg.Connection, exc: psycopg.Error) -> InputError:

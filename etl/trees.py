@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psycopg
 import shapely
-from psycopg import sql
 
 from etl import (
     arrow_readers,
@@ -31,7 +30,6 @@ from etl import (
     validate,
 )
 from etl import crs as crsmod
-from etl.direct import NotClean
 from etl.errors import InputError
 from etl.mappings import Mapping, load_mapping
 from etl.readers import Table, open_table
@@ -68,7 +66,6 @@ class FileResult:
     refused: int = 0
     rejects_path: Path | None = None
     source_crs: str = ""
-    direct: bool = False    # checked on the direct path (``etl.direct``)
     all_outside: str | None = None   # the line saying every position is outside the territory
     skipped: int = 0        # of the unchanged, rows known by their digest and not checked again
     left_out: int = 0       # rows the mapping's skip rule leaves out (not counted in rows)
@@ -90,7 +87,7 @@ Progress = Callable[[str, int, int], None]   # phase, done, total
 
 
 def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None = None,
-               progress: Progress | None = None, *, direct: bool = True) -> LoadResult:
+               progress: Progress | None = None) -> LoadResult:
     """Load survey files into ``smarttrees.trees``; all or nothing.
 
     Parameters
@@ -103,8 +100,6 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         Mapping, CRS, encoding, dry run, strict mode, rejects path.
     progress:
         Called with (phase, done, total) as work advances.
-    direct:
-        Try the direct path first (see Notes); ``False`` runs the checked path only.
 
     Returns
     -------
@@ -118,27 +113,12 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
 
     Notes
     -----
-    UTF-8 CSVs with coordinate columns are first tried on the direct path (``etl.direct``):
-    checked in Python, COPYed typed, straight into ``trees`` when the inventory is empty.
-    At the first row it would refuse it gives way: the transaction is rolled back and the run
-    repeated on the checked path (every cell staged as text and checked in SQL), which words
-    the problems and writes the rejects file. Reports are the same whichever path ran.
+    Every file is read into Arrow and checked batch by batch (``etl.direct``): each bad row
+    with all its problems goes to the rejects file, the good rows are written in the same
+    pass, straight into ``trees`` when the inventory is empty, else merged into it.
 
     """
-    if direct:
-        try:
-            start = time.perf_counter()
-            result = _load(url, paths, options, progress, try_direct=True)
-            log.debug("direct: whole load, commit included, in %.2f s",
-                      time.perf_counter() - start)
-            return result
-        except NotClean as exc:
-            log.info("loading on the checked path instead: %s", exc)
-    return _load(url, paths, options, progress, try_direct=False)
-
-
-def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
-          progress: Progress | None, *, try_direct: bool) -> LoadResult:
+    start = time.perf_counter()
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     opened = [mapping_rows.derive(
@@ -146,6 +126,8 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
               for p in paths]
     tables = [t for t, _ in opened]
     derived = [m for _, m in opened]
+    for table in tables:
+        direct.readable(table)
     result = LoadResult()
     with connect(url) as conn:
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
@@ -164,11 +146,6 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
         conn.execute(validate.CREATE_SHARED)
         plans = [_plan(conn, file_no, table, file_mapping, options)
                  for file_no, (table, file_mapping) in enumerate(zip(tables, derived, strict=True))]
-        if try_direct and any(t.derivation is not None for t in tables):
-            raise NotClean("the mapping rewrites rows (joined columns, a point column, formats, "
-                           "classes or a skip rule)")
-        if try_direct and not all(map(direct.eligible, tables, plans)):
-            raise NotClean("not every file is a UTF-8 CSV with coordinate columns")
         actor = options.actor or f"load:{getpass.getuser()}"
         file_digests = [(t.path.name, runs.file_digest(t.path)) for t in tables]
         print_ = runs.fingerprint(conn, file_digests, options, repr(mapping))
@@ -183,49 +160,95 @@ def _load(url: str | None, paths: list[Path], options: LoadOptions | None,
             result.written = not options.dry_run
             return result
         species = validate.SpeciesIndex.from_db(conn)
-        lap = _laps()
-        skipped = [0] * len(tables)      # rows known unchanged by their digest (etl.digests)
-        if not try_direct:
-            _stage_and_check(conn, plans, tables, options, species, progress)
-        elif _load_direct(conn, plans, tables, options, species, actor, progress, result,
-                          skipped):
-            # Written straight into the empty inventory: nothing to merge.
+        files = _inputs(conn, plans, tables, options, species, progress)
+        if not options.dry_run and direct.claim_empty_inventory(conn):
+            _load_into_empty(conn, files, tables, options, actor, progress, result)
+        else:
+            _merge(conn, files, tables, options, actor, progress, result)
+        if result.written:
             runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False)
-            result.written = True
-            return result
-        lap("rows read, checked and staged")
-        conn.execute("ANALYZE load_checked")
-        validate.cross_checks(conn)
-        lap("checks across rows")
-        if try_direct and conn.execute(
-                "SELECT EXISTS (SELECT FROM load_checked WHERE cardinality(problems) > 0)"
-        ).fetchone() == (True,):
-            raise NotClean("a row repeats a code or a spot of the run or of the inventory")
-        for plan, table, known in zip(plans, tables, skipped, strict=True):
-            result.files.append(_counts(conn, plan, table, options, len(tables), known))
-            result.files[-1].direct = try_direct
-        refused = result.total("refused")
-        write = not options.dry_run and not (options.strict and refused)
-        good = sum(r.rows - r.refused for r in result.files) - sum(skipped)   # to write
-        dropped = merge.drop_indexes_for_bulk(conn, good) if write else []
-        for plan, res in zip(plans, result.files, strict=True):
-            if progress:
-                progress("writing", 0, 0)
-            if write:
-                merge.set_provenance(conn, actor, options.source_name or plan.name)
-            res.inserted, res.updated = merge.merge_file(
-                conn, plan.file_no, dry_run=not write)
-            if options.strict and refused:
-                res.inserted = res.updated = 0
-            res.unchanged = res.rows - res.refused - res.inserted - res.updated
-        lap("merged")
-        merge.rebuild_indexes(conn, dropped)
-        if write:
-            runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False)
-        if not write:
+        else:
             conn.rollback()
-        result.written = write
+    log.debug("whole load, commit included, in %.2f s", time.perf_counter() - start)
     return result
+
+
+def _inputs(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: list[Table],
+            options: LoadOptions, species: validate.SpeciesIndex,
+            progress: Progress | None) -> list[direct.FileInput]:
+    """Each file's batches and checker, and the staging table of its refused rows' cells."""
+    lookups = direct.Lookups(plans[0].mapping, species)
+    communes = direct.Communes(conn)
+    reference = conn.execute(runs.REFERENCE_DIGEST).fetchone()
+    files = []
+    for plan, table in zip(plans, tables, strict=True):
+        read = arrow_readers.vector_plan(plan) if table.kind == "vector" else plan
+        stage.create_raw(conn, plan.file_no, len(table.headers))
+        files.append(direct.FileInput(
+            read, direct.Checker(read, lookups, communes),
+            direct.batches(table, read, _ticker(progress, f"loading {plan.name}", table.size)),
+            options.source_name or plan.name, len(table.headers),
+            context=_row_context(read, reference)))
+    return files
+
+
+def _load_into_empty(conn: psycopg.Connection, files: list[direct.FileInput],
+                     tables: list[Table], options: LoadOptions, actor: str,
+                     progress: Progress | None, result: LoadResult) -> None:
+    """Write the good rows straight into the empty inventory; report the refused ones."""
+    log.debug("direct: ready to copy")
+    direct.load_into_empty(
+        conn, files, actor, (lambda name: progress(name, 0, 0)) if progress else None)
+    refused = sum(f.refused for f in files)
+    write = not (options.strict and refused)
+    for f, table in zip(files, tables, strict=True):
+        res = _counted(conn, f.plan, table, options, len(files), f.rows, f.refused,
+                       good_staged=False)
+        res.inserted = f.rows - f.refused if write else 0
+        res.unchanged = 0 if write else f.rows - f.refused
+        result.files.append(res)
+    result.written = write
+
+
+def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list[Table],
+           options: LoadOptions, actor: str, progress: Progress | None,
+           result: LoadResult) -> None:
+    """Stage the rows not known unchanged, check them across rows and merge the good ones."""
+    lap = _laps()
+    stored = digests.stored_digests(conn)
+    for f in files:
+        f.stored = stored
+        direct.stage_checked(conn, f)
+    direct.repeats_beside_unchanged(conn, files)
+    log.debug("direct: %d rows known unchanged by their digest", sum(f.skipped for f in files))
+    lap("rows read, checked and staged")
+    conn.execute("ANALYZE load_checked")
+    validate.cross_checks(conn)
+    lap("checks across rows")
+    for f, table in zip(files, tables, strict=True):
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) "
+            "FROM load_checked WHERE file_no = %s", (f.plan.file_no,)).fetchone()
+        assert row is not None
+        res = _counted(conn, f.plan, table, options, len(files), int(row[0]) + f.skipped,
+                       int(row[1]), skipped=f.skipped)
+        result.files.append(res)
+    refused = result.total("refused")
+    write = not options.dry_run and not (options.strict and refused)
+    good = sum(r.rows - r.refused for r in result.files) - sum(f.skipped for f in files)
+    dropped = merge.drop_indexes_for_bulk(conn, good) if write else []
+    for f, res in zip(files, result.files, strict=True):
+        if progress:
+            progress("writing", 0, 0)
+        if write:
+            merge.set_provenance(conn, actor, options.source_name or f.plan.name)
+        res.inserted, res.updated = merge.merge_file(conn, f.plan.file_no, dry_run=not write)
+        if options.strict and refused:
+            res.inserted = res.updated = 0
+        res.unchanged = res.rows - res.refused - res.inserted - res.updated
+    lap("merged")
+    merge.rebuild_indexes(conn, dropped)
+    result.written = write
 
 
 def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[dict[str, object]]:
@@ -255,112 +278,12 @@ def _plan(conn: psycopg.Connection, file_no: int, table: Table, mapping: Mapping
     return plan
 
 
-def _load_direct(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: list[Table],
-                 options: LoadOptions, species: validate.SpeciesIndex, actor: str,
-                 progress: Progress | None, result: LoadResult, skipped: list[int]) -> bool:
-    """Check the files on the direct path; ``NotClean`` at the first row it would refuse.
-
-    Into an empty inventory the rows are written at once (true is returned, the counts are in
-    ``result``); otherwise the rows not known unchanged by their digest are staged in
-    ``load_checked`` for the merge (false; ``skipped`` is given the others' count per file).
-    """
-    lookups = direct.Lookups(plans[0].mapping, species)
-    communes = direct.Communes(conn)
-    reference = conn.execute(runs.REFERENCE_DIGEST).fetchone()
-    files = []
-    for plan, table in zip(plans, tables, strict=True):
-        vector = table.kind == "vector"
-        read = arrow_readers.vector_plan(plan) if vector else plan   # points as two columns
-        files.append(direct.FileInput(
-            read, direct.Checker(read, lookups, communes),
-            direct.batches(table, read, _ticker(progress, f"loading {plan.name}", table.size)),
-            options.source_name or plan.name, context=_row_context(read, reference),
-            first_row=1 if vector else 2))
-    if options.dry_run or not direct.claim_empty_inventory(conn):
-        stored = digests.stored_digests(conn)
-        for f in files:
-            f.stored = stored
-            direct.stage_checked(conn, f)
-        direct.require_distinct_codes(files)
-        skipped[:] = [f.skipped for f in files]
-        log.debug("direct: %d rows known unchanged by their digest", sum(skipped))
-        return False
-    log.debug("direct: ready to copy")
-    counts = direct.load_into_empty(
-        conn, files, actor, (lambda name: progress(name, 0, 0)) if progress else None)
-    for plan, table, rows in zip(plans, tables, counts, strict=True):
-        if rows == 0:
-            raise InputError(table.path, "has a header but no data rows")
-        result.files.append(FileResult(table.path, rows=rows, inserted=rows,
-                                       source_crs=plan.source_crs, direct=True))
-    return True
-
-
 def _row_context(plan: validate.FilePlan, reference: object) -> int:
     """The seed of a file's row digests: all a row's check depends on besides its cells."""
     return digests.context_digest(plan.headers, sorted(plan.columns.items()), repr(plan.mapping),
                                   plan.source_crs, plan.crs.to_wkt(),
                                   hashlib.sha256(shapely.to_wkb(plan.territory.geometry)).hexdigest(),
                                   reference)
-
-
-def _stage_and_check(conn: psycopg.Connection, plans: list[validate.FilePlan],
-                     tables: list[Table], options: LoadOptions, species: validate.SpeciesIndex,
-                     progress: Progress | None) -> None:
-    """The checked path: stage each file as text, then type and check it in SQL."""
-    communes = conn.execute("SELECT EXISTS (SELECT 1 FROM smarttrees.communes)").fetchone()
-    for plan, table in zip(plans, tables, strict=True):
-        _stage(conn, plan, table, options, progress)
-        if progress:
-            progress("checking", 0, 0)
-        validate.resolve_lookups(conn, plan, species)
-        # Temporary tables get no statistics unless asked: without them the planner
-        # guesses a handful of rows and picks nested loops.
-        conn.execute(sql.SQL("ANALYZE {}, load_lookup").format(stage.raw_table(plan.file_no)))
-        conn.execute(validate.check_sql(plan, communes == (True,)))
-
-
-def _stage(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
-           options: LoadOptions, progress: Progress | None) -> None:
-    """Stage one file's rows as text in its temporary table."""
-    columns, source_crs, name, file_no = plan.columns, plan.crs, plan.name, plan.file_no
-    tick = _ticker(progress, f"reading {name}", table.size)
-    fast = (table.kind == "csv" and table.encoding in ("utf-8", "utf-8-sig")
-            and table.derivation is None
-            and "lon" in columns and "lat" in columns and source_crs.to_epsg() == 4326)
-    stage.create_raw(conn, file_no, len(table.headers))
-    if fast:
-        conn.execute("SAVEPOINT fast_copy")
-        try:
-            stage.copy_csv_bytes(conn, table, file_no, tick)
-            conn.execute("RELEASE SAVEPOINT fast_copy")
-            return
-        except psycopg.errors.DataError as exc:
-            # Ragged rows, blank lines, a bad byte: the chunked reader explains them row by row.
-            log.info("%s: server-side CSV parse failed (%s); reading in Python", name, exc)
-            conn.execute("ROLLBACK TO SAVEPOINT fast_copy")
-            tick = _ticker(progress, f"reading {name}", table.size)
-    if table.kind == "vector" and table.geometry_type and "Point" not in table.geometry_type \
-            and table.geometry_type != "Unknown":
-        raise InputError(table.path, f"the layer holds {table.geometry_type} geometries: "
-                         "trees need points", field="geometry")
-    where = _coordinates(table, columns, source_crs, plan.territory)
-    stage.copy_chunks(conn, table, file_no, where, tick)
-
-
-def _coordinates(table: Table, columns: dict[str, int], source_crs: crsmod.CRS,
-                 area: territory.Territory) -> stage.Coordinates:
-    """Where points come from: geometry, or X/Y or lon/lat columns reprojected with pyproj.
-
-    Lon/lat columns already in WGS 84 are left to SQL, which parses and checks them.
-    """
-    if table.kind == "vector":
-        return stage.Coordinates(source_crs, from_geometry=True, territory=area)
-    if "x" in columns and "y" in columns:
-        return stage.Coordinates(source_crs, columns["x"], columns["y"], territory=area)
-    if "lon" in columns and "lat" in columns and source_crs.to_epsg() != 4326:
-        return stage.Coordinates(source_crs, columns["lon"], columns["lat"], territory=area)
-    return stage.Coordinates(source_crs, territory=area)
 
 
 def _source_crs(table: Table, columns: dict[str, int], mapping: Mapping,
@@ -401,16 +324,17 @@ def _require(table: Table, columns: dict[str, int], mapping: Mapping) -> None:
             f"lon/lat) or X/Y; the file has {', '.join(repr(h) for h in table.headers)}", row=1)
 
 
-def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
-            options: LoadOptions, files: int, skipped: int = 0) -> FileResult:
-    """A file's counts; ``skipped`` rows, known unchanged, were not staged."""
-    row = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE cardinality(problems) > 0) FROM load_checked "
-        "WHERE file_no = %s", (plan.file_no,)).fetchone()
-    assert row is not None
+def _counted(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
+             options: LoadOptions, files: int, rows: int, refused: int, *, skipped: int = 0,
+             good_staged: bool = True) -> FileResult:
+    """A file's counts, its rejects file written (``skipped``: rows known unchanged, not staged).
+
+    ``good_staged`` false: the good rows are not in ``load_checked`` (written straight into an
+    empty inventory), so the territory line is only looked for when every row was refused.
+    """
     left_out = table.derivation.left_out if table.derivation is not None else 0
-    res = FileResult(table.path, rows=int(row[0]) + skipped, refused=int(row[1]),
-                     source_crs=plan.source_crs, skipped=skipped, left_out=left_out)
+    res = FileResult(table.path, rows=rows, refused=refused, source_crs=plan.source_crs,
+                     skipped=skipped, left_out=left_out)
     if res.rows == 0:
         after = f" once the mapping's skip rule left out {left_out}" if left_out else ""
         raise InputError(table.path, "has a header but no data rows" + after)
@@ -423,7 +347,7 @@ def _counts(conn: psycopg.Connection, plan: validate.FilePlan, table: Table,
             target = options.rejects / report.default_path(table.path).name
         report.write_rejects(conn, plan.file_no, table.headers, target)
         res.rejects_path = target
-        res.all_outside = _all_outside(conn, plan)
+        res.all_outside = _all_outside(conn, plan) if good_staged or rows == refused else None
     return res
 
 

@@ -75,7 +75,6 @@ def test_legacy_vietnamese_encodings_detected_or_given(db_url: str, conn: psycop
     assert "Mã cây".encode() not in path.read_bytes()
     res = load_trees(db_url, [path]).files[0]                 # detected
     assert (res.inserted, res.refused) == (N, 0)
-    assert res.direct                                         # decoded on the way into Arrow
     names = conn.execute("SELECT s.vietnamese_name, t.condition FROM smarttrees.trees t JOIN "
                          "smarttrees.species s ON s.id = t.species_id WHERE tree_code = 'TN-0000002'").fetchone()
     assert names == ("Bạch đàn urô", "poor")
