@@ -47,6 +47,11 @@ def shown(raw: str, width: int = 80) -> str:
     return repr(raw if len(raw) <= width else raw[:width] + "…")
 
 
+def quoted(raw: str) -> str:
+    """A cell quoted as SQL writes a literal ('21°30''N'), as number messages always have."""
+    return "'" + raw.replace("'", "''") + "'"
+
+
 @dataclass
 class Finding:
     """The rows one check refuses (indices into the batch) and the reason for each."""
@@ -146,7 +151,7 @@ def numbers(column: pa.Array, label: str, problems: Problems | None = None,
     values[bad] = np.nan
     found = Finding(np.flatnonzero(bad), []) if bad.any() else None
     if found is not None:
-        found.reasons = [f"{label}: {shown(c)} is not a number" for c in cells(raw, found.rows)]
+        found.reasons = [f"{label}: {quoted(c)} is not a number" for c in cells(raw, found.rows)]
     if finding is not None:
         finding.append(found)
     elif problems is not None:
