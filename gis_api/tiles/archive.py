@@ -153,24 +153,21 @@ class _Renderer:
     async def tile(self, planned: PlannedTile) -> bytes:
         """The address's tile: the collections' tiles concatenated (b"" when all are empty).
 
-        In pipeline mode: a render's ``SET LOCAL`` goes out with its query, not on a round
-        trip of its own.
+        Each collection's tile is one statement and one round trip (:mod:`render`), inside
+        this connection's snapshot transaction.
         """
         parts = []
         tile = planned.tile
-        async with self.conn.pipeline():
-            for collection in self.collections:
-                if collection.id not in planned.collections:
-                    continue
-                if collection.versioned:
-                    body = await render.render_trees(
-                        self.conn, tile, TreeFilters(), self.settings, self.grid_current
-                    )
-                else:
-                    body = await render.render_features(
-                        self.conn, collection, tile, self.settings
-                    )
-                parts.append(body)
+        for collection in self.collections:
+            if collection.id not in planned.collections:
+                continue
+            if collection.versioned:
+                body = await render.render_trees(
+                    self.conn, tile, TreeFilters(), self.settings, self.grid_current
+                )
+            else:
+                body = await render.render_features(self.conn, collection, tile, self.settings)
+            parts.append(body)
         return b"".join(parts)
 
 

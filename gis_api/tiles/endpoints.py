@@ -126,13 +126,11 @@ class TileEndpoints:
                 key += (await render.data_version(conn, collection.version_sql),)
             cached = self.cache(settings).get(key)
             if cached is None:
-                # Pipeline mode: BEGIN, the render's SET LOCAL and its first query go out
-                # together, and COMMIT with the last one's answer.
-                async with conn.pipeline(), conn.transaction():
-                    if collection.versioned:
-                        body = await render.render_trees(conn, tile, filters, settings, current)
-                    else:
-                        body = await render.render_features(conn, collection, tile, settings)
+                # One statement, in one round trip (render._run_tile); no transaction to open.
+                if collection.versioned:
+                    body = await render.render_trees(conn, tile, filters, settings, current)
+                else:
+                    body = await render.render_features(conn, collection, tile, settings)
                 if collection.versioned and not current:
                     # on the primary: a replica cannot refresh a view
                     self._refresh_grid(request.app.state.pool)

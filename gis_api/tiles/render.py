@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncClientCursor, AsyncConnection, sql
 
 from gis_api.tiles.grid import TileAddress, tile_origin
 from gis_api.tiles.layers import TileCollection
@@ -34,55 +34,105 @@ DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the 
 
 @cache
 def _sql_text(name: str) -> str:
-    return resources.files("gis_api").joinpath(f"sql/{name}.sql").read_text(encoding="utf-8")
+    """The text of ``gis_api/sql/{name}.sql``, without its comments (they are for readers).
+
+    Shorter than 4 KB, a statement's parsing for its parameters is cached by psycopg.
+    """
+    text = resources.files("gis_api").joinpath(f"sql/{name}.sql").read_text(encoding="utf-8")
+    return "".join(f"{line}\n" for line in map(_without_comment, text.splitlines()) if line)
+
+
+def _without_comment(line: str) -> str:
+    """A line of SQL without its ``--`` comment (one outside quotes), trailing blanks removed."""
+    quoted = False
+    for i, char in enumerate(line):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and line.startswith("--", i):
+            return line[:i].rstrip()
+    return line.rstrip()
 
 
 def _query(name: str, filters: sql.Composable | None = None) -> sql.Composed:
     return sql.SQL(_sql_text(name)).format(filters=filters or sql.SQL(""))
 
 
-def _tree_filter_sql(filters: TreeFilters) -> tuple[sql.Composable, dict[str, Any]]:
-    """SQL conditions (each starting with AND) and their parameters for the tree filters.
+def _tree_filters(filters: TreeFilters) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The tree filters set (their parameter names, in the catalogue's order) and values."""
+    params = {
+        d.param: getattr(filters, d.param)
+        for d in TREE_FILTERS
+        if getattr(filters, d.param) is not None
+    }
+    return tuple(params), params
 
-    Each filter of the catalogue compares its field (a column of ``smarttrees.trees``).
+
+def _conditions(active: tuple[str, ...], alias: str) -> sql.Composable:
+    """SQL conditions (each starting with AND) on the filters named in ``active``.
+
+    Each filter of the catalogue compares its field (a column of ``smarttrees.trees``, and of
+    ``smarttrees.tree_grid`` for the category); the value is a placeholder named after it.
     """
-    parts: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    for definition in TREE_FILTERS:
-        value = getattr(filters, definition.param)
-        if value is not None:
-            parts.append(
-                sql.SQL("AND t.{} = {}").format(
-                    sql.Identifier(definition.field), sql.Placeholder(definition.param)
-                )
-            )
-            params[definition.param] = value
-    return sql.SQL(" ").join(parts), params
+    return sql.SQL(" ").join(
+        sql.SQL("AND {} = {}").format(sql.Identifier(alias, d.field), sql.Placeholder(d.param))
+        for d in TREE_FILTERS
+        if d.param in active
+    )
 
 
-async def _fetch_optional(
-    conn: AsyncConnection, query: sql.Composed, params: dict[str, Any]
-) -> bytes | None:
-    # Not prepared: a generic plan would lose the row estimate the constant envelope gives.
-    # Binary: the tile comes as its bytes, not as hex text twice its size to decode.
-    cur = await conn.execute(query, params, prepare=False, binary=True)
+@cache
+def _statement(name: str, active: tuple[str, ...] = (), alias: str = "t") -> str:
+    """The text of a tile statement with conditions on the ``active`` filters; made once."""
+    return _query(name, _conditions(active, alias)).as_string(None)
+
+
+@cache
+def _point_zoom_statement(active: tuple[str, ...], counted: bool) -> str:
+    """The trees tile of the point zoom: its points, or grid counts when they are too many.
+
+    Grid counts when the points picked are more than the cap, or (``counted``) when
+    tree_grid already counts more trees in the tile than that; PostgreSQL computes the grid
+    only when the points are not sent (a scalar subquery runs when its value is first needed).
+    """
+    crowded: sql.Composable = sql.SQL("false")
+    if counted:
+        count = _statement("tiles_trees_count_table", active, "g")
+        crowded = sql.SQL("({}) > %(limit)s").format(sql.SQL(count))
+    return sql.SQL(
+        "SELECT coalesce(CASE WHEN {crowded} THEN NULL ELSE ({points}) END, ({grid}))"
+    ).format(
+        crowded=crowded,
+        points=sql.SQL(_statement("tiles_trees_points", active)),
+        grid=sql.SQL(_statement("tiles_trees_grid", active)),
+    ).as_string(None)
+
+
+# No parallel workers for the tile statement after it. A points, polygons or precomputed-grid
+# tile query takes milliseconds: starting a parallel worker (~30 ms) costs more than it saves,
+# yet PostGIS's declared function costs can lead the planner to one. Grid counts over the
+# trees themselves below the point zoom (hundreds of thousands of rows) keep their parallel
+# plan. Sent in the same simple query as the statement, SET LOCAL lasts as long as it: the
+# statements of one query string run as one transaction (an implicit block), or inside the
+# caller's transaction (the archive's snapshot).
+_SERIAL = "SET LOCAL max_parallel_workers_per_gather = 0;\n"
+
+
+async def _run_tile(
+    conn: AsyncConnection, statement: str, params: dict[str, Any], serial: bool
+) -> bytes:
+    """The tile one statement makes (b"" for none), sent to PostgreSQL in one round trip.
+
+    The parameters are bound by psycopg on the client (:class:`psycopg.AsyncClientCursor`):
+    the planner sees the tile's envelope as constants, whose row estimate a generic plan of a
+    prepared statement would lose, and ``SET LOCAL`` travels in the same message. Each round
+    trip costs the server about 0.3 ms of Python: a tile used to take six.
+    """
+    cur = AsyncClientCursor(conn)
+    await cur.execute(_SERIAL + statement if serial else statement, params)
+    if serial:
+        cur.nextset()  # past the SET's result
     row = await cur.fetchone()
-    return None if row is None or row[0] is None else bytes(row[0])
-
-
-async def _fetch_bytes(conn: AsyncConnection, query: sql.Composed, params: dict[str, Any]) -> bytes:
-    return await _fetch_optional(conn, query, params) or b""
-
-
-async def _serial(conn: AsyncConnection) -> None:
-    """No parallel workers for the rest of this transaction.
-
-    A points, polygons or precomputed-grid tile query takes milliseconds: starting a parallel
-    worker (~30 ms) costs more than it saves, yet PostGIS's declared function costs lead the
-    planner to one. Grid counts over the trees themselves (hundreds of thousands of rows) keep
-    their parallel plan.
-    """
-    await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    return b"" if row is None or row[0] is None else bytes(row[0])
 
 
 async def render_trees(
@@ -94,10 +144,15 @@ async def render_trees(
 ) -> bytes:
     """The trees tile: points from the point zoom up, unless too many; grid counts otherwise.
 
+    One statement makes the tile: at the point zoom it picks the points and, when there are
+    more than the cap (or ``tree_grid`` counts more), counts them on a finer grid instead;
+    PostgreSQL computes the grid only when the points are not sent (a scalar subquery runs
+    when its value is first needed).
+
     Parameters
     ----------
     conn
-        A connection to the database, in a transaction (for ``SET LOCAL``).
+        A connection to the database (autocommit, or in the caller's transaction).
     tile
         The tile to make.
     filters
@@ -110,35 +165,22 @@ async def render_trees(
         feature cap goes straight to grid counts.
 
     """
-    # Pipeline mode: a SET LOCAL goes out with the query after it, not on a round trip of its own.
-    async with conn.pipeline():
-        return await _render_trees(conn, tile, filters, settings, grid_table)
-
-
-async def _render_trees(
-    conn: AsyncConnection,
-    tile: TileAddress,
-    filters: TreeFilters,
-    settings: Settings,
-    grid_table: bool,
-) -> bytes:
     if grid_table and _grid_table_serves(tile, filters, settings):
         return await _render_grid_from_table(conn, tile, filters)
-    where, fparams = _tree_filter_sql(filters)
-    base = {"z": tile.z, "x": tile.x, "y": tile.y, **fparams}
-    cells = GRID_CELLS
-    if tile.z >= settings.tile_min_zoom_points:
-        await _serial(conn)
-        cap = settings.tile_max_features
-        if not (grid_table and await _over_cap_by_grid(conn, tile, filters, cap)):
-            params = base | {"margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": cap}
-            points = await _fetch_optional(conn, _query("tiles_trees_points", where), params)
-            if points is not None:
-                return points
-        cells = DENSE_GRID_CELLS  # more trees than the cap: counts on a finer grid
+    active, values = _tree_filters(filters)
+    params = {"z": tile.z, "x": tile.x, "y": tile.y, **values}
     x0, y0, size = tile_origin(tile)
-    params = base | {"cells": cells, "x0": x0, "y0": y0, "size": size / cells}
-    return await _fetch_bytes(conn, _query("tiles_trees_grid", where), params)
+    if tile.z < settings.tile_min_zoom_points:
+        params |= {"cells": GRID_CELLS, "x0": x0, "y0": y0, "size": size / GRID_CELLS}
+        return await _run_tile(conn, _statement("tiles_trees_grid", active), params, False)
+    counted = grid_table and _grid_counts(tile, filters)
+    params |= {
+        "margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": settings.tile_max_features,
+        "cells": DENSE_GRID_CELLS, "x0": x0, "y0": y0, "size": size / DENSE_GRID_CELLS,
+    }
+    if counted:
+        params |= _cell_span(tile)
+    return await _run_tile(conn, _point_zoom_statement(active, counted), params, True)
 
 
 def _grid_table_serves(tile: TileAddress, filters: TreeFilters, settings: Settings) -> bool:
@@ -158,25 +200,9 @@ def _cell_span(tile: TileAddress) -> dict[str, int]:
     }
 
 
-async def _over_cap_by_grid(
-    conn: AsyncConnection, tile: TileAddress, filters: TreeFilters, cap: int
-) -> bool:
-    """Whether tree_grid counts more than ``cap`` trees in the tile (False: not known).
-
-    Only for what the grid can count (a category filter at most, tiles of level 17 or
-    coarser). Saves the densest tiles the picking of ``cap + 1`` trees that would be thrown
-    away; the answer is the one the points query would come to, so the tile is the same.
-    """
-    if tile.z > GRID_LEVEL or filters.species is not None or filters.commune is not None:
-        return False
-    params: dict[str, Any] = _cell_span(tile)
-    where: sql.Composable = sql.SQL("")
-    if filters.category is not None:
-        where = sql.SQL("AND g.category = %(category)s")
-        params["category"] = filters.category
-    cur = await conn.execute(_query("tiles_trees_count_table", where), params)
-    row = await cur.fetchone()
-    return row is not None and int(row[0]) > cap
+def _grid_counts(tile: TileAddress, filters: TreeFilters) -> bool:
+    """Whether tree_grid can count the trees of a tile (a category filter at most, z <= 17)."""
+    return tile.z <= GRID_LEVEL and filters.species is None and filters.commune is None
 
 
 async def _render_grid_from_table(
@@ -189,12 +215,10 @@ async def _render_grid_from_table(
         **_cell_span(tile),
         "shift": GRID_LEVEL - tile.z - GRID_SHIFT,
     }
-    await _serial(conn)
-    where: sql.Composable = sql.SQL("")
-    if filters.category is not None:
-        where = sql.SQL("AND g.category = %(category)s")
-        params["category"] = filters.category
-    return await _fetch_bytes(conn, _query("tiles_trees_grid_table", where), params)
+    active, values = _tree_filters(filters)  # the category at most (_grid_table_serves)
+    params |= values
+    statement = _statement("tiles_trees_grid_table", active, "g")
+    return await _run_tile(conn, statement, params, serial=True)
 
 
 async def render_features(
@@ -210,9 +234,7 @@ async def render_features(
         "buffer": BUFFER,
         "limit": settings.tile_max_features,
     }
-    async with conn.pipeline():  # the SET LOCAL goes out with the query
-        await _serial(conn)
-        return await _fetch_bytes(conn, _query(collection.sql), params)
+    return await _run_tile(conn, _statement(collection.sql), params, serial=True)
 
 
 async def trees_version(conn: AsyncConnection) -> int:
