@@ -7,7 +7,7 @@ import httpx
 import psycopg
 
 from barcodes.tags import issue_tags
-from smarttrees import accounts
+from smarttrees import accounts, teams
 from smarttrees.database import connect
 from tests.fixtures.cli import cli_env, run_cli
 
@@ -89,3 +89,52 @@ def test_items_issued_by_command_and_handed_over_by_custody_reach_the_teams_phon
     listing = run_cli("teams", "list", env=env).stdout
     assert "landing\tno area\t1 member(s)\t2 item(s)" in listing
     assert "planting\t" in listing and "\t1 member(s)\t1 item(s)" in listing
+
+
+def test_a_team_holding_thousands_of_items_gets_every_one_page_by_page(
+    live_server: str, province_url: str
+) -> None:
+    with connect(province_url) as conn:
+        trees = [r[0] for r in conn.execute(
+            "SELECT id FROM smarttrees.trees ORDER BY id LIMIT 3000").fetchall()]
+        codes = list(issue_tags(conn, "tree", trees).values())
+        teams.create_team(conn, "street-trees")
+        accounts.create_user(conn, "team-street-1", "field")
+        teams.add_members(conn, "street-trees", ["team-street-1"])
+        assert teams.issue(conn, "street-trees", codes) == len(codes)
+        token = accounts.issue_token(conn, "team-street-1")
+    assert len(codes) > 2000  # more than a page of the default size
+    headers = {"Authorization": f"Bearer {token}"}
+
+    got: list[dict] = []
+    after = None
+    pages = 0
+    while True:
+        params = {"limit": 1000, **({"after": after} if after else {})}
+        answer = httpx.get(f"{live_server}/field/team", params=params, headers=headers,
+                           timeout=60)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        assert page["team"]["name"] == "street-trees"
+        got += page["items"]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert pages == -(-len(codes) // 1000)
+    assert sorted(i["code"] for i in got) == sorted(codes)  # each once, none missing
+    with psycopg.connect(province_url) as conn:
+        tree_codes = dict(conn.execute(
+            "SELECT id, tree_code FROM smarttrees.trees WHERE id = ANY(%s)", [trees]).fetchall())
+    by_code = {c: tree_codes[t] for t, c in zip(trees, codes, strict=True)}
+    assert all(i["item"]["tree_code"] == by_code[i["code"]] for i in got)
+    # The page is what /api/trace answers for its code, without the devices' ids.
+    one = httpx.get(f"{live_server}/api/trace/{got[-1]['code']}", headers=headers).json()
+    for event in one["events"]:
+        event.pop("device_id")
+    assert one == got[-1]
+
+    for bad in ({"after": "tree"}, {"limit": "0"}, {"limit": "100000"}, {"offset": "5"}):
+        refused = httpx.get(f"{live_server}/field/team", params=bad, headers=headers)
+        assert refused.status_code == 400, bad
+        assert next(iter(bad)) in refused.json()["description"]

@@ -533,15 +533,25 @@ async function loadStands() {
   }
 }
 
-/** The account's team and the items issued to it (GET /field/team), kept on the phone: each
- * item as its trace, where a look-up without signal finds it. */
+/** The account's team and the items issued to it (GET /field/team, a page at a time until its
+ * `next` is null), kept on the phone: each item as its trace, where a look-up without signal
+ * finds it. The team's count is kept only once every page has arrived. */
 async function loadTeam() {
   try {
-    const response = await fetch("team", { headers: { Authorization: `Bearer ${token()}` } });
-    if (!response.ok) return;
-    const answer = await response.json();
-    if (answer.items.length) await store("items", "readwrite", (s) => answer.items.forEach((item) => s.put(item)));
-    const team = answer.team ? { ...answer.team, items: answer.items.length, date: localDate() } : null;
+    let after = null;
+    let count = 0;
+    let answer;
+    do {
+      const query = after ? `?after=${encodeURIComponent(after)}` : "";
+      const response = await fetch(`team${query}`, { headers: { Authorization: `Bearer ${token()}` } });
+      if (!response.ok) return;
+      answer = await response.json();
+      const items = answer.items;
+      if (items.length) await store("items", "readwrite", (s) => items.forEach((item) => s.put(item)));
+      count += items.length;
+      after = answer.next;
+    } while (after);
+    const team = answer.team ? { ...answer.team, items: count, date: localDate() } : null;
     localStorage.setItem(TEAM_KEY, JSON.stringify(team));
   } catch {
     // offline: the items kept last time serve
