@@ -260,16 +260,17 @@ def _zone_cells(geometries: Any, res: tuple[float, float]) -> np.ndarray:
     return ((bounds[:, 2] - bounds[:, 0]) / res[0]) * ((bounds[:, 3] - bounds[:, 1]) / res[1])
 
 
-def _strategy(cells: np.ndarray, plain: bool) -> str:
-    """``raster-sequential`` for zones smaller than a block on average, else per feature.
+def _strategy(cells: np.ndarray) -> str:
+    """The strategy exactextract uses over a window in memory: by chunks for small zones.
 
-    Per feature, exactextract reads each zone's window through one Python call: for thousands
-    of small stands that call is most of the time, and reading the raster in chunks for all the
-    zones they hold is several times faster. Large zones (communes) are faster one at a time.
-    A band with a mask beyond its nodata value is always read per feature: exactextract 0.3.0's
-    raster-sequential pass counts masked cells (seen on a 600 × 600 masked GeoTIFF).
+    ``raster-sequential`` (one pass over the window's chunks for all the zones they hold) for
+    zones smaller than a 256 × 256 block on average, such as stands; large zones (communes) are
+    faster one at a time. Only for a window in memory: over the file, exactextract's
+    raster-sequential pass walks the chunks of the whole raster for each part of the zones,
+    and over a band with a mask beyond its nodata value exactextract 0.3.0's pass counts masked
+    cells (seen on a 600 × 600 masked GeoTIFF).
     """
-    if not plain or len(cells) == 0:
+    if len(cells) == 0:
         return "feature-sequential"
     return "raster-sequential" if float(np.mean(cells)) < SMALL_ZONE_CELLS else (
         "feature-sequential"
@@ -365,48 +366,44 @@ def _read_values(source: _BandSource, geometries: Any, wkt: str) -> _Values | No
 
 def _summarise(
     source: _BandSource, wkbs: Sequence[bytes], indices: Sequence[int], wkt: str,
-    ops: Sequence[str], strategy: str | None,
+    ops: Sequence[str],
 ) -> pd.DataFrame:
     """``ops`` of the zones ``wkbs`` (rows ``indices``).
 
     When the band's mask is its nodata value alone, the band under the zones is read into
     memory once (if not larger than ``WINDOW_MAX_CELLS``), and large zones are cut at raster
-    tiles when every statistic pools (:mod:`etl.raster.interior`). ``strategy`` None:
-    exactextract's strategy is chosen by :func:`_strategy` from the zones (or pieces).
+    tiles when every statistic pools (:mod:`etl.raster.interior`). Otherwise exactextract
+    reads each zone's window from the file.
     """
     dataset = source.ds
     geometries = shapely.from_wkb(wkbs)
     values = _read_values(source, geometries, wkt) if source.plain else None
-    if values is not None and interior.can_split(ops, dataset.transform):
+    if values is None:
+        return _extract(source, wkbs, indices, wkt, ops, "feature-sequential")
+    if interior.can_split(ops, dataset.transform):
         split = interior.split_zones(
             geometries, indices, dataset.transform, dataset.width, dataset.height
         )
         if len(split.tiles):
-            how = strategy or _strategy(_zone_cells(shapely.from_wkb(split.pieces),
-                                                    dataset.res), plain=True)
+            how = _strategy(_zone_cells(shapely.from_wkb(split.pieces), dataset.res))
             figures = _extract(values.source, split.pieces, range(len(split.pieces)), wkt,
                                interior.piece_ops(ops), how)
             figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
             tiles = interior.tile_figures(values.array, values.origin,
                                           dataset.nodatavals[source.band_idx - 1], split.tiles)
             return interior.pool(indices, figures, split.piece_owner, tiles, split.tile_owner, ops)
-    how = strategy or _strategy(_zone_cells(geometries, dataset.res), source.plain)
-    return _extract(source if values is None else values.source, wkbs, indices, wkt, ops, how)
+    how = _strategy(_zone_cells(geometries, dataset.res))
+    return _extract(values.source, wkbs, indices, wkt, ops, how)
 
 
 def _extract_part(
     path: str, band: int, wkbs: list[bytes], indices: list[int], wkt: str, ops: list[str]
 ) -> pd.DataFrame:
-    """A worker process's share: it opens the raster itself and summarises its zones.
-
-    Zone by zone: exactextract's raster-sequential pass walks the chunks of the whole raster,
-    so a worker given one band of it would read the others too.
-    """
+    """A worker process's share: it opens the raster itself and summarises its zones."""
     import rasterio
 
     with rasterio.open(path) as dataset:
-        return _summarise(_BandSource(dataset, band), wkbs, indices, wkt, ops,
-                          "feature-sequential")
+        return _summarise(_BandSource(dataset, band), wkbs, indices, wkt, ops)
 
 
 def _part_count(dataset: DatasetReader, geometries: Any, workers: int) -> int:
@@ -481,7 +478,7 @@ def zonal_statistics(
             result = _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
         else:
             result = pd.concat(
-                [_summarise(source, wkbs[part], part.tolist(), wkt, ops, None) for part in parts],
+                [_summarise(source, wkbs[part], part.tolist(), wkt, ops) for part in parts],
                 ignore_index=True,
             )
     except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
