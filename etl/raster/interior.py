@@ -82,29 +82,35 @@ def _runs(rows: np.ndarray, cols: np.ndarray, transform: Affine) -> np.ndarray:
 
 
 def split_zones(
-    geometries: Any, indices: Sequence[int], transform: Affine, width: int, height: int
-) -> Split:
+    geometries: Any, wkbs: Sequence[bytes], indices: Sequence[int], transform: Affine,
+    width: int, height: int,
+) -> Split | None:
     """Cut the large zones among ``geometries`` (in the raster's CRS) at the raster's tiles.
 
-    Only tiles wholly within the raster are summed with numpy; any other stays in the pieces,
-    where exactextract leaves out what lies beyond the raster.
+    ``wkbs`` are the zones as WKB (kept as they are for the zones left whole). Only tiles wholly
+    within the raster are summed with numpy; any other stays in the pieces, where exactextract
+    leaves out what lies beyond the raster. None when no zone is large enough to cut.
     """
-    pieces: list[bytes] = []
-    piece_owner: list[int] = []
+    rows, cols = height // TILE, width // TILE  # tiles wholly inside the raster
+    bounds = shapely.bounds(geometries)
+    inverse = ~transform
+    c0, r0 = inverse @ (bounds[:, 0], bounds[:, 3])
+    c1, r1 = inverse @ (bounds[:, 2], bounds[:, 1])
+    first_c = np.maximum(0, np.floor_divide(c0, TILE)).astype(np.int64)
+    first_r = np.maximum(0, np.floor_divide(r0, TILE)).astype(np.int64)
+    last_c = np.minimum(cols - 1, np.floor_divide(c1, TILE)).astype(np.int64)
+    last_r = np.minimum(rows - 1, np.floor_divide(r1, TILE)).astype(np.int64)
+    spanned = np.maximum(last_c - first_c + 1, 0) * np.maximum(last_r - first_r + 1, 0)
+    large = spanned >= SPLIT_MIN_TILES
+    if not large.any():
+        return None
+    pieces: list[bytes] = [bytes(w) for w, big in zip(wkbs, large, strict=True) if not big]
+    piece_owner: list[int] = [i for i, big in zip(indices, large, strict=True) if not big]
     tiles: list[tuple[int, int]] = []
     tile_owner: list[int] = []
-    inverse = ~transform
-    rows, cols = height // TILE, width // TILE  # tiles wholly inside the raster
-    for geom, owner in zip(geometries, indices, strict=True):
-        xmin, ymin, xmax, ymax = geom.bounds
-        c0, r0 = inverse @ (xmin, ymax)
-        c1, r1 = inverse @ (xmax, ymin)
-        tc0, tr0 = max(0, int(c0 // TILE)), max(0, int(r0 // TILE))
-        tc1, tr1 = min(cols - 1, int(c1 // TILE)), min(rows - 1, int(r1 // TILE))
-        if (tc1 - tc0 + 1) * (tr1 - tr0 + 1) < SPLIT_MIN_TILES:
-            pieces.append(shapely.to_wkb(geom))
-            piece_owner.append(owner)
-            continue
+    for k in np.flatnonzero(large):
+        geom, owner = geometries[k], int(indices[int(k)])
+        tc0, tr0, tc1, tr1 = first_c[k], first_r[k], last_c[k], last_r[k]
         grid_r, grid_c = np.mgrid[tr0:tr1 + 1, tc0:tc1 + 1]
         grid_r, grid_c = grid_r.ravel() * TILE, grid_c.ravel() * TILE
         west, north = transform @ (grid_c, grid_r)

@@ -59,6 +59,7 @@ SMALL_ZONE_CELLS = 256 * 256  # zones smaller than a COG block, on average: read
 PARALLEL_MIN_CELLS = 4_000_000  # below this many box cells (~0.2 s) one process is quicker
 PARTS_PER_WORKER = 2  # spatial parts per worker process: a slow part is evened out
 WINDOW_MAX_CELLS = 32_000_000  # largest window of a band read into memory (128 MB of float32)
+TOUCHED_READ_ALL = 0.75  # zones touching more of a window's blocks than this: read it whole
 PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' worth of work
 
 
@@ -339,6 +340,46 @@ def _window(dataset: DatasetReader, geometries: Any) -> Window | None:
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def _read_touched(
+    dataset: DatasetReader, band: int, window: Window, geometries: Any
+) -> np.ndarray:
+    """The band over ``window``, read only in the raster's blocks some zone's box touches.
+
+    Stands scattered over a province touch a fraction of its blocks: the others are not
+    decompressed. Cells left unread hold 0; no zone covers them, so no figure sees them.
+    """
+    rows, cols = dataset.block_shapes[band - 1]
+    top, left = int(window.row_off), int(window.col_off)
+    bottom, right = top + int(window.height), left + int(window.width)
+    bounds = shapely.bounds(geometries)
+    inverse = ~dataset.transform
+    c0, r0 = inverse @ (bounds[:, 0], bounds[:, 3])
+    c1, r1 = inverse @ (bounds[:, 2], bounds[:, 1])
+    first_r = np.clip(np.floor(np.minimum(r0, r1)), top, bottom - 1).astype(int) // rows
+    last_r = np.clip(np.ceil(np.maximum(r0, r1)) - 1, top, bottom - 1).astype(int) // rows
+    first_c = np.clip(np.floor(np.minimum(c0, c1)), left, right - 1).astype(int) // cols
+    last_c = np.clip(np.ceil(np.maximum(c0, c1)) - 1, left, right - 1).astype(int) // cols
+    block_top, block_left = top // rows, left // cols
+    touched = np.zeros(((bottom - 1) // rows - block_top + 1, (right - 1) // cols - block_left + 1),
+                       dtype=bool)
+    for a, b, c, d in zip(first_r - block_top, last_r - block_top, first_c - block_left,
+                          last_c - block_left, strict=True):
+        touched[a:b + 1, c:d + 1] = True
+    if touched.mean() > TOUCHED_READ_ALL:
+        return dataset.read(band, window=window)
+    array = np.zeros((bottom - top, right - left), dtype=dataset.dtypes[band - 1])
+    for block_row in np.flatnonzero(touched.any(axis=1)):
+        line = touched[block_row]
+        starts = np.flatnonzero(line & ~np.concatenate([[False], line[:-1]]))
+        ends = np.flatnonzero(line & ~np.concatenate([line[1:], [False]]))
+        for start, end in zip(starts, ends, strict=True):
+            run = Window((block_left + start) * cols, (block_top + block_row) * rows,
+                         (end - start + 1) * cols, rows).intersection(window)
+            r, c = int(run.row_off) - top, int(run.col_off) - left
+            array[r:r + int(run.height), c:c + int(run.width)] = dataset.read(band, window=run)
+    return array
+
+
 def _read_values(source: _BandSource, geometries: Any, wkt: str) -> _Values | None:
     """The band under the zones' boxes, read once; None when that exceeds ``WINDOW_MAX_CELLS``.
 
@@ -356,7 +397,7 @@ def _read_values(source: _BandSource, geometries: Any, wkt: str) -> _Values | No
         if not (float(nodata).is_integer() and info.min <= nodata <= info.max):
             return None  # a nodata value the band cannot hold: left to the stock source
         nodata = int(nodata)
-    array = dataset.read(source.band_idx, window=window)
+    array = _read_touched(dataset, source.band_idx, window, geometries)
     west, south, east, north = windows.bounds(window, dataset.transform)
     return _Values(
         NumPyRasterSource(array, west, south, east, north, nodata=nodata, srs_wkt=wkt),
@@ -382,9 +423,9 @@ def _summarise(
         return _extract(source, wkbs, indices, wkt, ops, "feature-sequential")
     if interior.can_split(ops, dataset.transform):
         split = interior.split_zones(
-            geometries, indices, dataset.transform, dataset.width, dataset.height
+            geometries, wkbs, indices, dataset.transform, dataset.width, dataset.height
         )
-        if len(split.tiles):
+        if split is not None and len(split.tiles):
             how = _strategy(_zone_cells(shapely.from_wkb(split.pieces), dataset.res))
             figures = _extract(values.source, split.pieces, range(len(split.pieces)), wkt,
                                interior.piece_ops(ops), how)
