@@ -1,12 +1,13 @@
 """Registered rasters served: PNG tiles on WebMercatorQuad, a list with legends, coverages.
 
-- ``/collections/{name}/tiles/WebMercatorQuad/{z}/{y}/{x}.png``: a 256 × 256 PNG drawn by
-  rio-tiler from the raster's Web Mercator copy (:mod:`etl.raster.mercator`: a windowed read of
-  the overview of the tile's zoom, nothing reprojected), stretched over the registered range
-  with the registered colormap (or the band's own colour table), nodata transparent. A raster
-  registered before the copies existed (``mercator_path`` NULL) is warped from its file on
-  every tile, as before, until it is added again. The last rendered tiles are kept in memory
-  (:data:`CACHE_BYTES`), keyed by the row's id, which a ``raster add --replace`` changes;
+- ``/collections/{name}/tiles/WebMercatorQuad/{z}/{y}/{x}.png``: a 256 × 256 PNG of the
+  raster's Web Mercator copy (:mod:`etl.raster.mercator`): at the zooms of its levels a window
+  of whole cells of the level (:func:`copy_tile`), at others drawn by rio-tiler; stretched
+  over the registered range with the registered colormap (or the band's own colour table),
+  nodata transparent. A raster registered before the copies existed (``mercator_path`` NULL)
+  is warped from its file on every tile, as before, until it is added again. The last
+  rendered tiles are kept in memory (:data:`CACHE_BYTES`), keyed by the row's id, which a
+  ``raster add --replace`` changes;
 - ``/api/rasters``: the registered rasters with their tile URL, range, units and colour stops,
   what a web map needs for a layer, its legend and its opacity slider;
 - ``/collections/{name}/coverage``: OGC API – Coverages through pygeoapi's rasterio provider;
@@ -24,6 +25,7 @@ import asyncio
 import functools
 import io
 import logging
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -35,9 +37,11 @@ from cachetools import LRUCache, TTLCache
 from PIL import Image
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from rasterio.windows import Window
 from rio_tiler.colormap import cmap
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -49,6 +53,7 @@ from gis_api.tiles import TMS_ID, parse_tile_address
 log = logging.getLogger(__name__)
 
 TILE_SIZE = 256
+WEB_MERCATOR_WIDTH = 2 * math.pi * 6378137  # metres across the WebMercatorQuad grid
 MAX_AGE = 3600
 FILE_COLORMAP = "file"
 LEGEND_STOPS = 6
@@ -125,6 +130,97 @@ class _Readers:
 _readers = _Readers(READERS_PER_THREAD)
 
 
+class _CopyLevels:
+    """The zoom levels of a Web Mercator copy, opened once per worker thread.
+
+    A copy written by :mod:`etl.raster.mercator` lies on the WebMercatorQuad grid: its full
+    resolution is a zoom's (the copy's native zoom), its origin a tile corner of that zoom, and
+    each overview halves the resolution, so the overviews are the zooms below. A tile at one of
+    those zooms is then a window of whole cells of one level: read as it is, nothing resampled.
+    rio-tiler reaches the same cells through a generic path (CRS checks, a warped or resampled
+    read) that costs four times the CPU of the read itself.
+    """
+
+    def __init__(self, per_thread: int) -> None:
+        self.per_thread = per_thread
+        self.local = threading.local()
+
+    def get(self, path: str) -> dict[int, Any] | None:
+        """Datasets by zoom (None when the file is not on the tile grid)."""
+        stat = os.stat(path)
+        key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        opened: OrderedDict[tuple[Any, ...], dict[int, Any] | None] | None = getattr(
+            self.local, "opened", None
+        )
+        if opened is None:
+            opened = self.local.opened = OrderedDict()
+        if key in opened:
+            opened.move_to_end(key)
+            return opened[key]
+        levels = _open_levels(path)
+        opened[key] = levels
+        if len(opened) > self.per_thread:
+            for dataset in (opened.popitem(last=False)[1] or {}).values():
+                dataset.close()
+        return levels
+
+
+def _open_levels(path: str) -> dict[int, Any] | None:
+    """The copy's datasets by zoom, if it lies on the WebMercatorQuad grid; else None."""
+    import rasterio
+
+    base = rasterio.open(path)
+    transform = base.transform
+    zoom = round(math.log2(WEB_MERCATOR_WIDTH / (TILE_SIZE * transform.a)))
+    cell = WEB_MERCATOR_WIDTH / (TILE_SIZE * 2**zoom)
+    column = (transform.c + WEB_MERCATOR_WIDTH / 2) / (TILE_SIZE * cell)
+    row = (WEB_MERCATOR_WIDTH / 2 - transform.f) / (TILE_SIZE * cell)
+    on_grid = (
+        base.crs is not None and base.crs.to_epsg() == 3857 and base.count == 1
+        and transform.b == transform.d == 0 and -transform.e == transform.a
+        and math.isclose(transform.a, cell, rel_tol=1e-9)
+        and abs(column - round(column)) < 1e-6 and abs(row - round(row)) < 1e-6
+    )
+    if not on_grid:
+        base.close()
+        return None
+    levels = {zoom: base}
+    for level, factor in enumerate(base.overviews(1)):
+        if factor != 2 ** (level + 1) or base.width % factor or base.height % factor:
+            break  # an overview that is not the next zoom: served by rio-tiler
+        levels[zoom - level - 1] = rasterio.open(path, overview_level=level)
+    return levels
+
+
+_copy_levels = _CopyLevels(READERS_PER_THREAD)
+
+
+def copy_tile(path: str, z: int, y: int, x: int) -> np.ma.MaskedArray | None:
+    """Band 1 of tile ``z/y/x`` read from a Web Mercator copy; cells beyond the copy masked.
+
+    None when ``z`` is not one of the copy's levels (or the file is not on the tile grid):
+    rio-tiler draws those tiles.
+    """
+    levels = _copy_levels.get(path)
+    if levels is None or z not in levels:
+        return None
+    dataset = levels[z]
+    cell = WEB_MERCATOR_WIDTH / (TILE_SIZE * 2**z)
+    # the tile's top-left cell in the level (whole cells: see _CopyLevels)
+    col = x * TILE_SIZE - round((dataset.transform.c + WEB_MERCATOR_WIDTH / 2) / cell)
+    row = y * TILE_SIZE - round((WEB_MERCATOR_WIDTH / 2 - dataset.transform.f) / cell)
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + TILE_SIZE, dataset.width), min(row + TILE_SIZE, dataset.height)
+    if c1 <= c0 or r1 <= r0:
+        return np.ma.masked_all((TILE_SIZE, TILE_SIZE), dtype=dataset.dtypes[0])
+    part = dataset.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+    if part.shape == (TILE_SIZE, TILE_SIZE):
+        return part
+    band = np.ma.masked_array(np.zeros((TILE_SIZE, TILE_SIZE), dtype=part.dtype), mask=True)
+    band[r0 - row:r1 - row, c0 - col:c1 - col] = part
+    return band
+
+
 def draw_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
     """Draw the PNG of one tile, or None when the tile does not touch the raster."""
     copy = raster["mercator_path"]
@@ -144,10 +240,16 @@ def draw_tile(raster: dict[str, Any], z: int, y: int, x: int) -> bytes | None:
         return b.left < east and west < b.right and b.bottom < north and south < b.top
 
     reader.tile_exists = touches
-    try:
-        image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=band)
-    except TileOutsideBounds:
+    if not touches(x, y, z):
         return None
+    array = copy_tile(path, z, y, x) if path == copy else None
+    if array is not None:
+        image = ImageData(array[np.newaxis])
+    else:
+        try:
+            image = reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=band)
+        except TileOutsideBounds:
+            return None
     low, high = raster["value_min"], raster["value_max"]
     if raster["colormap"] == FILE_COLORMAP:
         colormap = reader.dataset.colormap(band)

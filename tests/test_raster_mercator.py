@@ -76,6 +76,36 @@ def test_tiles_from_the_mercator_copy_match_the_warped_file(province_url: str,
                 assert diff.mean() < 2 and np.percentile(diff, 99) <= 4, (address, diff.mean())
 
 
+def test_tiles_read_from_the_copys_levels_are_rio_tilers(tmp_path: Path) -> None:
+    # At the zooms of the copy's levels a tile is read as a window of whole cells; it must be
+    # the tile rio-tiler draws from the same copy, masks and margins included.
+    from rio_tiler.errors import TileOutsideBounds
+    from rio_tiler.io import Reader
+
+    from etl.raster.mercator import write_mercator_copy
+    from gis_api.raster_tiles import copy_tile
+
+    copy = tmp_path / "ramp_3857.tif"
+    write_mercator_copy(ramp_in_vn2000(tmp_path / "ramp.tif"), 1, copy, categorical=False)
+    compared = set()
+    with Reader(str(copy)) as reader:
+        for z in range(reader.minzoom - 1, reader.maxzoom + 2):
+            x, y = tile_of(*CAPITAL, z)
+            for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, -1), (1, 1)):
+                fast = copy_tile(str(copy), z, y + dy, x + dx)
+                if fast is None:  # not one of the copy's levels: rio-tiler draws it
+                    continue
+                try:
+                    drawn = reader.tile(x + dx, y + dy, z, tilesize=256, indexes=1).array[0]
+                except TileOutsideBounds:
+                    assert fast.mask.all(), (z, dx, dy)
+                    continue
+                assert (fast.mask == np.ma.getmaskarray(drawn)).all(), (z, dx, dy)
+                assert (fast.compressed() == drawn.compressed()).all(), (z, dx, dy)
+                compared.add(z)
+    assert len(compared) >= 2  # the full resolution and its overview
+
+
 def test_removal_and_replacement_delete_the_copy(province_url: str, tmp_path: Path) -> None:
     source = ramp_in_vn2000(tmp_path / "ramp.tif")
     data_dir = tmp_path / "data"
