@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -64,40 +65,110 @@ def create_team(
     """
     if not name.strip():
         raise TeamError("a team name cannot be empty")
-    if bbox is not None and communes:
-        raise TeamError("give the team's area as --bbox or as --communes, not both")
-    area: sql.Composable
-    params: list[object] = [name]
-    if bbox is not None:
-        west, south, east, north = bbox
-        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise TeamError(f"--bbox: west < east and south < north, got {bbox}")
-        area = sql.SQL("ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
-        params += [west, south, east, north]
-    elif communes:
-        known = {
-            r[0]
-            for r in conn.execute(
-                "SELECT code FROM smarttrees.communes WHERE code = ANY(%s)", [list(communes)]
-            )
-        }
-        unknown = sorted(set(communes) - known)
-        if unknown:
-            raise TeamError(f"--communes: no commune in force has code {', '.join(unknown)}")
-        area = sql.SQL(
-            "(SELECT ST_Multi(ST_Union(geom)) FROM smarttrees.communes WHERE code = ANY(%s))"
-        )
-        params.append(list(communes))
-    else:
-        area = sql.SQL("NULL")
+    area, params = _area(conn, bbox, communes) if bbox or communes else (sql.SQL("NULL"), [])
     query = sql.SQL(
         "INSERT INTO smarttrees.teams (name, area) VALUES (%s, {area}) "
         "ON CONFLICT (name) DO NOTHING RETURNING id"
     ).format(area=area)
-    row = conn.execute(query, params).fetchone()
+    row = conn.execute(query, [name, *params]).fetchone()
     if row is None:
         raise TeamError(f"team {name!r} already exists")
     return int(row[0])
+
+
+def set_area(
+    conn: psycopg.Connection,
+    name: str,
+    bbox: tuple[float, float, float, float] | None = None,
+    communes: Sequence[str] = (),
+    path: Path | None = None,
+) -> tuple[float, float, float, float]:
+    """Give team ``name`` a new area: a box, the union of communes, or a file's polygons.
+
+    The area bounds the stands its phones keep, the offline map offered, and the dispatches
+    handed to it from now on; items already issued stay issued. Returns the area's bounds.
+
+    Raises
+    ------
+    TeamError
+        No such team; not exactly one of ``bbox``, ``communes`` and ``path``; an unknown commune,
+        a bad box, or a file that cannot be read or holds no polygons (named, with the row).
+
+    """
+    team = team_id(conn, name)
+    if (bbox is not None) + bool(communes) + (path is not None) != 1:
+        raise TeamError("give the team's area as a FILE, --bbox or --communes: exactly one")
+    if path is not None:
+        area: sql.Composable = sql.SQL(
+            "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(%s, 4326)), 3))"
+        )
+        params: list[object] = [_file_area(path)]
+    else:
+        area, params = _area(conn, bbox, communes)
+    row = conn.execute(
+        sql.SQL(
+            "UPDATE smarttrees.teams SET area = {area} WHERE id = %s "
+            "RETURNING ST_XMin(area), ST_YMin(area), ST_XMax(area), ST_YMax(area)"
+        ).format(area=area),
+        [*params, team],
+    ).fetchone()
+    assert row is not None  # the team was found above, in this transaction
+    return float(row[0]), float(row[1]), float(row[2]), float(row[3])
+
+
+def _area(
+    conn: psycopg.Connection,
+    bbox: tuple[float, float, float, float] | None,
+    communes: Sequence[str],
+) -> tuple[sql.Composable, list[object]]:
+    """The SQL of an area given as a box or as communes, and its parameters."""
+    if bbox is not None and communes:
+        raise TeamError("give the team's area as --bbox or as --communes, not both")
+    if bbox is not None:
+        west, south, east, north = bbox
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise TeamError(f"--bbox: west < east and south < north, got {bbox}")
+        return sql.SQL("ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326))"), [*bbox]
+    known = {
+        r[0]
+        for r in conn.execute(
+            "SELECT code FROM smarttrees.communes WHERE code = ANY(%s)", [list(communes)]
+        )
+    }
+    unknown = sorted(set(communes) - known)
+    if unknown:
+        raise TeamError(f"--communes: no commune in force has code {', '.join(unknown)}")
+    return sql.SQL(
+        "(SELECT ST_Multi(ST_Union(geom)) FROM smarttrees.communes WHERE code = ANY(%s))"
+    ), [list(communes)]
+
+
+def _file_area(path: Path) -> bytes:
+    """The union of a file's polygons (any format GDAL reads) in EPSG:4326, as WKB.
+
+    Raises
+    ------
+    TeamError
+        The file cannot be read, has no coordinate system, or a row is not a polygon.
+
+    """
+    import geopandas as gpd
+    import shapely
+
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several kinds; all mean "not an area file"
+        raise TeamError(f"{path}: cannot read as an area file ({exc})") from None
+    if frame.empty:
+        raise TeamError(f"{path}: holds no polygon")
+    if frame.crs is None:
+        raise TeamError(f"{path}: has no coordinate system (a .prj, or GeoJSON's WGS 84)")
+    frame = frame.to_crs(4326)
+    for row, geom in enumerate(frame.geometry, start=1):
+        if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+            kind = "no geometry" if geom is None or geom.is_empty else f"a {geom.geom_type}"
+            raise TeamError(f"{path}: row {row}: {kind}, not a polygon")
+    return bytes(shapely.to_wkb(shapely.union_all(frame.geometry.values)))
 
 
 def add_members(conn: psycopg.Connection, name: str, usernames: Sequence[str]) -> None:
@@ -120,12 +191,18 @@ def add_members(conn: psycopg.Connection, name: str, usernames: Sequence[str]) -
 
 
 def issue(
-    conn: psycopg.Connection, name: str, codes: Sequence[str] = (), stand: str | None = None
+    conn: psycopg.Connection,
+    name: str,
+    codes: Sequence[str] = (),
+    stand: str | None = None,
+    nursery: str | None = None,
 ) -> int:
-    """Issue the items tagged ``codes``, and the tagged logs of ``stand``, to team ``name``.
+    """Issue tagged items to team ``name``: ``codes``, a stand's logs, a nursery's lots.
 
-    Returns how many were newly issued (an item issued before counts once). Nothing is issued
-    when any code is malformed or names no tag: the message lists them.
+    ``stand`` is a stand's code (its tagged logs), ``nursery`` a nursery's code (its tagged
+    seedling lots). Returns how many were newly issued (an item issued before counts once).
+    Nothing is issued when any code is malformed or names no tag, or the stand or nursery is
+    unknown: the message names them.
     """
     team = team_id(conn, name)
     parsed, bad = [], []
@@ -153,6 +230,18 @@ def issue(
             "SELECT t.item_type, t.item_id FROM smarttrees.timber_logs g "
             "JOIN smarttrees.tags t ON t.item_type = 'timber_log' AND t.item_id = g.id "
             "WHERE g.stand_id = %s",
+            [found[0]],
+        ).fetchall()
+    if nursery is not None:
+        found = conn.execute(
+            "SELECT id FROM smarttrees.nurseries WHERE nursery_code = %s", [nursery]
+        ).fetchone()
+        if found is None:
+            raise TeamError(f"nothing issued: no nursery {nursery!r}")
+        items += conn.execute(
+            "SELECT t.item_type, t.item_id FROM smarttrees.seedling_lots l "
+            "JOIN smarttrees.tags t ON t.item_type = 'seedling_lot' AND t.item_id = l.id "
+            "WHERE l.nursery_id = %s",
             [found[0]],
         ).fetchall()
     if not items:

@@ -3,7 +3,10 @@ items over; a team's phone gets its items from GET /field/team."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import orjson
 import psycopg
 
 from barcodes.tags import issue_tags
@@ -138,3 +141,66 @@ def test_a_team_holding_thousands_of_items_gets_every_one_page_by_page(
         refused = httpx.get(f"{live_server}/field/team", params=bad, headers=headers)
         assert refused.status_code == 400, bad
         assert next(iter(bad)) in refused.json()["description"]
+
+
+def test_a_teams_area_changed_from_a_file_or_communes_and_a_nurserys_lots_issued(
+    live_server: str, province_url: str, tmp_path: Path
+) -> None:
+    with connect(province_url) as conn:
+        nursery, nursery_id = conn.execute(
+            "SELECT n.nursery_code, n.id FROM smarttrees.nurseries n "
+            "WHERE EXISTS (SELECT FROM smarttrees.seedling_lots l WHERE l.nursery_id = n.id) "
+            "ORDER BY n.id LIMIT 1").fetchone()
+        lots = [r[0] for r in conn.execute(
+            "SELECT id FROM smarttrees.seedling_lots WHERE nursery_id = %s", [nursery_id])]
+        lot_codes = list(issue_tags(conn, "seedling_lot", lots).values())
+        communes = [r[0] for r in conn.execute(
+            "SELECT code FROM smarttrees.communes ORDER BY code LIMIT 2")]
+        communes_box = conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+            "ST_Extent(geom)::geometry AS e FROM smarttrees.communes WHERE code = ANY(%s)) x",
+            [communes]).fetchone()
+        accounts.create_user(conn, "team-nursery-1", "field")
+        token = accounts.issue_token(conn, "team-nursery-1")
+    env = cli_env(SMARTTREES_DATABASE_URL=province_url)
+    for args in (("add", "nursery-crew"), ("member", "nursery-crew", "team-nursery-1")):
+        assert run_cli("teams", *args, env=env).code == 0
+
+    def bbox() -> list[float]:
+        answer = httpx.get(f"{live_server}/field/team",
+                           headers={"Authorization": f"Bearer {token}"})
+        return [round(v, 5) for v in answer.json()["team"]["bbox"]]
+
+    # Two squares in a GeoJSON file (WGS 84): the area is their union.
+    squares = [[[105.80, 21.50], [105.82, 21.50], [105.82, 21.52], [105.80, 21.52],
+                [105.80, 21.50]],
+               [[105.85, 21.55], [105.86, 21.55], [105.86, 21.57], [105.85, 21.57],
+                [105.85, 21.55]]]
+    area = tmp_path / "area.geojson"
+    area.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [s]}}
+        for s in squares]}))
+    done = run_cli("teams", "area", "nursery-crew", str(area), env=env)
+    assert done.code == 0, done.stderr
+    assert bbox() == [105.80, 21.50, 105.86, 21.57]
+    done = run_cli("teams", "area", "nursery-crew", "--communes", ",".join(communes), env=env)
+    assert done.code == 0, done.stderr
+    assert bbox() == [round(v, 5) for v in communes_box]
+
+    # A point is no area: refused naming the file and row, the area kept; so is no area at all.
+    point = tmp_path / "point.geojson"
+    point.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {},
+         "geometry": {"type": "Point", "coordinates": [105.8, 21.5]}}]}))
+    refused = run_cli("teams", "area", "nursery-crew", str(point), env=env)
+    assert refused.code == 1 and f"{point}: row 1: a Point" in refused.error_lines[0]
+    assert "Traceback" not in refused.stderr
+    assert run_cli("teams", "area", "nursery-crew", env=env).code == 1
+    assert bbox() == [round(v, 5) for v in communes_box]
+
+    done = run_cli("teams", "issue", "nursery-crew", "--nursery", nursery, env=env)
+    assert done.code == 0 and f"{len(lots)} item(s) issued" in done.stdout
+    answer = httpx.get(f"{live_server}/field/team", headers={"Authorization": f"Bearer {token}"})
+    assert sorted(i["code"] for i in answer.json()["items"]) == sorted(lot_codes)
+    refused = run_cli("teams", "issue", "nursery-crew", "--nursery", "NO-SUCH", env=env)
+    assert refused.code == 1 and "no nursery 'NO-SUCH'" in refused.error_lines[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 teams_app = typer.Typer(
@@ -42,6 +44,27 @@ def add_team(
     typer.echo(f"team {name} created")
 
 
+@teams_app.command("area")
+def set_area(
+    name: str,
+    file: Path | None = typer.Argument(  # noqa: B008
+        None, help="A file of polygons (GeoJSON, GeoPackage, shapefile…): their union."
+    ),
+    bbox: str | None = typer.Option(None, help="The area: west,south,east,north."),
+    communes: str | None = typer.Option(
+        None, help="The area: the union of these communes (codes, commas between)."
+    ),
+) -> None:
+    """Change a team's area (its stands, its offline map, the dispatches handed to it)."""
+    from smarttrees import teams
+    from smarttrees.database import connect
+
+    codes = [c.strip() for c in communes.split(",") if c.strip()] if communes else []
+    with connect() as conn:
+        box = teams.set_area(conn, name, _bbox(bbox), codes, file)
+    typer.echo(f"team {name}: area {','.join(f'{v:.5f}' for v in box)}")
+
+
 @teams_app.command("member")
 def add_members(name: str, usernames: list[str]) -> None:
     """Make field accounts members of a team (leaving any team they were in)."""
@@ -58,13 +81,16 @@ def issue(
     name: str,
     codes: list[str] = typer.Argument(None, help="Tag codes (SL-…, TL-…, TR-…, TC-…)."),  # noqa: B008
     stand: str | None = typer.Option(None, help="Also every tagged log of this stand."),
+    nursery: str | None = typer.Option(
+        None, help="Also every tagged seedling lot of this nursery (its code)."
+    ),
 ) -> None:
     """Issue items to a team: its phones keep them for scans without signal."""
     from smarttrees import teams
     from smarttrees.database import connect
 
     with connect() as conn:
-        count = teams.issue(conn, name, codes or [], stand)
+        count = teams.issue(conn, name, codes or [], stand, nursery)
     typer.echo(f"{count} item(s) issued to team {name}")
 
 
