@@ -29,12 +29,18 @@ log = logging.getLogger(__name__)
 
 
 class ErrorDocument(BaseModel):
-    """The body of every error answer: an OGC API exception document."""
+    """The body of every error answer: an OGC API exception document.
+
+    ``rule`` is the domain rule that refused the request (``invalid_inspection``,
+    ``unknown_tree``…), a stable name a client can test and translate; left out of answers that
+    no domain rule gave.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     code: str
     description: str
+    rule: str | None = None
 
 
 class ScanProblemDocument(BaseModel):
@@ -254,18 +260,19 @@ def status_of(error: ApiError) -> int:
 
 def error_response(
     status: int, code: str, description: str, *, retry_after: int | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None, rule: str | None = None,
 ) -> Response:
     """An OGC API exception document (with ``Retry-After`` when ``retry_after`` is given).
 
-    ``headers``: more headers, e.g. the ``Allow`` of a 405.
+    ``headers``: more headers, e.g. the ``Allow`` of a 405; ``rule``: the domain rule refused.
     """
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="smarttrees"'
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    body = orjson.dumps(ErrorDocument(code=code, description=description).model_dump())
+    document = ErrorDocument(code=code, description=description, rule=rule)
+    body = orjson.dumps(document.model_dump(exclude_none=True))
     return Response(body, status, headers=headers, media_type="application/json")
 
 
@@ -295,7 +302,9 @@ def scan_rejected_response(error: ScanRejected) -> Response:
             for p in error.problems
         ],
     )
-    return Response(orjson.dumps(body.model_dump()), status, media_type="application/json")
+    # Its rules are its problems' (the one ``rule`` of a domain error is left out here).
+    document = body.model_dump(exclude={"rule"})
+    return Response(orjson.dumps(document), status, media_type="application/json")
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -305,7 +314,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     status = RULE_STATUS.get(exc.rule)
     if status is None:
         return await _unexpected(request, exc)
-    return error_response(status, _HTTP_CODES[status], str(exc))
+    return error_response(status, _HTTP_CODES[status], str(exc), rule=exc.rule)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

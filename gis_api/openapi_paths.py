@@ -342,7 +342,11 @@ def add_paths(doc: dict[str, Any], settings: Settings) -> None:
     schemas = components.setdefault("schemas", {})
     schemas["smarttreesException"] = {
         "type": "object", "required": ["code", "description"],
-        "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
+        "properties": {
+            "code": {"type": "string"}, "description": {"type": "string"},
+            "rule": {"type": "string",
+                     "description": "the domain rule that refused the request, if one did"},
+        },
     }
     schemas.update(scan_schemas())
     tags = doc.setdefault("tags", [])

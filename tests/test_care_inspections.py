@@ -82,6 +82,7 @@ def test_a_batch_naming_an_unknown_tree_stores_nothing(
                         json=[inspection("G2"), inspection("NOPE-1")])
     assert answer.status_code == 404
     assert "inspections[1], tree_code: no tree NOPE-1" in answer.json()["description"]
+    assert answer.json()["rule"] == "unknown_tree"  # the rule, for a client to name it
     assert count(care_db, "SELECT count(*) FROM care_inspections") == before
     assert count(care_db, "SELECT count(*) FROM care_tree_status WHERE tree_code = 'G2'") == 0
 
@@ -94,6 +95,7 @@ def test_a_removed_tree_cannot_be_inspected(server: str, care_db: str,
                         json={"inspections": [inspection("G148"), inspection("G149")]})
     assert answer.status_code == 409
     assert "tree G149 was removed" in answer.json()["description"]
+    assert answer.json()["rule"] == "tree_removed"
     assert count(care_db, "SELECT count(*) FROM care_tree_status WHERE tree_code = 'G148'") == 0
 
 
@@ -113,6 +115,7 @@ def test_a_value_outside_the_vocabulary_is_a_422_naming_the_field(
                         json=[inspection("G3"), inspection("G4", **change)])
     assert answer.status_code == 422, answer.text
     assert f"inspections[1], {named}" in answer.json()["description"]
+    assert answer.json()["rule"] == "invalid_inspection"
     assert count(care_db, "SELECT count(*) FROM care_inspections") == before
 
 

@@ -10,9 +10,16 @@ import httpx
 import orjson
 from PIL import Image
 
+from barcodes import custody
 from barcodes.codes import make_code, parse
 from barcodes.custody import MACHINES
 from barcodes.rules import rules_document
+from gis_api.errors import RULE_STATUS
+
+# The rules the tree-care routes the phone sends to (inspections, storm damage, photos) refuse by.
+PHONE_CARE_RULES = ("unknown_tree", "tree_removed", "invalid_inspection", "invalid_rating",
+                    "invalid_damage", "invalid_storm", "unknown_storm", "unknown_photo",
+                    "photo_too_large", "bad_image")
 
 
 def test_rules_manifest_icons_and_sign_in(live_server: str, field_token: str) -> None:
@@ -73,6 +80,10 @@ def test_every_message_the_app_shows_is_in_every_catalogue() -> None:
     keys |= set(care["fields"]["condition"]["enum"]) | set(care["damage"]["kinds"])
     keys |= {value for values in care["traq"].values() for value in values}
     keys |= {"ev_tree_check", "ev_damage", "pending", "conflict"}
+    # A refusal names its rule in the page's language: every scan rule, and those of the tree
+    # checks, storm damage and photos the phone sends.
+    assert set(PHONE_CARE_RULES) <= set(RULE_STATUS)
+    keys |= {f"rule_{rule}" for rule in (*custody.RULES, *PHONE_CARE_RULES)}
     assert len(keys) > 100
     used |= {f"fieldapp.{key}" for key in keys}
 

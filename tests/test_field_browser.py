@@ -228,7 +228,7 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     page.fill("#f-quantity", "9999999")
     page.select_option("#f-to_commune", commune)
     page.click("#record")
-    page.locator("#f-quantity-problem", has_text="lot_quantity: ").wait_for()
+    page.locator("#f-quantity-problem", has_text="(lot_quantity): ").wait_for()
     assert len(queue(page)) == 1
     left = lot_left(province_url, lot)
     record(page, "dispatched", quantity=str(left), to_commune=commune)  # all that is left

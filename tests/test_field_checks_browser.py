@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from PIL import Image
@@ -19,6 +20,7 @@ from smarttrees.database import connect
 from tests.test_field_browser import browser, look_up, open_app, phone, sign_in  # noqa: F401
 from tests.test_webmap_browser import CHROMIUM, SCREENSHOTS
 
+STATIC = Path(__file__).parents[1] / "gis_api" / "static"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
@@ -224,13 +226,23 @@ def test_the_team_area_map_and_items_kept_offline_a_tapped_tree_checked_and_a_re
         (log,) = conn.execute("SELECT id FROM smarttrees.timber_logs WHERE status = 'felled' "
                               "ORDER BY id DESC LIMIT 1").fetchone()
         (log_code,) = issue_tags(conn, "timber_log", [log]).values()
-        teams.issue(conn, "around-the-tree", [log_code])
+        # More items than a page of GET /field/team: the phone follows the pages to the last.
+        trees = [r[0] for r in conn.execute(
+            "SELECT id FROM smarttrees.trees ORDER BY id DESC LIMIT 2500").fetchall()]
+        tree_codes = list(issue_tags(conn, "tree", trees).values())
+        teams.issue(conn, "around-the-tree", [log_code, *tree_codes])
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
     sign_in(page, team_token)
     page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
     page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
-    page.locator("#team", has_text="around-the-tree: 1").wait_for()  # "… 1 item issued, kept"
+    issued = 1 + len(tree_codes)
+    page.locator("#team", has_text=f"around-the-tree: {issued} ").wait_for(timeout=60_000)
+    kept = page.evaluate(
+        "new Promise(ok => { const r = indexedDB.open('smarttrees-field');"
+        " r.onsuccess = () => { const c = r.result.transaction('items').objectStore('items')"
+        ".getAllKeys(); c.onsuccess = () => ok(c.result); }; })")
+    assert sorted(kept) == sorted([log_code, *tree_codes])  # every item, each once
     page.click("#area-btn")
     page.wait_for_function(MAP_READY, timeout=60_000)
 
@@ -298,7 +310,10 @@ def test_the_team_area_map_and_items_kept_offline_a_tapped_tree_checked_and_a_re
     page.evaluate("smarttreesField.sync()")
     refused = page.locator("#queue-list li.conflict.check")
     refused.wait_for(timeout=60_000)
-    assert "dbh_cm" in refused.inner_text() and "500" in refused.inner_text()  # the server's
+    shown = refused.locator(".problem").inner_text()
+    assert "dbh_cm" in shown and "500" in shown  # the server's message
+    vi = orjson.loads((STATIC / "i18n" / "vi.json").read_bytes())
+    assert shown.startswith(f"{vi['fieldapp.rule_invalid_inspection']} (invalid_inspection): ")
     page.reload()
     page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
     refused.locator("button.edit").click()

@@ -41,6 +41,19 @@ function t(key, values) {
   return state.i18n ? state.i18n.t(`fieldapp.${key}`, values) : key;
 }
 
+/** A refusal as the phone shows it: the rule in the page's language where the catalogues name
+ * it (fieldapp.rule_<rule>) with its stable name, then the server's message. */
+function problemText(problem) {
+  const key = `fieldapp.rule_${problem.rule}`;
+  const named = state.i18n?.has(key) ? `${state.i18n.t(key)} (${problem.rule})` : problem.rule;
+  return `${named}: ${problem.message}`;
+}
+
+/** A refusal from a route's error document: its domain rule, else its exception code. */
+function refusal(response, body) {
+  return { rule: body?.rule || body?.code || `HTTP ${response.status}`, message: body?.description || String(response.status), status: response.status };
+}
+
 function deviceId() {
   let id = localStorage.getItem(DEVICE_KEY);
   if (!id) {
@@ -622,7 +635,7 @@ async function quantityProblem(eventType, quantity) {
     counts[queued.less] = (counts[queued.less] || 0) + (record.event.quantity || 0);
   }
   const left = counts[limit.of] - (counts[limit.less] || 0);
-  return quantity > left ? `${limit.rule}: ${t("only_left")} ${left}` : null;
+  return quantity > left ? problemText({ rule: limit.rule, message: `${t("only_left")} ${left}` }) : null;
 }
 
 function position() {
@@ -705,7 +718,7 @@ async function renderQueue() {
       li.dataset.id = r.client_event_id;
       li.append(el("div", `${r.event.code} · ${t(`ev_${r.event.event_type}`)} · ${t(r.state)}`));
       if (r.problem) {
-        li.append(Object.assign(el("div", `${r.problem.rule}: ${r.problem.message}`), { className: "problem" }));
+        li.append(Object.assign(el("div", problemText(r.problem)), { className: "problem" }));
         const actions = Object.assign(el("div"), { className: "actions" });
         const drop = Object.assign(el("button", t("drop")), { type: "button", className: "drop" });
         drop.addEventListener("click", async () => {
@@ -727,7 +740,7 @@ async function renderQueue() {
       const photos = r.photos.length ? ` · ${r.photos.length} ${t("photos_pending")}` : "";
       li.append(el("div", `${r.code} · ${t(r.kind === "damage" ? "ev_damage" : "ev_tree_check")}${photos} · ${t(r.state)}`));
       if (r.problem) {
-        li.append(Object.assign(el("div", `${r.problem.rule}: ${r.problem.message}`), { className: "problem" }));
+        li.append(Object.assign(el("div", problemText(r.problem)), { className: "problem" }));
         const actions = Object.assign(el("div"), { className: "actions" });
         const drop = Object.assign(el("button", t("drop")), { type: "button", className: "drop" });
         drop.addEventListener("click", async () => {
@@ -982,7 +995,7 @@ async function uploadPhotos(record) {
     if (response.status === 401 || response.status === 403) return { expired: true };
     if (!response.ok) {
       const body = await response.json().catch(() => null);
-      if ([413, 415, 422].includes(response.status)) return { refused: { rule: `HTTP ${response.status}`, message: body?.description || String(response.status), status: response.status } };
+      if ([413, 415, 422].includes(response.status)) return { refused: refusal(response, body) };
       return { retry: true };
     }
     photo.server_id = (await response.json()).id;
@@ -1016,7 +1029,7 @@ async function sendOne(record, url, body) {
   }
   const answer = await response.json().catch(() => null);
   if ([404, 409, 422].includes(response.status) && answer?.description) {
-    await checksPut([{ ...record, state: "conflict", problem: { rule: answer.code || String(response.status), message: answer.description, status: response.status } }]);
+    await checksPut([{ ...record, state: "conflict", problem: refusal(response, answer) }]);
     return "refused";
   }
   retryLater();
@@ -1056,7 +1069,7 @@ async function sendChecks() {
     if (response.status === 401 || response.status === 403) return sessionExpired();
     const body = await response.json().catch(() => null);
     if ([404, 409, 422].includes(response.status) && body?.description) {
-      await checksPut([{ ...record, state: "conflict", problem: { rule: body.code || String(response.status), message: body.description, status: response.status } }]);
+      await checksPut([{ ...record, state: "conflict", problem: refusal(response, body) }]);
       continue;
     }
     return retryLater();
