@@ -139,19 +139,22 @@ def numbers(column: pa.Array, label: str, problems: Problems | None = None,
     reader (a workbook's, a GIS layer's) is taken as it is. The finding goes to ``problems``,
     or is appended to ``finding`` for the caller to add in its own order.
     """
-    n = len(column)
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         values = pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         return np.where(np.isfinite(values), values, np.nan)
     raw = as_text(column)
     parsed = _parsed(raw)
     values = pc.fill_null(parsed, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
-    given = present(text(raw), n)
-    bad = given & ~np.isfinite(values)
-    values[bad] = np.nan
-    found = Finding(np.flatnonzero(bad), []) if bad.any() else None
-    if found is not None:
-        found.reasons = [f"{label}: {quoted(c)} is not a number" for c in cells(raw, found.rows)]
+    # Only a row without a finite number can be bad: its cell is then empty or no number.
+    unread = np.flatnonzero(~np.isfinite(values))
+    values[unread] = np.nan
+    found = None
+    if len(unread):
+        written = [(int(i), c) for i, c in zip(unread.tolist(), cells(raw, unread), strict=True)
+                   if c]
+        if written:
+            found = Finding(np.array([i for i, _ in written], dtype=np.int64),
+                            [f"{label}: {quoted(c)} is not a number" for _, c in written])
     if finding is not None:
         finding.append(found)
     elif problems is not None:

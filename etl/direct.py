@@ -356,10 +356,9 @@ class Checker:
             long = pc.fill_null(pc.greater(pc.utf8_length(code), longest), False)
             problems.add(long.to_numpy(zero_copy_only=False),
                          f"{label('tree_code')}: longer than {longest} characters")
-        problems.add(~checker.present(checker.text(self.column(batch, "species")), n),
-                     f"{label('species')}: missing")
         vocab: list[Finding | None] = []
         species = self._lookup(batch, "species", "id", vocab)
+        problems.add(_unresolved(species < 0, vocab[-1]), f"{label('species')}: missing")
         category = self._category(batch, n, vocab, problems)
         condition = self._lookup(batch, "condition", "text", vocab)
         planted = self._lookup(batch, "planted_on", "date", vocab)
@@ -446,8 +445,8 @@ class Checker:
         default = self.plan.mapping.defaults.get("category")
         if default is not None:
             category = np.where(category == "", default, category)
-        cell = checker.present(checker.text(self.column(batch, "category")), n)
-        problems.add((category == "") & ~cell, f"{self.plan.label('category')}: missing")
+        problems.add(_unresolved(category == "", found[-1]),
+                     f"{self.plan.label('category')}: missing")
         return category
 
     def _sizes(self, numbers: dict[str, np.ndarray], by_class: np.ndarray,
@@ -514,6 +513,14 @@ class Checker:
             return np.full(batch.num_rows, "", dtype=object)
         column = batch.column(index)
         return np.array([v or "" for v in column.to_pylist()], dtype=object)
+
+
+def _unresolved(empty: np.ndarray, refused: Finding | None) -> np.ndarray:
+    """The rows of a lookup without a value that were not refused for an unknown one: empty."""
+    if refused is not None:
+        empty = empty.copy()
+        empty[refused.rows] = False
+    return empty
 
 
 def _outside_range(value: np.ndarray, header: str, unit: str, low: float,
