@@ -572,6 +572,72 @@ def spot_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return gx * 1_000_000_000 + gy
 
 
+LONGEST_KEY = 256    # bytes of a code compared across rows (a longer one is refused anyway)
+
+
+@dataclass
+class FirstSeen:
+    """The first row of each key seen so far in a run.
+
+    Sorted keys and, beside them, the file, row and tree code of the row that first had each:
+    numpy arrays, no Python object per row (a million codes take tens of MB, not hundreds).
+    """
+
+    keys: np.ndarray | None = None
+    files: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, "S1"))
+
+    def repeats(self, keys: np.ndarray, file_no: int, rows: np.ndarray, codes: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Which keys of a batch were seen before, in the run or earlier in the batch.
+
+        Returns that mask and the file, row and code of the first row of each key (in the
+        batch's order); the batch's new keys are recorded.
+        """
+        n = len(keys)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = ordered[1:] != ordered[:-1]
+        first = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))]
+        hit = np.zeros(n, dtype=bool)
+        at = np.zeros(n, dtype=np.int64)
+        if self.keys is not None and len(self.keys):
+            wide = _common(self.keys, ordered)
+            self.keys, ordered = self.keys.astype(wide), ordered.astype(wide)
+            at = np.minimum(np.searchsorted(self.keys, ordered), len(self.keys) - 1)
+            hit = self.keys[at] == ordered
+        width = _common(self.codes, codes)
+        self.codes, codes = self.codes.astype(width), codes.astype(width)
+        files = np.where(hit, self.files[at] if len(self.files) else 0, file_no)
+        first_rows = np.where(hit, self.rows[at] if len(self.rows) else 0, rows[first])
+        first_codes = np.where(hit, self.codes[at] if len(self.codes) else b"", codes[first])
+        repeated = hit | ~starts
+        new = starts & ~hit
+        self._record(ordered[new], file_no, rows[order][new], codes[order][new])
+        out = np.empty(n, dtype=bool)
+        out[order] = repeated
+        back = np.empty(n, dtype=np.int64)
+        back[order] = np.arange(n)
+        return out, files[back], first_rows[back], first_codes[back]
+
+    def _record(self, keys: np.ndarray, file_no: int, rows: np.ndarray,
+                codes: np.ndarray) -> None:
+        if self.keys is None:
+            self.keys = keys[:0]
+        where = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, where, keys)
+        self.files = np.insert(self.files, where, np.full(len(keys), file_no, np.int32))
+        self.rows = np.insert(self.rows, where, rows)
+        self.codes = np.insert(self.codes, where, codes)
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    """The dtype holding both arrays' values (the wider ``S`` of two byte strings)."""
+    return np.promote_types(a.dtype, b.dtype)
+
+
 @dataclass
 class RunChecks:
     """The checks across the rows of a run into an empty inventory, made as the rows go by.
@@ -579,55 +645,36 @@ class RunChecks:
     A code seen before in the run (in any row, refused or not) refuses the later row; so does
     a spot taken by an earlier good row under another code. Rows come in file and row order,
     so "earlier" is what ``etl.validate.cross_checks`` means by it on a loaded inventory.
-    Each batch's keys are compared with those seen by one set intersection; only a batch that
-    shares one is walked row by row.
     """
 
-    codes: dict[bytes, tuple[int, int]] = field(default_factory=dict)   # → file, row
-    spots: dict[int, tuple[bytes, int]] = field(default_factory=dict)   # → code, row
+    codes: FirstSeen = field(default_factory=FirstSeen)
+    spots: FirstSeen = field(default_factory=FirstSeen)
     names: dict[int, str] = field(default_factory=dict)                 # file number → name
 
     def check(self, plan: validate.FilePlan, rows: Rows, numbers: np.ndarray) -> None:
         """Add the repeated codes and taken spots of one checked batch to its problems."""
         self.names[plan.file_no] = plan.name
-        coded = np.flatnonzero(rows.tree_code != b"")
-        keys = rows.tree_code[coded].tolist()
-        firsts = [(plan.file_no, r) for r in numbers[coded].tolist()]
-        if len(set(keys)) < len(keys) or not self.codes.keys().isdisjoint(keys):
-            self._repeated_codes(plan, rows, coded, keys, firsts)
-        else:
-            self.codes.update(zip(keys, firsts, strict=True))
+        coded = np.flatnonzero((rows.tree_code != b"")
+                               & (np.strings.str_len(rows.tree_code) <= LONGEST_KEY))
+        codes = rows.tree_code[coded]
+        repeated, files, first_rows, _ = self.codes.repeats(codes, plan.file_no,
+                                                            numbers[coded], codes)
+        if repeated.any():
+            label = plan.label("tree_code")
+            at = np.flatnonzero(repeated)
+            rows.problems.extend([Finding(coded[at], [
+                f"{label}: {codes[i].decode()} already appears in "
+                f"{'' if files[i] == plan.file_no else self.names[int(files[i])] + ' '}"
+                f"row {first_rows[i]}" for i in at.tolist()])])
         good = np.flatnonzero(~rows.problems.bad)
-        spots = spot_keys(rows.lon[good], rows.lat[good]).tolist()
-        if len(set(spots)) < len(spots) or not self.spots.keys().isdisjoint(spots):
-            self._taken_spots(plan, rows, good, spots, numbers)
-        else:
-            self.spots.update(zip(spots, zip(rows.tree_code[good].tolist(),
-                                             numbers[good].tolist(), strict=True), strict=True))
-
-    def _repeated_codes(self, plan: validate.FilePlan, rows: Rows, coded: np.ndarray,
-                        keys: list[bytes], firsts: list[tuple[int, int]]) -> None:
-        label = plan.label("tree_code")
-        refused, reasons = [], []
-        for i, key, first in zip(coded.tolist(), keys, firsts, strict=True):
-            seen = self.codes.setdefault(key, first)
-            if seen != first:
-                where = "" if seen[0] == plan.file_no else f"{self.names[seen[0]]} "
-                refused.append(i)
-                reasons.append(f"{label}: {key.decode()} already appears in {where}row {seen[1]}")
-        rows.problems.extend([Finding(np.array(refused, dtype=np.int64), reasons)])
-
-    def _taken_spots(self, plan: validate.FilePlan, rows: Rows, good: np.ndarray,
-                     spots: list[int], numbers: np.ndarray) -> None:
-        refused, reasons = [], []
-        for i, spot in zip(good.tolist(), spots, strict=True):
-            code, row = rows.tree_code[i], int(numbers[i])
-            first = self.spots.setdefault(spot, (code, row))
-            if first[1] != row or first[0] != code:
-                refused.append(i)
-                reasons.append(f"{plan.position_label}: same spot as tree {first[0].decode()} "
-                               f"(row {first[1]})")
-        rows.problems.extend([Finding(np.array(refused, dtype=np.int64), reasons)])
+        spots = spot_keys(rows.lon[good], rows.lat[good])
+        taken, _, first_rows, first_codes = self.spots.repeats(
+            spots, plan.file_no, numbers[good], rows.tree_code[good])
+        if taken.any():
+            at = np.flatnonzero(taken)
+            rows.problems.extend([Finding(good[at], [
+                f"{plan.position_label}: same spot as tree {first_codes[i].decode()} "
+                f"(row {first_rows[i]})" for i in at.tolist()])])
 
 
 def text_arrays(lists: list[list[str]]) -> np.ndarray:
