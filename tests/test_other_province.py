@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 import shapely
 from shapely.geometry import box, mapping
 
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.server import make_token, serve_database
+
+pytestmark = pytest.mark.slow  # a small province generated and served: about 30 s
 
 WEST, SOUTH = 108.40, 11.90  # the province's south-west corner
 SIDE = 0.04  # each unit is a square of this side, in a row of five
