@@ -152,7 +152,8 @@ async def items(request: Request) -> Response:
             cur = conn.cursor()
             cur.adapters.register_loader("text", RawTextLoader)
             await cur.execute(statement, args, binary=True)
-            page, read, last_id = await cur.fetchone()  # type: ignore[misc]
+            joined, read, last_id, extra_length = await cur.fetchone()  # type: ignore[misc]
+            page = features.page_features(joined, read, extra_length, query.limit)
             more = read > query.limit
             returned = min(read, query.limit)
             matched = await _number_matched(
