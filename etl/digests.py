@@ -33,6 +33,7 @@ VERSION = "tree-rows-1"
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = 0x9E3779B97F4A7C15
 _NULL = np.uint64(0x6A09E667F3BCC908)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -68,15 +69,18 @@ def _text_hash(column: pa.Array) -> np.ndarray:
     padded = np.concatenate([data, np.zeros(8, np.uint8)])
     words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     lengths = np.diff(offsets)
+    starts, last = offsets[:-1], len(words) - 1
     h = lengths.astype(np.uint64) * np.uint64(_GOLDEN)
+    # Word j of every cell at once (cells shorter than that keep their hash): whole-array
+    # operations, about twice as fast as picking the live cells out each round.
     for j in range(-(-int(lengths.max(initial=0)) // 8)):
         left = lengths - 8 * j
-        live = np.flatnonzero(left > 0)
-        word = words[offsets[live] + 8 * j]
-        short = left[live] < 8
-        bits = (left[live][short] * 8).astype(np.uint64)
-        word[short] &= (np.uint64(1) << bits) - np.uint64(1)
-        h[live] = _mix(h[live] ^ word)
+        word = words[np.minimum(starts + 8 * j, last)]
+        bits = (np.clip(left, 0, 7) * 8).astype(np.uint64)
+        word &= np.where(left >= 8, _ALL, (np.uint64(1) << bits) - np.uint64(1))
+        mixed = _mix(h ^ word)
+        live = left > 0
+        h = mixed if live.all() else np.where(live, mixed, h)
     h[null] = _NULL
     return h
 
