@@ -7,7 +7,10 @@
 -- planner, seeing constants, estimates the rows and aggregates with a hash, not a sort.
 SELECT ST_AsMVT(mvt, 'trees_grid', 4096, 'geom')
 FROM (
-    SELECT count(*)::integer AS count,
+  SELECT c.count, c.urban, c.scattered, c.plantation, c.geom
+  FROM (
+    SELECT p.cx, p.cy,
+           count(*)::integer AS count,
            (count(*) FILTER (WHERE p.category = 'urban'))::integer AS urban,
            (count(*) FILTER (WHERE p.category = 'scattered'))::integer AS scattered,
            (count(*) FILTER (WHERE p.category = 'plantation'))::integer AS plantation,
@@ -29,8 +32,12 @@ FROM (
             OFFSET 0  -- a fence: mx and my computed once per tree, not again in each use
         ) m
     ) p
-    -- && compares single-precision boxes and lets through points a hair outside the tile:
-    -- keep only this tile's cells, so a tree is counted in exactly one tile.
-    WHERE p.cx >= 0 AND p.cx < %(cells)s AND p.cy >= 0 AND p.cy < %(cells)s
     GROUP BY p.cx, p.cy
+    OFFSET 0  -- a fence: seeing the cell test below, the planner expects one row and sorts
+  ) c
+  -- && compares single-precision boxes and lets through points a hair outside the tile:
+  -- keep only this tile's cells, so a tree is counted in exactly one tile. Tested after the
+  -- grouping (the cells outside hold a stray tree or two): before it, the planner expected
+  -- one row and sorted ten thousand trees to group them, where a hash costs a fifth less.
+  WHERE c.cx >= 0 AND c.cx < %(cells)s AND c.cy >= 0 AND c.cy < %(cells)s
 ) mvt
