@@ -385,6 +385,53 @@ def percentiles(times: list[float]) -> str:
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
 
 
+def tile_cpu(record: Any, chosen: list[tuple[int, int, int]]) -> None:
+    """CPU of drawing the tiles in this process, read by rio-tiler and as whole-cell windows.
+
+    rio-tiler reads the copy as the server did before; ``gis_api.raster_tiles.copy_tile`` reads
+    the window of the copy's level; both are encoded by ``stretched_png``.
+    """
+    import numpy as np
+    from rio_tiler.errors import TileOutsideBounds
+    from rio_tiler.io import Reader
+
+    from gis_api.raster_tiles import copy_tile, stretched_png
+
+    low, high = record.value_min or 0.0, record.value_max or 1.0
+    copy = str(record.mercator_path)
+    with Reader(copy) as reader:
+        def rio_tiler(z: int, x: int, y: int) -> Any:
+            try:
+                return reader.tile(x, y, z, tilesize=256, indexes=1).array[0]
+            except TileOutsideBounds:
+                return None
+
+        def window(z: int, x: int, y: int) -> Any:
+            return copy_tile(copy, z, y, x)
+
+        drawn: dict[str, list[Any]] = {}
+        for label, read in (("rio-tiler", rio_tiler), ("whole-cell window", window)):
+            for z, x, y in chosen[:20]:
+                read(z, x, y)  # open the levels, warm GDAL's cache
+            started = time.process_time()
+            drawn[label] = []
+            for z, x, y in chosen:
+                band = read(z, x, y)
+                if band is not None:
+                    stretched_png(band, low, high, "greens")
+                drawn[label].append(band)
+            per_tile = (time.process_time() - started) / len(chosen) * 1000
+            print(f"a tile drawn in this process ({label} + palette PNG), {len(chosen)} tiles "
+                  f"z8–z13: {per_tile:.2f} ms CPU each (load {load()})")
+    same = sum(
+        a is not None and b is not None and bool((a.mask == np.ma.getmaskarray(b)).all())
+        and bool((a.compressed() == b.compressed()).all())
+        for a, b in zip(drawn["rio-tiler"], drawn["whole-cell window"], strict=True)
+    )
+    print(f"tiles with the same cells both ways: {same} of "
+          f"{sum(a is not None for a in drawn['rio-tiler'])} drawn by rio-tiler")
+
+
 def tiles(url: str, raster: Path) -> None:
     from etl.raster.registry import add_raster, remove_raster
     from smarttrees.database import connect
@@ -401,11 +448,12 @@ def tiles(url: str, raster: Path) -> None:
         # Served as a raster registered before the copies: warped from the file, every tile.
         conn.execute("UPDATE smarttrees.rasters SET mercator_path = NULL WHERE name = %s",
                      (warped,))
+        every = tiles_over(record.bbox, range(8, 14))
+        step = max(1, len(every) // TILE_REQUESTS)
+        chosen = every[::step][:TILE_REQUESTS]
+        tile_cpu(record, chosen)
         server, base = start_server(url)
         try:
-            every = tiles_over(record.bbox, range(8, 14))
-            step = max(1, len(every) // TILE_REQUESTS)
-            chosen = every[::step][:TILE_REQUESTS]
             warm_up = [t for t in every[step // 2::step] if t not in chosen][:40]
             for name, label in ((warped, "warped from the VN-2000 file (before)"),
                                 (fast, "from the Web Mercator copy (after)")):
