@@ -13,7 +13,9 @@ On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the
    ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
    communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
    the covered fraction of every cell);
-3. PNG tiles of the registered 10 m surface at 8 concurrent requests: p50 and p95, read from
+3. the CPU of drawing 400 tiles of the registered 10 m surface in this process, read by
+   rio-tiler and as windows of whole cells of the copy's levels (``copy_tile``), and whether
+   both give the same cells; then PNG tiles at 8 concurrent requests: p50 and p95, read from
    the Web Mercator copy ``raster add`` writes (and the time that copy takes), beside the same
    tiles warped from the VN-2000 file itself (how rasters registered before the copies are
    served); the measured tiles are not in the server's tile cache (the warm-up takes others),

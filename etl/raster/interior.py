@@ -159,7 +159,8 @@ def tile_figures(
         valid = ~np.isnan(tile) if tile.dtype.kind == "f" else np.ones(tile.shape, bool)
         if missing is not None:
             valid &= tile != missing
-        cells = tile[valid].astype(np.float64)
+        # A tile with every cell valid (most of a zone's inside) is summed as it is.
+        cells = tile.astype(np.float64) if valid.all() else tile[valid].astype(np.float64)
         if cells.size == 0:
             out[i] = (0.0, 0.0, np.nan, np.nan, 0.0)
             continue
