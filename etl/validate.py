@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from pyproj import CRS
@@ -138,81 +139,20 @@ def resolve_one(name: str, raw: str, mapping: Mapping,
 
 # -- checks across rows and against the database ----------------------------------------------
 
-DUPLICATE_CODES = """
-UPDATE load_checked c SET problems = c.problems || d.problem
-FROM (
-    SELECT x.file_no, x.row_no,
-           format('%s: %s already appears in %srow %s', f.code_label, x.tree_code,
-                  CASE WHEN x.first_file <> x.file_no THEN ff.name || ' ' ELSE '' END,
-                  x.first_row) AS problem
-    FROM (
-        SELECT file_no, row_no, tree_code,
-               first_value(file_no) OVER w AS first_file, first_value(row_no) OVER w AS first_row,
-               row_number() OVER w AS n
-        FROM load_checked
-        WHERE tree_code IN (SELECT tree_code FROM load_checked WHERE tree_code IS NOT NULL
-                            GROUP BY tree_code HAVING count(*) > 1)
-        WINDOW w AS (PARTITION BY tree_code ORDER BY file_no, row_no)
-    ) x
-    JOIN load_files f ON f.file_no = x.file_no
-    JOIN load_files ff ON ff.file_no = x.first_file
-    WHERE x.n > 1
-) d
-WHERE c.file_no = d.file_no AND c.row_no = d.row_no
-"""
-
-# Distinct codes at one spot (within about 10 cm): the later row is refused.
-SAME_SPOT_IN_RUN = """
-WITH spots AS (
-    SELECT file_no, row_no, tree_code, gx, gy
-    FROM load_checked WHERE gx IS NOT NULL AND problems = '{}'
-), shared AS (
-    SELECT gx, gy FROM spots GROUP BY gx, gy HAVING count(*) > 1
-), ranked AS (
-    SELECT s.*, first_value(tree_code) OVER w AS first_code,
-           first_value(row_no) OVER w AS first_row,
-           row_number() OVER w AS n
-    FROM spots s JOIN shared USING (gx, gy)
-    WINDOW w AS (PARTITION BY gx, gy ORDER BY file_no, row_no)
-)
-UPDATE load_checked c
-SET problems = c.problems || format('%s: same spot as tree %s (row %s)', f.position_label,
-                                    r.first_code, r.first_row)
-FROM ranked r JOIN load_files f USING (file_no)
-WHERE r.n > 1 AND c.file_no = r.file_no AND c.row_no = r.row_no
-"""
-
-SAME_SPOT_IN_DB = """
-WITH new_rows AS MATERIALIZED (
-    SELECT n.file_no, n.row_no, n.tree_code, n.geom
-    FROM load_checked n
-    WHERE n.geom IS NOT NULL AND n.problems = '{}'
-      AND NOT EXISTS (SELECT 1 FROM smarttrees.trees e WHERE e.tree_code = n.tree_code)
-), hits AS MATERIALIZED (
-    SELECT r.file_no, r.row_no,
-           (SELECT t.tree_code FROM smarttrees.trees t
-            WHERE t.geom && ST_Expand(r.geom, 1e-6) AND t.tree_code <> r.tree_code
-            LIMIT 1) AS other
-    FROM new_rows r
-)
-UPDATE load_checked c
-SET problems = c.problems || format('%s: same spot as tree %s already in the database',
-                                    f.position_label, h.other)
-FROM hits h JOIN load_files f USING (file_no)
-WHERE h.other IS NOT NULL AND c.file_no = h.file_no AND c.row_no = h.row_no
-"""
+CHECKS = Path(__file__).with_name("checks")     # the set-based checks, one .sql file each
 
 
+def _sql(name: str) -> str:
+    return (CHECKS / f"{name}.sql").read_text(encoding="utf-8")
+
+
+DUPLICATE_CODES = _sql("duplicate_codes")
+SAME_SPOT_IN_RUN = _sql("same_spot_in_run")
+SAME_SPOT_IN_DB = _sql("same_spot_in_db")
 # Cheap tests first: one hashed pass each (gx, gy: the point on the 1e-6 degree grid, kept by
 # the check); the ranking updates above only run when there is something to report.
-ANY_DUPLICATE_CODE = """
-SELECT EXISTS (SELECT FROM load_checked WHERE tree_code IS NOT NULL
-               GROUP BY tree_code HAVING count(*) > 1)
-"""
-ANY_SHARED_SPOT = """
-SELECT EXISTS (SELECT FROM load_checked WHERE gx IS NOT NULL AND problems = '{}'
-               GROUP BY gx, gy HAVING count(*) > 1)
-"""
+ANY_DUPLICATE_CODE = _sql("any_duplicate_code")
+ANY_SHARED_SPOT = _sql("any_shared_spot")
 
 
 def cross_checks(conn: psycopg.Connection) -> None:
