@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from psycopg import AsyncConnection
 
 from barcodes.codes import Code, ItemType
@@ -86,12 +87,17 @@ async def traces(
         for r in await cur.fetchall():
             items[(item_type.value, r[0])] = (r[1], [r[2], r[3]] if r[2] is not None else None)
     events: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    # LATERAL: each item's events read from the (item_type, item_id, occurred_at) index, in
+    # order. A plain join is planned as a hash of every scan of the province (the array's rows
+    # are not estimated), 0.8 s for a page of 2,000 items of 223,000 scans.
     cur = await conn.execute(
-        "SELECT e.item_type, e.item_id, e.id, e.event_type, e.occurred_at, e.device_id, "
-        "  e.quantity, e.volume_m3, e.details, ST_X(e.geom), ST_Y(e.geom) "
-        "FROM unnest(%s::text[], %s::bigint[]) AS i(item_type, item_id) "
-        "JOIN smarttrees.scan_events e ON e.item_type = i.item_type AND e.item_id = i.item_id "
-        "ORDER BY e.item_type, e.item_id, e.occurred_at, e.id",
+        "SELECT i.item_type, i.item_id, e.id, e.event_type, e.occurred_at, e.device_id, "
+        "  e.quantity, e.volume_m3, e.details::text, ST_X(e.geom), ST_Y(e.geom) "
+        "FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS i(item_type, item_id, n) "
+        "CROSS JOIN LATERAL (SELECT * FROM smarttrees.scan_events s "
+        "  WHERE s.item_type = i.item_type AND s.item_id = i.item_id "
+        "  ORDER BY s.occurred_at, s.id) e "
+        "ORDER BY i.n, e.occurred_at, e.id",
         [[t[1] for t in tagged], [t[2] for t in tagged]],
     )
     for r in await cur.fetchall():
@@ -112,7 +118,12 @@ async def traces(
 
 
 def _event_doc(r: Sequence[Any]) -> dict[str, Any]:
-    """A trace's event from its row: id, type, time, device, quantity, volume, details, x, y."""
+    """A trace's event from its row: id, type, time, device, quantity, volume, details, x, y.
+
+    The details come as text, read by orjson: psycopg's own jsonb loader (the standard library's
+    json) was half the time of a team's page.
+    """
+    details = orjson.loads(r[6])
     return {
         "event_id": r[0],
         "event_type": r[1],
@@ -120,8 +131,8 @@ def _event_doc(r: Sequence[Any]) -> dict[str, Any]:
         "device_id": r[3],
         "quantity": r[4],
         "volume_m3": float(r[5]) if r[5] is not None else None,
-        "status": r[6].get("status_after"),
-        "details": {k: v for k, v in r[6].items() if k != "status_after"},
+        "status": details.get("status_after"),
+        "details": {k: v for k, v in details.items() if k != "status_after"},
         "location": [r[7], r[8]] if r[7] is not None else None,
     }
 

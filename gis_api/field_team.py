@@ -25,7 +25,7 @@ from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
 from gis_api.replicas import read_pool
 
-DEFAULT_LIMIT = 2000
+DEFAULT_LIMIT = 1000
 MAX_LIMIT = 5000
 CURSOR_PATTERN = r"^(seedling_lot|timber_log|transport_load|tree):[0-9]{1,18}$"
 _PARAMS = ("after", "limit")
@@ -74,12 +74,16 @@ async def team(request: Request) -> Response:
         if row is not None:
             bbox = [row[2], row[3], row[4], row[5]] if row[2] is not None else None
             doc["team"] = {"name": row[1], "bbox": bbox}
-            # The primary key's order (team, type, id): the page is an index range scan.
+            # The primary key's order (team, type, id): the page is an index range scan that
+            # stops at the limit, then only its items are joined to their tags.
             cur = await conn.execute(
-                "SELECT g.code, i.item_type, i.item_id FROM smarttrees.team_items i "
-                "JOIN smarttrees.tags g ON g.item_type = i.item_type AND g.item_id = i.item_id "
-                "WHERE i.team_id = %s AND (i.item_type, i.item_id) > (%s, %s) "
-                "ORDER BY i.item_type, i.item_id LIMIT %s",
+                "WITH page AS MATERIALIZED ("
+                "  SELECT item_type, item_id FROM smarttrees.team_items "
+                "  WHERE team_id = %s AND (item_type, item_id) > (%s, %s) "
+                "  ORDER BY team_id, item_type, item_id LIMIT %s) "
+                "SELECT g.code, p.item_type, p.item_id FROM page p "
+                "JOIN smarttrees.tags g ON g.item_type = p.item_type AND g.item_id = p.item_id "
+                "ORDER BY p.item_type, p.item_id",
                 [row[0], *(after or ("", -1)), limit + 1],
             )
             tagged = [(r[0], r[1], int(r[2])) for r in await cur.fetchall()]

@@ -10,6 +10,7 @@ import orjson
 import psycopg
 
 from barcodes.tags import issue_tags
+from gis_api.field_team import DEFAULT_LIMIT
 from smarttrees import accounts, teams
 from smarttrees.database import connect
 from tests.fixtures.cli import cli_env, run_cli
@@ -106,7 +107,7 @@ def test_a_team_holding_thousands_of_items_gets_every_one_page_by_page(
         teams.add_members(conn, "street-trees", ["team-street-1"])
         assert teams.issue(conn, "street-trees", codes) == len(codes)
         token = accounts.issue_token(conn, "team-street-1")
-    assert len(codes) > 2000  # more than a page of the default size
+    assert len(codes) > DEFAULT_LIMIT  # more than a page of the default size
     headers = {"Authorization": f"Bearer {token}"}
 
     got: list[dict] = []
