@@ -493,10 +493,11 @@ def zonal_statistics(
     """One row per zone: ``zone_code``, ``zone_name``, the stats, and ``class_shares``.
 
     ``class_shares`` (categorical only) maps each class to its share of the covered area. The
-    zones go to exactextract as WKB; when they cover more than ``PARALLEL_MIN_CELLS`` cells (or
-    ``workers`` is given), they are cut into spatial parts summarised by ``workers`` processes
-    (default: the ``raster_workers`` setting, else one per CPU). Each zone is summarised whole
-    by one call, so the figures are the same however the zones are shared out.
+    zones are cut into spatial parts (:func:`spatial_parts`), each summarised by
+    :func:`_summarise`; with ``workers`` (default: the ``raster_workers`` setting, else 1)
+    above 1 and zones covering at least ``PARALLEL_MIN_CELLS`` cells (or ``workers`` given),
+    the parts go to that many worker processes. The figures are exactextract's over each whole
+    zone however the zones are shared out (to rounding where large zones are cut at tiles).
     """
     import pandas as pd
 
