@@ -149,8 +149,6 @@ def _field(kind: str, values: np.ndarray) -> _Field:
         raise ValueError(f"unknown binary COPY kind {kind!r}; known: {sorted(KINDS)}")
     if kind.startswith("float"):
         null = null | np.isnan(values)
-    elif kind == "int8":
-        null = null | (values < 0)
     return _with_nulls(values.astype(_NUMBERS[kind]), null)
 
 
@@ -167,8 +165,8 @@ def binary_rows(columns: Sequence[Column], *, keep_order: bool = True) -> bytes:
           (e.g. from an Arrow buffer); ``""`` or ``None`` is NULL.
         - ``jsonb``: JSON texts as ``text`` takes them (``""`` is NULL), sent in jsonb's
           binary form (a version byte, then the text).
-        - ``int2``, ``int4``: integers; NULL only where a numpy masked array is masked.
-        - ``int8``: integers; negative values (ids not known) are NULL.
+        - ``int2``, ``int4``, ``int8``: integers; NULL only where a numpy masked array is
+          masked (a negative number is a number: a grid key west of Greenwich).
         - ``float4``, ``float8``: NaN is NULL.
         - ``date``: ``datetime64`` (any unit, cut to days); NaT is NULL.
         - ``bool``: booleans.

@@ -719,7 +719,7 @@ class Refused:
         self.checked.write(binary_copy.binary_rows([
             ("int4", np.full(len(at), self.plan.file_no, dtype=np.int32)), ("int8", numbers[at]),
             *chosen.stored(self.plan.source_crs, row_digests[at]),
-            ("int8", np.where(placed, gx, -1)), ("int8", np.where(placed, gy, -1)),
+            ("int8", np.ma.array(gx, mask=~placed)), ("int8", np.ma.array(gy, mask=~placed)),
             ("text", text_arrays([reasons.get(int(i), []) for i in at]))]))
 
     def add_cells(self, batch: pa.RecordBatch, numbers: np.ndarray, at: np.ndarray) -> None:

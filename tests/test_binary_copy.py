@@ -32,7 +32,7 @@ def _columns() -> dict[str, tuple[str, np.ndarray]]:
     masked[[2, 5]] = True
     return {
         "row_no": ("int4", np.arange(N, dtype=np.int32)),
-        "stand": ("int8", np.array([7, -1, 3, 10**12, -5, 0, 8, 9, 1])),
+        "stand": ("int8", np.ma.array([7, -1, 3, 10**12, -5, 0, 8, 9, 1], mask=masked[::-1])),
         "code": ("text", np.array(["TN-1", "TN-22", "", "TN-4444", "x", "TN-6", "", "y", "zz"])),
         "word": (
             "text",
@@ -68,7 +68,7 @@ def _expected(columns: dict[str, tuple[str, np.ndarray]]) -> list[tuple]:
         point = (None, None, None) if np.isnan(lon) else (lon, lat, 4326)
         rows.append((
             i,
-            None if c["stand"][i] < 0 else int(c["stand"][i]),
+            None if c["stand"].mask[i] else int(c["stand"][i]),  # -1 and -5 are numbers
             c["code"][i] or None,
             c["word"][i] or None,
             None,

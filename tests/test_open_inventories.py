@@ -223,3 +223,30 @@ def test_the_command_says_what_the_skip_rule_left_out_and_names_a_bad_mapping(
     again = run_cli("load", "trees", str(survey), "--mapping", "nyc_street_tree_census_2015",
                     "--rejects", str(tmp_path / "rejects.csv"), env=env)
     assert "inserted 0, updated 0, unchanged 15, refused 3" in again.stdout, again.stdout
+
+
+def test_two_trees_at_one_spot_west_of_greenwich_are_caught(
+        db_url: str, tmp_path: Path) -> None:
+    """The same-spot checks hold at negative longitudes (a grid key below zero is a key).
+
+    Into an inventory that already holds trees, the checks across rows run in SQL on the
+    staged grid keys: a key west of Greenwich used to be staged as NULL and escape them.
+    """
+    set_up_city(db_url, "nyc")
+    load_trees(db_url, [DATA / "nyc_street_trees_2015.csv"],
+               LoadOptions(mapping="nyc_street_tree_census_2015", rejects=tmp_path / "r0.csv"))
+    with (DATA / "nyc_street_trees_2015.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        first = next(reader)
+    moved = dict(first, longitude=f"{float(first['longitude']) + 0.0005:.6f}")  # a free spot
+    twins = [dict(moved, tree_id="900998"), dict(moved, tree_id="900999")]
+    survey = tmp_path / "nyc_twins.csv"
+    with survey.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(first))
+        writer.writeheader()
+        writer.writerows(twins)
+    out = tmp_path / "rejects.csv"
+    result = load_trees(db_url, [survey],
+                        LoadOptions(mapping="nyc_street_tree_census_2015", rejects=out))
+    assert (result.files[0].inserted, result.files[0].refused) == (1, 1)
+    assert "same spot as tree 900998" in rejects(out)["900999"]

@@ -452,7 +452,7 @@ def _load_trees(
         bulk_load(cur, "smarttrees.trees", progress) as fresh,
         bulk_load(cur, "smarttrees.tree_history", progress),
     ):
-        stand_id = np.where(t.stand >= 0, stand_ids[np.maximum(t.stand, 0)], -1)
+        stand_id = np.ma.array(stand_ids[np.maximum(t.stand, 0)], mask=t.stand < 0)
         copy_binary(
             cur,
             "smarttrees.trees",
