@@ -153,6 +153,8 @@ async def items(request: Request) -> Response:
             cur.adapters.register_loader("text", RawTextLoader)
             await cur.execute(statement, args, binary=True)
             joined, read, last_id, extra_length = await cur.fetchone()  # type: ignore[misc]
+            if isinstance(last_id, bytes):  # a text key, read raw like every text column here
+                last_id = last_id.decode()
             page = features.page_features(joined, read, extra_length, query.limit)
             more = read > query.limit
             returned = min(read, query.limit)
