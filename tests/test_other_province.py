@@ -58,6 +58,7 @@ def test_a_province_generated_from_its_own_boundary_file(db_url: str, tmp_path: 
     # The union of the units in force: the five communes and the province the generator adds.
     assert shown.code == 0 and "6 administrative unit(s) in force" in shown.stdout, shown.stdout
     assert "lon 108.400 to 108.600, lat 11.900 to 11.940" in shown.stdout
+    assert "lam_vien (synthetic)" in shown.stdout and "Thái Nguyên" not in shown.stdout
     with psycopg.connect(db_url) as conn:
         codes = {r[0] for r in conn.execute(
             "SELECT code FROM smarttrees.communes ORDER BY code")}

@@ -91,6 +91,7 @@ class Communes:
     geoms: np.ndarray  # shapely MultiPolygons, EPSG:4326
     centres: np.ndarray  # (n, 2) lon/lat of the commune seat, inside its polygon
     source: str
+    province_name: str = PROVINCE_NAME  # a boundary file's own province is not Thái Nguyên
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -277,6 +278,7 @@ def read_communes(path: Path) -> Communes:
         geoms=geoms[order],
         centres=centres[order],
         source=Path(path).name,
+        province_name=f"{Path(path).stem} (synthetic)",
     )
 
 

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from etl.binary_copy import copy_binary
 from etl.ioc_reference import load_provinces
 from etl.synthetic import custody, forestry, geography, ioc, trees
-from etl.synthetic.geography import PROVINCE_CODE, PROVINCE_NAME, VALID_FROM, Communes
+from etl.synthetic.geography import PROVINCE_CODE, VALID_FROM, Communes
 from etl.synthetic.load import (
     Progress,
     bulk_load,
@@ -391,8 +391,8 @@ def _load_admin_units(cur: psycopg.Cursor[Any], communes: Communes) -> None:
         {
             "level": ["province"] + ["commune"] * n,
             "code": [PROVINCE_CODE] + communes.codes,
-            "name": [PROVINCE_NAME] + communes.names,
-            "name_ascii": [fold(PROVINCE_NAME)] + [fold(name) for name in communes.names],
+            "name": [communes.province_name] + communes.names,
+            "name_ascii": [fold(communes.province_name)] + [fold(name) for name in communes.names],
             "unit_type": ["tỉnh"] + communes.unit_types,
             "parent_code": [None] + [PROVINCE_CODE] * n,
             "valid_from": [VALID_FROM] * (n + 1),
