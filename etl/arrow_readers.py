@@ -2,23 +2,20 @@
 
 A layer is opened once with pyogrio's Arrow stream (``open_arrow``) and read batch by batch.
 Each batch becomes the columns ``c0 … c{n-1}`` of the layer's fields, typed as
-``etl.direct.read_batches`` types a CSV's (numbers as float64, lookup fields as dictionary text,
-the rest as text), plus two columns ``c{n}``, ``c{n+1}``: each point's X and Y in the layer's CRS.
-:func:`vector_plan` gives the plan that reads those two as the position.
+``etl.direct.read_batches`` types a CSV's (lookup fields as dictionary text, the rest as text,
+numbers too: the checker parses them as it parses a CSV's), plus three columns ``c{n}`` …
+``c{n+2}``: each point's X and Y in the layer's CRS, and what is wrong with its geometry.
+:func:`vector_plan` gives the plan that reads those as the position.
 
 A workbook's first sheet is read by fastexcel straight into Arrow (``etl.xlsx_arrow``), or,
 when a column mixes kinds of cell, by calamine row by row into the same columns
-(:func:`read_xlsx_batches`).
-
-Whatever the direct path does not take raises :class:`Unreadable` (the checked path then reads the
-file and words the problem): a field that is not a number where one is expected, a cell over
-the field limit.
+(:func:`read_xlsx_batches`). Either way every cell is text, shown as ``etl.readers.cell_text``
+shows it; a cell over the field limit is refused by the tree loader, naming its row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -26,16 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from etl import checker, validate
+from etl import validate
 from etl.readers import Table, cell_text, point_xy, xlsx_rows
 
 BATCH_ROWS = 65_536
 POSITION_HEADERS = ("geometry X", "geometry Y", "geometry problem")
 GEOMETRY_PROBLEM = "geometry_problem"    # the plan's name of the third added column
-
-
-class Unreadable(Exception):
-    """The layer holds something the direct path does not take."""
 
 
 def point_layer(table: Table) -> bool:
@@ -53,22 +46,20 @@ def vector_plan(plan: validate.FilePlan) -> validate.FilePlan:
                                geometry=True)
 
 
-def read_vector_batches(table: Table, columns: dict[str, int], numbers: set[int],
-                        lookups: set[int],
+def read_vector_batches(table: Table, columns: dict[str, int], lookups: set[int],
                         tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
-    """The layer's features in batches: fields typed, then the point X and Y columns.
+    """The layer's features in batches: fields as text, then the point X and Y columns.
 
-    ``numbers`` and ``lookups`` are the indices of the fields read as numbers and as lookups.
+    ``lookups`` are the indices of the fields read as dictionary text.
     """
     from pyogrio.raw import open_arrow
 
     names = [f"c{i}" for i in range(len(table.headers) + 3)]
-    limit = table.limits.field_bytes
     with open_arrow(table.path, layer=table.layer, batch_size=BATCH_ROWS,
                     use_pyarrow=True) as (meta, reader):
         geometry = meta.get("geometry_name") or "wkb_geometry"
         for batch in reader:
-            out = [_typed(batch.column(header), i in numbers, i in lookups, limit)
+            out = [_text(batch.column(header), i in lookups)
                    for i, header in enumerate(table.headers)]
             x, y, problems = _points(batch.column(geometry))
             out += [pa.array(x, pa.float64()), pa.array(y, pa.float64()),
@@ -132,15 +123,8 @@ def wkb_point_xy(column: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return rows["x"].astype(np.float64), rows["y"].astype(np.float64)
 
 
-def _typed(column: pa.Array, number: bool, lookup: bool, limit: int) -> pa.Array:
-    """One field as the direct path's CSV columns: float64, dictionary text or text."""
-    if number:
-        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            return column.cast(pa.float64())
-        try:
-            return pc.utf8_trim(column.cast(pa.string()), characters=" ").cast(pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise Unreadable(f"a field is not a number: {exc}") from exc
+def _text(column: pa.Array, lookup: bool) -> pa.Array:
+    """One field as the direct path's CSV columns: dictionary text or text, dates as ISO days."""
     if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
         column = pc.strftime(column, format="%Y-%m-%d")
     # (A cell over the field limit is refused by the tree loader, naming its row.)
@@ -148,34 +132,27 @@ def _typed(column: pa.Array, number: bool, lookup: bool, limit: int) -> pa.Array
     return pc.dictionary_encode(text) if lookup else text
 
 
-_NUMBER = re.compile(checker.NUMBER_RE)
-
-
-def read_xlsx_batches(table: Table, numbers: set[int], lookups: set[int],
+def read_xlsx_batches(table: Table, lookups: set[int],
                       tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """The first sheet's rows after the header, in batches typed as a CSV's; empty rows skipped.
 
-    Number cells stay numbers; a number typed as text ("8,6") is read as the checked path
-    reads it; any other text in a number column is :class:`Unreadable`.
+    Every cell is text as ``etl.readers.cell_text`` shows it (1.0 → "1"); ``lookups`` are the
+    indices of the fields read as dictionary text.
     """
     from etl import xlsx_arrow
 
-    sheet = xlsx_arrow.read_sheet(table, numbers)
+    sheet = xlsx_arrow.read_sheet(table)
     if sheet is None:
-        yield from _xlsx_row_batches(table, numbers, lookups, tick)
-        return
-    try:
-        yield from xlsx_arrow.batches(sheet, table, numbers, lookups, tick)
-    except xlsx_arrow.NotTaken as exc:
-        raise Unreadable(str(exc)) from exc
+        yield from _xlsx_row_batches(table, lookups, tick)
+    else:
+        yield from xlsx_arrow.batches(sheet, lookups, tick)
 
 
-def _xlsx_row_batches(table: Table, numbers: set[int], lookups: set[int],
+def _xlsx_row_batches(table: Table, lookups: set[int],
                       tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """:func:`read_xlsx_batches` cell by cell, for sheets fastexcel does not read as we do."""
     width = len(table.headers)
     names = [f"c{i}" for i in range(width)]
-    limit = table.limits.field_bytes
     rows: list[list[object]] = []
     for number, values in xlsx_rows(table.path):
         if number < table.data_line:
@@ -185,37 +162,18 @@ def _xlsx_row_batches(table: Table, numbers: set[int], lookups: set[int],
             continue
         rows.append(row)
         if len(rows) == BATCH_ROWS:
-            yield _xlsx_batch(rows, names, numbers, lookups, limit)
+            yield _xlsx_batch(rows, names, lookups)
             if tick:
                 tick(len(rows))
             rows = []
     if rows:
-        yield _xlsx_batch(rows, names, numbers, lookups, limit)
+        yield _xlsx_batch(rows, names, lookups)
 
 
-def _xlsx_batch(rows: list[list[object]], names: list[str], numbers: set[int],
-                lookups: set[int], limit: int) -> pa.RecordBatch:
+def _xlsx_batch(rows: list[list[object]], names: list[str],
+                lookups: set[int]) -> pa.RecordBatch:
     columns = []
     for i, values in enumerate(zip(*rows, strict=True)):
-        if i in numbers:
-            columns.append(pa.array([_number(v) for v in values], pa.float64()))
-            continue
-        text = [cell_text(v) for v in values]
-        array = pa.array(text, pa.string())
+        array = pa.array([cell_text(v) for v in values], pa.string())
         columns.append(pc.dictionary_encode(array) if i in lookups else array)
     return pa.record_batch(columns, names=names)
-
-
-def _number(value: object) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise Unreadable("a yes/no cell where a number was expected")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    if not text:
-        return None
-    if not _NUMBER.match(text):
-        raise Unreadable(f"{text[:20]!r} where a number was expected")
-    return float(text.replace(",", "."))

@@ -81,8 +81,8 @@ Batch = tuple[pa.RecordBatch, np.ndarray]      # a batch and the file's row numb
 def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> Iterator[Batch]:
     """The file's rows in Arrow batches, with their row numbers: a CSV, a workbook, a GIS layer.
 
-    Cells are text (lookup fields dictionary-encoded) except the numbers a workbook or a GIS
-    layer types itself. A GIS layer's points are its batches' three last columns (X, Y and a
+    Cells are text (lookup fields dictionary-encoded), numbers too: the checker parses them.
+    A GIS layer's points are its batches' three last columns (X, Y and a
     problem with the geometry; ``plan`` is then the one of :func:`etl.arrow_readers.vector_plan`).
     A mapping's row rules are applied to each batch (``etl.mapping_rows``).
     """
@@ -96,9 +96,9 @@ def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> 
         source: Iterator[pa.RecordBatch] = read_batches(table, plan.columns, tick)
     else:
         lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
-        source = (arrow_readers.read_vector_batches(table, plan.columns, set(), lookups, tick)
+        source = (arrow_readers.read_vector_batches(table, plan.columns, lookups, tick)
                   if table.kind == "vector"
-                  else arrow_readers.read_xlsx_batches(table, set(), lookups, tick))
+                  else arrow_readers.read_xlsx_batches(table, lookups, tick))
     done = 0
     for batch in source:
         rows = np.arange(first + done, first + done + batch.num_rows, dtype=np.int64)

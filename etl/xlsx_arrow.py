@@ -4,24 +4,23 @@ The row reader (``etl.readers.xlsx_rows``) hands every cell to Python: four minu
 million-row survey, against a quarter of a minute here. fastexcel guesses one type per column
 over every row and builds the Arrow column in Rust. Cells then read as
 ``etl.readers.cell_text`` shows them: 1.0 → "1", a date or date-time → "2019-03-15", True →
-"True". A number typed as text ("8,6") in a number field is read as the row reader reads it.
+"True". Every column comes out as text (lookup fields as dictionary text): the checker parses
+the numbers, as it parses a CSV's.
 
 :func:`read_sheet` gives ``None`` for what it cannot render as the row reader does (a column
-mixing kinds of cell in a text field, time-of-day or duration cells, headers fastexcel reads
-otherwise), and the caller falls back to the row reader: the result is the same either way.
+mixing kinds of cell, time-of-day or duration cells, headers fastexcel reads otherwise), and
+the caller falls back to the row reader: the result is the same either way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl import checker
 from etl.readers import Table, cell_text
 
 log = logging.getLogger(__name__)
@@ -31,65 +30,40 @@ BATCH_ROWS = 65_536
 _FIRST_DAY = np.datetime64("1900-01-01")
 
 
-class NotTaken(ValueError):
-    """A cell the direct path does not take: not a number in a number field, or over the limit.
-
-    The checked path words it.
-    """
-
-
-def read_sheet(table: Table, numbers: set[int]) -> pa.RecordBatch | None:
+def read_sheet(table: Table) -> pa.RecordBatch | None:
     """The first sheet's data rows, one typed column per header, empty rows left out.
 
-    ``numbers`` are the indices of the number fields: their cells may mix numbers and numbers
-    typed as text. ``None`` when a column cannot be read as the row reader reads it.
+    ``None`` when a column cannot be read as the row reader reads it (a column mixing numbers
+    and text among them: fastexcel's strict coercion refuses it).
     """
     import fastexcel
 
     width = len(table.headers)
 
-    def load(dtypes: dict[str | int, Any] | None = None) -> pa.RecordBatch:
+    try:
         # The header is the used range's first row (fastexcel counts rows from there), unless
         # the range starts with rows of empty text: the names are checked below.
-        return reader.load_sheet(0, header_row=0, use_columns=list(range(width)),
-                                 dtype_coercion="strict", schema_sample_rows=None,
-                                 dtypes=dtypes, eager=True)
-
-    try:
-        reader = fastexcel.read_excel(str(table.path))
-        try:
-            sheet = load()
-        except fastexcel.UnsupportedColumnTypeCombinationError:
-            # A number field mixing numbers and text ("8,6"): its cells as text, parsed below.
-            sheet = load(dict.fromkeys(numbers, "string"))
+        sheet = fastexcel.read_excel(str(table.path)).load_sheet(
+            0, header_row=0, use_columns=list(range(width)), dtype_coercion="strict",
+            schema_sample_rows=None, eager=True)
     except Exception as exc:  # noqa: BLE001 - whatever fastexcel raises, the row reader words it
         log.debug("%s: read cell by cell (%s)", table.path.name, str(exc).splitlines()[0])
         return None
     if not _same_headers(sheet.schema.names, table.headers) or not all(
-            _renders(sheet.column(i), i in numbers) for i in range(width)):
+            _renders(sheet.column(i)) for i in range(width)):
         log.debug("%s: read cell by cell (headers or cell kinds)", table.path.name)
         return None
     return sheet.filter(_not_empty(sheet))
 
 
-def batches(sheet: pa.RecordBatch, table: Table, numbers: set[int], lookups: set[int],
+def batches(sheet: pa.RecordBatch, lookups: set[int],
             tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
-    """The sheet in batches typed as a CSV's: numbers float64, lookups dictionary text, text.
-
-    Raises
-    ------
-    NotTaken
-        A cell of a number field holds something else, or a cell is over the field limit.
-
-    """
+    """The sheet in batches typed as a CSV's: ``lookups`` as dictionary text, the rest text."""
     names = [f"c{i}" for i in range(sheet.num_columns)]
     for start in range(0, sheet.num_rows, BATCH_ROWS):
         part = sheet.slice(start, BATCH_ROWS)
         columns = []
         for i in range(part.num_columns):
-            if i in numbers:
-                columns.append(_number(part.column(i)))
-                continue
             # (A cell over the field limit is refused by the tree loader, naming its row.)
             text = pc.fill_null(_text(part.column(i)), "")
             columns.append(pc.dictionary_encode(text) if i in lookups else text)
@@ -105,10 +79,10 @@ def _same_headers(names: list[str], headers: list[str]) -> bool:
         for name, header in zip(names, headers, strict=True))
 
 
-def _renders(column: pa.Array, number: bool) -> bool:
+def _renders(column: pa.Array) -> bool:
     """True for a column this module reads as the row reader does."""
     kind = column.type
-    if number or pa.types.is_string(kind) or pa.types.is_null(kind) \
+    if pa.types.is_string(kind) or pa.types.is_null(kind) \
             or pa.types.is_boolean(kind) or pa.types.is_integer(kind) \
             or pa.types.is_floating(kind) or pa.types.is_date(kind):
         return True
@@ -126,22 +100,6 @@ def _not_empty(sheet: pa.RecordBatch) -> pa.Array:
                 else pc.is_valid(column))
         filled = cell if filled is None else pc.or_(filled, cell)
     return filled if filled is not None else pa.array([], pa.bool_())
-
-
-def _number(column: pa.Array) -> pa.Array:
-    """A number field as float64; text cells read as the row reader reads them."""
-    kind = column.type
-    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind):
-        return column.cast(pa.float64())
-    if not pa.types.is_string(kind):
-        raise NotTaken(f"{kind} cells where a number was expected")
-    text = pc.utf8_trim_whitespace(column)
-    text = pc.if_else(pc.equal(text, ""), None, text)
-    good = pc.fill_null(pc.match_substring_regex(text, checker.NUMBER_RE), True)
-    if not pc.all(good).as_py():
-        bad = text.filter(pc.invert(good))[0].as_py()
-        raise NotTaken(f"{bad[:20]!r} where a number was expected")
-    return pc.replace_substring(text, ",", ".").cast(pa.float64())
 
 
 def _text(column: pa.Array) -> pa.Array:
