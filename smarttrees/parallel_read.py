@@ -3,8 +3,12 @@
 A whole-province read is bound by the client: the ADBC driver parses the binary COPY stream
 into Arrow on one thread, then shapely builds the points. Both release the GIL, so the rows
 are read as ``parts`` ranges of the layer's integer key, each by a thread with a connection
-of its own (its own PostgreSQL backend), and each thread builds its points too. On two cores
-this takes the whole-province read from about 2.7 s to under 2 s (``bench/bench_analyst.py``).
+of its own (its own PostgreSQL backend), and each thread builds its points too. It pays where
+cores are idle: at load 6 the whole province took 3.35 s against 5.22 s on one connection; with
+both cores busy it gained nothing (``bench/README.md``, "the read split").
+
+Each part is its own transaction, so a load committed while the parts run may show in some
+ranges and not in others (a synchronised snapshot, ``pg_export_snapshot``, would close that).
 
 Only reads estimated above :data:`MIN_ROWS` rows are split: below it a second connection and
 query cost more than they save (a town's thousand trees read in one part).
