@@ -190,6 +190,31 @@ def add_members(conn: psycopg.Connection, name: str, usernames: Sequence[str]) -
     )
 
 
+# What a stand or a nursery hands out: (its table, its code column, the items' table, their
+# column naming it, their tag's item_type).
+_HOLDERS = {
+    "stand": ("stands", "stand_code", "timber_logs", "stand_id", "timber_log"),
+    "nursery": ("nurseries", "nursery_code", "seedling_lots", "nursery_id", "seedling_lot"),
+}
+
+
+def _tagged_under(conn: psycopg.Connection, holder: str, code: str) -> list[tuple[str, int]]:
+    """The tagged items of a stand (its logs) or a nursery (its seedling lots), by its code."""
+    table, code_column, items, parent, item_type = _HOLDERS[holder]
+    found = conn.execute(
+        sql.SQL("SELECT id FROM smarttrees.{} WHERE {} = %s").format(
+            sql.Identifier(table), sql.Identifier(code_column)), [code]
+    ).fetchone()
+    if found is None:
+        raise TeamError(f"nothing issued: no {holder} {code!r}")
+    return conn.execute(
+        sql.SQL("SELECT t.item_type, t.item_id FROM smarttrees.{} i "
+                "JOIN smarttrees.tags t ON t.item_type = %s AND t.item_id = i.id "
+                "WHERE i.{} = %s").format(sql.Identifier(items), sql.Identifier(parent)),
+        [item_type, found[0]],
+    ).fetchall()
+
+
 def issue(
     conn: psycopg.Connection,
     name: str,
@@ -221,29 +246,9 @@ def issue(
         raise TeamError(f"nothing issued: no tag has code {', '.join(missing[:10])}")
     items = [(t[1], t[2]) for t in tags]
     if stand is not None:
-        found = conn.execute(
-            "SELECT id FROM smarttrees.stands WHERE stand_code = %s", [stand]
-        ).fetchone()
-        if found is None:
-            raise TeamError(f"nothing issued: no stand {stand!r}")
-        items += conn.execute(
-            "SELECT t.item_type, t.item_id FROM smarttrees.timber_logs g "
-            "JOIN smarttrees.tags t ON t.item_type = 'timber_log' AND t.item_id = g.id "
-            "WHERE g.stand_id = %s",
-            [found[0]],
-        ).fetchall()
+        items += _tagged_under(conn, "stand", stand)
     if nursery is not None:
-        found = conn.execute(
-            "SELECT id FROM smarttrees.nurseries WHERE nursery_code = %s", [nursery]
-        ).fetchone()
-        if found is None:
-            raise TeamError(f"nothing issued: no nursery {nursery!r}")
-        items += conn.execute(
-            "SELECT t.item_type, t.item_id FROM smarttrees.seedling_lots l "
-            "JOIN smarttrees.tags t ON t.item_type = 'seedling_lot' AND t.item_id = l.id "
-            "WHERE l.nursery_id = %s",
-            [found[0]],
-        ).fetchall()
+        items += _tagged_under(conn, "nursery", nursery)
     if not items:
         return 0
     cur = conn.execute(

@@ -205,3 +205,19 @@ def test_a_teams_area_changed_from_a_file_or_communes_and_a_nurserys_lots_issued
     assert sorted(i["code"] for i in answer.json()["items"]) == sorted(lot_codes)
     refused = run_cli("teams", "issue", "nursery-crew", "--nursery", "NO-SUCH", env=env)
     assert refused.code == 1 and "no nursery 'NO-SUCH'" in refused.error_lines[0]
+
+    # A stand's tagged logs, the same way.
+    with connect(province_url) as conn:
+        stand, stand_id = conn.execute(
+            "SELECT s.stand_code, s.id FROM smarttrees.stands s "
+            "WHERE EXISTS (SELECT FROM smarttrees.timber_logs g WHERE g.stand_id = s.id) "
+            "ORDER BY s.id LIMIT 1").fetchone()
+        logs = [r[0] for r in conn.execute(
+            "SELECT id FROM smarttrees.timber_logs WHERE stand_id = %s", [stand_id])]
+        log_codes = list(issue_tags(conn, "timber_log", logs).values())
+    done = run_cli("teams", "issue", "nursery-crew", "--stand", stand, env=env)
+    assert done.code == 0, done.stderr
+    answer = httpx.get(f"{live_server}/field/team", headers={"Authorization": f"Bearer {token}"})
+    assert set(log_codes) <= {i["code"] for i in answer.json()["items"]}
+    refused = run_cli("teams", "issue", "nursery-crew", "--stand", "NO-SUCH", env=env)
+    assert refused.code == 1 and "no stand 'NO-SUCH'" in refused.error_lines[0]
