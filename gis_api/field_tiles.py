@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gis_api import items_params
 from gis_api.auth import require_role
 from gis_api.errors import InvalidParameter
 from gis_api.replicas import read_pool
@@ -43,18 +44,13 @@ TILE_URL = "collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}"
 
 
 def parse_bbox(text: str | None) -> Bounds:
-    """``bbox=west,south,east,north`` (degrees); :class:`InvalidParameter` says what is wrong."""
+    """``bbox=west,south,east,north`` in degrees, within the extent the tiles cover.
+
+    Parsed as the items' ``bbox`` is; :class:`InvalidParameter` says what is wrong.
+    """
     if not text:
         raise InvalidParameter("bbox is required: west,south,east,north in degrees")
-    try:
-        values = [float(p) for p in text.split(",")]
-    except ValueError:
-        raise InvalidParameter(
-            f"bbox must be four numbers west,south,east,north, got {text!r}"
-        ) from None
-    if len(values) != 4 or not all(abs(v) < 1e9 for v in values):
-        raise InvalidParameter(f"bbox must be four numbers west,south,east,north, got {text!r}")
-    bounds = Bounds(*values)
+    bounds = Bounds(*items_params.parse_bbox(text))
     if not (-180 <= bounds.west < bounds.east <= 180 and -85 <= bounds.south < bounds.north <= 85):
         raise InvalidParameter(
             "bbox: west < east within -180..180 and south < north within -85..85, "
