@@ -301,3 +301,24 @@ def test_reference_relief_per_commune(province_env: str, shared_data: Path, tmp_
     assert len(rows) == 12
     for row in rows.values():
         assert 0 <= float(row["min"]) <= float(row["mean"]) <= float(row["max"]) <= 255
+
+
+def test_damage_found_in_the_middle_of_a_job_is_one_line(settings_env: str, tmp_path: Path) -> None:
+    """A tile damaged inside the file (the first and last blocks read fine at open) is named."""
+    damaged = tmp_path / "damaged.tif"
+    with rasterio.open(damaged, "w", driver="GTiff", width=512, height=512, count=1,
+                       dtype="float32", crs="EPSG:9213", nodata=-1,
+                       transform=from_origin(X0, Y0, 10, 10), tiled=True, blockxsize=64,
+                       blockysize=64, compress="deflate") as dst:
+        dst.write(np.arange(512 * 512, dtype=np.float32).reshape(512, 512) % 97, 1)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 2000] = b"\xff" * 2000  # tiles in the middle
+    damaged.write_bytes(bytes(data))
+    zones = zone_file(tmp_path / "zones.gpkg", {"A": box(0, 0, 512, 512)})
+    result = run("zonal", str(damaged), "--by", str(zones), "--csv", str(tmp_path / "out.csv"),
+                 url=settings_env)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("error: damaged.tif: cannot be read (damaged or truncated?)")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+    assert stored_runs(settings_env) == 0

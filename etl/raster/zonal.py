@@ -38,6 +38,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from rasterio import windows
 from rasterio.enums import MaskFlags
+from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
@@ -523,8 +524,8 @@ def zonal_statistics(
                 [_summarise(source, wkbs[part], part.tolist(), wkt, ops) for part in parts],
                 ignore_index=True,
             )
-    except Exception as exc:  # exactextract raises RuntimeError from C++ on a failed read
-        raise raster.read_error(exc) from None
+    except (RuntimeError, RasterioError) as exc:  # exactextract: RuntimeError from C++ on a
+        raise raster.read_error(exc) from None      # failed read; anything else is our bug
     # Parts and raster-sequential give zones in the order met: back to the frame's order
     result = result.sort_values(ZONE_INDEX).reset_index(drop=True)
     order = result.pop(ZONE_INDEX).to_numpy()

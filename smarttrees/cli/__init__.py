@@ -47,6 +47,9 @@ def _root(
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("numexpr").setLevel(logging.WARNING)   # its thread count is no news
+    # GDAL's own words on a failed read come as rasterio INFO lines; our error names the file
+    # in one line, so they are shown only when asked for (-v).
+    logging.getLogger("rasterio").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _register() -> None:

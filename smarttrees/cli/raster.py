@@ -6,7 +6,6 @@ terminal and prints one line per result.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,6 @@ from rich.console import Console
 app = typer.Typer(help="Rasters: density and canopy surfaces, zonal statistics, sampling, serving.",
                   no_args_is_help=True)
 out = Console(soft_wrap=True)
-logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread count is not news at -v0
 
 
 def register(root: typer.Typer) -> None:
