@@ -12,24 +12,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fixtures.cli import cli_env, run_cli
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _has_qgis() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True,
-                           timeout=60, check=False)
-    return probe.returncode == 0
-
+from tests.fixtures.qgis import SYSTEM_PYTHON, needs_qgis
 
 # Run by the system Python: edits through QGIS's PostGIS provider, prints what it saw as JSON.
 QGIS_SCRIPT = r"""
@@ -88,8 +77,7 @@ print(json.dumps(seen))
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not _has_qgis(), reason="python3-qgis is not installed (apt-get install python3-qgis)"),
+    needs_qgis,
 ]
 
 

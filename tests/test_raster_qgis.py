@@ -21,25 +21,15 @@ import rasterio
 
 from etl.raster.density import density_surface
 from smarttrees.database import connect
+from tests.fixtures.qgis import SYSTEM_PYTHON, needs_qgis
 from tests.fixtures.server import serve_database
 
-SYSTEM_PYTHON = "/usr/bin/python3"
 CAPITAL = (105.84, 21.59)
-
-
-def _has_qgis() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True,
-                           timeout=60, check=False)
-    return probe.returncode == 0
 
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not _has_qgis(), reason="python3-qgis is not installed (apt-get install python3-qgis)"
-    ),
+    needs_qgis,
 ]
 
 # Run by the system Python: prints one JSON line with what QGIS saw.

@@ -22,10 +22,10 @@ import pytest
 
 from tests.fixtures.cli import SMARTTREES, cli_env, run_cli
 from tests.fixtures.databases import copied_database
+from tests.fixtures.qgis import SYSTEM_PYTHON, needs_qgis
 from tests.fixtures.server import free_port
 
 DATA = Path(__file__).parent / "data" / "open_inventories"
-SYSTEM_PYTHON = "/usr/bin/python3"
 INVENTORY = DATA / "paris_les_arbres.csv"
 
 pytestmark = pytest.mark.slow
@@ -124,14 +124,6 @@ def test_the_server_serves_the_city(city: dict[str, object]) -> None:
     assert 2.22 < lon < 2.47 and 48.80 < lat < 48.91
 
 
-def _has_qgis() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True,
-                           timeout=60, check=False)
-    return probe.returncode == 0
-
-
 QGIS_SCRIPT = r"""
 import json, sys
 from qgis.core import QgsApplication, QgsVectorLayer
@@ -145,8 +137,7 @@ print(json.dumps({"valid": layer.isValid(),
 """
 
 
-@pytest.mark.skipif(not _has_qgis(),
-                    reason="python3-qgis is not installed (apt-get install python3-qgis)")
+@needs_qgis
 def test_qgis_opens_the_city_trees(city: dict[str, object]) -> None:
     run = subprocess.run([SYSTEM_PYTHON, "-c", QGIS_SCRIPT, str(city["base"])],
                          capture_output=True, text=True, timeout=300, check=False,
