@@ -581,25 +581,32 @@ class Database:
     def _read_in_parts(
         self, layer: catalog.Layer, fields: Sequence[catalog.Field], where: Where
     ) -> tuple[pa.Table, np.ndarray | None]:
-        """A large read split in key ranges over :attr:`parts` connections at once."""
+        """A large read: key ranges over :attr:`parts` connections at once, on one snapshot."""
         import adbc_driver_manager
 
-        key = sql.Identifier(layer.key or "")
-        bounds = self.query_arrow(
-            sql.SQL("SELECT min({k})::int8, max({k})::int8 FROM {rel} AS layer").format(
-                k=key, rel=sql.SQL(layer.relation))
-        ).to_pylist()[0]
-        low, high = bounds["min"], bounds["max"]
-        if low is None:  # empty: one plain read gives the columns
-            table = self.query_arrow(*select(layer, fields, where, (), None))
-            return table, geometry(layer, table)
         try:
-            return parallel_read.read_in_parts(
-                layer, fields, where, (low, high), self._connections(self.parts), self._fetch)
+            connections = self._connections(self.parts)
+            with parallel_read.one_snapshot(connections, self._statement):
+                # The key's bounds too are read in the snapshot: a row committed meanwhile is
+                # in the bounds and the ranges, or in neither.
+                bounds = self._fetch(connections[0], sql.SQL(
+                    "SELECT min({k})::int8, max({k})::int8 FROM {rel} AS layer").format(
+                        k=sql.Identifier(layer.key or ""), rel=sql.SQL(layer.relation)), ()
+                ).to_pylist()[0]
+                if bounds["min"] is None:  # empty: one plain read gives the columns
+                    table = self._fetch(connections[0], *select(layer, fields, where, (), None))
+                    return table, geometry(layer, table)
+                return parallel_read.read_in_parts(
+                    layer, fields, where, (bounds["min"], bounds["max"]), connections,
+                    self._fetch)
         except adbc_driver_manager.OperationalError:
             self.close()  # a connection dropped: read it again in one part, which retries
             table = self.query_arrow(*select(layer, fields, where, (), None))
             return table, geometry(layer, table)
+
+    def _statement(self, conn: Any, statement: sql.Composable) -> pa.Table:
+        """One statement that COPY cannot wrap (BEGIN, SET…) on ``conn``."""
+        return self._fetch(conn, statement, (), copy=False)
 
     # -- building frames ----------------------------------------------------------------------
 

@@ -338,3 +338,35 @@ def test_ewkb_points_decode_like_shapely():
                       shapely.to_wkb(shapely.Point(), include_srid=False)], pa.binary())
     first, missing, empty = ewkb_points(mixed)
     assert (first.x, first.y) == (105.8, 21.6) and missing is None and empty is None
+
+
+def test_a_read_in_parts_reads_one_snapshot(province_url, monkeypatch):
+    """A change committed after a split read began shows in none of its parts."""
+    import threading
+
+    from smarttrees import parallel_read
+    from smarttrees.api import Database
+
+    with psycopg.connect(province_url) as conn:
+        first, last = conn.execute("SELECT min(id), max(id) FROM smarttrees.trees").fetchone()
+    monkeypatch.setattr(parallel_read, "MIN_ROWS", 1)
+    changed = threading.Lock()
+    done = []
+    with Database(province_url, parts=2) as db:
+        fetch = db._fetch
+
+        def change_then_fetch(conn, query, params, **options):
+            with changed:  # before the first part's query: both ends of the key range change
+                if not done and " >= " in query.as_string(None):
+                    with psycopg.connect(province_url, autocommit=True) as other:
+                        other.execute("UPDATE smarttrees.trees SET dbh_cm = 321 "
+                                      "WHERE id IN (%s, %s)", (first, last))
+                    done.append(True)
+            return fetch(conn, query, params, **options)
+
+        monkeypatch.setattr(db, "_fetch", change_then_fetch)
+        during = db.trees(columns=["dbh_cm"]).set_index("id").dbh_cm
+        assert done, "the read was not split"
+        after = db.trees(columns=["dbh_cm"]).set_index("id").dbh_cm
+    assert during[first] != 321 and during[last] != 321
+    assert after[first] == after[last] == 321
