@@ -1,25 +1,104 @@
-"""Carbon of the trees: refreshes the SQL computation of migration 0010 when its inputs change.
+"""Carbon of the trees: keeps the stored figures of migrations 0010/0029 up to date.
 
-The equations live in SQL (``smarttrees.tree_carbon``, see the migration and the README's
-"Carbon" section); this module writes the settings they take (carbon fraction, Chave's E) and
-refreshes the materialised views when the trees, the settings, the species' wood densities or
-the species-specific equations differ from what they were computed from.
+The equations live in SQL (``smarttrees.tree_carbon_computed``, see the migrations and the
+README's "Carbon"); this module writes the settings they take (carbon fraction, Chave's E) and
+stores their results in ``tree_carbon`` and ``tree_carbon_by_commune`` when the trees, the
+settings, the species' wood densities or the species-specific equations differ from what they
+were computed from (``tree_carbon_version``).
+
+What is recomputed:
+
+- the trees changed since the stored version (their ``tree_history`` rows: inserted, updated,
+  deleted), and the sums of the communes they were and are in, when only trees changed; the
+  species' height–diameter models stay as fitted;
+- every tree, when the settings, wood densities or equations changed, or when more than half
+  the trees changed (one pass is then quicker than by id);
+- the models refitted and every tree, when asked (``refit``), on the first computation, or
+  when a species touched by the change has a count of measured trees (diameter and height, not
+  removed) that moved by more than ``SMARTTREES_CARBON_REFIT_SHARE`` of the count it was fitted
+  on (``carbon_fit_counts``), among species with at least 20 such trees then or now.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
 from smarttrees.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
 CO2_PER_C = 44.0 / 12.0  # molar masses: CO₂ / C
 
-# Refreshed in this order: the height models feed tree_carbon, which the commune sums add up.
-_VIEWS = ("species_height_models", "tree_carbon", "tree_carbon_by_commune",
-          "tree_carbon_version")
+# More trees changed than this share of the inventory: recompute them all in one pass.
+WHOLE_SHARE = 0.5
+# The fewest measured trees of a species that can have a height model (migration 0010).
+MODEL_MIN_TREES = 20
+# Refreshes wait for each other: two of them would delete and insert the same trees.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('smarttrees.carbon'))"
+_INPUTS = ("SELECT tree_version, carbon_fraction, chave_e, equations, wood_densities "
+           "FROM smarttrees.carbon_inputs")
+_STORED = ("SELECT tree_version, carbon_fraction, chave_e, equations, wood_densities "
+           "FROM smarttrees.tree_carbon_version")
+
+# Species of the changed trees (as stored before, and now) whose measured-tree count moved
+# from the count their model was fitted on by more than the share.
+_DRIFTED = f"""
+WITH touched AS (
+    SELECT species_id FROM smarttrees.trees WHERE id IN (SELECT tree_id FROM carbon_changed)
+    UNION
+    SELECT species_id FROM smarttrees.tree_carbon
+    WHERE tree_id IN (SELECT tree_id FROM carbon_changed)
+), measured AS (
+    SELECT species_id, count(*) AS n FROM smarttrees.trees
+    WHERE species_id IN (SELECT species_id FROM touched)
+      AND dbh_cm IS NOT NULL AND height_m IS NOT NULL AND condition IS DISTINCT FROM 'removed'
+    GROUP BY species_id
+)
+SELECT s.species_id, coalesce(f.measured, 0), coalesce(m.n, 0)
+FROM touched s
+LEFT JOIN measured m USING (species_id)
+LEFT JOIN smarttrees.carbon_fit_counts f USING (species_id)
+WHERE s.species_id IS NOT NULL
+  AND greatest(coalesce(f.measured, 0), coalesce(m.n, 0)) >= {MODEL_MIN_TREES}
+  AND abs(coalesce(m.n, 0) - coalesce(f.measured, 0)) > %s * coalesce(f.measured, 0)
+ORDER BY 1
+"""
+_FIT_COUNTS = """
+INSERT INTO smarttrees.carbon_fit_counts
+SELECT species_id, count(*) FROM smarttrees.trees
+WHERE species_id IS NOT NULL AND dbh_cm IS NOT NULL AND height_m IS NOT NULL
+  AND condition IS DISTINCT FROM 'removed'
+GROUP BY species_id
+"""
+# The communes' sums, for the communes of carbon_communes (NULL commune: '').
+_SUMS = """
+INSERT INTO smarttrees.tree_carbon_by_commune
+SELECT coalesce(commune_code, ''), count(*), count(equation), sum(agb_kg) / 1000,
+       sum(carbon_kg) / 1000, sum(co2e_kg) / 1000
+FROM smarttrees.tree_carbon WHERE {where} GROUP BY 1
+"""
+
+
+@dataclass
+class Outcome:
+    """What a refresh did: how many trees it recomputed, and whether it refitted the models."""
+
+    seconds: float
+    trees: int
+    refitted: bool
+    whole: bool       # every tree recomputed (else only the changed ones)
+
+    def line(self) -> str:
+        """A line for a report, e.g. ``recomputed for 12 trees in 0.1 s``."""
+        if self.refitted:
+            return f"height models refitted, every tree recomputed in {self.seconds:.1f} s"
+        if self.whole:
+            return f"recomputed in {self.seconds:.1f} s (every tree)"
+        return f"recomputed in {self.seconds:.1f} s ({self.trees:,} trees changed)"
 
 
 def write_parameters(conn: psycopg.Connection, settings: Settings | None = None) -> None:
@@ -37,22 +116,14 @@ def write_parameters(conn: psycopg.Connection, settings: Settings | None = None)
 
 def is_fresh(conn: psycopg.Connection) -> bool:
     """True when tree_carbon was computed from the current trees, settings and equations."""
-    populated = conn.execute(
-        "SELECT relispopulated FROM pg_class WHERE oid = 'smarttrees.tree_carbon_version'::regclass"
-    ).fetchone()
-    if not populated or not populated[0]:
-        return False
-    row = conn.execute(
-        "SELECT (SELECT row(v.*) FROM smarttrees.tree_carbon_version v) "
-        "IS NOT DISTINCT FROM (SELECT row(i.*) FROM smarttrees.carbon_inputs i)"
-    ).fetchone()
-    return bool(row and row[0])
+    stored = conn.execute(_STORED).fetchone()
+    return stored is not None and stored == conn.execute(_INPUTS).fetchone()
 
 
 def refresh(
     conn: psycopg.Connection, settings: Settings | None = None, *, force: bool = False
 ) -> float | None:
-    """Recompute the carbon of every tree if its inputs changed (or ``force``).
+    """Bring the carbon figures up to date; ``force``: refit the models and recompute all.
 
     Parameters
     ----------
@@ -60,9 +131,10 @@ def refresh(
         An open connection; the refresh commits with it (one transaction: readers see the old
         figures until it commits).
     settings:
-        Where the carbon fraction and E come from; default the process settings.
+        Where the carbon fraction, E and the refit share come from; default the process
+        settings.
     force:
-        Recompute even when nothing changed.
+        Refit the height–diameter models and recompute every tree, even when nothing changed.
 
     Returns
     -------
@@ -70,31 +142,123 @@ def refresh(
         Seconds the recomputation took, or None when the figures were already current.
 
     """
+    outcome = update(conn, settings, refit=force)
+    conn.commit()
+    return None if outcome is None else outcome.seconds
+
+
+def update(conn: psycopg.Connection, settings: Settings | None = None, *,
+           refit: bool = False) -> Outcome | None:
+    """Recompute what changed (see the module's docstring), without committing.
+
+    Returns None when the figures were current and ``refit`` was not asked.
+    """
+    settings = settings or get_settings()
     write_parameters(conn, settings)
-    if not force and is_fresh(conn):
-        conn.commit()
+    conn.execute(_LOCK)
+    stored = conn.execute(_STORED).fetchone()
+    current = conn.execute(_INPUTS).fetchone()
+    assert current is not None
+    if not refit and stored == current:
         return None
     started = time.perf_counter()
-    for view in _VIEWS:
-        conn.execute(
-            sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier("smarttrees", view))
-        )
-    conn.commit()
-    return time.perf_counter() - started
+    trees = 0
+    whole = True
+    if stored is None:
+        refit = True
+    elif not refit and stored[1:] == current[1:]:
+        trees = _changed(conn, stored[0], current[0])
+        drifted = conn.execute(_DRIFTED, [settings.carbon_refit_share]).fetchall()
+        if drifted:
+            log.info("height models refitted: measured trees of species %s went from "
+                     "%s", ", ".join(str(s) for s, _, _ in drifted),
+                     ", ".join(f"{a} to {b}" for _, a, b in drifted))
+            refit = True
+        else:
+            whole = trees > WHOLE_SHARE * _count(conn, "smarttrees.trees")
+    if refit:
+        _refit(conn)
+    if whole:
+        _recompute_all(conn)
+    else:
+        _recompute_changed(conn)
+        if _count(conn, "smarttrees.tree_carbon") != _count(conn, "smarttrees.trees"):
+            # Trees gone without history (TRUNCATE): their rows are found only by a full pass.
+            _recompute_all(conn)
+            whole = True
+    conn.execute("DELETE FROM smarttrees.tree_carbon_version")
+    conn.execute("INSERT INTO smarttrees.tree_carbon_version VALUES (%s, %s, %s, %s, %s)", current)
+    return Outcome(time.perf_counter() - started, trees, refit, whole)
+
+
+def _changed(conn: psycopg.Connection, since: int, until: int) -> int:
+    """Fill carbon_changed with the trees whose history has rows in (since, until]."""
+    conn.execute("DROP TABLE IF EXISTS carbon_changed")
+    conn.execute("CREATE TEMP TABLE carbon_changed ON COMMIT DROP AS "
+                 "SELECT DISTINCT tree_id FROM smarttrees.tree_history "
+                 "WHERE id > %s AND id <= %s", [since, until])
+    conn.execute("ANALYZE carbon_changed")
+    return _count(conn, "carbon_changed")
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - our names
+    return int(row[0]) if row else 0
+
+
+def _refit(conn: psycopg.Connection) -> None:
+    """Fit every species' height–diameter model on today's trees, and keep the counts."""
+    conn.execute("TRUNCATE smarttrees.species_height_models, smarttrees.carbon_fit_counts")
+    conn.execute("INSERT INTO smarttrees.species_height_models "
+                 "SELECT * FROM smarttrees.species_height_fits")
+    conn.execute(_FIT_COUNTS)
+
+
+def _recompute_all(conn: psycopg.Connection) -> None:
+    """Every tree's carbon and every commune's sums."""
+    conn.execute("TRUNCATE smarttrees.tree_carbon, smarttrees.tree_carbon_by_commune")
+    conn.execute("INSERT INTO smarttrees.tree_carbon SELECT * FROM smarttrees.tree_carbon_computed")
+    conn.execute(_SUMS.format(where="true"))
+    conn.execute("ANALYZE smarttrees.tree_carbon")
+
+
+def _recompute_changed(conn: psycopg.Connection) -> None:
+    """The carbon of the trees in carbon_changed, and the sums of the communes they touch."""
+    conn.execute("DROP TABLE IF EXISTS carbon_communes")
+    conn.execute("CREATE TEMP TABLE carbon_communes (commune_code text) ON COMMIT DROP")
+    conn.execute(
+        "WITH gone AS (DELETE FROM smarttrees.tree_carbon "
+        "              WHERE tree_id IN (SELECT tree_id FROM carbon_changed) "
+        "              RETURNING commune_code) "
+        "INSERT INTO carbon_communes SELECT DISTINCT coalesce(commune_code, '') FROM gone")
+    conn.execute(
+        "WITH came AS (INSERT INTO smarttrees.tree_carbon "
+        "              SELECT * FROM smarttrees.tree_carbon_computed "
+        "              WHERE tree_id IN (SELECT tree_id FROM carbon_changed) "
+        "              RETURNING commune_code) "
+        "INSERT INTO carbon_communes SELECT DISTINCT coalesce(commune_code, '') FROM came")
+    conn.execute("DELETE FROM smarttrees.tree_carbon_by_commune "
+                 "WHERE commune_code IN (SELECT commune_code FROM carbon_communes)")
+    # Two statements, so that each can use the commune index (NULL has no code to look up).
+    conn.execute(_SUMS.format(
+        where="commune_code IN (SELECT commune_code FROM carbon_communes WHERE commune_code <> '')"))
+    conn.execute(_SUMS.format(
+        where="commune_code IS NULL AND EXISTS (SELECT FROM carbon_communes WHERE commune_code = '')"))
 
 
 def refresh_after_load(url: str | None = None, settings: Settings | None = None) -> str | None:
-    """Recompute the carbon figures once a load has committed, if it changed their inputs.
+    """Bring the carbon figures up to date once a load has committed, if it changed their inputs.
 
     The OGC items and the IOC tree layer serve the stored figures, so a load that left them
-    stale would publish empty carbon for its trees until someone refreshed.
+    stale would publish empty carbon for its trees until someone refreshed. Only the trees the
+    load changed are recomputed (see the module's docstring).
 
     Parameters
     ----------
     url:
         The database the load wrote to; default the configured one.
     settings:
-        Where ``carbon_after_load``, the carbon fraction and E come from.
+        Where ``carbon_after_load``, the carbon fraction, E and the refit share come from.
 
     Returns
     -------
@@ -108,7 +272,8 @@ def refresh_after_load(url: str | None = None, settings: Settings | None = None)
     if not settings.carbon_after_load:
         return None
     with connect(url) as conn:
-        seconds = refresh(conn, settings)
-    if seconds is None:
+        outcome = update(conn, settings)
+        conn.commit()
+    if outcome is None:
         return "carbon: already current"
-    return f"carbon: recomputed in {seconds:.1f} s"
+    return f"carbon: {outcome.line()}"

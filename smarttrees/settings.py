@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         description="recompute the carbon figures at the end of a tree, species or admin-unit"
         " load that changed them (false: the next reader or `smarttrees carbon refresh` does it)",
     )
+    carbon_refit_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="refit the height-diameter models (and recompute every tree) when a species'"
+        " count of measured trees moved by more than this share of the count they were fitted on",
+    )
 
     load_max_field_bytes: int = Field(
         1 << 20, ge=1024, description="longest cell a loaded file may hold, in bytes"

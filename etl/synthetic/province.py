@@ -30,6 +30,7 @@ from etl.synthetic.load import (
     step,
 )
 from etl.synthetic.species_mix import PLANTATION, SCATTERED, URBAN, resolve
+from smarttrees import carbon
 from smarttrees.database import connect
 from smarttrees.domain import fold
 from smarttrees.errors import SmartTreesError
@@ -380,6 +381,8 @@ def _load(
         with step(progress, "materialised views"):
             record_parameters(cur, settings)  # the IOC views apply the settings in force
             refresh_materialised_views(cur)
+        with step(progress, "carbon"):
+            carbon.update(conn, settings, refit=True)  # tables since 0029, not materialised views
 
 
 def _load_admin_units(cur: psycopg.Cursor[Any], communes: Communes) -> None:

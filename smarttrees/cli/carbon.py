@@ -17,16 +17,19 @@ def register(root: typer.Typer) -> None:
 def refresh(
     force: bool = typer.Option(False, "--force", help="Recompute even if nothing changed."),
 ) -> None:
-    """Recompute the carbon figures if the trees, settings, wood densities or equations changed.
+    """Refit the height models and recompute every tree if anything changed (or ``--force``).
 
-    Readers (``db.carbon()``) do this themselves; run it after a load or a settings change to
+    Loads and readers (``db.carbon()``) recompute only the trees that changed, with the models
+    as fitted; this command refits them on today's trees. Run it after a settings change, or to
     have the figures ready, e.g. for the OGC API or a dashboard.
     """
     from smarttrees import carbon
     from smarttrees.database import connect
 
     with connect() as conn:
-        seconds = carbon.refresh(conn, force=force)
+        carbon.write_parameters(conn)
+        stale = force or not carbon.is_fresh(conn)
+        seconds = carbon.refresh(conn, force=stale)
         total = conn.execute(
             "SELECT count(*), count(equation), coalesce(sum(carbon_kg), 0) / 1000 "
             "FROM smarttrees.tree_carbon"
