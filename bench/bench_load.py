@@ -50,20 +50,58 @@ import pyarrow  # noqa: E402
 
 from etl.admin import load_admin  # noqa: E402
 from etl.species import load_species  # noqa: E402
-from smarttrees import schema  # noqa: E402
 from smarttrees.cluster import Cluster  # noqa: E402
 from smarttrees.database import connect  # noqa: E402
 from tests.fixtures.survey_writer import make_survey, write_survey  # noqa: E402
 
+# The cluster whose server CPU time is counted (set once it is started), and the checkout timed.
+SERVER: dict[str, Path] = {}
+CPU: dict[str, float] = {"client": 0.0, "server": 0.0}   # of the last timed command
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> float:
+    """CPU seconds of the benchmark's PostgreSQL so far: the postmaster, its live children, and
+    the children it has reaped (backends that ended: the kernel adds theirs to its own)."""
+    pgdata = SERVER.get("pgdata")
+    if pgdata is None:
+        return 0.0
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])   # utime stime cutime cstime
+            elif ppid == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / _TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run a command under /usr/bin/time -v: (seconds, peak RSS in kB, stdout)."""
+    """Run a command under /usr/bin/time -v: (seconds, peak RSS in kB, stdout).
+
+    Its CPU seconds (user + system) and the server's during it are left in :data:`CPU`.
+    """
+    server_before = server_cpu()
     start = time.perf_counter()
+    # Run from the timed checkout: `python -m` puts the working folder first on the path.
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
-                          env=env, check=False)
+                          env=env, check=False, cwd=SERVER.get("code"))
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    CPU["server"] = server_cpu() - server_before
+    CPU["client"] = sum(float(m) for m in re.findall(
+        r"(?:User|System) time \(seconds\): ([0-9.]+)", proc.stderr))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     phases = r"DEBUG etl\.(?:trees|direct|merge|bulk): (?:direct: )?(.*)"
     for phase in re.findall(phases, proc.stderr):
@@ -83,8 +121,10 @@ def quiesce(url: str) -> None:
 
 
 def line(what: str, seconds: float, rss_kb: int) -> None:
+    """One timed step: wall time, CPU seconds of the command and of the server, RSS, load."""
     load = os.getloadavg()[0]
-    print(f"{what:40s} {seconds:7.2f} s   peak RSS {rss_kb / 1024:6.0f} MB   load {load:.1f}",
+    print(f"{what:40s} {seconds:7.2f} s   cpu {CPU['client']:6.2f} s + server "
+          f"{CPU['server']:6.2f} s   peak RSS {rss_kb / 1024:6.0f} MB   load {load:.1f}",
           flush=True)
 
 
@@ -99,15 +139,16 @@ def write_csv(path: Path, rows: int) -> None:
                 frame.to_csv(handle, index=False, header=False)
 
 
-def write_changed(path: Path, changed: Path) -> None:
-    """The survey again with one tree in a hundred 0.5 m taller (column 5: "Chiều cao (m)")."""
+def write_changed(path: Path, changed: Path, offset: int = 0) -> None:
+    """The survey again with one tree in a hundred 0.5 m taller (column 5: "Chiều cao (m)"):
+    rows ``offset``, ``offset`` + 100, … of the file."""
     with path.open(encoding="utf-8", newline="") as src, \
             changed.open("w", encoding="utf-8", newline="") as out:
         rows = csv.reader(src)
         writer = csv.writer(out)
         writer.writerow(next(rows))
         for i, row in enumerate(rows):
-            if i % 100 == 0:
+            if i % 100 == offset:
                 row[4] = f"{float(row[4]) + 0.5:.1f}"
             writer.writerow(row)
 
@@ -250,8 +291,17 @@ def formats_round(cluster: Cluster, url: str, inputs: dict[str, Path],
     return out
 
 
+def in_checkout(url: str, statement: str) -> str:
+    """Run Python ``statement`` with the timed checkout's code (PYTHONPATH), ``url`` bound."""
+    done = subprocess.run([sys.executable, "-c", f"url = {url!r}\n{statement}"],
+                          capture_output=True, text=True, check=False, cwd=SERVER.get("code"))
+    if done.returncode != 0:
+        sys.exit(f"failed in the timed checkout: {statement}\n{done.stderr}")
+    return done.stdout.strip()
+
+
 def one_round(cluster: Cluster, url: str, csv_path: Path, cli: list[str],
-              n: int) -> tuple[float, float, float, float, int]:
+              n: int, carbon: bool = False) -> tuple[float, float, float, float, int]:
     """ogr2ogr, our load, our reload and our load of the changed survey.
 
     ogr2ogr and our first load each go into a fresh copy of the migrated database. Returns the
@@ -289,11 +339,33 @@ def one_round(cluster: Cluster, url: str, csv_path: Path, cli: list[str],
             [*cli, "-vv", "load", "trees", str(csv_path.with_name("changed.csv"))], env)
         line(f"{n}. smarttrees load trees (1 % changed)", changed_s, changed_rss)
         print("   ", out.strip().splitlines()[0])
+        if carbon and n == 1:
+            # Carbon after load on: first brought up to date (not timed), then another 1 %.
+            quiesce(ours)
+            done = in_checkout(ours, "from smarttrees import carbon, database\n"
+                                     "with database.connect(url) as conn:\n"
+                                     "    print(carbon.refresh(conn) or 0)")
+            print(f"    carbon brought up to date before the next step in {float(done):.2f} s")
+            quiesce(ours)
+            on = {**env, "SMARTTREES_CARBON_AFTER_LOAD": "true"}
+            carbon_s, _, out = timed(
+                [*cli, "-vv", "load", "trees", str(csv_path.with_name("changed2.csv"))], on)
+            line(f"{n}. the next 1 % changed, carbon after load", carbon_s, changed_rss)
+            print("   ", " / ".join(out.strip().splitlines()))
     finally:
         with connect(f"{server}/postgres", autocommit=True) as conn:
             for name in databases.values():
                 conn.execute(f"DROP DATABASE IF EXISTS {name}")
     return ogr_s, ours_s, again_s, changed_s, max(ours_rss, again_rss, changed_rss)
+
+
+def git_head(folder: Path) -> str:
+    """The commit a checkout is at (and whether it has uncommitted changes)."""
+    head = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "-uno"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return f"{head or '?'}{' (modified)' if dirty else ''}"
 
 
 def main() -> None:
@@ -309,6 +381,12 @@ def main() -> None:
                              "'' for none)")
     parser.add_argument("--xlsx-rows", type=int, default=1_000_000,
                         help="rows of the XLSX case (a sheet holds at most 1,048,576)")
+    parser.add_argument("--carbon", action="store_true",
+                        help="in round 1, also load a second 1 %% change with "
+                             "SMARTTREES_CARBON_AFTER_LOAD on (the carbon refreshed before it)")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the checkout whose `smarttrees` is timed (default this one), "
+                             "e.g. /work/main for a before/after in one sitting")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="smarttrees-bench-load-"))
@@ -317,6 +395,9 @@ def main() -> None:
     t = time.perf_counter()
     write_csv(csv_path, args.rows)
     write_changed(csv_path, csv_path.with_name("changed.csv"))
+    if args.carbon:  # the first change kept, another tree in a hundred changed
+        write_changed(csv_path.with_name("changed.csv"), csv_path.with_name("changed2.csv"),
+                      offset=50)
     print(f"survey: {args.rows:,} rows, {csv_path.stat().st_size / 1e6:.0f} MB "
           f"(written in {time.perf_counter() - t:.1f} s)")
 
@@ -325,8 +406,15 @@ def main() -> None:
     (folder / "db").chmod(0o755)
     try:
         cluster.start()
+        SERVER["pgdata"] = cluster.pgdata
         url = cluster.url()
-        schema.upgrade(url)
+        # This checkout's code (a worktree has no .venv of its own), or --code's: the
+        # interpreter running the benchmark, with that checkout first on the path. Its own
+        # migrations make the database.
+        code = SERVER["code"] = args.code.resolve()
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code),
+                                                                 os.environ.get("PYTHONPATH")]))
+        in_checkout(url, "from smarttrees import schema\nschema.upgrade(url)")
         with connect(url) as conn:
             load_species(conn)
             pg = conn.execute("SHOW server_version").fetchone()[0]
@@ -342,12 +430,10 @@ def main() -> None:
               f"Python {sys.version.split()[0]}; pyarrow {pyarrow.__version__}; "
               f"numpy {numpy.__version__}; load average {os.getloadavg()[0]:.1f}")
 
-        # This checkout's code (a worktree has no .venv of its own): the interpreter running
-        # the benchmark, with the repository first on the path.
         cli = [sys.executable, "-m", "smarttrees"]
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
-                                                                 os.environ.get("PYTHONPATH")]))
-        rounds = [one_round(cluster, url, csv_path, cli, i) for i in range(1, args.rounds + 1)]
+        print(f"timed: {code} at {git_head(code)}")
+        rounds = [one_round(cluster, url, csv_path, cli, i, args.carbon)
+                  for i in range(1, args.rounds + 1)]
         ogr_s, ours_s, again_s, changed_s = (statistics.median(r[k] for r in rounds)
                                              for k in range(4))
         peak = max(r[4] for r in rounds)

@@ -46,13 +46,17 @@ _STORED = ("SELECT tree_version, carbon_fraction, chave_e, equations, wood_densi
 
 # Species of the changed trees (as stored before, and now) whose measured-tree count moved
 # from the count their model was fitted on by more than the share.
-_DRIFTED = f"""
-WITH touched AS (
+_TOUCHED_BY_CHANGE = """
     SELECT species_id FROM smarttrees.trees WHERE id IN (SELECT tree_id FROM carbon_changed)
     UNION
     SELECT species_id FROM smarttrees.tree_carbon
     WHERE tree_id IN (SELECT tree_id FROM carbon_changed)
-), measured AS (
+"""
+_EVERY_SPECIES = """
+    SELECT id FROM smarttrees.species UNION SELECT species_id FROM smarttrees.carbon_fit_counts
+"""
+_DRIFTED = f"""
+WITH touched (species_id) AS ({{touched}}), measured AS (
     SELECT species_id, count(*) AS n FROM smarttrees.trees
     WHERE species_id IN (SELECT species_id FROM touched)
       AND dbh_cm IS NOT NULL AND height_m IS NOT NULL AND condition IS DISTINCT FROM 'removed'
@@ -166,15 +170,20 @@ def update(conn: psycopg.Connection, settings: Settings | None = None, *,
     whole = True
     if stored is None:
         refit = True
-    elif not refit and stored[1:] == current[1:]:
-        trees = _changed(conn, stored[0], current[0])
-        drifted = conn.execute(_DRIFTED, [settings.carbon_refit_share]).fetchall()
+    elif not refit:
+        # Only trees changed: those; else (settings, wood densities, equations) every tree.
+        only_trees = stored[1:] == current[1:]
+        if only_trees:
+            trees = _changed(conn, stored[0], current[0])
+        touched = _TOUCHED_BY_CHANGE if only_trees else _EVERY_SPECIES
+        drifted = conn.execute(_DRIFTED.format(touched=touched),
+                               [settings.carbon_refit_share]).fetchall()
         if drifted:
-            log.info("height models refitted: measured trees of species %s went from "
-                     "%s", ", ".join(str(s) for s, _, _ in drifted),
+            log.info("height models refitted: measured trees of species %s went from %s",
+                     ", ".join(str(s) for s, _, _ in drifted),
                      ", ".join(f"{a} to {b}" for _, a, b in drifted))
             refit = True
-        else:
+        elif only_trees:
             whole = trees > WHOLE_SHARE * _count(conn, "smarttrees.trees")
     if refit:
         _refit(conn)
@@ -240,10 +249,10 @@ def _recompute_changed(conn: psycopg.Connection) -> None:
     conn.execute("DELETE FROM smarttrees.tree_carbon_by_commune "
                  "WHERE commune_code IN (SELECT commune_code FROM carbon_communes)")
     # Two statements, so that each can use the commune index (NULL has no code to look up).
-    conn.execute(_SUMS.format(
-        where="commune_code IN (SELECT commune_code FROM carbon_communes WHERE commune_code <> '')"))
-    conn.execute(_SUMS.format(
-        where="commune_code IS NULL AND EXISTS (SELECT FROM carbon_communes WHERE commune_code = '')"))
+    conn.execute(_SUMS.format(where="commune_code IN (SELECT commune_code FROM carbon_communes "
+                                    "WHERE commune_code <> '')"))
+    conn.execute(_SUMS.format(where="commune_code IS NULL AND EXISTS "
+                                    "(SELECT FROM carbon_communes WHERE commune_code = '')"))
 
 
 def refresh_after_load(url: str | None = None, settings: Settings | None = None) -> str | None:
