@@ -5,9 +5,11 @@ PostgreSQL backend's CPU (``/proc/<pid>/stat`` of the connection's backend, same
 this process's, over repeated renders of the densest z14 and z15 tiles (as bench_tiles.py finds
 them) by the server's own code (:func:`gis_api.tiles.render.render_trees`). Then the parts of the
 statement: planning and execution time from ``EXPLAIN (ANALYZE)``, and the backend CPU of the
-points statement without its attributes or without ``tree_code`` (what ST_AsMVT's encoding of
-properties costs). The bytes sent are printed too (transfer on loopback is not measurable
-beside these).
+points tile as ST_AsMVT made it before ``gis_api.tiles.mvt`` (``tests/fixtures/
+st_asmvt_points.sql``: the "before" of the same run), without its attributes or without
+``tree_code`` (what ST_AsMVT's encoding of properties costs); then the statement the server
+now runs (points as columns) and this process's CPU to encode its row. The bytes sent are
+printed too (transfer on loopback is not measurable beside these).
 
 Usage::
 
@@ -34,9 +36,11 @@ from bench_tiles import densest_tile  # noqa: E402
 from gis_api.tiles import render  # noqa: E402
 from gis_api.tiles.grid import TileAddress, tile_origin  # noqa: E402
 from gis_api.tiles.params import TreeFilters  # noqa: E402
+from gis_api.tiles.tree_points import trees_layer  # noqa: E402
 from smarttrees.settings import Settings  # noqa: E402
 
 RUNS = 30
+REFERENCE = ROOT / "tests" / "fixtures" / "st_asmvt_points.sql"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -79,6 +83,29 @@ async def statement_cost(conn: AsyncConnection, pid: int, text: str,
     return planning, execution, (backend_cpu(pid) - b0) / RUNS * 1000
 
 
+async def columns_cost(conn: AsyncConnection, pid: int, tile: TileAddress,
+                       settings: Settings) -> None:
+    """The server's points statement (columns) and the Python CPU of encoding its row."""
+    x0, y0, size = tile_origin(tile)
+    cells = render.DENSE_GRID_CELLS
+    params = {"z": tile.z, "x": tile.x, "y": tile.y, "margin": render.BUFFER / render.EXTENT,
+              "buffer": render.BUFFER, "limit": settings.tile_max_features, "cells": cells,
+              "x0": x0, "y0": y0, "size": size / cells, "west": x0, "north": y0 + size,
+              "scale": render.EXTENT / size}
+    statement = render._point_zoom_statement((), False)
+    b0, c0 = backend_cpu(pid), client_cpu()
+    for _ in range(RUNS):
+        row = await render._run_row(conn, statement, params)
+    backend, fetch = backend_cpu(pid) - b0, client_cpu() - c0
+    c0 = client_cpu()
+    for _ in range(RUNS):
+        body = trees_layer(row[1:])
+    encode = client_cpu() - c0
+    print(f"{'points as columns (now)':24} PostgreSQL CPU {backend / RUNS * 1000:5.1f} ms, Python: "
+          f"fetch {fetch / RUNS * 1000:.1f} ms, encode {encode / RUNS * 1000:.1f} ms "
+          f"({len(body):,} bytes)")
+
+
 async def profile(url: str) -> None:
     settings = Settings(database_url=url)
     z14, n14 = densest_tile(url, 14)
@@ -95,14 +122,15 @@ async def profile(url: str) -> None:
     await conn.set_autocommit(True)
     await conn.execute("SET max_parallel_workers_per_gather = 0")
     z, x, y = z15
-    points = render._sql_text("tiles_trees_points")
+    points = "".join(f"{line}\n" for line in REFERENCE.read_text().splitlines()
+                     if not line.lstrip().startswith("--"))
     base = {"z": z, "x": x, "y": y, "margin": render.BUFFER / render.EXTENT,
             "buffer": render.BUFFER, "limit": settings.tile_max_features}
     without_attributes = points.replace(
         points[points.index("        SELECT p.id,") + len("        SELECT p.id,"):
                points.index("               ST_AsMVTGeom")], "\n")
     variants = {
-        "points statement": points,
+        "ST_AsMVT (before)": points,
         "  without properties": without_attributes,
         "  without tree_code": points.replace("               p.tree_code,\n", ""),
     }
@@ -111,6 +139,7 @@ async def profile(url: str) -> None:
         planning, execution, cpu = await statement_cost(conn, pid, text, base)
         print(f"{name:24} planning {planning:5.2f} ms, execution {execution:6.1f} ms, "
               f"PostgreSQL CPU {cpu:5.1f} ms")
+    await columns_cost(conn, pid, TileAddress(z, y, x), settings)
     z, x, y = z14
     x0, y0, size = tile_origin(TileAddress(z, y, x))
     cells = render.DENSE_GRID_CELLS

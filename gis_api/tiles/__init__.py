@@ -6,6 +6,8 @@ One module per job:
 - :mod:`~gis_api.tiles.grid`: the WebMercatorQuad tile matrix set (morecantile) and tile math;
 - :mod:`~gis_api.tiles.params`: the tile address and filters of a request, parsed;
 - :mod:`~gis_api.tiles.render`: the SQL (``gis_api/sql/tiles_*.sql``) that makes a tile;
+- :mod:`~gis_api.tiles.mvt`: point features encoded as an MVT layer with numpy;
+- :mod:`~gis_api.tiles.tree_points`: a point tile's trees, from the columns PostgreSQL sends;
 - :mod:`~gis_api.tiles.cache`: the tile cache keyed by the data version, ETags;
 - :mod:`~gis_api.tiles.documents`: tilesets, tileset metadata, tile matrix sets (pydantic);
 - :mod:`~gis_api.tiles.endpoints`: the routes.

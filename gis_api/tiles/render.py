@@ -1,6 +1,9 @@
 """Tiles rendered in PostGIS: the SQL of ``gis_api/sql/tiles_*.sql``, bound and run.
 
-Tiles are built with ``ST_AsMVT`` over ``ST_TileEnvelope``; rows are picked with the GIST index
+Tiles are built with ``ST_AsMVT`` over ``ST_TileEnvelope``, except the individual trees of a
+point zoom: PostgreSQL sends their tile-space positions and properties as packed columns and
+:mod:`gis_api.tiles.mvt` encodes them (ST_AsMVT's encoding of their properties was most of
+such a tile's time). Rows are picked with the GIST index
 on the stored EPSG:4326 geometry (the tile envelope is transformed once, never every row).
 Trees come as individual points from ``settings.tile_min_zoom_points`` up; below that zoom, or
 where a tile would carry more than ``settings.tile_max_features`` trees, the tile carries grid
@@ -22,6 +25,7 @@ from psycopg import AsyncClientCursor, AsyncConnection, sql
 from gis_api.tiles.grid import TileAddress, tile_origin
 from gis_api.tiles.layers import TileCollection
 from gis_api.tiles.params import TREE_FILTERS, TreeFilters
+from gis_api.tiles.tree_points import trees_layer
 from smarttrees.settings import Settings
 
 EXTENT = 4096  # MVT tile extent in tile units
@@ -88,7 +92,7 @@ def _statement(name: str, active: tuple[str, ...] = (), alias: str = "t") -> str
 
 @cache
 def _point_zoom_statement(active: tuple[str, ...], counted: bool) -> str:
-    """The trees tile of the point zoom: its points, or grid counts when they are too many.
+    """The trees tile of the point zoom: its points as columns, or grid counts when too many.
 
     Grid counts when the points picked are more than the cap, or (``counted``) when
     tree_grid already counts more trees in the tile than that; PostgreSQL computes the grid
@@ -98,11 +102,9 @@ def _point_zoom_statement(active: tuple[str, ...], counted: bool) -> str:
     if counted:
         count = _statement("tiles_trees_count_table", active, "g")
         crowded = sql.SQL("({}) > %(limit)s").format(sql.SQL(count))
-    return sql.SQL(
-        "SELECT coalesce(CASE WHEN {crowded} THEN NULL ELSE ({points}) END, ({grid}))"
-    ).format(
+    return sql.SQL(_sql_text("tiles_trees_points")).format(
         crowded=crowded,
-        points=sql.SQL(_statement("tiles_trees_points", active)),
+        filters=_conditions(active, "t"),
         grid=sql.SQL(_statement("tiles_trees_grid", active)),
     ).as_string(None)
 
@@ -133,6 +135,18 @@ async def _run_tile(
         cur.nextset()  # past the SET's result
     row = await cur.fetchone()
     return b"" if row is None or row[0] is None else bytes(row[0])
+
+
+async def _run_row(
+    conn: AsyncConnection, statement: str, params: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The one row a serial tile statement returns, in one round trip (as :func:`_run_tile`)."""
+    cur = AsyncClientCursor(conn)
+    await cur.execute(_SERIAL + statement, params)
+    cur.nextset()  # past the SET's result
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate's row
+    return tuple(row)
 
 
 async def render_trees(
@@ -177,10 +191,14 @@ async def render_trees(
     params |= {
         "margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": settings.tile_max_features,
         "cells": DENSE_GRID_CELLS, "x0": x0, "y0": y0, "size": size / DENSE_GRID_CELLS,
+        "west": x0, "north": y0 + size, "scale": EXTENT / size,
     }
     if counted:
         params |= _cell_span(tile)
-    return await _run_tile(conn, _point_zoom_statement(active, counted), params, True)
+    row = await _run_row(conn, _point_zoom_statement(active, counted), params)
+    if row[0] is not None:  # over the cap: grid counts, encoded by ST_AsMVT
+        return bytes(row[0])
+    return trees_layer(row[1:])
 
 
 def _grid_table_serves(tile: TileAddress, filters: TreeFilters, settings: Settings) -> bool:
