@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-READERS = ("api", "api_one_part", "api_carbon", "adbc_wkb", "read_postgis")
+READERS = ("api", "api_packed", "api_one_part", "api_carbon", "adbc_wkb", "read_postgis")
 
 # The rows and columns db.trees() returns, for the readers that take SQL.
 COLUMNS = (
@@ -93,14 +93,14 @@ class Backend:
 BACKEND: Backend | None = None
 
 
-def read_api(url: str, parts: int | None = None) -> int:
+def read_api(url: str, parts: int | None = None, packed: bool = False) -> int:
     """``db.trees()``, split over ``parts`` connections (default: one per core, up to 4)."""
     global BACKEND
     from psycopg import sql
 
     from smarttrees.api import Database
 
-    with Database(url, parts=parts) as db:
+    with Database(url, parts=parts, packed=packed) as db:
         # The read's connections are opened first, so that every backend serving it is timed.
         pids = [db._fetch(conn, sql.SQL("SELECT pg_backend_pid()"), ()).column(0)[0].as_py()
                 for conn in db._connections(db.parts)]
@@ -108,6 +108,11 @@ def read_api(url: str, parts: int | None = None) -> int:
         rows = len(db.trees())
         BACKEND.stop()
         return rows
+
+
+def read_api_packed(url: str) -> int:
+    """``db.trees()`` packed (``Database(url, packed=True)``, smarttrees.packed_read)."""
+    return read_api(url, packed=True)
 
 
 def read_api_one_part(url: str) -> int:
@@ -177,8 +182,9 @@ def worker(reader: str, url: str) -> None:
 
     before, load = peak_rss_mb(), os.getloadavg()[0]
     started, cpu = time.perf_counter(), cpu_seconds()
-    rows = {"api": read_api, "api_one_part": read_api_one_part, "api_carbon": read_api_carbon,
-            "adbc_wkb": read_adbc_wkb, "read_postgis": read_postgis}[reader](url)
+    rows = {"api": read_api, "api_packed": read_api_packed, "api_one_part": read_api_one_part,
+            "api_carbon": read_api_carbon, "adbc_wkb": read_adbc_wkb,
+            "read_postgis": read_postgis}[reader](url)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     server = BACKEND.used if BACKEND else float("nan")
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
@@ -305,7 +311,8 @@ def report(readers: dict[str, dict[str, object]], town: dict[str, float],
     print("\nWhole province into a GeoDataFrame (one process per reader)")
     print(f"{'reader':<32}{'rows':>10}{'time':>9}{'peak RSS':>11}{'vs read_postgis':>16}"
           f"{'CPU client + server':>22}{'load':>14}")
-    names = {"api": "db.trees()", "api_one_part": "db.trees(), one connection",
+    names = {"api": "db.trees()", "api_packed": "db.trees(), packed",
+             "api_one_part": "db.trees(), one connection",
              "api_carbon": "db.trees(carbon=True)",
              "adbc_wkb": "ADBC + WKB + shapely.from_wkb",
              "read_postgis": "geopandas.read_postgis"}

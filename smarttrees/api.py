@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from smarttrees import catalog, parallel_read
+from smarttrees import catalog, packed_read, parallel_read
 from smarttrees.arguments import BBox, as_date, as_datetime, as_list, checked_bbox, closest, sample
 from smarttrees.arrow_frames import column, geometry
 from smarttrees.domain import Category, fold
@@ -74,13 +74,16 @@ class Database:
     (``id``, or ``code`` for communes) first.
     """
 
-    def __init__(self, url: str, primary_url: str | None = None, *, parts: int | None = None
-                 ) -> None:
+    def __init__(self, url: str, primary_url: str | None = None, *, parts: int | None = None,
+                 packed: bool = False) -> None:
         self.url = url
         # Where writes go (the carbon refresh) when ``url`` is a read replica.
         self.primary_url = primary_url or url
         # Connections a large read is split over (smarttrees.parallel_read): one per core.
         self.parts = max(1, parts if parts is not None else min(4, os.cpu_count() or 1))
+        # Whether a large read travels packed (smarttrees.packed_read): a second less of the
+        # client's CPU, a second more of the server's (bench/README.md), so not by default.
+        self.packed = packed
         self._conn: Any = None
         self._extra: list[Any] = []  # the connections of parts 2, 3…
         self._vocabulary: dict[str, Any] = {}
@@ -571,8 +574,9 @@ class Database:
     def _worth_splitting(
         self, layer: catalog.Layer, query: sql.Composable, params: Sequence[object]
     ) -> bool:
-        """Whether PostgreSQL expects enough rows for a read in parts to pay."""
-        if self.parts < 2 or layer.key is None or layer.key_type != "integer":
+        """Whether PostgreSQL expects enough rows for a read in parts (or packed) to pay."""
+        if (self.parts < 2 and not self.packed) or layer.key is None or (
+                layer.key_type != "integer"):
             return False
         plan = self.query_arrow(sql.SQL("EXPLAIN (FORMAT JSON) ") + query, params, copy=False)
         rows = json.loads(plan.column(0)[0].as_py())[0]["Plan"]["Plan Rows"]
@@ -581,7 +585,11 @@ class Database:
     def _read_in_parts(
         self, layer: catalog.Layer, fields: Sequence[catalog.Field], where: Where
     ) -> tuple[pa.Table, np.ndarray | None]:
-        """A large read: key ranges over :attr:`parts` connections at once, on one snapshot."""
+        """A large read: key ranges over :attr:`parts` connections at once, on one snapshot.
+
+        Rows travel packed (:mod:`smarttrees.packed_read`) where the layer's columns allow it,
+        else row by row (:mod:`smarttrees.parallel_read`).
+        """
         import adbc_driver_manager
 
         try:
@@ -596,13 +604,30 @@ class Database:
                 if bounds["min"] is None:  # empty: one plain read gives the columns
                     table = self._fetch(connections[0], *select(layer, fields, where, (), None))
                     return table, geometry(layer, table)
+                key_range = (bounds["min"], bounds["max"])
+                pack = self._packing(connections[0], layer, fields, where)
+                if pack is not None:
+                    try:
+                        return packed_read.read_packed(layer, fields, where, pack, key_range,
+                                                       connections, self._fetch)
+                    except packed_read.Unpackable:
+                        pass  # a value the packing cannot carry exactly: row by row
                 return parallel_read.read_in_parts(
-                    layer, fields, where, (bounds["min"], bounds["max"]), connections,
-                    self._fetch)
+                    layer, fields, where, key_range, connections, self._fetch)
         except adbc_driver_manager.OperationalError:
             self.close()  # a connection dropped: read it again in one part, which retries
             table = self.query_arrow(*select(layer, fields, where, (), None))
             return table, geometry(layer, table)
+
+    def _packing(self, conn: Any, layer: catalog.Layer, fields: Sequence[catalog.Field],
+                 where: Where) -> packed_read.Packing | None:
+        """How the read's columns travel packed, or None (see :func:`packed_read.packing`)."""
+        if not self.packed or layer.key is None or layer.geometry_type not in (None, "Point"):
+            return None
+        if any(f.on_request for f in fields):  # a joined field (a tree's carbon): the join of
+            return None  # each chunk would scan all of the joined table (a hash join)
+        query, params = select(layer, fields, where, (), 0)  # LIMIT 0: the columns' types
+        return packed_read.packing(self._fetch(conn, query, params).schema, layer.key)
 
     def _statement(self, conn: Any, statement: sql.Composable) -> pa.Table:
         """One statement that COPY cannot wrap (BEGIN, SET…) on ``conn``."""

@@ -43,7 +43,11 @@ def ewkb_points(wkb: pa.BinaryArray) -> np.ndarray:
                         offset=int(offsets[0])).reshape(n, EWKB_POINT_SIZE)
     if not (raw[:, :5] == EWKB_POINT_HEAD).all():  # big-endian, 3D or another type
         return _from_wkb(wkb)
-    coords = np.ascontiguousarray(raw[:, 9:]).view("<f8")  # n × (x, y)
+    return points_of(np.ascontiguousarray(raw[:, 9:]).view("<f8"))
+
+
+def points_of(coords: np.ndarray) -> np.ndarray:
+    """Shapely points of an n × 2 array of (x, y); None where x is NaN (an empty point)."""
     points: np.ndarray = np.asarray(shapely.points(coords), dtype=object)
     empty = np.isnan(coords[:, 0])
     if empty.any():

@@ -370,3 +370,53 @@ def test_a_read_in_parts_reads_one_snapshot(province_url, monkeypatch):
         after = db.trees(columns=["dbh_cm"]).set_index("id").dbh_cm
     assert during[first] != 321 and during[last] != 321
     assert after[first] == after[last] == 321
+
+
+def test_a_packed_read_gives_the_frame_read_row_by_row(province_url, monkeypatch):
+    from smarttrees import packed_read, parallel_read
+    from smarttrees.api import Database
+
+    monkeypatch.setattr(parallel_read, "MIN_ROWS", 1)
+    monkeypatch.setattr(packed_read, "CHUNK", 1000)  # several chunks a part
+    ways: dict[str, list[bool]] = {"packed": [], "row by row": []}
+
+    def counting(way, real):
+        def counted(*args, **kwargs):
+            ways[way].append(True)
+            return real(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(packed_read, "read_packed", counting("packed", packed_read.read_packed))
+    monkeypatch.setattr(parallel_read, "read_in_parts",
+                        counting("row by row", parallel_read.read_in_parts))
+
+    def same(**kwargs):
+        with Database(province_url, parts=2) as rows, \
+                Database(province_url, parts=2, packed=True) as packed:
+            one, other = rows.trees(**kwargs), packed.trees(**kwargs)
+        one, other = (f.sort_values("id", ignore_index=True) for f in (one, other))
+        pd.testing.assert_frame_equal(other.drop(columns="geometry"), one.drop(columns="geometry"))
+        assert other.geometry.geom_equals_exact(one.geometry, 0).all()
+        return other
+
+    packed = same(columns=["planted_on", "stand_id", "updated_at"])
+    assert packed.stand_id.isna().any() and list(packed.columns) == [
+        "id", "planted_on", "stand_id", "updated_at", "geometry"]
+    with psycopg.connect(province_url) as conn:  # NULLs in numbers, dates and texts
+        conn.execute("UPDATE smarttrees.trees SET dbh_cm = NULL, condition = NULL, "
+                     "planted_on = NULL, source = '' WHERE id % 7 = 0")
+        conn.execute("""UPDATE smarttrees.trees SET attributes = '{"Ghi chú": "a, b"}' """
+                     "WHERE id % 11 = 0")
+    packed = same()
+    assert packed.dbh_cm.isna().any() and packed.condition.isna().any()
+    assert packed.attributes.notna().any() and len(packed) > 1000
+    assert len(ways["packed"]) == 2 and len(ways["row by row"]) == 2
+
+    # A text holding the packing's separator cannot travel packed: the read goes row by row.
+    with psycopg.connect(province_url) as conn:
+        code = conn.execute("UPDATE smarttrees.trees SET source = E'a\\x1fb' "
+                            "WHERE id = (SELECT max(id) FROM smarttrees.trees) "
+                            "RETURNING tree_code").fetchone()[0]
+    packed = same()
+    assert len(ways["packed"]) == 3 and len(ways["row by row"]) == 4
+    assert packed.set_index("tree_code").source[code] == "a\x1fb"
