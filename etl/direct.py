@@ -32,7 +32,17 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
 
-from etl import arrow_readers, attributes, binary_copy, checker, digests, merge, stage, validate
+from etl import (
+    arrow_readers,
+    attributes,
+    binary_copy,
+    bulk,
+    checker,
+    digests,
+    merge,
+    stage,
+    validate,
+)
 from etl import crs as crsmod
 from etl.checker import Finding, Problems
 from etl.errors import InputError
@@ -881,7 +891,9 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     """Check every file and COPY its good rows into the empty ``trees``; refused rows are staged.
 
     The caller holds the lock of :func:`claim_empty_inventory`; each file's counts are in its
-    :class:`FileInput`. ``phase`` is told when the steps after the COPY begin.
+    :class:`FileInput`. ``phase`` is told when the steps after the COPY begin. The secondary
+    indexes of ``trees`` and its history are left to build after the commit: the caller then
+    calls :func:`etl.bulk.build_deferred`.
     """
     restore = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
@@ -895,8 +907,13 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     # What trees_count_insert would have added (TRUNCATE set the count to 0).
     conn.execute("UPDATE smarttrees.row_counts SET n = n + %s WHERE table_name = 'trees'",
                  (written,))
-    merge.rebuild_indexes(conn, restore)
-    log.debug("direct: keys, indexes and foreign keys rebuilt in %.2f s", _lap(clock))
+    # Keys and foreign keys before the commit (the codes were proven distinct and the species
+    # resolved by the checks, so they cannot fail but on a bug: the run is then rolled back);
+    # the secondary indexes only speed reads, and are built after it (etl.bulk.build_deferred).
+    guards, deferred = bulk.guards_and_deferrable(restore)
+    bulk.rebuild(conn, guards)
+    bulk.defer(conn, deferred)
+    log.debug("direct: keys and foreign keys rebuilt in %.2f s", _lap(clock))
     if written:
         for table, first in ids.items():
             conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",

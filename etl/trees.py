@@ -20,6 +20,7 @@ import shapely
 from etl import (
     arrow_readers,
     attributes,
+    bulk,
     digests,
     direct,
     mapping_rows,
@@ -129,6 +130,9 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     for table in tables:
         direct.readable(table)
     result = LoadResult()
+    if not options.dry_run:
+        # Indexes an earlier first load committed without and could not build (killed meanwhile).
+        bulk.build_deferred(url)
     with connect(url) as conn:
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
         # The one transaction that need not wait for its commit to reach the disk: a power cut
@@ -170,6 +174,12 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         else:
             conn.rollback()
     log.debug("whole load, commit included, in %.2f s", time.perf_counter() - start)
+    if result.written:
+        # The secondary indexes a load into an empty inventory left past its commit.
+        built = bulk.build_deferred(url)
+        if built:
+            log.debug("%d indexes built after the commit, load done in %.2f s", built,
+                      time.perf_counter() - start)
     return result
 
 

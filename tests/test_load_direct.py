@@ -396,3 +396,39 @@ def test_progress_counts_the_file_then_names_the_index_build(db_url: str, tmp_pa
     loading = [s for s in seen if s[0] == "loading survey.csv"]
     assert loading and loading[-1][1:] == (path.stat().st_size, path.stat().st_size)
     assert seen[-1][0] == "building keys and indexes"
+
+
+INDEXES = """
+    SELECT array_agg(indexrelid::regclass::text ORDER BY indexrelid::regclass::text)
+    FROM pg_index WHERE indrelid IN ('smarttrees.trees'::regclass,
+                                     'smarttrees.tree_history'::regclass) AND indisvalid"""
+DEFERRED = "SELECT count(*) FROM smarttrees.deferred_indexes"
+
+
+def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    whole = conn.execute(INDEXES).fetchone()
+    conn.commit()
+    load(db_url, [survey(tmp_path, n=100)])
+    assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
+    # What a first load killed after its commit leaves: the rows and keys, an index not built
+    # yet, and its record.
+    definition = conn.execute(
+        "SELECT pg_get_indexdef('smarttrees.trees_geom_idx'::regclass)").fetchone()[0]
+    conn.execute("DROP INDEX smarttrees.trees_geom_idx")
+    conn.execute("INSERT INTO smarttrees.deferred_indexes (definition, table_name) "
+                 "VALUES (%s, 'smarttrees.trees')", (definition,))
+    conn.commit()
+    assert load(db_url, [survey(tmp_path, n=100)]).files[0].unchanged == 100
+    assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
+
+
+def test_a_first_load_refused_whole_leaves_every_index_and_no_record(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    whole = conn.execute(INDEXES).fetchone()
+    conn.commit()
+    result = load(db_url, [survey(tmp_path, put(3, "Đường kính (cm)", "abc"))],
+                  LoadOptions(actor="load:test", strict=True))
+    assert not result.written
+    assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
+    assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
