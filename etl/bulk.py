@@ -147,7 +147,9 @@ def build_deferred(url: str | None, *, analyse: bool = True) -> int:
 
     """
     with connect(url) as conn:
-        pending = conn.execute(DEFERRED).fetchall()
+        # A database not migrated yet (before 0030) has nothing deferred.
+        known = conn.execute("SELECT to_regclass('smarttrees.deferred_indexes')").fetchone()
+        pending = conn.execute(DEFERRED).fetchall() if known and known[0] else []
     if not pending:
         return 0
     order = sorted(pending, key=lambda p: (" USING gist " not in p[0], p[0]))
