@@ -3,7 +3,8 @@
 Measures, on the full province (bench/out/province-full, as bench_tiles.py makes it):
 
 - ``smarttrees tiles export`` of the whole province, zoom 0–16 (the real command, in a process
-  of its own: wall time, tiles, archive size, peak RSS), with 4 connections and with 1;
+  of its own: wall time, CPU of the process and of its PostgreSQL backends, tiles, archive
+  size, peak RSS), with 4 connections and with 1;
 - a field team's extract (``--bbox`` of the densest town, zoom 12–17) and its size;
 - a tile read from the archive: in-process with the ``pmtiles`` package's reader (mmap), and
   over HTTP from the app's ``/tiles/archive.pmtiles`` as a PMTiles client does once it holds
@@ -14,6 +15,8 @@ Usage::
 
     .venv/bin/python bench/bench_pmtiles.py            # makes the province if missing
     .venv/bin/python bench/bench_pmtiles.py --url postgresql://...
+    .venv/bin/python bench/bench_pmtiles.py --url … --connections 4 --code /tmp/before --no-reads
+        # the export of another checkout, then this one's, in one sitting
 
 Figures are printed with the versions and the load average (the machine is shared).
 """
@@ -63,16 +66,66 @@ def load() -> str:
     return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def export(url: str, out: Path, *args: str) -> dict[str, object]:
-    """Run ``smarttrees tiles export``; its wall time, peak RSS and printed line."""
-    env = dict(os.environ, SMARTTREES_DATABASE_URL=url, PYTHONPATH=str(ROOT))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float | None:
+    """User + system CPU seconds of a process on this machine (None once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class BackendCpu:
+    """The CPU of the PostgreSQL backends of one application name, sampled until stopped.
+
+    Backends end with their connections, so each one's CPU is read every half second and
+    the last reading kept (up to half a second per backend is missed at its end).
+    """
+
+    def __init__(self, url: str, application: str) -> None:
+        import threading
+
+        self.url, self.application = url, application
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.done.wait(0.5):
+                pids = [r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                    [self.application])]
+                for pid in pids:
+                    cpu = _cpu_of(pid)
+                    if cpu is not None:
+                        self.last[pid] = cpu
+
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds of every backend seen."""
+        self.done.set()
+        self.thread.join()
+        return sum(self.last.values())
+
+
+def export(url: str, out: Path, *args: str, code: Path = ROOT) -> dict[str, object]:
+    """Run ``smarttrees tiles export`` of ``code``; wall time, CPU (its own, its backends')."""
+    application = f"bench_pmtiles {os.getpid()} {time.monotonic()}"
+    env = dict(os.environ, SMARTTREES_DATABASE_URL=url, PYTHONPATH=str(code),
+               PGAPPNAME=application)
     cmd = [sys.executable, "-m", "smarttrees", "tiles", "export", "--out", str(out), *args]
     before = load()
+    backends = BackendCpu(url, application)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
+    backend_cpu = backends.stop()
     stdout = proc.stdout.read() if proc.stdout else ""
     stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
@@ -84,6 +137,8 @@ def export(url: str, out: Path, *args: str) -> dict[str, object]:
         "size": out.stat().st_size,
         "tiles": int(tiles.group(1).replace(",", "")) if tiles else -1,
         "peak_mib": usage.ru_maxrss / 1024,
+        "cpu": f"CPU: export {usage.ru_utime + usage.ru_stime:.1f} s, "
+               f"PostgreSQL {backend_cpu:.1f} s",
         "load": f"{before} → {load()}",
     }
 
@@ -222,6 +277,11 @@ def main() -> None:
                         help="comma-separated connection counts to export with")
     parser.add_argument("--archive", type=Path,
                         help="read tiles from this archive; no export, no extract")
+    parser.add_argument("--code", type=Path, action="append", default=[],
+                        help="a checkout whose export to time too, before this one's (the "
+                             "same sitting: before/after); may be repeated")
+    parser.add_argument("--no-reads", action="store_true",
+                        help="exports only: no extract, no reading of tiles")
     args = parser.parse_args()
     with full_province(args.url) as url, tempfile.TemporaryDirectory() as tmp:
         with psycopg.connect(url) as conn:
@@ -233,15 +293,19 @@ def main() -> None:
               f"Python {sys.version.split()[0]}; {trees:,} trees; {os.cpu_count()} cores")
         province = args.archive or Path(tmp) / "province.pmtiles"
         counts = [] if args.archive else [int(c) for c in args.connections.split(",")]
-        for n in counts:
-            log(f"exporting z0-{args.maxzoom} with {n} connection(s)...")
-            r = export(url, province, "--maxzoom", str(args.maxzoom), "--connections", str(n))
-            if not r["ok"]:
-                print(f"export with {n} connections failed: {r['error']}")
-                continue
-            print(f"export z0–{args.maxzoom}, {n} connection(s): {r['seconds']:.1f} s, "
-                  f"{r['tiles']:,} tiles, {r['size'] / 1e6:.1f} MB, peak RSS "
-                  f"{r['peak_mib']:.0f} MiB ({r['load']})")
+        for code in [*args.code, ROOT]:
+            for n in counts:
+                log(f"exporting z0-{args.maxzoom} with {n} connection(s), code of {code}...")
+                r = export(url, province, "--maxzoom", str(args.maxzoom), "--connections",
+                           str(n), code=code)
+                if not r["ok"]:
+                    print(f"export with {n} connections failed: {r['error']}")
+                    continue
+                print(f"export z0–{args.maxzoom}, {n} connection(s), {code}: "
+                      f"{r['seconds']:.1f} s, {r['tiles']:,} tiles, {r['size'] / 1e6:.1f} MB, "
+                      f"peak RSS {r['peak_mib']:.0f} MiB; {r['cpu']} ({r['load']})")
+        if args.no_reads:
+            return
         lon, lat = densest_town(url)
         half = TEAM_BOX_DEG / 2
         box = f"{lon - half:.5f},{lat - half:.5f},{lon + half:.5f},{lat + half:.5f}"
@@ -249,7 +313,7 @@ def main() -> None:
         r = export(url, team, "--bbox", box, "--minzoom", "12", "--maxzoom", "17") if counts else {}
         if r.get("ok"):
             print(f"field extract {box}, z12–17: {r['seconds']:.1f} s, {r['tiles']:,} tiles, "
-                  f"{r['size'] / 1e6:.2f} MB ({r['load']})")
+                  f"{r['size'] / 1e6:.2f} MB; {r['cpu']} ({r['load']})")
         if not province.exists():
             print("no archive to read tiles from")
             return

@@ -1,5 +1,7 @@
 -- The trees tile of a point zoom, as columns for gis_api.tiles.mvt to encode (layer "trees"),
--- or, when the tile holds more than %(limit)s trees, its grid counts ({grid}, an MVT).
+-- or, when the tile holds more than %(limit)s trees, its grid counts ({grid}, an MVT); a tile of
+-- %(small)s trees or fewer is encoded here by ST_AsMVT ("small": numpy's fixed cost per tile
+-- is more than ST_AsMVT's for a few trees).
 -- {crowded}: whether tree_grid already counts more than the cap (then no tree is picked).
 -- Rows are picked with the GIST index (envelope transformed to 4326 once, with a margin so that
 -- circles on a tile edge are drawn whole). Each point's tile-space x/y is computed from its
@@ -33,6 +35,8 @@ WITH crowd AS MATERIALIZED (
     ) q
     WHERE q.tx BETWEEN -%(buffer)s AND 4096 + %(buffer)s
       AND q.ty BETWEEN -%(buffer)s AND 4096 + %(buffer)s
+), placed_count AS (
+    SELECT count(*) AS n FROM placed
 ), species AS (
     -- the tile's species, looked up once each (a join per tree was planned as a nested loop)
     SELECT string_agg(int4send(s.id), '') AS ids,
@@ -43,10 +47,23 @@ WITH crowd AS MATERIALIZED (
            string_agg(int4send(coalesce(octet_length(s.vietnamese_name), -1)), '')
                AS vietnamese_len
     FROM smarttrees.species s
-    WHERE s.id IN (SELECT p.species_id FROM placed p)
+    WHERE (SELECT n FROM placed_count) > %(small)s
+      AND s.id IN (SELECT p.species_id FROM placed p)
 )
 SELECT CASE WHEN (SELECT over FROM crowd) OR (SELECT count(*) FROM picked) > %(limit)s
             THEN ({grid}) END AS grid,
+       -- a tile of few trees: ST_AsMVT costs less than sending columns to encode
+       CASE WHEN (SELECT n FROM placed_count) <= %(small)s THEN (
+           SELECT ST_AsMVT(mvt, 'trees', 4096, 'geom', 'id')
+           FROM (
+               SELECT p.id, p.tree_code, p.category,
+                      s.scientific_name AS species_name, s.vietnamese_name AS species_vi,
+                      p.condition, round(p.dbh_cm::numeric, 1)::float8 AS dbh_cm,
+                      ST_MakePoint(p.tx, p.ty) AS geom  -- already in tile units
+               FROM placed p
+               LEFT JOIN smarttrees.species s ON s.id = p.species_id
+           ) mvt
+       ) END AS small,
        a.*, s.*
 FROM (
     SELECT string_agg(int8send(p.id), '') AS ids,
@@ -61,5 +78,6 @@ FROM (
            string_agg(int4send(coalesce(octet_length(p.condition), -1)), '') AS condition_len,
            string_agg(float4send(coalesce(p.dbh_cm, 'NaN')), '') AS dbh_cm
     FROM placed p
+    WHERE (SELECT n FROM placed_count) > %(small)s
 ) a
 CROSS JOIN species s

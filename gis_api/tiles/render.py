@@ -34,6 +34,10 @@ GRID_CELLS = 32  # cells per tile side for aggregated trees below the point zoom
 GRID_SHIFT = 5  # log2(GRID_CELLS)
 GRID_LEVEL = 17  # zoom level of the cells precomputed in smarttrees.tree_grid (0006)
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
+# Up to this many trees, a point tile is encoded by ST_AsMVT; past it, by gis_api.tiles.mvt.
+# Measured (bench/bench_tile_profile.py): numpy's encoding costs a fixed ~0.5 ms per tile,
+# then far less per tree than ST_AsMVT's ~4 µs.
+FEW_POINTS = 300
 
 
 @cache
@@ -195,10 +199,13 @@ async def render_trees(
     }
     if counted:
         params |= _cell_span(tile)
+    params["small"] = FEW_POINTS
     row = await _run_row(conn, _point_zoom_statement(active, counted), params)
     if row[0] is not None:  # over the cap: grid counts, encoded by ST_AsMVT
         return bytes(row[0])
-    return trees_layer(row[1:])
+    if row[1] is not None:  # a few trees, encoded by ST_AsMVT
+        return bytes(row[1])
+    return trees_layer(row[2:])
 
 
 def _grid_table_serves(tile: TileAddress, filters: TreeFilters, settings: Settings) -> bool:
