@@ -624,8 +624,8 @@ class Database:
         """How the read's columns travel packed, or None (see :func:`packed_read.packing`)."""
         if not self.packed or layer.key is None or layer.geometry_type not in (None, "Point"):
             return None
-        if any(f.on_request for f in fields):  # a joined field (a tree's carbon): the join of
-            return None  # each chunk would scan all of the joined table (a hash join)
+        if any(f.on_request for f in fields) and layer.ranged_source is None:
+            return None  # a joined field: each chunk would scan all of the joined table
         query, params = select(layer, fields, where, (), 0)  # LIMIT 0: the columns' types
         return packed_read.packing(self._fetch(conn, query, params).schema, layer.key)
 

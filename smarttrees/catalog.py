@@ -103,6 +103,10 @@ class Layer:
     description: str = ""
     keywords: tuple[str, ...] = ()
     map_filters: tuple[MapFilter, ...] = ()  # what the web map and the tiles filter this layer by
+    # A source joining another table on the key, written with ``{start}`` and ``{stop}`` where
+    # a read of the key range [start, stop) bounds the joined table too: PostgreSQL carries a
+    # range on the key to the key's own table only (smarttrees.parallel_read).
+    ranged_source: str | None = None
 
     @property
     def display_title(self) -> str:
@@ -121,6 +125,12 @@ class Layer:
         if self.source.lstrip().upper().startswith("SELECT"):
             return f"({self.source})"
         return f"smarttrees.{self.source}"
+
+    def relation_in_range(self, start: int, stop: int) -> str:
+        """:attr:`relation` for a read of the keys in [start, stop) (see ``ranged_source``)."""
+        if self.ranged_source is None:
+            return self.relation
+        return f"({self.ranged_source.format(start=int(start), stop=int(stop))})"
 
     @property
     def public_fields(self) -> tuple[Field, ...]:
@@ -191,6 +201,16 @@ TREE_CARBON_FIELDS = (
             "diameter outside the validity range of the equation used"),
 )
 
+_TREES_SOURCE = (
+    "SELECT t.*, c.agb_kg, c.carbon_kg, c.co2e_kg, c.equation AS carbon_equation, "
+    "c.outside_range AS carbon_outside_range FROM smarttrees.trees t "
+    "LEFT JOIN smarttrees.tree_carbon c ON c.tree_id = t.id{carbon_range} "
+    "AND c.dbh_cm IS NOT DISTINCT FROM t.dbh_cm::float8 "
+    "AND c.species_id IS NOT DISTINCT FROM t.species_id "
+    "AND (c.height_source IS NOT DISTINCT FROM 'measured') = (t.height_m IS NOT NULL) "
+    "AND (t.height_m IS NULL OR c.height_m = t.height_m::float8)"
+)
+
 TREES = Layer(
     id="trees",
     title="Trees",
@@ -201,15 +221,10 @@ TREES = Layer(
     # height it was computed from are still the tree's: an edited tree has none until the next
     # refresh. The join is removed by PostgreSQL when no carbon field is selected (tree_carbon's
     # tree_id is unique), so reading the other fields costs what reading the table does.
-    source=(
-        "SELECT t.*, c.agb_kg, c.carbon_kg, c.co2e_kg, c.equation AS carbon_equation, "
-        "c.outside_range AS carbon_outside_range FROM smarttrees.trees t "
-        "LEFT JOIN smarttrees.tree_carbon c ON c.tree_id = t.id "
-        "AND c.dbh_cm IS NOT DISTINCT FROM t.dbh_cm::float8 "
-        "AND c.species_id IS NOT DISTINCT FROM t.species_id "
-        "AND (c.height_source IS NOT DISTINCT FROM 'measured') = (t.height_m IS NOT NULL) "
-        "AND (t.height_m IS NULL OR c.height_m = t.height_m::float8)"
-    ),
+    source=_TREES_SOURCE.format(carbon_range=""),
+    # A part of a split read hashes only its range of tree_carbon, not all of it.
+    ranged_source=_TREES_SOURCE.format(
+        carbon_range=" AND c.tree_id >= {start} AND c.tree_id < {stop}"),
     fields=(
         _f("tree_code", "string", "code on the tree's label"),
         _f("category", "string", "urban, scattered or plantation"),

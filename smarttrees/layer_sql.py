@@ -79,8 +79,12 @@ def select(
     where: Where,
     order_by: Sequence[str],
     limit: int | None,
+    relation: str | None = None,
 ) -> tuple[sql.Composable, list[object]]:
-    """The SELECT reading ``fields`` of ``layer`` (lookups by their key, geometry last)."""
+    """The SELECT reading ``fields`` of ``layer`` (lookups by their key, geometry last).
+
+    ``relation`` replaces the layer's own (:meth:`~smarttrees.catalog.Layer.relation_in_range`).
+    """
     columns: list[str] = []
     if layer.key is not None:
         columns.append(layer.key)
@@ -103,7 +107,7 @@ def select(
         selected.append(sql.SQL(template).format(
             g=sql.Identifier(layer.geometry), w=sql.Identifier(WKB)))
     query = sql.SQL("SELECT {cols} FROM {rel} AS layer").format(
-        cols=sql.SQL(", ").join(selected), rel=sql.SQL(layer.relation)
+        cols=sql.SQL(", ").join(selected), rel=sql.SQL(relation or layer.relation)
     ) + where.sql()
     params = list(where.params)
     if order_by:

@@ -149,7 +149,7 @@ def read_packed(
             high = min(low + CHUNK, stop)
             last = index == len(ranges) - 1 and high == stop  # also takes a NULL key
             rowwise, params = select(layer, fields, in_range(layer, where, low, high, last), (),
-                                     None)
+                                     None, relation=layer.relation_in_range(low, high))
             packed = run(connections[index], packed_sql(pack, rowwise), params)
             chunks.extend(unpack(pack, packed))
         return chunks

@@ -122,7 +122,8 @@ def read_in_parts(
 
     def part(index: int, start: int, stop: int) -> tuple[pa.Table, np.ndarray | None]:
         last = index == len(ranges) - 1
-        query, params = select(layer, fields, in_range(layer, where, start, stop, last), (), None)
+        query, params = select(layer, fields, in_range(layer, where, start, stop, last), (), None,
+                               relation=layer.relation_in_range(start, stop))
         table = run(connections[index], query, params)
         return table, geometry(layer, table)
 

@@ -295,16 +295,20 @@ def test_a_read_in_parts_gives_the_same_trees(shared_province, monkeypatch):
     from smarttrees import parallel_read
     from smarttrees.api import Database
 
-    with Database(shared_province, parts=1) as one:
-        whole = one.trees(category=["urban", "plantation"])
-    monkeypatch.setattr(parallel_read, "MIN_ROWS", 1)  # the small province is below the limit
-    with Database(shared_province, parts=3) as three:
-        split = three.trees(category=["urban", "plantation"])
-        assert len(three._extra) == 2, "the read was not split"
-    split = split.sort_values("id", ignore_index=True)
-    whole = whole.sort_values("id", ignore_index=True)
-    assert split.drop(columns="geometry").equals(whole.drop(columns="geometry"))
-    assert split.geometry.geom_equals_exact(whole.geometry, 0).all()
+    for kwargs in ({"category": ["urban", "plantation"]}, {"carbon": True}):
+        with Database(shared_province, parts=1) as one:
+            whole = one.trees(**kwargs)
+        with monkeypatch.context() as patched:
+            patched.setattr(parallel_read, "MIN_ROWS", 1)  # the small province is below it
+            with Database(shared_province, parts=3) as three:
+                split = three.trees(**kwargs)
+                assert len(three._extra) == 2, "the read was not split"
+        split = split.sort_values("id", ignore_index=True)
+        whole = whole.sort_values("id", ignore_index=True)
+        assert split.drop(columns="geometry").equals(whole.drop(columns="geometry"))
+        assert split.geometry.geom_equals_exact(whole.geometry, 0).all()
+    # Each part joined its own range of tree_carbon (catalog.TREES.ranged_source).
+    assert split.agb_kg.notna().all() and split.carbon_equation.notna().all()
 
 
 def test_a_read_in_parts_keeps_the_row_without_a_key(province_url, monkeypatch):
