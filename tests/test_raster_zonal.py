@@ -187,6 +187,10 @@ def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(tmp_path: Path) -
         "past the edge": box(300.5, 250.25, 900, 900),
         "rectangle": box(10, 10, 590, 590),
         "small": box(5, 5, 9.5, 9.5),
+        "on tile lines": box(64, 128, 448, 576),  # edges on the 64-cell tiles' sides
+        "with a hole": shapely.Point(X0 + 3000, Y0 - 3000).buffer(2500).difference(
+            shapely.Point(X0 + 3100, Y0 - 2900).buffer(1200)),
+        "two parts": shapely.MultiPolygon([box(20, 330, 300, 690), box(320.5, 330, 690, 690)]),
     }
     frame = gpd.GeoDataFrame({"zone_code": list(shapes), "zone_name": None},
                              geometry=list(shapes.values()), crs="EPSG:9213")

@@ -406,46 +406,108 @@ def _read_values(source: _BandSource, geometries: Any, wkt: str) -> _Values | No
     )
 
 
-def _summarise(
+@dataclass(frozen=True)
+class _Prepared:
+    """One part of the zones, read and cut, waiting for exactextract (:func:`_finish`)."""
+
+    wkbs: Sequence[bytes]
+    indices: Sequence[int]
+    values: _Values | None  # the band under the part, else exactextract reads the file
+    split: interior.Split | None  # the large zones cut at tiles, else every zone whole
+    tiles: np.ndarray | None  # the figures of the split's inside tiles
+    strategy: str
+
+
+def _prepare(
     source: _BandSource, wkbs: Sequence[bytes], indices: Sequence[int], wkt: str,
     ops: Sequence[str],
-) -> pd.DataFrame:
-    """``ops`` of the zones ``wkbs`` (rows ``indices``).
+) -> _Prepared:
+    """Read the band under the zones ``wkbs`` (rows ``indices``), cut and sum their inside tiles.
 
     When the band's mask is its nodata value alone, the band under the zones is read into
     memory once (if not larger than ``WINDOW_MAX_CELLS``), and large zones are cut at raster
     tiles when every statistic pools (:mod:`etl.raster.interior`). Otherwise exactextract
-    reads each zone's window from the file.
+    reads each zone's window from the file. Reading, cutting and summing leave the GIL
+    (GDAL, shapely and numpy work on arrays), so this runs in a thread beside exactextract.
     """
     dataset = source.ds
     geometries = shapely.from_wkb(wkbs)
     values = _read_values(source, geometries, wkt) if source.plain else None
     if values is None:
-        return _extract(source, wkbs, indices, wkt, ops, "feature-sequential")
+        return _Prepared(wkbs, indices, None, None, None, "feature-sequential")
     if interior.can_split(ops, dataset.transform):
         split = interior.split_zones(
             geometries, wkbs, indices, dataset.transform, dataset.width, dataset.height
         )
         if split is not None and len(split.tiles):
             how = _strategy(_zone_cells(shapely.from_wkb(split.pieces), dataset.res))
-            figures = _extract(values.source, split.pieces, range(len(split.pieces)), wkt,
-                               interior.piece_ops(ops), how)
-            figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
             tiles = interior.tile_figures(values.array, values.origin,
                                           dataset.nodatavals[source.band_idx - 1], split.tiles)
-            return interior.pool(indices, figures, split.piece_owner, tiles, split.tile_owner, ops)
-    how = _strategy(_zone_cells(geometries, dataset.res))
-    return _extract(values.source, wkbs, indices, wkt, ops, how)
+            return _Prepared(wkbs, indices, values, split, tiles, how)
+    return _Prepared(wkbs, indices, values, None, None,
+                     _strategy(_zone_cells(geometries, dataset.res)))
+
+
+def _finish(source: _BandSource, part: _Prepared, wkt: str, ops: Sequence[str]) -> pd.DataFrame:
+    """The part's figures from exactextract, pooled with its tiles' figures when it was cut."""
+    if part.values is None:
+        return _extract(source, part.wkbs, part.indices, wkt, ops, part.strategy)
+    if part.split is None or part.tiles is None:
+        return _extract(part.values.source, part.wkbs, part.indices, wkt, ops, part.strategy)
+    split = part.split
+    figures = _extract(part.values.source, split.pieces, range(len(split.pieces)), wkt,
+                       interior.piece_ops(ops), part.strategy)
+    figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
+    return interior.pool(part.indices, figures, split.piece_owner, part.tiles,
+                         split.tile_owner, ops)
+
+
+def _summarise_parts(
+    source: _BandSource, path: str, wkbs: Sequence[bytes], parts: Sequence[Sequence[int]],
+    wkt: str, ops: Sequence[str],
+) -> list[pd.DataFrame]:
+    """The figures of each part's zones, the next part read while exactextract works.
+
+    exactextract holds the GIL through its call; reading (GDAL decompressing the blocks),
+    cutting and the tiles' numpy sums mostly do not, so a reader thread prepares part k + 1
+    meanwhile. The thread reads through its own handle on the raster ``path`` (a GDAL dataset
+    is not to be used by two threads at once); ``source`` is the calling thread's.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import rasterio
+
+    def prepare(reader: _BandSource, k: int) -> _Prepared:
+        rows = list(parts[k])
+        return _prepare(reader, [wkbs[i] for i in rows], rows, wkt, ops)
+
+    results = []
+    with (rasterio.open(path) as own,
+          ThreadPoolExecutor(1, thread_name_prefix="zonal-read") as thread):
+        reader = _BandSource(own, source.band_idx)
+        ahead = thread.submit(prepare, reader, 0)
+        for k in range(len(parts)):
+            part = ahead.result()
+            if k + 1 < len(parts):
+                ahead = thread.submit(prepare, reader, k + 1)
+            results.append(_finish(source, part, wkt, ops))
+    return results
 
 
 def _extract_part(
-    path: str, band: int, wkbs: list[bytes], indices: list[int], wkt: str, ops: list[str]
+    path: str, band: int, wkbs: list[bytes], parts: list[list[int]], wkt: str, ops: list[str]
 ) -> pd.DataFrame:
-    """A worker process's share: it opens the raster itself and summarises its zones."""
+    """A worker process's share: bands of zones (rows of ``wkbs``), read from its own handle.
+
+    The worker reads only the windows of its own bands, the next while exactextract works on
+    the current one.
+    """
+    import pandas as pd
     import rasterio
 
     with rasterio.open(path) as dataset:
-        return _summarise(_BandSource(dataset, band), wkbs, indices, wkt, ops)
+        frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _part_count(dataset: DatasetReader, geometries: Any, workers: int) -> int:
@@ -468,6 +530,7 @@ def _extract_parallel(
 
     exactextract holds the GIL through its whole call, so threads do not run it side by side;
     processes do. They are forked where the platform can (the parent's imports come free).
+    Each process is given neighbouring parts (a band of the raster) and sent only their zones.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -476,15 +539,24 @@ def _extract_parallel(
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
-        futures = [
-            pool.submit(
-                _extract_part, str(raster.path), raster.band, [bytes(w) for w in wkbs[part]],
-                part.tolist(), wkt, list(ops),
-            )
-            for part in parts
-        ]
-        return pd.concat([f.result() for f in futures], ignore_index=True)
+    processes = min(workers, len(parts))
+    shares = [s for s in np.array_split(np.arange(len(parts)), processes) if len(s)]
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = []
+        for share in shares:
+            rows = np.concatenate([parts[k] for k in share])
+            local = {int(r): i for i, r in enumerate(rows)}
+            futures.append(pool.submit(
+                _extract_part, str(raster.path), raster.band, [bytes(w) for w in wkbs[rows]],
+                [[local[int(r)] for r in parts[k]] for k in share], wkt, list(ops),
+            ))
+        frames = []
+        for share, future in zip(shares, futures, strict=True):
+            frame = future.result()
+            rows = np.concatenate([parts[k] for k in share])
+            frame[ZONE_INDEX] = rows[frame[ZONE_INDEX].to_numpy()]
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
 
 
 def zonal_statistics(
@@ -495,7 +567,7 @@ def zonal_statistics(
 
     ``class_shares`` (categorical only) maps each class to its share of the covered area. The
     zones are cut into spatial parts (:func:`spatial_parts`), each summarised by
-    :func:`_summarise`; with ``workers`` (default: the ``raster_workers`` setting, else 1)
+    :func:`_summarise_parts`; with ``workers`` (default: the ``raster_workers`` setting, else 1)
     above 1 and zones covering at least ``PARALLEL_MIN_CELLS`` cells (or ``workers`` given),
     the parts go to that many worker processes. The figures are exactextract's over each whole
     zone however the zones are shared out (to rounding where large zones are cut at tiles).
@@ -521,7 +593,8 @@ def zonal_statistics(
             result = _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
         else:
             result = pd.concat(
-                [_summarise(source, wkbs[part], part.tolist(), wkt, ops) for part in parts],
+                _summarise_parts(source, str(raster.path), wkbs,
+                                 [part.tolist() for part in parts], wkt, ops),
                 ignore_index=True,
             )
     except (RuntimeError, RasterioError) as exc:  # exactextract: RuntimeError from C++ on a
