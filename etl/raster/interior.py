@@ -58,12 +58,17 @@ def can_split(ops: Sequence[str], transform: Affine) -> bool:
     return north_up and all(op in POOLED_OPS for op in ops)
 
 
-def _polygonal(geom: Any) -> Any:
-    """The polygons of a clipped piece, or None (a clip can add lines where edges touch)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return None if geom.is_empty else geom
-    polygons = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and not g.is_empty]
-    return shapely.MultiPolygon(polygons) if polygons else None
+def _polygons(clipped: np.ndarray) -> np.ndarray:
+    """The polygonal pieces among ``clipped`` (a clip can add lines where edges touch)."""
+    if not len(clipped):
+        return clipped
+    kind = shapely.get_type_id(clipped)
+    polygonal = ((kind == 3) | (kind == 6)) & ~shapely.is_empty(clipped)
+    mixed = [g for g in clipped[(kind == 7)] if not g.is_empty]  # geometry collections
+    kept = [shapely.MultiPolygon(parts) for parts in (
+        [p for p in shapely.get_parts(g) if p.geom_type == "Polygon" and not p.is_empty]
+        for g in mixed) if parts]
+    return np.concatenate([clipped[polygonal], np.asarray(kept, dtype=object)])
 
 
 def _runs(rows: np.ndarray, cols: np.ndarray, transform: Affine) -> np.ndarray:
@@ -141,8 +146,10 @@ def split_zones(
     large = spanned >= SPLIT_MIN_TILES
     if not large.any():
         return None
-    pieces: list[bytes] = [bytes(w) for w, big in zip(wkbs, large, strict=True) if not big]
-    piece_owner: list[int] = [i for i, big in zip(indices, large, strict=True) if not big]
+    whole: list[bytes] = [bytes(w) for w, big in zip(wkbs, large, strict=True) if not big]
+    whole_owner: list[int] = [i for i, big in zip(indices, large, strict=True) if not big]
+    pieces: list[np.ndarray] = []  # the cut zones' pieces, as geometries (WKB in one call)
+    piece_owner: list[np.ndarray] = []
     tiles: list[np.ndarray] = []
     tile_owner: list[np.ndarray] = []
     for k in np.flatnonzero(large):
@@ -162,32 +169,49 @@ def split_zones(
         # The rest: the zone clipped to each run of tiles its edge crosses (row by row), and
         # whatever of it lies beyond those tiles.
         edge_r, edge_c = np.nonzero(edge)
-        if len(edge_r):
-            runs = _runs((edge_r + tr0) * TILE, (edge_c + tc0) * TILE, transform)
-            clips = shapely.intersection(geom, runs)
-        else:
-            clips = np.empty(0, dtype=object)
-        for clipped in clips:
-            piece = _polygonal(clipped)
-            if piece is not None:
-                pieces.append(shapely.to_wkb(piece))
-                piece_owner.append(owner)
+        clips = [] if not len(edge_r) else list(shapely.intersection(
+            geom, _runs((edge_r + tr0) * TILE, (edge_c + tc0) * TILE, transform)))
         grid = shapely.box(*(transform @ (tc0 * TILE, (tr1 + 1) * TILE)),
                            *(transform @ ((tc1 + 1) * TILE, tr0 * TILE)))
         if not shapely.contains(grid, geom):  # near the raster's edge
-            beyond = _polygonal(shapely.difference(geom, grid))
-            if beyond is not None:
-                pieces.append(shapely.to_wkb(beyond))
-                piece_owner.append(owner)
+            clips.append(shapely.difference(geom, grid))
+        polygons = _polygons(np.asarray(clips, dtype=object))
+        pieces.append(polygons)
+        piece_owner.append(np.full(len(polygons), owner, dtype=np.int64))
+    cut: list[bytes] = [bytes(w) for w in shapely.to_wkb(np.concatenate(pieces))] if pieces else []
     return Split(
-        pieces,
-        np.asarray(piece_owner, dtype=np.int64),
+        whole + cut,
+        np.concatenate([np.asarray(whole_owner, dtype=np.int64), *piece_owner]),
         np.concatenate(tiles).astype(np.int64).reshape(-1, 2),
         np.concatenate(tile_owner),
     )
 
 
 CELLS_AT_ONCE = 1 << 18  # cells of the tiles gathered per numpy pass (held in a core's cache)
+
+
+def _spread(cells: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Each tile's sum of squared deviations from its ``mean`` (tiles along the first axis)."""
+    deviation = cells - mean[:, None, None]  # float64, as exactextract's accumulators
+    return np.einsum("ijk,ijk->i", deviation, deviation)
+
+
+def _masked_figures(cells: np.ndarray, missing: Any) -> np.ndarray:
+    """Count, sum, min, max and spread of tiles with NaN or nodata cells, over valid cells."""
+    x = cells.astype(np.float64)
+    valid = ~np.isnan(x)
+    if missing is not None:
+        valid &= cells != missing
+    count = valid.sum(axis=(1, 2)).astype(np.float64)
+    total = np.where(valid, x, 0.0).sum(axis=(1, 2))
+    low = np.where(valid, x, np.inf).min(axis=(1, 2))
+    high = np.where(valid, x, -np.inf).max(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deviation = np.where(valid, x - (total / count)[:, None, None], 0.0)
+    empty = count == 0
+    low[empty] = high[empty] = np.nan
+    spread = np.einsum("ijk,ijk->i", deviation, deviation)
+    return np.column_stack([count, total, low, high, spread])
 
 
 def tile_figures(
@@ -198,8 +222,8 @@ def tile_figures(
     ``values`` is the window of the band whose top-left cell is ``origin`` (row, column) of the
     raster; every tile lies wholly in it. A cell is valid when it is neither ``nodata`` nor NaN,
     as in exactextract. A tile without valid cells gives (0, 0, NaN, NaN, 0). The tiles are
-    gathered a few thousand at a time and reduced together (numpy leaves the GIL to other
-    threads meanwhile).
+    gathered ``CELLS_AT_ONCE`` cells at a time and reduced together (numpy leaves the GIL to
+    other threads meanwhile).
     """
     out = np.empty((len(tiles), 5))
     if not len(tiles):
@@ -214,28 +238,23 @@ def tile_figures(
     missing = None if nodata is None else values.dtype.type(nodata)
     at_once = max(1, CELLS_AT_ONCE // (TILE * TILE))
     for start in range(0, len(tiles), at_once):
-        part = slice(start, start + at_once)
-        cells = grid[where_r[part], :, where_c[part], :]  # (n, TILE, TILE)
-        valid = ~np.isnan(cells) if cells.dtype.kind == "f" else None
+        cells = grid[where_r[start:start + at_once], :, where_c[start:start + at_once], :]
+        total = cells.sum(axis=(1, 2), dtype=np.float64)
+        low, high = cells.min(axis=(1, 2)), cells.max(axis=(1, 2))
+        # A NaN cell makes the sum NaN; a nodata cell lies between the extremes. Tiles with
+        # neither (most of a zone's inside) are summed as they are; the others cell by cell.
+        suspect = np.isnan(total)
         if missing is not None:
-            valid = cells != missing if valid is None else valid & (cells != missing)
-        if valid is None or valid.all():  # most of a zone's inside: every cell counts
-            count = np.full(len(cells), float(TILE * TILE))
-            total = cells.sum(axis=(1, 2), dtype=np.float64)
-            low, high = cells.min(axis=(1, 2)), cells.max(axis=(1, 2))
-            deviation = cells - (total / count)[:, None, None]
-        else:
-            count = valid.sum(axis=(1, 2)).astype(np.float64)
-            x = cells.astype(np.float64)
-            total = np.where(valid, x, 0.0).sum(axis=(1, 2))
-            low = np.where(valid, x, np.inf).min(axis=(1, 2))
-            high = np.where(valid, x, -np.inf).max(axis=(1, 2))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                deviation = np.where(valid, x - (total / count)[:, None, None], 0.0)
-            empty = count == 0
-            low[empty] = high[empty] = np.nan
-        spread = np.einsum("ijk,ijk->i", deviation, deviation)
-        out[part] = np.column_stack([count, total, low, high, spread])
+            suspect |= (low <= missing) & (missing <= high)
+        block = out[start:start + len(cells)]
+        block[:, 0], block[:, 1], block[:, 2], block[:, 3] = TILE * TILE, total, low, high
+        clean = ~suspect
+        if clean.all():
+            block[:, 4] = _spread(cells, total / (TILE * TILE))
+        elif clean.any():
+            block[clean, 4] = _spread(cells[clean], total[clean] / (TILE * TILE))
+        if suspect.any():
+            block[suspect] = _masked_figures(cells[suspect], missing)
     return out
 
 
