@@ -231,6 +231,58 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
     return figures
 
 
+def backend_cpu(conn: Any) -> float | None:
+    """CPU seconds of the connection's PostgreSQL backend so far (None if /proc hides it)."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def zonal_job(url: str, raster: Path) -> None:
+    """The rest of a ``raster zonal`` run beside the figures: zones in, results out.
+
+    Reading the zones from PostGIS, reprojecting them to the raster's CRS, then the results'
+    PostGIS table and CSV (``store`` and ``write_csv``, as ``run_zonal`` does), each with the
+    client's and the PostgreSQL backend's CPU. Everything is rolled back: the shared database
+    keeps no table.
+    """
+    from etl.raster.inputs import open_raster
+    from etl.raster.zonal import store, write_csv, zonal_statistics, zones_from_database
+    from smarttrees.database import connect
+
+    def timed(label: str, conn: Any, step: Callable[[], Any]) -> Any:
+        started, cpu, backend = time.perf_counter(), time.process_time(), backend_cpu(conn)
+        result = step()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        after = backend_cpu(conn)
+        server = "n/a" if backend is None or after is None else f"{after - backend:.2f} s"
+        print(f"  {label}: {seconds:.2f} s (client CPU {cpu:.2f} s, PostgreSQL backend CPU "
+              f"{server}; load {load()})", flush=True)
+        return result
+
+    with (tempfile.TemporaryDirectory() as tmp, connect(url) as conn,
+          open_raster(raster) as source):
+        wkt = source.crs.to_wkt()
+        for kind in ("commune", "stand"):
+            print(f"a zonal job over the {kind}s, step by step:")
+            zones = timed(f"the {kind}s from PostGIS", conn,
+                          lambda kind=kind: zones_from_database(conn, kind))
+            timed("reprojected to the raster's CRS", conn,
+                  lambda zones=zones: zones.frame.to_crs(wkt))
+            result = timed("the figures (zonal_statistics, one process)", conn,
+                           lambda zones=zones: zonal_statistics(source, zones, STATS, False,
+                                                                workers=1))
+            timed("their PostGIS table (store, rolled back after)", conn,
+                  lambda zones=zones, result=result: store(conn, source, zones, result, STATS,
+                                                           False))
+            timed("their CSV", conn,
+                  lambda result=result, kind=kind: write_csv(result, Path(tmp) / f"{kind}.csv"))
+        conn.rollback()
+
+
 RASTERSTATS_JOB = """
 import json, sys, time
 from rasterstats import zonal_stats
@@ -505,6 +557,7 @@ def main() -> None:
                 ours: dict[str, Any] = {}
                 section("zonal statistics: exactextract",
                         lambda: ours.update(zonal_ours(url, fine)))
+                section("zonal job: zones in, results out", lambda: zonal_job(url, fine))
                 section("zonal statistics: rasterstats",
                         lambda: zonal_rasterstats(url, fine, ours))
             if args.only in (None, "tiles"):

@@ -670,14 +670,14 @@ def store(
         ident, sql.SQL(", ").join(map(sql.Identifier, names)), values, sql.Placeholder()
     )
     geoms = shapely.to_wkb(zones.frame.to_crs(4326).geometry.values)
-    records = []
-    for (_, rec), wkb in zip(result.iterrows(), geoms, strict=True):
-        fields = [_clean(rec[n]) for n in names]
-        if categorical:
-            fields[-1] = Jsonb(rec["class_shares"])
-        records.append([*fields, wkb])
+    # Column by column (tolist gives Python values), not a pandas row object per zone
+    fields: list[list[Any]] = [
+        [_clean(v) for v in result[n].tolist()] for n in names if n != "class_shares"
+    ]
+    if categorical:
+        fields.append([Jsonb(shares) for shares in result["class_shares"]])
     with conn.cursor() as cur:
-        cur.executemany(statement, records)
+        cur.executemany(statement, list(zip(*fields, geoms, strict=True)))
     return run_id, table
 
 
