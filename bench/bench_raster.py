@@ -6,9 +6,12 @@ On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the
    fresh process), with the check that density × cell area adds up to the trees;
 2. zonal statistics (mean, min, max, sum, count, std) of the 10 m surface over the communes and
    the stands: exactextract called alone (the file and a GeoDataFrame, whole zones), then
-   ``etl.raster.zonal`` in one process and over worker processes (``SMARTTREES_RASTER_WORKERS``):
-   polygons per second and CPU seconds (worker processes included), and whether the figures
-   are exactextract's own (relative 1e-9); then the same
+   ``etl.raster.zonal`` in one process (reading the next band in a thread, then without that
+   thread) and over worker processes (``SMARTTREES_RASTER_WORKERS``): polygons per second
+   and CPU seconds (worker processes included; the calling thread's beside: on free cores
+   it is the critical path), and whether the figures are exactextract's own (relative 1e-9);
+   a zonal job step by step (zones from PostGIS, reprojection, figures, the results' PostGIS
+   table and CSV, with client and PostgreSQL backend CPU, rolled back); then the same
    zones and statistics with rasterstats, installed by this script into
    ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
    communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
@@ -191,9 +194,17 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
     """exactextract alone, then ``etl.raster.zonal`` in one process and in worker processes."""
     import numpy as np
 
+    from etl.raster import zonal
     from etl.raster.inputs import open_raster
     from etl.raster.zonal import zonal_statistics, zones_from_database
     from smarttrees.database import connect
+
+    def in_turn(these: Any) -> Any:  # one process, each part read when its turn comes
+        zonal.READ_AHEAD = False
+        try:
+            return zonal_statistics(source, these, STATS, False, workers=1)
+        finally:
+            zonal.READ_AHEAD = True
 
     figures: dict[str, Any] = {}
     workers = max(2, os.cpu_count() or 1)
@@ -204,15 +215,17 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
              lambda these: zonal_plain(raster, these)),
             ("etl.raster.zonal, one process",
              lambda these: zonal_statistics(source, these, STATS, False, workers=1)),
+            ("etl.raster.zonal, one process, no read-ahead thread", in_turn),
             (f"etl.raster.zonal, {workers} worker processes",
              lambda these: zonal_statistics(source, these, STATS, False, workers=workers)),
         ]
         for label, run in runs:
             total_polygons, total_seconds = 0, 0.0
             for kind, these in zones.items():
-                started, cpu = time.perf_counter(), cpu_seconds()
+                started, cpu, own = time.perf_counter(), cpu_seconds(), time.thread_time()
                 result = run(these)
                 seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+                own = time.thread_time() - own
                 if kind in figures:  # the same figures however the zones are cut or shared
                     same = np.allclose(figures[kind][list(STATS)].to_numpy(float),
                                        result[list(STATS)].to_numpy(float), equal_nan=True,
@@ -223,9 +236,9 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
                 total_polygons += len(result)
                 total_seconds += seconds
                 print(f"{label}, {len(result):,} {kind}s: {seconds:.2f} s, "
-                      f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s: "
-                      f"{len(result) / cpu:,.0f} polygons per CPU second; {check}; "
-                      f"load {load()})", flush=True)
+                      f"{len(result) / seconds:,.0f} polygons/s (CPU {cpu:.2f} s, of which "
+                      f"the calling thread {own:.2f} s: {len(result) / cpu:,.0f} polygons per "
+                      f"CPU second; {check}; load {load()})", flush=True)
             print(f"{label}, all {total_polygons:,} zones: {total_seconds:.2f} s, "
                   f"{total_polygons / total_seconds:,.0f} polygons/s", flush=True)
     return figures

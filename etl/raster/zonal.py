@@ -62,6 +62,7 @@ PARTS_PER_WORKER = 2  # spatial parts per worker process: a slow part is evened 
 WINDOW_MAX_CELLS = 32_000_000  # largest window of a band read into memory (128 MB of float32)
 TOUCHED_READ_ALL = 0.75  # zones touching more of a window's blocks than this: read it whole
 PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' worth of work
+READ_AHEAD = True  # read the next part in a thread (False: in turn; the bench compares both)
 
 
 @dataclass(frozen=True)
@@ -507,6 +508,13 @@ def _summarise_parts(
         plan = plans[k]
         return None if plan is None else _read(reader, plan)
 
+    def summarise(k: int, values: _Values | None) -> pd.DataFrame:
+        rows = list(parts[k])
+        part = _prepare(source, [wkbs[i] for i in rows], rows, geometries[k], values, ops)
+        return _finish(source, part, wkt, ops)
+
+    if not READ_AHEAD or len(parts) < 2:
+        return [summarise(k, read(source, k)) for k in range(len(parts))]
     results = []
     with (rasterio.open(path) as own,
           ThreadPoolExecutor(1, thread_name_prefix="zonal-read") as thread):
@@ -516,9 +524,7 @@ def _summarise_parts(
             values = ahead.result()
             if k + 1 < len(parts):
                 ahead = thread.submit(read, reader, k + 1)
-            rows = list(parts[k])
-            part = _prepare(source, [wkbs[i] for i in rows], rows, geometries[k], values, ops)
-            results.append(_finish(source, part, wkt, ops))
+            results.append(summarise(k, values))
     return results
 
 
