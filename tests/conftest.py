@@ -21,7 +21,7 @@ from smarttrees.cluster import Cluster
 from smarttrees.database import connect
 from tests.fixtures.databases import TEMPLATE, copied_database, store_test_territory
 
-pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server"]
+pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server", "tests.fixtures.browser"]
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,43 +16,41 @@ import psycopg
 import pytest
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BACKGROUND = (0xEE, 0xF1, 0xEA)  # the map's background colour (map.js)
-SCREENSHOTS = Path(os.environ.get("SMARTTREES_SCREENSHOTS", tempfile.gettempdir()))
+from tests.fixtures.browser import ARGS, CHROMIUM, SCREENSHOTS, needs_chromium
+from tests.fixtures.server import serve_database
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+__all__ = ["ARGS", "CHROMIUM", "SCREENSHOTS", "drawn_pixels", "wait_idle"]  # used by other modules
+BACKGROUND = (0xEE, 0xF1, 0xEA)  # the map's background colour (map.js)
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+
+@pytest.fixture(scope="module")
+def map_server(module_province_url: str) -> Iterator[str]:
+    """A server over the module's copy of the province, shared by the tests that only read it."""
+    with serve_database(module_province_url) as base:
+        yield base
+
+
+def desktop_page(browser: Any, base: str) -> Iterator[Any]:
+    """A desktop-sized page on the web map at ``base``, once loaded; no page error after."""
+    # Reduced motion: MapLibre then jumps instead of animating (software WebGL draws slowly).
+    page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce",
+                            locale="en-GB")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/map")
+    page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
+    wait_idle(page)
+    yield page
+    page.context.close()
+    assert errors == []
 
 
 @pytest.fixture
-def page(live_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        # Reduced motion: MapLibre then jumps instead of animating (software WebGL draws slowly).
-        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce",
-                                locale="en-GB")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{live_server}/map")
-        page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
-        wait_idle(page)
-        yield page
-        browser.close()
-        assert errors == []
+def page(browser: Any, map_server: str) -> Iterator[Any]:
+    """The web map over the module's province, in a fresh browser context."""
+    yield from desktop_page(browser, map_server)
 
 
 def wait_idle(page: Any) -> None:
@@ -96,12 +92,12 @@ def lonely_tree(url: str, offset: int = 0) -> tuple[int, str, float, float]:
     return row
 
 
-def test_map_draws_and_a_clicked_tree_shows_its_popup(page: Any, province_url: str) -> None:
+def test_map_draws_and_a_clicked_tree_shows_its_popup(page: Any, module_province_url: str) -> None:
     assert drawn_pixels(page) > 2_000
     page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-overview.png"))
     assert page.locator("#filter-species option").count() > 1  # filled from /map/options.json
 
-    tree_id, code, lon, lat = lonely_tree(province_url)
+    tree_id, code, lon, lat = lonely_tree(module_province_url)
     page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 18}})")
     wait_idle(page)
     point = page.evaluate(f"smarttreesMap.project([{lon}, {lat}])")
@@ -120,8 +116,8 @@ def test_map_draws_and_a_clicked_tree_shows_its_popup(page: Any, province_url: s
     assert colour[1] == ["get", "condition"]
 
 
-def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> None:
-    tree_id, code, lon, lat = lonely_tree(province_url, offset=1)
+def test_search_by_code_and_filter_by_category(page: Any, module_province_url: str) -> None:
+    tree_id, code, lon, lat = lonely_tree(module_province_url, offset=1)
     page.fill("#search-code", code.lower())
     page.click("#search button")
     page.locator(".tree-popup h3").wait_for()
@@ -134,7 +130,7 @@ def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> 
     page.wait_for_function("document.getElementById('search-message').textContent !== ''")
     assert "NO-SUCH-TREE" in page.inner_text("#search-message")
 
-    with psycopg.connect(province_url) as conn:
+    with psycopg.connect(module_province_url) as conn:
         lon, lat = conn.execute(
             "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees WHERE category = 'plantation'"
             " ORDER BY id LIMIT 1"
@@ -155,8 +151,8 @@ def test_search_by_code_and_filter_by_category(page: Any, province_url: str) -> 
     assert set(cells) <= {0}
 
 
-def test_custody_scans_show_where_logs_went(page: Any, province_url: str) -> None:
-    with psycopg.connect(province_url) as conn:
+def test_custody_scans_show_where_logs_went(page: Any, module_province_url: str) -> None:
+    with psycopg.connect(module_province_url) as conn:
         lon, lat = conn.execute(
             "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.custody_events"
             " WHERE event_type = 'received' ORDER BY occurred_at LIMIT 1"
@@ -169,7 +165,7 @@ def test_custody_scans_show_where_logs_went(page: Any, province_url: str) -> Non
     page.wait_for_function("document.getElementById('custody-note').textContent.includes('scans in view')")
     wait_idle(page)
     bounds = page.evaluate("smarttreesMap.getBounds().toArray().flat()")
-    with psycopg.connect(province_url) as conn:
+    with psycopg.connect(module_province_url) as conn:
         expected = conn.execute(
             "SELECT count(*) FROM smarttrees.custody_events WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
             bounds).fetchone()[0]
@@ -201,9 +197,16 @@ def canvas(page: Any) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
+@pytest.fixture
+def raster_page(density_raster: str, browser: Any, live_server: str) -> Iterator[Any]:
+    """The web map over the test's own copy of the province, which holds the raster."""
+    yield from desktop_page(browser, live_server)
+
+
 def test_a_registered_raster_is_a_layer_with_legend_and_opacity(
-    density_raster: str, page: Any, province_url: str
+    density_raster: str, raster_page: Any, province_url: str
 ) -> None:
+    page = raster_page
     panel = page.locator("#rasters")
     panel.locator(f"input[data-raster={density_raster}]").wait_for()
     assert "trees/ha" in panel.inner_text()  # the legend's units, with the range's ends
@@ -257,87 +260,79 @@ def open_map(context: Any, url: str) -> Any:
 
 
 def test_on_a_phone_the_panel_folds_away_in_the_browsers_language(
-    live_server: str, province_url: str
+    browser: Any, map_server: str, module_province_url: str
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(locale="vi-VN", **PHONE)
-        page = open_map(context, f"{live_server}/map")
-        # On a phone the panel is a sheet over the lower part of the map; one button hides it
-        # (the whole screen is then the map) and shows it again.
-        box = page.locator("#panel").bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
-        assert box["y"] > 844 / 2 and box["height"] <= 0.5 * 844
-        page.click("#panel-toggle")
-        assert not page.locator("#panel").is_visible()
-        assert page.get_attribute("#panel-toggle", "aria-expanded") == "false"
-        assert drawn_pixels(page) > 1_000
-        page.click("#panel-toggle")
-        assert page.locator("#panel").is_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sideways
-        page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-vi.png"))
-        # Vietnamese, as the browser asks: labels, choices and the legend of every symbol.
-        assert page.evaluate("document.documentElement.lang") == "vi"
-        assert page.inner_text("label[for=filter-category]") == "Loại cây"
-        assert "rừng trồng" in page.inner_text("#filter-category")
-        assert "chết" not in page.inner_text("#legend") and "rừng trồng" in page.inner_text("#legend")
-        legend = page.inner_text("#legend-layers")
-        for name in ("vườn ươm", "lô rừng trồng", "ranh giới xã, phường"):
-            assert name in legend, name
-        page.check("#care-due-toggle")
-        assert "rất cao" in page.inner_text("#legend-layers")  # the risk classes, while shown
-        # Switching to English is kept: the next visit opens in English.
-        with page.expect_navigation():
-            page.select_option("#lang", "en")
-        page.wait_for_function("document.documentElement.lang === 'en'")
-        page.locator("label[for=filter-category]").wait_for(state="attached")
-        assert page.inner_text("label[for=filter-category]") == "Category"
-        again = open_map(context, f"{live_server}/map")
-        assert "nurseries" in again.inner_text("#legend-layers")
-        assert again.inner_text("#search button") == "Find"
-        again.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-en.png"))
-        assert page.errors == [] and again.errors == []
-        browser.close()
+    context = browser.new_context(locale="vi-VN", **PHONE)
+    page = open_map(context, f"{map_server}/map")
+    # On a phone the panel is a sheet over the lower part of the map; one button hides it
+    # (the whole screen is then the map) and shows it again.
+    box = page.locator("#panel").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box["y"] > 844 / 2 and box["height"] <= 0.5 * 844
+    page.click("#panel-toggle")
+    assert not page.locator("#panel").is_visible()
+    assert page.get_attribute("#panel-toggle", "aria-expanded") == "false"
+    assert drawn_pixels(page) > 1_000
+    page.click("#panel-toggle")
+    assert page.locator("#panel").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sideways
+    page.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-vi.png"))
+    # Vietnamese, as the browser asks: labels, choices and the legend of every symbol.
+    assert page.evaluate("document.documentElement.lang") == "vi"
+    assert page.inner_text("label[for=filter-category]") == "Loại cây"
+    assert "rừng trồng" in page.inner_text("#filter-category")
+    assert "chết" not in page.inner_text("#legend") and "rừng trồng" in page.inner_text("#legend")
+    legend = page.inner_text("#legend-layers")
+    for name in ("vườn ươm", "lô rừng trồng", "ranh giới xã, phường"):
+        assert name in legend, name
+    page.check("#care-due-toggle")
+    assert "rất cao" in page.inner_text("#legend-layers")  # the risk classes, while shown
+    # Switching to English is kept: the next visit opens in English.
+    with page.expect_navigation():
+        page.select_option("#lang", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.locator("label[for=filter-category]").wait_for(state="attached")
+    assert page.inner_text("label[for=filter-category]") == "Category"
+    again = open_map(context, f"{map_server}/map")
+    assert "nurseries" in again.inner_text("#legend-layers")
+    assert again.inner_text("#search button") == "Find"
+    again.screenshot(path=str(SCREENSHOTS / "smarttrees-map-phone-en.png"))
+    assert page.errors == [] and again.errors == []
 
 
-def test_a_link_opens_the_same_view(live_server: str, province_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with psycopg.connect(province_url) as conn:
+def test_a_link_opens_the_same_view(
+    browser: Any, map_server: str, module_province_url: str
+) -> None:
+    with psycopg.connect(module_province_url) as conn:
         lon, lat = conn.execute(
             "SELECT ST_X(geom), ST_Y(geom) FROM smarttrees.trees WHERE category = 'plantation'"
             " ORDER BY id LIMIT 1"
         ).fetchone()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(locale="en-GB", reduced_motion="reduce",
-                                      viewport={"width": 900, "height": 650})
-        page = open_map(context, f"{live_server}/map")
-        page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 15.5}})")
-        wait_idle(page)
-        page.select_option("#filter-category", "plantation")
-        page.uncheck("input[data-layers=nurseries]")
-        page.check("#care-damage-toggle")
-        page.check("input[name=colour-by][value=condition]")
-        link = page.url
-        assert "#" in link and "category=plantation" in link
+    context = browser.new_context(locale="en-GB", reduced_motion="reduce",
+                                  viewport={"width": 900, "height": 650})
+    page = open_map(context, f"{map_server}/map")
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{lon}, {lat}], zoom: 15.5}})")
+    wait_idle(page)
+    page.select_option("#filter-category", "plantation")
+    page.uncheck("input[data-layers=nurseries]")
+    page.check("#care-damage-toggle")
+    page.check("input[name=colour-by][value=condition]")
+    link = page.url
+    assert "#" in link and "category=plantation" in link
 
-        other = open_map(browser.new_context(locale="vi-VN", reduced_motion="reduce",
-                                             viewport={"width": 900, "height": 650}), link)
-        assert other.evaluate("smarttreesMap.getZoom()") == pytest.approx(15.5, abs=0.01)
-        center = other.evaluate("smarttreesMap.getCenter().toArray()")
-        assert center == pytest.approx([lon, lat], abs=1e-4)
-        assert other.input_value("#filter-category") == "plantation"
-        visibility = other.evaluate(
-            "['nurseries', 'care-damage', 'stands-fill'].map("
-            "id => smarttreesMap.getLayoutProperty(id, 'visibility') || 'visible')")
-        assert visibility == ["none", "visible", "visible"]
-        assert other.evaluate("smarttreesMap.getPaintProperty('trees', 'circle-color')[1]") == [
-            "get", "condition"]
-        tiles = other.evaluate("smarttreesMap.getSource('trees').tiles[0]")
-        assert tiles.endswith("?category=plantation")
-        assert other.inner_text("label[for=filter-category]") == "Loại cây"  # its own language
-        assert page.errors == [] and other.errors == []
-        browser.close()
+    other = open_map(browser.new_context(locale="vi-VN", reduced_motion="reduce",
+                                         viewport={"width": 900, "height": 650}), link)
+    assert other.evaluate("smarttreesMap.getZoom()") == pytest.approx(15.5, abs=0.01)
+    center = other.evaluate("smarttreesMap.getCenter().toArray()")
+    assert center == pytest.approx([lon, lat], abs=1e-4)
+    assert other.input_value("#filter-category") == "plantation"
+    visibility = other.evaluate(
+        "['nurseries', 'care-damage', 'stands-fill'].map("
+        "id => smarttreesMap.getLayoutProperty(id, 'visibility') || 'visible')")
+    assert visibility == ["none", "visible", "visible"]
+    assert other.evaluate("smarttreesMap.getPaintProperty('trees', 'circle-color')[1]") == [
+        "get", "condition"]
+    tiles = other.evaluate("smarttreesMap.getSource('trees').tiles[0]")
+    assert tiles.endswith("?category=plantation")
+    assert other.inner_text("label[for=filter-category]") == "Loại cây"  # its own language
+    assert page.errors == [] and other.errors == []
