@@ -91,7 +91,7 @@ async def columns_cost(conn: AsyncConnection, pid: int, tile: TileAddress,
     params = {"z": tile.z, "x": tile.x, "y": tile.y, "margin": render.BUFFER / render.EXTENT,
               "buffer": render.BUFFER, "limit": settings.tile_max_features, "cells": cells,
               "x0": x0, "y0": y0, "size": size / cells, "west": x0, "north": y0 + size,
-              "scale": render.EXTENT / size}
+              "scale": render.EXTENT / size, "small": 0}  # 0: columns, whatever the count
     statement = render._point_zoom_statement((), False)
     b0, c0 = backend_cpu(pid), client_cpu()
     for _ in range(RUNS):
@@ -99,7 +99,7 @@ async def columns_cost(conn: AsyncConnection, pid: int, tile: TileAddress,
     backend, fetch = backend_cpu(pid) - b0, client_cpu() - c0
     c0 = client_cpu()
     for _ in range(RUNS):
-        body = trees_layer(row[1:])
+        body = trees_layer(row[2:])
     encode = client_cpu() - c0
     print(f"{'points as columns (now)':24} PostgreSQL CPU {backend / RUNS * 1000:5.1f} ms, Python: "
           f"fetch {fetch / RUNS * 1000:.1f} ms, encode {encode / RUNS * 1000:.1f} ms "

@@ -43,7 +43,9 @@ from smarttrees.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH = 256  # tiles rendered between two writes: what bounds the memory in flight
-GZIP_LEVEL = 6  # zlib's default: most of level 9's size at a third of its time
+# zlib level 4: measured on seven dense tiles (280 kB), 2.5 times faster than the default 6
+# for 4 % more bytes (level 1: 3.5 times, 12 % more); gzip was half the export's Python CPU.
+GZIP_LEVEL = 4
 
 Progress = Callable[[int, int], None]  # (tiles rendered, tiles to render)
 
