@@ -4,45 +4,39 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from smarttrees.database import connect
+from tests.fixtures.browser import needs_chromium
 from tests.fixtures.server import seed_api_data, serve_database
-from tests.test_webmap_browser import ARGS, CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
-@pytest.fixture
-def served(db_url: str) -> Iterator[tuple[str, str]]:
-    seed_api_data(db_url)
-    with serve_database(db_url, care_reports_per_hour="100") as base:
-        yield base, db_url
+@pytest.fixture(scope="module")
+def served(module_db_url: str) -> Iterator[tuple[str, str]]:
+    """One server over the small API data set for the module: a report sent by one test is
+    found by its own id, and the refused ones store nothing."""
+    seed_api_data(module_db_url)
+    with serve_database(module_db_url, care_reports_per_hour="100") as base:
+        yield base, module_db_url
 
 
 @pytest.fixture
-def page(served: tuple[str, str]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
+def page(browser: Any, served: tuple[str, str]) -> Iterator[Any]:
     base, _ = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 600, "height": 900}, reduced_motion="reduce")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base}/report?tree=G5")
-        page.wait_for_function("window.smarttreesReportMap && smarttreesReportMap.loaded()",
-                               timeout=30_000)
-        yield page
-        browser.close()
-        assert errors == []
+    page = browser.new_page(viewport={"width": 600, "height": 900}, reduced_motion="reduce")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/report?tree=G5")
+    page.wait_for_function("window.smarttreesReportMap && smarttreesReportMap.loaded()",
+                           timeout=30_000)
+    yield page
+    page.context.close()
+    assert errors == []
 
 
 def jpeg() -> bytes:

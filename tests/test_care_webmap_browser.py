@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.fixtures.browser import needs_chromium
 from tests.fixtures.server import make_token, seed_api_data, serve_database, tree_position
-from tests.test_webmap_browser import ARGS, CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
-def page(db_url: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
+def page(browser: Any, db_url: str) -> Iterator[Any]:
     seed_api_data(db_url)
     with serve_database(db_url) as base:
         field = {"Authorization": f"Bearer {make_token(db_url, 'field')}"}
@@ -38,16 +32,14 @@ def page(db_url: str) -> Iterator[Any]:
         ]
         assert httpx.post(f"{base}/api/care/inspections", json=batch,
                           headers=field).status_code == 201
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/map")
-            page.wait_for_function("window.smarttreesMap && smarttreesMap.loaded()", timeout=30_000)
-            yield page
-            browser.close()
-            assert errors == []
+        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/map")
+        page.wait_for_function("window.smarttreesMap && smarttreesMap.loaded()", timeout=30_000)
+        yield page
+        page.context.close()
+        assert errors == []
 
 
 def shown(page: Any) -> list[str]:

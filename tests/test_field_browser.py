@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +21,10 @@ from barcodes.gs1 import GS, element_string
 from barcodes.labels import render_label
 from barcodes.tags import issue_tags, label_infos
 from smarttrees.database import connect
-from tests.test_webmap_browser import ARGS, CHROMIUM, SCREENSHOTS
+from tests.fixtures.browser import ARGS, CHROMIUM, SCREENSHOTS, needs_chromium
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def phone(
@@ -339,10 +325,8 @@ def write_y4m(png: bytes, path: Path, size: tuple[int, int] = (1280, 720)) -> No
 
 
 def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
-    live_server: str, province_url: str, field_token: str, tmp_path: Path
+    playwright: Any, live_server: str, province_url: str, field_token: str, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     with connect(province_url) as conn:
         log = conn.execute(
             "SELECT id FROM smarttrees.timber_logs WHERE status = 'felled' ORDER BY id LIMIT 1"
@@ -356,8 +340,9 @@ def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
     ]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + camera)
+    # A browser of its own: the fake camera is a launch flag, playing this test's video.
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS + camera)
+    try:
         context, page, errors = phone(browser, (105.8, 21.6))
         context.grant_permissions(["camera"])
         open_app(page, live_server)
@@ -376,6 +361,7 @@ def test_a_label_shown_to_the_camera_is_decoded_and_looked_up(
         page.locator("#message", has_text="GPS").wait_for(timeout=30_000)
         assert queue(page) == []
         assert errors == []
+    finally:
         browser.close()
 
 

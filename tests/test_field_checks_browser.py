@@ -17,14 +17,11 @@ from barcodes.codes import make_code
 from barcodes.tags import issue_tags
 from smarttrees import accounts, teams
 from smarttrees.database import connect
-from tests.test_field_browser import browser, look_up, open_app, phone, sign_in  # noqa: F401
-from tests.test_webmap_browser import CHROMIUM, SCREENSHOTS
+from tests.fixtures.browser import SCREENSHOTS, needs_chromium
+from tests.test_field_browser import look_up, open_app, phone, sign_in
 
 STATIC = Path(__file__).parents[1] / "gis_api" / "static"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 GPS = {1: "N", 2: (21.0, 35.0, 24.0), 3: "E", 4: (105.0, 50.0, 6.0)}
 
 
@@ -52,7 +49,7 @@ def checks(page: Any) -> list[dict[str, Any]]:
 
 
 def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
-    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+    browser: Any, live_server: str, province_url: str, field_token: str
 ) -> None:
     tree_id, tree_code, where = a_tree(province_url)
     with connect(province_url) as conn:
@@ -136,7 +133,7 @@ def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
     context.close()
 
 
-def test_the_web_map_links_to_the_field_app(browser: Any, live_server: str) -> None:  # noqa: F811
+def test_the_web_map_links_to_the_field_app(browser: Any, live_server: str) -> None:
     context, page, errors = phone(browser, (105.8, 21.6))
     page.goto(f"{live_server}/map")
     page.click("#field-link")
@@ -147,7 +144,7 @@ def test_the_web_map_links_to_the_field_app(browser: Any, live_server: str) -> N
 
 
 def test_storm_damage_recorded_offline_reaches_the_database_once(
-    browser: Any, live_server: str, province_url: str, field_token: str  # noqa: F811
+    browser: Any, live_server: str, province_url: str, field_token: str
 ) -> None:
     import httpx
 
@@ -213,7 +210,7 @@ TREES_DRAWN = (
 
 
 def test_the_team_area_map_and_items_kept_offline_a_tapped_tree_checked_and_a_refused_check_corrected(
-    browser: Any, live_server: str, province_url: str  # noqa: F811
+    browser: Any, live_server: str, province_url: str
 ) -> None:
     _, _, where = a_tree(province_url)
     # A team working around the tree, with a log issued to it that this phone never looked up.
