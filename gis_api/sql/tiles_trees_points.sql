@@ -15,26 +15,22 @@
 WITH crowd AS MATERIALIZED (
     SELECT {crowded} AS over
 ), picked AS MATERIALIZED (
-    SELECT t.id, t.tree_code, t.category, t.species_id, t.condition, t.dbh_cm, t.geom
+    SELECT t.id, t.tree_code, t.category, t.species_id, t.condition, t.dbh_cm,
+           round((ST_X(t.geom) * 20037508.342789244 / 180 - %(west)s) * %(scale)s)::integer
+               AS tx,
+           round((%(north)s - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) * 6378137)
+               * %(scale)s)::integer AS ty
     FROM smarttrees.trees t
     WHERE NOT (SELECT over FROM crowd)
       AND t.geom && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)
       {filters}
     LIMIT %(limit)s::integer + 1  -- cast: a smallint parameter + 1 overflows at 32,767
 ), placed AS (
-    SELECT q.*
-    FROM (
-        SELECT p.id, p.tree_code, p.category, p.species_id, p.condition, p.dbh_cm,
-               round((ST_X(p.geom) * 20037508.342789244 / 180 - %(west)s) * %(scale)s)::integer
-                   AS tx,
-               round((%(north)s - ln(tan(pi() / 4 + radians(ST_Y(p.geom)) / 2)) * 6378137)
-                   * %(scale)s)::integer AS ty
-        FROM picked p
-        WHERE (SELECT count(*) FROM picked) <= %(limit)s
-        OFFSET 0  -- a fence: tx and ty computed once per tree, not again in each use
-    ) q
-    WHERE q.tx BETWEEN -%(buffer)s AND 4096 + %(buffer)s
-      AND q.ty BETWEEN -%(buffer)s AND 4096 + %(buffer)s
+    SELECT p.*
+    FROM picked p
+    WHERE (SELECT count(*) FROM picked) <= %(limit)s
+      AND p.tx BETWEEN -%(buffer)s AND 4096 + %(buffer)s
+      AND p.ty BETWEEN -%(buffer)s AND 4096 + %(buffer)s
 ), placed_count AS (
     SELECT count(*) AS n FROM placed
 ), species AS (
