@@ -28,25 +28,37 @@ pytestmark = pytest.mark.slow
 MOVED = 50
 
 
-@pytest.fixture
-def national(db_url: str) -> str:
-    """The small API data set over two provinces, partitioned by the command line."""
-    seed_api_data(db_url)
-    with connect(db_url) as conn:
+def make_national(url: str) -> str:
+    """The small API data set over two provinces in database ``url``, partitioned by the
+    command line."""
+    seed_api_data(url)
+    with connect(url) as conn:
         conn.execute("UPDATE admin_units SET parent_code = CASE code WHEN '00001' THEN '19' "
                      "ELSE '20' END WHERE level = 'commune'")
         conn.execute("UPDATE trees SET commune_code = '00002' "
                      "WHERE substr(tree_code, 2)::int >= %s", [TREE_COUNT - MOVED])
         conn.execute("UPDATE trees SET commune_code = NULL WHERE tree_code = 'G0'")
-    outcome = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=db_url),
+    outcome = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=url),
                       timeout=120)
     assert outcome.code == 0, outcome.stderr
     assert "trees_p19: 99 trees" in outcome.stdout and "trees_p20: 50 trees" in outcome.stdout
-    return db_url
+    return url
 
 
-def test_partitions_by_province_with_their_indexes(national: str) -> None:
-    with connect(national) as conn:
+@pytest.fixture
+def national(db_url: str) -> str:
+    """The partitioned data set in the test's own database (for a test that writes)."""
+    return make_national(db_url)
+
+
+@pytest.fixture(scope="module")
+def read_national(module_db_url: str) -> str:
+    """The partitioned data set shared by the module's tests that only read it."""
+    return make_national(module_db_url)
+
+
+def test_partitions_by_province_with_their_indexes(read_national: str) -> None:
+    with connect(read_national) as conn:
         assert partition_counts(conn) == {"trees_p19": 99, "trees_p20": MOVED,
                                           "trees_unassigned": 1}
         indexes = {r[0] for r in conn.execute(
@@ -67,7 +79,7 @@ def test_partitions_by_province_with_their_indexes(national: str) -> None:
         # The counts kept by triggers survived the copy.
         assert conn.execute("SELECT n FROM row_counts WHERE table_name = 'trees'").fetchone() \
             == (TREE_COUNT,)
-    again = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=national),
+    again = run_cli("db", "partition-trees", env=cli_env(SMARTTREES_DATABASE_URL=read_national),
                     timeout=60)
     assert again.code == 1 and "partitioned already" in again.stderr
 
@@ -134,8 +146,8 @@ def generic_plan(conninfo: str, params: dict[str, str]) -> str:
         return "\n".join(r[0] for r in conn.execute(explain))
 
 
-def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(national: str) -> None:
-    server = server_conninfo(national, Settings())
+def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(read_national: str) -> None:
+    server = server_conninfo(read_national, Settings())
     box = "105.79,21.49,105.84,21.53"
     # Without a province every partition is read, each through its own GIST index, in the
     # server's process: a Gather of workers cost 50-60 ms for a 1 ms page.
@@ -146,7 +158,7 @@ def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(natio
     # With one, only its partition is read, in a generic plan too (pruned as it starts).
     plan = generic_plan(server, {"bbox": box, "limit": "100", "province": "20"})
     assert "on trees_p20" in plan and "trees_p19" not in plan and "unassigned" not in plan, plan
-    with psycopg.connect(national, options=with_search_path(national)) as conn:
+    with psycopg.connect(read_national, options=with_search_path(read_national)) as conn:
         query = parse_items(get("trees"), {"bbox": box, "province": "20"}, 100, 10_000,
                             province_communes={"20": ("00002",)})
         statement, args = features.page_text_sql(query)  # what the server runs
@@ -154,8 +166,8 @@ def test_bbox_pages_over_partitions_start_no_workers_and_prune_by_province(natio
     assert "on trees_p20" in custom and "trees_p19" not in custom, custom
 
 
-def test_a_province_filter_in_items_and_queryables(national: str) -> None:
-    with serve_database(national) as base, httpx.Client(base_url=base, timeout=30) as client:
+def test_a_province_filter_in_items_and_queryables(read_national: str) -> None:
+    with serve_database(read_national) as base, httpx.Client(base_url=base, timeout=30) as client:
         def ids(**params: str) -> set[str]:
             response = client.get("/collections/trees/items", params={"limit": 500, **params})
             assert response.status_code == 200, response.text
