@@ -6,12 +6,13 @@ On the full synthetic province (1.13 M trees, 92 communes, 4,000 stands), or the
    fresh process), with the check that density × cell area adds up to the trees;
 2. zonal statistics (mean, min, max, sum, count, std) of the 10 m surface over the communes and
    the stands: exactextract called alone (the file and a GeoDataFrame, whole zones), then
-   ``etl.raster.zonal`` in one process (reading the next band in a thread, then without that
-   thread) and over worker processes (``SMARTTREES_RASTER_WORKERS``): polygons per second
-   and CPU seconds (worker processes included; the calling thread's beside: on free cores
-   it is the critical path), and whether the figures are exactextract's own (relative 1e-9);
-   a zonal job step by step (zones from PostGIS, reprojection, figures, the results' PostGIS
-   table and CSV, with client and PostgreSQL backend CPU, rolled back); then the same
+   ``etl.raster.zonal`` in one process (as it is, then with ``READ_AHEAD`` the other way: the
+   next band read in a thread, or not) and over worker processes
+   (``SMARTTREES_RASTER_WORKERS``): polygons per second and CPU seconds (worker processes
+   included; the calling thread's beside: on free cores it is the critical path), and whether
+   the figures are exactextract's own (relative 1e-9); a zonal job step by step (zones from
+   PostGIS, reprojection, figures, the results' PostGIS table and CSV, with client and
+   PostgreSQL backend CPU, rolled back); then the same
    zones and statistics with rasterstats, installed by this script into
    ``bench/.venv-rasterstats`` (or imported, if this Python has it), and how far apart the
    communes' means are (rasterstats counts whole cells whose centre is inside, exactextract
@@ -199,14 +200,16 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
     from etl.raster.zonal import zonal_statistics, zones_from_database
     from smarttrees.database import connect
 
-    def ours(these: Any, workers: int, read_ahead: bool = True) -> Any:
+    default = zonal.READ_AHEAD
+
+    def ours(these: Any, workers: int, read_ahead: bool = default) -> Any:
         """One run as the command makes it: the raster opened afresh (GDAL's cache cold)."""
         zonal.READ_AHEAD = read_ahead
         try:
             with open_raster(raster) as source:
                 return zonal_statistics(source, these, STATS, False, workers=workers)
         finally:
-            zonal.READ_AHEAD = True
+            zonal.READ_AHEAD = default
 
     figures: dict[str, Any] = {}
     workers = max(2, os.cpu_count() or 1)
@@ -216,8 +219,8 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
             ("exactextract alone (whole zones, read from the file)",
              lambda these: zonal_plain(raster, these)),
             ("etl.raster.zonal, one process", lambda these: ours(these, 1)),
-            ("etl.raster.zonal, one process, no read-ahead thread",
-             lambda these: ours(these, 1, read_ahead=False)),
+            (f"etl.raster.zonal, one process, {'no ' if default else ''}read-ahead thread",
+             lambda these: ours(these, 1, read_ahead=not default)),
             (f"etl.raster.zonal, {workers} worker processes", lambda these: ours(these, workers)),
         ]
         for label, run in runs:

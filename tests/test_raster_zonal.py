@@ -17,6 +17,7 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
+from etl.raster import zonal
 from etl.raster.density import density_surface
 from etl.raster.errors import RasterError
 from etl.raster.inputs import open_raster
@@ -171,7 +172,9 @@ def test_large_and_small_zones_and_masked_cells_give_hand_figures(tmp_path: Path
                     assert got[code] == pytest.approx(expected(shape)), (raster.name, code, workers)
 
 
-def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(tmp_path: Path) -> None:
+def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Zones spanning many 128-cell tiles are cut (tiles inside summed with numpy, edges by
     # exactextract): the same figures as exactextract over each whole zone, which it still
     # computes when a statistic that does not pool (majority) is asked for.
@@ -202,6 +205,12 @@ def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(tmp_path: Path) -
             assert list(cut["zone_code"]) == list(shapes)
             assert cut[list(pooled)].to_numpy() == pytest.approx(
                 whole[list(pooled)].to_numpy(), rel=1e-9), workers
+        # In three bands, each read by a thread while exactextract works on the one before
+        monkeypatch.setattr(zonal, "WINDOW_MAX_CELLS", 450_000)
+        monkeypatch.setattr(zonal, "READ_AHEAD", True)
+        banded = zonal_statistics(source, Zones("t", frame), pooled, False, workers=1)
+        assert banded[list(pooled)].to_numpy() == pytest.approx(
+            whole[list(pooled)].to_numpy(), rel=1e-9)
     cells = values[10:590, 10:590]
     cells = cells[(cells != -1) & ~np.isnan(cells)].astype("float64")
     rectangle = cut.set_index("zone_code").loc["rectangle"]

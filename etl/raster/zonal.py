@@ -62,7 +62,10 @@ PARTS_PER_WORKER = 2  # spatial parts per worker process: a slow part is evened 
 WINDOW_MAX_CELLS = 32_000_000  # largest window of a band read into memory (128 MB of float32)
 TOUCHED_READ_ALL = 0.75  # zones touching more of a window's blocks than this: read it whole
 PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' worth of work
-READ_AHEAD = True  # read the next part in a thread (False: in turn; the bench compares both)
+# Read the next part in a thread while exactextract works on this one. Off: on the shared
+# two-core machine (load 5-9) the thread cost CPU and wall time in every bench run
+# (communes 7.5 s against 3.8 s); bench_raster.py times both, for a machine with idle cores.
+READ_AHEAD = False
 
 
 @dataclass(frozen=True)
@@ -487,14 +490,14 @@ def _summarise_parts(
     source: _BandSource, path: str, wkbs: Sequence[bytes], parts: Sequence[Sequence[int]],
     wkt: str, ops: Sequence[str],
 ) -> list[pd.DataFrame]:
-    """The figures of each part's zones, the band under the next part read meanwhile.
+    """The figures of each part's zones; with ``READ_AHEAD``, the next part read meanwhile.
 
-    GDAL decompresses a window's blocks without the GIL, so a reader thread reads part k + 1
-    while this thread cuts part k and runs exactextract on it. Only the GDAL reads go to the
-    thread (what to read is planned here): exactextract holds the GIL through its call and
-    seldom runs Python, so each time a thread gets the GIL back beside it costs a wait
-    (measured: 20 big numpy sums 10 × slower beside exactextract, GDAL reads of the same
-    CPU not slower). The thread reads through its own handle on the raster ``path`` (a GDAL
+    GDAL decompresses a window's blocks without the GIL, so a reader thread can read part
+    k + 1 while this thread cuts part k and runs exactextract on it. Only the GDAL reads go
+    to the thread (what to read is planned here): exactextract holds the GIL through its call
+    and seldom runs Python, so each time a thread gets the GIL back beside it costs a wait
+    (measured: 20 big numpy sums 10 × slower beside exactextract, GDAL reads of the same CPU
+    not slower). The thread reads through its own handle on the raster ``path`` (a GDAL
     dataset is not to be used by two threads at once); ``source`` is the calling thread's.
     """
     from concurrent.futures import ThreadPoolExecutor
