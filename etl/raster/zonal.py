@@ -536,8 +536,8 @@ def _extract_part(
 ) -> pd.DataFrame:
     """A worker process's share: bands of zones (rows of ``wkbs``), read from its own handle.
 
-    The worker reads only the windows of its own bands, the next while exactextract works on
-    the current one.
+    The worker reads only the windows of its own bands (with ``READ_AHEAD``, the next while
+    exactextract works on the current one).
     """
     import pandas as pd
     import rasterio
