@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.fixtures.browser import needs_chromium
 
 # Attributes through which a page makes the browser fetch something.
 URL_ATTRIBUTES = {"src", "href", "srcset", "poster", "data"}
@@ -102,14 +103,9 @@ def test_openapi_pages_use_the_vendored_swagger_ui(api_server: str) -> None:
     assert "/openapi?f=html" in redoc.text
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
-def test_items_page_works_with_only_this_server_reachable(api_server: str) -> None:
-    from playwright.sync_api import sync_playwright
-
+@needs_chromium
+def test_items_page_works_with_only_this_server_reachable(browser: Any, api_server: str) -> None:
     here = urlsplit(api_server).netloc
     elsewhere: list[str] = []
     errors: list[str] = []
@@ -121,24 +117,17 @@ def test_items_page_works_with_only_this_server_reachable(api_server: str) -> No
             elsewhere.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("**/*", only_here)
-            page.goto(f"{api_server}/collections/trees/items?f=html&limit=20",
-                      wait_until="networkidle")
-            assert page.evaluate("typeof L !== 'undefined' && typeof L.markerClusterGroup")
-            page.wait_for_selector(".leaflet-marker-icon, .marker-cluster", timeout=10_000)
-            bootstrap_rules = page.evaluate(
-                "[...document.styleSheets].filter(s => (s.href || '').endsWith('bootstrap.min.css'))"
-                ".map(s => s.cssRules.length)"
-            )
-        finally:
-            browser.close()
+    page = browser.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route("**/*", only_here)
+    page.goto(f"{api_server}/collections/trees/items?f=html&limit=20",
+              wait_until="networkidle")
+    assert page.evaluate("typeof L !== 'undefined' && typeof L.markerClusterGroup")
+    page.wait_for_selector(".leaflet-marker-icon, .marker-cluster", timeout=10_000)
+    bootstrap_rules = page.evaluate(
+        "[...document.styleSheets].filter(s => (s.href || '').endsWith('bootstrap.min.css'))"
+        ".map(s => s.cssRules.length)"
+    )
     assert elsewhere == []
     assert errors == []
     assert len(bootstrap_rules) == 1 and bootstrap_rules[0] > 1000  # the stylesheet loaded

@@ -15,26 +15,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures.browser import needs_chromium
 from tests.fixtures.ioc import seed_known_register
 from tests.fixtures.server import serve_database
-from tests.test_webmap_browser import ARGS, CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")
-def dashboard_server(module_db_url: str) -> Iterator[tuple[Any, str]]:
-    """One server over the known register and one browser for the module's tests."""
-    from playwright.sync_api import sync_playwright
-
+def dashboard_server(module_db_url: str, chromium: Any) -> Iterator[tuple[Any, str]]:
+    """One server over the known register and the module's browser for the module's tests."""
     seed_known_register(module_db_url)
-    with serve_database(module_db_url) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser, base
-        browser.close()
+    with serve_database(module_db_url) as base:
+        yield chromium, base
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
+from tests.fixtures.browser import needs_chromium
 from tests.fixtures.cli import Outcome, cli_env, run_cli
 from tests.fixtures.server import serve_database
 
@@ -264,30 +265,26 @@ def test_archive_route_without_an_archive_is_a_clear_404(seeded: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium is not installed")
-def test_web_map_draws_from_the_archive(server: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_webmap_browser import ARGS, CHROMIUM, drawn_pixels, wait_idle
+@needs_chromium
+def test_web_map_draws_from_the_archive(browser: Any, server: str) -> None:
+    from tests.test_webmap_browser import drawn_pixels, wait_idle
 
     requests: list[Any] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r))
-        page.goto(f"{server}/map")
-        page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
-        page.evaluate(f"smarttreesMap.jumpTo({{center: [{TOWN[0]}, {TOWN[1]}], zoom: 14}})")
-        wait_idle(page)
-        drawn = drawn_pixels(page)
-        trees = page.evaluate(
-            "smarttreesMap.queryRenderedFeatures({layers: ['trees', 'tree-cells']}).length"
-        )
-        ranged = [r for r in requests if r.url.endswith("/tiles/archive.pmtiles")
-                  and (r.headers.get("range") or "").startswith("bytes=")]
-        browser.close()
+    page = browser.new_page(viewport={"width": 900, "height": 650}, reduced_motion="reduce")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r))
+    page.goto(f"{server}/map")
+    page.wait_for_function("window.smarttreesMap && window.smarttreesMap.loaded()")
+    page.evaluate(f"smarttreesMap.jumpTo({{center: [{TOWN[0]}, {TOWN[1]}], zoom: 14}})")
+    wait_idle(page)
+    drawn = drawn_pixels(page)
+    trees = page.evaluate(
+        "smarttreesMap.queryRenderedFeatures({layers: ['trees', 'tree-cells']}).length"
+    )
+    ranged = [r for r in requests if r.url.endswith("/tiles/archive.pmtiles")
+              and (r.headers.get("range") or "").startswith("bytes=")]
+    page.context.close()
     assert errors == []
     assert trees > 0
     assert drawn > 2_000
