@@ -150,9 +150,7 @@ def build_deferred(url: str | None, *, analyse: bool = True) -> int:
 
     """
     with connect(url) as conn:
-        # A database not migrated yet (before 0030) has nothing deferred.
-        known = conn.execute("SELECT to_regclass('smarttrees.deferred_indexes')").fetchone()
-        pending = conn.execute(DEFERRED).fetchall() if known and known[0] else []
+        pending = deferred(conn)
     if not pending:
         return 0
     order = sorted(pending, key=lambda p: (" USING gist " not in p[0], p[0]))
@@ -196,6 +194,13 @@ def build_deferred(url: str | None, *, analyse: bool = True) -> int:
             f"the rows are loaded and committed, but an index could not be built after the "
             f"commit ({reason}); the next load builds it")
     return len(built)
+
+
+def deferred(db: Executor) -> list[tuple[str, str]]:
+    """The indexes recorded by :func:`defer` and not built yet: (definition, table)."""
+    # A database not migrated yet (before 0030) has nothing deferred.
+    known = db.execute("SELECT to_regclass('smarttrees.deferred_indexes')").fetchone()
+    return db.execute(DEFERRED).fetchall() if known and known[0] else []
 
 
 def _build_one(conn: psycopg.Connection[Any], definition: str) -> bool:

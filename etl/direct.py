@@ -763,6 +763,12 @@ NEXT_ID = """
 SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')) + 1, 1)
 """
 SEQUENCES = ("smarttrees.trees", "smarttrees.tree_history")
+# From this many trees written into an empty inventory its secondary indexes are built after the
+# commit, in two sessions (etl.bulk.build_deferred). Below, those sessions cost more than they
+# save (bench/bench_first_load_indexes.py, load 7–8, wall time against the rebuild in the load's
+# transaction: 1.70x at 50,000 trees, 0.89x at 100,000, 0.83x at 200,000, 0.64x at 1.13 M;
+# 0.1 s more for a load of 200 trees).
+DEFERRED_FROM = 100_000
 HISTORY_COLUMNS = ("id", "tree_id", "tree_code", "change", "actor", "source")
 
 
@@ -887,13 +893,14 @@ def claim_empty_inventory(conn: psycopg.Connection) -> bool:
 
 
 def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str,
-                    phase: Callable[[str], None] | None = None) -> None:
+                    phase: Callable[[str], None] | None = None) -> bool:
     """Check every file and COPY its good rows into the empty ``trees``; refused rows are staged.
 
     The caller holds the lock of :func:`claim_empty_inventory`; each file's counts are in its
-    :class:`FileInput`. ``phase`` is told when the steps after the COPY begin. The secondary
-    indexes of ``trees`` and its history are left to build after the commit: the caller then
-    calls :func:`etl.bulk.build_deferred`.
+    :class:`FileInput`. ``phase`` is told when the steps after the COPY begin. From
+    :data:`DEFERRED_FROM` rows written, the secondary indexes of ``trees`` and its history are
+    left to build after the commit: True is returned, and the caller then calls
+    :func:`etl.bulk.build_deferred`.
     """
     restore = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
@@ -910,14 +917,20 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     # Keys and foreign keys before the commit (the codes were proven distinct and the species
     # resolved by the checks, so they cannot fail but on a bug: the run is then rolled back);
     # the secondary indexes only speed reads, and are built after it (etl.bulk.build_deferred).
-    guards, deferred = bulk.guards_and_deferrable(restore)
-    bulk.rebuild(conn, guards)
-    bulk.defer(conn, deferred)
-    log.debug("direct: keys and foreign keys rebuilt in %.2f s", _lap(clock))
+    later = written >= DEFERRED_FROM
+    if later:
+        guards, deferred = bulk.guards_and_deferrable(restore)
+        bulk.rebuild(conn, guards)
+        bulk.defer(conn, deferred)
+        log.debug("direct: keys and foreign keys rebuilt in %.2f s", _lap(clock))
+    else:
+        merge.rebuild_indexes(conn, restore)
+        log.debug("direct: keys, indexes and foreign keys rebuilt in %.2f s", _lap(clock))
     if written:
         for table, first in ids.items():
             conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
                          (table, first + written - 1))
+    return later
 
 
 def _copy_trees_and_history(conn: psycopg.Connection, files: list[FileInput],

@@ -130,10 +130,12 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     for table in tables:
         direct.readable(table)
     result = LoadResult()
-    if not options.dry_run:
-        # Indexes an earlier first load committed without and could not build (killed meanwhile).
-        bulk.build_deferred(url)
+    deferred = False
     with connect(url) as conn:
+        if not options.dry_run and bulk.deferred(conn):
+            # Indexes an earlier first load committed without and did not build (killed
+            # meanwhile): built first, by their own sessions.
+            bulk.build_deferred(url)
         conn.execute("SET LOCAL application_name = 'smarttrees-load'")
         # The one transaction that need not wait for its commit to reach the disk: a power cut
         # loses the whole run, which is repeated; every other write commits synchronously.
@@ -166,7 +168,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         species = validate.SpeciesIndex.from_db(conn)
         files = _inputs(conn, plans, tables, options, species, progress)
         if not options.dry_run and direct.claim_empty_inventory(conn):
-            _load_into_empty(conn, files, tables, options, actor, progress, result)
+            deferred = _load_into_empty(conn, files, tables, options, actor, progress, result)
         else:
             _merge(conn, files, tables, options, actor, progress, result)
         if result.written:
@@ -174,7 +176,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         else:
             conn.rollback()
     log.debug("whole load, commit included, in %.2f s", time.perf_counter() - start)
-    if result.written:
+    if result.written and deferred:
         # The secondary indexes a load into an empty inventory left past its commit.
         built = bulk.build_deferred(url)
         if built:
@@ -204,10 +206,13 @@ def _inputs(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: li
 
 def _load_into_empty(conn: psycopg.Connection, files: list[direct.FileInput],
                      tables: list[Table], options: LoadOptions, actor: str,
-                     progress: Progress | None, result: LoadResult) -> None:
-    """Write the good rows straight into the empty inventory; report the refused ones."""
+                     progress: Progress | None, result: LoadResult) -> bool:
+    """Write the good rows straight into the empty inventory; report the refused ones.
+
+    True when indexes are left to build after the commit (:func:`etl.direct.load_into_empty`).
+    """
     log.debug("direct: ready to copy")
-    direct.load_into_empty(
+    deferred = direct.load_into_empty(
         conn, files, actor, (lambda name: progress(name, 0, 0)) if progress else None)
     refused = sum(f.refused for f in files)
     write = not (options.strict and refused)
@@ -218,6 +223,7 @@ def _load_into_empty(conn: psycopg.Connection, files: list[direct.FileInput],
         res.unchanged = 0 if write else f.rows - f.refused
         result.files.append(res)
     result.written = write
+    return deferred
 
 
 def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list[Table],

@@ -350,8 +350,12 @@ def test_a_new_code_at_a_spot_taken_in_the_inventory_is_reported(
                                     "the database")]
 
 
-def test_the_schema_is_whole_after_a_load_into_an_empty_inventory(db_url: str, conn: psycopg.Connection,
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize("indexes_after_commit", [False, True])
+def test_the_schema_is_whole_after_a_load_into_an_empty_inventory(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        indexes_after_commit: bool) -> None:
+    # 200 trees are rebuilt in the load's transaction; from DEFERRED_FROM, after its commit.
+    monkeypatch.setattr(direct, "DEFERRED_FROM", 100 if indexes_after_commit else 50_000)
     shape = """
         SELECT (SELECT array_agg(indexdef ORDER BY indexdef) FROM pg_indexes
                 WHERE schemaname = 'smarttrees' AND tablename IN ('trees', 'tree_history')),
@@ -406,7 +410,9 @@ DEFERRED = "SELECT count(*) FROM smarttrees.deferred_indexes"
 
 
 def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
-        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+        db_url: str, conn: psycopg.Connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(direct, "DEFERRED_FROM", 100)     # built after the commit
     whole = conn.execute(INDEXES).fetchone()
     conn.commit()
     load(db_url, [survey(tmp_path, n=100)])
@@ -424,7 +430,9 @@ def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
 
 
 def test_a_first_load_refused_whole_leaves_every_index_and_no_record(
-        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+        db_url: str, conn: psycopg.Connection, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(direct, "DEFERRED_FROM", 10)      # would be built after the commit
     whole = conn.execute(INDEXES).fetchone()
     conn.commit()
     result = load(db_url, [survey(tmp_path, put(3, "Đường kính (cm)", "abc"))],
