@@ -66,23 +66,36 @@ def _text_hash(column: pa.Array) -> np.ndarray:
                             offset=column.offset * 4).astype(np.int64)
     raw = column.buffers()[2]
     data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
-    padded = np.concatenate([data, np.zeros(8, np.uint8)])
-    words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    lengths = np.diff(offsets)
-    starts, last = offsets[:-1], len(words) - 1
-    h = lengths.astype(np.uint64) * np.uint64(_GOLDEN)
-    # Word j of every cell at once (cells shorter than that keep their hash): whole-array
-    # operations, about twice as fast as picking the live cells out each round.
-    for j in range(-(-int(lengths.max(initial=0)) // 8)):
-        left = lengths - 8 * j
-        word = words[np.minimum(starts + 8 * j, last)]
-        bits = (np.clip(left, 0, 7) * 8).astype(np.uint64)
-        word &= np.where(left >= 8, _ALL, (np.uint64(1) << bits) - np.uint64(1))
-        mixed = _mix(h ^ word)
-        live = left > 0
-        h = mixed if live.all() else np.where(live, mixed, h)
+    h = span_hash(data, offsets[:-1], np.diff(offsets))
     h[null] = _NULL
     return h
+
+
+def span_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A uint64 per span of bytes of ``data`` (uint8): ``lengths[i]`` bytes from ``starts[i]``.
+
+    Word j of every span at once, over the spans still that long: a few long spans (a line
+    with a long note) cost rounds over themselves, not over every span.
+    """
+    padded = np.concatenate([data, np.zeros(8, np.uint8)])
+    words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    last = len(words) - 1
+    h = lengths.astype(np.uint64) * np.uint64(_GOLDEN)
+    at, cursor, left, live_h = (np.arange(len(starts)), starts.astype(np.int64),
+                                lengths.astype(np.int64), h.copy())
+    while True:
+        live = left > 0
+        if not live.all():
+            h[at[~live]] = live_h[~live]
+            at, cursor, left, live_h = at[live], cursor[live], left[live], live_h[live]
+            if not len(at):
+                return h
+        word = words[np.minimum(cursor, last)]
+        bits = (np.clip(left, 0, 7) * 8).astype(np.uint64)
+        word &= np.where(left >= 8, _ALL, (np.uint64(1) << bits) - np.uint64(1))
+        live_h = _mix(live_h ^ word)
+        cursor += 8
+        left -= 8
 
 
 def column_hash(column: pa.Array) -> np.ndarray:

@@ -15,6 +15,7 @@ rows stream by into an empty inventory (:class:`RunChecks`), and in SQL against 
 from __future__ import annotations
 
 import decimal
+import io
 import logging
 import math
 import struct
@@ -39,6 +40,7 @@ from etl import (
     bulk,
     checker,
     digests,
+    line_digests,
     merge,
     stage,
     validate,
@@ -254,19 +256,21 @@ class Communes:
         return self.codes[found]
 
 
-def read_batches(table: Table, columns: dict[str, int],
-                 tick: Tick | None = None) -> Iterator[pa.RecordBatch]:
+def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None,
+                 lines: tuple[bytes, np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
     """The file's rows in Arrow batches of text (lookup fields dictionary-encoded).
 
     Numbers stay text here: :func:`etl.checker.numbers` reads them (a decimal comma, a cell
     that is no number) without failing the batch. ``tick`` is told how many bytes of the file
-    each batch took (for a progress bar).
+    each batch took (for a progress bar). ``lines``: read these bytes instead (the file's
+    header and some of its lines, ``etl.line_digests``), with the file's line number of each
+    of their data lines, for messages.
     """
     names = [f"c{i}" for i in range(len(table.headers))]
     lookups = {columns[n] for n in LOOKUP_COLUMNS if n in columns}
     types = {name: pa.dictionary(pa.int32(), pa.string()) if i in lookups else pa.string()
              for i, name in enumerate(names)}
-    ragged = _RaggedRow(table)
+    ragged = _RaggedRow(table, None if lines is None else _line_of(lines))
     options = {
         # One thread: the other core is the server's, storing the previous batch.
         # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
@@ -283,8 +287,9 @@ def read_batches(table: Table, columns: dict[str, int],
             column_types=types, null_values=[""], strings_can_be_null=True,
             quoted_strings_can_be_null=True),
     }
-    # Through the limits' checks (the tree loader opens CSVs without the scan at open).
-    with CheckedStream(table) as handle:
+    # Through the limits' checks (the tree loader opens CSVs without the scan at open); lines
+    # given held to them already (etl.line_digests.read).
+    with CheckedStream(table) if lines is None else io.BytesIO(lines[0]) as handle:
         done = 0
         try:
             for batch in pacsv.open_csv(handle, **options):
@@ -296,17 +301,30 @@ def read_batches(table: Table, columns: dict[str, int],
             raise InputError(table.path, ragged.explain(exc), row=ragged.row) from exc
 
 
+def _line_of(lines: tuple[bytes, np.ndarray]) -> Callable[[int], int]:
+    """The file's line number of a line of bytes read instead of it (see read_batches)."""
+    data, line_no = lines
+    before = data.count(b"\n") - len(line_no)    # the header's lines: each data line ends one
+
+    def line_of(number: int) -> int:
+        at = number - before - 1
+        return int(line_no[at]) if 0 <= at < len(line_no) else number
+
+    return line_of
+
+
 class _RaggedRow:
     """Arrow's handler of a row with too few or too many cells: noted, then refused."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, line_of: Callable[[int], int] | None = None) -> None:
         self.table = table
         self.row: int | None = None
         self.found = ""
+        self.line_of = line_of
 
     def __call__(self, row: pacsv.InvalidRow) -> str:
         if row.number is not None:
-            self.row = row.number
+            self.row = row.number if self.line_of is None else self.line_of(row.number)
         self.found = (f"{row.actual_columns} cells where the header has "
                       f"{row.expected_columns}")
         return "error"
@@ -796,16 +814,40 @@ class FileInput:
     code_rows: list[np.ndarray] = field(default_factory=list)
     kept: list[np.ndarray] = field(default_factory=list)     # false: skipped
     refused_rows: Refused = field(init=False)
+    # The CSV, when its rows may be digested by their lines (etl.line_digests) ...
+    table: Table | None = None
+    # ... and then the digests of the lines known unchanged and not parsed, with their rows.
+    known_lines: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.refused_rows = Refused(self.plan, self.width)
 
     def checked(self) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
-        """Each batch to write, checked: the batch, its rows, row numbers and digests."""
+        """Each batch to write, checked: the batch, its rows, row numbers and digests.
+
+        A CSV whose lines are its rows is digested by its lines; when most of them are known,
+        only the others are parsed (:meth:`_new_lines`).
+        """
+        lines = line_digests.read(self.table) if self.table is not None else None
+        by_line = None
+        if lines is not None:
+            by_line = lines.digests(line_digests.seed(self.table, self.context))  # type: ignore[arg-type]
+            known = digests.known(by_line, self.stored)
+            if known.any() and known.mean() >= PARSE_ONLY_NEW_SHARE:
+                new = self._new_lines(lines, by_line, known)
+                if new is not None:
+                    yield from new
+                    return
+            del lines     # the file's bytes: Arrow reads it again as a stream
+        done = 0
         for batch, numbers in self.batches:
             n = batch.num_rows
             self.rows += n
-            row_digests = digests.row_digests(batch, self.context)
+            if by_line is not None and done + n <= len(by_line):
+                row_digests = by_line[done:done + n]
+            else:
+                row_digests = digests.row_digests(batch, self.context)
+            done += n
             if len(self.stored):
                 code = self.checker.column(batch, "tree_code")
                 keep = ~digests.known(row_digests, self.stored)
@@ -821,6 +863,89 @@ class FileInput:
                     if batch.num_rows == 0:
                         continue
             yield batch, self.checker.check(batch), numbers, row_digests
+        if by_line is not None and done != len(by_line):
+            log.warning("%s: %d rows read from %d lines: rows digested by their cells",
+                        self.plan.name, done, len(by_line))
+
+    def _new_lines(self, lines: line_digests.Lines, by_line: np.ndarray, known: np.ndarray
+                   ) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]] | None:
+        """The batches of the lines not known, parsed alone; None if they are not UTF-8."""
+        data = lines.only(~known)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None   # read whole, for the limits' message naming the row and field
+        self.rows += len(by_line)
+        self.skipped += int(known.sum())
+        self.known_lines = (by_line[known], lines.rows[known])
+        rows, line_no, new_digests = lines.rows[~known], lines.line_no[~known], by_line[~known]
+        assert self.table is not None
+
+        def batches() -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
+            done = 0
+            for batch in read_batches(self.table, self.plan.columns,  # type: ignore[arg-type]
+                                      lines=(data, line_no)):
+                n = batch.num_rows
+                numbers, row_digests = rows[done:done + n], new_digests[done:done + n]
+                done += n
+                yield batch, self.checker.check(batch), numbers, row_digests
+
+        return batches()
+
+
+# Parse only the new and changed lines of a CSV when at least this share of them is known.
+PARSE_ONLY_NEW_SHARE = 0.5
+
+# A staged row's tree (by its code) and the digest it was last loaded with.
+_STAGED_TREE_DIGESTS = """
+SELECT c.file_no, c.row_no, t.load_digest FROM load_checked c
+JOIN smarttrees.trees t ON t.tree_code = c.tree_code
+WHERE t.load_digest IS NOT NULL
+ORDER BY c.file_no, c.row_no
+"""
+
+
+def _repeats_of_known_lines(conn: psycopg.Connection, files: list[FileInput]) -> None:
+    """:func:`repeats_beside_unchanged` for lines known unchanged and not parsed.
+
+    Their codes were not read. A line known unchanged is the line a tree was last loaded
+    from (by its digest), so a staged row with the code of such a line is a staged row whose
+    tree's digest is among them; two known lines with one code are the same line twice.
+    """
+    with_lines = [f for f in files if f.known_lines is not None]
+    if not with_lines:
+        return
+    plans = {f.plan.file_no: f.plan for f in files}
+    known = np.concatenate([f.known_lines[0] for f in with_lines])    # type: ignore[index]
+    rows = np.concatenate([f.known_lines[1] for f in with_lines])     # type: ignore[index]
+    file_no = np.concatenate([np.full(len(f.known_lines[1]), f.plan.file_no)  # type: ignore[index]
+                              for f in with_lines])
+    order = np.lexsort((rows, file_no, known))
+    twice = np.flatnonzero(known[order][1:] == known[order][:-1])
+    if len(twice):
+        first, at = order[twice[0]], order[twice[0] + 1]
+        plan = plans[int(file_no[at])]
+        raise InputError(plan.name, f"the tree code of row {int(rows[first])} appears again in "
+                         f"row {int(rows[at])}, a row loaded before and unchanged: remove one "
+                         "of them", row=int(rows[at]), field=plan.label("tree_code"))
+    ordered = known[order]
+    for staged_file, staged_row, digest in conn.execute(_STAGED_TREE_DIGESTS).fetchall():
+        at = int(np.searchsorted(ordered, digest))
+        if at >= len(ordered) or ordered[at] != digest:
+            continue
+        line_file, line_row = int(file_no[order[at]]), int(rows[order[at]])
+        if (line_file, line_row) > (staged_file, staged_row):
+            plan = plans[line_file]
+            raise InputError(plan.name, f"the tree code of row {staged_row} appears again in "
+                             f"row {line_row}, a row loaded before and unchanged: remove one "
+                             "of them", row=line_row, field=plan.label("tree_code"))
+        plan = plans[staged_file]
+        where = "" if line_file == staged_file else f"{plans[line_file].name} "
+        conn.execute(
+            "UPDATE load_checked SET problems = problems || format('%%s: %%s already appears "
+            "in %%srow %%s', %s::text, tree_code, %s::text, %s::bigint) "
+            "WHERE file_no = %s AND row_no = %s",
+            (plan.label("tree_code"), where, line_row, staged_file, staged_row))
 
 
 def repeats_beside_unchanged(conn: psycopg.Connection, files: list[FileInput]) -> None:
@@ -832,6 +957,7 @@ def repeats_beside_unchanged(conn: psycopg.Connection, files: list[FileInput]) -
     with its cells (it was not read into the staging tables): the run is then refused as a
     whole, naming both rows.
     """
+    _repeats_of_known_lines(conn, files)
     if not any(f.skipped for f in files) or not any(f.codes for f in files):
         return
     hashes = np.concatenate([c for f in files for c in f.codes])

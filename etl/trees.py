@@ -200,7 +200,7 @@ def _inputs(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: li
             read, direct.Checker(read, lookups, communes),
             direct.batches(table, read, _ticker(progress, f"loading {plan.name}", table.size)),
             options.source_name or plan.name, len(table.headers),
-            context=_row_context(read, reference)))
+            context=_row_context(read, reference), table=table))
     return files
 
 
