@@ -829,12 +829,12 @@ class FileInput:
         only the others are parsed (:meth:`_new_lines`).
         """
         lines = line_digests.read(self.table) if self.table is not None else None
-        by_line = None
+        by_line = known_line = None
         if lines is not None:
             by_line = lines.digests(line_digests.seed(self.table, self.context))  # type: ignore[arg-type]
-            known = digests.known(by_line, self.stored)
-            if known.any() and known.mean() >= PARSE_ONLY_NEW_SHARE:
-                new = self._new_lines(lines, by_line, known)
+            known_line = digests.known(by_line, self.stored)
+            if known_line.any() and known_line.mean() >= PARSE_ONLY_NEW_SHARE:
+                new = self._new_lines(lines, by_line, known_line)
                 if new is not None:
                     yield from new
                     return
@@ -843,14 +843,22 @@ class FileInput:
         for batch, numbers in self.batches:
             n = batch.num_rows
             self.rows += n
-            if by_line is not None and done + n <= len(by_line):
+            aligned = by_line is not None and done + n <= len(by_line)
+            if by_line is not None and known_line is not None and aligned:
                 row_digests = by_line[done:done + n]
+                known = known_line[done:done + n]
+                if len(self.stored) and not known.all():
+                    # Trees last loaded from their cells' digest (before etl.line_digests,
+                    # or from another format): known unchanged too. They keep that digest.
+                    known = known | digests.known(digests.row_digests(batch, self.context),
+                                                  self.stored)
             else:
                 row_digests = digests.row_digests(batch, self.context)
+                known = digests.known(row_digests, self.stored)
             done += n
             if len(self.stored):
                 code = self.checker.column(batch, "tree_code")
-                keep = ~digests.known(row_digests, self.stored)
+                keep = ~known
                 if code is not None:
                     self.codes.append(digests.column_hash(pc.utf8_trim(
                         checker.as_text(code), characters=" ")))
@@ -920,20 +928,25 @@ def _repeats_of_known_lines(conn: psycopg.Connection, files: list[FileInput]) ->
     rows = np.concatenate([f.known_lines[1] for f in with_lines])     # type: ignore[index]
     file_no = np.concatenate([np.full(len(f.known_lines[1]), f.plan.file_no)  # type: ignore[index]
                               for f in with_lines])
-    order = np.lexsort((rows, file_no, known))
-    twice = np.flatnonzero(known[order][1:] == known[order][:-1])
+    # Stable: one digest's lines stay in file order, then row order (as concatenated).
+    order = np.argsort(known, kind="stable")
+    ordered = known[order]
+    twice = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(twice):
         first, at = order[twice[0]], order[twice[0] + 1]
         plan = plans[int(file_no[at])]
         raise InputError(plan.name, f"the tree code of row {int(rows[first])} appears again in "
                          f"row {int(rows[at])}, a row loaded before and unchanged: remove one "
                          "of them", row=int(rows[at]), field=plan.label("tree_code"))
-    ordered = known[order]
-    for staged_file, staged_row, digest in conn.execute(_STAGED_TREE_DIGESTS).fetchall():
-        at = int(np.searchsorted(ordered, digest))
-        if at >= len(ordered) or ordered[at] != digest:
-            continue
-        line_file, line_row = int(file_no[order[at]]), int(rows[order[at]])
+    staged = conn.execute(_STAGED_TREE_DIGESTS).fetchall()
+    if not staged or not len(ordered):
+        return
+    found = np.searchsorted(ordered, np.array([d for _, _, d in staged], dtype=np.int64))
+    found = np.minimum(found, len(ordered) - 1)
+    hits = np.flatnonzero(ordered[found] == np.array([d for _, _, d in staged], dtype=np.int64))
+    for i in hits.tolist():
+        staged_file, staged_row, _ = staged[i]
+        line_file, line_row = int(file_no[order[found[i]]]), int(rows[order[found[i]]])
         if (line_file, line_row) > (staged_file, staged_row):
             plan = plans[line_file]
             raise InputError(plan.name, f"the tree code of row {staged_row} appears again in "
