@@ -83,7 +83,7 @@ def span_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
     h = lengths.astype(np.uint64) * np.uint64(_GOLDEN)
     at, cursor, left, live_h = (np.arange(len(starts)), starts.astype(np.int64),
                                 lengths.astype(np.int64), h.copy())
-    while True:
+    while len(at):
         live = left > 0
         if not live.all():
             h[at[~live]] = live_h[~live]
@@ -96,6 +96,7 @@ def span_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
         live_h = _mix(live_h ^ word)
         cursor += 8
         left -= 8
+    return h
 
 
 def column_hash(column: pa.Array) -> np.ndarray:
