@@ -828,13 +828,14 @@ class FileInput:
         A CSV whose lines are its rows is digested by its lines; when most of them are known,
         only the others are parsed (:meth:`_new_lines`).
         """
-        lines = line_digests.read(self.table) if self.table is not None else None
+        table = self.table
+        lines = line_digests.read(table) if table is not None else None
         by_line = known_line = None
-        if lines is not None:
-            by_line = lines.digests(line_digests.seed(self.table, self.context))  # type: ignore[arg-type]
+        if table is not None and lines is not None:
+            by_line = lines.digests(line_digests.seed(table, self.context))
             known_line = digests.known(by_line, self.stored)
             if known_line.any() and known_line.mean() >= PARSE_ONLY_NEW_SHARE:
-                new = self._new_lines(lines, by_line, known_line)
+                new = self._new_lines(table, lines, by_line, known_line)
                 if new is not None:
                     yield from new
                     return
@@ -875,7 +876,8 @@ class FileInput:
             log.warning("%s: %d rows read from %d lines: rows digested by their cells",
                         self.plan.name, done, len(by_line))
 
-    def _new_lines(self, lines: line_digests.Lines, by_line: np.ndarray, known: np.ndarray
+    def _new_lines(self, table: Table, lines: line_digests.Lines, by_line: np.ndarray,
+                   known: np.ndarray
                    ) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]] | None:
         """The batches of the lines not known, parsed alone; None if they are not UTF-8."""
         data = lines.only(~known)
@@ -887,12 +889,10 @@ class FileInput:
         self.skipped += int(known.sum())
         self.known_lines = (by_line[known], lines.rows[known])
         rows, line_no, new_digests = lines.rows[~known], lines.line_no[~known], by_line[~known]
-        assert self.table is not None
 
         def batches() -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
             done = 0
-            for batch in read_batches(self.table, self.plan.columns,  # type: ignore[arg-type]
-                                      lines=(data, line_no)):
+            for batch in read_batches(table, self.plan.columns, lines=(data, line_no)):
                 n = batch.num_rows
                 numbers, row_digests = rows[done:done + n], new_digests[done:done + n]
                 done += n
@@ -924,10 +924,10 @@ def _repeats_of_known_lines(conn: psycopg.Connection, files: list[FileInput]) ->
     if not with_lines:
         return
     plans = {f.plan.file_no: f.plan for f in files}
-    known = np.concatenate([f.known_lines[0] for f in with_lines])    # type: ignore[index]
-    rows = np.concatenate([f.known_lines[1] for f in with_lines])     # type: ignore[index]
-    file_no = np.concatenate([np.full(len(f.known_lines[1]), f.plan.file_no)  # type: ignore[index]
-                              for f in with_lines])
+    held = [(f.plan.file_no, *f.known_lines) for f in files if f.known_lines is not None]
+    known = np.concatenate([digests_ for _, digests_, _ in held])
+    rows = np.concatenate([rows_ for _, _, rows_ in held])
+    file_no = np.concatenate([np.full(len(rows_), n) for n, _, rows_ in held])
     # Stable: one digest's lines stay in file order, then row order (as concatenated).
     order = np.argsort(known, kind="stable")
     ordered = known[order]
