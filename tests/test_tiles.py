@@ -16,7 +16,7 @@ import pytest
 
 from gis_api.tiles import TileAddress
 from tests.fixtures.server import serve_database
-from tests.fixtures.tiles import tile_bounds_lonlat
+from tests.fixtures.tiles import tile_bounds_lonlat, tile_of
 
 TOWN = (105.84, 21.59)  # Thái Nguyên city
 EXTENT = 4096
@@ -74,13 +74,6 @@ def tiles_server(module_db_url: str) -> Iterator[str]:
         yield base
 
 
-def tile_of(lon: float, lat: float, z: int) -> TileAddress:
-    import math
-
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return TileAddress(z, y, x)
 
 
 def get_tile(base: str, collection: str, tile: TileAddress, query: str = "") -> httpx.Response:

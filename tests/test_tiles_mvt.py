@@ -11,7 +11,6 @@ fewer than ``render.FEW_POINTS`` (encoded by ST_AsMVT from the statement's tile-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from gis_api.tiles.mvt import ChoiceColumn, NumberColumn, TextColumn, point_laye
 from gis_api.tiles.render import FEW_POINTS
 from gis_api.tiles.tree_points import one_decimal
 from tests.fixtures.server import serve_database
+from tests.fixtures.tiles import tile_of
 
 CENTRE = (105.83679, 21.59104)  # the centre of z15 tile 26017/14370: all 600 trees in it
 REFERENCE = Path(__file__).parent / "fixtures" / "st_asmvt_points.sql"
@@ -65,11 +65,6 @@ def mvt_server(module_db_url: str) -> Iterator[str]:
         yield base
 
 
-def tile_of(lon: float, lat: float, z: int) -> TileAddress:
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return TileAddress(z, y, x)
 
 
 def served(base: str, tile: TileAddress, query: str = "") -> bytes:
