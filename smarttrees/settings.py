@@ -197,7 +197,7 @@ class Settings(BaseSettings):
         " of more is a 400",
     )
     raster_workers: int | None = Field(
-        None, ge=1, description="worker processes of one zonal statistics run; unset = 1"
+        None, ge=1, description="worker processes of one zonal statistics run; unset = one per core"
     )
 
     @field_validator("care_cycle_months")

@@ -284,17 +284,19 @@ def _strategy(cells: np.ndarray) -> str:
 
 
 def worker_count(workers: int | None = None) -> int:
-    """Worker processes for one zonal run: ``workers``, else the setting, else 1.
+    """Worker processes for one zonal run: ``workers``, else the setting, else one per core.
 
-    One by default: on the shared two-core machine of the benchmark, two processes took
-    longer than one (each warms its own GDAL block cache, and the scheduler shares the CPU
-    per session). On a server with cores to spare, ``SMARTTREES_RASTER_WORKERS`` sets more.
+    One per core this process may use: on the idle two-core benchmark machine two forked
+    workers took the 4,092 zones from 2.4–2.9 s to 1.65–1.75 s (bench/README.md, session 6).
+    On a machine whose cores are busy with other work they gain nothing and cost ~1 s more CPU
+    (each warms its own caches and pages), so ``SMARTTREES_RASTER_WORKERS=1`` keeps the job in
+    the calling process.
     """
     if workers is None:
         from smarttrees.settings import get_settings
 
-        workers = get_settings().raster_workers
-    return max(1, workers or 1)
+        workers = get_settings().raster_workers or len(os.sched_getaffinity(0))
+    return max(1, workers)
 
 
 def spatial_parts(geometries: Any, cells: np.ndarray, parts: int) -> list[np.ndarray]:
