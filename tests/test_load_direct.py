@@ -19,6 +19,7 @@ from etl import direct
 from etl.mappings import PRESETS
 from etl.trees import LoadOptions, LoadResult, load_trees
 from smarttrees.database import connect
+from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.survey_writer import make_survey, write_survey
 
 Edit = Callable[[pd.DataFrame], pd.DataFrame]
@@ -426,6 +427,21 @@ def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
                  "VALUES (%s, 'smarttrees.trees')", (definition,))
     conn.commit()
     assert load(db_url, [survey(tmp_path, n=100)]).files[0].unchanged == 100
+    assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
+
+
+def test_db_upgrade_builds_the_indexes_a_killed_first_load_left(
+        db_url: str, conn: psycopg.Connection) -> None:
+    whole = conn.execute(INDEXES).fetchone()
+    definition = conn.execute(
+        "SELECT pg_get_indexdef('smarttrees.trees_species_idx'::regclass)").fetchone()[0]
+    conn.execute("DROP INDEX smarttrees.trees_species_idx")
+    conn.execute("INSERT INTO smarttrees.deferred_indexes (definition, table_name) "
+                 "VALUES (%s, 'smarttrees.trees')", (definition,))
+    conn.commit()
+    out = run_cli("db", "upgrade", env=cli_env(SMARTTREES_DATABASE_URL=db_url))
+    assert out.code == 0, out.stderr
+    assert "indexes a first load left unbuilt: 1 built" in out.stdout
     assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
 
 

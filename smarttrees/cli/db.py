@@ -62,6 +62,7 @@ def url() -> None:
 @app.command()
 def upgrade() -> None:
     """Apply pending schema migrations; running it twice changes nothing."""
+    from etl import bulk
     from etl.species import load_species
     from smarttrees.database import connect
 
@@ -73,6 +74,11 @@ def upgrade() -> None:
         typer.echo("schema up to date")
     with connect(url_) as conn:
         typer.echo(f"species catalogue: {load_species(conn)} species")
+        unbuilt = bulk.deferred(conn)
+    if unbuilt:
+        # A first load killed after its commit left indexes that only speed reads unbuilt;
+        # the maintenance command builds them too, not only the next load.
+        typer.echo(f"indexes a first load left unbuilt: {bulk.build_deferred(url_)} built")
 
 
 @app.command("pgbouncer-config")
