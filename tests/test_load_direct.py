@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
+from psycopg import sql
 
 from etl import direct
 from etl.mappings import PRESETS
@@ -410,6 +411,16 @@ INDEXES = """
 DEFERRED = "SELECT count(*) FROM smarttrees.deferred_indexes"
 
 
+def leave_unbuilt(conn: psycopg.Connection, index: str) -> None:
+    """What a first load killed after its commit leaves: an index of trees not built, recorded."""
+    definition = conn.execute("SELECT pg_get_indexdef(%s::regclass)",
+                              (f"smarttrees.{index}",)).fetchone()[0]
+    conn.execute(sql.SQL("DROP INDEX smarttrees.{}").format(sql.Identifier(index)))
+    conn.execute("INSERT INTO smarttrees.deferred_indexes (definition, table_name) "
+                 "VALUES (%s, 'smarttrees.trees')", (definition,))
+    conn.commit()
+
+
 def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
         db_url: str, conn: psycopg.Connection, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,14 +429,7 @@ def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
     conn.commit()
     load(db_url, [survey(tmp_path, n=100)])
     assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
-    # What a first load killed after its commit leaves: the rows and keys, an index not built
-    # yet, and its record.
-    definition = conn.execute(
-        "SELECT pg_get_indexdef('smarttrees.trees_geom_idx'::regclass)").fetchone()[0]
-    conn.execute("DROP INDEX smarttrees.trees_geom_idx")
-    conn.execute("INSERT INTO smarttrees.deferred_indexes (definition, table_name) "
-                 "VALUES (%s, 'smarttrees.trees')", (definition,))
-    conn.commit()
+    leave_unbuilt(conn, "trees_geom_idx")
     assert load(db_url, [survey(tmp_path, n=100)]).files[0].unchanged == 100
     assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
 
@@ -433,12 +437,7 @@ def test_indexes_a_first_load_left_unbuilt_are_built_by_the_next_load(
 def test_db_upgrade_builds_the_indexes_a_killed_first_load_left(
         db_url: str, conn: psycopg.Connection) -> None:
     whole = conn.execute(INDEXES).fetchone()
-    definition = conn.execute(
-        "SELECT pg_get_indexdef('smarttrees.trees_species_idx'::regclass)").fetchone()[0]
-    conn.execute("DROP INDEX smarttrees.trees_species_idx")
-    conn.execute("INSERT INTO smarttrees.deferred_indexes (definition, table_name) "
-                 "VALUES (%s, 'smarttrees.trees')", (definition,))
-    conn.commit()
+    leave_unbuilt(conn, "trees_species_idx")
     out = run_cli("db", "upgrade", env=cli_env(SMARTTREES_DATABASE_URL=db_url))
     assert out.code == 0, out.stderr
     assert "indexes a first load left unbuilt: 1 built" in out.stdout
