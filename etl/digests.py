@@ -36,7 +36,7 @@ _NULL = np.uint64(0x6A09E667F3BCC908)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
+def mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, in place on a uint64 array (wrapping arithmetic)."""
     h ^= h >> np.uint64(30)
     h *= _M1
@@ -93,7 +93,7 @@ def span_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
         word = words[np.minimum(cursor, last)]
         bits = (np.clip(left, 0, 7) * 8).astype(np.uint64)
         word &= np.where(left >= 8, _ALL, (np.uint64(1) << bits) - np.uint64(1))
-        live_h = _mix(live_h ^ word)
+        live_h = mix(live_h ^ word)
         cursor += 8
         left -= 8
     return h
@@ -109,7 +109,7 @@ def column_hash(column: pa.Array) -> np.ndarray:
         values = pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
         bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64).copy()
         bits[np.isnan(values)] = _NULL        # one NaN for every null and NaN
-        return _mix(bits)
+        return mix(bits)
     return _text_hash(column)
 
 
@@ -118,7 +118,7 @@ def row_digests(batch: pa.RecordBatch, context: int) -> np.ndarray:
     h = np.full(batch.num_rows, np.uint64(context), dtype=np.uint64)
     for i in range(batch.num_columns):
         salt = np.uint64(_GOLDEN * (i + 1) % 2**64)
-        h = _mix(h ^ (column_hash(batch.column(i)) + salt))
+        h = mix(h ^ (column_hash(batch.column(i)) + salt))
     # 63 bits, as a non-negative bigint: etl.binary_copy sends a negative int8 as NULL.
     return (h >> np.uint64(1)).view(np.int64)
 

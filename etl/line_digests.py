@@ -51,7 +51,7 @@ class Lines:
     def digests(self, seed: int) -> np.ndarray:
         """The digest of each line (int64 ≥ 0, as stored), seeded by ``seed``."""
         h = digests.span_hash(np.frombuffer(self.data, np.uint8), self.starts, self.lengths)
-        h = digests._mix(h ^ np.uint64(seed))
+        h = digests.mix(h ^ np.uint64(seed))
         return (h >> np.uint64(1)).view(np.int64)
 
     def only(self, keep: np.ndarray) -> bytes:
