@@ -606,7 +606,7 @@ def zonal_statistics(
 
     ``class_shares`` (categorical only) maps each class to its share of the covered area. The
     zones are cut into spatial parts (:func:`spatial_parts`), each summarised by
-    :func:`_summarise_parts`; with ``workers`` (default: the ``raster_workers`` setting, else 1)
+    :func:`_summarise_parts`; with ``workers`` (default: :func:`worker_count`, one per core)
     above 1 and zones covering at least ``PARALLEL_MIN_CELLS`` cells (or ``workers`` given),
     the parts go to that many worker processes. The figures are exactextract's over each whole
     zone however the zones are shared out (to rounding where large zones are cut at tiles).
