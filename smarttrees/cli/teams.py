@@ -26,6 +26,11 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
+def _codes(text: str | None) -> list[str]:
+    """Commune codes given as ``--communes A,B``; none when not given."""
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
 @teams_app.command("add")
 def add_team(
     name: str,
@@ -38,9 +43,8 @@ def add_team(
     from smarttrees import teams
     from smarttrees.database import connect
 
-    codes = [c.strip() for c in communes.split(",") if c.strip()] if communes else []
     with connect() as conn:
-        teams.create_team(conn, name, _bbox(bbox), codes)
+        teams.create_team(conn, name, _bbox(bbox), _codes(communes))
     typer.echo(f"team {name} created")
 
 
@@ -59,9 +63,8 @@ def set_area(
     from smarttrees import teams
     from smarttrees.database import connect
 
-    codes = [c.strip() for c in communes.split(",") if c.strip()] if communes else []
     with connect() as conn:
-        box = teams.set_area(conn, name, _bbox(bbox), codes, file)
+        box = teams.set_area(conn, name, _bbox(bbox), _codes(communes), file)
     typer.echo(f"team {name}: area {','.join(f'{v:.5f}' for v in box)}")
 
 
