@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
+from psycopg import sql
 
 from barcodes.tags import issue_tags
 from gis_api.field_team import DEFAULT_LIMIT
@@ -144,17 +145,30 @@ def test_a_team_holding_thousands_of_items_gets_every_one_page_by_page(
         assert next(iter(bad)) in refused.json()["description"]
 
 
+# The tables of a nursery's lots and a stand's logs: (parent table, child table, its key).
+_UNDER = {("nursery", "seedling_lot"): ("nurseries", "seedling_lots", "nursery_id"),
+          ("stand", "timber_log"): ("stands", "timber_logs", "stand_id")}
+
+
+def tagged_under(conn: psycopg.Connection, parent: str, kind: str) -> tuple[str, list[str]]:
+    """The first ``parent`` (nursery, stand) holding items of ``kind``; their tag codes."""
+    parents, children, key = _UNDER[(parent, kind)]
+    code, parent_id = conn.execute(sql.SQL(
+        "SELECT p.{code}, p.id FROM smarttrees.{parents} p WHERE EXISTS "
+        "(SELECT FROM smarttrees.{children} c WHERE c.{key} = p.id) ORDER BY p.id LIMIT 1"
+    ).format(code=sql.Identifier(f"{parent}_code"), parents=sql.Identifier(parents),
+             children=sql.Identifier(children), key=sql.Identifier(key))).fetchone()
+    ids = [r[0] for r in conn.execute(sql.SQL(
+        "SELECT id FROM smarttrees.{} WHERE {} = %s").format(
+            sql.Identifier(children), sql.Identifier(key)), [parent_id])]
+    return code, list(issue_tags(conn, kind, ids).values())
+
+
 def test_a_teams_area_changed_from_a_file_or_communes_and_a_nurserys_lots_issued(
     live_server: str, province_url: str, tmp_path: Path
 ) -> None:
     with connect(province_url) as conn:
-        nursery, nursery_id = conn.execute(
-            "SELECT n.nursery_code, n.id FROM smarttrees.nurseries n "
-            "WHERE EXISTS (SELECT FROM smarttrees.seedling_lots l WHERE l.nursery_id = n.id) "
-            "ORDER BY n.id LIMIT 1").fetchone()
-        lots = [r[0] for r in conn.execute(
-            "SELECT id FROM smarttrees.seedling_lots WHERE nursery_id = %s", [nursery_id])]
-        lot_codes = list(issue_tags(conn, "seedling_lot", lots).values())
+        nursery, lot_codes = tagged_under(conn, "nursery", "seedling_lot")
         communes = [r[0] for r in conn.execute(
             "SELECT code FROM smarttrees.communes ORDER BY code LIMIT 2")]
         communes_box = conn.execute(
@@ -200,7 +214,7 @@ def test_a_teams_area_changed_from_a_file_or_communes_and_a_nurserys_lots_issued
     assert bbox() == [round(v, 5) for v in communes_box]
 
     done = run_cli("teams", "issue", "nursery-crew", "--nursery", nursery, env=env)
-    assert done.code == 0 and f"{len(lots)} item(s) issued" in done.stdout
+    assert done.code == 0 and f"{len(lot_codes)} item(s) issued" in done.stdout
     answer = httpx.get(f"{live_server}/field/team", headers={"Authorization": f"Bearer {token}"})
     assert sorted(i["code"] for i in answer.json()["items"]) == sorted(lot_codes)
     refused = run_cli("teams", "issue", "nursery-crew", "--nursery", "NO-SUCH", env=env)
@@ -208,13 +222,7 @@ def test_a_teams_area_changed_from_a_file_or_communes_and_a_nurserys_lots_issued
 
     # A stand's tagged logs, the same way.
     with connect(province_url) as conn:
-        stand, stand_id = conn.execute(
-            "SELECT s.stand_code, s.id FROM smarttrees.stands s "
-            "WHERE EXISTS (SELECT FROM smarttrees.timber_logs g WHERE g.stand_id = s.id) "
-            "ORDER BY s.id LIMIT 1").fetchone()
-        logs = [r[0] for r in conn.execute(
-            "SELECT id FROM smarttrees.timber_logs WHERE stand_id = %s", [stand_id])]
-        log_codes = list(issue_tags(conn, "timber_log", logs).values())
+        stand, log_codes = tagged_under(conn, "stand", "timber_log")
     done = run_cli("teams", "issue", "nursery-crew", "--stand", stand, env=env)
     assert done.code == 0, done.stderr
     answer = httpx.get(f"{live_server}/field/team", headers={"Authorization": f"Bearer {token}"})
