@@ -40,4 +40,7 @@ FROM (
   -- grouping (the cells outside hold a stray tree or two): before it, the planner expected
   -- one row and sorted ten thousand trees to group them, where a hash costs a fifth less.
   WHERE c.cx >= 0 AND c.cx < %(cells)s AND c.cy >= 0 AND c.cy < %(cells)s
+  -- the cells in a fixed order (a hash's order follows the plan), so that a tile's bytes are
+  -- the same from the live server and from the archive; a sort of at most cells² rows
+  ORDER BY c.cx, c.cy
 ) mvt
