@@ -398,42 +398,71 @@ class Measured:
     cases: Figures
 
 
-def measure(cluster: Cluster, name: str, requests: int) -> Figures:
-    """p50 and p90 (ms) of each case, ``requests`` sequential requests each, and their cost."""
-    figures: Figures = {}
+@dataclass
+class Samples:
+    """What the timed requests of one case on one database gave, over all rounds."""
+
+    took_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    client_cpu_s: float = 0.0
+    app_cpu_s: float = 0.0
+    pg_cpu_s: float = 0.0
+    answers: set[str] = field(default_factory=set)
+
+    def figures(self) -> dict[str, Any]:
+        quantiles = statistics.quantiles(self.took_ms, n=10)
+        return {"p50_ms": round(statistics.median(self.took_ms), 1),
+                "p90_ms": round(quantiles[8], 1), "wall_s": round(self.wall_s, 2),
+                "client_cpu_s": round(self.client_cpu_s, 2),
+                "app_cpu_s": round(self.app_cpu_s, 2), "pg_cpu_s": round(self.pg_cpu_s, 2),
+                "answers": ",".join(sorted(self.answers))}
+
+
+def measure(cluster: Cluster, name: str, requests: int, into: dict[str, Samples]) -> None:
+    """``requests`` sequential timed requests of each case on database ``name``, with their
+    CPU seconds, added to ``into``; every place is requested once untimed first."""
     with serving(cluster.url(name)) as base, httpx.Client(base_url=base, timeout=120) as client:
         for case, paths in cases().items():
+            samples = into.setdefault(case, Samples())
             digest = hashlib.sha256()
             for path in paths:  # every place once: its pages in the buffer cache, plans made
                 response = client.get(path)
                 response.raise_for_status()
                 digest.update(answer(response))
-            took = []
+            samples.answers.add(digest.hexdigest()[:16])
             cpu = (time.process_time(), app_cpu(), cluster_cpu(cluster))
             wall = time.perf_counter()
             for i in range(requests):
                 started = time.perf_counter()
                 client.get(paths[i % len(paths)]).raise_for_status()
-                took.append((time.perf_counter() - started) * 1000)
-            wall = time.perf_counter() - wall
-            client_s, app_s, pg_s = (time.process_time() - cpu[0], app_cpu() - cpu[1],
-                                     cluster_cpu(cluster) - cpu[2])
-            quantiles = statistics.quantiles(took, n=10)
-            figures[case] = {"p50_ms": round(statistics.median(took), 1),
-                             "p90_ms": round(quantiles[8], 1), "wall_s": round(wall, 2),
-                             "client_cpu_s": round(client_s, 2), "app_cpu_s": round(app_s, 2),
-                             "pg_cpu_s": round(pg_s, 2), "answers": digest.hexdigest()[:16]}
-    return figures
+                samples.took_ms.append((time.perf_counter() - started) * 1000)
+            samples.wall_s += time.perf_counter() - wall
+            samples.client_cpu_s += time.process_time() - cpu[0]
+            samples.app_cpu_s += app_cpu() - cpu[1]
+            samples.pg_cpu_s += cluster_cpu(cluster) - cpu[2]
 
 
-def measure_all(cluster: Cluster, counts: list[int], requests: int) -> list[Measured]:
-    results: list[Measured] = []
-    for n in counts:
-        for layout in LAYOUTS:
+def measure_all(cluster: Cluster, counts: list[int], requests: int,
+                rounds: int) -> list[Measured]:
+    """Each database measured in ``rounds`` rounds, every other one in the reverse order (a
+    load that drifts weighs on all alike); ``requests`` timed requests per case in all."""
+    order = [(n, layout) for n in counts for layout in LAYOUTS]
+    samples: dict[tuple[int, str], dict[str, Samples]] = {key: {} for key in order}
+    loads: dict[tuple[int, str], list[float]] = {key: [] for key in order}
+    for r in range(rounds):
+        share = requests // rounds + (1 if r < requests % rounds else 0)
+        for n, layout in order if r % 2 == 0 else reversed(order):
             name = database_name(n, layout)
-            log(f"measuring {name} (load average {_load()})")
-            results.append(Measured(n, layout, _load(), measure(cluster, name, requests)))
-            log(json.dumps(results[-1].__dict__))
+            loads[(n, layout)].append(os.getloadavg()[0])
+            log(f"round {r + 1}/{rounds}: {name}, {share} requests per case "
+                f"(load average {_load()})")
+            measure(cluster, name, share, samples[(n, layout)])
+    results = []
+    for n, layout in order:
+        low, high = min(loads[(n, layout)]), max(loads[(n, layout)])
+        results.append(Measured(n, layout, f"{low:.1f}" if low == high else f"{low:.1f}–{high:.1f}",
+                                {c: s.figures() for c, s in samples[(n, layout)].items()}))
+        log(json.dumps(results[-1].__dict__))
     return results
 
 
@@ -455,12 +484,13 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def report(results: list[Measured], trees: int, requests: int) -> None:
+def report(results: list[Measured], trees: int, requests: int, rounds: int) -> None:
     first_count = min(r.provinces for r in results)
     base = {r.layout: r.cases for r in results if r.provinces == first_count}
     names = list(cases())
     print(f"\nitems and tiles p50 / p90 (ms), {trees:,} trees per province, tile cache off, "
-          f"{requests} requests per case over {PLACES} places in province 01")
+          f"{requests} timed requests per case ({rounds} rounds) over {PLACES} places in "
+          "province 01")
     print("| provinces | layout | load avg | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))
     for r in results:
@@ -468,21 +498,22 @@ def report(results: list[Measured], trees: int, requests: int) -> None:
         cells = [f"{f['p50_ms']} / {f['p90_ms']} (×{f['p50_ms'] / first[c]['p50_ms']:.2f})"
                  for c, f in r.cases.items()]
         print(f"| {r.provinces} | {r.layout} | {r.load_average} | " + " | ".join(cells) + " |")
-    print(f"\nseconds per case ({requests} requests): wall / bench client CPU / server (Python) "
-          "CPU / PostgreSQL CPU")
+    print(f"\nseconds per case ({requests} timed requests): wall / bench client CPU / "
+          "server (Python) CPU / PostgreSQL CPU")
     print("| provinces | layout | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for r in results:
         print(f"| {r.provinces} | {r.layout} | " + " | ".join(
             f"{f['wall_s']} / {f['client_cpu_s']} / {f['app_cpu_s']} / {f['pg_cpu_s']}"
             for f in r.cases.values()) + " |")
-    print("\nsame answers (features of each page, bytes of each tile) in both layouts:")
-    for n in sorted({r.provinces for r in results}):
-        pair = [r.cases for r in results if r.provinces == n]
-        differ = [c for c in names
-                  if len(pair) != 2 or pair[0][c]["answers"] != pair[1][c]["answers"]]
-        print(f"  {n} province(s): " + ("yes, every case" if not differ else
-                                        f"NO for {', '.join(differ)}"))
+    print("\nsame answers (features of each page, bytes of each tile; province 01 is the same "
+          "rows in every database):")
+    for c in names:
+        answers = {a for r in results for a in r.cases[c]["answers"].split(",")}
+        print(f"  {c}: " + ("one answer in every database and round" if len(answers) == 1 else
+                            "DIFFERENT answers: " + "; ".join(
+                                f"{r.provinces} {r.layout} {r.cases[c]['answers']}"
+                                for r in results)))
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -505,7 +536,10 @@ def main() -> None:
     parser.add_argument("--provinces", help="province counts, e.g. 1,3 or 1,10 (default 1,3; "
                         "with --reuse, every count kept)")
     parser.add_argument("--trees-per-province", type=int, default=1_130_000)
-    parser.add_argument("--requests", type=int, default=200, help="measured requests per case")
+    parser.add_argument("--requests", type=int, default=200,
+                        help="timed requests per case and database, over all rounds")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="measure every database this many times, alternating the order")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--keep", type=Path, metavar="DIR",
                        help="generate into DIR (new or empty) and keep it, with manifest.json")
@@ -517,14 +551,14 @@ def main() -> None:
     counts = parse_counts(parser, args.provinces)
     if args.generate_only and not args.keep:
         parser.error("--generate-only needs --keep DIR (else the data would be thrown away)")
-    if args.requests < 2:
-        parser.error("--requests: at least 2")
+    if args.rounds < 1 or args.requests < 2 * args.rounds:
+        parser.error("--rounds at least 1, --requests at least 2 per round")
     try:
         if args.reuse:
-            reuse(args.reuse.resolve(), counts, args.requests)
+            reuse(args.reuse.resolve(), counts, args.requests, args.rounds)
         else:
             fresh(args.keep.resolve() if args.keep else None, counts or [1, 3],
-                  args.trees_per_province, args.requests, args.generate_only)
+                  args.trees_per_province, args.requests, args.rounds, args.generate_only)
     except BenchError as exc:
         print(f"bench_national: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -533,7 +567,7 @@ def main() -> None:
         sys.exit(1)
 
 
-def fresh(keep: Path | None, counts: list[int], trees: int, requests: int,
+def fresh(keep: Path | None, counts: list[int], trees: int, requests: int, rounds: int,
           generate_only: bool) -> None:
     """Generate (into ``keep``, or a temporary folder removed at the end), then measure."""
     if keep:
@@ -552,7 +586,7 @@ def fresh(keep: Path | None, counts: list[int], trees: int, requests: int,
         log(f"generated in {folder}: " + ", ".join(
             f"{name} {d['size']}" for name, d in kept.databases.items()))
         if not generate_only:
-            report(measure_all(cluster, counts, requests), trees, requests)
+            report(measure_all(cluster, counts, requests, rounds), trees, requests, rounds)
     finally:
         if keep:
             cluster.stop()
@@ -562,7 +596,7 @@ def fresh(keep: Path | None, counts: list[int], trees: int, requests: int,
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def reuse(folder: Path, counts: list[int] | None, requests: int) -> None:
+def reuse(folder: Path, counts: list[int] | None, requests: int, rounds: int) -> None:
     """Measure the databases a ``--keep`` run left in ``folder``."""
     kept, wanted = read_kept(folder, counts)
     cluster = Cluster(kept.cluster_folder, dbname=TEMPLATE)
@@ -573,7 +607,8 @@ def reuse(folder: Path, counts: list[int] | None, requests: int) -> None:
         print(json.dumps({**versions(cluster.url()), "data": str(folder)}))
         print("generation (from the manifest): " + "; ".join(
             f"{s['step']} {s['seconds']} s" for s in kept.steps))
-        report(measure_all(cluster, wanted, requests), kept.trees_per_province, requests)
+        report(measure_all(cluster, wanted, requests, rounds), kept.trees_per_province, requests,
+               rounds)
     finally:
         if not was_running:
             cluster.stop()
