@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import httpx
 import pandas as pd
@@ -289,6 +290,25 @@ def test_keys_keep_their_type(db):
     assert "90001" in set(db.carbon(by="commune", refresh=False).commune_code)
     assert db.ioc("trees").commune_code.map(type).eq(str).all()
     assert db.trees(limit=3).id.dtype.kind == "i"
+
+
+def test_a_read_leaves_the_garbage_collector_as_it_found_it(db):
+    from smarttrees.layer_sql import Where
+
+    assert gc.isenabled()
+    assert len(db.trees(columns=["tree_code"])) > 0
+    assert gc.isenabled()
+    broken = Where()
+    broken.add("no_such_column = %s", 1)
+    with pytest.raises(Exception, match="no_such_column"):  # fails inside the read
+        db.read("trees", where=broken)
+    assert gc.isenabled()
+    gc.disable()  # a caller who paused it keeps it paused
+    try:
+        assert len(db.trees(limit=3)) == 3
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_read_in_parts_gives_the_same_trees(shared_province, monkeypatch):
