@@ -25,6 +25,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,12 @@ PER_ZONE_CELLS = 3_000  # the fixed cost of one zone to exactextract, in cells' 
 # two-core machine (load 5-9) the thread cost CPU and wall time in every bench run
 # (communes 7.5 s against 3.8 s); bench_raster.py times both, for a machine with idle cores.
 READ_AHEAD = False
+# GDAL's block cache while a zonal job reads its windows. Each window is read once, block by
+# block, and copied into the job's array, so a big cache only holds blocks already copied; its
+# blocks (256 KB each, 4 KB pages) were most of the job's system time: every block a process
+# decodes into new cache memory costs ~64 page faults, and each worker process starts with
+# none (120 K faults per 4,092-zone run; bench/README.md, session 7).
+BLOCK_CACHE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -416,16 +423,49 @@ def _plan_read(source: _BandSource, geometries: Any, wkt: str) -> _Reading | Non
                     nodata, wkt)
 
 
-def _read(source: _BandSource, reading: _Reading) -> _Values:
+@contextmanager
+def _block_cache(limit: int) -> Iterator[None]:
+    """GDAL's block cache held to at most ``limit`` bytes, as it was afterwards.
+
+    GDAL's cache size is one per process: the caller's is put back (a server reading tiles
+    keeps its own).
+    """
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    if not isinstance(before, int) or before <= limit:
+        yield
+        return
+    set_gdal_config("GDAL_CACHEMAX", limit)
+    try:
+        yield
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
+def _buffer(plans: Sequence[_Reading | None], dtype: Any) -> np.ndarray | None:
+    """One array for the largest of ``plans``' windows, reused part after part.
+
+    A fresh array per part is fresh pages for the kernel to fault in and clear each time.
+    """
+    cells = [int(p.window.width * p.window.height) for p in plans if p is not None]
+    return np.empty(max(cells), dtype=dtype) if cells else None
+
+
+def _read(source: _BandSource, reading: _Reading, buffer: np.ndarray | None = None) -> _Values:
     """The band over ``reading.window``, read in its runs: GDAL calls and little else.
 
-    Cells left unread hold 0; no zone covers them, so no figure sees them.
+    Cells left unread hold 0; no zone covers them, so no figure sees them. The cells go into
+    ``buffer`` (its first cells, as a 2-D array) when given, else into a new array.
     """
     dataset, band, window = source.ds, source.band_idx, reading.window
+    shape = (int(window.height), int(window.width))
+    array = (np.empty(shape, dtype=dataset.dtypes[band - 1]) if buffer is None
+             else buffer[: shape[0] * shape[1]].reshape(shape))
     if reading.runs == [window]:
-        array = dataset.read(band, window=window)
+        dataset.read(band, window=window, out=array)
     else:
-        array = np.zeros((int(window.height), int(window.width)), dtype=dataset.dtypes[band - 1])
+        array.fill(0)
         top, left = int(window.row_off), int(window.col_off)
         for run in reading.runs:
             r, c = int(run.row_off) - top, int(run.col_off) - left
@@ -509,9 +549,12 @@ def _summarise_parts(
     geometries = [shapely.from_wkb([wkbs[i] for i in part]) for part in parts]
     plans = [_plan_read(source, g, wkt) if source.plain else None for g in geometries]
 
+    # One array for every part's window when the parts are read one after the other
+    buffer = None if READ_AHEAD else _buffer(plans, source.ds.dtypes[source.band_idx - 1])
+
     def read(reader: _BandSource, k: int) -> _Values | None:
         plan = plans[k]
-        return None if plan is None else _read(reader, plan)
+        return None if plan is None else _read(reader, plan, buffer)
 
     def summarise(k: int, values: _Values | None) -> pd.DataFrame:
         rows = list(parts[k])
@@ -519,9 +562,10 @@ def _summarise_parts(
         return _finish(source, part, wkt, ops)
 
     if not READ_AHEAD or len(parts) < 2:
-        return [summarise(k, read(source, k)) for k in range(len(parts))]
+        with _block_cache(BLOCK_CACHE_BYTES):
+            return [summarise(k, read(source, k)) for k in range(len(parts))]
     results = []
-    with (rasterio.open(path) as own,
+    with (_block_cache(BLOCK_CACHE_BYTES), rasterio.open(path) as own,
           ThreadPoolExecutor(1, thread_name_prefix="zonal-read") as thread):
         reader = _BandSource(own, source.band_idx)
         ahead = thread.submit(read, reader, 0)
