@@ -249,7 +249,7 @@ def zonal_ours(url: str, raster: Path) -> dict[str, Any]:
 
 
 FRESH_ZONAL = """
-import os, sys, time
+import os, resource, sys, time
 from etl.raster.inputs import open_raster
 from etl.raster.zonal import zonal_statistics, zones_from_database
 from smarttrees.database import connect
@@ -257,32 +257,44 @@ url, raster, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with connect(url) as conn:
     zones = [zones_from_database(conn, kind) for kind in ("commune", "stand")]
 count, started, cpu = 0, time.perf_counter(), os.times()
+faults = [resource.getrusage(who).ru_minflt for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN)]
 for these in zones:
     with open_raster(raster) as source:
         count += len(zonal_statistics(source, these, {stats!r}, False, workers=workers))
 seconds, after = time.perf_counter() - started, os.times()
-used = sum(after[:4]) - sum(cpu[:4])
+faults = [resource.getrusage(who).ru_minflt - before for who, before in zip(
+    (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN), faults)]
+user, system = [after[i] + after[i + 2] - cpu[i] - cpu[i + 2] for i in (0, 1)]
 print(f"{{count:,}} zones: {{seconds:.2f}} s, {{count / seconds:,.0f}} polygons/s "
-      f"(CPU {{used:.2f}} s)")
+      f"(CPU {{user + system:.2f}} s: user {{user:.2f}}, system {{system:.2f}}; "
+      f"this process {{after[0] + after[1] - cpu[0] - cpu[1]:.2f}} s, workers "
+      f"{{after[2] + after[3] - cpu[2] - cpu[3]:.2f}} s; minor page faults {{faults[0]:,}} "
+      f"+ workers' {{faults[1]:,}})")
 """
 
 
-def zonal_fresh(url: str, raster: Path) -> None:
+def zonal_fresh(url: str, raster: Path, before: Path | None = None) -> None:
     """The figures of a ``raster zonal`` run in a fresh process, with 1 and 2 workers in turn.
 
     A process that has run everything above carries its heap and GDAL's block cache into the
     forked workers (they were 30–40 % slower there); a user's command starts clean. Two rounds,
-    alternating, each in its own process; the zones are read before the clock starts.
+    alternating, each in its own process; the zones are read before the clock starts. With
+    ``before`` (a checkout of other code, e.g. ``git archive main | tar -x -C DIR``), each run
+    is followed by the same run of that code, so the two are compared in the same minutes.
     """
     code = FRESH_ZONAL.format(stats=list(STATS))
+    trees = [("this tree", ROOT)] + ([(f"before ({before})", before.resolve())] if before else [])
     for round_ in (1, 2):
         for workers in (1, 2):
-            result = subprocess.run([sys.executable, "-c", code, url, str(raster), str(workers)],
-                                    cwd=ROOT, capture_output=True, text=True, check=False,
-                                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
-            line = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()[-200:]]
-            print(f"fresh process, {workers} worker(s), round {round_}: {line[0]}; load {load()}",
-                  flush=True)
+            for label, tree in trees:
+                result = subprocess.run(
+                    [sys.executable, "-c", code, url, str(raster), str(workers)], cwd=tree,
+                    capture_output=True, text=True, check=False,
+                    env=dict(os.environ, PYTHONPATH=str(tree)))
+                line = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()[-200:]]
+                print(f"fresh process, {label}, {workers} worker(s), round {round_}: {line[0]}; "
+                      f"load {load()}", flush=True)
 
 
 def backend_cpu(conn: Any) -> float | None:
@@ -585,6 +597,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a database holding the province (default: generate one)")
     parser.add_argument("--scale", default="full", choices=("full", "small"))
+    parser.add_argument("--before", type=Path,
+                        help="a checkout of other code (say main before a change): its zonal "
+                        "runs in a fresh process alternate with this tree's")
     parser.add_argument("--only", choices=("density", "zonal", "tiles"),
                         help="only the density COGs, or the 10 m surface and its zonal "
                         "statistics (beside rasterstats) or its tiles")
@@ -612,7 +627,7 @@ def main() -> None:
                 section("zonal statistics: exactextract",
                         lambda: ours.update(zonal_ours(url, fine)))
                 section("zonal statistics in a fresh process, as the command runs them",
-                        lambda: zonal_fresh(url, fine))
+                        lambda: zonal_fresh(url, fine, args.before))
                 section("zonal job: zones in, results out", lambda: zonal_job(url, fine))
                 section("zonal statistics: rasterstats",
                         lambda: zonal_rasterstats(url, fine, ours))
