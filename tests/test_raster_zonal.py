@@ -340,3 +340,25 @@ def test_damage_found_in_the_middle_of_a_job_is_one_line(settings_env: str, tmp_
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "out.csv").exists()
     assert stored_runs(settings_env) == 0
+
+
+def test_damage_met_by_a_worker_process_is_named(tmp_path: Path) -> None:
+    # The damaged tiles lie in the southern zone's band, which a worker process reads while
+    # this process reads the northern one: its error comes back here, naming the file.
+    damaged = tmp_path / "damaged.tif"
+    with rasterio.open(damaged, "w", driver="GTiff", width=512, height=512, count=1,
+                       dtype="float32", crs="EPSG:9213", nodata=-1,
+                       transform=from_origin(X0, Y0, 10, 10), tiled=True, blockxsize=64,
+                       blockysize=64, compress="deflate") as dst:
+        dst.write(np.arange(512 * 512, dtype=np.float32).reshape(512, 512) % 97, 1)
+    with rasterio.open(damaged) as ds:  # the tile of rows 384-447, columns 0-63
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_0_6", "TIFF", bidx=1))
+    data = bytearray(damaged.read_bytes())
+    data[offset : offset + 300] = b"\xff" * 300
+    damaged.write_bytes(bytes(data))
+    frame = gpd.GeoDataFrame({"zone_code": ["north", "south"], "zone_name": None},
+                             geometry=[box(0, 0, 512, 200), box(0, 256, 512, 512)],
+                             crs="EPSG:9213")
+    with open_raster(damaged) as source, pytest.raises(RasterError) as caught:
+        zonal_statistics(source, Zones("t", frame), ("mean",), False, workers=2)
+    assert str(caught.value).startswith("damaged.tif: cannot be read (damaged or truncated?)")

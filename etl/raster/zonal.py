@@ -49,6 +49,8 @@ from etl.raster.inputs import RasterInput, require_overlap
 from etl.raster.interior import ZONE_INDEX  # the field exactextract copies: the zone's row
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     import geopandas as gpd
     import pandas as pd
 
@@ -578,19 +580,30 @@ def _summarise_parts(
 
 
 def _extract_part(
-    path: str, band: int, wkbs: list[bytes], parts: list[list[int]], wkt: str, ops: list[str]
-) -> pd.DataFrame:
+    path: str, band: int, wkbs: Sequence[bytes], parts: list[list[int]], wkt: str,
+    ops: list[str], answer: Connection,
+) -> None:
     """A worker process's share: bands of zones (rows of ``wkbs``), read from its own handle.
 
     The worker reads only the windows of its own bands (with ``READ_AHEAD``, the next while
-    exactextract works on the current one).
+    exactextract works on the current one) and sends ``("figures", frame)`` through
+    ``answer``, or ``("error", exception)``.
     """
     import pandas as pd
     import rasterio
 
-    with rasterio.open(path) as dataset:
-        frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
-    return pd.concat(frames, ignore_index=True)
+    try:
+        with rasterio.open(path) as dataset:
+            frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
+        reply: tuple[str, Any] = ("figures", pd.concat(frames, ignore_index=True))
+    except Exception as exc:  # handed to the parent, which raises it
+        reply = ("error", exc)
+    try:
+        answer.send(reply)
+    except Exception as exc:  # an exception that does not pickle
+        answer.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        answer.close()
 
 
 def _part_count(dataset: DatasetReader, geometries: Any, workers: int) -> int:
@@ -609,14 +622,17 @@ def _extract_parallel(
     raster: RasterInput, wkbs: np.ndarray, parts: list[np.ndarray], wkt: str,
     ops: Sequence[str], workers: int,
 ) -> pd.DataFrame:
-    """The parts summarised by ``workers`` processes; the rows of every part.
+    """The parts summarised by ``workers`` processes, this one among them; every part's rows.
 
     exactextract holds the GIL through its whole call, so threads do not run it side by side;
-    processes do. They are forked where the platform can (the parent's imports come free).
-    Each process is given neighbouring parts (a band of the raster) and sent only their zones.
+    processes do. The others are forked where the platform can (the parent's imports and the
+    zones come free, no pickling before they start) and each is given neighbouring parts (a
+    band of the raster); this process takes the first share meanwhile, with its raster open
+    and its memory warm, and then collects the others' figures through a pipe each. A pool
+    would fork one process more and hand the work over in a thread, which waits for the GIL
+    while this process is inside exactextract.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     import pandas as pd
 
@@ -624,22 +640,41 @@ def _extract_parallel(
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     processes = min(workers, len(parts))
     shares = [s for s in np.array_split(np.arange(len(parts)), processes) if len(s)]
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = []
-        for share in shares:
+    children = []
+    try:
+        for share in shares[1:]:
             rows = np.concatenate([parts[k] for k in share])
             local = {int(r): i for i, r in enumerate(rows)}
-            futures.append(pool.submit(
-                _extract_part, str(raster.path), raster.band, [bytes(w) for w in wkbs[rows]],
-                [[local[int(r)] for r in parts[k]] for k in share], wkt, list(ops),
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_extract_part, daemon=True, args=(
+                str(raster.path), raster.band, [bytes(w) for w in wkbs[rows]],
+                [[local[int(r)] for r in parts[k]] for k in share], wkt, list(ops), send,
             ))
-        frames = []
-        for share, future in zip(shares, futures, strict=True):
-            frame = future.result()
-            rows = np.concatenate([parts[k] for k in share])
-            frame[ZONE_INDEX] = rows[frame[ZONE_INDEX].to_numpy()]
-            frames.append(frame)
+            child.start()
+            send.close()  # the child's end: EOF here if the child dies
+            children.append((rows, child, receive))
+        own = _summarise_parts(_BandSource(raster.dataset, raster.band), str(raster.path),
+                               list(wkbs), [parts[k].tolist() for k in shares[0]], wkt, ops)
+        frames = [pd.concat(own, ignore_index=True)]
+        for rows, _child, receive in children:
+            try:
+                kind, payload = receive.recv()
+            except EOFError:
+                raise RasterError(raster.path, "a zonal worker process ended before sending "
+                                  "its figures (out of memory?); try "
+                                  "SMARTTREES_RASTER_WORKERS=1") from None
+            if kind == "error":
+                raise payload
+            payload[ZONE_INDEX] = rows[payload[ZONE_INDEX].to_numpy()]
+            frames.append(payload)
         return pd.concat(frames, ignore_index=True)
+    finally:
+        for _, child, receive in children:
+            receive.close()
+            child.join(timeout=5)
+            if child.is_alive():  # only after an error here: its figures are not wanted
+                child.terminate()
+                child.join()
 
 
 def zonal_statistics(
