@@ -25,6 +25,12 @@ Usage::
     .venv/bin/python bench/bench_analyst.py                       # makes the full province
     .venv/bin/python bench/bench_analyst.py --url postgresql://…  # an existing full province
     .venv/bin/python bench/bench_analyst.py --runs 3              # best of three per reader
+    .venv/bin/python bench/bench_analyst.py --url … --only api,read_postgis --runs 5
+
+``--only`` runs just the readers named, alternated (``--runs`` rounds, every other round in
+reverse order, so that neither reader always runs first after the other), prints every run and
+then each reader's median wall and CPU time and the two ratios to read_postgis: of the median
+wall times (the goal) and of the total CPU, client + server (what a loaded machine tends to).
 """
 
 from __future__ import annotations
@@ -213,6 +219,41 @@ def run_reader(reader: str, url: str, runs: int) -> dict[str, object]:
 # --- the in-process cases --------------------------------------------------------------------
 
 
+def alternate(readers: list[str], url: str, rounds: int) -> None:
+    """Run ``readers`` in turns for ``rounds`` rounds and print each run, medians and ratios."""
+    import os
+
+    runs: dict[str, list[dict[str, object]]] = {r: [] for r in readers}
+    print(f"{'reader':<16}{'time':>9}{'peak RSS':>11}{'CPU client + server':>22}{'load':>14}")
+    for round_ in range(rounds):
+        for reader in readers if round_ % 2 == 0 else readers[::-1]:
+            result = run_reader(reader, url, 1)
+            if "error" in result:
+                print(f"{reader:<16} failed: {result['error']}")
+                continue
+            runs[reader].append(result)
+            cpu = f"{result['client_cpu_s']:.2f} + {result['server_cpu_s']:.2f} s"
+            print(f"{reader:<16}{result['seconds']:>8.2f}s"
+                  f"{result['peak_rss_mb'] / 1024:>9.2f} GB{cpu:>22}{result['load']:>14}",
+                  flush=True)
+    medians: dict[str, tuple[float, float]] = {}
+    print(f"\nmedians of {rounds} rounds (load average now {os.getloadavg()[0]:.1f}):")
+    for reader, results in runs.items():
+        if not results:
+            continue
+        wall = statistics.median(float(r["seconds"]) for r in results)  # type: ignore[arg-type]
+        cpu = statistics.median(float(r["client_cpu_s"]) + float(r["server_cpu_s"])  # type: ignore[arg-type]
+                                for r in results)
+        medians[reader] = (wall, cpu)
+        print(f"  {reader:<16} {wall:6.2f} s, CPU client + server {cpu:.2f} s")
+    if "read_postgis" in medians:
+        anchor_wall, anchor_cpu = medians["read_postgis"]
+        for reader, (wall, cpu) in medians.items():
+            if reader != "read_postgis":
+                print(f"  read_postgis / {reader}: {anchor_wall / wall:.1f}× in wall time (goal"
+                      f" ≥ 7×), {anchor_cpu / cpu:.1f}× in CPU")
+
+
 def town_bbox(url: str) -> list[float]:
     from bench_api import densest_bbox
 
@@ -342,14 +383,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="database holding a full province (default: make one)")
     parser.add_argument("--runs", type=int, default=1, help="processes per reader (best kept)")
+    parser.add_argument("--only", help="readers to alternate, comma-separated "
+                        f"({', '.join(READERS)}); --runs rounds; nothing else is measured")
     parser.add_argument("--worker", choices=READERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.url)
         return
+    only = [r.strip() for r in args.only.split(",") if r.strip()] if args.only else []
+    unknown = sorted(set(only) - set(READERS))
+    if unknown:
+        parser.error(f"--only: no reader {', '.join(unknown)} (readers: {', '.join(READERS)})")
     from bench_tiles import full_province
 
     with full_province(args.url) as url:
+        if only:
+            alternate(only, url, args.runs)
+            return
         readers = {}
         for reader in READERS:
             log(f"reading the province with {reader}...")
