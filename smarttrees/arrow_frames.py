@@ -27,7 +27,7 @@ def collector_paused() -> Iterator[None]:
 
     A read builds a Python object per geometry: the province's 1.13 M points, which the
     collector tracks. While they are made, the collections their number triggers traverse the
-    whole heap again and again (8 full ones for the province): about 0.6 s of the read's 2.4 s
+    whole heap again and again (6–8 full ones for the province): about 0.6 s of the read's 2.9 s
     of client CPU, on the GIL, so it held up the other part's thread too (``bench/README.md``,
     session 7). The objects a read makes hold no reference cycles, so the collector would free
     nothing; reference counting frees them as usual. Its first collection afterwards walks the
