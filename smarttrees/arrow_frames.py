@@ -27,11 +27,11 @@ def collector_paused() -> Iterator[None]:
 
     A read builds a Python object per geometry: the province's 1.13 M points, which the
     collector tracks. While they are made, the collections their number triggers traverse the
-    whole heap again and again (6–8 full ones for the province): about 0.6 s of the read's 2.9 s
-    of client CPU, on the GIL, so it held up the other part's thread too (``bench/README.md``,
-    session 7). The objects a read makes hold no reference cycles, so the collector would free
-    nothing; reference counting frees them as usual. Its first collection afterwards walks the
-    new objects once (about 0.15 s for the province).
+    whole heap again and again (6–8 full ones for the province): about 0.6 s of the read's
+    2.9 s of client CPU, holding the GIL the other part's thread needs for its points
+    (``bench/README.md``, session 7). The objects a read makes hold no reference cycles, so the
+    collector would free nothing; reference counting frees them as usual. Its first collection
+    afterwards walks the new objects once (about 0.15 s for the province).
     """
     if not gc.isenabled():  # paused by the caller (or an enclosing read): leave it so
         yield
