@@ -180,11 +180,18 @@ class Kept:
         partial.write_text(json.dumps(body, indent=2) + "\n")
         partial.replace(self.folder / MANIFEST)
 
-    def step(self, what: str, started: float) -> None:
-        took = round(time.perf_counter() - started, 1)
-        self.steps.append({"step": what, "seconds": took, "load_average": _load(),
+    @contextmanager
+    def timed(self, what: str, cluster: Cluster) -> Iterator[None]:
+        """Record the step's wall seconds, this process's and PostgreSQL's CPU seconds."""
+        wall, client, server = time.perf_counter(), time.process_time(), cluster_cpu(cluster)
+        yield
+        took = {"wall_s": round(time.perf_counter() - wall, 1),
+                "client_cpu_s": round(time.process_time() - client, 1),
+                "pg_cpu_s": round(cluster_cpu(cluster) - server, 1)}
+        self.steps.append({"step": what, **took, "load_average": _load(),
                            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        log(f"{what}: {took:.0f} s (load average {_load()})")
+        log(f"{what}: {took['wall_s']:.0f} s, CPU {took['client_cpu_s']:.1f} s here and "
+            f"{took['pg_cpu_s']:.1f} s in PostgreSQL (load average {_load()})")
         self.save()
 
 
@@ -195,30 +202,26 @@ def generate_all(cluster: Cluster, kept: Kept, counts: list[int]) -> None:
     previous = 0
     for n in counts:
         table = database_name(n, "one table")
-        started = time.perf_counter()
-        # Provinces 1…previous are already in the smaller count's database: copy, then add.
-        copy_database(admin, database_name(previous, "one table") if previous else TEMPLATE,
-                      table)
-        add_provinces(cluster.url(table), previous, n - 1, trees)
-        kept.step(f"{n} province(s), one table: provinces {previous + 1}-{n} written", started)
-        started = time.perf_counter()
-        settle(cluster.url(table))
-        kept.step(f"{n} province(s), one table: VACUUM ANALYZE, tile grid", started)
+        with kept.timed(f"{n} province(s), one table: provinces {previous + 1}-{n} written",
+                        cluster):
+            # Provinces 1…previous are in the smaller count's database already: copy, then add.
+            copy_database(admin, database_name(previous, "one table") if previous else TEMPLATE,
+                          table)
+            add_provinces(cluster.url(table), previous, n - 1, trees)
+        with kept.timed(f"{n} province(s), one table: VACUUM ANALYZE, tile grid", cluster):
+            settle(cluster.url(table))
         kept.databases[table] = {"provinces": n, "layout": "one table", "trees": n * trees,
                                  "size": _size(cluster.url(table)), "complete": True}
         kept.save()
 
         part = database_name(n, "partitioned")
-        started = time.perf_counter()
-        copy_database(admin, table, part)
-        kept.step(f"{n} province(s): copy for the partitioned layout", started)
-        started = time.perf_counter()
-        with connect(cluster.url(part)) as conn:
+        with kept.timed(f"{n} province(s): copy for the partitioned layout", cluster):
+            copy_database(admin, table, part)
+        with (kept.timed(f"{n} province(s), partitioned: partition_trees", cluster),
+              connect(cluster.url(part)) as conn):
             partition_trees(conn)
-        kept.step(f"{n} province(s), partitioned: partition_trees", started)
-        started = time.perf_counter()
-        settle(cluster.url(part), grid=False)  # partition_trees made the grid again already
-        kept.step(f"{n} province(s), partitioned: VACUUM ANALYZE", started)
+        with kept.timed(f"{n} province(s), partitioned: VACUUM ANALYZE", cluster):
+            settle(cluster.url(part), grid=False)  # partition_trees made the grid again already
         kept.databases[part] = {"provinces": n, "layout": "partitioned", "trees": n * trees,
                                 "size": _size(cluster.url(part)), "complete": True}
         kept.save()
@@ -379,7 +382,10 @@ def _children(parent: int) -> list[int]:
 
 def cluster_cpu(cluster: Cluster) -> float:
     """CPU seconds of the cluster's processes so far: postmaster, backends, those that ended."""
-    postmaster = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+    try:
+        postmaster = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # not started yet
+        return 0.0
     return _proc_cpu(postmaster, children=True) + sum(_proc_cpu(p) for p in _children(postmaster))
 
 
@@ -591,11 +597,10 @@ def fresh(keep: Path | None, counts: list[int], trees: int, requests: int, round
     kept = Kept(folder, trees)
     cluster = Cluster(kept.cluster_folder, dbname=TEMPLATE, extra_config={"fsync": "off"})
     try:
-        started = time.perf_counter()
-        set_up(cluster)
+        with kept.timed("cluster, schema and species", cluster):
+            set_up(cluster)
         kept.versions = versions(cluster.url())
         print(json.dumps(kept.versions))
-        kept.step("cluster, schema and species", started)
         generate_all(cluster, kept, counts)
         log(f"generated in {folder}: " + ", ".join(
             f"{name} {d['size']}" for name, d in kept.databases.items()))
@@ -619,8 +624,9 @@ def reuse(folder: Path, counts: list[int] | None, requests: int, rounds: int) ->
         cluster.start()
         check_kept(cluster, kept, wanted)
         print(json.dumps({**versions(cluster.url()), "data": str(folder)}))
-        print("generation (from the manifest): " + "; ".join(
-            f"{s['step']} {s['seconds']} s" for s in kept.steps))
+        print("generation (from the manifest; wall s, PostgreSQL CPU s): " + "; ".join(
+            f"{s['step']} {s.get('wall_s', s.get('seconds'))} s, {s.get('pg_cpu_s', '?')} s"
+            for s in kept.steps))
         report(measure_all(cluster, wanted, requests, rounds), kept.trees_per_province, requests,
                rounds)
     finally:
