@@ -157,8 +157,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+def server(
+    cmd: list[str], env: dict[str, str], ready: str, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` (in ``cwd``) until ``ready`` answers 200, then yield its process."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -172,7 +175,7 @@ def server(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[None]:
             time.sleep(0.3)
         else:
             raise RuntimeError(f"{ready} not ready in 120 s")
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

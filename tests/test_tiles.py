@@ -7,14 +7,18 @@ envelopes, so the assertions hold whatever the random positions turn out to be.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
 import mapbox_vector_tile
 import psycopg
 import pytest
+from psycopg import AsyncConnection
 
-from gis_api.tiles import TileAddress
+from gis_api.tiles import TileAddress, render
+from gis_api.tiles.params import TreeFilters
+from smarttrees.settings import Settings
 from tests.fixtures.server import serve_database
 from tests.fixtures.tiles import tile_bounds_lonlat, tile_of
 
@@ -285,6 +289,27 @@ def test_precomputed_grid_counts_add_up(
         1 for _, category in expected if category == "plantation"
     )
     assert all(inside(c) for c in cells)
+
+
+@pytest.mark.parametrize("z", [13, 14])
+def test_a_crowded_tile_from_the_fine_cells_is_the_tile_of_the_trees(
+    tiles_server: str, module_db_url: str, z: int
+) -> None:
+    # Over the cap with tree_grid current, the grid is read from tree_grid_fine's cells (0034):
+    # the same bytes as the grid counted over the trees themselves (tree_grid not used).
+    get_tile(tiles_server, "trees", tile_of(*TOWN, 5))  # a low-zoom request starts the refresh
+    wait_for_grid(module_db_url)
+    tile = tile_of(TOWN[0] + 0.001, TOWN[1] + 0.001, z)
+    served = get_tile(tiles_server, "trees", tile).content
+    settings = Settings(database_url=module_db_url, tile_max_features=400)
+
+    async def from_trees() -> bytes:
+        async with await AsyncConnection.connect(module_db_url, autocommit=True) as conn:
+            return await render.render_trees(conn, tile, TreeFilters(), settings, False)
+
+    assert served == asyncio.run(from_trees())
+    cells = decode(served)["trees_grid"]["features"]
+    assert sum(c["properties"]["count"] for c in cells) == len(sql_trees_in(module_db_url, tile))
 
 
 TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"

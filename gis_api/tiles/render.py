@@ -10,7 +10,9 @@ where a tile would carry more than ``settings.tile_max_features`` trees, the til
 counts by category instead (layer ``trees_grid``), so a tile over the whole province stays small.
 
 Low-zoom grid tiles add up the level-17 cells of the materialised view ``smarttrees.tree_grid``
-(migration 0006) while it is current (its recorded version equals the trees' version).
+(migration 0006) while it is current (its recorded version equals the trees' version). A
+point-zoom tile over the cap then reads its 64 x 64 cells from ``smarttrees.tree_grid_fine``
+(zoom-20 cells, migration 0034, refreshed with tree_grid) rather than grouping its trees.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ GRID_CELLS = 32  # cells per tile side for aggregated trees below the point zoom
 GRID_SHIFT = 5  # log2(GRID_CELLS)
 GRID_LEVEL = 17  # zoom level of the cells precomputed in smarttrees.tree_grid (0006)
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
+DENSE_GRID_SHIFT = 6  # log2(DENSE_GRID_CELLS)
+FINE_LEVEL = 20  # zoom level of the cells precomputed in smarttrees.tree_grid_fine (0034)
 # Up to this many trees, a point tile is encoded by ST_AsMVT; past it, by gis_api.tiles.mvt.
 # Measured (bench/bench_tile_profile.py): numpy's encoding costs a fixed ~0.5 ms per tile,
 # then far less per tree than ST_AsMVT's ~4 µs.
@@ -95,21 +99,27 @@ def _statement(name: str, active: tuple[str, ...] = (), alias: str = "t") -> str
 
 
 @cache
-def _point_zoom_statement(active: tuple[str, ...], counted: bool) -> str:
+def _point_zoom_statement(active: tuple[str, ...], counted: bool, fine: int | None = None) -> str:
     """The trees tile of the point zoom: its points as columns, or grid counts when too many.
 
     Grid counts when the points picked are more than the cap, or (``counted``) when
     tree_grid already counts more trees in the tile than that; PostgreSQL computes the grid
     only when the points are not sent (a scalar subquery runs when its value is first needed).
+    The grid is counted over the trees, or (``fine``: the levels of zoom-20 cells gathered in
+    one grid cell, :func:`_fine_shift`) read from ``smarttrees.tree_grid_fine``.
     """
     crowded: sql.Composable = sql.SQL("false")
     if counted:
         count = _statement("tiles_trees_count_table", active, "g")
         crowded = sql.SQL("({}) > %(limit)s").format(sql.SQL(count))
+    if fine is None:
+        grid = _statement("tiles_trees_grid", active)
+    else:  # no filters (_fine_shift)
+        grid = _statement("tiles_trees_grid_fine_cells" if fine == 0 else "tiles_trees_grid_fine")
     return sql.SQL(_sql_text("tiles_trees_points")).format(
         crowded=crowded,
         filters=_conditions(active, "t"),
-        grid=sql.SQL(_statement("tiles_trees_grid", active)),
+        grid=sql.SQL(grid),
     ).as_string(None)
 
 
@@ -192,6 +202,7 @@ async def render_trees(
         params |= {"cells": GRID_CELLS, "x0": x0, "y0": y0, "size": size / GRID_CELLS}
         return await _run_tile(conn, _statement("tiles_trees_grid", active), params, False)
     counted = grid_table and _grid_counts(tile, filters)
+    fine = _fine_shift(tile, filters) if counted else None
     params |= {
         "margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": settings.tile_max_features,
         "cells": DENSE_GRID_CELLS, "x0": x0, "y0": y0, "size": size / DENSE_GRID_CELLS,
@@ -199,8 +210,10 @@ async def render_trees(
     }
     if counted:
         params |= _cell_span(tile)
+    if fine is not None:
+        params |= _fine_keys(tile) | {"fine_shift": fine}
     params["small"] = FEW_POINTS
-    row = await _run_row(conn, _point_zoom_statement(active, counted), params)
+    row = await _run_row(conn, _point_zoom_statement(active, counted, fine), params)
     if row[0] is not None:  # over the cap: grid counts, encoded by ST_AsMVT
         return bytes(row[0])
     if row[1] is not None:  # a few trees, encoded by ST_AsMVT
@@ -223,6 +236,32 @@ def _cell_span(tile: TileAddress) -> dict[str, int]:
         "j0": tile.y * span,
         "j1": (tile.y + 1) * span,
     }
+
+
+def _fine_shift(tile: TileAddress, filters: TreeFilters) -> int | None:
+    """Levels of zoom-20 cells per dense grid cell, if tree_grid_fine can make this tile.
+
+    Its cells are pivoted by category, with the mean position of all their trees: a tile
+    without filters only, and one whose dense grid is no finer than zoom 20 (zoom 14 or less).
+    """
+    shift = FINE_LEVEL - tile.z - DENSE_GRID_SHIFT
+    unfiltered = filters.category is None and filters.species is None and filters.commune is None
+    return shift if shift >= 0 and unfiltered else None
+
+
+def morton(x: int, y: int) -> int:
+    """The Morton code of column x and row y (their bits interleaved, x's first), as 0034's key."""
+    code = 0
+    for bit in range(max(x.bit_length(), y.bit_length())):
+        code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
+    return code
+
+
+def _fine_keys(tile: TileAddress) -> dict[str, int]:
+    """The keys of smarttrees.tree_grid_fine's cells in a tile: [k0, k1)."""
+    cells = 4 ** (FINE_LEVEL - tile.z)
+    first = morton(tile.x, tile.y) * cells
+    return {"k0": first, "k1": first + cells}
 
 
 def _grid_counts(tile: TileAddress, filters: TreeFilters) -> bool:
@@ -299,6 +338,12 @@ async def refresh_tree_grid(conn: AsyncConnection) -> None:
         # Maintenance, not a client's query: exempt from the pool's statement timeout.
         await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid")
+        # Its sums in the order the trees are stored, as the grid over the trees adds them: one
+        # seq scan from the table's start, grouped with a hash (migration 0034 says why).
+        await conn.execute("SET LOCAL synchronize_seqscans = off")
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        await conn.execute("SET LOCAL work_mem = '256MB'")
+        await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_fine")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_version")
 
 
