@@ -203,6 +203,8 @@ async def render_trees(
         return await _run_tile(conn, _statement("tiles_trees_grid", active), params, False)
     counted = grid_table and _grid_counts(tile, filters)
     fine = _fine_shift(tile, filters) if counted else None
+    if fine is not None and not await _has_fine_grid(conn):
+        fine = None
     params |= {
         "margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": settings.tile_max_features,
         "cells": DENSE_GRID_CELLS, "x0": x0, "y0": y0, "size": size / DENSE_GRID_CELLS,
@@ -247,6 +249,27 @@ def _fine_shift(tile: TileAddress, filters: TreeFilters) -> int | None:
     shift = FINE_LEVEL - tile.z - DENSE_GRID_SHIFT
     unfiltered = filters.category is None and filters.species is None and filters.commune is None
     return shift if shift >= 0 and unfiltered else None
+
+
+# Whether each database (host, port, name) has smarttrees.tree_grid_fine, asked once per
+# process: a server on a database not yet upgraded to 0034 counts crowded tiles over the trees.
+_FINE_GRID: dict[tuple[str, int, str], bool] = {}
+
+
+async def _fine_grid_in(conn: AsyncConnection) -> bool:
+    """Whether the database has ``smarttrees.tree_grid_fine`` (migration 0034)."""
+    cur = await conn.execute("SELECT to_regclass('smarttrees.tree_grid_fine') IS NOT NULL")
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _has_fine_grid(conn: AsyncConnection) -> bool:
+    """:func:`_fine_grid_in`, asked once per database and process."""
+    info = conn.info
+    where = (info.host, info.port, info.dbname)
+    if where not in _FINE_GRID:
+        _FINE_GRID[where] = await _fine_grid_in(conn)
+    return _FINE_GRID[where]
 
 
 def morton(x: int, y: int) -> int:
@@ -338,12 +361,13 @@ async def refresh_tree_grid(conn: AsyncConnection) -> None:
         # Maintenance, not a client's query: exempt from the pool's statement timeout.
         await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid")
-        # Its sums in the order the trees are stored, as the grid over the trees adds them: one
-        # seq scan from the table's start, grouped with a hash (migration 0034 says why).
-        await conn.execute("SET LOCAL synchronize_seqscans = off")
-        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        await conn.execute("SET LOCAL work_mem = '256MB'")
-        await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_fine")
+        if await _fine_grid_in(conn):
+            # Its sums in the order the trees are stored, as the grid over the trees adds
+            # them: one seq scan from the table's start, grouped with a hash (0034 says why).
+            await conn.execute("SET LOCAL synchronize_seqscans = off")
+            await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            await conn.execute("SET LOCAL work_mem = '256MB'")
+            await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_fine")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_version")
 
 
