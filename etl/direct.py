@@ -816,11 +816,30 @@ class FileInput:
     refused_rows: Refused = field(init=False)
     # The CSV, when its rows may be digested by their lines (etl.line_digests) ...
     table: Table | None = None
-    # ... and then the digests of the lines known unchanged and not parsed, with their rows.
+    # ... and then the digests of the lines known unchanged and not parsed, with their rows,
+    # sorted by digest (one digest's lines in row order).
     known_lines: tuple[np.ndarray, np.ndarray] | None = None
+    # Its lines and their digests, once read (digest_lines); None: not read by its lines.
+    lines: line_digests.Lines | None = field(init=False, default=None)
+    by_line: np.ndarray | None = field(init=False, default=None)
+    _lines_read: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.refused_rows = Refused(self.plan, self.width)
+
+    def digest_lines(self) -> None:
+        """Read the CSV by its lines and digest each (``etl.line_digests``), if it can be.
+
+        Needs no database: the loader calls it while the stored digests are fetched.
+        """
+        if self._lines_read:
+            return
+        self._lines_read = True
+        if self.table is None:
+            return
+        self.lines = line_digests.read(self.table)
+        if self.lines is not None:
+            self.by_line = self.lines.digests(line_digests.seed(self.table, self.context))
 
     def checked(self) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
         """Each batch to write, checked: the batch, its rows, row numbers and digests.
@@ -828,18 +847,22 @@ class FileInput:
         A CSV whose lines are its rows is digested by its lines; when most of them are known,
         only the others are parsed (:meth:`_new_lines`).
         """
-        table = self.table
-        lines = line_digests.read(table) if table is not None else None
-        by_line = known_line = None
-        if table is not None and lines is not None:
-            by_line = lines.digests(line_digests.seed(table, self.context))
-            known_line = digests.known(by_line, self.stored)
-            if known_line.any() and known_line.mean() >= PARSE_ONLY_NEW_SHARE:
-                new = self._new_lines(table, lines, by_line, known_line)
+        self.digest_lines()
+        table, lines, by_line = self.table, self.lines, self.by_line
+        self.lines = None        # the file's bytes: not kept past this read
+        known_line = None
+        if table is not None and lines is not None and by_line is not None:
+            if len(self.stored):
+                known_line, order = digests.known_in_order(by_line, self.stored)
+            else:
+                known_line, order = np.zeros(len(by_line), dtype=bool), None
+            if order is not None and known_line.any() \
+                    and known_line.mean() >= PARSE_ONLY_NEW_SHARE:
+                new = self._new_lines(table, lines, by_line, known_line, order)
                 if new is not None:
                     yield from new
                     return
-            del lines     # the file's bytes: Arrow reads it again as a stream
+            del lines     # Arrow reads the file again as a stream
         done = 0
         for batch, numbers in self.batches:
             n = batch.num_rows
@@ -877,9 +900,12 @@ class FileInput:
                         self.plan.name, done, len(by_line))
 
     def _new_lines(self, table: Table, lines: line_digests.Lines, by_line: np.ndarray,
-                   known: np.ndarray
+                   known: np.ndarray, order: np.ndarray
                    ) -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]] | None:
-        """The batches of the lines not known, parsed alone; None if they are not UTF-8."""
+        """The batches of the lines not known, parsed alone; None if they are not UTF-8.
+
+        ``order`` sorts ``by_line`` (stable): the known lines are kept in that order.
+        """
         data = lines.only(~known)
         try:
             data.decode("utf-8")
@@ -887,7 +913,8 @@ class FileInput:
             return None   # read whole, for the limits' message naming the row and field
         self.rows += len(by_line)
         self.skipped += int(known.sum())
-        self.known_lines = (by_line[known], lines.rows[known])
+        in_order = order[known[order]]
+        self.known_lines = (by_line[in_order], lines.rows[in_order])
         rows, line_no, new_digests = lines.rows[~known], lines.line_no[~known], by_line[~known]
 
         def batches() -> Iterator[tuple[pa.RecordBatch, Rows, np.ndarray, np.ndarray]]:
@@ -928,8 +955,10 @@ def _repeats_of_known_lines(conn: psycopg.Connection, files: list[FileInput]) ->
     known = np.concatenate([digests_ for _, digests_, _ in held])
     rows = np.concatenate([rows_ for _, _, rows_ in held])
     file_no = np.concatenate([np.full(len(rows_), n) for n, _, rows_ in held])
-    # Stable: one digest's lines stay in file order, then row order (as concatenated).
-    order = np.argsort(known, kind="stable")
+    # Stable: one digest's lines stay in file order, then row order (each file's are sorted
+    # so already: one file's need no sort).
+    order = (np.arange(len(known)) if len(held) == 1
+             else np.argsort(known, kind="stable"))
     ordered = known[order]
     twice = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(twice):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import getpass
 import hashlib
 import logging
@@ -231,7 +232,15 @@ def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list
            result: LoadResult) -> None:
     """Stage the rows not known unchanged, check them across rows and merge the good ones."""
     lap = _laps()
-    stored = digests.stored_digests(conn)
+    # The server gathers the stored digests (a scan of every tree) while this process reads
+    # and digests the files' lines; the fetch waits on the socket and the digests are numpy,
+    # so both threads run at once. The main thread leaves the connection alone meanwhile.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        fetched = pool.submit(digests.stored_digests, conn)
+        for f in files:
+            f.digest_lines()
+        stored = fetched.result()
+    lap("stored digests fetched, lines digested")
     for f in files:
         f.stored = stored
         direct.stage_checked(conn, f)

@@ -7,14 +7,16 @@ cells), and compares what a user sees: counts, trees, history, rejects file, mes
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 
-from etl import line_digests
+from etl import checker, digests, line_digests
 from etl.errors import InputError
 from etl.trees import load_trees
 from tests.fixtures.databases import TEMPLATE, copied_database
@@ -100,3 +102,49 @@ def test_a_known_line_given_twice_is_refused(
 ])
 def test_lines_that_are_not_rows_are_not_split(data: bytes) -> None:
     assert line_digests.split(data, data.index(b"\n") + 1) is None
+
+
+def _span_digest(data: bytes, start: int, length: int) -> int:
+    """One span's digest as etl.digests defines it, word by word in plain integers."""
+    mask = (1 << 64) - 1
+
+    def mix(h: int) -> int:
+        h ^= h >> 30
+        h = h * 0xBF58476D1CE4E5B9 & mask
+        h ^= h >> 27
+        h = h * 0x94D049BB133111EB & mask
+        return h ^ h >> 31
+
+    h = length * 0x9E3779B97F4A7C15 & mask
+    for at in range(start, start + length, 8):
+        word = data[at:min(at + 8, start + length)]
+        h = mix(h ^ int.from_bytes(word, "little"))
+    return h
+
+
+def test_span_digests_are_the_ones_earlier_loads_stored() -> None:
+    # Spans of every length round a word (none, short, whole words, one byte more), some
+    # ending at the buffer's last byte: a reload compares them with digests stored before.
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 256, 2_000, dtype=np.uint8)
+    lengths = np.array([0, 1, 7, 8, 9, 15, 16, 17, 40, 3, 0, 120, 8], dtype=np.int64)
+    starts = np.array([5, 0, 100, 1_992, 200, 300, 1_984, 400, 500, 1_997, 2_000, 600, 0])
+    expected = [_span_digest(data.tobytes(), int(s), int(n))
+                for s, n in zip(starts, lengths, strict=True)]
+    assert digests.span_hash(data, starts, lengths).tolist() == expected
+
+
+@pytest.mark.parametrize("raw", ["2008-10-30", " 1999-01-01 ", "2008-02-30", "0000-01-01",
+                                 "1750-06-01", "2999-01-01", "2008-1-5", "30/10/2008",
+                                 "2008-10-3x", "２００８-10-30"])
+def test_iso_dates_are_read_as_by_their_pattern(raw: str) -> None:
+    def by_patterns(text: str) -> tuple[str | None, str | None]:
+        for pattern in checker.DATE_FORMATS:
+            try:
+                day = dt.datetime.strptime(text.strip(), pattern).date()
+            except ValueError:
+                continue
+            return checker.check_day(day)
+        return None, "is not a date (YYYY-MM-DD or DD/MM/YYYY)"
+
+    assert checker.parse_date(raw) == by_patterns(raw)
