@@ -57,6 +57,23 @@ def test_only_changed_and_new_rows_are_written(db_url: str, conn: psycopg.Connec
     assert dbh is not None and abs(dbh[0] - (survey.loc[50, "Đường kính (cm)"] + 1.5)) < 1e-4
 
 
+def test_a_changed_tree_stays_on_its_page(db_url: str, conn: psycopg.Connection,
+                                         tmp_path: Path) -> None:
+    # Room left in each page (migration 0032): the new version of a changed tree goes beside
+    # the old one, so the indexes keep their entries (a HOT update) rather than take new ones.
+    survey = make_survey(200)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    page = ("SELECT tree_code, (ctid::text::point)[0] FROM smarttrees.trees "
+            "WHERE tree_code = ANY(%s)")
+    codes = [survey.loc[i, "Mã cây"] for i in (3, 50, 111)]
+    conn.commit()
+    before = dict(conn.execute(page, (codes,)).fetchall())
+    load_trees(db_url, [write_survey(resurvey(survey), tmp_path / "resurvey.csv")])
+    conn.commit()
+    assert dict(conn.execute(page, (codes,)).fetchall()) == before
+    assert len(set(before.values())) == 3          # three pages, each full but for its room
+
+
 def test_a_tree_edited_since_is_checked_and_set_back(db_url: str, conn: psycopg.Connection,
                                                      tmp_path: Path) -> None:
     survey = make_survey(60)

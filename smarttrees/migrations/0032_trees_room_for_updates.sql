@@ -1,0 +1,13 @@
+-- depends: 0001_core
+-- Room in each page of trees for the new versions of its changed rows (issue 11, reloads).
+--
+-- A first load fills every page (COPY into an empty table), so each tree a resurvey changes
+-- got its new version on another page, and with it a new entry in each of the five indexes of
+-- trees (the GiST among them), though no indexed column (id, code, position, commune,
+-- species) changed. With a tenth of each page left free, the new version stays on its page
+-- and is not indexed again (a HOT update), as long as no indexed column changes. Measured on
+-- the 1.13 M-tree province, the 11,300 updates of a 1 %-changed resurvey with their history:
+-- 0.83–1.21 s of server CPU before, 0.62–0.72 s after (all 11,300 HOT); the table takes 221 MB
+-- instead of 198 MB. Pages written before keep their fill until the table is rewritten (a
+-- first load into an empty inventory, or VACUUM FULL).
+ALTER TABLE smarttrees.trees SET (fillfactor = 90);
