@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import psycopg
 import pytest
 
 import smarttrees
+from smarttrees import carbon
 from smarttrees.errors import ArgumentError
 from smarttrees.settings import get_settings
 
@@ -157,6 +160,32 @@ def test_an_edit_is_seen_by_the_next_read(db, sql):
     after = carbon_of(db, tree_id).agb_kg
     assert after == pytest.approx(chave_eq4(rho, f32(dbh * 2), height), rel=1e-6)
     assert after > before
+
+
+def test_an_edit_committed_after_a_later_ones_refresh_is_not_missed(db, sql, province_url):
+    """The first of two edits commits last, after a refresh began: its tree is recomputed."""
+    db.refresh_carbon()
+    first = tree(sql, "t.height_m IS NOT NULL")[0]
+    second = tree(sql, "t.height_m IS NOT NULL AND t.id > %s", (first,))[0]
+    edit = "UPDATE smarttrees.trees SET dbh_cm = dbh_cm * 2 WHERE id = %s"
+    with psycopg.connect(province_url) as slow, psycopg.connect(province_url) as other:
+        slow.execute(edit, (first,))        # draws the lower history id, not committed yet
+        sql.execute(edit, (second,))        # the higher one, committed
+        refresh = threading.Thread(target=carbon.refresh, args=(other,))
+        refresh.start()
+        deadline = time.monotonic() + 20
+        while refresh.is_alive() and time.monotonic() < deadline and not sql.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND pid = %s", (other.info.backend_pid,)).fetchone():
+            time.sleep(0.05)
+        slow.commit()
+        refresh.join(20)
+    db.refresh_carbon()
+    stored = _frame(sql, "SELECT * FROM smarttrees.tree_carbon WHERE tree_id IN "
+                         f"({first}, {second}) ORDER BY tree_id")
+    fresh = _frame(sql, "SELECT * FROM smarttrees.tree_carbon_computed WHERE tree_id IN "
+                        f"({first}, {second}) ORDER BY tree_id")
+    pd.testing.assert_frame_equal(stored, fresh)
 
 
 def test_communes_and_species_add_up_to_the_trees(db):
