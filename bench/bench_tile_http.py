@@ -128,7 +128,7 @@ def run_code(code: Path, url: str, paths: dict[str, str], duration: str) -> None
             backend_cpu = sum(map(cpu_of, backends)) - b0
             n = max(figures["requests"], 1)
             print(
-                f"{code.name or str(code):12} {what:10} {figures['rps']:7.1f} {figures['p50']:7.1f}"
+                f"{code.name or str(code):16} {what:8} {figures['rps']:7.1f} {figures['p50']:7.1f}"
                 f" {figures['p99']:7.1f} {server_cpu / n * 1000:7.2f} {backend_cpu / n * 1000:7.2f}"
                 f" {wrk_cpu / n * 1000:6.2f} {os.getloadavg()[0]:5.1f}"
                 + (f"  ({figures['errors']} errors)" if figures["errors"] else ""),
@@ -160,7 +160,7 @@ def main() -> None:
           f" -d{args.duration}; one uvicorn worker, tile cache off")
     print(f"z14 {z14} holds {n14:,} trees; z15 {z15} holds {n15:,}")
     print("CPU columns: milliseconds per request (server process, its PostgreSQL backends, wrk)")
-    print(f"{'code':12} {'path':10} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'server':>7}"
+    print(f"{'code':16} {'path':8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'server':>7}"
           f" {'backend':>7} {'wrk':>6} {'load':>5}")
     for _ in range(args.rounds):
         for code in codes:
