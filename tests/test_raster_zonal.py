@@ -182,6 +182,7 @@ def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(
     values = rng.gamma(2.0, 50.0, size=(700, 700)).astype("float32")
     values[rng.random(values.shape) < 0.02] = -1  # nodata cells, inside tiles too
     values[300:310, 300:305] = np.nan  # NaN is no value either
+    values[384:576, 64:320] = 7.5  # tiles of one value: a spread of exactly 0
     raster = make_raster(tmp_path / "big.tif", values)
     shapes = {
         "circle": shapely.Point(X0 + 3500, Y0 - 3500).buffer(3300),
