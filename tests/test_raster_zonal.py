@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import subprocess
@@ -238,6 +239,13 @@ def test_worker_processes_give_the_same_figures_and_class_shares(tmp_path: Path)
     with open_raster(raster) as source:
         alone = zonal_statistics(source, Zones("test", frame), stats, True, workers=1)
         shared = zonal_statistics(source, Zones("test", frame), stats, True, workers=2)
+        assert gc.isenabled()  # the garbage collector, paused through the job, runs again
+        gc.disable()  # ... unless the caller had paused it
+        try:
+            zonal_statistics(source, Zones("test", frame), ("mean",), False, workers=2)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
     assert list(shared["zone_code"]) == list(frame["zone_code"])
     assert shared[list(stats)].to_numpy() == pytest.approx(alone[list(stats)].to_numpy())
     assert list(shared["class_shares"]) == list(alone["class_shares"])

@@ -20,6 +20,7 @@ one transaction; and to a CSV written beside its target and moved into place.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import os
@@ -445,6 +446,28 @@ def _block_cache(limit: int) -> Iterator[None]:
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused through a zonal job (resumed after, if it ran).
+
+    The job makes objects without reference cycles (WKB, frames, exactextract's features), so
+    a collection frees nothing; but in a forked worker a collection of the older generations
+    walks the objects inherited from the parent, writing to their pages (each page copied on
+    write: a page fault). Paused, the
+    4,092-zone run with two workers faulted 61 K → 48 K pages and took 0.05–0.4 CPU s less
+    (bench/README.md, session 7). As ``smarttrees.arrow_frames.collector_paused``, which
+    imports pyarrow.
+    """
+    if not gc.isenabled():  # paused by the caller: leave it so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _buffer(plans: Sequence[_Reading | None], dtype: Any) -> np.ndarray | None:
     """One array for the largest of ``plans``' windows, reused part after part.
 
@@ -593,7 +616,7 @@ def _extract_part(
     import rasterio
 
     try:
-        with rasterio.open(path) as dataset:
+        with _collector_paused(), rasterio.open(path) as dataset:  # paused already if forked
             frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
         reply: tuple[str, Any] = ("figures", pd.concat(frames, ignore_index=True))
     except Exception as exc:  # handed to the parent, which raises it
@@ -677,6 +700,20 @@ def _extract_parallel(
                 child.join()
 
 
+def _extract_all(
+    raster: RasterInput, source: _BandSource, wkbs: np.ndarray, parts: list[np.ndarray],
+    wkt: str, ops: Sequence[str], processes: int,
+) -> pd.DataFrame:
+    """Every part's rows, from ``processes`` processes or from this one."""
+    import pandas as pd
+
+    if processes > 1:
+        return _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
+    frames = _summarise_parts(source, str(raster.path), list(wkbs),
+                              [part.tolist() for part in parts], wkt, ops)
+    return pd.concat(frames, ignore_index=True)
+
+
 def zonal_statistics(
     raster: RasterInput, zones: Zones, stats: Sequence[str], categorical: bool,
     workers: int | None = None,
@@ -707,14 +744,8 @@ def zonal_statistics(
         processes = 1
     parts = spatial_parts(geometries, cells, _part_count(raster.dataset, geometries, processes))
     try:
-        if processes > 1:
-            result = _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
-        else:
-            result = pd.concat(
-                _summarise_parts(source, str(raster.path), wkbs,
-                                 [part.tolist() for part in parts], wkt, ops),
-                ignore_index=True,
-            )
+        with _collector_paused():  # the workers are forked with it paused too
+            result = _extract_all(raster, source, wkbs, parts, wkt, ops, processes)
     except (RuntimeError, RasterioError) as exc:  # exactextract: RuntimeError from C++ on a
         raise raster.read_error(exc) from None      # failed read; anything else is our bug
     # Parts and raster-sequential give zones in the order met: back to the frame's order
