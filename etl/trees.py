@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import getpass
 import hashlib
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -239,6 +240,11 @@ def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list
         fetched = pool.submit(digests.stored_digests, conn)
         for f in files:
             f.digest_lines()
+        if not fetched.done():
+            # pyarrow imports pandas at its first conversion of Python values, which the
+            # checks of the new rows make (0.25 s of CPU): while the server still scans,
+            # that wait is free.
+            importlib.import_module("pandas")
         stored = fetched.result()
     lap("stored digests fetched, lines digested")
     for f in files:
