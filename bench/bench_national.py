@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mapbox_vector_tile
 import psycopg
 from psycopg import sql
 
@@ -395,9 +396,12 @@ def app_cpu() -> float:
 
 
 def answer(response: httpx.Response) -> bytes:
-    """What a user reads in a response: a tile's bytes, a page's features."""
+    """What a user reads in a response: a page's features; a tile's features in each layer,
+    as a set (a point tile lists its trees in the order of the plan, which may differ)."""
     if response.headers.get("content-type", "").startswith("application/vnd.mapbox"):
-        return response.content
+        layers = mapbox_vector_tile.decode(response.content)
+        return json.dumps({name: sorted(json.dumps(f, sort_keys=True) for f in layer["features"])
+                           for name, layer in sorted(layers.items())}).encode()
     return json.dumps(response.json().get("features"), sort_keys=True).encode()
 
 
@@ -522,7 +526,7 @@ def report(results: list[Measured], trees: int, requests: int, rounds: int) -> N
         print(f"| {r.provinces} | {r.layout} | " + " | ".join(
             f"{f['wall_s']} / {f['client_cpu_s']} / {f['app_cpu_s']} / {f['pg_cpu_s']}"
             for f in r.cases.values()) + " |")
-    print("\nsame answers (features of each page, bytes of each tile; province 01 is the same "
+    print("\nsame answers (features of each page and of each tile; province 01 is the same "
           "rows in every database):")
     for c in names:
         answers = {a for r in results for a in r.cases[c]["answers"].split(",")}
