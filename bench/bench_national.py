@@ -25,7 +25,7 @@ measures what a ``--keep`` run left there.
 Usage::
 
     python bench/bench_national.py --provinces 1,3
-    python bench/bench_national.py --provinces 1,10      # ~11 M trees: ~15 GB of disk, long
+    python bench/bench_national.py --provinces 1,10      # ~11 M trees: 16 GB of disk, ~10 min
     python bench/bench_national.py --provinces 1,10 --keep /data/national --generate-only
     python bench/bench_national.py --reuse /data/national      # measure only, minutes
 
