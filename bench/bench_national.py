@@ -628,8 +628,9 @@ def reuse(folder: Path, counts: list[int] | None, requests: int, rounds: int) ->
         cluster.start()
         check_kept(cluster, kept, wanted)
         print(json.dumps({**versions(cluster.url()), "data": str(folder)}))
-        print("generation (from the manifest; wall s, PostgreSQL CPU s): " + "; ".join(
-            f"{s['step']} {s.get('wall_s', s.get('seconds'))} s, {s.get('pg_cpu_s', '?')} s"
+        print("generation (from the manifest): " + "; ".join(
+            f"{s['step']} {s.get('wall_s', s.get('seconds'))} s"
+            + (f" (PostgreSQL CPU {s['pg_cpu_s']} s)" if "pg_cpu_s" in s else "")
             for s in kept.steps))
         report(measure_all(cluster, wanted, requests, rounds), kept.trees_per_province, requests,
                rounds)
