@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from smarttrees import catalog, packed_read, parallel_read
+from smarttrees import catalog, collector, packed_read, parallel_read
 from smarttrees.arguments import BBox, as_date, as_datetime, as_list, checked_bbox, closest, sample
-from smarttrees.arrow_frames import collector_paused, column, geometry
+from smarttrees.arrow_frames import column, geometry
 from smarttrees.domain import Category, fold
 from smarttrees.errors import ArgumentError, SmartTreesError
 from smarttrees.layer_sql import Where, chosen_fields, numbered, output_names, select
@@ -564,7 +564,7 @@ class Database:
         ):
             self.refresh_carbon()
         query, params = select(layer, fields, where, order_by, limit)
-        with collector_paused():  # a geometry object per row: see collector_paused
+        with collector.paused():  # a geometry object per row: see smarttrees.collector
             if limit is None and not order_by and self._worth_splitting(layer, query, params):
                 table, shapes = self._read_in_parts(layer, fields, where)
             else:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,29 +15,6 @@ from smarttrees.layer_sql import WKB
 # (4 bytes) and x, y (8 bytes each).
 EWKB_POINT_HEAD = np.frombuffer(b"\x01\x01\x00\x00\x20", dtype=np.uint8)
 EWKB_POINT_SIZE = 25
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run the block with Python's cyclic garbage collector paused (resumed after, if it ran).
-
-    A read builds a Python object per geometry: the province's 1.13 M points, which the
-    collector tracks. While they are made, the collections their number triggers traverse the
-    whole heap again and again (6–8 full ones for the province): about 0.6 s of the read's
-    2.9 s of client CPU, holding the GIL the other part's thread needs for its points
-    (``bench/README.md``, session 7). The objects a read makes hold no reference cycles, so the
-    collector would free nothing; reference counting frees them as usual. Its first collection
-    afterwards walks the new objects once (0.02–0.15 s for the province); the collections after
-    that are as they would have been.
-    """
-    if not gc.isenabled():  # paused by the caller (or an enclosing read): leave it so
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def geometry(layer: catalog.Layer, table: pa.Table) -> np.ndarray | None:

@@ -20,7 +20,6 @@ one transaction; and to a CSV written beside its target and moved into place.
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import math
 import os
@@ -48,6 +47,7 @@ from etl.raster import interior
 from etl.raster.errors import RasterError
 from etl.raster.inputs import RasterInput, require_overlap
 from etl.raster.interior import ZONE_INDEX  # the field exactextract copies: the zone's row
+from smarttrees import collector
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -446,28 +446,6 @@ def _block_cache(limit: int) -> Iterator[None]:
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused through a zonal job (resumed after, if it ran).
-
-    The job makes objects without reference cycles (WKB, frames, exactextract's features), so
-    a collection frees nothing; but in a forked worker a collection of the older generations
-    walks the objects inherited from the parent, writing to their pages (each page copied on
-    write: a page fault). Paused, the
-    4,092-zone run with two workers faulted 61 K → 48 K pages and took 0.05–0.4 CPU s less
-    (bench/README.md, session 7). As ``smarttrees.arrow_frames.collector_paused``, which
-    imports pyarrow.
-    """
-    if not gc.isenabled():  # paused by the caller: leave it so
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _buffer(plans: Sequence[_Reading | None], dtype: Any) -> np.ndarray | None:
     """One array for the largest of ``plans``' windows, reused part after part.
 
@@ -616,7 +594,7 @@ def _extract_part(
     import rasterio
 
     try:
-        with _collector_paused(), rasterio.open(path) as dataset:  # paused already if forked
+        with collector.paused(), rasterio.open(path) as dataset:  # paused already if forked
             frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
         reply: tuple[str, Any] = ("figures", pd.concat(frames, ignore_index=True))
     except Exception as exc:  # handed to the parent, which raises it
@@ -744,7 +722,7 @@ def zonal_statistics(
         processes = 1
     parts = spatial_parts(geometries, cells, _part_count(raster.dataset, geometries, processes))
     try:
-        with _collector_paused():  # the workers are forked with it paused too
+        with collector.paused():  # the workers are forked with it paused too
             result = _extract_all(raster, source, wkbs, parts, wkt, ops, processes)
     except (RuntimeError, RasterioError) as exc:  # exactextract: RuntimeError from C++ on a
         raise raster.read_error(exc) from None      # failed read; anything else is our bug
