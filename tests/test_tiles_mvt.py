@@ -127,6 +127,31 @@ def test_the_served_point_tile_decodes_as_st_asmvts(
     assert gdal_rows(ours, tile, tmp_path / "ours") == gdal_rows(reference, tile, tmp_path / "ref")
 
 
+@pytest.mark.parametrize("z", [15, 17])
+def test_a_point_tiles_bytes_do_not_depend_on_how_its_trees_were_found(
+    mvt_server: str, module_db_url: str, z: int
+) -> None:
+    """Found by the GiST's order or the heap's, the same trees give the same tile's bytes."""
+    import asyncio
+
+    from gis_api.tiles import render
+    from gis_api.tiles.params import TreeFilters
+    from smarttrees.settings import get_settings
+
+    tile = tile_of(*CENTRE, z)
+
+    async def rendered(scan_off: str) -> bytes:
+        async with await psycopg.AsyncConnection.connect(module_db_url, autocommit=True) as conn:
+            for setting in ("enable_seqscan", scan_off):
+                await conn.execute(sql.SQL("SET {} = off").format(sql.Identifier(setting)))
+            return await render.render_trees(conn, tile, TreeFilters(), get_settings())
+
+    by_bitmap = asyncio.run(rendered("enable_indexscan"))  # rows in heap order
+    by_index = asyncio.run(rendered("enable_bitmapscan"))  # rows in the GiST's order
+    assert len(features(by_index)) > 20
+    assert by_index == by_bitmap
+
+
 def test_missing_values_are_left_out_and_close_roundings_kept(
     mvt_server: str, module_db_url: str
 ) -> None:

@@ -31,6 +31,9 @@ WITH crowd AS MATERIALIZED (
     WHERE (SELECT count(*) FROM picked) <= %(limit)s
       AND p.tx BETWEEN -%(buffer)s AND 4096 + %(buffer)s
       AND p.ty BETWEEN -%(buffer)s AND 4096 + %(buffer)s
+    -- a fixed order, whatever plan picked the rows (GiST order or the heap's), so a tile's
+    -- bytes are the same from the archive and the live server; the aggregates below read it
+    ORDER BY p.id
 ), placed_count AS (
     SELECT count(*) AS n FROM placed
 ), species AS (
@@ -58,6 +61,7 @@ SELECT CASE WHEN (SELECT over FROM crowd) OR (SELECT count(*) FROM picked) > %(l
                       ST_MakePoint(p.tx, p.ty) AS geom  -- already in tile units
                FROM placed p
                LEFT JOIN smarttrees.species s ON s.id = p.species_id
+               ORDER BY p.id
            ) mvt
        ) END AS small,
        a.*, s.*
