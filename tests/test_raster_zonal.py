@@ -330,14 +330,19 @@ def test_reference_relief_per_commune(province_env: str, shared_data: Path, tmp_
         assert 0 <= float(row["min"]) <= float(row["mean"]) <= float(row["max"]) <= 255
 
 
-def test_damage_found_in_the_middle_of_a_job_is_one_line(settings_env: str, tmp_path: Path) -> None:
-    """A tile damaged inside the file (the first and last blocks read fine at open) is named."""
-    damaged = tmp_path / "damaged.tif"
-    with rasterio.open(damaged, "w", driver="GTiff", width=512, height=512, count=1,
+def write_tiled(path: Path) -> None:
+    """A 512² float raster in 64² deflated tiles, to be damaged by the tests below."""
+    with rasterio.open(path, "w", driver="GTiff", width=512, height=512, count=1,
                        dtype="float32", crs="EPSG:9213", nodata=-1,
                        transform=from_origin(X0, Y0, 10, 10), tiled=True, blockxsize=64,
                        blockysize=64, compress="deflate") as dst:
         dst.write(np.arange(512 * 512, dtype=np.float32).reshape(512, 512) % 97, 1)
+
+
+def test_damage_found_in_the_middle_of_a_job_is_one_line(settings_env: str, tmp_path: Path) -> None:
+    """A tile damaged inside the file (the first and last blocks read fine at open) is named."""
+    damaged = tmp_path / "damaged.tif"
+    write_tiled(damaged)
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 2000] = b"\xff" * 2000  # tiles in the middle
     damaged.write_bytes(bytes(data))
@@ -355,11 +360,7 @@ def test_damage_met_by_a_worker_process_is_named(tmp_path: Path) -> None:
     # The damaged tiles lie in the southern zone's band, which a worker process reads while
     # this process reads the northern one: its error comes back here, naming the file.
     damaged = tmp_path / "damaged.tif"
-    with rasterio.open(damaged, "w", driver="GTiff", width=512, height=512, count=1,
-                       dtype="float32", crs="EPSG:9213", nodata=-1,
-                       transform=from_origin(X0, Y0, 10, 10), tiled=True, blockxsize=64,
-                       blockysize=64, compress="deflate") as dst:
-        dst.write(np.arange(512 * 512, dtype=np.float32).reshape(512, 512) % 97, 1)
+    write_tiled(damaged)
     with rasterio.open(damaged) as ds:  # the tile of rows 384-447, columns 0-63
         offset = int(ds.get_tag_item("BLOCK_OFFSET_0_6", "TIFF", bidx=1))
     data = bytearray(damaged.read_bytes())
