@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -35,10 +34,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_tiles import densest_tile, free_port, server  # noqa: E402
+from bench_tiles import CONNECTIONS, densest_tile, free_port, server, wrk  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-CONNECTIONS = 8
 
 
 def cpu_of(pid: int) -> float:
@@ -80,30 +78,12 @@ def backends_of(url: str, pid: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-def wrk(url: str, duration: str) -> tuple[dict[str, float], float]:
-    """wrk's figures for one URL, and wrk's own CPU seconds."""
+def wrk_with_cpu(url: str, duration: str) -> tuple[dict[str, float], float]:
+    """bench_tiles.wrk's figures for one URL, and wrk's own CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}", "--timeout", "60s", "--latency",
-         url],
-        capture_output=True, text=True, check=True,
-    ).stdout
+    figures = wrk(url, duration)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-    def ms(pattern: str) -> float:
-        value, unit = re.search(pattern, out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50": ms(r"50%\s+([\d.]+)(\w+)"),
-        "p99": ms(r"99%\s+([\d.]+)(\w+)"),
-        "requests": requests,
-        "errors": int(errors.group(1)) if errors else 0,
-    }, cpu
+    return figures, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def run_code(code: Path, url: str, paths: dict[str, str], duration: str) -> None:
@@ -123,13 +103,14 @@ def run_code(code: Path, url: str, paths: dict[str, str], duration: str) -> None
                            check=True)  # warm: every pooled connection opened and used
             backends = backends_of(url, proc.pid)
             s0, b0 = cpu_of(proc.pid), sum(map(cpu_of, backends))
-            figures, wrk_cpu = wrk(base + path, duration)
+            figures, wrk_cpu = wrk_with_cpu(base + path, duration)
             server_cpu = cpu_of(proc.pid) - s0
             backend_cpu = sum(map(cpu_of, backends)) - b0
             n = max(figures["requests"], 1)
             print(
-                f"{code.name or str(code):16} {what:8} {figures['rps']:7.1f} {figures['p50']:7.1f}"
-                f" {figures['p99']:7.1f} {server_cpu / n * 1000:7.2f} {backend_cpu / n * 1000:7.2f}"
+                f"{code.name or str(code):16} {what:8} {figures['rps']:7.1f}"
+                f" {figures['p50_ms']:7.1f} {figures['p99_ms']:7.1f}"
+                f" {server_cpu / n * 1000:7.2f} {backend_cpu / n * 1000:7.2f}"
                 f" {wrk_cpu / n * 1000:6.2f} {os.getloadavg()[0]:5.1f}"
                 + (f"  ({figures['errors']} errors)" if figures["errors"] else ""),
                 flush=True,

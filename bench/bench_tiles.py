@@ -270,10 +270,10 @@ def version_of(python: str, package: str) -> str:
 # --- measuring ------------------------------------------------------------------------------
 
 
-def wrk(url: str) -> dict[str, float]:
-    """Requests/s, p50 and p99 (ms) of a bounded wrk run against one URL."""
+def wrk(url: str, duration: str = DURATION) -> dict[str, float]:
+    """Requests/s, p50 and p99 (ms), requests and errors of a bounded wrk run against one URL."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--timeout", "60s", "--latency", url],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}", "--timeout", "60s", "--latency", url],
         capture_output=True,
         text=True,
         check=True,
@@ -284,6 +284,7 @@ def wrk(url: str) -> dict[str, float]:
         "rps": rps,
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
         "errors": int(errors.group(1)) if errors else 0,
     }
 
