@@ -45,7 +45,9 @@ WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code
 # history), and trees the file leaves as they are but whose digest differs (written another
 # way, or before digests were kept) only take the row's digest, so the next reload skips the row
 # (the history trigger compares trees without their digests and records nothing). Returns the
-# count of changed trees.
+# count of changed trees, of digests refreshed, and whether every good staged row has its tree:
+# then no code is new and the search for new codes (INSERT_NEW, 11,300 probes of the code
+# index after the update, 0.1-0.25 s) is not made.
 #
 # The changed trees' history rows are written here, in the same statement, as the update
 # trigger of 0007/0027 would write them: each column the update can change that differs,
@@ -78,10 +80,11 @@ WITH hit AS MATERIALIZED (
     SELECT t.id, {", ".join(f"c.{col}" for col in (*COMPARED, *_KEEP_UNLESS_CHANGED,
                                                      "load_digest"))},
            {", ".join(f"t.{col} AS old_{col}" for col in (*_HISTORY_COLUMNS, "geom"))},
-           {_CHANGED} AS changed
+           {_CHANGED} AS changed,
+           {_CHANGED} OR (c.load_digest IS NOT NULL
+                          AND t.load_digest IS DISTINCT FROM c.load_digest) AS write
     FROM load_checked c JOIN smarttrees.trees t ON t.tree_code = c.tree_code
-    WHERE {_GOOD} AND ({_CHANGED} OR (c.load_digest IS NOT NULL
-                                       AND t.load_digest IS DISTINCT FROM c.load_digest))
+    WHERE {_GOOD}
 ), written AS (
     UPDATE smarttrees.trees t
     SET {", ".join(f"{col} = h.{col}" for col in COMPARED)},
@@ -90,7 +93,7 @@ WITH hit AS MATERIALIZED (
         load_digest = h.load_digest,
         updated_at = CASE WHEN h.changed THEN now() ELSE t.updated_at END
     FROM hit h
-    WHERE t.id = h.id
+    WHERE t.id = h.id AND h.write
     RETURNING h.changed, t.id, t.tree_code,
               {", ".join(f"t.{col}" for col in (*_HISTORY_COLUMNS, "geom"))},
               {", ".join(f"h.old_{col}" for col in (*_HISTORY_COLUMNS, "geom"))}
@@ -102,7 +105,10 @@ WITH hit AS MATERIALIZED (
           FROM written w WHERE w.changed) d
     WHERE changes <> '{{}}'
 )
-SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE NOT changed) FROM written
+SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE NOT changed),
+       (SELECT count(*) FROM hit)
+       = (SELECT count(*) FROM load_checked c WHERE {_GOOD})
+FROM written
 """
 # Tells the update trigger (0027) that the next statement writes its own history, then that
 # the statements after it do not.
@@ -137,10 +143,11 @@ def merge_file(conn: psycopg.Connection, file_no: int, *, dry_run: bool) -> tupl
         conn.execute(_HISTORY_BY_LOADER)
         row = conn.execute(UPDATE_CHANGED, params).fetchone()
         conn.execute(_HISTORY_BY_TRIGGER)
-        updated, refreshed = (int(row[0]), int(row[1])) if row else (0, 0)
+        assert row is not None
+        updated, refreshed, all_known = int(row[0]), int(row[1]), bool(row[2])
         log.debug("%d trees updated (with their history), %d digests refreshed, in %.2f s",
                   updated, refreshed, time.perf_counter() - start)
-        inserted = conn.execute(INSERT_NEW, params).rowcount
+        inserted = 0 if all_known else conn.execute(INSERT_NEW, params).rowcount
     log.debug("%d trees inserted; merge in %.2f s", inserted, time.perf_counter() - start)
     return inserted, updated
 

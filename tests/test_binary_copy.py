@@ -114,7 +114,8 @@ def test_every_kind_and_its_nulls_come_back_from_postgresql(conn):
     assert _loaded(conn, columns) == _expected(columns)
 
 
-def test_grouped_rows_load_the_same_table(conn):
+def test_grouped_rows_load_the_same_table(conn, monkeypatch):
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)  # rows grouped, however few
     columns = _columns()
     assert _loaded(conn, columns, keep_order=False) == _expected(columns)
 
@@ -125,7 +126,8 @@ def test_rows_are_those_of_one_row_at_a_time_in_input_order():
     assert binary_rows(columns) == one_by_one
 
 
-def test_grouped_and_ordered_rows_are_the_same_rows():
+def test_grouped_and_ordered_rows_are_the_same_rows(monkeypatch):
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
     columns = list(_columns().values())
     ordered, grouped = binary_rows(columns), binary_rows(columns, keep_order=False)
     assert len(grouped) == len(ordered)
@@ -134,6 +136,7 @@ def test_grouped_and_ordered_rows_are_the_same_rows():
 
 
 def test_rows_split_into_blocks_stay_in_order(monkeypatch):
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
     columns = list(_columns().values())
     whole = binary_rows(columns)
     monkeypatch.setattr(binary_copy, "BLOCK", 2)
@@ -143,7 +146,8 @@ def test_rows_split_into_blocks_stay_in_order(monkeypatch):
     )
 
 
-def test_many_wide_text_columns_still_group_their_rows():
+def test_many_wide_text_columns_still_group_their_rows(monkeypatch):
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
     # Ten columns of texts up to 300 bytes: more length patterns than an int64 key can hold.
     rng = np.random.default_rng(7)
     words = np.array(["", "a" * 300, "Sấu", "b" * 17, "cây"])
@@ -153,6 +157,24 @@ def test_many_wide_text_columns_still_group_their_rows():
     assert sorted(_parse(binary_rows(columns, keep_order=False)), key=repr) == sorted(
         _parse(one_by_one), key=repr
     )
+
+
+@pytest.mark.parametrize("rows", [N, 400])
+def test_rows_scattered_field_by_field_are_the_grouped_rows(monkeypatch, rows):
+    # Few rows per pattern of lengths are scattered field by field (a resubmitted survey's new
+    # lines with their cells); the bytes are those of the records built per pattern.
+    rng = np.random.default_rng(11)
+    pick = rng.integers(0, N, rows)
+    columns = [(kind, values[pick]) for kind, values in _columns().values()]
+    words = np.array(["", "a" * 300, "Sấu", "b" * 17, "cây", "TN-1"])
+    columns += [("text", words[rng.integers(0, len(words), rows)]) for _ in range(4)]
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
+    grouped = binary_rows(columns)
+    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 10**9)
+    scattered = binary_rows(columns)
+    assert scattered == grouped
+    assert len(_parse(scattered)) == rows
+    assert binary_rows(columns, keep_order=False) == scattered   # scattered: in input order
 
 
 def test_non_ascii_text_is_utf8_and_ascii_codes_are_their_bytes():
