@@ -312,6 +312,62 @@ def test_a_crowded_tile_from_the_fine_cells_is_the_tile_of_the_trees(
     assert sum(c["properties"]["count"] for c in cells) == len(sql_trees_in(module_db_url, tile))
 
 
+
+def stored_points(url: str, tile: TileAddress) -> tuple[int, list[int]] | None:
+    """The trees placed in a z15 tile by smarttrees.tree_point_tiles (0035), and their ids."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT placed, ids FROM smarttrees.tree_point_tiles WHERE x = %s AND y = %s",
+            [tile.x, tile.y],
+        ).fetchone()
+    if row is None:
+        return None
+    return row[0], [int.from_bytes(row[1][i:i + 8], "big") for i in range(0, len(row[1]), 8)]
+
+
+def test_a_z15_tile_from_the_stored_points_is_the_live_tile_until_an_edit(
+    module_db_url: str, tiles_server: str
+) -> None:
+    # With tree_grid current, a z15 tile of points is read from tree_point_tiles (0035): the
+    # same bytes as the tile rendered from the trees. After an edit, until the refresh, the
+    # view is stale and the tile is rendered from the trees again: the edit shows at once.
+    tile = tile_of(TOWN[0] + 0.001, TOWN[1] + 0.001, 15)  # most of the dense block
+    settings = Settings(database_url=module_db_url)  # the server's default cap: points
+
+    async def rendered(current: bool = False) -> bytes:  # current: tree_grid said current
+        async with await AsyncConnection.connect(module_db_url, autocommit=True) as conn:
+            return await render.render_trees(conn, tile, TreeFilters(), settings, current)
+
+    def condition(body: bytes, tree: int) -> str:
+        return next(f for f in decode(body)["trees"]["features"]
+                    if f["id"] == tree)["properties"]["condition"]
+
+    with serve_database(module_db_url, tile_cache_mb="0") as base:
+        get_tile(base, "trees", tile_of(*TOWN, 5))  # a request starts the refresh
+        wait_for_grid(module_db_url)
+        stored = stored_points(module_db_url, tile)
+        assert stored is not None and stored[0] > 300
+        served = get_tile(base, "trees", tile).content
+        assert served == asyncio.run(rendered()) == asyncio.run(rendered(current=True))
+        assert sorted(f["id"] for f in decode(served)["trees"]["features"]) == stored[1]
+
+        with psycopg.connect(module_db_url, autocommit=True) as conn:
+            edited = conn.execute(
+                "UPDATE smarttrees.trees SET condition = 'dead'"
+                " WHERE id = (SELECT min(id) FROM smarttrees.trees"
+                "             WHERE id = ANY(%s) AND condition <> 'dead') RETURNING id",
+                [stored[1]],
+            ).fetchone()[0]
+        # the view still holds the tile as it was: read while stale, it would not show the edit
+        assert condition(asyncio.run(rendered(current=True)), edited) != "dead"
+        served = get_tile(base, "trees", tile).content
+        assert condition(served, edited) == "dead"
+        assert served == asyncio.run(rendered())
+        wait_for_grid(module_db_url)  # that request started the refresh
+        assert get_tile(base, "trees", tile).content == served
+        assert condition(asyncio.run(rendered(current=True)), edited) == "dead"
+
+
 TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 
 

@@ -37,13 +37,15 @@ WITH crowd AS MATERIALIZED (
 ), placed_count AS (
     SELECT count(*) AS n FROM placed
 ), species AS (
-    -- the tile's species, looked up once each (a join per tree was planned as a nested loop)
-    SELECT string_agg(int4send(s.id), '') AS ids,
-           string_agg(s.scientific_name, '') AS scientific,
-           string_agg(int4send(coalesce(octet_length(s.scientific_name), -1)), '')
+    -- the tile's species, looked up once each (a join per tree was planned as a nested loop),
+    -- by id whatever the plan (the order of their values in the tile; a hash join's order
+    -- differed between a small database and the province; tiles_trees_point_tile.sql too)
+    SELECT string_agg(int4send(s.id), '' ORDER BY s.id) AS ids,
+           string_agg(s.scientific_name, '' ORDER BY s.id) AS scientific,
+           string_agg(int4send(coalesce(octet_length(s.scientific_name), -1)), '' ORDER BY s.id)
                AS scientific_len,
-           string_agg(s.vietnamese_name, '') AS vietnamese,
-           string_agg(int4send(coalesce(octet_length(s.vietnamese_name), -1)), '')
+           string_agg(s.vietnamese_name, '' ORDER BY s.id) AS vietnamese,
+           string_agg(int4send(coalesce(octet_length(s.vietnamese_name), -1)), '' ORDER BY s.id)
                AS vietnamese_len
     FROM smarttrees.species s
     WHERE (SELECT n FROM placed_count) > %(small)s

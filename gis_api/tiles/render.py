@@ -13,6 +13,9 @@ Low-zoom grid tiles add up the level-17 cells of the materialised view ``smarttr
 (migration 0006) while it is current (its recorded version equals the trees' version). A
 point-zoom tile over the cap then reads its 64 x 64 cells from ``smarttrees.tree_grid_fine``
 (zoom-20 cells, migration 0034, refreshed with tree_grid) rather than grouping its trees.
+A zoom-15 tile of points without filters reads its trees already picked, placed and packed
+from ``smarttrees.tree_point_tiles`` (migration 0035, refreshed with tree_grid) while tree_grid
+is current; the same columns reach the same encoder, so the bytes are those of the live render.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ GRID_LEVEL = 17  # zoom level of the cells precomputed in smarttrees.tree_grid (
 DENSE_GRID_CELLS = 64  # finer grid where a point-zoom tile holds more than the feature cap
 DENSE_GRID_SHIFT = 6  # log2(DENSE_GRID_CELLS)
 FINE_LEVEL = 20  # zoom level of the cells precomputed in smarttrees.tree_grid_fine (0034)
+POINT_TILE_ZOOM = 15  # zoom of the tiles whose points smarttrees.tree_point_tiles holds (0035)
 # Up to this many trees, a point tile is encoded by ST_AsMVT; past it, by gis_api.tiles.mvt.
 # Measured (bench/bench_tile_profile.py): numpy's encoding costs a fixed ~0.5 ms per tile,
 # then far less per tree than ST_AsMVT's ~4 µs.
@@ -201,9 +205,13 @@ async def render_trees(
     if tile.z < settings.tile_min_zoom_points:
         params |= {"cells": GRID_CELLS, "x0": x0, "y0": y0, "size": size / GRID_CELLS}
         return await _run_tile(conn, _statement("tiles_trees_grid", active), params, False)
+    if grid_table and _point_tile_serves(tile, filters) and await _has_view(conn, POINT_TILES):
+        stored = await _stored_points(conn, tile, settings)
+        if stored is not None:
+            return trees_layer(stored)
     counted = grid_table and _grid_counts(tile, filters)
     fine = _fine_shift(tile, filters) if counted else None
-    if fine is not None and not await _has_fine_grid(conn):
+    if fine is not None and not await _has_view(conn, FINE_GRID):
         fine = None
     params |= {
         "margin": BUFFER / EXTENT, "buffer": BUFFER, "limit": settings.tile_max_features,
@@ -251,25 +259,52 @@ def _fine_shift(tile: TileAddress, filters: TreeFilters) -> int | None:
     return shift if shift >= 0 and unfiltered else None
 
 
-# Whether each database (host, port, name) has smarttrees.tree_grid_fine, asked once per
-# process: a server on a database not yet upgraded to 0034 counts crowded tiles over the trees.
-_FINE_GRID: dict[tuple[str, int, str], bool] = {}
+FINE_GRID = "smarttrees.tree_grid_fine"  # migration 0034
+POINT_TILES = "smarttrees.tree_point_tiles"  # migration 0035
+
+# Whether each database (host, port, name) has each view, asked once per process: a server on
+# a database not yet upgraded renders those tiles from the trees.
+_VIEWS: dict[tuple[str, int, str, str], bool] = {}
 
 
-async def _fine_grid_in(conn: AsyncConnection) -> bool:
-    """Whether the database has ``smarttrees.tree_grid_fine`` (migration 0034)."""
-    cur = await conn.execute("SELECT to_regclass('smarttrees.tree_grid_fine') IS NOT NULL")
+async def _view_in(conn: AsyncConnection, name: str) -> bool:
+    """Whether the database has the relation ``name`` (schema-qualified)."""
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
     row = await cur.fetchone()
     return bool(row and row[0])
 
 
-async def _has_fine_grid(conn: AsyncConnection) -> bool:
-    """:func:`_fine_grid_in`, asked once per database and process."""
+async def _has_view(conn: AsyncConnection, name: str) -> bool:
+    """:func:`_view_in`, asked once per database and process."""
     info = conn.info
-    where = (info.host, info.port, info.dbname)
-    if where not in _FINE_GRID:
-        _FINE_GRID[where] = await _fine_grid_in(conn)
-    return _FINE_GRID[where]
+    where = (info.host, info.port, info.dbname, name)
+    if where not in _VIEWS:
+        _VIEWS[where] = await _view_in(conn, name)
+    return _VIEWS[where]
+
+
+def _point_tile_serves(tile: TileAddress, filters: TreeFilters) -> bool:
+    """Whether smarttrees.tree_point_tiles can hold this tile (zoom 15, no filters)."""
+    unfiltered = filters.category is None and filters.species is None and filters.commune is None
+    return tile.z == POINT_TILE_ZOOM and unfiltered
+
+
+async def _stored_points(
+    conn: AsyncConnection, tile: TileAddress, settings: Settings
+) -> tuple[Any, ...] | None:
+    """The tile's point columns from smarttrees.tree_point_tiles; None where it has no row.
+
+    Those of :func:`trees_layer`, as ``tiles_trees_points.sql`` sends them: the view holds
+    tiles of more than FEW_POINTS trees, and one over the feature cap is not read from it.
+    Fetched in binary (the extended protocol, unprepared: PgBouncer's transaction mode keeps
+    no statement): a tile's ~170 KB of packed columns as hex text cost PostgreSQL and psycopg
+    twice the CPU (bench_tile_profile.py).
+    """
+    params = {"x": tile.x, "y": tile.y, "limit": settings.tile_max_features, "small": FEW_POINTS}
+    cur = conn.cursor(binary=True)
+    await cur.execute(_sql_text("tiles_trees_point_tile"), params, prepare=False)
+    row = await cur.fetchone()
+    return None if row is None else tuple(row)
 
 
 def morton(x: int, y: int) -> int:
@@ -361,13 +396,16 @@ async def refresh_tree_grid(conn: AsyncConnection) -> None:
         # Maintenance, not a client's query: exempt from the pool's statement timeout.
         await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid")
-        if await _fine_grid_in(conn):
+        if await _view_in(conn, FINE_GRID):
             # Its sums in the order the trees are stored, as the grid over the trees adds
             # them: one seq scan from the table's start, grouped with a hash (0034 says why).
             await conn.execute("SET LOCAL synchronize_seqscans = off")
             await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             await conn.execute("SET LOCAL work_mem = '256MB'")
             await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_fine")
+        if await _view_in(conn, POINT_TILES):  # after tree_grid_fine: its tiles come from there
+            await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_point_tiles")
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY smarttrees.tree_grid_version")
 
 
