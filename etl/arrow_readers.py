@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import shapely
 
 from etl import validate
-from etl.readers import Table, cell_text, point_xy, xlsx_rows
+from etl.readers import Table, cell_text, point_xy, xlsx_data_line, xlsx_rows
 
 BATCH_ROWS = 65_536
 POSITION_HEADERS = ("geometry X", "geometry Y", "geometry problem")
@@ -154,8 +154,9 @@ def _xlsx_row_batches(table: Table, lookups: set[int],
     width = len(table.headers)
     names = [f"c{i}" for i in range(width)]
     rows: list[list[object]] = []
+    first = xlsx_data_line(table)
     for number, values in xlsx_rows(table.path):
-        if number < table.data_line:
+        if number < first:
             continue
         row = list(values[:width]) + [None] * (width - len(values))
         if all(v is None or v == "" for v in row):

@@ -82,12 +82,15 @@ class Table:
 
 
 def open_table(path: Path, encoding: str | None = None, layer: str | None = None,
-               limits: Limits | None = None, *, scan: bool = True) -> Table:
+               limits: Limits | None = None, *, scan: bool = True,
+               arrow: bool = False) -> Table:
     """Open any supported file and read its headers; raise :class:`InputError` if unusable.
 
     A CSV is read through once, checked against ``limits`` (the settings' by default), unless
     ``scan`` is false: for a caller that reads its rows only through :func:`csv_blocks`, which
-    checks them as it goes (the tree loader, which saves a pass over the file).
+    checks them as it goes (the tree loader, which saves a pass over the file). ``arrow``: the
+    caller reads the rows as Arrow batches (``etl.arrow_readers``): a workbook's sheet is then
+    read once, by fastexcel, its header taken from that read and its columns kept for them.
     """
     if not path.exists():
         raise InputError(path, "no such file")
@@ -100,7 +103,7 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
     if suffix in (".csv", ".txt", ".tsv"):
         return _open_csv(path, encoding, limits, scan)
     if suffix in (".xlsx", ".xlsm"):
-        return _open_xlsx(path, limits)
+        return _open_xlsx(path, limits, arrow)
     if suffix in VECTOR_SUFFIXES:
         table = _open_vector(path, layer)
         table.limits = limits
@@ -261,12 +264,36 @@ def _file_lines(message: str, first: int) -> str:
 # -- XLSX ------------------------------------------------------------------------------------
 
 
-def _open_xlsx(path: Path, limits: Limits) -> Table:
+def _open_xlsx(path: Path, limits: Limits, arrow: bool) -> Table:
     _check_shared_strings(path, limits)
-    headers, header_row = _xlsx_header(path)
+    sheet, headers, data_line = None, None, 0      # 0: the first data row not known yet
+    if arrow:
+        # fastexcel reads the whole sheet (it cannot read only its first rows): the header comes
+        # from that read when its names tell it, so the sheet is read once, not twice.
+        from etl import xlsx_arrow
+
+        sheet = xlsx_arrow.load(path)
+        headers = xlsx_arrow.headers(sheet) if sheet is not None else None
+    if headers is None:
+        headers, header_row = _xlsx_header(path)
+        data_line = header_row + 1
     _check_headers(path, headers)
-    return Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits,
-                 data_line=header_row + 1)
+    table = Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits,
+                  data_line=data_line)
+    if arrow:
+        table.extra[xlsx_arrow.SHEET] = xlsx_arrow.fit(sheet, table) if sheet is not None \
+            else None
+    return table
+
+
+def xlsx_data_line(table: Table) -> int:
+    """The first sheet's first data row, numbered as :func:`xlsx_rows` numbers them.
+
+    Found by the row reader when the header came from fastexcel's names.
+    """
+    if not table.data_line:
+        table.data_line = _xlsx_header(table.path)[1] + 1
+    return table.data_line
 
 
 def _check_shared_strings(path: Path, limits: Limits) -> None:
@@ -331,7 +358,7 @@ def cell_text(value: object) -> str:
 def _xlsx_chunks(table: Table, rows: int) -> Iterator[Chunk]:
     import pandas as pd
 
-    header_row = table.data_line - 1
+    header_row = xlsx_data_line(table) - 1
     width = len(table.headers)
     buffer: list[list[str]] = []
     numbers: list[int] = []

@@ -125,7 +125,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
     opened = [mapping_rows.derive(
-        open_table(p, options.encoding, options.layer, scan=False), mapping)
+        open_table(p, options.encoding, options.layer, scan=False, arrow=True), mapping)
               for p in paths]
     tables = [t for t, _ in opened]
     derived = [m for _, m in opened]

@@ -15,7 +15,9 @@ the caller falls back to the row reader: the result is the same either way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -32,30 +34,83 @@ _FIRST_DAY = np.datetime64("1900-01-01")
 _PLAIN_FROM, _PLAIN_BELOW = 1e-4, 1e9
 
 
-def read_sheet(table: Table) -> pa.RecordBatch | None:
-    """The first sheet's data rows, one typed column per header, empty rows left out.
+# Where the tree loader's open leaves the sheet it read (``etl.readers.open_table(arrow=True)``):
+# the columns, or ``None`` when fastexcel cannot read the sheet as the row reader does.
+SHEET = "xlsx_sheet"
+_UNNAMED = "__UNNAMED__"          # fastexcel's name for a column whose header cell it cannot read
+_DEDUPLICATED = re.compile(r"(.*)_\d+$")   # its name for a header seen before: "Ghi chú_1"
 
-    ``None`` when a column cannot be read as the row reader reads it (a column mixing numbers
-    and text among them: fastexcel's strict coercion refuses it).
+
+def load(path: Path) -> pa.RecordBatch | None:
+    """The first sheet as fastexcel reads it, named by the used range's first row.
+
+    One read of the whole sheet (fastexcel cannot read part of one); ``None`` when it cannot
+    type a column (a column mixing numbers and text: its strict coercion refuses it) or cannot
+    read the file at all: the row reader then says what is wrong with it.
     """
     import fastexcel
 
-    width = len(table.headers)
-
     try:
-        # The header is the used range's first row (fastexcel counts rows from there), unless
-        # the range starts with rows of empty text: the names are checked below.
-        sheet = fastexcel.read_excel(str(table.path)).load_sheet(
-            0, header_row=0, use_columns=list(range(width)), dtype_coercion="strict",
-            schema_sample_rows=None, eager=True)
+        return fastexcel.read_excel(str(path)).load_sheet(
+            0, header_row=0, dtype_coercion="strict", schema_sample_rows=None, eager=True)
     except Exception as exc:  # noqa: BLE001 - whatever fastexcel raises, the row reader words it
-        log.debug("%s: read cell by cell (%s)", table.path.name, str(exc).splitlines()[0])
+        log.debug("%s: read cell by cell (%s)", path.name, str(exc).splitlines()[0])
         return None
+
+
+def headers(sheet: pa.RecordBatch) -> list[str] | None:
+    """The header as the row reader finds it (``etl.readers._xlsx_header``), from the names.
+
+    ``None`` when the names cannot tell it: a header cell fastexcel did not read as text (an
+    empty one, or a date or a true/false: ``__UNNAMED__n`` for all of them), a name it made
+    unique (``A``, ``A_1``), or a number (written as fastexcel writes it). The caller then
+    reads the header row by row.
+    """
+    names = sheet.schema.names
+    for name in names:
+        twin = _DEDUPLICATED.fullmatch(name)
+        if name.startswith(_UNNAMED) or (twin and twin.group(1) in names) or _number(name):
+            return None
+    return [name.strip() for name in names] or None
+
+
+def _number(name: str) -> bool:
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
+
+
+def fit(sheet: pa.RecordBatch, table: Table) -> pa.RecordBatch | None:
+    """The sheet's data rows, one typed column per header of ``table``, empty rows left out.
+
+    ``None`` when a column cannot be read as the row reader reads it (time-of-day or duration
+    cells), or when its names are not the header ``table`` found: its header is then not on the
+    used range's first row.
+    """
+    width = len(table.headers)
+    if sheet.num_columns < width:
+        return None
+    sheet = sheet.select(range(width))     # cells right of the header are not read
     if not _same_headers(sheet.schema.names, table.headers) or not all(
             _renders(sheet.column(i)) for i in range(width)):
         log.debug("%s: read cell by cell (headers or cell kinds)", table.path.name)
         return None
     return sheet.filter(_not_empty(sheet))
+
+
+def read_sheet(table: Table) -> pa.RecordBatch | None:
+    """The first sheet's data rows, one typed column per header, empty rows left out.
+
+    The sheet read when the table was opened is taken (and let go: it is read once), else the
+    file is read now. ``None`` when a column cannot be read as the row reader reads it.
+    """
+    if SHEET in table.extra:
+        sheet: pa.RecordBatch | None = table.extra.pop(SHEET)
+        return sheet
+    loaded = load(table.path)
+    return fit(loaded, table) if loaded is not None else None
 
 
 def batches(sheet: pa.RecordBatch, lookups: set[int],

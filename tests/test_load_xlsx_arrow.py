@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from etl import arrow_readers, xlsx_arrow
+from etl.errors import InputError
 from etl.readers import open_table
 
 HEADERS = ["Mã cây", "Đường kính (cm)", "Số hiệu", "Có hoa", "Ngày trồng", "Ghi chú"]
@@ -42,6 +43,11 @@ def _both(path: Path) -> tuple[pa.Table, pa.Table, bool]:
     fast = xlsx_arrow.read_sheet(table) is not None
     ours = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, LOOKUPS)))
     rows = pa.Table.from_batches(list(arrow_readers._xlsx_row_batches(table, LOOKUPS)))
+    # Opened as the tree loader opens it: the sheet read once, the header from that read.
+    once = open_table(path, None, None, scan=False, arrow=True)
+    assert once.headers == table.headers
+    assert (once.extra[xlsx_arrow.SHEET] is not None) == fast
+    assert pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(once, LOOKUPS))) == ours
     return ours, rows, fast
 
 
@@ -76,3 +82,44 @@ def test_mixed_or_time_cells_in_a_text_field_are_read_cell_by_cell(tmp_path: Pat
         rows = [[*row[:5], cell] for row in rows]
     ours, reference, fast = _both(_workbook(tmp_path / "mixed.xlsx", rows))
     assert not fast and ours.to_pylist() == reference.to_pylist()
+
+
+# Header rows whose names fastexcel cannot tell (a gap, a date, twice the same name, a number,
+# cells right of the header) or that are not on the used range's first row.
+HEADER_ROWS = [
+    [None, None, None],
+    ["", "  ", ""],
+    [None, "ghi chép", None],
+]
+HEADER_VARIANTS = [
+    ["Mã cây", None, "Ghi chú"],
+    ["Mã cây", dt.date(2020, 1, 2), "Ghi chú"],
+    ["Mã cây", True, "Ghi chú"],
+    ["Mã cây", "Ghi chú", "Ghi chú"],
+    ["Mã cây", "Ghi chú", "Ghi chú_1"],
+    ["Mã cây", 2019, "1e-07"],
+    [" Mã cây ", "Ghi chú ", "  "],
+    ["Mã cây", "Ghi chú", None, None],
+]
+
+
+@pytest.mark.parametrize("header", HEADER_VARIANTS + [["Mã cây", "Ghi chú", "Số"]])
+@pytest.mark.parametrize("before", [[], *([row] for row in HEADER_ROWS)])
+def test_the_header_read_with_the_sheet_is_the_row_readers(
+        tmp_path: Path, header: list[object], before: list[list[object]]) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in [*before, header, ["A1", 1.5, "x", "right of the header"], ["A2", 2, "y"]]:
+        sheet.append(row)
+    path = tmp_path / "header.xlsx"
+    book.save(path)
+
+    def opened(arrow: bool) -> tuple[list[str], list[dict[str, object]]] | str:
+        try:
+            table = open_table(path, None, None, scan=False, arrow=arrow)
+        except InputError as exc:
+            return str(exc)
+        read = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, set())))
+        return table.headers, read.to_pylist()
+
+    assert opened(True) == opened(False)
