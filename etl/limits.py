@@ -28,6 +28,7 @@ from etl.errors import InputError
 
 READ_BYTES = 4 << 20        # one read of the file
 CHUNK_ROWS = 50_000         # rows per batch of the checked path's readers, at most
+XLSX_STRINGS_BATCHES = 16   # a workbook's shared strings may take this many batches' bytes
 LEGACY = {"cp1258": "Windows-1258", "tcvn3": "TCVN3", "vni": "VNI"}
 
 

@@ -26,7 +26,7 @@ from pyproj import CRS
 
 from etl import encodings
 from etl.errors import InputError
-from etl.limits import CHUNK_ROWS, CsvBlocks, Limits, size
+from etl.limits import CHUNK_ROWS, XLSX_STRINGS_BATCHES, CsvBlocks, Limits, size
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -83,14 +83,15 @@ class Table:
 
 def open_table(path: Path, encoding: str | None = None, layer: str | None = None,
                limits: Limits | None = None, *, scan: bool = True,
-               arrow: bool = False) -> Table:
+               keep_sheet: bool = False) -> Table:
     """Open any supported file and read its headers; raise :class:`InputError` if unusable.
 
     A CSV is read through once, checked against ``limits`` (the settings' by default), unless
     ``scan`` is false: for a caller that reads its rows only through :func:`csv_blocks`, which
-    checks them as it goes (the tree loader, which saves a pass over the file). ``arrow``: the
-    caller reads the rows as Arrow batches (``etl.arrow_readers``): a workbook's sheet is then
-    read once, by fastexcel, its header taken from that read and its columns kept for them.
+    checks them as it goes (the tree loader, which saves a pass over the file). ``keep_sheet``:
+    for a caller that reads the rows of this one table as Arrow batches next
+    (``etl.arrow_readers``): a workbook's sheet is then read once, by fastexcel, its header
+    taken from that read and its columns kept in the table until they are read.
     """
     if not path.exists():
         raise InputError(path, "no such file")
@@ -103,7 +104,7 @@ def open_table(path: Path, encoding: str | None = None, layer: str | None = None
     if suffix in (".csv", ".txt", ".tsv"):
         return _open_csv(path, encoding, limits, scan)
     if suffix in (".xlsx", ".xlsm"):
-        return _open_xlsx(path, limits, arrow)
+        return _open_xlsx(path, limits, keep_sheet)
     if suffix in VECTOR_SUFFIXES:
         table = _open_vector(path, layer)
         table.limits = limits
@@ -208,7 +209,6 @@ def _blocks(table: Table) -> CsvBlocks:
                      table.data_offset, table.limits)
 
 
-XLSX_STRINGS_BATCHES = 16   # a workbook's shared strings may take this many batches' bytes
 MAX_COLUMNS = 1_600    # PostgreSQL's limit on a table's columns (the staging table has one each)
 
 
@@ -264,10 +264,10 @@ def _file_lines(message: str, first: int) -> str:
 # -- XLSX ------------------------------------------------------------------------------------
 
 
-def _open_xlsx(path: Path, limits: Limits, arrow: bool) -> Table:
+def _open_xlsx(path: Path, limits: Limits, keep_sheet: bool) -> Table:
     _check_shared_strings(path, limits)
     sheet, headers, data_line = None, None, 0      # 0: the first data row not known yet
-    if arrow:
+    if keep_sheet:
         # fastexcel reads the whole sheet (it cannot read only its first rows): the header comes
         # from that read when its names tell it, so the sheet is read once, not twice.
         from etl import xlsx_arrow
@@ -280,7 +280,7 @@ def _open_xlsx(path: Path, limits: Limits, arrow: bool) -> Table:
     _check_headers(path, headers)
     table = Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits,
                   data_line=data_line)
-    if arrow:
+    if keep_sheet:
         table.extra[xlsx_arrow.SHEET] = xlsx_arrow.fit(sheet, table) if sheet is not None \
             else None
     return table

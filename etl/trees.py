@@ -124,9 +124,11 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
     start = time.perf_counter()
     options = options or LoadOptions()
     mapping = load_mapping(options.mapping)
+    # One workbook's sheet is read once, when opened, and kept for its rows; several are each
+    # read again when their rows are (one held at a time).
     opened = [mapping_rows.derive(
-        open_table(p, options.encoding, options.layer, scan=False, arrow=True), mapping)
-              for p in paths]
+        open_table(p, options.encoding, options.layer, scan=False, keep_sheet=len(paths) == 1),
+        mapping) for p in paths]
     tables = [t for t, _ in opened]
     derived = [m for _, m in opened]
     for table in tables:

@@ -34,8 +34,8 @@ _FIRST_DAY = np.datetime64("1900-01-01")
 _PLAIN_FROM, _PLAIN_BELOW = 1e-4, 1e9
 
 
-# Where the tree loader's open leaves the sheet it read (``etl.readers.open_table(arrow=True)``):
-# the columns, or ``None`` when fastexcel cannot read the sheet as the row reader does.
+# Where the tree loader's open (``etl.readers.open_table(keep_sheet=True)``) leaves the sheet it
+# read: the columns, or ``None`` when fastexcel cannot read the sheet as the row reader does.
 SHEET = "xlsx_sheet"
 _UNNAMED = "__UNNAMED__"          # fastexcel's name for a column whose header cell it cannot read
 _DEDUPLICATED = re.compile(r"(.*)_\d+$")   # its name for a header seen before: "Ghi chú_1"
@@ -48,14 +48,17 @@ def load(path: Path) -> pa.RecordBatch | None:
     type a column (a column mixing numbers and text: its strict coercion refuses it) or cannot
     read the file at all: the row reader then says what is wrong with it.
     """
-    import fastexcel
+    from etl import xlsx_prefetch
 
     try:
-        return fastexcel.read_excel(str(path)).load_sheet(
-            0, header_row=0, dtype_coercion="strict", schema_sample_rows=None, eager=True)
+        # Started in a thread by `smarttrees load trees` when it loads this one workbook.
+        sheet = xlsx_prefetch.read(path)
     except Exception as exc:  # noqa: BLE001 - whatever fastexcel raises, the row reader words it
-        log.debug("%s: read cell by cell (%s)", path.name, str(exc).splitlines()[0])
+        sheet = exc
+    if isinstance(sheet, Exception):
+        log.debug("%s: read cell by cell (%s)", path.name, str(sheet).splitlines()[0])
         return None
+    return sheet
 
 
 def headers(sheet: pa.RecordBatch) -> list[str] | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import openpyxl
 import pyarrow as pa
 import pytest
 
-from etl import arrow_readers, xlsx_arrow
+from etl import arrow_readers, xlsx_arrow, xlsx_prefetch
 from etl.errors import InputError
 from etl.readers import open_table
 
@@ -44,7 +45,7 @@ def _both(path: Path) -> tuple[pa.Table, pa.Table, bool]:
     ours = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, LOOKUPS)))
     rows = pa.Table.from_batches(list(arrow_readers._xlsx_row_batches(table, LOOKUPS)))
     # Opened as the tree loader opens it: the sheet read once, the header from that read.
-    once = open_table(path, None, None, scan=False, arrow=True)
+    once = open_table(path, None, None, scan=False, keep_sheet=True)
     assert once.headers == table.headers
     assert (once.extra[xlsx_arrow.SHEET] is not None) == fast
     assert pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(once, LOOKUPS))) == ours
@@ -114,12 +115,25 @@ def test_the_header_read_with_the_sheet_is_the_row_readers(
     path = tmp_path / "header.xlsx"
     book.save(path)
 
-    def opened(arrow: bool) -> tuple[list[str], list[dict[str, object]]] | str:
+    def opened(keep: bool) -> tuple[list[str], list[dict[str, object]]] | str:
         try:
-            table = open_table(path, None, None, scan=False, arrow=arrow)
+            table = open_table(path, None, None, scan=False, keep_sheet=keep)
         except InputError as exc:
             return str(exc)
         read = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, set())))
         return table.headers, read.to_pylist()
 
     assert opened(True) == opened(False)
+
+
+def test_a_sheet_read_ahead_is_the_file_as_it_is_when_opened(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "survey.xlsx", ROWS)
+    xlsx_prefetch.start([path])
+    ahead = open_table(path, None, None, scan=False, keep_sheet=True)
+    assert ahead.extra[xlsx_arrow.SHEET] == xlsx_arrow.fit(xlsx_prefetch.read(path), ahead)
+
+    xlsx_prefetch.start([path])          # the file changes before the loader opens it
+    _workbook(path, ROWS[:2])
+    os.utime(path, ns=(0, 0))
+    changed = open_table(path, None, None, scan=False, keep_sheet=True)
+    assert changed.extra[xlsx_arrow.SHEET].column(0).to_pylist() == ["A1", "A2"]
