@@ -53,7 +53,9 @@ WHERE {_GOOD} AND NOT EXISTS (SELECT 1 FROM smarttrees.trees t WHERE t.tree_code
 # trigger of 0007/0027 would write them: each column the update can change that differs,
 # {"old": …, "new": …} in JSON, the position as lon/lat rounded to 7 decimals (the history's
 # form of a tree, 0023). Old values come from the join, new ones as stored (RETURNING); the
-# trigger is told to leave these rows alone (:func:`merge_file`).
+# trigger is told to leave these rows alone (:func:`merge_file`). The subquery that builds them
+# is kept whole (OFFSET 0): pulled up, its test ``changes <> '{}'`` built every row's JSON a
+# second time.
 _KEEP_UNLESS_CHANGED = ("source", "source_crs")
 _HISTORY_COLUMNS = tuple(c for c in (*COMPARED, *_KEEP_UNLESS_CHANGED) if c != "geom")
 _POSITION = (("lon", "ST_X"), ("lat", "ST_Y"))
@@ -102,7 +104,7 @@ WITH hit AS MATERIALIZED (
     SELECT id, tree_code, 'update', current_setting('smarttrees.actor', true),
            coalesce(nullif(current_setting('smarttrees.source', true), ''), source), changes
     FROM (SELECT w.id, w.tree_code, w.source, {_history_changes()} AS changes
-          FROM written w WHERE w.changed) d
+          FROM written w WHERE w.changed OFFSET 0) d
     WHERE changes <> '{{}}'
 )
 SELECT count(*) FILTER (WHERE changed), count(*) FILTER (WHERE NOT changed),

@@ -72,10 +72,17 @@ def previous_clean_run(conn: psycopg.Connection, print_: str) -> dict[str, Any] 
 
 
 def record(conn: psycopg.Connection, print_: str, files: list[dict[str, Any]], actor: str,
-           *, skipped: bool) -> None:
-    """Write the run's record, in the load's own transaction."""
-    count = conn.execute(TREE_COUNT).fetchone()
-    files = [{**f, "trees_after": count[0] if count else None} for f in files]
+           *, skipped: bool, trees_after: int | None = None) -> None:
+    """Write the run's record, in the load's own transaction.
+
+    ``trees_after``: the trees now, when the load knows it (counted before its writes, plus the
+    trees it inserted); else they are counted here. Counted after an update, every tree on a
+    page the update touched is checked for visibility: 0.1-0.2 s more after 11,300 updates.
+    """
+    if trees_after is None:
+        count = conn.execute(TREE_COUNT).fetchone()
+        trees_after = count[0] if count else None
+    files = [{**f, "trees_after": trees_after} for f in files]
     conn.execute(
         "INSERT INTO smarttrees.load_runs (kind, fingerprint, files, actor, tree_version, skipped) "
         f"VALUES ('trees', %s, %s, %s, ({TREE_VERSION}), %s)",

@@ -135,6 +135,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         direct.readable(table)
     result = LoadResult()
     deferred = False
+    trees_after: int | None = None    # counted by the merge; else by the run record
     with connect(url) as conn:
         if not options.dry_run and bulk.deferred(conn):
             # Indexes an earlier first load committed without and did not build (killed
@@ -174,9 +175,10 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         if not options.dry_run and direct.claim_empty_inventory(conn):
             deferred = _load_into_empty(conn, files, tables, options, actor, progress, result)
         else:
-            _merge(conn, files, tables, options, actor, progress, result)
+            trees_after = _merge(conn, files, tables, options, actor, progress, result)
         if result.written:
-            runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False)
+            runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=False,
+                        trees_after=trees_after)
         else:
             conn.rollback()
     log.debug("whole load, commit included, in %.2f s", time.perf_counter() - start)
@@ -232,8 +234,12 @@ def _load_into_empty(conn: psycopg.Connection, files: list[direct.FileInput],
 
 def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list[Table],
            options: LoadOptions, actor: str, progress: Progress | None,
-           result: LoadResult) -> None:
-    """Stage the rows not known unchanged, check them across rows and merge the good ones."""
+           result: LoadResult) -> int | None:
+    """Stage the rows not known unchanged, check them across rows and merge the good ones.
+
+    Returns the trees in the inventory once merged (None when nothing is written): those the
+    scan of the stored digests counted, and those inserted.
+    """
     lap = _laps()
     # The server gathers the stored digests (a scan of every tree) while this process reads
     # and digests the files' lines; the fetch waits on the socket and the digests are numpy,
@@ -247,7 +253,7 @@ def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list
             # checks of the new rows make (0.25 s of CPU): while the server still scans,
             # that wait is free.
             importlib.import_module("pandas")
-        stored = fetched.result()
+        stored, trees_before = fetched.result()
     lap("stored digests fetched, lines digested")
     for f in files:
         f.stored = stored
@@ -282,6 +288,7 @@ def _merge(conn: psycopg.Connection, files: list[direct.FileInput], tables: list
     lap("merged")
     merge.rebuild_indexes(conn, dropped)
     result.written = write
+    return trees_before + result.total("inserted") if write else None
 
 
 def _files_record(result: LoadResult, digests: list[tuple[str, str]]) -> list[dict[str, object]]:

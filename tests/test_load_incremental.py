@@ -156,3 +156,22 @@ def test_the_loader_writes_the_history_the_update_trigger_would(
     assert set(one[2]) == {"dbh_cm", "source"}
     assert set(by_tree[survey.loc[7, "Mã cây"]][0][2]) >= {"lon", "source"}
     assert by_tree[survey.loc[9, "Mã cây"]][0][2]["crown_m"] == {"old": None, "new": 4.5}
+
+
+def test_a_merge_records_the_trees_it_leaves(db_url: str, conn: psycopg.Connection,
+                                             tmp_path: Path) -> None:
+    # The merge counts the trees in the scan of the stored digests and adds those it inserts;
+    # the count must be the table's, or the same file loaded again is not known unchanged.
+    survey = make_survey(200)
+    load_trees(db_url, [write_survey(survey, tmp_path / "survey.csv")])
+    resurvey_csv = write_survey(resurvey(survey), tmp_path / "resurvey.csv")
+    assert counts(load_trees(db_url, [resurvey_csv]))[:2] == (2, 3)
+    conn.commit()
+    runs = "SELECT files -> 0 ->> 'trees_after', skipped FROM smarttrees.load_runs ORDER BY id"
+    trees = conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone()
+    assert trees == (202,)
+    assert conn.execute(runs).fetchall()[-1] == ("202", False)
+    again = load_trees(db_url, [resurvey_csv])
+    assert counts(again)[:4] == (0, 0, 202, 0)
+    conn.commit()
+    assert conn.execute(runs).fetchall()[-1] == ("202", True)   # known by the run record
