@@ -5,10 +5,11 @@ about 8 / throughput: every CPU millisecond of a request counts, PostgreSQL's, t
 Python, the HTTP stack's and wrk's own. This script starts the server (uvicorn, one worker,
 tile cache off, as ``bench_tiles.py``) from one or more checkouts of the code and runs wrk, in
 alternation (round after round, so that a shared machine's load falls on every version alike),
-on ``/healthz`` (the floor: the HTTP stack and wrk, no database), the densest z14 tile and the
-densest z15 tile. Beside req/s, p50 and p99 it prints the CPU per request of the server
-process, of its PostgreSQL backends (``/proc/<pid>/stat``, the backends found by the server's
-connections' ports) and of wrk, and the load average.
+on ``/healthz`` (the floor: the HTTP stack and wrk, no database), the densest z14 tile, the
+densest z15 tile and that tile with a species filter (``z15-sp``: the tile's commonest species;
+a filtered tile is always rendered from the trees). Beside req/s, p50 and p99 it prints the CPU
+per request of the server process, of its PostgreSQL backends (``/proc/<pid>/stat``, the
+backends found by the server's connections' ports) and of wrk, and the load average.
 
 Usage::
 
@@ -78,6 +79,16 @@ def backends_of(url: str, pid: int) -> list[int]:
     return [r[0] for r in rows]
 
 
+def commonest_species(url: str, tile: tuple[int, int, int]) -> int:
+    """The species id most trees of tile (z, x, y) have."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT species_id FROM smarttrees.trees WHERE species_id IS NOT NULL"
+            " AND geom && ST_Transform(ST_TileEnvelope(%s, %s, %s), 4326)"
+            " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1", list(tile)).fetchone()
+    return int(row[0]) if row else 1
+
+
 def wrk_with_cpu(url: str, duration: str) -> tuple[dict[str, float], float]:
     """bench_tiles.wrk's figures for one URL, and wrk's own CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -124,7 +135,7 @@ def main() -> None:
                         help="a checkout to serve from (repeat to alternate; default: this tree)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over the checkouts")
     parser.add_argument("--duration", default="10s", help="wrk's -d for each measurement")
-    parser.add_argument("--only", choices=("healthz", "z14", "z15"), action="append",
+    parser.add_argument("--only", choices=("healthz", "z14", "z15", "z15-sp"), action="append",
                         help="measure only these (repeat)")
     args = parser.parse_args()
     codes = [c.resolve() for c in args.code or [ROOT]]
@@ -133,13 +144,16 @@ def main() -> None:
     tiles = "/collections/trees/tiles/WebMercatorQuad/{}/{}/{}"
     paths = {"healthz": "/healthz", "z14": tiles.format(z14[0], z14[2], z14[1]),
              "z15": tiles.format(z15[0], z15[2], z15[1])}
+    if not args.only or "z15-sp" in args.only:
+        paths["z15-sp"] = paths["z15"] + f"?species={commonest_species(args.url, z15)}"
     paths = {k: v for k, v in paths.items() if not args.only or k in args.only}
     with psycopg.connect(args.url) as conn:
         versions = conn.execute("SELECT version(), postgis_lib_version()").fetchone()
     assert versions is not None
     print(f"{versions[0].split(' on ')[0]}, PostGIS {versions[1]}; wrk -t2 -c{CONNECTIONS}"
           f" -d{args.duration}; one uvicorn worker, tile cache off")
-    print(f"z14 {z14} holds {n14:,} trees; z15 {z15} holds {n15:,}")
+    print(f"z14 {z14} holds {n14:,} trees; z15 {z15} holds {n15:,}"
+          + (f"; z15-sp: {paths['z15-sp']}" if "z15-sp" in paths else ""))
     print("CPU columns: milliseconds per request (server process, its PostgreSQL backends, wrk)")
     print(f"{'code':16} {'path':8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'server':>7}"
           f" {'backend':>7} {'wrk':>6} {'load':>5}")
