@@ -56,14 +56,14 @@ def client_cpu() -> float:
 
 
 async def render_cost(conn: AsyncConnection, pid: int, tile: TileAddress,
-                      settings: Settings) -> tuple[int, float, float]:
-    """Bytes, backend ms and client ms per render of the tile (tree_grid current)."""
+                      settings: Settings, current: bool = True) -> tuple[int, float, float]:
+    """Bytes, backend ms and client ms per render of the tile (tree_grid current or not)."""
     async with conn.transaction():
-        body = await render.render_trees(conn, tile, TreeFilters(), settings, True)
+        body = await render.render_trees(conn, tile, TreeFilters(), settings, current)
     b0, c0 = backend_cpu(pid), client_cpu()
     for _ in range(RUNS):
         async with conn.transaction():
-            await render.render_trees(conn, tile, TreeFilters(), settings, True)
+            await render.render_trees(conn, tile, TreeFilters(), settings, current)
     return len(body), (backend_cpu(pid) - b0) / RUNS * 1000, (client_cpu() - c0) / RUNS * 1000
 
 
@@ -118,6 +118,15 @@ async def profile(url: str) -> None:
         tile = TileAddress(z, y, x)
         size, backend, client = await render_cost(conn, pid, tile, settings)
         print(f"{z}/{y}/{x} ({n:,} trees, {size:,} bytes): PostgreSQL {backend:.1f} ms, "
+              f"Python {client:.1f} ms")
+    z, x, y = z15
+    has_view = await render._has_view(conn, render.POINT_TILES)  # 0035: z15 read from it
+    await conn.commit()
+    if has_view:
+        size, backend, client = await render_cost(conn, pid, TileAddress(z, y, x), settings,
+                                                  current=False)
+        print(f"  the z15 tile above came from smarttrees.tree_point_tiles; rendered from the "
+              f"trees (as while it is stale): {size:,} bytes, PostgreSQL {backend:.1f} ms, "
               f"Python {client:.1f} ms")
     await conn.set_autocommit(True)
     await conn.execute("SET max_parallel_workers_per_gather = 0")
