@@ -33,6 +33,7 @@ Usage::
     .venv/bin/python bench/bench_raster.py --only tiles         # the 10 m surface and its tiles
     .venv/bin/python bench/bench_raster.py --only zonal         # ... and its zonal statistics
     .venv/bin/python bench/bench_raster.py --only density       # the 100 m and 10 m COGs
+    .venv/bin/python bench/bench_raster.py --only zonal --rounds 5 --before DIR   # the goal
 
 Every section reports "skipped: reason" rather than stopping; figures go to stdout.
 """
@@ -46,6 +47,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -274,18 +276,20 @@ print(f"{{count:,}} zones: {{seconds:.2f}} s, {{count / seconds:,.0f}} polygons/
 """
 
 
-def zonal_fresh(url: str, raster: Path, before: Path | None = None) -> None:
+def zonal_fresh(url: str, raster: Path, before: Path | None = None, rounds: int = 2) -> None:
     """The figures of a ``raster zonal`` run in a fresh process, with 1 and 2 workers in turn.
 
     A process that has run everything above carries its heap and GDAL's block cache into the
-    forked workers (they were 30–40 % slower there); a user's command starts clean. Two rounds,
-    alternating, each in its own process; the zones are read before the clock starts. With
-    ``before`` (a checkout of other code, e.g. ``git archive main | tar -x -C DIR``), each run
-    is followed by the same run of that code, so the two are compared in the same minutes.
+    forked workers (they were 30–40 % slower there); a user's command starts clean. ``rounds``
+    rounds, alternating, each in its own process; the zones are read before the clock starts.
+    With ``before`` (a checkout of other code, e.g. ``git archive main | tar -x -C DIR``), each
+    run is followed by the same run of that code, so the two are compared in the same minutes.
+    Then the spread of each (min / median / max of wall time, polygons/s and CPU).
     """
     code = FRESH_ZONAL.format(stats=list(STATS))
     trees = [("this tree", ROOT)] + ([(f"before ({before})", before.resolve())] if before else [])
-    for round_ in (1, 2):
+    spread: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for round_ in range(1, rounds + 1):
         for workers in (1, 2):
             for label, tree in trees:
                 result = subprocess.run(
@@ -295,6 +299,20 @@ def zonal_fresh(url: str, raster: Path, before: Path | None = None) -> None:
                 line = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()[-200:]]
                 print(f"fresh process, {label}, {workers} worker(s), round {round_}: {line[0]}; "
                       f"load {load()}", flush=True)
+                figures = FRESH_FIGURES.search(line[0])
+                if figures:
+                    seconds, rate, cpu = (float(g.replace(",", "")) for g in figures.groups())
+                    spread.setdefault((label, workers), []).append((seconds, rate, cpu))
+    for (label, workers), runs in spread.items():
+        seconds, rate, cpu = (sorted(column) for column in zip(*runs, strict=True))
+        print(f"fresh process, {label}, {workers} worker(s), {len(runs)} rounds: "
+              f"{seconds[0]:.2f} / {statistics.median(seconds):.2f} / {seconds[-1]:.2f} s, "
+              f"{rate[0]:,.0f} / {statistics.median(rate):,.0f} / {rate[-1]:,.0f} polygons/s, "
+              f"CPU {cpu[0]:.2f} / {statistics.median(cpu):.2f} / {cpu[-1]:.2f} s "
+              "(min / median / max)", flush=True)
+
+
+FRESH_FIGURES = re.compile(r"zones: ([\d.]+) s, ([\d,]+) polygons/s \(CPU ([\d.]+) s")
 
 
 def backend_cpu(conn: Any) -> float | None:
@@ -600,6 +618,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path,
                         help="a checkout of other code (say main before a change): its zonal "
                         "runs in a fresh process alternate with this tree's")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of the fresh-process zonal runs (each 1 and 2 workers)")
     parser.add_argument("--only", choices=("density", "zonal", "tiles"),
                         help="only the density COGs, or the 10 m surface and its zonal "
                         "statistics (beside rasterstats) or its tiles")
@@ -627,7 +647,7 @@ def main() -> None:
                 section("zonal statistics: exactextract",
                         lambda: ours.update(zonal_ours(url, fine)))
                 section("zonal statistics in a fresh process, as the command runs them",
-                        lambda: zonal_fresh(url, fine, args.before))
+                        lambda: zonal_fresh(url, fine, args.before, args.rounds))
                 section("zonal job: zones in, results out", lambda: zonal_job(url, fine))
                 section("zonal statistics: rasterstats",
                         lambda: zonal_rasterstats(url, fine, ours))

@@ -1,0 +1,151 @@
+"""Where a fresh zonal process spends its time: each phase's wall and CPU, parent and worker.
+
+Runs the goal's job (``zonal_statistics`` over the 92 communes, then the 4,000 stands, as
+``bench_raster.py``'s "fresh process" lines do: zones read before the clock) in a fresh Python
+per round, with the functions of ``etl.raster.zonal`` and ``etl.raster.interior`` wrapped so
+each call records its start, end and CPU, in the parent and in the forked worker (the worker
+writes its records to a file before it exits). Prints, per round, the total, each process's
+timeline (phase, start after the clock, wall, CPU), and after all rounds the spread of each
+phase (min / median / max).
+
+Usage::
+
+    .venv/bin/python bench/bench_zonal_phases.py --url postgresql://... --raster density_10m.tif
+    .venv/bin/python bench/bench_zonal_phases.py ... --rounds 5 --workers 2 --tree /tmp/before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+JOB = r"""
+import functools, json, os, sys, time
+t_import = time.perf_counter()
+from etl.raster import interior, zonal
+from etl.raster.inputs import open_raster
+from etl.raster.zonal import zones_from_database
+from smarttrees.database import connect
+url, raster, workers, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+events = []
+depth = [0]
+def timed(name, fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        depth[0] += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+            events.append((os.getpid(), name, depth[0], t0, time.perf_counter(),
+                           time.process_time() - c0))
+    return wrapper
+def dump():
+    with open(f"{out}/{os.getpid()}.json", "w") as handle:
+        json.dump(events, handle)
+for name in ("zonal_statistics", "_extract_parallel", "_summarise_parts", "_plan_read",
+             "_buffer", "_read", "_prepare", "_finish", "_extract", "spatial_parts",
+             "_part_count", "require_overlap", "_zone_cells", "worker_count"):
+    if hasattr(zonal, name):
+        setattr(zonal, name, timed(name, getattr(zonal, name)))
+for name in ("split_zones", "tile_figures", "pool"):
+    setattr(interior, name, timed(name, getattr(interior, name)))
+part = zonal._extract_part
+def child(*args, **kwargs):
+    events.clear()  # the parent's, inherited
+    events.append((os.getpid(), "worker start", 0, time.perf_counter(), time.perf_counter(), 0))
+    try:
+        timed("_extract_part", part)(*args, **kwargs)
+    finally:
+        dump()
+zonal._extract_part = child
+import geopandas
+geopandas.GeoDataFrame.to_crs = timed("to_crs", geopandas.GeoDataFrame.to_crs)
+with connect(url) as conn:
+    zones = [zones_from_database(conn, kind) for kind in ("commune", "stand")]
+start = time.perf_counter()
+cpu = os.times()
+events.append((os.getpid(), "clock", 0, start, start, 0))
+for these in zones:
+    t0, c0 = time.perf_counter(), time.process_time()
+    with open_raster(raster) as source:
+        events.append((os.getpid(), "open_raster", 0, t0, time.perf_counter(),
+                       time.process_time() - c0))
+        zonal.zonal_statistics(source, these, ("mean", "min", "max", "sum", "count", "std"),
+                               False, workers=workers)
+end = time.perf_counter()
+after = os.times()
+events.append((os.getpid(), "end", 0, end, end,
+               after[0] + after[1] + after[2] + after[3] - sum(cpu[:4])))
+dump()
+print(json.dumps({"seconds": end - start, "start": start,
+                  "user": after[0] + after[2] - cpu[0] - cpu[2],
+                  "system": after[1] + after[3] - cpu[1] - cpu[3]}))
+"""
+
+
+def one_round(url: str, raster: str, workers: int, tree: Path) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run([sys.executable, "-c", JOB, url, raster, str(workers), out],
+                              capture_output=True, text=True, check=False, cwd=tree,
+                              env=dict(os.environ, PYTHONPATH=str(tree)))
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip()[-500:])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        events = []
+        for path in Path(out).glob("*.json"):
+            events += json.loads(path.read_text())
+    result["events"] = events
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--raster", required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the code to time")
+    parser.add_argument("--quiet", action="store_true", help="only the summary")
+    parser.add_argument("--depth", type=int, default=2, help="nesting shown per round")
+    args = parser.parse_args()
+    per_phase: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    totals = []
+    for k in range(1, args.rounds + 1):
+        r = one_round(args.url, args.raster, args.workers, args.tree.resolve())
+        load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+        totals.append(r["seconds"])
+        print(f"round {k}: {r['seconds']:.3f} s, {4092 / r['seconds']:,.0f} polygons/s, CPU "
+              f"user {r['user']:.2f} + system {r['system']:.2f} s; load {load}", flush=True)
+        parent = next(e[0] for e in r["events"] if e[1] == "clock")
+        for e in sorted(r["events"], key=lambda e: e[3]):
+            pid, name, depth, t0, t1, cpu = e
+            who = "parent" if pid == parent else "worker"
+            per_phase[(who, name)].append((t1 - t0, cpu))
+            if not args.quiet and depth <= args.depth:
+                print(f"  {who:6} {'  ' * depth}{name:<22} at {t0 - r['start']:7.3f} s: "
+                      f"{t1 - t0:.3f} s wall, {cpu:.3f} s CPU")
+    print(f"\ntotal: min {min(totals):.3f} / median {statistics.median(totals):.3f} / "
+          f"max {max(totals):.3f} s over {len(totals)} rounds")
+    print("phase (summed per round when called several times): wall min/median/max, CPU median")
+    rounds = len(totals)
+    for (who, name), values in sorted(per_phase.items()):
+        n = len(values) // rounds or 1
+        walls = [sum(v[0] for v in values[i:i + n]) for i in range(0, len(values), n)]
+        cpus = [sum(v[1] for v in values[i:i + n]) for i in range(0, len(values), n)]
+        print(f"  {who:6} {name:<22} x{n}: {min(walls):.3f} / {statistics.median(walls):.3f} / "
+              f"{max(walls):.3f} s, CPU {statistics.median(cpus):.3f} s")
+
+
+if __name__ == "__main__":
+    main()
