@@ -128,6 +128,15 @@ def main() -> None:
         print(f"round {k}: {r['seconds']:.3f} s, {4092 / r['seconds']:,.0f} polygons/s, CPU "
               f"user {r['user']:.2f} + system {r['system']:.2f} s; load {load}", flush=True)
         parent = next(e[0] for e in r["events"] if e[1] == "clock")
+        calls = sorted(e for e in r["events"] if e[1] == "zonal_statistics")
+        own = sorted(e for e in r["events"] if e[1] == "_summarise_parts" and e[0] == parent)
+        theirs = sorted((e for e in r["events"] if e[1] == "_extract_part"), key=lambda e: e[3])
+        for call, mine, worker in zip(calls, own, theirs, strict=False):
+            print(f"  call at {call[3] - r['start']:.3f} s: {call[4] - call[3]:.3f} s; fork "
+                  f"after {worker[3] - call[3]:.3f} s; parent's parts done at "
+                  f"{mine[4] - call[3]:.3f} s ({mine[5]:.3f} s CPU), worker's at "
+                  f"{worker[4] - call[3]:.3f} s ({worker[5]:.3f} s CPU); the call ends "
+                  f"{call[4] - max(mine[4], worker[4]):.3f} s after both")
         for e in sorted(r["events"], key=lambda e: e[3]):
             pid, name, depth, t0, t1, cpu = e
             who = "parent" if pid == parent else "worker"

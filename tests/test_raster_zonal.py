@@ -372,3 +372,46 @@ def test_damage_met_by_a_worker_process_is_named(tmp_path: Path) -> None:
     with open_raster(damaged) as source, pytest.raises(RasterError) as caught:
         zonal_statistics(source, Zones("t", frame), ("mean",), False, workers=2)
     assert str(caught.value).startswith("damaged.tif: cannot be read (damaged or truncated?)")
+
+
+def test_processes_sharing_a_job_claim_each_part_once(tmp_path: Path) -> None:
+    # A process through its own share goes on with the parts another has not begun: every
+    # part goes to exactly one process, however they race for them.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    parts = 600
+    claims = zonal._Claims(context, parts)
+    shares = [list(range(0, 200)), list(range(200, 400)), list(range(400, 600))]
+    assert zonal._preference(shares, 1)[:202] == [*range(200, 400), 199, 198]
+
+    def take(own: int, out: Path) -> None:
+        out.write_text(json.dumps([k for k in zonal._preference(shares, own) if claims.take(k)]))
+
+    children = [context.Process(target=take, args=(i, tmp_path / f"{i}.json")) for i in (1, 2)]
+    for child in children:
+        child.start()
+    take(0, tmp_path / "0.json")
+    for child in children:
+        child.join()
+    taken = [json.loads((tmp_path / f"{i}.json").read_text()) for i in (0, 1, 2)]
+    assert sorted(k for got in taken for k in got) == list(range(parts))
+
+
+def test_zones_over_many_parts_and_workers_are_each_summarised_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many small bands shared by three processes that take each other's: one row per zone,
+    # in the zones' order, with the figures of one process.
+    rng = np.random.default_rng(5)
+    raster = make_raster(tmp_path / "values.tif", rng.gamma(2.0, 5.0, (400, 400)).astype("float32"))
+    shapes = [box(c, r, c + 7.5, r + 5.25) for r in range(0, 390, 13) for c in range(0, 390, 29)]
+    frame = gpd.GeoDataFrame({"zone_code": [f"Z{i}" for i in range(len(shapes))],
+                              "zone_name": None}, geometry=shapes, crs="EPSG:9213")
+    monkeypatch.setattr(zonal, "PARTS_PER_WORKER", 7)
+    stats = ("mean", "min", "max", "count", "std")
+    with open_raster(raster) as source:
+        alone = zonal_statistics(source, Zones("t", frame), stats, False, workers=1)
+        shared = zonal_statistics(source, Zones("t", frame), stats, False, workers=3)
+    assert list(shared["zone_code"]) == list(frame["zone_code"])
+    assert shared[list(stats)].to_numpy() == pytest.approx(alone[list(stats)].to_numpy(), rel=1e-12)

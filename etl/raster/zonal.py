@@ -446,15 +446,6 @@ def _block_cache(limit: int) -> Iterator[None]:
         set_gdal_config("GDAL_CACHEMAX", before)
 
 
-def _buffer(plans: Sequence[_Reading | None], dtype: Any) -> np.ndarray | None:
-    """One array for the largest of ``plans``' windows, reused part after part.
-
-    A fresh array per part is fresh pages for the kernel to fault in and clear each time.
-    """
-    cells = [int(p.window.width * p.window.height) for p in plans if p is not None]
-    return np.empty(max(cells), dtype=dtype) if cells else None
-
-
 def _read(source: _BandSource, reading: _Reading, buffer: np.ndarray | None = None) -> _Values:
     """The band over ``reading.window``, read in its runs: GDAL calls and little else.
 
@@ -531,14 +522,50 @@ def _finish(source: _BandSource, part: _Prepared, wkt: str, ops: Sequence[str]) 
                          split.tile_owner, ops)
 
 
-def _summarise_parts(
-    source: _BandSource, path: str, wkbs: Sequence[bytes], parts: Sequence[Sequence[int]],
-    wkt: str, ops: Sequence[str],
-) -> list[pd.DataFrame]:
-    """The figures of each part's zones; with ``READ_AHEAD``, the next part read meanwhile.
+class _Claims:
+    """Which parts some process has taken: each part is summarised by the first to claim it.
 
-    GDAL decompresses a window's blocks without the GIL, so a reader thread can read part
-    k + 1 while this thread cuts part k and runs exactextract on it. Only the GDAL reads go
+    Shared by the processes of one job (a lock and one byte per part, in memory the forked
+    workers inherit), so a process that is through its own share goes on with what another
+    has not begun: a share that costs more than its estimate, or a core slowed by other work,
+    no longer leaves the other core idle while it finishes.
+    """
+
+    def __init__(self, context: Any, parts: int) -> None:
+        self.lock = context.Lock()
+        self.taken = context.RawArray("b", parts)
+
+    def take(self, part: int) -> bool:
+        """True when ``part`` was still free (now this process's), False when taken."""
+        with self.lock:
+            if self.taken[part]:
+                return False
+            self.taken[part] = 1
+            return True
+
+
+def _preference(shares: Sequence[Sequence[int]], own: int) -> list[int]:
+    """The parts in the order process ``own`` claims them: its share, then the others' ends.
+
+    Its own share first, in order (neighbouring bands of the raster); then every other share's
+    parts from the last one back, the parts its owner would reach last.
+    """
+    others = [int(k) for i, share in enumerate(shares) if i != own for k in reversed(share)]
+    return [int(k) for k in shares[own]] + others
+
+
+def _summarise_parts(
+    source: _BandSource, path: str, wkbs: Sequence[bytes], geometries: np.ndarray,
+    parts: Sequence[Sequence[int]], wkt: str, ops: Sequence[str],
+    order: Sequence[int] | None = None, claims: _Claims | None = None,
+) -> list[pd.DataFrame]:
+    """The figures of the parts' zones; with ``READ_AHEAD``, the next part read meanwhile.
+
+    ``wkbs`` and ``geometries`` are every zone (in the raster's CRS), ``parts`` their rows.
+    The parts are taken in ``order`` (default: all, in turn), each only if this process
+    ``claims`` it first (when another process shares the job). GDAL decompresses a window's
+    blocks without the GIL, so a reader thread can read the next part while this thread cuts
+    the current one and runs exactextract on it. Only the GDAL reads go
     to the thread (what to read is planned here): exactextract holds the GIL through its call
     and seldom runs Python, so each time a thread gets the GIL back beside it costs a wait
     (measured: 20 big numpy sums 10 × slower beside exactextract, GDAL reads of the same CPU
@@ -549,54 +576,87 @@ def _summarise_parts(
 
     import rasterio
 
-    geometries = [shapely.from_wkb([wkbs[i] for i in part]) for part in parts]
-    plans = [_plan_read(source, g, wkt) if source.plain else None for g in geometries]
+    plans: dict[int, _Reading | None] = {}
 
-    # One array for every part's window when the parts are read one after the other
-    buffer = None if READ_AHEAD else _buffer(plans, source.ds.dtypes[source.band_idx - 1])
+    def plan(k: int) -> None:
+        plans[k] = _plan_read(source, geometries[parts[k]], wkt) if source.plain else None
+
+    mine = (k for k in (range(len(parts)) if order is None else order)
+            if claims is None or claims.take(k))
+    # One array, the size of the largest part's window, for every part read one after the
+    # other (planned when claimed; the size from the windows alone, before any is claimed)
+    buffer = None if READ_AHEAD else _buffer(source, geometries, parts)
 
     def read(reader: _BandSource, k: int) -> _Values | None:
-        plan = plans[k]
-        return None if plan is None else _read(reader, plan, buffer)
+        reading = plans[k]
+        return None if reading is None else _read(reader, reading, buffer)
 
     def summarise(k: int, values: _Values | None) -> pd.DataFrame:
         rows = list(parts[k])
-        part = _prepare(source, [wkbs[i] for i in rows], rows, geometries[k], values, ops)
+        part = _prepare(source, [wkbs[i] for i in rows], rows, geometries[rows], values, ops)
         return _finish(source, part, wkt, ops)
 
     if not READ_AHEAD or len(parts) < 2:
         with _block_cache(BLOCK_CACHE_BYTES):
-            return [summarise(k, read(source, k)) for k in range(len(parts))]
+            results = []
+            for k in mine:
+                plan(k)
+                results.append(summarise(k, read(source, k)))
+            return results
     results = []
     with (_block_cache(BLOCK_CACHE_BYTES), rasterio.open(path) as own,
           ThreadPoolExecutor(1, thread_name_prefix="zonal-read") as thread):
         reader = _BandSource(own, source.band_idx)
-        ahead = thread.submit(read, reader, 0)
-        for k in range(len(parts)):
+        current: int | None = next(mine, None)
+        if current is not None:
+            plan(current)
+            ahead = thread.submit(read, reader, current)
+        while current is not None:
             values = ahead.result()
-            if k + 1 < len(parts):
-                ahead = thread.submit(read, reader, k + 1)
-            results.append(summarise(k, values))
+            following = next(mine, None)
+            if following is not None:
+                plan(following)
+                ahead = thread.submit(read, reader, following)
+            results.append(summarise(current, values))
+            current = following
     return results
 
 
-def _extract_part(
-    path: str, band: int, wkbs: Sequence[bytes], parts: list[list[int]], wkt: str,
-    ops: list[str], answer: Connection,
-) -> None:
-    """A worker process's share: bands of zones (rows of ``wkbs``), read from its own handle.
+def _buffer(
+    source: _BandSource, geometries: np.ndarray, parts: Sequence[Sequence[int]]
+) -> np.ndarray | None:
+    """One array for the largest window of the parts read into memory, reused part by part.
 
-    The worker reads only the windows of its own bands (with ``READ_AHEAD``, the next while
-    exactextract works on the current one) and sends ``("figures", frame)`` through
-    ``answer``, or ``("error", exception)``.
+    A fresh array per part is fresh pages for the kernel to fault in and clear each time.
     """
-    import pandas as pd
+    dataset = source.ds
+    if not source.plain:
+        return None
+    cells = []
+    for part in parts:
+        window = _window(dataset, geometries[part])
+        if window is not None and window.width * window.height <= WINDOW_MAX_CELLS:
+            cells.append(int(window.width * window.height))
+    return np.empty(max(cells), dtype=dataset.dtypes[source.band_idx - 1]) if cells else None
+
+
+def _extract_part(
+    path: str, band: int, wkbs: Sequence[bytes], geometries: np.ndarray, parts: list[list[int]],
+    wkt: str, ops: list[str], order: list[int], claims: _Claims, answer: Connection,
+) -> None:
+    """A worker process's parts (zones: rows of ``wkbs``), read from its own handle.
+
+    The worker claims the parts in ``order`` (its share first) and reads only the windows of
+    those it gets (with ``READ_AHEAD``, the next while exactextract works on the current one);
+    it sends ``("figures", frames)`` through ``answer``, or ``("error", exception)``.
+    """
     import rasterio
 
     try:
         with collector.paused(), rasterio.open(path) as dataset:  # paused already if forked
-            frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, parts, wkt, ops)
-        reply: tuple[str, Any] = ("figures", pd.concat(frames, ignore_index=True))
+            frames = _summarise_parts(_BandSource(dataset, band), path, wkbs, geometries,
+                                      parts, wkt, ops, order, claims)
+        reply: tuple[str, Any] = ("figures", frames)
     except Exception as exc:  # handed to the parent, which raises it
         reply = ("error", exc)
     try:
@@ -620,8 +680,8 @@ def _part_count(dataset: DatasetReader, geometries: Any, workers: int) -> int:
 
 
 def _extract_parallel(
-    raster: RasterInput, wkbs: np.ndarray, parts: list[np.ndarray], wkt: str,
-    ops: Sequence[str], workers: int,
+    raster: RasterInput, wkbs: np.ndarray, geometries: np.ndarray, parts: list[np.ndarray],
+    wkt: str, ops: Sequence[str], workers: int,
 ) -> pd.DataFrame:
     """The parts summarised by ``workers`` processes, this one among them; every part's rows.
 
@@ -629,9 +689,10 @@ def _extract_parallel(
     processes do. The others are forked where the platform can (the parent's imports and the
     zones come free, no pickling before they start) and each is given neighbouring parts (a
     band of the raster); this process takes the first share meanwhile, with its raster open
-    and its memory warm, and then collects the others' figures through a pipe each. A pool
-    would fork one process more and hand the work over in a thread, which waits for the GIL
-    while this process is inside exactextract.
+    and its memory warm, and then collects the others' figures through a pipe each. A process
+    through its share takes the parts another has not begun, from the end of that share
+    (:class:`_Claims`). A pool would fork one process more and hand the work over in a
+    thread, which waits for the GIL while this process is inside exactextract.
     """
     import multiprocessing
 
@@ -640,24 +701,25 @@ def _extract_parallel(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     processes = min(workers, len(parts))
-    shares = [s for s in np.array_split(np.arange(len(parts)), processes) if len(s)]
+    shares = [s.tolist() for s in np.array_split(np.arange(len(parts)), processes) if len(s)]
+    claims = _Claims(context, len(parts))
+    rows = [part.tolist() for part in parts]
+    zones = list(wkbs)
     children = []
     try:
-        for share in shares[1:]:
-            rows = np.concatenate([parts[k] for k in share])
-            local = {int(r): i for i, r in enumerate(rows)}
+        for i in range(1, len(shares)):
             receive, send = context.Pipe(duplex=False)
             child = context.Process(target=_extract_part, daemon=True, args=(
-                str(raster.path), raster.band, [bytes(w) for w in wkbs[rows]],
-                [[local[int(r)] for r in parts[k]] for k in share], wkt, list(ops), send,
+                str(raster.path), raster.band, zones, geometries, rows, wkt, list(ops),
+                _preference(shares, i), claims, send,
             ))
             child.start()
             send.close()  # the child's end: EOF here if the child dies
-            children.append((rows, child, receive))
-        own = _summarise_parts(_BandSource(raster.dataset, raster.band), str(raster.path),
-                               list(wkbs), [parts[k].tolist() for k in shares[0]], wkt, ops)
-        frames = [pd.concat(own, ignore_index=True)]
-        for rows, _child, receive in children:
+            children.append((child, receive))
+        frames = _summarise_parts(_BandSource(raster.dataset, raster.band), str(raster.path),
+                                  zones, geometries, rows, wkt, ops, _preference(shares, 0),
+                                  claims)
+        for _child, receive in children:
             try:
                 kind, payload = receive.recv()
             except EOFError:
@@ -666,11 +728,10 @@ def _extract_parallel(
                                   "SMARTTREES_RASTER_WORKERS=1") from None
             if kind == "error":
                 raise payload
-            payload[ZONE_INDEX] = rows[payload[ZONE_INDEX].to_numpy()]
-            frames.append(payload)
+            frames.extend(payload)
         return pd.concat(frames, ignore_index=True)
     finally:
-        for _, child, receive in children:
+        for child, receive in children:
             receive.close()
             child.join(timeout=5)
             if child.is_alive():  # only after an error here: its figures are not wanted
@@ -679,15 +740,15 @@ def _extract_parallel(
 
 
 def _extract_all(
-    raster: RasterInput, source: _BandSource, wkbs: np.ndarray, parts: list[np.ndarray],
-    wkt: str, ops: Sequence[str], processes: int,
+    raster: RasterInput, source: _BandSource, wkbs: np.ndarray, geometries: np.ndarray,
+    parts: list[np.ndarray], wkt: str, ops: Sequence[str], processes: int,
 ) -> pd.DataFrame:
     """Every part's rows, from ``processes`` processes or from this one."""
     import pandas as pd
 
     if processes > 1:
-        return _extract_parallel(raster, wkbs, parts, wkt, ops, processes)
-    frames = _summarise_parts(source, str(raster.path), list(wkbs),
+        return _extract_parallel(raster, wkbs, geometries, parts, wkt, ops, processes)
+    frames = _summarise_parts(source, str(raster.path), list(wkbs), geometries,
                               [part.tolist() for part in parts], wkt, ops)
     return pd.concat(frames, ignore_index=True)
 
@@ -723,7 +784,8 @@ def zonal_statistics(
     parts = spatial_parts(geometries, cells, _part_count(raster.dataset, geometries, processes))
     try:
         with collector.paused():  # the workers are forked with it paused too
-            result = _extract_all(raster, source, wkbs, parts, wkt, ops, processes)
+            result = _extract_all(raster, source, wkbs, np.asarray(geometries, dtype=object),
+                                  parts, wkt, ops, processes)
     except (RuntimeError, RasterioError) as exc:  # exactextract: RuntimeError from C++ on a
         raise raster.read_error(exc) from None      # failed read; anything else is our bug
     # Parts and raster-sequential give zones in the order met: back to the frame's order
