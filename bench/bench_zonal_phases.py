@@ -11,7 +11,7 @@ phase (min / median / max).
 Usage::
 
     .venv/bin/python bench/bench_zonal_phases.py --url postgresql://... --raster density_10m.tif
-    .venv/bin/python bench/bench_zonal_phases.py ... --rounds 5 --workers 2 --tree /tmp/before
+    .venv/bin/python bench/bench_zonal_phases.py ... --rounds 5 --before /tmp/before --quiet
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from etl.raster.inputs import open_raster
 from etl.raster.zonal import zones_from_database
 from smarttrees.database import connect
 url, raster, workers, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for setting in sys.argv[5:]:  # NAME=VALUE: a constant of etl.raster.zonal, for a trial
+    name, value = setting.split("=", 1)
+    setattr(zonal, name, type(getattr(zonal, name))(value))
 events = []
 depth = [0]
 def timed(name, fn):
@@ -69,6 +72,11 @@ def child(*args, **kwargs):
     finally:
         dump()
 zonal._extract_part = child
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+Connection.recv = timed("recv", Connection.recv)
+BaseProcess.start = timed("fork", BaseProcess.start)
+BaseProcess.join = timed("join", BaseProcess.join)
 import geopandas
 geopandas.GeoDataFrame.to_crs = timed("to_crs", geopandas.GeoDataFrame.to_crs)
 with connect(url) as conn:
@@ -94,9 +102,10 @@ print(json.dumps({"seconds": end - start, "start": start,
 """
 
 
-def one_round(url: str, raster: str, workers: int, tree: Path) -> dict:
+def one_round(url: str, raster: str, workers: int, tree: Path, settings: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([sys.executable, "-c", JOB, url, raster, str(workers), out],
+        done = subprocess.run([sys.executable, "-c", JOB, url, raster, str(workers), out,
+                               *settings],
                               capture_output=True, text=True, check=False, cwd=tree,
                               env=dict(os.environ, PYTHONPATH=str(tree)))
         if done.returncode != 0:
@@ -109,51 +118,73 @@ def one_round(url: str, raster: str, workers: int, tree: Path) -> dict:
     return result
 
 
+def report_round(label: str, k: int, r: dict, quiet: bool, depth_shown: int,
+                 per_phase: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    """One round's line, its calls' timeline (fork, each process's parts, the end)."""
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{label}, round {k}: {r['seconds']:.3f} s, {4092 / r['seconds']:,.0f} polygons/s, "
+          f"CPU user {r['user']:.2f} + system {r['system']:.2f} s; load {load}", flush=True)
+    parent = next(e[0] for e in r["events"] if e[1] == "clock")
+    calls = sorted(e for e in r["events"] if e[1] == "zonal_statistics")
+    own = sorted(e for e in r["events"] if e[1] == "_summarise_parts" and e[0] == parent)
+    theirs = sorted((e for e in r["events"] if e[1] == "_extract_part"), key=lambda e: e[3])
+    for call, mine, worker in zip(calls, own, theirs, strict=False):
+        print(f"  call at {call[3] - r['start']:.3f} s: {call[4] - call[3]:.3f} s; fork "
+              f"after {worker[3] - call[3]:.3f} s; parent's parts done at "
+              f"{mine[4] - call[3]:.3f} s ({mine[5]:.3f} s CPU), worker's at "
+              f"{worker[4] - call[3]:.3f} s ({worker[5]:.3f} s CPU); the call ends "
+              f"{call[4] - max(mine[4], worker[4]):.3f} s after both")
+    for e in sorted(r["events"], key=lambda e: e[3]):
+        pid, name, depth, t0, t1, cpu = e
+        who = "parent" if pid == parent else "worker"
+        per_phase[(who, name)].append((t1 - t0, cpu))
+        if not quiet and depth <= depth_shown:
+            print(f"  {who:6} {'  ' * depth}{name:<22} at {t0 - r['start']:7.3f} s: "
+                  f"{t1 - t0:.3f} s wall, {cpu:.3f} s CPU")
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--raster", required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="the code to time")
+    parser.add_argument("--before", type=Path,
+                        help="other code (git archive main | tar -x -C DIR): its rounds "
+                        "alternate with this tree's")
     parser.add_argument("--quiet", action="store_true", help="only the summary")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a constant of etl.raster.zonal for the trial (PARTS_PER_WORKER=4)")
     parser.add_argument("--depth", type=int, default=2, help="nesting shown per round")
     args = parser.parse_args()
-    per_phase: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    totals = []
+    trees = [("this tree", ROOT)] + ([(f"before ({args.before})", args.before.resolve())]
+                                     if args.before else [])
+    per_phase: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = {
+        label: defaultdict(list) for label, _ in trees}
+    totals: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
     for k in range(1, args.rounds + 1):
-        r = one_round(args.url, args.raster, args.workers, args.tree.resolve())
-        load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-        totals.append(r["seconds"])
-        print(f"round {k}: {r['seconds']:.3f} s, {4092 / r['seconds']:,.0f} polygons/s, CPU "
-              f"user {r['user']:.2f} + system {r['system']:.2f} s; load {load}", flush=True)
-        parent = next(e[0] for e in r["events"] if e[1] == "clock")
-        calls = sorted(e for e in r["events"] if e[1] == "zonal_statistics")
-        own = sorted(e for e in r["events"] if e[1] == "_summarise_parts" and e[0] == parent)
-        theirs = sorted((e for e in r["events"] if e[1] == "_extract_part"), key=lambda e: e[3])
-        for call, mine, worker in zip(calls, own, theirs, strict=False):
-            print(f"  call at {call[3] - r['start']:.3f} s: {call[4] - call[3]:.3f} s; fork "
-                  f"after {worker[3] - call[3]:.3f} s; parent's parts done at "
-                  f"{mine[4] - call[3]:.3f} s ({mine[5]:.3f} s CPU), worker's at "
-                  f"{worker[4] - call[3]:.3f} s ({worker[5]:.3f} s CPU); the call ends "
-                  f"{call[4] - max(mine[4], worker[4]):.3f} s after both")
-        for e in sorted(r["events"], key=lambda e: e[3]):
-            pid, name, depth, t0, t1, cpu = e
-            who = "parent" if pid == parent else "worker"
-            per_phase[(who, name)].append((t1 - t0, cpu))
-            if not args.quiet and depth <= args.depth:
-                print(f"  {who:6} {'  ' * depth}{name:<22} at {t0 - r['start']:7.3f} s: "
-                      f"{t1 - t0:.3f} s wall, {cpu:.3f} s CPU")
-    print(f"\ntotal: min {min(totals):.3f} / median {statistics.median(totals):.3f} / "
-          f"max {max(totals):.3f} s over {len(totals)} rounds")
-    print("phase (summed per round when called several times): wall min/median/max, CPU median")
-    rounds = len(totals)
-    for (who, name), values in sorted(per_phase.items()):
-        n = len(values) // rounds or 1
-        walls = [sum(v[0] for v in values[i:i + n]) for i in range(0, len(values), n)]
-        cpus = [sum(v[1] for v in values[i:i + n]) for i in range(0, len(values), n)]
-        print(f"  {who:6} {name:<22} x{n}: {min(walls):.3f} / {statistics.median(walls):.3f} / "
-              f"{max(walls):.3f} s, CPU {statistics.median(cpus):.3f} s")
+        for label, tree in trees:
+            r = one_round(args.url, args.raster, args.workers, tree, args.set)
+            totals[label].append((r["seconds"], r["user"] + r["system"]))
+            report_round(label, k, r, args.quiet, args.depth, per_phase[label])
+    print(f"\n{args.workers} worker(s), 4,092 zones, min / median / max over {args.rounds} rounds:")
+    for label, _ in trees:
+        seconds, cpu = ([t[i] for t in totals[label]] for i in (0, 1))
+        rates = sorted(4092 / s for s in seconds)
+        print(f"  {label}: {spread(seconds)} s, {rates[0]:,.0f} / "
+              f"{statistics.median(rates):,.0f} / {rates[-1]:,.0f} polygons/s, CPU {spread(cpu)} s")
+    for label, _ in trees:
+        print(f"\n{label}: each phase, summed per round (wall min / median / max, CPU median):")
+        for (who, name), values in sorted(per_phase[label].items()):
+            n = len(values) // args.rounds or 1
+            walls = [sum(v[0] for v in values[i:i + n]) for i in range(0, len(values), n)]
+            cpus = [sum(v[1] for v in values[i:i + n]) for i in range(0, len(values), n)]
+            print(f"  {who:6} {name:<22} x{n}: {spread(walls)} s, CPU "
+                  f"{statistics.median(cpus):.3f} s")
 
 
 if __name__ == "__main__":
