@@ -710,7 +710,6 @@ def _extract_parallel(
     rows = [part.tolist() for part in parts]
     zones = list(wkbs)
     children = []
-    answered: set[int | None] = set()
     try:
         for i in range(1, len(shares)):
             receive, send = context.Pipe(duplex=False)
@@ -724,25 +723,22 @@ def _extract_parallel(
         frames = _summarise_parts(_BandSource(raster.dataset, raster.band), str(raster.path),
                                   zones, geometries, rows, wkt, ops, _preference(shares, 0),
                                   claims)
-        for child, receive in children:
+        for _child, receive in children:
             try:
                 kind, payload = receive.recv()
             except EOFError:
                 raise RasterError(raster.path, "a zonal worker process ended before sending "
                                   "its figures (out of memory?); try "
                                   "SMARTTREES_RASTER_WORKERS=1") from None
-            answered.add(child.pid)
             if kind == "error":
                 raise payload
             frames.extend(payload)
         return pd.concat(frames, ignore_index=True)
     finally:
-        # A child that has sent its figures is left to exit on its own (tearing down its
-        # memory took ~8 ms a call, on this process's clock); multiprocessing reaps it at the
-        # next start or at exit. One that has not (an error here) is stopped.
         for child, receive in children:
             receive.close()
-            if child.pid not in answered:
+            child.join(timeout=5)
+            if child.is_alive():  # only after an error here: its figures are not wanted
                 child.terminate()
                 child.join()
 
