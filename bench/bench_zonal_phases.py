@@ -41,17 +41,22 @@ for setting in sys.argv[5:]:  # NAME=VALUE: a constant of etl.raster.zonal, for 
     setattr(zonal, name, type(getattr(zonal, name))(value))
 events = []
 depth = [0]
+import resource
+def usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_stime, r.ru_minflt
 def timed(name, fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, (s0, f0) = time.perf_counter(), time.process_time(), usage()
         depth[0] += 1
         try:
             return fn(*args, **kwargs)
         finally:
             depth[0] -= 1
+            s1, f1 = usage()
             events.append((os.getpid(), name, depth[0], t0, time.perf_counter(),
-                           time.process_time() - c0))
+                           time.process_time() - c0, s1 - s0, f1 - f0))
     return wrapper
 def dump():
     with open(f"{out}/{os.getpid()}.json", "w") as handle:
@@ -66,7 +71,8 @@ for name in ("split_zones", "tile_figures", "pool"):
 part = zonal._extract_part
 def child(*args, **kwargs):
     events.clear()  # the parent's, inherited
-    events.append((os.getpid(), "worker start", 0, time.perf_counter(), time.perf_counter(), 0))
+    events.append((os.getpid(), "worker start", 0, time.perf_counter(), time.perf_counter(), 0,
+                   0, 0))
     try:
         timed("_extract_part", part)(*args, **kwargs)
     finally:
@@ -83,18 +89,18 @@ with connect(url) as conn:
     zones = [zones_from_database(conn, kind) for kind in ("commune", "stand")]
 start = time.perf_counter()
 cpu = os.times()
-events.append((os.getpid(), "clock", 0, start, start, 0))
+events.append((os.getpid(), "clock", 0, start, start, 0, 0, 0))
 for these in zones:
     t0, c0 = time.perf_counter(), time.process_time()
     with open_raster(raster) as source:
         events.append((os.getpid(), "open_raster", 0, t0, time.perf_counter(),
-                       time.process_time() - c0))
+                       time.process_time() - c0, 0, 0))
         zonal.zonal_statistics(source, these, ("mean", "min", "max", "sum", "count", "std"),
                                False, workers=workers)
 end = time.perf_counter()
 after = os.times()
 events.append((os.getpid(), "end", 0, end, end,
-               after[0] + after[1] + after[2] + after[3] - sum(cpu[:4])))
+               after[0] + after[1] + after[2] + after[3] - sum(cpu[:4]), 0, 0))
 dump()
 print(json.dumps({"seconds": end - start, "start": start,
                   "user": after[0] + after[2] - cpu[0] - cpu[2],
@@ -119,7 +125,7 @@ def one_round(url: str, raster: str, workers: int, tree: Path, settings: list[st
 
 
 def report_round(label: str, k: int, r: dict, quiet: bool, depth_shown: int,
-                 per_phase: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+                 per_phase: dict[tuple[str, str], list[tuple[float, ...]]]) -> None:
     """One round's line, its calls' timeline (fork, each process's parts, the end)."""
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{label}, round {k}: {r['seconds']:.3f} s, {4092 / r['seconds']:,.0f} polygons/s, "
@@ -135,12 +141,13 @@ def report_round(label: str, k: int, r: dict, quiet: bool, depth_shown: int,
               f"{worker[4] - call[3]:.3f} s ({worker[5]:.3f} s CPU); the call ends "
               f"{call[4] - max(mine[4], worker[4]):.3f} s after both")
     for e in sorted(r["events"], key=lambda e: e[3]):
-        pid, name, depth, t0, t1, cpu = e
+        pid, name, depth, t0, t1, cpu, system, faults = e
         who = "parent" if pid == parent else "worker"
-        per_phase[(who, name)].append((t1 - t0, cpu))
+        per_phase[(who, name)].append((t1 - t0, cpu, system, faults))
         if not quiet and depth <= depth_shown:
             print(f"  {who:6} {'  ' * depth}{name:<22} at {t0 - r['start']:7.3f} s: "
-                  f"{t1 - t0:.3f} s wall, {cpu:.3f} s CPU")
+                  f"{t1 - t0:.3f} s wall, {cpu:.3f} s CPU (system {system:.3f} s, "
+                  f"{faults:,} page faults)")
 
 
 def spread(values: list[float]) -> str:
@@ -163,7 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = [("this tree", ROOT)] + ([(f"before ({args.before})", args.before.resolve())]
                                      if args.before else [])
-    per_phase: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = {
+    per_phase: dict[str, dict[tuple[str, str], list[tuple[float, ...]]]] = {
         label: defaultdict(list) for label, _ in trees}
     totals: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
     for k in range(1, args.rounds + 1):
@@ -183,8 +190,11 @@ def main() -> None:
             n = len(values) // args.rounds or 1
             walls = [sum(v[0] for v in values[i:i + n]) for i in range(0, len(values), n)]
             cpus = [sum(v[1] for v in values[i:i + n]) for i in range(0, len(values), n)]
+            system = [sum(v[2] for v in values[i:i + n]) for i in range(0, len(values), n)]
+            faults = [sum(v[3] for v in values[i:i + n]) for i in range(0, len(values), n)]
             print(f"  {who:6} {name:<22} x{n}: {spread(walls)} s, CPU "
-                  f"{statistics.median(cpus):.3f} s")
+                  f"{statistics.median(cpus):.3f} s (system {spread(system)} s, page faults "
+                  f"{statistics.median(faults):,.0f})")
 
 
 if __name__ == "__main__":
