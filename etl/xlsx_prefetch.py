@@ -22,19 +22,41 @@ _STARTED: dict[tuple[str, int, int], tuple[threading.Thread, dict[str, Any]]] = 
 _LOCK = threading.Lock()
 
 
+def start_from_argv(argv: list[str]) -> None:
+    """:func:`start` from the command line, before the command's modules are imported.
+
+    ``argv`` (without the program) as ``load trees [options] FILE…``: the files are the words
+    after ``trees`` that name existing files (an option's value that names a file counts as one,
+    so that only a load of one workbook and no other file starts a read). :func:`start` with
+    the files the command was given then keeps that read or lets it go.
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:2] != ["load", "trees"] or "--help" in argv:
+        return
+    try:
+        files = [Path(w) for w in words[2:] if Path(w).is_file()]
+    except (OSError, ValueError):
+        return
+    start(files)
+
+
 def start(paths: list[Path]) -> None:
     """Start reading the sheet of ``paths`` when it is a single workbook; else do nothing.
 
-    Never raises: whatever is wrong with the file, the loader says it when it opens it. A
-    workbook whose shared text table the loader would refuse (``etl.readers``) is not read.
+    A read started for that very file (:func:`start_from_argv`) is kept. Never raises: whatever
+    is wrong with the file, the loader says it when it opens it. A workbook whose shared text
+    table the loader would refuse (``etl.readers``) is not read.
     """
+    try:
+        key = _key(paths[0]) if len(paths) == 1 else None
+    except Exception:  # noqa: BLE001 - the loader reports it, in its own words
+        key = None
     with _LOCK:
+        if key is not None and key in _STARTED:
+            return
         _STARTED.clear()                 # a result not taken by an earlier load is let go
     try:
-        if len(paths) != 1 or paths[0].suffix.lower() not in (".xlsx", ".xlsm"):
-            return
-        key = _key(paths[0])
-        if key is None or not key[1]:
+        if key is None or not key[1] or paths[0].suffix.lower() not in (".xlsx", ".xlsm"):
             return
         from etl.limits import XLSX_STRINGS_BATCHES, Limits
 
@@ -60,6 +82,10 @@ def read(path: Path) -> Any:
         started = _STARTED.pop(key, None) if key is not None else None
     if started is not None:
         thread, result = started
+        if thread.is_alive():
+            # pyarrow imports pandas at its first conversion of Python values (0.3 s of CPU),
+            # which the loader's first step on the sheet makes: done while the sheet is read.
+            import pandas  # noqa: F401
         thread.join()
         if "sheet" in result or "error" in result:
             return result.get("sheet", result.get("error"))

@@ -137,3 +137,21 @@ def test_a_sheet_read_ahead_is_the_file_as_it_is_when_opened(tmp_path: Path) -> 
     os.utime(path, ns=(0, 0))
     changed = open_table(path, None, None, scan=False, keep_sheet=True)
     assert changed.extra[xlsx_arrow.SHEET].column(0).to_pylist() == ["A1", "A2"]
+
+
+def test_the_command_line_reads_ahead_only_a_load_of_one_workbook(tmp_path: Path) -> None:
+    book = _workbook(tmp_path / "survey.xlsx", ROWS)
+    other = _workbook(tmp_path / "other.xlsx", ROWS[:1])
+    for argv, ahead in [(["-vv", "load", "trees", "--crs", "wgs84", str(book)], True),
+                        (["load", "trees", str(book), str(other)], False),
+                        (["load", "trees", str(book), "--help"], False),
+                        (["export", "trees", str(book)], False)]:
+        xlsx_prefetch.start([])          # nothing started
+        xlsx_prefetch.start_from_argv(argv)
+        assert bool(xlsx_prefetch._STARTED) == ahead, argv
+    xlsx_prefetch.start_from_argv(["load", "trees", str(book)])
+    started = dict(xlsx_prefetch._STARTED)
+    xlsx_prefetch.start([book])          # the command's own files: the same read kept
+    assert started == xlsx_prefetch._STARTED
+    assert open_table(book, None, None, scan=False, keep_sheet=True).extra[
+        xlsx_arrow.SHEET].num_rows == 4 and not xlsx_prefetch._STARTED

@@ -103,8 +103,11 @@ def main() -> None:
     See :mod:`smarttrees.cli.failures` for the wording and the codes; ``--debug`` shows the
     traceback of an internal error.
     """
+    from etl import xlsx_prefetch
     from smarttrees.cli import failures
 
+    # `load trees` on one workbook: its sheet is read in Rust while the commands are imported.
+    xlsx_prefetch.start_from_argv(sys.argv[1:])
     try:
         _register()
         app()   # click's usage errors and --help end here, as click words them
