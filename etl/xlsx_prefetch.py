@@ -20,6 +20,9 @@ from typing import Any
 # The file started, as (resolved path, size, modification time), with its thread and result.
 _STARTED: dict[tuple[str, int, int], tuple[threading.Thread, dict[str, Any]]] = {}
 _LOCK = threading.Lock()
+# A shared text table this small is under the loader's bound whatever the settings say (16 ×
+# SMARTTREES_LOAD_BATCH_BYTES, at least 64 KiB; ``etl.readers._check_shared_strings``).
+ALWAYS_READ = 1 << 20
 
 
 def start_from_argv(argv: list[str]) -> None:
@@ -55,17 +58,10 @@ def start(paths: list[Path]) -> None:
         if key is not None and key in _STARTED:
             return
         _STARTED.clear()                 # a result not taken by an earlier load is let go
-    try:
-        if key is None or not key[1] or paths[0].suffix.lower() not in (".xlsx", ".xlsm"):
-            return
-        from etl.limits import XLSX_STRINGS_BATCHES, Limits
-
-        bound = XLSX_STRINGS_BATCHES * Limits.from_settings().batch_bytes
-    except Exception:  # noqa: BLE001 - the loader reports it, in its own words
+    if key is None or not key[1] or paths[0].suffix.lower() not in (".xlsx", ".xlsm"):
         return
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=_read, args=(Path(key[0]), bound, result),
-                              name="xlsx-prefetch")
+    thread = threading.Thread(target=_read, args=(Path(key[0]), result), name="xlsx-prefetch")
     with _LOCK:
         _STARTED[key] = (thread, result)
     thread.start()
@@ -92,15 +88,19 @@ def read(path: Path) -> Any:
     return _load(path)
 
 
-def _read(path: Path, bound: int, result: dict[str, Any]) -> None:
+def _read(path: Path, result: dict[str, Any]) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             strings = sum(i.file_size for i in archive.infolist()
                           if i.filename.lower().endswith("sharedstrings.xml"))
-        if strings > bound:
-            return                       # refused by the loader: not read
-    except (OSError, zipfile.BadZipFile):
-        return                           # the row reader says what is wrong with it
+        if strings > ALWAYS_READ:
+            # Only then the settings' bound (their import takes a quarter of a second).
+            from etl.limits import XLSX_STRINGS_BATCHES, Limits
+
+            if strings > XLSX_STRINGS_BATCHES * Limits.from_settings().batch_bytes:
+                return                   # refused by the loader: not read
+    except Exception:  # noqa: BLE001 - the loader says what is wrong with it
+        return
     try:
         result["sheet"] = _load(path)
     except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides

@@ -155,3 +155,12 @@ def test_the_command_line_reads_ahead_only_a_load_of_one_workbook(tmp_path: Path
     assert started == xlsx_prefetch._STARTED
     assert open_table(book, None, None, scan=False, keep_sheet=True).extra[
         xlsx_arrow.SHEET].num_rows == 4 and not xlsx_prefetch._STARTED
+
+
+def test_a_text_table_read_ahead_without_the_settings_is_under_every_bound() -> None:
+    from etl.limits import XLSX_STRINGS_BATCHES
+    from smarttrees.settings import Settings
+
+    least = min(m.ge for m in Settings.model_fields["load_batch_bytes"].metadata
+                if hasattr(m, "ge"))
+    assert XLSX_STRINGS_BATCHES * least >= xlsx_prefetch.ALWAYS_READ
