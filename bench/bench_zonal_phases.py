@@ -10,6 +10,7 @@ phase (min / median / max).
 
 Usage::
 
+    .venv/bin/python bench/bench_zonal_phases.py --url postgresql://...   # makes the 10 m surface
     .venv/bin/python bench/bench_zonal_phases.py --url postgresql://... --raster density_10m.tif
     .venv/bin/python bench/bench_zonal_phases.py ... --rounds 5 --before /tmp/before --quiet
 """
@@ -157,7 +158,8 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--raster", required=True)
+    parser.add_argument("--raster", type=Path,
+                        help="the 10 m surface (default: made from the database first)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--before", type=Path,
@@ -168,6 +170,29 @@ def main() -> None:
                         help="a constant of etl.raster.zonal for the trial (PARTS_PER_WORKER=4)")
     parser.add_argument("--depth", type=int, default=2, help="nesting shown per round")
     args = parser.parse_args()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            raster = args.raster or density_10m(args.url, Path(tmp) / "density_10m.tif")
+            run_rounds(args, str(raster))
+    except Exception as exc:  # a bench reports and stops; it never ends in a traceback
+        print(f"stopped: {type(exc).__name__}: {exc}", flush=True)
+        sys.exit(1)
+
+
+def density_10m(url: str, out: Path) -> Path:
+    """The province's 10 m density surface, as ``bench_raster.py`` makes it."""
+    sys.path.insert(0, str(ROOT))
+    from etl.raster.density import density_surface
+    from smarttrees.database import connect
+
+    with connect(url) as conn:
+        density_surface(conn, 10, out)
+    print(f"the 10 m density surface: {out}", flush=True)
+    return out
+
+
+def run_rounds(args: argparse.Namespace, raster: str) -> None:
+    """``args.rounds`` rounds of each tree, alternating, then the spread and the phases."""
     trees = [("this tree", ROOT)] + ([(f"before ({args.before})", args.before.resolve())]
                                      if args.before else [])
     per_phase: dict[str, dict[tuple[str, str], list[tuple[float, ...]]]] = {
@@ -175,7 +200,7 @@ def main() -> None:
     totals: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
     for k in range(1, args.rounds + 1):
         for label, tree in trees:
-            r = one_round(args.url, args.raster, args.workers, tree, args.set)
+            r = one_round(args.url, raster, args.workers, tree, args.set)
             totals[label].append((r["seconds"], r["user"] + r["system"]))
             report_round(label, k, r, args.quiet, args.depth, per_phase[label])
     print(f"\n{args.workers} worker(s), 4,092 zones, min / median / max over {args.rounds} rounds:")
