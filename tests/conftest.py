@@ -25,6 +25,46 @@ pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server", "tests.fix
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
+# The longest test files, longest first (seconds of setup + calls + teardown summed from a
+# whole run's `--durations`, session 8). Under `-n 2 --dist loadfile` a worker takes the next
+# file when it is nearly done with its own; started last, one of these would leave the other
+# worker idle for a minute at the end. They go first, in this order; the other files follow as
+# xdist would order them (most tests first). Keep it roughly current: a rough order is enough.
+LONGEST_FIRST = (
+    "test_webmap_browser.py", "test_api_fuzz.py", "test_field_teams.py",
+    "test_api_schemathesis.py", "test_field_checks_browser.py", "test_replicas.py",
+    "test_care_webmap_browser.py", "test_backup.py", "test_walkthrough_city.py",
+    "test_api_bounded.py", "test_field_browser.py", "test_faults.py", "test_cluster.py",
+    "test_care_report_browser.py", "test_load_cli.py", "test_raster_mercator.py",
+    "test_raster_serving.py", "test_raster_sample.py", "test_care_orders.py",
+    "test_national_layout.py", "test_notebooks.py", "test_ioc_load.py", "test_load_limits.py",
+    "test_demo.py", "test_raster_qgis.py", "test_data_folder.py", "test_load_fuzz.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the file order of :func:`pytest_collection_modifyitems` under xdist's scheduler."""
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: by number of tests else
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of :data:`LONGEST_FIRST` first, then the others by their number of tests.
+
+    Every worker collects the same files and sorts them the same way (the sort is stable), so
+    xdist sees one collection; the order of the tests within a file is kept.
+    """
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.path.name] = counts.get(item.path.name, 0) + 1
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.name
+        return (rank[name], 0) if name in rank else (len(rank), -counts[name])
+
+    items.sort(key=key)
+
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
