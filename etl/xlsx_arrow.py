@@ -72,7 +72,8 @@ def headers(sheet: pa.RecordBatch) -> list[str] | None:
     names = sheet.schema.names
     for name in names:
         twin = _DEDUPLICATED.fullmatch(name)
-        if name.startswith(_UNNAMED) or (twin and twin.group(1) in names) or _number(name):
+        if not name or name.startswith(_UNNAMED) or (twin and twin.group(1) in names) \
+                or _number(name):
             return None
     return [name.strip() for name in names] or None
 
