@@ -34,6 +34,7 @@ import shapely
 from psycopg import sql
 
 from etl import (
+    arrow_csv,
     arrow_readers,
     attributes,
     binary_copy,
@@ -288,17 +289,18 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
             quoted_strings_can_be_null=True),
     }
     # Through the limits' checks (the tree loader opens CSVs without the scan at open); lines
-    # given held to them already (etl.line_digests.read).
-    with CheckedStream(table) if lines is None else io.BytesIO(lines[0]) as handle:
-        done = 0
-        try:
-            for batch in pacsv.open_csv(handle, **options):
-                yield composed(batch) if decomposed_tones(table) else batch
-                if tick:
-                    tick(handle.tell() - done)
-                    done = handle.tell()
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InputError(table.path, ragged.explain(exc), row=ragged.row) from exc
+    # given held to them already (etl.line_digests.read). The stream is handed over, no
+    # reference kept: arrow_csv waits until Arrow's thread has released it.
+    done = 0
+    try:
+        for batch, at in arrow_csv.batches(
+                CheckedStream(table) if lines is None else io.BytesIO(lines[0]), **options):
+            yield composed(batch) if decomposed_tones(table) else batch
+            if tick:
+                tick(at - done)
+                done = at
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(table.path, ragged.explain(exc), row=ragged.row) from exc
 
 
 def _line_of(lines: tuple[bytes, np.ndarray]) -> Callable[[int], int]:

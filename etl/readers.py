@@ -174,13 +174,18 @@ def checked_bytes(table: Table) -> Iterator[bytes]:
 
 
 class CheckedStream(io.RawIOBase):
-    """:func:`checked_bytes` as a binary file (for Arrow's CSV reader); ``tell`` counts bytes."""
+    """:func:`checked_bytes` as a binary file (for Arrow's CSV reader); ``tell`` counts bytes.
+
+    A refusal of the checks ends the stream and is kept in ``refusal``, not raised: Arrow
+    calls ``readinto`` on a thread of its own (see :mod:`etl.arrow_csv`, which raises it).
+    """
 
     def __init__(self, table: Table) -> None:
         super().__init__()
         self._parts = checked_bytes(table)
         self._left = memoryview(b"")
         self._done = 0
+        self.refusal: Exception | None = None
 
     def readable(self) -> bool:
         """Always: a stream to read."""
@@ -189,7 +194,11 @@ class CheckedStream(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` from the next checked bytes; 0 at the end of the file."""
         while not self._left:
-            part = next(self._parts, None)
+            try:
+                part = next(self._parts, None)
+            except Exception as exc:  # noqa: BLE001 - kept for the reading thread to raise
+                self.refusal = exc.with_traceback(None)
+                part = None
             if part is None:
                 return 0
             self._left = memoryview(part)
