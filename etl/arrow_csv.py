@@ -5,10 +5,10 @@ and, when the reader is dropped, releasing it under the GIL from that thread. If
 comes after the command has printed a refusal and Python has begun to finalise, the thread is
 ended by ``pthread_exit`` inside Arrow's C++ frames, which calls ``std::terminate``: the
 command aborts (exit −6, "terminate called without an active exception") after the right
-message, now and then on a busy machine (a reproducer that only exits: 7 aborts in 700 runs). So a refusal found while
-reading is kept by the stream (:class:`etl.readers.CheckedStream`) instead of raised on
-Arrow's thread, the stream reads as ended, and :func:`batches` raises it once Arrow has let go
-of the stream.
+message, now and then on a busy machine (a reproducer that only exits: 7 aborts in 700 runs).
+So a refusal found while reading is kept by the stream (:class:`etl.readers.CheckedStream`)
+instead of raised on Arrow's thread, the stream reads as ended, and :func:`batches` raises it
+once Arrow has let go of the stream.
 """
 
 from __future__ import annotations
