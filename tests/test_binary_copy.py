@@ -115,7 +115,7 @@ def test_every_kind_and_its_nulls_come_back_from_postgresql(conn):
 
 
 def test_grouped_rows_load_the_same_table(conn, monkeypatch):
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)  # rows grouped, however few
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 0)  # rows grouped, however few
     columns = _columns()
     assert _loaded(conn, columns, keep_order=False) == _expected(columns)
 
@@ -127,7 +127,7 @@ def test_rows_are_those_of_one_row_at_a_time_in_input_order():
 
 
 def test_grouped_and_ordered_rows_are_the_same_rows(monkeypatch):
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 0)
     columns = list(_columns().values())
     ordered, grouped = binary_rows(columns), binary_rows(columns, keep_order=False)
     assert len(grouped) == len(ordered)
@@ -136,7 +136,7 @@ def test_grouped_and_ordered_rows_are_the_same_rows(monkeypatch):
 
 
 def test_rows_split_into_blocks_stay_in_order(monkeypatch):
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 0)
     columns = list(_columns().values())
     whole = binary_rows(columns)
     monkeypatch.setattr(binary_copy, "BLOCK", 2)
@@ -147,7 +147,7 @@ def test_rows_split_into_blocks_stay_in_order(monkeypatch):
 
 
 def test_many_wide_text_columns_still_group_their_rows(monkeypatch):
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 0)
     # Ten columns of texts up to 300 bytes: more length patterns than an int64 key can hold.
     rng = np.random.default_rng(7)
     words = np.array(["", "a" * 300, "Sấu", "b" * 17, "cây"])
@@ -168,9 +168,9 @@ def test_rows_scattered_field_by_field_are_the_grouped_rows(monkeypatch, rows):
     columns = [(kind, values[pick]) for kind, values in _columns().values()]
     words = np.array(["", "a" * 300, "Sấu", "b" * 17, "cây", "TN-1"])
     columns += [("text", words[rng.integers(0, len(words), rows)]) for _ in range(4)]
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 0)
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 0)
     grouped = binary_rows(columns)
-    monkeypatch.setattr(binary_copy, "ROWS_PER_PATTERN", 10**9)
+    monkeypatch.setattr(binary_copy, "SCATTER_BYTES_PER_PATTERN", 10**9)
     scattered = binary_rows(columns)
     assert scattered == grouped
     assert len(_parse(scattered)) == rows
