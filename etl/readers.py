@@ -4,7 +4,8 @@ Cells stay text here (what the person typed); parsing, units and checks happen i
 staged rows, so a bad cell is reported with its original value. Files are streamed in chunks,
 never held whole in memory: CSV in blocks of whole rows cut and checked against the limits of
 ``etl.limits`` (a CSV is scanned so once when opened, whichever path loads it) and parsed by
-pandas' C parser, XLSX through calamine (python-calamine, Rust), GIS formats through pyogrio in
+pandas' C parser, XLSX through calamine (python-calamine, Rust; the tree loader's workbook is
+read once by fastexcel, header and columns: ``etl.xlsx_arrow``), GIS formats through pyogrio in
 feature windows. pandas and geopandas are imported by
 the readers that use them: the direct path (``etl.direct``, which reads CSVs with Arrow) needs
 neither, and they cost a quarter of a second at every start.
