@@ -19,7 +19,12 @@ from etl.species import load_species
 from smarttrees import schema
 from smarttrees.cluster import Cluster
 from smarttrees.database import connect
-from tests.fixtures.databases import TEMPLATE, copied_database, store_test_territory
+from tests.fixtures.databases import (
+    TEMPLATE,
+    copied_database,
+    finish_drops,
+    store_test_territory,
+)
 
 pytest_plugins = ["tests.fixtures.province", "tests.fixtures.server", "tests.fixtures.browser"]
 
@@ -79,6 +84,7 @@ def cluster() -> Iterator[Cluster]:
         load_species(conn)
         store_test_territory(conn)
     yield cluster
+    finish_drops()
     cluster.destroy()
     shutil.rmtree(folder, ignore_errors=True)
 
