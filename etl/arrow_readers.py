@@ -132,9 +132,11 @@ def _text(column: pa.Array, lookup: bool) -> pa.Array:
     return pc.dictionary_encode(text) if lookup else text
 
 
-def read_xlsx_batches(table: Table, lookups: set[int],
-                      tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+def read_xlsx_batches(table: Table, lookups: set[int], tick: Callable[[int], None] | None = None
+                      ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """The first sheet's rows after the header, in batches typed as a CSV's; empty rows skipped.
+
+    Each batch comes with its rows' numbers in the sheet (as Excel shows them, for messages).
 
     Every cell is text as ``etl.readers.cell_text`` shows it (1.0 → "1"); ``lookups`` are the
     indices of the fields read as dictionary text.
@@ -148,12 +150,13 @@ def read_xlsx_batches(table: Table, lookups: set[int],
         yield from xlsx_arrow.batches(sheet, lookups, tick)
 
 
-def _xlsx_row_batches(table: Table, lookups: set[int],
-                      tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+def _xlsx_row_batches(table: Table, lookups: set[int], tick: Callable[[int], None] | None = None
+                      ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """:func:`read_xlsx_batches` cell by cell, for sheets fastexcel does not read as we do."""
     width = len(table.headers)
     names = [f"c{i}" for i in range(width)]
     rows: list[list[object]] = []
+    numbers: list[int] = []
     first = xlsx_data_line(table)
     for number, values in xlsx_rows(table.path):
         if number < first:
@@ -162,13 +165,14 @@ def _xlsx_row_batches(table: Table, lookups: set[int],
         if all(v is None or v == "" for v in row):
             continue
         rows.append(row)
+        numbers.append(number)
         if len(rows) == BATCH_ROWS:
-            yield _xlsx_batch(rows, names, lookups)
+            yield _xlsx_batch(rows, names, lookups), np.array(numbers, dtype=np.int64)
             if tick:
                 tick(len(rows))
-            rows = []
+            rows, numbers = [], []
     if rows:
-        yield _xlsx_batch(rows, names, lookups)
+        yield _xlsx_batch(rows, names, lookups), np.array(numbers, dtype=np.int64)
 
 
 def _xlsx_batch(rows: list[list[object]], names: list[str],

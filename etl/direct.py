@@ -104,14 +104,17 @@ def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> 
                        derivation=None)
         yield from (_derived(table, batch, rows) for batch, rows in batches(base, plan, tick))
         return
+    lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
+    if table.kind == "xlsx":
+        # Numbered as the sheet shows them: the header's row, empty rows, all counted.
+        for batch, rows in arrow_readers.read_xlsx_batches(table, lookups, tick):
+            _within_field_limit(table, batch, rows)
+            yield batch, rows
+        return
+    # A CSV's rows count its records (as spreadsheets do); a layer's features count from 1.
     first = 1 if table.kind == "vector" else 2
-    if table.kind == "csv":
-        source: Iterator[pa.RecordBatch] = read_batches(table, plan.columns, tick)
-    else:
-        lookups = {plan.columns[n] for n in LOOKUP_COLUMNS if n in plan.columns}
-        source = (arrow_readers.read_vector_batches(table, plan.columns, lookups, tick)
-                  if table.kind == "vector"
-                  else arrow_readers.read_xlsx_batches(table, lookups, tick))
+    source = (read_batches(table, plan.columns, tick) if table.kind == "csv"
+              else arrow_readers.read_vector_batches(table, plan.columns, lookups, tick))
     done = 0
     for batch in source:
         rows = np.arange(first + done, first + done + batch.num_rows, dtype=np.int64)

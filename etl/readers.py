@@ -287,6 +287,8 @@ def _open_xlsx(path: Path, limits: Limits, keep_sheet: bool) -> Table:
     if headers is None:
         headers, header_row = _xlsx_header(path)
         data_line = header_row + 1
+    else:
+        data_line = _first_filled_row(path) + 1       # fastexcel's names are that row's cells
     _check_headers(path, headers)
     table = Table(path, "xlsx", headers, size=path.stat().st_size, limits=limits,
                   data_line=data_line)
@@ -301,9 +303,45 @@ def xlsx_data_line(table: Table) -> int:
 
     Found by the row reader when the header came from fastexcel's names.
     """
-    if not table.data_line:
+    if table.data_line <= 0:
         table.data_line = _xlsx_header(table.path)[1] + 1
     return table.data_line
+
+
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELS_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def _first_filled_row(path: Path) -> int:
+    """The first sheet's first row holding a value (the used range's first row), or −1.
+
+    Read from the top of the sheet's XML, stopping there (the rows above it are empty), so the
+    header's row is known without a second read of the whole sheet; −1 when the parts are not
+    where the format puts them (:func:`xlsx_data_line` then asks the row reader).
+    """
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = ET.fromstring(archive.read("xl/workbook.xml"))
+            first = book.find(f"{_SHEET_NS}sheets/{_SHEET_NS}sheet")
+            links = ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            target = next(link.get("Target", "") for link in links
+                          if first is not None and link.get("Id") == first.get(f"{_RELS_NS}id"))
+            name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            with archive.open(name) as sheet:
+                number = 0
+                for _, element in ET.iterparse(sheet):
+                    if element.tag == f"{_SHEET_NS}row":
+                        number = int(element.get("r", number + 1))   # r may be left out
+                        if any(cell.find(f"{_SHEET_NS}v") is not None
+                               or cell.find(f"{_SHEET_NS}is") is not None for cell in element):
+                            return number
+                        element.clear()
+    except (KeyError, StopIteration, ValueError, OSError, ET.ParseError, zipfile.BadZipFile):
+        pass
+    return -1
 
 
 def _check_shared_strings(path: Path, limits: Limits) -> None:
@@ -335,9 +373,10 @@ def xlsx_rows(path: Path) -> Iterator[tuple[int, list[object]]]:
         sheet = book.get_sheet_by_index(0)
     except Exception as exc:  # calamine raises several kinds for a broken file
         raise InputError(path, f"not a readable XLSX workbook: {exc}") from exc
-    first = (sheet.start or (0, 0))[0] + 1          # the used range's first row, 1-based
     try:
-        yield from enumerate(sheet.iter_rows(), start=first)
+        # python-calamine yields the rows from the sheet's first (empty ones above the used
+        # range too), so they are numbered from 1, as Excel shows them.
+        yield from enumerate(sheet.iter_rows(), start=1)
     finally:
         book.close()
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.readers import Table, cell_text
+from etl.readers import Table, cell_text, xlsx_data_line
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,20 @@ def _number(name: str) -> bool:
     return True
 
 
-def fit(sheet: pa.RecordBatch, table: Table) -> pa.RecordBatch | None:
+@dataclass(frozen=True)
+class Sheet:
+    """A sheet's data rows (empty ones left out) and each one's number, as Excel shows it."""
+
+    cells: pa.RecordBatch
+    rows: pa.Int64Array
+
+    @property
+    def num_rows(self) -> int:
+        """Data rows."""
+        return self.cells.num_rows
+
+
+def fit(sheet: pa.RecordBatch, table: Table) -> Sheet | None:
     """The sheet's data rows, one typed column per header of ``table``, empty rows left out.
 
     ``None`` when a column cannot be read as the row reader reads it (time-of-day or duration
@@ -102,34 +117,40 @@ def fit(sheet: pa.RecordBatch, table: Table) -> pa.RecordBatch | None:
         log.debug("%s: read cell by cell (headers or cell kinds)", table.path.name)
         return None
     filled = _not_empty(sheet)
-    return sheet if pc.all(filled).as_py() is not False else sheet.filter(filled)
+    rows = pa.array(np.arange(sheet.num_rows, dtype=np.int64) + xlsx_data_line(table))
+    if pc.all(filled).as_py() is False:
+        sheet, rows = sheet.filter(filled), rows.filter(filled)
+    return Sheet(sheet, rows)
 
 
-def read_sheet(table: Table) -> pa.RecordBatch | None:
+def read_sheet(table: Table) -> Sheet | None:
     """The first sheet's data rows, one typed column per header, empty rows left out.
 
     The sheet read when the table was opened is taken (and let go: it is read once), else the
     file is read now. ``None`` when a column cannot be read as the row reader reads it.
     """
     if SHEET in table.extra:
-        sheet: pa.RecordBatch | None = table.extra.pop(SHEET)
-        return sheet
+        return cast("Sheet | None", table.extra.pop(SHEET))
     loaded = load(table.path)
     return fit(loaded, table) if loaded is not None else None
 
 
-def batches(sheet: pa.RecordBatch, lookups: set[int],
-            tick: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
-    """The sheet in batches typed as a CSV's: ``lookups`` as dictionary text, the rest text."""
-    names = [f"c{i}" for i in range(sheet.num_columns)]
+def batches(sheet: Sheet, lookups: set[int], tick: Callable[[int], None] | None = None
+            ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """The sheet in batches typed as a CSV's, each with its rows' numbers.
+
+    ``lookups`` are read as dictionary text, the rest as text.
+    """
+    names = [f"c{i}" for i in range(sheet.cells.num_columns)]
+    numbers = sheet.rows.to_numpy()
     for start in range(0, sheet.num_rows, BATCH_ROWS):
-        part = sheet.slice(start, BATCH_ROWS)
+        part = sheet.cells.slice(start, BATCH_ROWS)
         columns = []
         for i in range(part.num_columns):
             # (A cell over the field limit is refused by the tree loader, naming its row.)
             text = pc.fill_null(_text(part.column(i)), "")
             columns.append(pc.dictionary_encode(text) if i in lookups else text)
-        yield pa.record_batch(columns, names=names)
+        yield pa.record_batch(columns, names=names), numbers[start:start + part.num_rows]
         if tick:
             tick(part.num_rows)
 

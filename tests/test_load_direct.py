@@ -455,3 +455,35 @@ def test_a_first_load_refused_whole_leaves_every_index_and_no_record(
     assert not result.written
     assert conn.execute("SELECT count(*) FROM smarttrees.trees").fetchone() == (0,)
     assert conn.execute(INDEXES).fetchone() == whole and conn.execute(DEFERRED).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("read", ["with fastexcel", "cell by cell"])
+def test_a_workbooks_rejects_name_the_sheets_own_rows(db_url: str, tmp_path: Path,
+                                                      read: str) -> None:
+    # The header on row 3 (two blank rows above it), an empty row among the data: a surveyor
+    # looks for a reject on the row Excel shows.
+    import openpyxl
+
+    frame = make_survey(6).astype(object)
+    frame.loc[4, "Đường kính (cm)"] = "abc"                 # data row 5: sheet row 3 + 1 + 5
+    if read == "cell by cell":
+        frame.loc[0, "Chiều cao (m)"] = "7,7"               # text among numbers: not fastexcel's
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.cell(row=1, column=3, value=None)
+    for c, name in enumerate(frame.columns, start=1):
+        sheet.cell(row=3, column=c, value=name)
+    at = 4
+    for i, record in enumerate(frame.itertuples(index=False)):
+        if i == 2:
+            at += 1                                         # sheet row 6 left empty
+        for c, value in enumerate(record, start=1):
+            sheet.cell(row=at, column=c, value=value)
+        at += 1
+    path = tmp_path / "survey.xlsx"
+    book.save(path)
+    result = load(db_url, [path])
+    assert counts(result) == [(6, 5, 0, 0, 1)]
+    [(row, reason)] = rejects(result)
+    assert row == "9", (row, reason)
+    assert reason.startswith("Đường kính (cm): "), reason

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pyarrow as pa
 import pytest
@@ -39,16 +41,22 @@ ROWS = [
 ]
 
 
+def _read(batches: Iterator[tuple[pa.RecordBatch, np.ndarray]]) -> pa.Table:
+    """The batches' cells, with each row's number in the sheet as a column ``row``."""
+    parts = [batch.append_column("row", pa.array(rows)) for batch, rows in batches]
+    return pa.Table.from_batches(parts) if parts else pa.table({})
+
+
 def _both(path: Path) -> tuple[pa.Table, pa.Table, bool]:
     table = open_table(path, None, None, scan=False)
     fast = xlsx_arrow.read_sheet(table) is not None
-    ours = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, LOOKUPS)))
-    rows = pa.Table.from_batches(list(arrow_readers._xlsx_row_batches(table, LOOKUPS)))
+    ours = _read(arrow_readers.read_xlsx_batches(table, LOOKUPS))
+    rows = _read(arrow_readers._xlsx_row_batches(table, LOOKUPS))
     # Opened as the tree loader opens it: the sheet read once, the header from that read.
     once = open_table(path, None, None, scan=False, keep_sheet=True)
     assert once.headers == table.headers
     assert (once.extra[xlsx_arrow.SHEET] is not None) == fast
-    assert pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(once, LOOKUPS))) == ours
+    assert _read(arrow_readers.read_xlsx_batches(once, LOOKUPS)) == ours
     return ours, rows, fast
 
 
@@ -120,7 +128,7 @@ def test_the_header_read_with_the_sheet_is_the_row_readers(
             table = open_table(path, None, None, scan=False, keep_sheet=keep)
         except InputError as exc:
             return str(exc)
-        read = pa.Table.from_batches(list(arrow_readers.read_xlsx_batches(table, set())))
+        read = _read(arrow_readers.read_xlsx_batches(table, set()))
         return table.headers, read.to_pylist()
 
     assert opened(True) == opened(False)
@@ -136,7 +144,7 @@ def test_a_sheet_read_ahead_is_the_file_as_it_is_when_opened(tmp_path: Path) -> 
     _workbook(path, ROWS[:2])
     os.utime(path, ns=(0, 0))
     changed = open_table(path, None, None, scan=False, keep_sheet=True)
-    assert changed.extra[xlsx_arrow.SHEET].column(0).to_pylist() == ["A1", "A2"]
+    assert changed.extra[xlsx_arrow.SHEET].cells.column(0).to_pylist() == ["A1", "A2"]
 
 
 def test_the_command_line_reads_ahead_only_a_load_of_one_workbook(tmp_path: Path) -> None:
