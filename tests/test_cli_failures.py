@@ -93,8 +93,9 @@ def blocked_load(db_url: str, survey: Path) -> Iterator[BlockedLoad]:
             backend = None
             while backend is None and time.monotonic() < deadline and proc.poll() is None:
                 row = watch.execute(
+                    # This database's load: another worker's test may have one waiting too.
                     "SELECT pid FROM pg_stat_activity WHERE application_name = 'smarttrees-load' "
-                    "AND wait_event_type = 'Lock'").fetchone()
+                    "AND wait_event_type = 'Lock' AND datname = current_database()").fetchone()
                 backend = row[0] if row else None
                 time.sleep(0.05)
         assert backend is not None, "the load never waited on the lock"
