@@ -57,6 +57,17 @@ def sign_in(page: Any, token: str) -> None:
     page.locator("#code").wait_for()
 
 
+def controlled(page: Any) -> None:
+    """Wait until the service worker controls the page (the app then opens offline).
+
+    The worker claims the open page once it is active (``clients.claim`` in sw.js), so no
+    reload is needed; reloading while it installs (its shell is a few MB) only restarts the
+    page, and a reload still in flight could leave the next step on a page being replaced.
+    """
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.wait_for_function("window.smarttreesField && window.smarttreesField.ready")
+
+
 def look_up(page: Any, code: str) -> None:
     page.fill("#code", "")
     page.type("#code", code.lower().replace("-", " "))  # as typed: lower case, spaces
@@ -186,8 +197,7 @@ def test_offline_events_reach_the_database_once_and_conflicts_stay_visible(
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
     sign_in(page, field_token)
-    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
-    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    controlled(page)
     device = page.evaluate("smarttreesField.deviceId()")
 
     for code in (log_b, lot_code, log_a):  # looked up with signal: kept on the phone

@@ -18,7 +18,7 @@ from barcodes.tags import issue_tags
 from smarttrees import accounts, teams
 from smarttrees.database import connect
 from tests.fixtures.browser import SCREENSHOTS, needs_chromium
-from tests.test_field_browser import look_up, open_app, phone, sign_in
+from tests.test_field_browser import controlled, look_up, open_app, phone, sign_in
 
 STATIC = Path(__file__).parents[1] / "gis_api" / "static"
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -57,8 +57,7 @@ def test_a_tree_check_with_photos_recorded_offline_reaches_the_database_once(
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
     sign_in(page, field_token)
-    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
-    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    controlled(page)
     look_up(page, tag)  # with signal: the tree is kept on the phone
 
     context.set_offline(True)
@@ -158,8 +157,7 @@ def test_storm_damage_recorded_offline_reaches_the_database_once(
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
     sign_in(page, field_token)
-    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
-    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    controlled(page)
     device = page.evaluate("smarttreesField.deviceId()")
     page.click("#damage-btn")  # with signal: the storms are kept on the phone
     page.locator('#d-storm option', has_text="Yagi").wait_for(state="attached")
@@ -231,8 +229,7 @@ def test_the_team_area_map_and_items_kept_offline_a_tapped_tree_checked_and_a_re
     context, page, errors = phone(browser, where)
     open_app(page, live_server)
     sign_in(page, team_token)
-    page.wait_for_function("navigator.serviceWorker.controller !== null || location.reload()")
-    page.wait_for_function("window.smarttreesField && navigator.serviceWorker.controller")
+    controlled(page)
     issued = 1 + len(tree_codes)
     page.locator("#team", has_text=f"around-the-tree: {issued} ").wait_for(timeout=60_000)
     kept = page.evaluate(
