@@ -49,6 +49,11 @@ class Limits:
         return cls(s.load_max_field_bytes, s.load_max_row_bytes, s.load_batch_bytes)
 
     @property
+    def shared_strings_bytes(self) -> int:
+        """The most a workbook's shared text table may unpack to (it is read whole)."""
+        return XLSX_STRINGS_BATCHES * self.batch_bytes
+
+    @property
     def block_bytes(self) -> int:
         """Arrow's read unit: a batch, and at least twice the longest row (no row straddles)."""
         return max(self.batch_bytes, 2 * self.row_bytes)

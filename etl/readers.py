@@ -27,7 +27,7 @@ from pyproj import CRS
 
 from etl import encodings
 from etl.errors import InputError
-from etl.limits import CHUNK_ROWS, XLSX_STRINGS_BATCHES, CsvBlocks, Limits, size
+from etl.limits import CHUNK_ROWS, CsvBlocks, Limits, size
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -352,13 +352,13 @@ def _check_shared_strings(path: Path, limits: Limits) -> None:
     """
     import zipfile
 
+    from etl.xlsx_prefetch import shared_strings_size
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            strings = sum(i.file_size for i in archive.infolist()
-                          if i.filename.lower().endswith("sharedstrings.xml"))
+        strings = shared_strings_size(path)
     except zipfile.BadZipFile:
         return      # the reader says what is wrong with it
-    bound = XLSX_STRINGS_BATCHES * limits.batch_bytes
+    bound = limits.shared_strings_bytes
     if strings > bound:
         raise InputError(path, f"its shared text table unpacks to {strings / 2**20:,.0f} MiB, "
                          f"over {size(bound)} (16 × SMARTTREES_LOAD_BATCH_BYTES): save it as CSV")

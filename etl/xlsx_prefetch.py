@@ -86,16 +86,21 @@ def read(path: Path) -> Any:
     return _load(path)
 
 
+def shared_strings_size(path: Path) -> int:
+    """Bytes the workbook's shared text table unpacks to (raises ``zipfile.BadZipFile``)."""
+    with zipfile.ZipFile(path) as archive:
+        return sum(i.file_size for i in archive.infolist()
+                   if i.filename.lower().endswith("sharedstrings.xml"))
+
+
 def _read(path: Path, result: dict[str, Any]) -> None:
     try:
-        with zipfile.ZipFile(path) as archive:
-            strings = sum(i.file_size for i in archive.infolist()
-                          if i.filename.lower().endswith("sharedstrings.xml"))
+        strings = shared_strings_size(path)
         if strings > ALWAYS_READ:
             # Only then the settings' bound (their import takes a quarter of a second).
-            from etl.limits import XLSX_STRINGS_BATCHES, Limits
+            from etl.limits import Limits
 
-            if strings > XLSX_STRINGS_BATCHES * Limits.from_settings().batch_bytes:
+            if strings > Limits.from_settings().shared_strings_bytes:
                 return                   # refused by the loader: not read
     except Exception:  # noqa: BLE001 - the loader says what is wrong with it
         return
