@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,8 +29,9 @@ CLIENT_ERRORS = [  # answered by pygeoapi, each after catching an exception
 ]
 
 
-def serve_and_log(url: str, log_path: Path, requests: list[dict[str, str]]) -> list[int]:
-    """Run ``smarttrees serve`` over ``url``, send the item requests, stop; their statuses."""
+def serve_and_log(url: str, log_path: Path, requests: list[dict[str, str]],
+                  path: str = "/collections/trees/items") -> list[int]:
+    """Run ``smarttrees serve`` over ``url``, send the requests to ``path``, stop; their statuses."""
     port = free_port()
     env = dict(os.environ, SMARTTREES_DATABASE_URL=url, SMARTTREES_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
@@ -46,8 +48,7 @@ def serve_and_log(url: str, log_path: Path, requests: list[dict[str, str]]) -> l
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            items = f"{base}/collections/trees/items"
-            return [httpx.get(items, params=p, timeout=30).status_code for p in requests]
+            return [httpx.get(base + path, params=p, timeout=30).status_code for p in requests]
         finally:
             proc.terminate()
             proc.wait(20)
@@ -62,6 +63,23 @@ def test_client_errors_are_one_line_each_without_a_traceback(api_db: str, tmp_pa
     lines = [ln for ln in text.splitlines() if "400 from pygeoapi" in ln]
     assert len(lines) == len(CLIENT_ERRORS)
     assert all("GET /collections/trees/items" in ln for ln in lines)
+
+
+def test_access_lines_name_neither_the_client_nor_a_query_value(api_db: str,
+                                                                tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    statuses = serve_and_log(api_db, log_path, [{"case_no": "HT-2025-00042"},
+                                                {"commune": "TN-0123", "case_no": ""}],
+                             path="/api/ioc/cases")
+    assert statuses == [401, 401]  # no login: refused, and still logged
+    text = log_path.read_text()
+    access = [ln for ln in text.splitlines() if "/api/ioc/cases" in ln]
+    assert access == [
+        'INFO:     "GET /api/ioc/cases?case_no=… HTTP/1.1" 401 Unauthorized',
+        'INFO:     "GET /api/ioc/cases?commune=…&case_no=… HTTP/1.1" 401 Unauthorized',
+    ]
+    assert "HT-2025-00042" not in text and "TN-0123" not in text
+    assert re.search(r'[\d.]+:\d+ - "GET', text) is None  # uvicorn's "ADDRESS:PORT - "
 
 
 def test_server_errors_keep_their_traceback(caplog: pytest.LogCaptureFixture) -> None:

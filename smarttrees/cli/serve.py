@@ -11,6 +11,7 @@ def run_server(host: str, port: int, workers: int = 1) -> None:
 
     import uvicorn
 
+    from gis_api.logs import access_log_config
     from smarttrees.settings import get_settings
 
     # The app factory reads the settings: tell it where it listens, for the links it writes.
@@ -24,6 +25,7 @@ def run_server(host: str, port: int, workers: int = 1) -> None:
         port=port,
         proxy_headers=True,
         log_level="info",
+        log_config=access_log_config(),
         workers=workers,
     )
 
