@@ -41,6 +41,7 @@ from etl import (
     bulk,
     checker,
     digests,
+    interleaved_copy,
     line_digests,
     merge,
     stage,
@@ -56,7 +57,7 @@ from etl.rules import TREES
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
-HISTORY_IN_MEMORY = 256 << 20   # encoded history rows kept in memory; beyond, a temporary file
+HISTORY_IN_MEMORY = 256 << 20   # encoded refused rows kept in memory; beyond, a temporary file
 INSERT_TRIGGERS_DONE_HERE = ("trees_history_insert", "trees_in_territory_insert",
                              "trees_count_insert")
 # How resolved lookup values are typed, and the empty value of each kind.
@@ -1075,7 +1076,7 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     left to build after the commit: True is returned, and the caller then calls
     :func:`etl.bulk.build_deferred`.
     """
-    restore = _prepare_empty(conn)
+    restore, triggers = _prepare_empty(conn)
     # Ids of trees and history rows are given here, from where each identity stands (COPY may
     # set a GENERATED ALWAYS column); the identities are moved past them at the end.
     ids = {table: _next_id(conn, table) for table in SEQUENCES}
@@ -1083,7 +1084,7 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
     written = _copy_trees_and_history(conn, files, ids, actor, clock)
     if phase:
         phase("building keys and indexes")
-    _enable_insert_triggers(conn, True)
+    _run_ddl(conn, triggers)
     # What trees_count_insert would have added (TRUNCATE set the count to 0).
     conn.execute("UPDATE smarttrees.row_counts SET n = n + %s WHERE table_name = 'trees'",
                  (written,))
@@ -1108,22 +1109,22 @@ def load_into_empty(conn: psycopg.Connection, files: list[FileInput], actor: str
 
 def _copy_trees_and_history(conn: psycopg.Connection, files: list[FileInput],
                             ids: dict[str, int], actor: str, clock: list[float]) -> int:
-    """COPY every file's good trees, then their insert history; return how many."""
+    """COPY every file's good trees and their insert history, batch by batch; return how many."""
     next_id = ids["smarttrees.trees"]
     start = next_id
     offset = ids["smarttrees.tree_history"] - next_id      # history id of a tree's insert row
     run = RunChecks()
-    # History rows are encoded while the trees are sent and COPYed after them: a province-sized
-    # survey's stay in memory (75 MB per million trees), a bigger one's spill to a file.
-    with tempfile.SpooledTemporaryFile(max_size=HISTORY_IN_MEMORY) as history:
+    # Each batch's history follows its trees on the connection: the server stores it while
+    # this process checks the next batch (the phase is this process's; the server would wait).
+    targets = {"trees": (sql.Identifier("smarttrees", "trees"), COLUMNS, True),
+               "history": (sql.Identifier("smarttrees", "tree_history"), HISTORY_COLUMNS, False)}
+    with interleaved_copy.InterleavedCopy(conn, targets) as copy:
         for f in files:
-            next_id = _copy_file(conn, f, next_id, offset, history, actor, run)
-        log.debug("direct: %d trees checked and copied in %.2f s", next_id - start,
-                  _lap(clock))
-        _copy_rows(conn, sql.Identifier("smarttrees", "tree_history"), HISTORY_COLUMNS, history)
-        for f in files:
-            f.refused_rows.copy(conn)
-    log.debug("direct: history copied in %.2f s", _lap(clock))
+            next_id = _copy_file(copy, f, next_id, offset, actor, run)
+    log.debug("direct: %d trees checked and copied in %.2f s (their history beside them)",
+              next_id - start, _lap(clock))
+    for f in files:
+        f.refused_rows.copy(conn)
     return next_id - start
 
 
@@ -1165,13 +1166,14 @@ def _next_id(conn: psycopg.Connection, table: str) -> int:
     return int(row[0])
 
 
-def _prepare_empty(conn: psycopg.Connection) -> list[str]:
+def _prepare_empty(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
     """Make the empty inventory ready for one bulk COPY; return what to restore after it.
 
     TRUNCATE gives ``trees`` (and an empty history) new files, which with ``wal_level =
     minimal`` (the managed cluster's) are written without WAL and may take frozen rows. Keys
-    and indexes are rebuilt once after the COPY, and the insert trigger is off meanwhile: the
-    history rows it would write are COPYed too, in this same transaction.
+    and indexes are rebuilt once after the COPY, and the insert triggers are gone meanwhile:
+    the history rows they would write are COPYed too, in this same transaction. Returns the
+    DDL of the keys and indexes, then that of the triggers.
     """
     tables = "smarttrees.trees"
     if conn.execute("SELECT NOT EXISTS (SELECT FROM smarttrees.tree_history)").fetchone() \
@@ -1179,53 +1181,67 @@ def _prepare_empty(conn: psycopg.Connection) -> list[str]:
         tables += ", smarttrees.tree_history"
     conn.execute(f"TRUNCATE {tables}")
     restore = merge.drop_indexes_for_bulk(conn, None, keys=True)
-    _enable_insert_triggers(conn, False)
-    return restore
+    return restore, _drop_insert_triggers(conn)
 
 
-def _enable_insert_triggers(conn: psycopg.Connection, on: bool) -> None:
-    """Switch the insert triggers of ``trees`` whose work the empty load does itself.
+# A trigger's state as pg_trigger.tgenabled spells it, and the clause that sets it again.
+TRIGGER_STATES = {"D": "DISABLE", "A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}
 
-    Each takes the statement's transition table, so while any is on the server keeps a copy of
-    every COPYed row (1.13 M of them spill to disk) and the territory trigger tests each point
-    again: the history rows are COPYed by this module, every point was tested against the
-    territory by :class:`Checker`, and the row count is set once after the COPY.
+
+def _drop_insert_triggers(conn: psycopg.Connection) -> list[str]:
+    """Drop the insert triggers of ``trees`` whose work the empty load does; return their DDL.
+
+    Each takes the statement's transition table, and PostgreSQL fills it while any trigger
+    that names one exists, even disabled: the server kept a copy of every COPYed row (0.2 s
+    of its CPU and 250 MB of its memory for the province's 1.13 M trees). Dropped in this
+    transaction, they are made again before its commit (:func:`_run_ddl`), in the state
+    each was in. The history rows are COPYed by this module, every point was tested against
+    the territory by :class:`Checker`, and the row count is set once after the COPY.
     """
-    verb = sql.SQL("ENABLE" if on else "DISABLE")
-    for trigger in INSERT_TRIGGERS_DONE_HERE:
-        conn.execute(sql.SQL("ALTER TABLE smarttrees.trees {} TRIGGER {}").format(
-            verb, sql.Identifier(trigger)))
+    found = conn.execute(
+        "SELECT tgname, pg_get_triggerdef(oid), tgenabled::text FROM pg_trigger "
+        "WHERE tgrelid = 'smarttrees.trees'::regclass AND tgname = ANY(%s) ORDER BY tgname",
+        (list(INSERT_TRIGGERS_DONE_HERE),)).fetchall()
+    ddl: list[str] = []
+    for name, definition, state in found:
+        conn.execute(sql.SQL("DROP TRIGGER {} ON smarttrees.trees").format(sql.Identifier(name)))
+        ddl.append(definition)
+        if state in TRIGGER_STATES:
+            ddl.append(sql.SQL("ALTER TABLE smarttrees.trees {} TRIGGER {}").format(
+                sql.SQL(TRIGGER_STATES[state]), sql.Identifier(name)).as_string(conn))
+    return ddl
 
 
-def _copy_file(conn: psycopg.Connection, f: FileInput, next_id: int, offset: int,
-               history: IO[bytes], actor: str, run: RunChecks) -> int:
-    """COPY one file's good rows into ``trees``; stage its refused ones; return the next id.
+def _run_ddl(conn: psycopg.Connection, statements: list[str]) -> None:
+    """Run DDL from the catalogue (pg_get_triggerdef) or :func:`_drop_insert_triggers`."""
+    for statement in statements:
+        conn.execute(sql.SQL(statement))  # type: ignore[arg-type,unused-ignore]  # catalogue DDL
 
-    The insert history of each batch (row ids: tree id + ``offset``) is encoded meanwhile
-    and written to ``history``.
+
+def _copy_file(copy: interleaved_copy.InterleavedCopy, f: FileInput, next_id: int,
+               offset: int, actor: str, run: RunChecks) -> int:
+    """COPY one file's good rows into ``trees``; keep its refused ones; return the next id.
+
+    Each batch goes with its insert history (row ids: tree id + ``offset``).
     """
-    # Queued: the server stores a batch while this process reads and checks the next one.
-    with conn.cursor() as cur, binary_copy.open_copy(
-            cur, sql.Identifier("smarttrees", "trees"), COLUMNS, freeze=True,
-            queued=True) as copy:
-        for batch, rows, numbers, row_digests in f.checked():
-            run.check(f.plan, rows, numbers)
-            bad = rows.problems.bad
-            if bad.any():
-                f.refused += int(bad.sum())
-                f.refused_rows.add(batch, numbers, rows, row_digests, bad)
-                rows, row_digests = rows.take(~bad), row_digests[~bad]
-            n = len(rows)
-            if not n:
-                continue
-            ids = np.arange(next_id, next_id + n, dtype=np.int64)
-            next_id += n
-            copy.write(binary_copy.binary_rows([("int8", ids),
-                                                *rows.stored(f.plan.source_crs, row_digests)]))
-            history.write(binary_copy.binary_rows([
-                ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
-                ("text", np.full(n, "insert")),
-                ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
+    for batch, rows, numbers, row_digests in f.checked():
+        run.check(f.plan, rows, numbers)
+        bad = rows.problems.bad
+        if bad.any():
+            f.refused += int(bad.sum())
+            f.refused_rows.add(batch, numbers, rows, row_digests, bad)
+            rows, row_digests = rows.take(~bad), row_digests[~bad]
+        n = len(rows)
+        if not n:
+            continue
+        ids = np.arange(next_id, next_id + n, dtype=np.int64)
+        next_id += n
+        copy.write("trees", binary_copy.binary_rows([
+            ("int8", ids), *rows.stored(f.plan.source_crs, row_digests)]))
+        copy.write("history", binary_copy.binary_rows([
+            ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
+            ("text", np.full(n, "insert")),
+            ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
     return next_id
 
 

@@ -388,6 +388,18 @@ def test_the_schema_is_whole_after_a_load_into_an_empty_inventory(
                      "VALUES ('FAR-1', 'urban', ST_SetSRID(ST_MakePoint(0, 0), 4326))")
 
 
+def test_an_insert_trigger_switched_off_by_hand_stays_off_after_a_first_load(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    # The load drops the insert triggers for its COPY and makes them again before its commit.
+    conn.execute("ALTER TABLE smarttrees.trees DISABLE TRIGGER trees_in_territory_insert")
+    conn.commit()
+    assert load(db_url, [survey(tmp_path)]).files[0].inserted == 60
+    assert conn.execute("SELECT tgname, tgenabled::text FROM pg_trigger WHERE tgname IN "
+                        "('trees_in_territory_insert', 'trees_history_insert') ORDER BY 1"
+                        ).fetchall() == [("trees_history_insert", "O"),
+                                         ("trees_in_territory_insert", "D")]
+
+
 def test_a_dry_run_of_a_clean_survey_writes_nothing(db_url: str, conn: psycopg.Connection,
                                                     tmp_path: Path) -> None:
     result = load_trees(db_url, [survey(tmp_path)], LoadOptions(dry_run=True))
