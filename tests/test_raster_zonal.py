@@ -18,7 +18,7 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
-from etl.raster import zonal
+from etl.raster import interior, zonal
 from etl.raster.density import density_surface
 from etl.raster.errors import RasterError
 from etl.raster.inputs import open_raster
@@ -225,6 +225,33 @@ def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(
     assert rectangle["sum"] == pytest.approx(cells.sum(), rel=1e-9)
     assert rectangle["std"] == pytest.approx(cells.std(), rel=1e-9)
     assert (rectangle["min"], rectangle["max"]) == (cells.min(), cells.max())
+
+
+def test_inside_tiles_of_one_value_and_of_many_give_numpys_figures() -> None:
+    # Tiles of one value take a short cut (their sum is n × the value, their spread 0); tiles
+    # of one infinite value, of many values, with nodata or NaN cells are summed cell by cell.
+    tile = interior.TILE
+    rng = np.random.default_rng(5)
+    values = rng.gamma(2.0, 50.0, size=(2 * tile, 4 * tile)).astype("float32")
+    values[:tile, :tile] = 7.5
+    values[:tile, tile:2 * tile] = np.inf
+    values[tile:, :tile] = -1  # nodata only
+    values[tile + 3, 2 * tile + 5] = -1
+    values[5, 3 * tile + 1] = np.nan
+    tiles = np.array([(r, c) for r in (0, tile) for c in range(0, 4 * tile, tile)])
+    with np.errstate(invalid="ignore"):
+        got = interior.tile_figures(values, (0, 0), -1.0, tiles)
+        for (r, c), figures in zip(tiles, got, strict=True):
+            cells = values[r:r + tile, c:c + tile].astype("float64").ravel()
+            cells = cells[(cells != -1) & ~np.isnan(cells)]
+            if not len(cells):
+                assert list(figures[:2]) == [0, 0] and np.isnan(figures[2:4]).all()
+                continue
+            spread = ((cells - cells.sum() / len(cells)) ** 2).sum()
+            assert figures == pytest.approx([len(cells), cells.sum(), cells.min(), cells.max(),
+                                             spread], rel=1e-12, nan_ok=True), (r, c)
+    assert list(got[0]) == [tile * tile, 7.5 * tile * tile, 7.5, 7.5, 0.0]
+    assert np.isinf(got[1][1]) and np.isnan(got[1][4])  # as exactextract: inf − inf
 
 
 def test_worker_processes_give_the_same_figures_and_class_shares(tmp_path: Path) -> None:
