@@ -60,9 +60,12 @@ BLOCK_BYTES = 8 << 20           # Arrow's read unit: about 80,000 survey rows
 HISTORY_IN_MEMORY = 256 << 20   # encoded refused rows kept in memory; beyond, a temporary file
 INSERT_TRIGGERS_DONE_HERE = ("trees_history_insert", "trees_in_territory_insert",
                              "trees_count_insert")
-# How resolved lookup values are typed, and the empty value of each kind.
+# How resolved lookup values are typed, and the empty value of each kind. Text is kept as its
+# UTF-8 bytes (an ``S`` array), as binary COPY sends it: a str array of Vietnamese words cost a
+# sort of its values per batch to encode.
 TYPES: dict[str, tuple[Callable[[str], object], object]] = {
-    "text": (str, ""), "id": (int, -1), "number": (float, np.nan),
+    "text": (lambda value: str(value).encode("utf-8"), b""), "id": (int, -1),
+    "number": (float, np.nan),
     "date": (np.datetime64, np.datetime64("NaT", "D")),
 }
 LOOKUP_COLUMNS = ("species", "category", "condition", "planted_on", "planted_year",
@@ -92,13 +95,15 @@ def readable(table: Table) -> None:
 Batch = tuple[pa.RecordBatch, np.ndarray]      # a batch and the file's row number of each row
 
 
-def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> Iterator[Batch]:
+def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None,
+            data: bytes | None = None) -> Iterator[Batch]:
     """The file's rows in Arrow batches, with their row numbers: a CSV, a workbook, a GIS layer.
 
     Cells are text (lookup fields dictionary-encoded), numbers too: the checker parses them.
     A GIS layer's points are its batches' three last columns (X, Y and a
     problem with the geometry; ``plan`` is then the one of :func:`etl.arrow_readers.vector_plan`).
-    A mapping's row rules are applied to each batch (``etl.mapping_rows``).
+    A mapping's row rules are applied to each batch (``etl.mapping_rows``). ``data``: a CSV's
+    bytes, read already and held to the limits (see :func:`read_batches`).
     """
     if table.derivation is not None:
         base = replace(table, headers=table.headers[:table.derivation.file_columns],
@@ -114,7 +119,7 @@ def batches(table: Table, plan: validate.FilePlan, tick: Tick | None = None) -> 
         return
     # A CSV's rows count its records (as spreadsheets do); a layer's features count from 1.
     first = 1 if table.kind == "vector" else 2
-    source = (read_batches(table, plan.columns, tick) if table.kind == "csv"
+    source = (read_batches(table, plan.columns, tick, data=data) if table.kind == "csv"
               else arrow_readers.read_vector_batches(table, plan.columns, lookups, tick))
     done = 0
     for batch in source:
@@ -205,7 +210,7 @@ class Rows:
                 ("float4", self.dbh_cm), ("float4", self.height_m), ("float4", self.crown_m),
                 ("text", self.condition), ("date", self.planted_on),
                 ("text", self.commune_code), ("text", self.source),
-                ("text", np.full(len(self), source_crs)),
+                ("text", np.full(len(self), source_crs.encode("utf-8"))),
                 ("geometry", np.column_stack([lon, self.lat])),
                 ("jsonb", self.attributes), ("int8", digests)]
 
@@ -240,7 +245,8 @@ class Communes:
     def __init__(self, conn: psycopg.Connection) -> None:
         rows = conn.execute("SELECT code, ST_AsBinary(geom) FROM smarttrees.communes "
                             "ORDER BY code").fetchall()
-        self.codes = np.array([r[0] for r in rows] + [""])     # the last: no commune
+        # UTF-8, as binary COPY sends them; the last: no commune.
+        self.codes = np.array([r[0].encode("utf-8") for r in rows] + [b""])
         self.shapes = shapely.from_wkb([r[1] for r in rows])
         shapely.prepare(self.shapes)
         self.bounds = shapely.bounds(self.shapes)
@@ -262,14 +268,16 @@ class Communes:
 
 
 def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None,
-                 lines: tuple[bytes, np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
+                 lines: tuple[bytes, np.ndarray] | None = None,
+                 data: bytes | None = None) -> Iterator[pa.RecordBatch]:
     """The file's rows in Arrow batches of text (lookup fields dictionary-encoded).
 
     Numbers stay text here: :func:`etl.checker.numbers` reads them (a decimal comma, a cell
     that is no number) without failing the batch. ``tick`` is told how many bytes of the file
     each batch took (for a progress bar). ``lines``: read these bytes instead (the file's
     header and some of its lines, ``etl.line_digests``), with the file's line number of each
-    of their data lines, for messages.
+    of their data lines, for messages. ``data``: the whole file's bytes, read already and held
+    to the limits (:func:`held_to_limits`): parsed from memory, without the limits' pass.
     """
     names = [f"c{i}" for i in range(len(table.headers))]
     lookups = {columns[n] for n in LOOKUP_COLUMNS if n in columns}
@@ -293,18 +301,45 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
             quoted_strings_can_be_null=True),
     }
     # Through the limits' checks (the tree loader opens CSVs without the scan at open); lines
-    # given held to them already (etl.line_digests.read). The stream is handed over, no
-    # reference kept: arrow_csv waits until Arrow's thread has released it.
+    # or bytes given held to them already (etl.line_digests.read, held_to_limits). The stream
+    # is handed over, no reference kept: arrow_csv waits until Arrow's thread has released it.
     done = 0
     try:
-        for batch, at in arrow_csv.batches(
-                CheckedStream(table) if lines is None else io.BytesIO(lines[0]), **options):
+        for batch, at in arrow_csv.batches(_stream(table, lines, data), **options):
             yield composed(batch) if decomposed_tones(table) else batch
             if tick:
                 tick(at - done)
                 done = at
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(table.path, ragged.explain(exc), row=ragged.row) from exc
+
+
+def _stream(table: Table, lines: tuple[bytes, np.ndarray] | None,
+            data: bytes | None) -> io.RawIOBase | io.BytesIO:
+    """What :func:`read_batches` parses: the lines or bytes given, else the file, checked."""
+    if lines is not None:
+        return io.BytesIO(lines[0])
+    return io.BytesIO(data) if data is not None else CheckedStream(table)
+
+
+def held_to_limits(table: Table, lines: line_digests.Lines) -> bool:
+    """True when the file's bytes of ``lines`` pass what the limits' pass would check.
+
+    ``etl.line_digests.read`` has found each line a row, no NUL byte and no line over the
+    field limit; left are the row limit and the encoding, UTF-8, which Arrow validates as
+    strictly as Python's decoder (about 0.05 s for 100 MB, against 0.65 s of CPU for the
+    limits' pass over the stream).
+    """
+    if int(lines.lengths.max(initial=0)) > table.limits.row_bytes:
+        return False
+    rows = pa.py_buffer(lines.data)[lines.prefix:]
+    as_one = pa.Array.from_buffers(pa.binary(), 1, [None, pa.py_buffer(
+        np.array([0, rows.size], dtype=np.int32)), rows])
+    try:
+        as_one.cast(pa.string())
+    except pa.ArrowInvalid:
+        return False      # read as a stream, for the message naming the row and field
+    return True
 
 
 def _line_of(lines: tuple[bytes, np.ndarray]) -> Callable[[int], int]:
@@ -423,10 +458,10 @@ class Checker:
         source = checker.text(self.column(batch, "source"))
         fixed_source = self.plan.mapping.fixed.get("source")
         if fixed_source is not None or source is None:
-            sources = np.full(n, fixed_source or self.plan.name)
+            sources = np.full(n, str(fixed_source or self.plan.name).encode("utf-8"))
         else:
             sources = utf8_bytes(pc.fill_null(source, self.plan.name))
-        communes = np.full(n, "")
+        communes = np.full(n, b"")
         if self.communes is not None and placed.any():
             communes = communes.astype(self.communes.codes.dtype)
             communes[placed] = self.communes.of(lon[placed], lat[placed])
@@ -462,24 +497,23 @@ class Checker:
                 return empty, problem or "is not known"
             return convert(value), None
 
-        dtype = {"text": object, "id": np.int64, "number": np.float64,
+        dtype = {"text": "S", "id": np.int64, "number": np.float64,
                  "date": "datetime64[D]"}[kind]
         resolved = checker.lookup(self.column(batch, name), batch.num_rows,
                                   self.plan.label(name), resolve, empty, dtype)
         found.append(resolved.finding)
-        values = resolved.values
-        return values.astype(str) if kind == "text" else values
+        return resolved.values
 
     def _category(self, batch: pa.RecordBatch, n: int, found: list[Finding | None],
                   problems: Problems) -> np.ndarray:
         fixed = self.plan.mapping.fixed.get("category")
         if fixed is not None:
-            return np.full(n, fixed)
+            return np.full(n, str(fixed).encode("utf-8"))
         category = self._lookup(batch, "category", "text", found)
         default = self.plan.mapping.defaults.get("category")
         if default is not None:
-            category = np.where(category == "", default, category)
-        problems.add(_unresolved(category == "", found[-1]),
+            category = np.where(category == b"", str(default).encode("utf-8"), category)
+        problems.add(_unresolved(category == b"", found[-1]),
                      f"{self.plan.label('category')}: missing")
         return category
 
@@ -639,11 +673,12 @@ class FirstSeen:
         at = np.zeros(n, dtype=np.int64)
         if self.keys is not None and len(self.keys):
             wide = _common(self.keys, ordered)
-            self.keys, ordered = self.keys.astype(wide), ordered.astype(wide)
+            self.keys = self.keys.astype(wide, copy=False)
+            ordered = ordered.astype(wide, copy=False)
             at = np.minimum(np.searchsorted(self.keys, ordered), len(self.keys) - 1)
             hit = self.keys[at] == ordered
         width = _common(self.codes, codes)
-        self.codes, codes = self.codes.astype(width), codes.astype(width)
+        self.codes, codes = self.codes.astype(width, copy=False), codes.astype(width, copy=False)
         files = np.where(hit, self.files[at] if len(self.files) else 0, file_no)
         first_rows = np.where(hit, self.rows[at] if len(self.rows) else 0, rows[first])
         first_codes = np.where(hit, self.codes[at] if len(self.codes) else b"", codes[first])
@@ -822,6 +857,7 @@ class FileInput:
     refused_rows: Refused = field(init=False)
     # The CSV, when its rows may be digested by their lines (etl.line_digests) ...
     table: Table | None = None
+    tick: Tick | None = None      # told the bytes each batch took (a progress bar)
     # ... and then the digests of the lines known unchanged and not parsed, with their rows,
     # sorted by digest (one digest's lines in row order).
     known_lines: tuple[np.ndarray, np.ndarray] | None = None
@@ -857,6 +893,7 @@ class FileInput:
         table, lines, by_line = self.table, self.lines, self.by_line
         self.lines = None        # the file's bytes: not kept past this read
         known_line = None
+        source = self.batches
         if table is not None and lines is not None and by_line is not None:
             if len(self.stored):
                 known_line, order = digests.known_in_order(by_line, self.stored)
@@ -868,9 +905,12 @@ class FileInput:
                 if new is not None:
                     yield from new
                     return
-            del lines     # Arrow reads the file again as a stream
+            if held_to_limits(table, lines):
+                # Parsed from the bytes read for the lines: the file is not read again.
+                source = batches(table, self.plan, self.tick, data=lines.data)
+            del lines     # else Arrow reads the file again as a stream
         done = 0
-        for batch, numbers in self.batches:
+        for batch, numbers in source:
             n = batch.num_rows
             self.rows += n
             aligned = by_line is not None and done + n <= len(by_line)
@@ -1240,8 +1280,8 @@ def _copy_file(copy: interleaved_copy.InterleavedCopy, f: FileInput, next_id: in
             ("int8", ids), *rows.stored(f.plan.source_crs, row_digests)]))
         copy.write("history", binary_copy.binary_rows([
             ("int8", ids + offset), ("int8", ids), ("text", rows.tree_code),
-            ("text", np.full(n, "insert")),
-            ("text", np.full(n, actor)), ("text", np.full(n, f.source))]))
+            ("text", np.full(n, b"insert")), ("text", np.full(n, actor.encode("utf-8"))),
+            ("text", np.full(n, f.source.encode("utf-8")))]))
     return next_id
 
 

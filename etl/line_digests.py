@@ -25,16 +25,19 @@ and field limit holds). Any other file is read as before, its rows digested by t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from etl import digests
-from etl.readers import Table
+from etl import csv_prefetch, hashing
+
+if TYPE_CHECKING:
+    from etl.readers import Table
 
 _LF, _CR, _QUOTE = 10, 13, 34
 # Larger files are read as a stream, as before: the whole file is held in memory here, with
 # an array of its line ends (the province's 1.13 M-row survey is 105 MB).
-MAX_BYTES = 512 << 20
+MAX_BYTES = csv_prefetch.MAX_BYTES
 
 
 @dataclass
@@ -47,11 +50,13 @@ class Lines:
     lengths: np.ndarray      # its bytes, without the line break
     rows: np.ndarray         # its row number as the loader counts them (blank lines skipped)
     line_no: np.ndarray      # its line in the file, from 1
+    hashes: np.ndarray | None = None   # the unseeded hash of each (etl.hashing), if known
 
     def digests(self, seed: int) -> np.ndarray:
         """The digest of each line (int64 ≥ 0, as stored), seeded by ``seed``."""
-        h = digests.span_hash(np.frombuffer(self.data, np.uint8), self.starts, self.lengths)
-        h = digests.mix(h ^ np.uint64(seed))
+        h = (hashing.span_hash(np.frombuffer(self.data, np.uint8), self.starts, self.lengths)
+             if self.hashes is None else self.hashes.copy())
+        h = hashing.mix(h ^ np.uint64(seed))
         return (h >> np.uint64(1)).view(np.int64)
 
     def only(self, keep: np.ndarray) -> bytes:
@@ -66,6 +71,8 @@ class Lines:
 
 def seed(table: Table, context: int) -> int:
     """The lines' seed: the rows' context and how the file is read."""
+    from etl import digests
+
     return digests.context_digest("csv lines", context, table.delimiter, table.encoding,
                                   table.limits.field_bytes, table.limits.row_bytes)
 
@@ -75,7 +82,13 @@ def read(table: Table) -> Lines | None:
     if (table.kind != "csv" or table.derivation is not None
             or table.encoding not in ("utf-8", "utf-8-sig") or table.size > MAX_BYTES):
         return None
-    lines = split(table.path.read_bytes(), table.data_offset)
+    # Read and split on a thread while the loader started, when it was (etl.csv_prefetch).
+    found = csv_prefetch.lines(table.path)
+    if found is None:
+        lines = split(table.path.read_bytes(), table.data_offset)
+    else:
+        data, at = found
+        lines = None if at is None else data_lines(data, table.data_offset, *at)
     if lines is None or int(lines.lengths.max(initial=0)) > table.limits.field_bytes:
         return None
     return lines
@@ -83,6 +96,15 @@ def read(table: Table) -> Lines | None:
 
 def split(data: bytes, prefix: int) -> Lines | None:
     """The data lines of ``data`` after its first ``prefix`` bytes; None if not one row each."""
+    found = spans(data)
+    return None if found is None else data_lines(data, prefix, *found)
+
+
+def spans(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where every line of ``data`` starts, and its bytes without the line break.
+
+    None when the lines are not one row each (see the module).
+    """
     if b"\x00" in data:
         return None
     buf = np.frombuffer(data, np.uint8)
@@ -99,8 +121,17 @@ def split(data: bytes, prefix: int) -> Lines | None:
         if (per_line & 1).any():
             return None       # a quoted line break: a row over several lines
     crlf = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR)
-    lengths = ends - starts - crlf
+    return starts, ends - starts - crlf
+
+
+def data_lines(data: bytes, prefix: int, starts: np.ndarray, lengths: np.ndarray,
+               hashes: np.ndarray | None = None) -> Lines:
+    """The data lines among every line of ``data`` (:func:`spans`): after ``prefix``, not empty.
+
+    ``hashes``: :func:`etl.hashing.span_hash` of every line, if known.
+    """
     data_line = (starts >= prefix) & (lengths > 0)
     line_no = np.flatnonzero(data_line) + 1
     return Lines(data, prefix, starts[data_line], lengths[data_line],
-                 np.arange(2, 2 + len(line_no), dtype=np.int64), line_no.astype(np.int64))
+                 np.arange(2, 2 + len(line_no), dtype=np.int64), line_no.astype(np.int64),
+                 None if hashes is None else hashes[data_line])

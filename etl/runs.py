@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import psycopg
 
+from etl import csv_prefetch
+
 REFERENCE_DIGEST = """
 SELECT md5(coalesce((SELECT string_agg(concat_ws('|', id, scientific_name, vietnamese_ascii,
                                                  array_to_string(synonyms, ';')), ',' ORDER BY id)
@@ -29,7 +31,13 @@ TREE_COUNT = "SELECT count(*) FROM smarttrees.trees"
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file (and of a Shapefile's sidecar files), read in 1 MB blocks."""
+    """SHA-256 of a file (and of a Shapefile's sidecar files), read in 1 MB blocks.
+
+    A CSV read ahead by ``etl.csv_prefetch`` is not read again.
+    """
+    prefetched = csv_prefetch.sha256(path)
+    if prefetched is not None:
+        return prefetched
     digest = hashlib.sha256()
     paths = [path]
     if path.suffix.lower() == ".shp":

@@ -23,6 +23,7 @@ from etl import (
     arrow_readers,
     attributes,
     bulk,
+    csv_prefetch,
     digests,
     direct,
     mapping_rows,
@@ -163,6 +164,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
         earlier = runs.previous_clean_run(conn, print_)
         if earlier is not None:
             # The same bytes were loaded cleanly and no tree changed since: nothing can change.
+            csv_prefetch.release()       # its lines are not needed
             result.files = [FileResult(t.path, rows=f["rows"], unchanged=f["rows"] - f["refused"],
                                        source_crs=f.get("source_crs", ""))
                             for t, f in zip(tables, earlier["files"], strict=True)]
@@ -202,11 +204,11 @@ def _inputs(conn: psycopg.Connection, plans: list[validate.FilePlan], tables: li
     for plan, table in zip(plans, tables, strict=True):
         read = arrow_readers.vector_plan(plan) if table.kind == "vector" else plan
         stage.create_raw(conn, plan.file_no, len(table.headers))
+        tick = _ticker(progress, f"loading {plan.name}", table.size)
         files.append(direct.FileInput(
-            read, direct.Checker(read, lookups, communes),
-            direct.batches(table, read, _ticker(progress, f"loading {plan.name}", table.size)),
+            read, direct.Checker(read, lookups, communes), direct.batches(table, read, tick),
             options.source_name or plan.name, len(table.headers),
-            context=_row_context(read, reference), table=table))
+            context=_row_context(read, reference), table=table, tick=tick))
     return files
 
 

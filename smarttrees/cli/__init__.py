@@ -103,11 +103,13 @@ def main() -> None:
     See :mod:`smarttrees.cli.failures` for the wording and the codes; ``--debug`` shows the
     traceback of an internal error.
     """
-    from etl import xlsx_prefetch
+    from etl import csv_prefetch, xlsx_prefetch
     from smarttrees.cli import failures
 
-    # `load trees` on one workbook: its sheet is read in Rust while the commands are imported.
+    # `load trees` on one workbook: its sheet is read in Rust while the commands are imported;
+    # on one CSV, its bytes are read, digested and split into lines meanwhile.
     xlsx_prefetch.start_from_argv(sys.argv[1:])
+    csv_prefetch.start_from_argv(sys.argv[1:])
     try:
         _register()
         app()   # click's usage errors and --help end here, as click words them
