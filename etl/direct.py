@@ -50,6 +50,7 @@ from etl import (
 from etl import crs as crsmod
 from etl.checker import Finding, Problems
 from etl.errors import InputError
+from etl.first_seen import FirstSeen
 from etl.mappings import Mapping
 from etl.readers import CheckedStream, Chunk, Table
 from etl.rules import TREES
@@ -641,70 +642,6 @@ def spot_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
 
 
 LONGEST_KEY = 256    # bytes of a code compared across rows (a longer one is refused anyway)
-
-
-@dataclass
-class FirstSeen:
-    """The first row of each key seen so far in a run.
-
-    Sorted keys and, beside them, the file, row and tree code of the row that first had each:
-    numpy arrays, no Python object per row (a million codes take tens of MB, not hundreds).
-    """
-
-    keys: np.ndarray | None = None
-    files: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, "S1"))
-
-    def repeats(self, keys: np.ndarray, file_no: int, rows: np.ndarray, codes: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Which keys of a batch were seen before, in the run or earlier in the batch.
-
-        Returns that mask and the file, row and code of the first row of each key (in the
-        batch's order); the batch's new keys are recorded.
-        """
-        n = len(keys)
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        starts = np.ones(n, dtype=bool)
-        starts[1:] = ordered[1:] != ordered[:-1]
-        first = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))]
-        hit = np.zeros(n, dtype=bool)
-        at = np.zeros(n, dtype=np.int64)
-        if self.keys is not None and len(self.keys):
-            wide = _common(self.keys, ordered)
-            self.keys = self.keys.astype(wide, copy=False)
-            ordered = ordered.astype(wide, copy=False)
-            at = np.minimum(np.searchsorted(self.keys, ordered), len(self.keys) - 1)
-            hit = self.keys[at] == ordered
-        width = _common(self.codes, codes)
-        self.codes, codes = self.codes.astype(width, copy=False), codes.astype(width, copy=False)
-        files = np.where(hit, self.files[at] if len(self.files) else 0, file_no)
-        first_rows = np.where(hit, self.rows[at] if len(self.rows) else 0, rows[first])
-        first_codes = np.where(hit, self.codes[at] if len(self.codes) else b"", codes[first])
-        repeated = hit | ~starts
-        new = starts & ~hit
-        self._record(ordered[new], file_no, rows[order][new], codes[order][new])
-        out = np.empty(n, dtype=bool)
-        out[order] = repeated
-        back = np.empty(n, dtype=np.int64)
-        back[order] = np.arange(n)
-        return out, files[back], first_rows[back], first_codes[back]
-
-    def _record(self, keys: np.ndarray, file_no: int, rows: np.ndarray,
-                codes: np.ndarray) -> None:
-        if self.keys is None:
-            self.keys = keys[:0]
-        where = np.searchsorted(self.keys, keys)
-        self.keys = np.insert(self.keys, where, keys)
-        self.files = np.insert(self.files, where, np.full(len(keys), file_no, np.int32))
-        self.rows = np.insert(self.rows, where, rows)
-        self.codes = np.insert(self.codes, where, codes)
-
-
-def _common(a: np.ndarray, b: np.ndarray) -> np.dtype:
-    """The dtype holding both arrays' values (the wider ``S`` of two byte strings)."""
-    return np.promote_types(a.dtype, b.dtype)
 
 
 @dataclass
