@@ -1157,6 +1157,11 @@ def _prepare_empty(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
             == (True,):
         tables += ", smarttrees.tree_history"
     conn.execute(f"TRUNCATE {tables}")
+    # Those new files are made durable at the commit, by an fsync of each. The kernel would
+    # keep every page this session writes until then (hundreds of MB); asked to write them
+    # back as they come, the disk works during the COPY and the keys, not in the commit (0.6
+    # to 0.35 s, alternated, for the province's 1.13 M trees and their keys).
+    conn.execute("SET LOCAL backend_flush_after = '2MB'")
     restore = merge.drop_indexes_for_bulk(conn, None, keys=True)
     return restore, _drop_insert_triggers(conn)
 
