@@ -254,6 +254,29 @@ def test_inside_tiles_of_one_value_and_of_many_give_numpys_figures() -> None:
     assert np.isinf(got[1][1]) and np.isnan(got[1][4])  # as exactextract: inf − inf
 
 
+def test_results_gathered_by_column_are_exactextracts_own(tmp_path: Path) -> None:
+    # exactextract's results go straight to columns (no dictionary feature per zone): the
+    # same frame as its pandas output, zones over nodata only and class arrays included.
+    from exactextract import exact_extract
+
+    values = np.array([[1, 2, 2, -1], [3, 3, 1, -1], [1, 1, 2, -1]], dtype="int16")
+    zones = [box(0, 0, 2.5, 2), box(1.5, 0.5, 3, 3), box(3, 0, 4, 3), box(10, 10, 12, 12)]
+    wkbs = list(shapely.to_wkb(zones))
+    ops = ["count", "sum", "min", "max", "stdev", "unique", "frac"]
+    with rasterio.open(make_raster(tmp_path / "c.tif", values)) as dataset:
+        source = zonal._BandSource(dataset, 1)
+        wkt = dataset.crs.to_wkt()
+        ours = zonal._extract(source, wkbs, [7, 8, 9, 10], wkt, ops, "feature-sequential")
+        stock = exact_extract(source, zonal._ZoneSource(wkbs, [7, 8, 9, 10], wkt), ops,
+                              include_cols=[zonal.ZONE_INDEX], output="pandas")
+    assert list(ours.columns) == list(stock.columns) and list(ours[zonal.ZONE_INDEX]) == [7, 8, 9, 10]
+    for name in ("count", "sum", "min", "max", "stdev"):
+        assert ours[name].to_numpy(float) == pytest.approx(stock[name].to_numpy(float), nan_ok=True)
+    assert [list(u) for u in ours["unique"]] == [list(u) for u in stock["unique"]]
+    assert [list(f) for f in ours["frac"]] == [list(f) for f in stock["frac"]]
+    assert ours["count"][2] == 0 and np.isnan(ours["min"][2])  # nodata cells only
+
+
 def test_worker_processes_give_the_same_figures_and_class_shares(tmp_path: Path) -> None:
     # Zones shared out over processes by bands of the raster: every figure as in one process.
     rng = np.random.default_rng(7)

@@ -39,6 +39,7 @@ import psycopg
 import shapely
 from exactextract.feature import Feature, FeatureSource
 from exactextract.raster import NumPyRasterSource, RasterioRasterSource
+from exactextract.writer import Writer
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from rasterio import windows
@@ -326,6 +327,53 @@ def spatial_parts(geometries: Any, cells: np.ndarray, parts: int) -> list[np.nda
     return [p for p in np.split(order, cuts) if len(p)]
 
 
+class _ColumnSink(Feature):
+    """Where exactextract copies each zone's results: appended to one list per field."""
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        Feature.__init__(self)
+        self.append = {name: column.append for name, column in columns.items()}
+
+    def set(self, name: str, value: Any) -> None:
+        self.append[name](value)
+
+    def set_geometry(self, geometry: Any) -> None:
+        pass  # no geometry is asked for
+
+
+class _ColumnWriter(Writer):
+    """exactextract's ``pandas`` output without a GeoJSON-like feature per zone.
+
+    Its writer copies every zone's fields into a new dictionary feature and then appends each
+    field to a column; here they go straight to the columns (measured: 3–6 % of exactextract's
+    CPU on the stands and the communes' pieces).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self.columns: dict[str, list[Any]] = {name: [] for name in names}
+        self.sink = _ColumnSink(self.columns)
+        self.rows = 0
+
+    def add_operation(self, op: Any) -> None:
+        pass  # the columns are known from the start
+
+    def add_column(self, col_name: str) -> None:
+        pass
+
+    def write(self, feature: Any) -> None:
+        feature.copy_to(self.sink)
+        self.rows += 1
+        for column in self.columns.values():  # a field exactextract left unset: None
+            if len(column) < self.rows:
+                column.append(None)
+
+    def features(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns, copy=False)
+
+
 def _extract(
     source: _BandSource, wkbs: Sequence[bytes], indices: Sequence[int], wkt: str,
     ops: Sequence[str], strategy: str,
@@ -334,7 +382,7 @@ def _extract(
 
     frame: pd.DataFrame = exact_extract(
         source, _ZoneSource(wkbs, indices, wkt), list(ops), include_cols=[ZONE_INDEX],
-        output="pandas", strategy=strategy,
+        output=_ColumnWriter([ZONE_INDEX, *ops]), strategy=strategy,
     )
     return frame
 
