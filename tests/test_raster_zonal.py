@@ -227,6 +227,33 @@ def test_large_zones_cut_at_tiles_give_the_whole_zones_figures(
     assert (rectangle["min"], rectangle["max"]) == (cells.min(), cells.max())
 
 
+def test_a_cut_zone_is_its_pieces_tiles_and_strips_each_cell_once() -> None:
+    # Runs of edge tiles are narrowed to the columns the rings cross; the sides inside the
+    # zone are summed as strips of cells: pieces, tiles and strips cover the zone once.
+    transform = from_origin(X0, Y0, 10, 10)
+    zones = [shapely.Point(X0 + 3500, Y0 - 3500).buffer(3300),
+             shapely.Polygon([(X0 + 3500, Y0 - 100), (X0 + 6900, Y0 - 3500),
+                              (X0 + 3500, Y0 - 6900), (X0 + 100, Y0 - 3500)]),
+             box(64, 128, 448, 576),  # edges on the tiles' sides
+             shapely.Point(X0 + 3000, Y0 - 3000).buffer(2500).difference(
+                 shapely.Point(X0 + 3100, Y0 - 2900).buffer(1200))]
+    split = interior.split_zones(np.asarray(zones, dtype=object), list(shapely.to_wkb(zones)),
+                                 [0, 1, 2, 3], transform, 700, 700)
+    assert split is not None and len(split.strips)
+    pieces = shapely.area(shapely.from_wkb(split.pieces)) / 100
+    tile = interior.TILE
+    for k, zone in enumerate(zones):
+        cells = (pieces[split.piece_owner == k].sum() + tile * tile * (split.tile_owner == k).sum()
+                 + tile * (split.strip_owner == k).sum())
+        assert cells == pytest.approx(zone.area / 100, rel=1e-12), k
+    strips = {(int(k), int(r), int(c))
+              for k, (r, c) in zip(split.strip_owner, split.strips, strict=True)}
+    tiles = {(int(k), int(r), int(c))
+             for k, (r, c) in zip(split.tile_owner, split.tiles, strict=True)}
+    assert len(strips) == len(split.strips)  # no strip twice in a zone
+    assert not any((k, r - r % tile, c - c % tile) in tiles for k, r, c in strips)  # nor in a tile
+
+
 def test_inside_tiles_of_one_value_and_of_many_give_numpys_figures() -> None:
     # Tiles of one value take a short cut (their sum is n × the value, their spread 0); tiles
     # of one infinite value, of many values, with nodata or NaN cells are summed cell by cell.

@@ -531,7 +531,7 @@ class _Prepared:
     indices: Sequence[int]
     values: _Values | None  # the band under the part, else exactextract reads the file
     split: interior.Split | None  # the large zones cut at tiles, else every zone whole
-    tiles: np.ndarray | None  # the figures of the split's inside tiles
+    tiles: np.ndarray | None  # the figures of the split's inside tiles and strips
     strategy: str
 
 
@@ -551,10 +551,10 @@ def _prepare(
         split = interior.split_zones(
             geometries, wkbs, indices, dataset.transform, dataset.width, dataset.height
         )
-        if split is not None and len(split.tiles):
+        if split is not None and split.has_inside:
             how = _strategy(_zone_cells(shapely.from_wkb(split.pieces), dataset.res))
-            tiles = interior.tile_figures(values.array, values.origin,
-                                          dataset.nodatavals[source.band_idx - 1], split.tiles)
+            tiles = interior.inside_figures(values.array, values.origin,
+                                            dataset.nodatavals[source.band_idx - 1], split)
             return _Prepared(wkbs, indices, values, split, tiles, how)
     return _Prepared(wkbs, indices, values, None, None,
                      _strategy(_zone_cells(geometries, dataset.res)))
@@ -571,7 +571,7 @@ def _finish(source: _BandSource, part: _Prepared, wkt: str, ops: Sequence[str]) 
                        interior.piece_ops(ops), part.strategy)
     figures = figures.sort_values(ZONE_INDEX).reset_index(drop=True)
     return interior.pool(part.indices, figures, split.piece_owner, part.tiles,
-                         split.tile_owner, ops)
+                         split.inside_owner, ops)
 
 
 class _Claims:
