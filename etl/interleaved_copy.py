@@ -46,6 +46,7 @@ class InterleavedCopy:
         self.targets = targets
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=DEPTH)
         self._failed: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._send, name="interleaved-copy", daemon=True)
 
     def __enter__(self) -> InterleavedCopy:
@@ -54,6 +55,7 @@ class InterleavedCopy:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._closed = True
         self._put(_END)
         self._thread.join()
         if self._failed is not None and exc is None:
@@ -63,6 +65,8 @@ class InterleavedCopy:
         """Queue encoded rows for ``target``; raise what an earlier COPY raised."""
         if target not in self.targets:
             raise KeyError(target)
+        if self._closed or not self._thread.ident:
+            raise RuntimeError("InterleavedCopy.write outside its with block")
         self._put((target, rows))
         if self._failed is not None:
             raise self._failed
