@@ -132,7 +132,7 @@ def _inside_strips(
 ) -> np.ndarray:
     """(row, column) of each TILE × 1 strip of the sides ``col0``…``col1`` inside ``geom``.
 
-    Each side holds no ring (:func:`_shrunk`), so its middle says whether it is inside.
+    Each side holds no ring (:func:`_narrowed`), so its middle says whether it is inside.
     """
     wide = col1 > col0
     row, col0, col1 = row[wide], col0[wide], col1[wide]
