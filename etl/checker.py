@@ -192,22 +192,34 @@ class Resolved:
     finding: Finding | None
 
 
+Typed = Callable[[pa.Array], tuple[np.ndarray, np.ndarray]]   # cells → (values, which read)
+
+
 def lookup(column: pa.Array | None, n: int, label: str, resolve: Resolve,
-           empty: object = None, dtype: Any = object, *, quoted: bool = True) -> Resolved:
+           empty: object = None, dtype: Any = object, *, quoted: bool = True,
+           typed: Typed | None = None) -> Resolved:
     """Resolve each distinct (trimmed) value of a column once; a problem refuses its rows.
 
     ``resolve(raw)`` gives (value, problem); an empty cell gives ``empty`` and no problem.
     The reason is ``label: 'raw' problem``, or ``label: problem`` when not ``quoted`` (a
-    problem that quotes the value itself).
+    problem that quotes the value itself). ``typed`` reads the distinct cells at once, giving
+    their values and which of them it read as ``resolve`` would, with no problem (e.g.
+    :func:`iso_days`); the others go to ``resolve``.
     """
     if column is None:
         return Resolved(np.full(n, empty, dtype=dtype), None)
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(as_text(column))
-    dictionary = as_text(column.dictionary).to_pylist()
-    values: list[object] = [empty] * (len(dictionary) + 1)        # the last: a null cell
+    cells = as_text(column.dictionary)
+    count = len(cells)
+    values: list[object] = [empty] * (count + 1)        # the last: a null cell
+    read_at_once = (np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool))
+    if typed is not None and count:
+        read_at_once = typed(cells)
+    left = np.flatnonzero(~read_at_once[1])
     problems: dict[int, str] = {}
-    for i, cell in enumerate(dictionary):
+    left_cells = (cells if len(left) == count else cells.take(pa.array(left))).to_pylist()
+    for i, cell in zip(left.tolist(), left_cells, strict=True):
         raw = (cell or "").strip(" ")
         if not raw:
             continue
@@ -216,12 +228,44 @@ def lookup(column: pa.Array | None, n: int, label: str, resolve: Resolve,
             problems[i] = f"{label}: {shown(raw)} {problem}" if quoted else f"{label}: {problem}"
         else:
             values[i] = value
-    indices = pc.fill_null(column.indices, len(dictionary)).to_numpy(zero_copy_only=False)
-    typed = np.array(values, dtype=dtype)[indices]
+    table = np.array(values, dtype=dtype)
+    if typed is not None and count and read_at_once[1].any():
+        table[:count][read_at_once[1]] = read_at_once[0][read_at_once[1]]
+    indices = pc.fill_null(column.indices, count).to_numpy(zero_copy_only=False)
+    typed_values = table[indices]
     if not problems:
-        return Resolved(typed, None)
+        return Resolved(typed_values, None)
     rows = np.flatnonzero(np.isin(indices, list(problems)))
-    return Resolved(typed, Finding(rows, [problems[int(i)] for i in indices[rows]], label))
+    return Resolved(typed_values, Finding(rows, [problems[int(i)] for i in indices[rows]], label))
+
+
+_ISO_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def iso_days(cells: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The days of the cells written as ISO dates that :func:`parse_date` takes as they are.
+
+    Read by Arrow at once (a survey's batch holds thousands of distinct planting days): a
+    cell of exactly that form naming a day from 1800 to today; any other cell is left to
+    :func:`parse_date` (also every one of a batch with a day that does not exist, 2008-02-30,
+    which Arrow refuses for the whole array). Returns the days (``datetime64[D]``) and which.
+    """
+    days = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[D]")
+    iso = pc.fill_null(pc.match_substring_regex(cells, _ISO_DAY), False)
+    which = iso.to_numpy(zero_copy_only=False)
+    if not which.any():
+        return days, which
+    try:
+        parsed = pc.cast(cells.filter(iso), pa.date32())
+    except pa.ArrowInvalid:
+        return days, np.zeros(len(cells), dtype=bool)
+    values = parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    ok = (values >= np.datetime64("1800-01-01")) & (values <= np.datetime64(dt.date.today()))
+    at = np.flatnonzero(which)
+    which = np.zeros(len(cells), dtype=bool)
+    which[at[ok]] = True
+    days[at[ok]] = values[ok]
+    return days, which
 
 
 # -- dates and years -------------------------------------------------------------------------------

@@ -92,3 +92,29 @@ def test_a_table_of_rules_checks_every_field_of_every_row() -> None:
 def test_the_tree_ranges_are_data(name: str, low: float, high: float, unit: str) -> None:
     rule = TREES[name]
     assert (rule.kind, rule.range, rule.unit) == ("number", (low, high), unit)
+
+
+def _planting_days(typed: checker.Typed | None, cells: list[str | None]) -> tuple[list, dict]:
+    """Each row's day and the problems, as the tree checker reads planting dates."""
+    def resolve(raw: str) -> tuple[object, str | None]:
+        day, problem = checker.parse_date(raw)
+        return (np.datetime64(day) if day else None), problem
+
+    column = pa.array(cells, pa.string()).dictionary_encode()
+    found = checker.lookup(column, len(cells), "Ngày trồng", resolve,
+                           np.datetime64("NaT", "D"), "datetime64[D]", typed=typed)
+    problems = checker.Problems(len(cells))
+    problems.extend([found.finding])
+    return [str(v) for v in found.values], problems.reasons()
+
+
+@pytest.mark.parametrize("odd", [None, "2008-02-30"])
+def test_iso_planting_days_read_at_once_are_the_days_each_cell_gives(odd: str | None) -> None:
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    cells = ["2008-10-30", "2008-02-29", "2007-02-29", "1799-12-31", "1800-01-01", tomorrow,
+             dt.date.today().isoformat(), "0000-01-01", " 2008-01-05", "2008-1-5",
+             "30/10/2008", "２００８-10-30", "2008-10-30", "", None, "2008-13-01", odd]
+    read, which = checker.iso_days(pa.array(["2008-02-29", "1799-12-31", "30/10/2008"]))
+    assert [str(v) for v in read] == ["2008-02-29", "NaT", "NaT"]
+    assert which.tolist() == [True, False, False]
+    assert _planting_days(checker.iso_days, cells) == _planting_days(None, cells)
