@@ -293,7 +293,8 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
              for i, name in enumerate(names)}
     ragged = _RaggedRow(table, None if lines is None else _line_of(lines))
     options = {
-        # One thread: the other core is the server's, storing the previous batch.
+        # One thread, a batch ahead of the checks (arrow_csv.ahead): the other core is the
+        # server's, storing the previous batch.
         # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
         # A legacy encoding (TCVN3, VNI, Windows-1258: etl.encodings) is decoded by Arrow
         # through the Python codec as the bytes come in.
@@ -313,7 +314,8 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
     # is handed over, no reference kept: arrow_csv waits until Arrow's thread has released it.
     done = 0
     try:
-        for batch, at in arrow_csv.batches(_stream(table, lines, data), **options):
+        for batch, at in arrow_csv.ahead(arrow_csv.batches(_stream(table, lines, data),
+                                                           **options)):
             yield composed(batch) if decomposed_tones(table) else batch
             if tick:
                 tick(at - done)
