@@ -68,3 +68,19 @@ def test_a_killed_load_leaves_nothing(settings_env: str, tmp_path: Path) -> None
             time.sleep(0.1)
         assert conn.execute("SELECT count(*), (SELECT count(*) FROM smarttrees.tree_history) "
                             "FROM smarttrees.trees").fetchone() == (0, 0)
+
+
+def test_a_load_ends_with_its_code_its_output_and_its_exit_functions(tmp_path: Path) -> None:
+    # The loaders end without the interpreter's teardown (smarttrees.cli._end_now): what the
+    # teardown would do for a user still happens.
+    (tmp_path / "empty.csv").write_bytes(b"")
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('exit functions ran'))\n"
+              "from smarttrees.cli import main\n"
+              "sys.argv = ['smarttrees', 'load', 'trees', sys.argv[1]]\n"
+              "main()\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "empty.csv")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: empty.csv: the file is empty"
+    assert result.stdout.strip() == "exit functions ran"
