@@ -146,6 +146,14 @@ def _run(path: Path, key: Key, read: _Read) -> None:
         read.digested.set()
     if read.stop.is_set():
         return
+    try:
+        _split(data, read)
+    except Exception:  # noqa: BLE001 - not split here: the loader splits the file itself
+        read.lines, read.split = None, False
+
+
+def _split(data: bytes, read: _Read) -> None:
+    """Every line's start, length and hash into ``read`` (see :class:`_Read`)."""
     import numpy as np
 
     from etl import hashing, line_digests

@@ -108,7 +108,9 @@ def main() -> None:
     try:
         _main()
     except SystemExit as exc:
-        if [a for a in sys.argv[1:] if not a.startswith("-")][:1] == ["load"]:
+        # (Not under a profiler or tracer: cProfile and coverage write their data after it.)
+        if [a for a in sys.argv[1:] if not a.startswith("-")][:1] == ["load"] \
+                and sys.getprofile() is None and sys.gettrace() is None:
             _end_now(exc.code)
         raise
 
