@@ -6,10 +6,12 @@ row is checked: their SHA-256 (the run record that recognises a file loaded befo
 (``etl.line_digests``). On the province's 105 MB survey that is about 0.9 s of CPU, which
 used to run on the loader's thread, read the file twice, and leave the server idle. Started
 here first (:func:`start_from_argv`, before the loader's modules are imported, as
-``etl.xlsx_prefetch`` does for workbooks), it runs beside the imports and the opening steps:
-hashlib and numpy's loops let go of Python's lock. The readers take the results
-(:func:`sha256`, :func:`lines`) when the read was started for that very file (same path, size
-and modification time), else read the file themselves; both ways give the same values.
+``etl.xlsx_prefetch`` does for workbooks), the read and its SHA-256 run beside the imports
+(hashlib lets go of Python's lock), and the split and the hashes beside the loader's opening
+steps, once it has found the file is not one loaded before (:func:`split_now`). The readers
+take the results (:func:`sha256`, :func:`lines`) when the read was started for that very file
+(same path, size and modification time), else read the file themselves; both ways give the
+same values.
 
 This module imports nothing heavy: it runs before the loader's imports.
 """
@@ -27,6 +29,7 @@ MAX_BYTES = 512 << 20
 SUFFIXES = (".csv", ".txt", ".tsv")
 # Lines are hashed here only when none is longer (the default field limit, Limits.field_bytes).
 HASHED_LINE_BYTES = 1 << 20
+HASHED_AT_ONCE = 1 << 17          # lines hashed between two looks at whether to stop
 
 Key = tuple[str, int, int]           # resolved path, size, modification time
 
@@ -43,6 +46,7 @@ class _Read:
     # lines are not the rows (etl.line_digests.spans).
     lines: tuple[Any, Any, Any] | None = None
     split: bool = False                  # the lines were looked for (found or not)
+    go: threading.Event = field(default_factory=threading.Event)     # split them (or stop)
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -80,8 +84,9 @@ def start(paths: list[Path]) -> None:
                 or paths[0].suffix.lower() not in SUFFIXES):
             return
         read = _Read()
+        # A daemon: it may wait for split_now() that a refused load never calls.
         read.thread = threading.Thread(target=_run, args=(Path(key[0]), key, read),
-                                       name="csv-prefetch")
+                                       name="csv-prefetch", daemon=True)
         _STARTED[key] = read
     read.thread.start()
 
@@ -95,7 +100,20 @@ def release() -> None:
 def _let_go() -> None:
     for read in _STARTED.values():
         read.stop.set()
+        read.go.set()
     _STARTED.clear()
+
+
+def split_now() -> None:
+    """The lines of the file read will be needed: split and hash them now.
+
+    The loader says so once the file is not one loaded before (its run record): until then
+    the thread has only read the file and taken its SHA-256, work an unchanged file needs
+    too, and leaves the loader's imports the other core.
+    """
+    with _LOCK:
+        for read in _STARTED.values():
+            read.go.set()
 
 
 def sha256(path: Path) -> str | None:
@@ -118,6 +136,7 @@ def lines(path: Path) -> tuple[bytes, tuple[Any, Any, Any] | None] | None:
         read = _STARTED.get(key) if key is not None else None
     if read is None or read.thread is None:
         return None
+    read.go.set()
     read.thread.join()
     with _LOCK:
         _STARTED.pop(key, None)     # type: ignore[arg-type]
@@ -144,6 +163,7 @@ def _run(path: Path, key: Key, read: _Read) -> None:
         read.data = data
     finally:
         read.digested.set()
+    read.go.wait()
     if read.stop.is_set():
         return
     try:
@@ -165,8 +185,17 @@ def _split(data: bytes, read: _Read) -> None:
         starts, lengths = found
         # A line costs a round of numpy calls per 8 of its bytes: one over the field limit is
         # refused before it is hashed (etl.line_digests.read), so none is hashed here.
-        hashes = (hashing.span_hash(np.frombuffer(data, np.uint8), starts, lengths)
-                  if int(lengths.max(initial=0)) <= HASHED_LINE_BYTES else None)
+        hashes = None
+        if int(lengths.max(initial=0)) <= HASHED_LINE_BYTES:
+            # A part at a time: a load that needs no lines (its file known by its run record)
+            # lets go of the read, and the thread stops within a part.
+            u8 = np.frombuffer(data, np.uint8)
+            words, hashes = hashing.padded_words(u8), np.empty(len(starts), np.uint64)
+            for at in range(0, len(starts), HASHED_AT_ONCE):
+                if read.stop.is_set():
+                    return
+                part = slice(at, at + HASHED_AT_ONCE)
+                hashes[part] = hashing.span_hash(u8, starts[part], lengths[part], words)
         read.lines = (starts, lengths, hashes)
     read.split = True
 

@@ -172,6 +172,7 @@ def load_trees(url: str | None, paths: list[Path], options: LoadOptions | None =
                 runs.record(conn, print_, _files_record(result, file_digests), actor, skipped=True)
             result.written = not options.dry_run
             return result
+        csv_prefetch.split_now()           # the lines are needed: split while the rest opens
         species = validate.SpeciesIndex.from_db(conn)
         files = _inputs(conn, plans, tables, options, species, progress)
         if not options.dry_run and direct.claim_empty_inventory(conn):

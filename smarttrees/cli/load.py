@@ -73,7 +73,10 @@ def trees(
     options = LoadOptions(mapping=mapping, crs=crs, encoding=encoding, dry_run=dry_run,
                           strict=strict, rejects=rejects, source_name=source_name)
     with bar:
-        result = load_trees(None, files, options, update)
+        try:
+            result = load_trees(None, files, options, update)
+        finally:
+            csv_prefetch.release()         # a read not taken (a refused file) is let go
     for f in result.files:
         typer.echo(f"{f.path.name}: {f.rows} rows ({f.source_crs}): inserted {f.inserted}, "
                    f"updated {f.updated}, unchanged {f.unchanged}, refused {f.refused}")
