@@ -16,7 +16,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from etl import checker, digests, line_digests
+from etl import checker, hashing, line_digests
 from etl.errors import InputError
 from etl.trees import load_trees
 from tests.fixtures.databases import TEMPLATE, copied_database
@@ -105,7 +105,7 @@ def test_lines_that_are_not_rows_are_not_split(data: bytes) -> None:
 
 
 def _span_digest(data: bytes, start: int, length: int) -> int:
-    """One span's digest as etl.digests defines it, word by word in plain integers."""
+    """One span's digest as etl.hashing defines it, word by word in plain integers."""
     mask = (1 << 64) - 1
 
     def mix(h: int) -> int:
@@ -131,7 +131,7 @@ def test_span_digests_are_the_ones_earlier_loads_stored() -> None:
     starts = np.array([5, 0, 100, 1_992, 200, 300, 1_984, 400, 500, 1_997, 2_000, 600, 0])
     expected = [_span_digest(data.tobytes(), int(s), int(n))
                 for s, n in zip(starts, lengths, strict=True)]
-    assert digests.span_hash(data, starts, lengths).tolist() == expected
+    assert hashing.span_hash(data, starts, lengths).tolist() == expected
 
 
 @pytest.mark.parametrize("raw", ["2008-10-30", " 1999-01-01 ", "2008-02-30", "0000-01-01",
