@@ -13,17 +13,15 @@ once Arrow has let go of the stream.
 
 from __future__ import annotations
 
-import queue
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 RELEASE_WAIT_S = 5.0   # a bound, never reached in practice: the release follows the reader's end
-T = TypeVar("T")
 
 
 def batches(stream: Any, **options: Any) -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -50,48 +48,3 @@ def batches(stream: Any, **options: Any) -> Iterator[tuple[pa.RecordBatch, int]]
     if refusal is not None:
         raise refusal
 
-
-def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """``items``, each produced on a thread while the caller works on the one before.
-
-    For Arrow's parse of the next batch (it lets go of Python's lock) while the loader checks
-    this one: it took a sixth of the first load's thread, the server then waiting. At most
-    ``depth`` items wait; what ``items`` raises is raised here, in order. Leaving early stops
-    the thread after the item it is producing.
-    """
-    waiting: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-            put((True, done))
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-            put((False, exc))
-
-    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = waiting.get()
-            if not ok:
-                assert isinstance(item, BaseException)
-                raise item
-            if item is done:
-                return
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()

@@ -54,6 +54,7 @@ from etl.first_seen import FirstSeen
 from etl.mappings import Mapping
 from etl.readers import CheckedStream, Chunk, Table
 from etl.rules import TREES
+from smarttrees import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
              for i, name in enumerate(names)}
     ragged = _RaggedRow(table, None if lines is None else _line_of(lines))
     options = {
-        # One thread, a batch ahead of the checks (arrow_csv.ahead): the other core is the
+        # One thread, a batch ahead of the checks (smarttrees.read_ahead): the other core is the
         # server's, storing the previous batch.
         # A block holds whole rows: the checked stream (etl.limits) bounds them to half of one.
         # A legacy encoding (TCVN3, VNI, Windows-1258: etl.encodings) is decoded by Arrow
@@ -314,8 +315,8 @@ def read_batches(table: Table, columns: dict[str, int], tick: Tick | None = None
     # is handed over, no reference kept: arrow_csv waits until Arrow's thread has released it.
     done = 0
     try:
-        for batch, at in arrow_csv.ahead(arrow_csv.batches(_stream(table, lines, data),
-                                                           **options)):
+        for batch, at in read_ahead.ahead(arrow_csv.batches(_stream(table, lines, data),
+                                                            **options)):
             yield composed(batch) if decomposed_tones(table) else batch
             if tick:
                 tick(at - done)

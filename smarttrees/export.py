@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import pyarrow as pa
 import pyproj
 from psycopg import sql
 
-from smarttrees import catalog
+from smarttrees import catalog, read_ahead
 from smarttrees.errors import ExportError
 
 
@@ -281,45 +279,22 @@ def _prefetched(
     """The same stream, read ahead by a thread while GDAL writes; rows counted into ``counter``.
 
     Reading (ADBC) and writing (GDAL) both release the GIL, so the database's COPY and the
-    file's encoding overlap. The queue holds a few batches, which bounds the memory. When the
-    writer stops early (a full disk, a refused file), the reader is told to stop and is waited
-    for, so the connection is never closed under it and no thread is left behind.
+    file's encoding overlap (:func:`smarttrees.read_ahead.ahead`; a few batches wait, which
+    bounds the memory). When the writer stops early (a full disk, a refused file), the reader
+    is told to stop and is waited for, so the connection is never closed under it and no
+    thread is left behind.
     """
-    batches: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
-    stop = threading.Event()
+    batches = read_ahead.ahead(iter(reader), depth=4, name="export-reader")
 
-    def hand_over(item: pa.RecordBatch | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                batches.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            counter[0] += batch.num_rows
+            yield batch
 
-    def read() -> None:
-        try:
-            for batch in reader:
-                if not hand_over(batch):
-                    return
-            hand_over(None)
-        except BaseException as exc:  # handed to the writer's thread, which raises it
-            hand_over(exc)
-
-    def stream() -> Iterator[pa.RecordBatch]:
-        while (item := batches.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            counter[0] += item.num_rows
-            yield item
-
-    thread = threading.Thread(target=read, name="export-reader", daemon=True)
-    thread.start()
     try:
-        yield pa.RecordBatchReader.from_batches(reader.schema, stream())
+        yield pa.RecordBatchReader.from_batches(reader.schema, counted())
     finally:
-        stop.set()
-        thread.join()
+        batches.close()      # stops the reading thread and waits for it
 
 
 def _write(

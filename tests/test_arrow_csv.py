@@ -62,17 +62,3 @@ def test_a_stream_read_to_its_end_gives_every_row_and_its_position() -> None:
     assert sum(b.num_rows for b, _ in read) == 1000
     assert read[-1][1] == len(data)
 
-
-def test_items_read_ahead_come_in_order_then_what_their_source_raised() -> None:
-    def source():
-        yield from range(5)
-        raise ValueError("row 7: not a number")
-
-    seen = []
-    with pytest.raises(ValueError, match="row 7"):
-        for item in arrow_csv.ahead(source(), depth=2):
-            seen.append(item)
-    assert seen == [0, 1, 2, 3, 4]
-    early = arrow_csv.ahead(iter(range(1_000)))
-    assert [next(early), next(early)] == [0, 1]
-    early.close()                         # the thread stops: nothing waits on it
