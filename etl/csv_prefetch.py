@@ -5,7 +5,7 @@ row is checked: their SHA-256 (the run record that recognises a file loaded befo
 ``etl.runs.file_digest``), where each line starts and ends, and each line's hash
 (``etl.line_digests``). On the province's 105 MB survey that is about 0.9 s of CPU, which
 used to run on the loader's thread, read the file twice, and leave the server idle. Started
-here first (:func:`start_from_argv`, before the loader's modules are imported, as
+here first (``etl.prefetch.start_from_argv``, before the loader's modules are imported, as
 ``etl.xlsx_prefetch`` does for workbooks), the read and its SHA-256 run beside the imports
 (hashlib lets go of Python's lock), and the split and the hashes beside the loader's opening
 steps, once it has found the file is not one loaded before (:func:`split_now`). The readers
@@ -52,22 +52,6 @@ class _Read:
 
 _STARTED: dict[Key, _Read] = {}
 _LOCK = threading.Lock()
-
-
-def start_from_argv(argv: list[str]) -> None:
-    """:func:`start` from the command line (``load trees [options] FILE``), before the imports.
-
-    As ``etl.xlsx_prefetch.start_from_argv``: the files are the words after ``trees`` that
-    name existing files; only a load of one CSV starts a read.
-    """
-    words = [a for a in argv if not a.startswith("-")]
-    if words[:2] != ["load", "trees"] or "--help" in argv:
-        return
-    try:
-        files = [Path(w) for w in words[2:] if Path(w).is_file()]
-    except (OSError, ValueError):
-        return
-    start(files)
 
 
 def start(paths: list[Path]) -> None:

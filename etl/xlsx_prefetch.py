@@ -25,30 +25,12 @@ _LOCK = threading.Lock()
 ALWAYS_READ = 1 << 20
 
 
-def start_from_argv(argv: list[str]) -> None:
-    """:func:`start` from the command line, before the command's modules are imported.
-
-    ``argv`` (without the program) as ``load trees [options] FILE…``: the files are the words
-    after ``trees`` that name existing files (an option's value that names a file counts as one,
-    so that only a load of one workbook and no other file starts a read). :func:`start` with
-    the files the command was given then keeps that read or lets it go.
-    """
-    words = [a for a in argv if not a.startswith("-")]
-    if words[:2] != ["load", "trees"] or "--help" in argv:
-        return
-    try:
-        files = [Path(w) for w in words[2:] if Path(w).is_file()]
-    except (OSError, ValueError):
-        return
-    start(files)
-
-
 def start(paths: list[Path]) -> None:
     """Start reading the sheet of ``paths`` when it is a single workbook; else do nothing.
 
-    A read started for that very file (:func:`start_from_argv`) is kept. Never raises: whatever
-    is wrong with the file, the loader says it when it opens it. A workbook whose shared text
-    table the loader would refuse (``etl.readers``) is not read.
+    A read started for that very file (``etl.prefetch.start_from_argv``) is kept. Never
+    raises: whatever is wrong with the file, the loader says it when it opens it. A workbook
+    whose shared text table the loader would refuse (``etl.readers``) is not read.
     """
     try:
         key = _key(paths[0]) if len(paths) == 1 else None

@@ -12,7 +12,7 @@ import openpyxl
 import pyarrow as pa
 import pytest
 
-from etl import arrow_readers, xlsx_arrow, xlsx_prefetch
+from etl import arrow_readers, prefetch, xlsx_arrow, xlsx_prefetch
 from etl.errors import InputError
 from etl.readers import open_table
 
@@ -155,9 +155,9 @@ def test_the_command_line_reads_ahead_only_a_load_of_one_workbook(tmp_path: Path
                         (["load", "trees", str(book), "--help"], False),
                         (["export", "trees", str(book)], False)]:
         xlsx_prefetch.start([])          # nothing started
-        xlsx_prefetch.start_from_argv(argv)
+        prefetch.start_from_argv(argv)
         assert bool(xlsx_prefetch._STARTED) == ahead, argv
-    xlsx_prefetch.start_from_argv(["load", "trees", str(book)])
+    prefetch.start_from_argv(["load", "trees", str(book)])
     started = dict(xlsx_prefetch._STARTED)
     xlsx_prefetch.start([book])          # the command's own files: the same read kept
     assert started == xlsx_prefetch._STARTED

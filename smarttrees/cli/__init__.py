@@ -141,13 +141,12 @@ def _end_now(code: object) -> NoReturn:
 
 
 def _main() -> None:
-    from etl import csv_prefetch, xlsx_prefetch
+    from etl import prefetch
     from smarttrees.cli import failures
 
     # `load trees` on one workbook: its sheet is read in Rust while the commands are imported;
     # on one CSV, its bytes are read, digested and split into lines meanwhile.
-    xlsx_prefetch.start_from_argv(sys.argv[1:])
-    csv_prefetch.start_from_argv(sys.argv[1:])
+    prefetch.start_from_argv(sys.argv[1:])
     try:
         _register()
         app()   # click's usage errors and --help end here, as click words them

@@ -61,12 +61,11 @@ def trees(
                                     help="Source recorded in the history (default: file name)."),
 ) -> None:
     """Load tree surveys into the tree inventory; tree_code is the key."""
-    from etl import csv_prefetch, xlsx_prefetch
+    from etl import csv_prefetch, prefetch
 
     # A workbook is read in Rust while the loader's modules are imported (etl.xlsx_prefetch),
     # a CSV read and split into lines (etl.csv_prefetch).
-    xlsx_prefetch.start(files)
-    csv_prefetch.start(files)
+    prefetch.start(files)
     from etl.trees import LoadOptions, load_trees
 
     bar, update = _progress()
